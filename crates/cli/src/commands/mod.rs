@@ -1,0 +1,5 @@
+pub mod export;
+pub mod load;
+pub mod query;
+pub mod repo;
+pub mod serve;

@@ -1,0 +1,78 @@
+//! The `quadmesh` command: the server, and client commands that speak its REST API
+//! (repositories, loading, queries, export) with agtool's REPO-SPEC.
+
+mod client;
+mod commands;
+mod spec;
+
+use anyhow::Result;
+use std::process::ExitCode;
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(name = "quadmesh", version, about = "Multi-master replicated RDF/SPARQL database server")]
+struct Cli {
+    /// Log format: text for people, json for log collectors.
+    #[arg(long, global = true, env = "QUADMESH_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    /// Log filter, e.g. info or quadmesh_server=debug (RUST_LOG works too).
+    #[arg(long, global = true, env = "QUADMESH_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a quadmesh server.
+    Serve(commands::serve::ServeArgs),
+    /// Create, delete or list repositories.
+    #[command(subcommand)]
+    Repo(commands::repo::RepoCommand),
+    /// Load RDF files into a repository.
+    Load(commands::load::LoadArgs),
+    /// Run a SPARQL query.
+    Query(commands::query::QueryArgs),
+    /// Write every statement of a repository.
+    Export(commands::export::ExportArgs),
+}
+
+fn init_logging(cli: &Cli) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain of causes, without a backtrace: users get the message.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Serve(args) => commands::serve::run(args).await,
+        Command::Repo(command) => commands::repo::run(command).await,
+        Command::Load(args) => commands::load::run(args).await,
+        Command::Query(args) => commands::query::run(args).await,
+        Command::Export(args) => commands::export::run(args).await,
+    }
+}

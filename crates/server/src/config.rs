@@ -1,0 +1,35 @@
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How one quadmesh server runs. Built by the CLI from flags and environment.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub bind: IpAddr,
+    pub port: u16,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Timeout of a query that names none.
+    pub default_query_timeout: Option<Duration>,
+    /// Lifetime of a session that names none (agraph-python pings every 250 s).
+    pub default_session_lifetime: Duration,
+    pub max_session_lifetime: Duration,
+    /// Sync the replication log on every commit.
+    pub fsync: bool,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 10035,
+            max_body_bytes: 1 << 30,
+            default_query_timeout: None,
+            default_session_lifetime: Duration::from_secs(300),
+            max_session_lifetime: Duration::from_secs(24 * 3600),
+            fsync: true,
+        }
+    }
+}

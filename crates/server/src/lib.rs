@@ -1,0 +1,102 @@
+//! The HTTP server of quadmesh: AllegroGraph's REST protocol and the W3C SPARQL
+//! protocols over the storage layer. This is the only crate that knows HTTP and JSON.
+
+mod auth;
+mod config;
+mod error;
+mod formats;
+mod middleware;
+mod params;
+mod results;
+mod routes;
+mod sessions;
+mod state;
+mod target;
+mod terms;
+
+pub use auth::{Auth, AuthError};
+pub use config::ServerConfig;
+pub use error::ApiError;
+pub use results::render_table;
+pub use routes::server::VERSION;
+
+use quadmesh_repl::{HybridClock, SystemClock};
+use quadmesh_store::{Catalog, LogOptions, RepositoryOptions};
+use state::AppState;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("cannot open the data directory: {0}")]
+    Store(#[from] quadmesh_store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Maximum clock offset tolerated from a peer, in milliseconds.
+const MAX_CLOCK_OFFSET_MS: u64 = 500;
+
+/// Runs a server until `shutdown` resolves; then stops taking requests, finishes the
+/// ones in flight and checkpoints every repository.
+pub async fn serve(
+    config: ServerConfig,
+    credentials: Option<(String, String)>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let auth = Auth::init(&config.data_dir, credentials)?;
+    let clock = Arc::new(HybridClock::new(SystemClock, MAX_CLOCK_OFFSET_MS));
+    let options = RepositoryOptions {
+        log: LogOptions {
+            fsync: config.fsync,
+            ..LogOptions::default()
+        },
+        ..RepositoryOptions::default()
+    };
+    let data_dir = config.data_dir.clone();
+    let catalog = tokio::task::spawn_blocking(move || Catalog::open(&data_dir, clock, options))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    let addr = SocketAddr::new(config.bind, config.port);
+    let state = AppState::new(config, catalog, auth);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "quadmesh is listening");
+
+    let maintenance = tokio::spawn(maintain(state.clone()));
+    axum::serve(listener, routes::router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    maintenance.abort();
+    tokio::task::spawn_blocking(move || state.catalog.checkpoint_all())
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    tracing::info!("quadmesh stopped");
+    Ok(())
+}
+
+/// Background upkeep: expire sessions every second, checkpoint every minute.
+async fn maintain(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut seconds = 0u64;
+    loop {
+        tick.tick().await;
+        state.sessions.reap();
+        seconds += 1;
+        if seconds % 60 == 0 {
+            let state = state.clone();
+            let result = tokio::task::spawn_blocking(move || state.catalog.checkpoint_all()).await;
+            if let Ok(Err(e)) = result {
+                tracing::error!(error = %e, "periodic checkpoint failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The SPARQL 1.1 Graph Store HTTP Protocol at `/rdf-graphs/service` (`?graph=IRI` or
+//! `?default`).
+
+use crate::error::{blocking, ApiError, ApiResult};
+use crate::formats::{graph_format, rdf_content_type};
+use crate::params::Params;
+use crate::results::write_quads;
+use crate::target::Target;
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use quadmesh_store::oxigraph::io::RdfFormat;
+use quadmesh_store::oxigraph::model::{GraphName, NamedNode};
+use quadmesh_store::{parse_rdf, BlankNodes};
+
+fn graph_of(params: &Params) -> ApiResult<GraphName> {
+    match (params.get("graph"), params.has("default")) {
+        (Some(_), true) => Err(ApiError::BadRequest("give either 'graph' or 'default', not both".into())),
+        (Some(iri), false) => NamedNode::new(iri)
+            .map(GraphName::from)
+            .map_err(|e| ApiError::BadRequest(format!("invalid graph IRI '{iri}': {e}"))),
+        (None, true) => Ok(GraphName::DefaultGraph),
+        (None, false) => Err(ApiError::BadRequest(
+            "name the graph with '?graph=IRI', or use '?default' for the default graph".into(),
+        )),
+    }
+}
+
+pub async fn handle(target: Target, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let params = Params::from_uri(&uri);
+    let graph = graph_of(&params)?;
+    match method {
+        Method::GET | Method::HEAD => {
+            let format = graph_format(&headers, None, RdfFormat::Turtle)?;
+            let g = graph.clone();
+            let (body, found) = blocking(move || {
+                Ok(target.read(|view| {
+                    let quads = view.quads(None, None, None, Some(g.as_ref()))?;
+                    let found = !quads.is_empty() || g.is_default_graph();
+                    Ok((write_quads(quads.into_iter().map(Ok), format)?, found))
+                })?)
+            })
+            .await?;
+            if !found {
+                return Err(ApiError::NotFound(format!("graph {graph} does not exist")));
+            }
+            let body = if method == Method::HEAD { Vec::new() } else { body };
+            Ok(([(header::CONTENT_TYPE, format.media_type())], body).into_response())
+        }
+        Method::PUT | Method::POST => {
+            let format = rdf_content_type(&headers)?;
+            let replace = method == Method::PUT;
+            let g = graph.clone();
+            let created = blocking(move || {
+                let quads = parse_rdf(format, &body, None, Some(&g), BlankNodes::Rename)?;
+                let mut existed = false;
+                target.write(|tracker| {
+                    let old = tracker
+                        .transaction()
+                        .quads_for_pattern(None, None, None, Some(g.as_ref()))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    existed = !old.is_empty();
+                    if replace {
+                        for quad in old {
+                            tracker.remove(quad)?;
+                        }
+                    }
+                    for mut quad in quads {
+                        quad.graph_name = g.clone();
+                        tracker.insert(quad)?;
+                    }
+                    Ok(())
+                })?;
+                Ok(!existed)
+            })
+            .await?;
+            Ok(if created && !graph.is_default_graph() { StatusCode::CREATED } else { StatusCode::NO_CONTENT }.into_response())
+        }
+        Method::DELETE => {
+            let g = graph.clone();
+            let existed = blocking(move || {
+                let mut existed = false;
+                target.write(|tracker| {
+                    let old = tracker
+                        .transaction()
+                        .quads_for_pattern(None, None, None, Some(g.as_ref()))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    existed = !old.is_empty();
+                    for quad in old {
+                        tracker.remove(quad)?;
+                    }
+                    Ok(())
+                })?;
+                Ok(existed)
+            })
+            .await?;
+            if !existed && !graph.is_default_graph() {
+                return Err(ApiError::NotFound(format!("graph {graph} does not exist")));
+            }
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        other => Err(ApiError::BadRequest(format!("method {other} is not supported by the graph store"))),
+    }
+}

@@ -1,0 +1,68 @@
+//! The HTTP surface: one module per resource; this file only assembles the router.
+
+pub mod graph_store;
+pub mod info;
+pub mod namespaces;
+pub mod repositories;
+pub mod server;
+pub mod sessions;
+pub mod sparql;
+pub mod statements;
+
+use crate::middleware::{authenticate, log_requests};
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post, put};
+use axum::Router;
+
+/// Routes under a repository or a session URL.
+fn repository_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/statements",
+            get(statements::get)
+                .post(statements::post)
+                .put(statements::put)
+                .delete(statements::delete),
+        )
+        .route("/statements/delete", post(statements::delete_quads))
+        .route("/statement", put(statements::put_one))
+        .route("/size", get(info::size))
+        .route("/contexts", get(info::contexts))
+        .route("/blankNodes", post(info::blank_nodes))
+        .route("/namespaces", get(namespaces::list).delete(namespaces::clear))
+        .route(
+            "/namespaces/{prefix}",
+            get(namespaces::get_one).put(namespaces::put_one).delete(namespaces::delete_one),
+        )
+        .route("/rdf-graphs/service", any(graph_store::handle))
+        .route("/commit", post(sessions::commit))
+        .route("/rollback", post(sessions::rollback))
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/version", get(server::version))
+        .route("/hostname", get(server::hostname))
+        .route("/catalogs", get(server::catalogs))
+        .route("/repositories", get(repositories::list))
+        .route(
+            "/repositories/{repo}",
+            put(repositories::create)
+                .delete(repositories::delete)
+                .get(sparql::handle)
+                .post(sparql::handle),
+        )
+        .route("/repositories/{repo}/session", post(sessions::open))
+        .nest("/repositories/{repo}", repository_routes())
+        .route("/sessions/{session}", get(sparql::handle).post(sparql::handle))
+        .route("/sessions/{session}/session/ping", get(sessions::ping).post(sessions::ping))
+        .route("/sessions/{session}/session/close", post(sessions::close).get(sessions::close))
+        .route("/sessions/{session}/session/autoCommit", post(sessions::auto_commit))
+        .nest("/sessions/{session}", repository_routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(axum::middleware::from_fn(log_requests))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

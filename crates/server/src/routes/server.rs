@@ -1,0 +1,28 @@
+//! Server-level resources: `/version`, `/hostname`, `/catalogs`.
+
+use crate::formats::accepted;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The version; a JSON string for clients that ask for JSON (agraph-python does).
+pub async fn version(headers: HeaderMap) -> Response {
+    if accepted(&headers).iter().any(|m| m == "application/json") {
+        return Json(VERSION).into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{VERSION}\n")).into_response()
+}
+
+pub async fn hostname() -> Response {
+    let name = hostname::get()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{name}\n")).into_response()
+}
+
+/// Only the root catalog exists; agraph-python's `openCatalog` needs it listed as "/".
+pub async fn catalogs() -> Json<serde_json::Value> {
+    Json(serde_json::json!([{ "id": "/", "readable": true, "writable": true }]))
+}

@@ -1,0 +1,205 @@
+//! The SPARQL 1.1 Protocol endpoint: `GET`/`POST` on the repository (or session) URL.
+
+use crate::error::{blocking, ApiError, ApiResult};
+use crate::formats::{accepted, content_type, graph_format, solutions_format};
+use crate::params::Params;
+use crate::results::write_query_results;
+use crate::state::AppState;
+use crate::target::{Target, Written};
+use crate::terms::parse_resource;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use quadmesh_store::oxigraph::io::RdfFormat;
+use quadmesh_store::oxigraph::model::{NamedNode, Term};
+use quadmesh_store::oxigraph::sparql::{CancellationToken, Variable};
+use quadmesh_store::{apply_update, QueryForm, QueryRequest, StoreError, UpdateRequest};
+use std::time::Duration;
+
+/// What a protocol request asks for.
+enum Operation {
+    Query(QueryRequest),
+    Update(UpdateRequest),
+}
+
+pub async fn handle(
+    State(state): State<AppState>,
+    target: Target,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let mut params = Params::from_uri(&uri);
+    let mut direct_query = None;
+    let mut direct_update = None;
+    if method == Method::POST {
+        match content_type(&headers).as_deref() {
+            Some("application/x-www-form-urlencoded") | None => params.extend_form(&body),
+            Some("application/sparql-query") => direct_query = Some(utf8(&body)?),
+            Some("application/sparql-update") => direct_update = Some(utf8(&body)?),
+            Some(other) => {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "unsupported Content-Type '{other}' for SPARQL: use application/x-www-form-urlencoded, application/sparql-query or application/sparql-update"
+                )))
+            }
+        }
+    }
+    let operation = operation(&method, &params, direct_query, direct_update)?;
+    match operation {
+        Operation::Query(request) => {
+            let timeout = params
+                .number::<f64>("timeout")?
+                .filter(|s| *s > 0.0)
+                .map(Duration::from_secs_f64)
+                .or(state.config.default_query_timeout);
+            run_query(target, request, &headers, params.get("format"), timeout).await
+        }
+        Operation::Update(request) => run_update(target, request, &headers).await,
+    }
+}
+
+fn utf8(body: &Bytes) -> ApiResult<String> {
+    String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadRequest("the request body is not valid UTF-8".into()))
+}
+
+fn operation(
+    method: &Method,
+    params: &Params,
+    direct_query: Option<String>,
+    direct_update: Option<String>,
+) -> ApiResult<Operation> {
+    if let Some(update) = direct_update.or_else(|| params.get("update").map(str::to_owned)) {
+        if method != Method::POST {
+            return Err(ApiError::BadRequest("SPARQL Update must be sent with POST".into()));
+        }
+        return Ok(Operation::Update(update_request(update, params)?));
+    }
+    let Some(text) = direct_query.or_else(|| params.get("query").map(str::to_owned)) else {
+        return Err(ApiError::BadRequest(
+            "no 'query' or 'update' parameter: send a SPARQL query or update".into(),
+        ));
+    };
+    let request = query_request(text, params)?;
+    match request.parse() {
+        Ok(_) => Ok(Operation::Query(request)),
+        // AllegroGraph's clients POST updates as `query=`: accept them when they parse
+        // as an update, and report the query error otherwise.
+        Err(query_error) if method == Method::POST => {
+            let update = update_request(request.query, params)?;
+            match update.parse() {
+                Ok(_) => Ok(Operation::Update(update)),
+                Err(_) => Err(query_error.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn graph_list(params: &Params, names: &[&str]) -> ApiResult<Vec<NamedNode>> {
+    let mut graphs = Vec::new();
+    for name in names {
+        for value in params.all(name) {
+            match parse_resource(name, value)? {
+                Term::NamedNode(n) => graphs.push(n),
+                _ => return Err(ApiError::BadRequest(format!("'{name}' must be an IRI, got '{value}'"))),
+            }
+        }
+    }
+    Ok(graphs)
+}
+
+fn query_request(query: String, params: &Params) -> ApiResult<QueryRequest> {
+    let mut bindings = Vec::new();
+    for (key, value) in params.iter() {
+        if let Some(name) = key.strip_prefix('$') {
+            let variable = Variable::new(name)
+                .map_err(|e| ApiError::BadRequest(format!("invalid binding variable '{name}': {e}")))?;
+            bindings.push((variable, crate::terms::parse_object(value)?));
+        }
+    }
+    Ok(QueryRequest {
+        query,
+        base_iri: params.get("baseURI").map(str::to_owned),
+        default_graphs: graph_list(params, &["default-graph-uri", "context"])?,
+        named_graphs: graph_list(params, &["named-graph-uri", "namedContext"])?,
+        bindings,
+        limit: params.number("limit")?,
+        offset: params.number("offset")?.unwrap_or(0),
+    })
+}
+
+fn update_request(update: String, params: &Params) -> ApiResult<UpdateRequest> {
+    Ok(UpdateRequest {
+        update,
+        base_iri: params.get("baseURI").map(str::to_owned),
+        using_graphs: graph_list(params, &["using-graph-uri"])?,
+        using_named_graphs: graph_list(params, &["using-named-graph-uri"])?,
+    })
+}
+
+async fn run_query(
+    target: Target,
+    request: QueryRequest,
+    headers: &HeaderMap,
+    format_override: Option<&str>,
+    timeout: Option<Duration>,
+) -> ApiResult<Response> {
+    let parsed = request.parse()?;
+    let (solutions, graph) = match parsed.form {
+        QueryForm::Select | QueryForm::Ask => (
+            solutions_format(headers, format_override)?,
+            crate::formats::GraphFormat::Rdf(RdfFormat::Turtle),
+        ),
+        QueryForm::Construct | QueryForm::Describe => (
+            crate::formats::SolutionsFormat::AgJson,
+            graph_format(headers, format_override, RdfFormat::Turtle)?,
+        ),
+    };
+    let media_type = match parsed.form {
+        QueryForm::Select | QueryForm::Ask => solutions.media_type(),
+        QueryForm::Construct | QueryForm::Describe => graph.media_type(),
+    };
+    let token = CancellationToken::new();
+    let timer = timeout.map(|t| {
+        let token = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(t).await;
+            token.cancel();
+        })
+    });
+    let result = blocking(move || {
+        target
+            .read(|view| write_query_results(view.execute(parsed.prepare(token))?, solutions, graph))
+            .map_err(|e| match (e, timeout) {
+                (StoreError::Timeout, Some(t)) => {
+                    ApiError::BadRequest(format!("the query exceeded its timeout of {:.1} s", t.as_secs_f64()))
+                }
+                (e, _) => e.into(),
+            })
+    })
+    .await;
+    if let Some(timer) = timer {
+        timer.abort();
+    }
+    Ok(([(header::CONTENT_TYPE, media_type)], result?).into_response())
+}
+
+async fn run_update(target: Target, request: UpdateRequest, headers: &HeaderMap) -> ApiResult<Response> {
+    request.parse()?;
+    let written = blocking(move || Ok(target.write(|tracker| apply_update(tracker, &request))?)).await?;
+    if let Written::Committed(receipt) = &written {
+        tracing::debug!(inserted = receipt.inserted, deleted = receipt.deleted, "update committed");
+    }
+    Ok(write_ack(headers))
+}
+
+/// Acknowledges a write: JSON `true` for clients that want JSON (agraph-python's
+/// `evaluate()` returns it), else 204.
+pub fn write_ack(headers: &HeaderMap) -> Response {
+    if accepted(headers).iter().any(|m| m == "application/json") {
+        return ([(header::CONTENT_TYPE, "application/json")], "true").into_response();
+    }
+    StatusCode::NO_CONTENT.into_response()
+}

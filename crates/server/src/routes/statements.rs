@@ -1,0 +1,251 @@
+//! `/statements` (and `/statement`, `/statements/delete`): add, get, replace, delete.
+
+use crate::error::{blocking, ApiError, ApiResult};
+use crate::formats::{content_type, graph_format, rdf_content_type};
+use crate::params::Params;
+use crate::results::{write_quads, DEFAULT_STATEMENTS_FORMAT};
+use crate::state::AppState;
+use crate::target::Target;
+use crate::terms::{parse_graph, parse_json_quad, parse_object, parse_predicate, parse_subject};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use flate2::read::GzDecoder;
+use quadmesh_store::oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
+use quadmesh_store::{apply_update, parse_rdf, BlankNodes, ChangeTracker, UpdateRequest};
+use std::io::Read;
+
+/// A statement pattern from `subj`, `pred`, `obj` and the (repeatable) `context`;
+/// no `context` means every graph.
+pub struct Pattern {
+    pub subject: Option<NamedOrBlankNode>,
+    pub predicate: Option<NamedNode>,
+    pub object: Option<Term>,
+    pub graphs: Option<Vec<GraphName>>,
+}
+
+impl Pattern {
+    pub fn from_params(params: &Params) -> ApiResult<Self> {
+        let nonempty = |name: &str| params.get(name).filter(|v| !v.is_empty());
+        let graphs: Vec<GraphName> = params.all("context").map(parse_graph).collect::<ApiResult<_>>()?;
+        Ok(Pattern {
+            subject: nonempty("subj").map(parse_subject).transpose()?,
+            predicate: nonempty("pred").map(parse_predicate).transpose()?,
+            object: nonempty("obj").map(parse_object).transpose()?,
+            graphs: (!graphs.is_empty()).then_some(graphs),
+        })
+    }
+
+    /// The matching quads in a view, graph by graph when graphs are named.
+    pub fn matches(&self, view: &crate::target::View<'_, '_>) -> quadmesh_store::Result<Vec<Quad>> {
+        let s = self.subject.as_ref().map(|s| s.as_ref());
+        let p = self.predicate.as_ref().map(|p| p.as_ref());
+        let o = self.object.as_ref().map(|o| o.as_ref());
+        match &self.graphs {
+            None => view.quads(s, p, o, None),
+            Some(graphs) => {
+                let mut all = Vec::new();
+                for graph in graphs {
+                    all.extend(view.quads(s, p, o, Some(graph.as_ref()))?);
+                }
+                Ok(all)
+            }
+        }
+    }
+
+    fn remove_matches(&self, tracker: &mut ChangeTracker<'_, '_>) -> quadmesh_store::Result<usize> {
+        let quads = {
+            let view = crate::target::View::Transaction(tracker.transaction());
+            self.matches(&view)?
+        };
+        let count = quads.len();
+        for quad in quads {
+            tracker.remove(quad)?;
+        }
+        Ok(count)
+    }
+}
+
+pub async fn get(
+    State(_state): State<AppState>,
+    target: Target,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let params = Params::from_uri(&uri);
+    let pattern = Pattern::from_params(&params)?;
+    let limit: Option<usize> = params.number("limit")?;
+    let offset: usize = params.number("offset")?.unwrap_or(0);
+    let format = graph_format(&headers, params.get("format"), DEFAULT_STATEMENTS_FORMAT)?;
+    let body = blocking(move || {
+        Ok(target.read(|view| {
+            let quads = pattern.matches(view)?;
+            let page = quads.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX));
+            write_quads(page.map(Ok), format)
+        })?)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, format.media_type())], body).into_response())
+}
+
+/// The request body, gunzipped when it says `Content-Encoding: gzip`.
+fn decoded_body(headers: &HeaderMap, body: Bytes, limit: usize) -> ApiResult<Vec<u8>> {
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    if !gzip {
+        return Ok(body.to_vec());
+    }
+    let mut out = Vec::new();
+    GzDecoder::new(&body[..])
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadRequest(format!("invalid gzip body: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the decompressed body exceeds the limit of {limit} bytes"
+        )));
+    }
+    Ok(out)
+}
+
+/// The quads of an upload, parsed whole before anything is written.
+fn uploaded_quads(headers: &HeaderMap, params: &Params, body: Vec<u8>) -> ApiResult<Vec<Quad>> {
+    let graph = params.get("context").map(parse_graph).transpose()?;
+    if content_type(headers).as_deref() == Some("application/json") {
+        let rows: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON quads: {e}")))?;
+        let rows = rows
+            .as_array()
+            .ok_or_else(|| ApiError::BadRequest("JSON quads must be an array of arrays".into()))?;
+        let default = graph.unwrap_or_default();
+        return rows.iter().map(|row| parse_json_quad(row, &default)).collect();
+    }
+    let format = rdf_content_type(headers)?;
+    let blank_nodes = if params.flag("keepBlankNodes")?.unwrap_or(false) {
+        BlankNodes::Keep
+    } else {
+        BlankNodes::Rename
+    };
+    Ok(parse_rdf(format, &body, params.get("baseURI"), graph.as_ref(), blank_nodes)?)
+}
+
+enum Mode {
+    Add,
+    Replace,
+}
+
+async fn upload(state: AppState, target: Target, uri: Uri, headers: HeaderMap, body: Bytes, mode: Mode) -> ApiResult<Response> {
+    let params = Params::from_uri(&uri);
+    // RDF4J clients send updates as a form to /statements.
+    if content_type(&headers).as_deref() == Some("application/x-www-form-urlencoded") {
+        let mut form = params.clone();
+        form.extend_form(&body);
+        let Some(update) = form.get("update").map(str::to_owned) else {
+            return Err(ApiError::UnsupportedMediaType(
+                "a form sent to /statements must carry 'update'; to add RDF, send it with its RDF Content-Type".into(),
+            ));
+        };
+        let request = UpdateRequest::new(update);
+        request.parse()?;
+        blocking(move || Ok(target.write(|t| apply_update(t, &request))?)).await?;
+        return Ok(super::sparql::write_ack(&headers));
+    }
+    let limit = state.config.max_body_bytes;
+    let count = blocking(move || {
+        let body = decoded_body(&headers, body, limit)?;
+        let quads = uploaded_quads(&headers, &params, body)?;
+        let count = quads.len();
+        let replace = match mode {
+            Mode::Add => None,
+            // Replace the named graph, or everything when none is named.
+            Mode::Replace => Some(Pattern {
+                subject: None,
+                predicate: None,
+                object: None,
+                graphs: params.get("context").map(|g| parse_graph(g).map(|g| vec![g])).transpose()?,
+            }),
+        };
+        target.write(|tracker| {
+            if let Some(pattern) = &replace {
+                pattern.remove_matches(tracker)?;
+            }
+            for quad in quads {
+                tracker.insert(quad)?;
+            }
+            Ok(())
+        })?;
+        Ok(count)
+    })
+    .await?;
+    Ok(Json(count).into_response())
+}
+
+pub async fn post(State(state): State<AppState>, target: Target, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    upload(state, target, uri, headers, body, Mode::Add).await
+}
+
+pub async fn put(State(state): State<AppState>, target: Target, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    upload(state, target, uri, headers, body, Mode::Replace).await
+}
+
+/// `DELETE /statements?subj&pred&obj&context`: removes what matches; answers the count.
+pub async fn delete(target: Target, uri: Uri) -> ApiResult<Json<usize>> {
+    let pattern = Pattern::from_params(&Params::from_uri(&uri))?;
+    let mut removed = 0;
+    let removed = blocking(move || {
+        target.write(|tracker| {
+            removed = pattern.remove_matches(tracker)?;
+            Ok(())
+        })?;
+        Ok(removed)
+    })
+    .await?;
+    Ok(Json(removed))
+}
+
+/// `PUT /statement?subj&pred&obj&context`: adds one statement (agraph-python's `add`).
+pub async fn put_one(target: Target, uri: Uri) -> ApiResult<Response> {
+    let params = Params::from_uri(&uri);
+    let required = |name: &str| {
+        params
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::BadRequest(format!("parameter '{name}' is required")))
+    };
+    let quad = Quad::new(
+        parse_subject(required("subj")?)?,
+        parse_predicate(required("pred")?)?,
+        parse_object(required("obj")?)?,
+        params.get("context").map(parse_graph).transpose()?.unwrap_or_default(),
+    );
+    blocking(move || Ok(target.write(|tracker| tracker.insert(quad))?)).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /statements/delete` with JSON quads: removes exactly those.
+pub async fn delete_quads(target: Target, body: Bytes) -> ApiResult<Json<usize>> {
+    let rows: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON quads: {e}")))?;
+    let rows = rows
+        .as_array()
+        .ok_or_else(|| ApiError::BadRequest("JSON quads must be an array of arrays".into()))?;
+    let quads: Vec<Quad> = rows
+        .iter()
+        .map(|row| parse_json_quad(row, &GraphName::DefaultGraph))
+        .collect::<ApiResult<_>>()?;
+    let count = quads.len();
+    blocking(move || {
+        Ok(target.write(|tracker| {
+            for quad in quads {
+                tracker.remove(quad)?;
+            }
+            Ok(())
+        })?)
+    })
+    .await?;
+    Ok(Json(count))
+}

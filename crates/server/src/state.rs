@@ -1,0 +1,34 @@
+use crate::auth::Auth;
+use crate::config::ServerConfig;
+use crate::sessions::SessionRegistry;
+use quadmesh_store::Catalog;
+use std::sync::Arc;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: ServerConfig,
+    pub catalog: Catalog,
+    pub auth: Auth,
+    pub sessions: SessionRegistry,
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig, catalog: Catalog, auth: Auth) -> Self {
+        AppState(Arc::new(Inner {
+            config,
+            catalog,
+            auth,
+            sessions: SessionRegistry::default(),
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

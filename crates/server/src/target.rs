@@ -1,0 +1,145 @@
+//! What a repository-level request acts on: the repository itself, or a session on it.
+//! The same routes serve `/repositories/NAME/...` and `/sessions/ID/...`.
+
+use crate::error::{ApiError, ApiResult};
+use crate::sessions::Session;
+use crate::state::AppState;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use quadmesh_store::oxigraph::model::{GraphNameRef, NamedOrBlankNodeRef, Quad, TermRef};
+use quadmesh_store::oxigraph::sparql::{PreparedSparqlQuery, QueryResults};
+use quadmesh_store::oxigraph::store::{Store, Transaction};
+use quadmesh_store::{evaluation_error, ChangeTracker, CommitReceipt, Repository, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub enum Target {
+    Repository(Arc<Repository>),
+    Session(Arc<Session>),
+}
+
+impl FromRequestParts<AppState> for Target {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if let Some(id) = params.get("session") {
+            return state
+                .sessions
+                .get(id)
+                .map(Target::Session)
+                .ok_or_else(|| ApiError::NotFound(format!("session {id} does not exist (closed, or expired)")));
+        }
+        let name = params
+            .get("repo")
+            .ok_or_else(|| ApiError::Internal("route without a repository".into()))?;
+        Ok(Target::Repository(state.catalog.get(name)?))
+    }
+}
+
+/// A consistent read view: the store, or a session's transaction with its pending work.
+pub enum View<'a, 's> {
+    Store(&'a Store),
+    Transaction(&'a Transaction<'s>),
+}
+
+impl View<'_, '_> {
+    pub fn execute(&self, prepared: PreparedSparqlQuery) -> Result<QueryResults<'_>> {
+        match self {
+            View::Store(store) => prepared.on_store(store).execute(),
+            View::Transaction(transaction) => prepared.on_transaction(transaction).execute(),
+        }
+        .map_err(evaluation_error)
+    }
+
+    pub fn quads(
+        &self,
+        subject: Option<NamedOrBlankNodeRef<'_>>,
+        predicate: Option<quadmesh_store::oxigraph::model::NamedNodeRef<'_>>,
+        object: Option<TermRef<'_>>,
+        graph: Option<GraphNameRef<'_>>,
+    ) -> Result<Vec<Quad>> {
+        let iter = match self {
+            View::Store(store) => store.quads_for_pattern(subject, predicate, object, graph),
+            View::Transaction(transaction) => transaction.quads_for_pattern(subject, predicate, object, graph),
+        };
+        Ok(iter.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Named graphs holding at least one quad.
+    pub fn named_graphs(&self) -> Result<Vec<quadmesh_store::oxigraph::model::NamedOrBlankNode>> {
+        let graphs = match self {
+            View::Store(store) => store.named_graphs().collect::<Result<Vec<_>, _>>()?,
+            View::Transaction(transaction) => transaction.named_graphs().collect::<Result<Vec<_>, _>>()?,
+        };
+        let mut nonempty = Vec::with_capacity(graphs.len());
+        for graph in graphs {
+            let name = GraphNameRef::from(graph.as_ref());
+            let has_quads = match self {
+                View::Store(store) => store.quads_for_pattern(None, None, None, Some(name)).next().is_some(),
+                View::Transaction(transaction) => {
+                    transaction.quads_for_pattern(None, None, None, Some(name)).next().is_some()
+                }
+            };
+            if has_quads {
+                nonempty.push(graph);
+            }
+        }
+        Ok(nonempty)
+    }
+
+    pub fn len(&self) -> Result<usize> {
+        Ok(match self {
+            View::Store(store) => store.len()?,
+            View::Transaction(transaction) => transaction.len()?,
+        })
+    }
+}
+
+/// What a write did: committed, or added to a session's pending work.
+#[derive(Debug)]
+pub enum Written {
+    Committed(CommitReceipt),
+    Pending,
+}
+
+impl Target {
+    pub fn repository(&self) -> &Arc<Repository> {
+        match self {
+            Target::Repository(r) => r,
+            Target::Session(s) => &s.repository,
+        }
+    }
+
+    /// Reads through the right view. Blocking: call from a blocking task.
+    pub fn read<R>(&self, work: impl FnOnce(&View<'_, '_>) -> Result<R>) -> Result<R> {
+        match self {
+            Target::Repository(repository) => work(&View::Store(repository.store())),
+            Target::Session(session) => {
+                let mut pending = session.pending.lock().unwrap_or_else(|e| e.into_inner());
+                session
+                    .repository
+                    .in_session(&mut pending, |tracker| work(&View::Transaction(tracker.transaction())))
+            }
+        }
+    }
+
+    /// Writes: a commit through the single writer, or pending work of the session
+    /// (committed at once when the session auto-commits). Blocking.
+    pub fn write(&self, build: impl FnOnce(&mut ChangeTracker<'_, '_>) -> Result<()>) -> Result<Written> {
+        match self {
+            Target::Repository(repository) => repository.commit(build).map(Written::Committed),
+            Target::Session(session) => {
+                let mut pending = session.pending.lock().unwrap_or_else(|e| e.into_inner());
+                session.repository.in_session(&mut pending, build)?;
+                if session.auto_commit() {
+                    return session.repository.commit_pending(&mut pending).map(Written::Committed);
+                }
+                Ok(Written::Pending)
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+use crate::error::{Result, StoreError};
+use crate::repository::{Repository, RepositoryOptions};
+use quadmesh_repl::HybridClock;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// The repositories of one server, each a directory under `<data>/repositories/`.
+///
+/// Rules it keeps: a name maps to at most one open repository; a repository that is
+/// deleted is first taken out of the catalog, then moved aside, then removed, so a
+/// crash midway never leaves a half-deleted repository under its name.
+pub struct Catalog {
+    root: PathBuf,
+    clock: Arc<HybridClock>,
+    options: RepositoryOptions,
+    repositories: RwLock<BTreeMap<String, Arc<Repository>>>,
+}
+
+pub fn validate_repository_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidRepositoryName(name.to_owned()))
+    }
+}
+
+impl Catalog {
+    pub fn open(data_dir: &Path, clock: Arc<HybridClock>, options: RepositoryOptions) -> Result<Self> {
+        let root = data_dir.join("repositories");
+        fs::create_dir_all(&root)?;
+        let mut repositories = BTreeMap::new();
+        for entry in fs::read_dir(&root)? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if name.starts_with('.') {
+                // Left over from an interrupted delete.
+                fs::remove_dir_all(entry.path())?;
+                continue;
+            }
+            if validate_repository_name(&name).is_err() || !entry.path().join("identity.json").exists() {
+                continue;
+            }
+            let repository = Repository::open(&name, &entry.path(), clock.clone(), options, false)?;
+            tracing::info!(repository = %name, "opened repository");
+            repositories.insert(name, Arc::new(repository));
+        }
+        Ok(Catalog {
+            root,
+            clock,
+            options,
+            repositories: RwLock::new(repositories),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Result<Arc<Repository>> {
+        self.repositories
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::RepositoryNotFound(name.to_owned()))
+    }
+
+    pub fn list(&self) -> Vec<Arc<Repository>> {
+        self.repositories
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn create(&self, name: &str) -> Result<Arc<Repository>> {
+        validate_repository_name(name)?;
+        let mut repositories = self.repositories.write().unwrap_or_else(|e| e.into_inner());
+        if repositories.contains_key(name) {
+            return Err(StoreError::RepositoryExists(name.to_owned()));
+        }
+        let dir = self.root.join(name);
+        if dir.exists() {
+            // Not in the catalog, so not a complete repository: an interrupted create.
+            fs::remove_dir_all(&dir)?;
+        }
+        let repository = Arc::new(Repository::open(name, &dir, self.clock.clone(), self.options, true)?);
+        repositories.insert(name.to_owned(), repository.clone());
+        Ok(repository)
+    }
+
+    pub fn delete(&self, name: &str) -> Result<()> {
+        let repository = self
+            .repositories
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .ok_or_else(|| StoreError::RepositoryNotFound(name.to_owned()))?;
+        let dir = repository.dir().to_owned();
+        drop(repository);
+        let aside = self.root.join(format!(".deleted-{name}-{:x}", rand::random::<u32>()));
+        fs::rename(&dir, &aside)?;
+        fs::remove_dir_all(&aside)?;
+        Ok(())
+    }
+
+    /// Checkpoints every repository (at shutdown, and now and then).
+    pub fn checkpoint_all(&self) -> Result<()> {
+        for repository in self.list() {
+            repository.checkpoint()?;
+        }
+        Ok(())
+    }
+}

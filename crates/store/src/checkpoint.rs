@@ -1,0 +1,78 @@
+use crate::error::{Result, StoreError};
+use crate::log::LogPosition;
+use crate::register::Register;
+use oxigraph::io::{RdfFormat, RdfParser};
+use quadmesh_repl::{HlcTime, OriginId, Stamp, VersionVector};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+/// What a repository knows to be durable in its store, written after the store is
+/// flushed: log entries up to `applied` are in the store, and `register` and
+/// `version_vector` describe the state at that point. On start, the entries after
+/// `applied` are re-applied on top of it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub applied: LogPosition,
+    pub version_vector: VersionVector,
+    pub clock: HlcTime,
+    /// Register entries: N-Quads quad, HLC time, origin, present.
+    pub register: Vec<(String, u64, u64, bool)>,
+}
+
+impl Checkpoint {
+    pub const FILE: &'static str = "checkpoint.json";
+
+    pub fn load(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(Self::FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let bytes = fs::read(&path)?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                what: path.display().to_string(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// Writes atomically: a temporary file, synced, renamed over the old one.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let tmp = dir.join(format!("{}.tmp", Self::FILE));
+        let mut file = File::create(&tmp)?;
+        file.write_all(&serde_json::to_vec(self).expect("a checkpoint serialises"))?;
+        file.sync_all()?;
+        fs::rename(&tmp, dir.join(Self::FILE))?;
+        File::open(dir)?.sync_all()?;
+        Ok(())
+    }
+
+    pub fn encode_register(register: &Register) -> Vec<(String, u64, u64, bool)> {
+        register
+            .iter()
+            .map(|(quad, last)| (format!("{quad} ."), last.stamp.time.0, last.stamp.origin.0, last.present))
+            .collect()
+    }
+
+    pub fn decode_register(&self) -> Result<Register> {
+        let mut register = Register::new();
+        for (nquad, time, origin, present) in &self.register {
+            let quad = RdfParser::from_format(RdfFormat::NQuads)
+                .for_slice(nquad.as_bytes())
+                .next()
+                .transpose()
+                .map_err(|e| StoreError::Corrupt {
+                    what: "checkpoint register".into(),
+                    detail: e.to_string(),
+                })?
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: "checkpoint register".into(),
+                    detail: "empty quad".into(),
+                })?;
+            register.record(quad, Stamp::new(HlcTime(*time), OriginId(*origin)), *present);
+        }
+        Ok(register)
+    }
+}

@@ -1,0 +1,54 @@
+use oxigraph::store::StorageError;
+
+/// Everything the storage layer can refuse or fail at. The server maps each variant to
+/// an HTTP status in one place; callers can tell bad input (`Invalid*`, `Syntax`,
+/// `NotFound`, ...) from faults of this instance (`Storage`, `Log`, `Corrupt`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("repository '{0}' does not exist")]
+    RepositoryNotFound(String),
+    #[error("repository '{0}' already exists")]
+    RepositoryExists(String),
+    #[error("invalid repository name '{0}': use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'")]
+    InvalidRepositoryName(String),
+    #[error("SPARQL syntax error: {0}")]
+    Syntax(String),
+    #[error("invalid RDF: {0}")]
+    InvalidRdf(String),
+    #[error("invalid term {0}")]
+    InvalidTerm(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("query evaluation failed: {0}")]
+    Evaluation(String),
+    #[error("the query exceeded its timeout")]
+    Timeout,
+    #[error("storage error: {0}")]
+    Storage(#[from] StorageError),
+    #[error("replication log error: {0}")]
+    Log(#[from] std::io::Error),
+    #[error("corrupt data in {what}: {detail}")]
+    Corrupt { what: String, detail: String },
+    #[error("clock: {0}")]
+    Clock(#[from] quadmesh_repl::ClockError),
+}
+
+impl StoreError {
+    /// Whether the error is the client's doing (bad input), as opposed to a fault here.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            StoreError::RepositoryNotFound(_)
+                | StoreError::RepositoryExists(_)
+                | StoreError::InvalidRepositoryName(_)
+                | StoreError::Syntax(_)
+                | StoreError::InvalidRdf(_)
+                | StoreError::InvalidTerm(_)
+                | StoreError::Unsupported(_)
+                | StoreError::Evaluation(_)
+                | StoreError::Timeout
+        )
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,36 @@
+//! Storage of quadmesh: oxigraph stores, and the single write path every change takes.
+//!
+//! A change is computed as an [`Effect`] (concrete quad inserts and deletes) by a
+//! [`ChangeTracker`] over an oxigraph transaction, stamped with a hybrid logical clock,
+//! appended to the repository's replication log ([`TxLog`]) and only then applied to the
+//! store, under the last-writer [`Register`] that makes replicas converge. This crate
+//! knows nothing of HTTP or of the network.
+
+mod catalog;
+mod checkpoint;
+mod effect;
+mod error;
+mod log;
+mod namespaces;
+mod query;
+mod rdf_input;
+mod register;
+mod repository;
+mod session;
+mod tracker;
+mod update;
+
+pub use catalog::{validate_repository_name, Catalog};
+pub use effect::Effect;
+pub use error::{Result, StoreError};
+pub use log::{IndexedEntry, LogOptions, LogPosition, TxLog};
+pub use namespaces::{Namespaces, DEFAULT_NAMESPACES};
+pub use query::{evaluation_error, ParsedQuery, QueryForm, QueryRequest};
+pub use rdf_input::{fresh_blank_node, parse_rdf, rename_blank_nodes, BlankNodes};
+pub use register::{LastWrite, Register};
+pub use repository::{CommitReceipt, Repository, RepositoryOptions};
+pub use session::PendingChanges;
+pub use tracker::{effect_of, ChangeTracker};
+pub use update::{apply_update, UpdateRequest};
+
+pub use oxigraph;

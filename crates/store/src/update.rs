@@ -1,0 +1,269 @@
+//! SPARQL 1.1 Update, reduced to concrete quad inserts and deletes on a
+//! [`ChangeTracker`], so that an update replicates as its effect and not as text.
+
+use crate::error::{Result, StoreError};
+use crate::rdf_input::{fresh_blank_node, rename_blank_nodes};
+use crate::tracker::ChangeTracker;
+use oxigraph::model::{
+    BlankNode, GraphName, GraphNameRef, NamedNode, NamedOrBlankNode, Quad, Term,
+};
+use oxigraph::sparql::{QueryResults, QuerySolution, SparqlEvaluator};
+use spargebra::algebra::{GraphTarget, QueryDataset};
+use spargebra::term::{
+    GraphNamePattern, GroundQuadPattern, GroundTerm, GroundTermPattern, NamedNodePattern,
+    QuadPattern, TermPattern,
+};
+use spargebra::{GraphUpdateOperation, SparqlParser, Update};
+use std::collections::HashMap;
+
+/// An update as the SPARQL protocol delivers it.
+#[derive(Clone, Debug, Default)]
+pub struct UpdateRequest {
+    pub update: String,
+    pub base_iri: Option<String>,
+    /// `using-graph-uri`: the default graph of every WHERE without its own USING.
+    pub using_graphs: Vec<NamedNode>,
+    /// `using-named-graph-uri`.
+    pub using_named_graphs: Vec<NamedNode>,
+}
+
+impl UpdateRequest {
+    pub fn new(update: impl Into<String>) -> Self {
+        UpdateRequest {
+            update: update.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Parses the update text; errors name the problem.
+    pub fn parse(&self) -> Result<Update> {
+        let mut parser = SparqlParser::new();
+        if let Some(base) = &self.base_iri {
+            parser = parser
+                .with_base_iri(base)
+                .map_err(|e| StoreError::Syntax(format!("invalid base IRI: {e}")))?;
+        }
+        parser
+            .parse_update(&self.update)
+            .map_err(|e| StoreError::Syntax(e.to_string()))
+    }
+
+    fn protocol_dataset(&self) -> Option<QueryDataset> {
+        if self.using_graphs.is_empty() && self.using_named_graphs.is_empty() {
+            return None;
+        }
+        Some(QueryDataset {
+            default: self.using_graphs.clone(),
+            named: (!self.using_named_graphs.is_empty()).then(|| self.using_named_graphs.clone()),
+        })
+    }
+}
+
+/// Applies every operation of `update`, in order, through `tracker`: later operations
+/// see the effect of earlier ones, and the tracker ends up holding the net effect.
+pub fn apply_update(tracker: &mut ChangeTracker<'_, '_>, request: &UpdateRequest) -> Result<()> {
+    let update = request.parse()?;
+    for operation in &update.operations {
+        apply_operation(tracker, operation, &update, request)?;
+    }
+    Ok(())
+}
+
+fn apply_operation(
+    tracker: &mut ChangeTracker<'_, '_>,
+    operation: &GraphUpdateOperation,
+    update: &Update,
+    request: &UpdateRequest,
+) -> Result<()> {
+    match operation {
+        GraphUpdateOperation::InsertData { data } => {
+            // Blank nodes of INSERT DATA are new nodes: fresh labels, one per label used.
+            let mut bnodes = HashMap::new();
+            for quad in data {
+                let quad = Quad::new(
+                    quad.subject.clone(),
+                    quad.predicate.clone(),
+                    quad.object.clone(),
+                    graph_name(&quad.graph_name),
+                );
+                let quad = rename_blank_nodes(quad, &mut bnodes);
+                tracker.insert(quad)?;
+            }
+            Ok(())
+        }
+        GraphUpdateOperation::DeleteData { data } => {
+            for quad in data {
+                let object = match &quad.object {
+                    GroundTerm::NamedNode(n) => Term::NamedNode(n.clone()),
+                    GroundTerm::Literal(l) => Term::Literal(l.clone()),
+                };
+                tracker.remove(Quad::new(
+                    quad.subject.clone(),
+                    quad.predicate.clone(),
+                    object,
+                    graph_name(&quad.graph_name),
+                ))?;
+            }
+            Ok(())
+        }
+        GraphUpdateOperation::DeleteInsert {
+            delete,
+            insert,
+            using,
+            pattern,
+        } => {
+            let dataset = using.clone().or_else(|| request.protocol_dataset());
+            let query = spargebra::Query::Select {
+                dataset,
+                pattern: (**pattern).clone(),
+                base_iri: update.base_iri.clone(),
+            };
+            let solutions = {
+                let results = SparqlEvaluator::new()
+                    .for_query(query)
+                    .on_transaction(tracker.transaction())
+                    .execute()
+                    .map_err(|e| StoreError::Evaluation(e.to_string()))?;
+                let QueryResults::Solutions(solutions) = results else {
+                    unreachable!("a SELECT gives solutions")
+                };
+                solutions
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| StoreError::Evaluation(e.to_string()))?
+            };
+            let mut deletes = Vec::new();
+            let mut inserts = Vec::new();
+            for solution in &solutions {
+                deletes.extend(delete.iter().filter_map(|p| fill_ground_quad(p, solution)));
+                let mut bnodes = HashMap::new();
+                inserts.extend(insert.iter().filter_map(|p| fill_quad(p, solution, &mut bnodes)));
+            }
+            for quad in deletes {
+                tracker.remove(quad)?;
+            }
+            for quad in inserts {
+                tracker.insert(quad)?;
+            }
+            Ok(())
+        }
+        GraphUpdateOperation::Load { silent, source, .. } => {
+            if *silent {
+                return Ok(());
+            }
+            Err(StoreError::Unsupported(format!(
+                "LOAD <{}> is not supported: quadmesh does not fetch remote data; upload it to /statements instead",
+                source.as_str()
+            )))
+        }
+        GraphUpdateOperation::Clear { graph, .. } | GraphUpdateOperation::Drop { graph, .. } => {
+            let quads = quads_of_target(tracker, graph)?;
+            for quad in quads {
+                tracker.remove(quad)?;
+            }
+            Ok(())
+        }
+        // Graphs exist through their quads here: an empty graph needs nothing stored.
+        GraphUpdateOperation::Create { .. } => Ok(()),
+    }
+}
+
+fn quads_of_target(tracker: &ChangeTracker<'_, '_>, target: &GraphTarget) -> Result<Vec<Quad>> {
+    let transaction = tracker.transaction();
+    let collect = |graph: Option<GraphNameRef<'_>>| -> Result<Vec<Quad>> {
+        Ok(transaction
+            .quads_for_pattern(None, None, None, graph)
+            .collect::<Result<Vec<_>, _>>()?)
+    };
+    match target {
+        GraphTarget::NamedNode(graph) => collect(Some(graph.as_ref().into())),
+        GraphTarget::DefaultGraph => collect(Some(GraphNameRef::DefaultGraph)),
+        GraphTarget::AllGraphs => collect(None),
+        GraphTarget::NamedGraphs => Ok(collect(None)?
+            .into_iter()
+            .filter(|q| !q.graph_name.is_default_graph())
+            .collect()),
+    }
+}
+
+fn graph_name(graph: &spargebra::term::GraphName) -> GraphName {
+    match graph {
+        spargebra::term::GraphName::NamedNode(n) => n.clone().into(),
+        spargebra::term::GraphName::DefaultGraph => GraphName::DefaultGraph,
+    }
+}
+
+fn subject_of(term: Term) -> Option<NamedOrBlankNode> {
+    match term {
+        Term::NamedNode(n) => Some(n.into()),
+        Term::BlankNode(b) => Some(b.into()),
+        _ => None,
+    }
+}
+
+fn named_node_of(pattern: &NamedNodePattern, solution: &QuerySolution) -> Option<NamedNode> {
+    match pattern {
+        NamedNodePattern::NamedNode(n) => Some(n.clone()),
+        NamedNodePattern::Variable(v) => match solution.get(v)? {
+            Term::NamedNode(n) => Some(n.clone()),
+            _ => None,
+        },
+    }
+}
+
+fn graph_of(pattern: &GraphNamePattern, solution: &QuerySolution) -> Option<GraphName> {
+    match pattern {
+        GraphNamePattern::NamedNode(n) => Some(n.clone().into()),
+        GraphNamePattern::DefaultGraph => Some(GraphName::DefaultGraph),
+        GraphNamePattern::Variable(v) => match solution.get(v)? {
+            Term::NamedNode(n) => Some(n.clone().into()),
+            Term::BlankNode(b) => Some(b.clone().into()),
+            _ => None,
+        },
+    }
+}
+
+fn ground_term_of(pattern: &GroundTermPattern, solution: &QuerySolution) -> Option<Term> {
+    match pattern {
+        GroundTermPattern::NamedNode(n) => Some(n.clone().into()),
+        GroundTermPattern::Literal(l) => Some(l.clone().into()),
+        GroundTermPattern::Variable(v) => solution.get(v).cloned(),
+    }
+}
+
+fn term_of(
+    pattern: &TermPattern,
+    solution: &QuerySolution,
+    bnodes: &mut HashMap<BlankNode, BlankNode>,
+) -> Option<Term> {
+    match pattern {
+        TermPattern::NamedNode(n) => Some(n.clone().into()),
+        TermPattern::BlankNode(b) => Some(bnodes.entry(b.clone()).or_insert_with(fresh_blank_node).clone().into()),
+        TermPattern::Literal(l) => Some(l.clone().into()),
+        TermPattern::Variable(v) => solution.get(v).cloned(),
+    }
+}
+
+/// A DELETE template instantiated with one solution; `None` where a variable is
+/// unbound or a term lands where RDF does not allow it (such quads are skipped, as
+/// the SPARQL spec says).
+fn fill_ground_quad(pattern: &GroundQuadPattern, solution: &QuerySolution) -> Option<Quad> {
+    Some(Quad::new(
+        subject_of(ground_term_of(&pattern.subject, solution)?)?,
+        named_node_of(&pattern.predicate, solution)?,
+        ground_term_of(&pattern.object, solution)?,
+        graph_of(&pattern.graph_name, solution)?,
+    ))
+}
+
+fn fill_quad(
+    pattern: &QuadPattern,
+    solution: &QuerySolution,
+    bnodes: &mut HashMap<BlankNode, BlankNode>,
+) -> Option<Quad> {
+    Some(Quad::new(
+        subject_of(term_of(&pattern.subject, solution, bnodes)?)?,
+        named_node_of(&pattern.predicate, solution)?,
+        term_of(&pattern.object, solution, bnodes)?,
+        graph_of(&pattern.graph_name, solution)?,
+    ))
+}
