@@ -12,7 +12,9 @@ pub struct Api {
 
 impl Api {
     pub fn new(spec: Spec) -> Result<Self> {
-        let client = Client::builder().build().context("cannot build the HTTP client")?;
+        let client = Client::builder()
+            .build()
+            .context("cannot build the HTTP client")?;
         Ok(Api { spec, client })
     }
 

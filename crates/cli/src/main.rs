@@ -6,15 +6,24 @@ mod commands;
 mod spec;
 
 use anyhow::Result;
-use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
-#[command(name = "quadmesh", version, about = "Multi-master replicated RDF/SPARQL database server")]
+#[command(
+    name = "quadmesh",
+    version,
+    about = "Multi-master replicated RDF/SPARQL database server"
+)]
 struct Cli {
     /// Log format: text for people, json for log collectors.
-    #[arg(long, global = true, env = "QUADMESH_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "QUADMESH_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: LogFormat,
     /// Log filter, e.g. info or quadmesh_server=debug (RUST_LOG works too).
     #[arg(long, global = true, env = "QUADMESH_LOG", default_value = "info")]
@@ -46,7 +55,9 @@ enum Command {
 
 fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

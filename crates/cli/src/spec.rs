@@ -27,9 +27,7 @@ impl fmt::Debug for Spec {
 
 impl Spec {
     pub fn parse(text: &str) -> Result<Self> {
-        let rest = text
-            .strip_prefix("http://")
-            .unwrap_or(text);
+        let rest = text.strip_prefix("http://").unwrap_or(text);
         let (credentials, location) = match rest.rsplit_once('@') {
             Some((c, l)) => (Some(c), l),
             None => (None, rest),
@@ -58,7 +56,8 @@ impl Spec {
         let (host, port) = match address.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_owned(),
-                p.parse().with_context(|| format!("'{text}': invalid port '{p}'"))?,
+                p.parse()
+                    .with_context(|| format!("'{text}': invalid port '{p}'"))?,
             ),
             None => (address.to_owned(), 10035),
         };
@@ -79,13 +78,17 @@ impl Spec {
     }
 
     pub fn repository(&self) -> Result<&str> {
-        self.repository
-            .as_deref()
-            .with_context(|| format!("{self:?} names no repository; expected USER:PASSWORD@HOST:PORT/REPO"))
+        self.repository.as_deref().with_context(|| {
+            format!("{self:?} names no repository; expected USER:PASSWORD@HOST:PORT/REPO")
+        })
     }
 
     pub fn repository_url(&self) -> Result<String> {
-        Ok(format!("{}/repositories/{}", self.base_url(), self.repository()?))
+        Ok(format!(
+            "{}/repositories/{}",
+            self.base_url(),
+            self.repository()?
+        ))
     }
 }
 
@@ -94,8 +97,10 @@ pub fn password_from_env() -> Result<String> {
     if let Ok(p) = std::env::var("QUADMESH_PASSWORD") {
         return Ok(p);
     }
-    let path = std::env::var("QUADMESH_PASSWORD_FILE").context("QUADMESH_PASSWORD_FILE is not set")?;
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read QUADMESH_PASSWORD_FILE {path}"))?;
+    let path =
+        std::env::var("QUADMESH_PASSWORD_FILE").context("QUADMESH_PASSWORD_FILE is not set")?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read QUADMESH_PASSWORD_FILE {path}"))?;
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
@@ -121,8 +126,14 @@ mod tests {
 
     #[test]
     fn bad_specs_name_the_problem() {
-        assert!(Spec::parse("a:b@host:notaport/r").unwrap_err().to_string().contains("invalid port"));
-        assert!(Spec::parse("ab@host/r").unwrap_err().to_string().contains("USER:PASSWORD"));
+        assert!(Spec::parse("a:b@host:notaport/r")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid port"));
+        assert!(Spec::parse("ab@host/r")
+            .unwrap_err()
+            .to_string()
+            .contains("USER:PASSWORD"));
     }
 
     #[test]

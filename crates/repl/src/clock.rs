@@ -25,7 +25,9 @@ impl PhysicalClock for SystemClock {
 pub enum ClockError {
     /// A peer's clock is further ahead of ours than the configured bound: absorbing
     /// its time would drag every later stamp of ours into its future.
-    #[error("remote clock is {ahead_ms} ms ahead of ours, more than the allowed {max_offset_ms} ms")]
+    #[error(
+        "remote clock is {ahead_ms} ms ahead of ours, more than the allowed {max_offset_ms} ms"
+    )]
     TooFarAhead { ahead_ms: u64, max_offset_ms: u64 },
     #[error("the logical counter of the hybrid clock overflowed")]
     LogicalOverflow,
@@ -137,12 +139,21 @@ mod tests {
     fn a_clock_too_far_ahead_is_refused_and_not_absorbed() {
         let clock = HybridClock::new(FakeClock(Arc::new(AtomicU64::new(1000))), 500);
         let err = clock.observe(HlcTime::from_parts(1600, 0)).unwrap_err();
-        assert_eq!(err, ClockError::TooFarAhead { ahead_ms: 600, max_offset_ms: 500 });
+        assert_eq!(
+            err,
+            ClockError::TooFarAhead {
+                ahead_ms: 600,
+                max_offset_ms: 500
+            }
+        );
         assert_eq!(clock.now().unwrap().millis(), 1000);
     }
 
     #[test]
     fn logical_counter_overflow_carries_into_the_millis() {
-        assert_eq!(bump(HlcTime::from_parts(5, u16::MAX)).unwrap(), HlcTime::from_parts(6, 0));
+        assert_eq!(
+            bump(HlcTime::from_parts(5, u16::MAX)).unwrap(),
+            HlcTime::from_parts(6, 0)
+        );
     }
 }

@@ -165,14 +165,23 @@ mod tests {
     #[test]
     fn a_frame_round_trips() {
         let bytes = entry().encode();
-        assert_eq!(decode(&bytes).unwrap(), Decoded::Frame(entry(), bytes.len()));
+        assert_eq!(
+            decode(&bytes).unwrap(),
+            Decoded::Frame(entry(), bytes.len())
+        );
     }
 
     #[test]
     fn a_truncated_frame_asks_for_more() {
         let bytes = entry().encode();
-        assert_eq!(decode(&bytes[..bytes.len() - 1]).unwrap(), Decoded::Incomplete(bytes.len()));
-        assert_eq!(decode(&bytes[..10]).unwrap(), Decoded::Incomplete(HEADER_LEN));
+        assert_eq!(
+            decode(&bytes[..bytes.len() - 1]).unwrap(),
+            Decoded::Incomplete(bytes.len())
+        );
+        assert_eq!(
+            decode(&bytes[..10]).unwrap(),
+            Decoded::Incomplete(HEADER_LEN)
+        );
     }
 
     #[test]

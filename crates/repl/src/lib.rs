@@ -10,7 +10,7 @@ pub mod frame;
 mod stamp;
 mod version_vector;
 
-pub use frame::{Entry, EntryKind, FrameError};
 pub use clock::{ClockError, HybridClock, PhysicalClock, SystemClock};
+pub use frame::{Entry, EntryKind, FrameError};
 pub use stamp::{HlcTime, OriginId, Stamp};
 pub use version_vector::VersionVector;

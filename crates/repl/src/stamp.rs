@@ -20,7 +20,9 @@ impl fmt::Display for OriginId {
 ///
 /// Readings from one clock only grow, and a reading taken after observing another is
 /// greater than it, so the order of `HlcTime`s respects causality.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct HlcTime(pub u64);
 

@@ -80,11 +80,17 @@ impl Auth {
                             .hash_password(password.as_bytes(), &salt)
                             .map_err(|e| AuthError::Hash(e.to_string()))?
                             .to_string();
-                        let superuser = Superuser { user, password_hash };
+                        let superuser = Superuser {
+                            user,
+                            password_hash,
+                        };
                         fs::create_dir_all(data_dir).map_err(io)?;
                         let tmp = path.with_extension("json.tmp");
-                        fs::write(&tmp, serde_json::to_vec_pretty(&superuser).expect("serialises"))
-                            .map_err(io)?;
+                        fs::write(
+                            &tmp,
+                            serde_json::to_vec_pretty(&superuser).expect("serialises"),
+                        )
+                        .map_err(io)?;
                         set_owner_only(&tmp);
                         fs::rename(&tmp, &path).map_err(io)?;
                         tracing::info!(user = %superuser.user, "recorded the superuser");
@@ -106,10 +112,18 @@ impl Auth {
 
     /// Whether an `Authorization` header value carries the superuser's credentials.
     pub fn check_header(&self, header: &str) -> bool {
-        if self.verified.lock().unwrap_or_else(|e| e.into_inner()).contains(header) {
+        if self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(header)
+        {
             return true;
         }
-        let Some(encoded) = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic ")) else {
+        let Some(encoded) = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))
+        else {
             return false;
         };
         let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
@@ -135,7 +149,11 @@ impl Auth {
 
 fn verify(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 

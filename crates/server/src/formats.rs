@@ -78,7 +78,10 @@ fn is_wildcard(media: &str) -> bool {
     media == "*/*" || media == "application/*" || media == "text/*"
 }
 
-pub fn solutions_format(headers: &HeaderMap, override_format: Option<&str>) -> ApiResult<SolutionsFormat> {
+pub fn solutions_format(
+    headers: &HeaderMap,
+    override_format: Option<&str>,
+) -> ApiResult<SolutionsFormat> {
     let wanted = match override_format {
         Some(f) => vec![f.to_ascii_lowercase()],
         None => accepted(headers),
@@ -92,7 +95,9 @@ pub fn solutions_format(headers: &HeaderMap, override_format: Option<&str>) -> A
             "text/integer" => Some(SolutionsFormat::Count),
             "text/table" => Some(SolutionsFormat::Table),
             m if is_wildcard(m) => Some(SolutionsFormat::Sparql(QueryResultsFormat::Json)),
-            m @ ("json" | "xml" | "csv" | "tsv") => QueryResultsFormat::from_extension(m).map(SolutionsFormat::Sparql),
+            m @ ("json" | "xml" | "csv" | "tsv") => {
+                QueryResultsFormat::from_extension(m).map(SolutionsFormat::Sparql)
+            }
             m => QueryResultsFormat::from_media_type(m).map(SolutionsFormat::Sparql),
         };
         if let Some(found) = found {
@@ -105,7 +110,11 @@ pub fn solutions_format(headers: &HeaderMap, override_format: Option<&str>) -> A
     )))
 }
 
-pub fn graph_format(headers: &HeaderMap, override_format: Option<&str>, default: RdfFormat) -> ApiResult<GraphFormat> {
+pub fn graph_format(
+    headers: &HeaderMap,
+    override_format: Option<&str>,
+    default: RdfFormat,
+) -> ApiResult<GraphFormat> {
     let wanted = match override_format {
         Some(f) => vec![f.to_ascii_lowercase()],
         None => accepted(headers),
@@ -134,7 +143,9 @@ pub fn graph_format(headers: &HeaderMap, override_format: Option<&str>, default:
 /// The RDF format of a request body, from its `Content-Type`.
 pub fn rdf_content_type(headers: &HeaderMap) -> ApiResult<RdfFormat> {
     let content_type = content_type(headers).ok_or_else(|| {
-        ApiError::UnsupportedMediaType("missing Content-Type: say which RDF format the body is in".into())
+        ApiError::UnsupportedMediaType(
+            "missing Content-Type: say which RDF format the body is in".into(),
+        )
     })?;
     RdfFormat::from_media_type(&content_type).ok_or_else(|| {
         ApiError::UnsupportedMediaType(format!(
@@ -148,7 +159,13 @@ pub fn content_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .filter(|v| !v.is_empty())
 }
 
@@ -166,14 +183,23 @@ mod tests {
     #[test]
     fn sparqlwrapper_gets_w3c_json_and_agraph_gets_its_own() {
         let wrapper = headers("application/sparql-results+json,application/json,text/javascript,application/javascript");
-        assert_eq!(solutions_format(&wrapper, None).unwrap(), SolutionsFormat::Sparql(QueryResultsFormat::Json));
-        assert_eq!(solutions_format(&headers("application/json"), None).unwrap(), SolutionsFormat::AgJson);
+        assert_eq!(
+            solutions_format(&wrapper, None).unwrap(),
+            SolutionsFormat::Sparql(QueryResultsFormat::Json)
+        );
+        assert_eq!(
+            solutions_format(&headers("application/json"), None).unwrap(),
+            SolutionsFormat::AgJson
+        );
     }
 
     #[test]
     fn q_values_order_the_choice() {
         let h = headers("application/sparql-results+json;q=0.5, application/sparql-results+xml");
-        assert_eq!(solutions_format(&h, None).unwrap(), SolutionsFormat::Sparql(QueryResultsFormat::Xml));
+        assert_eq!(
+            solutions_format(&h, None).unwrap(),
+            SolutionsFormat::Sparql(QueryResultsFormat::Xml)
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub enum ServeError {
     #[error("cannot open the data directory: {0}")]
     Store(#[from] quadmesh_store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -22,11 +22,17 @@ impl Params {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -43,7 +49,9 @@ impl Params {
             .filter(|v| !v.is_empty())
             .map(|v| {
                 v.parse().map_err(|_| {
-                    crate::error::ApiError::BadRequest(format!("parameter '{name}' must be a number, got '{v}'"))
+                    crate::error::ApiError::BadRequest(format!(
+                        "parameter '{name}' must be a number, got '{v}'"
+                    ))
                 })
             })
             .transpose()

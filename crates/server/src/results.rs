@@ -25,7 +25,10 @@ pub fn write_query_results(
             write_solutions(&variables, rows, solutions)
         }
         QueryResults::Graph(iter) => {
-            let quads = iter.map(|t| t.map(|t| t.in_graph(GraphName::DefaultGraph)).map_err(evaluation_error));
+            let quads = iter.map(|t| {
+                t.map(|t| t.in_graph(GraphName::DefaultGraph))
+                    .map_err(evaluation_error)
+            });
             write_quads(quads, graph)
         }
     }
@@ -63,12 +66,18 @@ pub fn write_solutions(
                 values.push(
                     variables
                         .iter()
-                        .map(|v| row.get(v).map_or(serde_json::Value::Null, |t| t.to_string().into()))
+                        .map(|v| {
+                            row.get(v)
+                                .map_or(serde_json::Value::Null, |t| t.to_string().into())
+                        })
                         .collect::<Vec<_>>(),
                 );
             }
             let names: Vec<&str> = variables.iter().map(|v| v.as_str()).collect();
-            Ok(serde_json::to_vec(&serde_json::json!({ "names": names, "values": values })).expect("serialises"))
+            Ok(
+                serde_json::to_vec(&serde_json::json!({ "names": names, "values": values }))
+                    .expect("serialises"),
+            )
         }
         SolutionsFormat::Count => {
             let mut count = 0u64;
@@ -86,7 +95,7 @@ pub fn write_solutions(
                 cells.push(
                     variables
                         .iter()
-                        .map(|v| row.get(v).map(Term::to_string).unwrap_or_default())
+                        .map(|v| row.get(v).map(readable).unwrap_or_default())
                         .collect(),
                 );
             }
@@ -96,7 +105,10 @@ pub fn write_solutions(
 }
 
 /// Writes quads; triples-only formats drop the graph name.
-pub fn write_quads(quads: impl Iterator<Item = Result<Quad>>, format: GraphFormat) -> Result<Vec<u8>> {
+pub fn write_quads(
+    quads: impl Iterator<Item = Result<Quad>>,
+    format: GraphFormat,
+) -> Result<Vec<u8>> {
     match format {
         GraphFormat::Rdf(f) => {
             let mut serializer = RdfSerializer::from_format(f).for_writer(Vec::new());
@@ -105,7 +117,9 @@ pub fn write_quads(quads: impl Iterator<Item = Result<Quad>>, format: GraphForma
                 if f.supports_datasets() {
                     serializer.serialize_quad(&quad).map_err(io_error)?;
                 } else {
-                    serializer.serialize_triple(&Triple::from(quad)).map_err(io_error)?;
+                    serializer
+                        .serialize_triple(&Triple::from(quad))
+                        .map_err(io_error)?;
                 }
             }
             serializer.finish().map_err(io_error)
@@ -132,6 +146,23 @@ pub fn write_quads(quads: impl Iterator<Item = Result<Quad>>, format: GraphForma
             Ok(count.to_string().into_bytes())
         }
     }
+}
+
+/// A term as a person reads it in a table: numbers and booleans bare, everything else
+/// in N-Triples syntax.
+fn readable(term: &Term) -> String {
+    if let Term::Literal(literal) = term {
+        let datatype = literal.datatype().as_str();
+        let bare = [
+            "integer", "decimal", "double", "float", "boolean", "long", "int",
+        ]
+        .iter()
+        .any(|t| datatype.strip_prefix("http://www.w3.org/2001/XMLSchema#") == Some(t));
+        if bare {
+            return literal.value().to_owned();
+        }
+    }
+    term.to_string()
 }
 
 /// A plain-text table with a header rule, columns as wide as their widest cell.
@@ -169,7 +200,11 @@ pub fn render_table(header: &[String], rows: &[Vec<String>]) -> String {
         out.push_str(&line(row));
     }
     out.push_str(&rule);
-    out.push_str(&format!("{} row{}\n", rows.len(), if rows.len() == 1 { "" } else { "s" }));
+    out.push_str(&format!(
+        "{} row{}\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    ));
     out
 }
 

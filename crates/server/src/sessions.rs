@@ -43,7 +43,12 @@ pub struct SessionRegistry {
 }
 
 impl SessionRegistry {
-    pub fn open(&self, repository: Arc<Repository>, auto_commit: bool, lifetime: Duration) -> Arc<Session> {
+    pub fn open(
+        &self,
+        repository: Arc<Repository>,
+        auto_commit: bool,
+        lifetime: Duration,
+    ) -> Arc<Session> {
         let id = format!("{:032x}", rand::random::<u128>());
         let session = Arc::new(Session {
             id: id.clone(),

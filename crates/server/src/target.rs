@@ -27,11 +27,9 @@ impl FromRequestParts<AppState> for Target {
             .await
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         if let Some(id) = params.get("session") {
-            return state
-                .sessions
-                .get(id)
-                .map(Target::Session)
-                .ok_or_else(|| ApiError::NotFound(format!("session {id} does not exist (closed, or expired)")));
+            return state.sessions.get(id).map(Target::Session).ok_or_else(|| {
+                ApiError::NotFound(format!("session {id} does not exist (closed, or expired)"))
+            });
         }
         let name = params
             .get("repo")
@@ -64,7 +62,9 @@ impl View<'_, '_> {
     ) -> Result<Vec<Quad>> {
         let iter = match self {
             View::Store(store) => store.quads_for_pattern(subject, predicate, object, graph),
-            View::Transaction(transaction) => transaction.quads_for_pattern(subject, predicate, object, graph),
+            View::Transaction(transaction) => {
+                transaction.quads_for_pattern(subject, predicate, object, graph)
+            }
         };
         Ok(iter.collect::<Result<Vec<_>, _>>()?)
     }
@@ -73,16 +73,22 @@ impl View<'_, '_> {
     pub fn named_graphs(&self) -> Result<Vec<quadmesh_store::oxigraph::model::NamedOrBlankNode>> {
         let graphs = match self {
             View::Store(store) => store.named_graphs().collect::<Result<Vec<_>, _>>()?,
-            View::Transaction(transaction) => transaction.named_graphs().collect::<Result<Vec<_>, _>>()?,
+            View::Transaction(transaction) => {
+                transaction.named_graphs().collect::<Result<Vec<_>, _>>()?
+            }
         };
         let mut nonempty = Vec::with_capacity(graphs.len());
         for graph in graphs {
             let name = GraphNameRef::from(graph.as_ref());
             let has_quads = match self {
-                View::Store(store) => store.quads_for_pattern(None, None, None, Some(name)).next().is_some(),
-                View::Transaction(transaction) => {
-                    transaction.quads_for_pattern(None, None, None, Some(name)).next().is_some()
-                }
+                View::Store(store) => store
+                    .quads_for_pattern(None, None, None, Some(name))
+                    .next()
+                    .is_some(),
+                View::Transaction(transaction) => transaction
+                    .quads_for_pattern(None, None, None, Some(name))
+                    .next()
+                    .is_some(),
             };
             if has_quads {
                 nonempty.push(graph);
@@ -120,23 +126,29 @@ impl Target {
             Target::Repository(repository) => work(&View::Store(repository.store())),
             Target::Session(session) => {
                 let mut pending = session.pending.lock().unwrap_or_else(|e| e.into_inner());
-                session
-                    .repository
-                    .in_session(&mut pending, |tracker| work(&View::Transaction(tracker.transaction())))
+                session.repository.in_session(&mut pending, |tracker| {
+                    work(&View::Transaction(tracker.transaction()))
+                })
             }
         }
     }
 
     /// Writes: a commit through the single writer, or pending work of the session
     /// (committed at once when the session auto-commits). Blocking.
-    pub fn write(&self, build: impl FnOnce(&mut ChangeTracker<'_, '_>) -> Result<()>) -> Result<Written> {
+    pub fn write(
+        &self,
+        build: impl FnOnce(&mut ChangeTracker<'_, '_>) -> Result<()>,
+    ) -> Result<Written> {
         match self {
             Target::Repository(repository) => repository.commit(build).map(Written::Committed),
             Target::Session(session) => {
                 let mut pending = session.pending.lock().unwrap_or_else(|e| e.into_inner());
                 session.repository.in_session(&mut pending, build)?;
                 if session.auto_commit() {
-                    return session.repository.commit_pending(&mut pending).map(Written::Committed);
+                    return session
+                        .repository
+                        .commit_pending(&mut pending)
+                        .map(Written::Committed);
                 }
                 Ok(Written::Pending)
             }

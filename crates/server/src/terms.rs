@@ -26,7 +26,11 @@ pub fn parse_subject(value: &str) -> ApiResult<NamedOrBlankNode> {
     match parse_resource("subject", value)? {
         Term::NamedNode(n) => Ok(n.into()),
         Term::BlankNode(b) => Ok(b.into()),
-        _ => Err(bad("subject", value, "a subject must be an IRI or a blank node")),
+        _ => Err(bad(
+            "subject",
+            value,
+            "a subject must be an IRI or a blank node",
+        )),
     }
 }
 
@@ -54,7 +58,11 @@ pub fn parse_graph(value: &str) -> ApiResult<GraphName> {
     match parse_resource("context", value)? {
         Term::NamedNode(n) => Ok(n.into()),
         Term::BlankNode(b) => Ok(b.into()),
-        _ => Err(bad("context", value, "a graph must be an IRI, a blank node or null")),
+        _ => Err(bad(
+            "context",
+            value,
+            "a graph must be an IRI, a blank node or null",
+        )),
     }
 }
 
@@ -64,7 +72,11 @@ pub fn parse_json_quad(row: &serde_json::Value, default_graph: &GraphName) -> Ap
     let items = row
         .as_array()
         .filter(|a| (3..=5).contains(&a.len()))
-        .ok_or_else(|| ApiError::BadRequest(format!("a JSON quad must be an array of 3 to 5 strings, got {row}")))?;
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "a JSON quad must be an array of 3 to 5 strings, got {row}"
+            ))
+        })?;
     let text = |i: usize| {
         items[i]
             .as_str()
@@ -73,7 +85,11 @@ pub fn parse_json_quad(row: &serde_json::Value, default_graph: &GraphName) -> Ap
     let graph = match items.get(3) {
         None | Some(serde_json::Value::Null) => default_graph.clone(),
         Some(serde_json::Value::String(g)) => parse_graph(g)?,
-        Some(other) => return Err(ApiError::BadRequest(format!("invalid graph {other} in {row}"))),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid graph {other} in {row}"
+            )))
+        }
     };
     Ok(Quad::new(
         parse_subject(text(0)?)?,
@@ -102,7 +118,10 @@ mod tests {
             parse_graph("http://ex/g").unwrap(),
             GraphName::from(NamedNode::new_unchecked("http://ex/g"))
         );
-        assert_eq!(parse_object("o").unwrap(), Term::from(Literal::new_simple_literal("o")));
+        assert_eq!(
+            parse_object("o").unwrap(),
+            Term::from(Literal::new_simple_literal("o"))
+        );
         assert_eq!(
             parse_object("\"5\"^^<http://www.w3.org/2001/XMLSchema#integer>").unwrap(),
             Term::from(Literal::from(5))
@@ -118,8 +137,16 @@ mod tests {
     #[test]
     fn json_quads_take_null_or_the_string_null_as_default_graph() {
         let row = serde_json::json!(["<http://ex/s>", "<http://ex/p>", "\"x\"", "null"]);
-        assert_eq!(parse_json_quad(&row, &GraphName::DefaultGraph).unwrap().graph_name, GraphName::DefaultGraph);
+        assert_eq!(
+            parse_json_quad(&row, &GraphName::DefaultGraph)
+                .unwrap()
+                .graph_name,
+            GraphName::DefaultGraph
+        );
         let row = serde_json::json!(["<http://ex/s>", "<http://ex/p>", "\"x\"", "<http://ex/g>"]);
-        assert!(!parse_json_quad(&row, &GraphName::DefaultGraph).unwrap().graph_name.is_default_graph());
+        assert!(!parse_json_quad(&row, &GraphName::DefaultGraph)
+            .unwrap()
+            .graph_name
+            .is_default_graph());
     }
 }

@@ -33,19 +33,27 @@ pub fn validate_repository_name(name: &str) -> Result<()> {
 }
 
 impl Catalog {
-    pub fn open(data_dir: &Path, clock: Arc<HybridClock>, options: RepositoryOptions) -> Result<Self> {
+    pub fn open(
+        data_dir: &Path,
+        clock: Arc<HybridClock>,
+        options: RepositoryOptions,
+    ) -> Result<Self> {
         let root = data_dir.join("repositories");
         fs::create_dir_all(&root)?;
         let mut repositories = BTreeMap::new();
         for entry in fs::read_dir(&root)? {
             let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
             if name.starts_with('.') {
                 // Left over from an interrupted delete.
                 fs::remove_dir_all(entry.path())?;
                 continue;
             }
-            if validate_repository_name(&name).is_err() || !entry.path().join("identity.json").exists() {
+            if validate_repository_name(&name).is_err()
+                || !entry.path().join("identity.json").exists()
+            {
                 continue;
             }
             let repository = Repository::open(&name, &entry.path(), clock.clone(), options, false)?;
@@ -89,7 +97,13 @@ impl Catalog {
             // Not in the catalog, so not a complete repository: an interrupted create.
             fs::remove_dir_all(&dir)?;
         }
-        let repository = Arc::new(Repository::open(name, &dir, self.clock.clone(), self.options, true)?);
+        let repository = Arc::new(Repository::open(
+            name,
+            &dir,
+            self.clock.clone(),
+            self.options,
+            true,
+        )?);
         repositories.insert(name.to_owned(), repository.clone());
         Ok(repository)
     }
@@ -103,7 +117,9 @@ impl Catalog {
             .ok_or_else(|| StoreError::RepositoryNotFound(name.to_owned()))?;
         let dir = repository.dir().to_owned();
         drop(repository);
-        let aside = self.root.join(format!(".deleted-{name}-{:x}", rand::random::<u32>()));
+        let aside = self
+            .root
+            .join(format!(".deleted-{name}-{:x}", rand::random::<u32>()));
         fs::rename(&dir, &aside)?;
         fs::remove_dir_all(&aside)?;
         Ok(())

@@ -52,7 +52,14 @@ impl Checkpoint {
     pub fn encode_register(register: &Register) -> Vec<(String, u64, u64, bool)> {
         register
             .iter()
-            .map(|(quad, last)| (format!("{quad} ."), last.stamp.time.0, last.stamp.origin.0, last.present))
+            .map(|(quad, last)| {
+                (
+                    format!("{quad} ."),
+                    last.stamp.time.0,
+                    last.stamp.origin.0,
+                    last.present,
+                )
+            })
             .collect()
     }
 
@@ -71,7 +78,11 @@ impl Checkpoint {
                     what: "checkpoint register".into(),
                     detail: "empty quad".into(),
                 })?;
-            register.record(quad, Stamp::new(HlcTime(*time), OriginId(*origin)), *present);
+            register.record(
+                quad,
+                Stamp::new(HlcTime(*time), OriginId(*origin)),
+                *present,
+            );
         }
         Ok(register)
     }

@@ -87,7 +87,12 @@ mod tests {
                 Literal::new_language_tagged_literal_unchecked("été \"x\"\n", "fr"),
                 NamedNode::new_unchecked("http://example.com/g"),
             )],
-            deletes: vec![Quad::new(ex.clone(), ex.clone(), ex, GraphName::DefaultGraph)],
+            deletes: vec![Quad::new(
+                ex.clone(),
+                ex.clone(),
+                ex,
+                GraphName::DefaultGraph,
+            )],
         };
         assert_eq!(Effect::decode(&effect.encode()).unwrap(), effect);
     }
@@ -96,7 +101,12 @@ mod tests {
     fn a_truncated_effect_is_refused() {
         let ex = NamedNode::new_unchecked("http://example.com/p");
         let effect = Effect {
-            inserts: vec![Quad::new(ex.clone(), ex.clone(), ex, GraphName::DefaultGraph)],
+            inserts: vec![Quad::new(
+                ex.clone(),
+                ex.clone(),
+                ex,
+                GraphName::DefaultGraph,
+            )],
             deletes: vec![],
         };
         let bytes = effect.encode();

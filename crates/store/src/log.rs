@@ -182,7 +182,8 @@ impl TxLog {
         for indexed in &self.index[first..] {
             if current.as_ref().map(|(id, _)| *id) != Some(indexed.start.segment) {
                 let mut bytes = Vec::new();
-                File::open(segment_path(&self.dir, indexed.start.segment))?.read_to_end(&mut bytes)?;
+                File::open(segment_path(&self.dir, indexed.start.segment))?
+                    .read_to_end(&mut bytes)?;
                 current = Some((indexed.start.segment, bytes));
             }
             let bytes = &current.as_ref().expect("segment just read").1;
@@ -191,7 +192,10 @@ impl TxLog {
                 other => {
                     return Err(StoreError::Corrupt {
                         what: format!("log segment {}", indexed.start.segment),
-                        detail: format!("entry at offset {} unreadable: {other:?}", indexed.start.offset),
+                        detail: format!(
+                            "entry at offset {} unreadable: {other:?}",
+                            indexed.start.offset
+                        ),
                     })
                 }
             }
@@ -207,7 +211,9 @@ impl TxLog {
             fs::remove_file(segment_path(&self.dir, id))?;
             removed += 1;
         }
-        let keep_from = self.index.partition_point(|e| e.start.segment < self.segments[0]);
+        let keep_from = self
+            .index
+            .partition_point(|e| e.start.segment < self.segments[0]);
         self.index.drain(..keep_from);
         Ok(removed)
     }
@@ -270,7 +276,10 @@ mod tests {
     #[test]
     fn entries_survive_reopening_and_a_torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = LogOptions { fsync: false, segment_bytes: 300 };
+        let opts = LogOptions {
+            fsync: false,
+            segment_bytes: 300,
+        };
         {
             let mut log = TxLog::open(dir.path(), opts).unwrap();
             for seq in 1..=5 {
@@ -279,21 +288,47 @@ mod tests {
             assert!(log.segment_count() > 1);
         }
         // Tear the last frame in half, as a crash mid-write would.
-        let last = fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).max().unwrap();
+        let last = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .max()
+            .unwrap();
         let len = fs::metadata(&last).unwrap().len();
-        OpenOptions::new().write(true).open(&last).unwrap().set_len(len - 20).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&last)
+            .unwrap()
+            .set_len(len - 20)
+            .unwrap();
         let mut log = TxLog::open(dir.path(), opts).unwrap();
-        let seqs: Vec<u64> = log.read_from(LogPosition::default()).unwrap().iter().map(|(_, e)| e.seq).collect();
+        let seqs: Vec<u64> = log
+            .read_from(LogPosition::default())
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.seq)
+            .collect();
         assert_eq!(seqs, vec![1, 2, 3, 4]);
         log.append(&entry(5)).unwrap();
         let again = TxLog::open(dir.path(), opts).unwrap();
-        assert_eq!(again.read_from(LogPosition::default()).unwrap().last().unwrap().1, entry(5));
+        assert_eq!(
+            again
+                .read_from(LogPosition::default())
+                .unwrap()
+                .last()
+                .unwrap()
+                .1,
+            entry(5)
+        );
     }
 
     #[test]
     fn corruption_before_the_last_segment_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = LogOptions { fsync: false, segment_bytes: 150 };
+        let opts = LogOptions {
+            fsync: false,
+            segment_bytes: 150,
+        };
         {
             let mut log = TxLog::open(dir.path(), opts).unwrap();
             for seq in 1..=4 {
@@ -304,20 +339,31 @@ mod tests {
         let mut bytes = fs::read(&first).unwrap();
         bytes[50] ^= 0xff;
         fs::write(&first, bytes).unwrap();
-        assert!(matches!(TxLog::open(dir.path(), opts), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            TxLog::open(dir.path(), opts),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]
     fn removing_segments_keeps_the_rest_readable() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = LogOptions { fsync: false, segment_bytes: 150 };
+        let opts = LogOptions {
+            fsync: false,
+            segment_bytes: 150,
+        };
         let mut log = TxLog::open(dir.path(), opts).unwrap();
         let mut ends = Vec::new();
         for seq in 1..=4 {
             ends.push(log.append(&entry(seq)).unwrap().end);
         }
         log.remove_segments_before(ends[2]).unwrap();
-        let seqs: Vec<u64> = log.read_from(LogPosition::default()).unwrap().iter().map(|(_, e)| e.seq).collect();
+        let seqs: Vec<u64> = log
+            .read_from(LogPosition::default())
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.seq)
+            .collect();
         assert_eq!(seqs, vec![3, 4]);
     }
 }

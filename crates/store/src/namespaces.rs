@@ -49,11 +49,18 @@ impl Namespaces {
     }
 
     pub fn get(&self, prefix: &str) -> Option<String> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(prefix).cloned()
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(prefix)
+            .cloned()
     }
 
     pub fn set(&self, prefix: &str, namespace: &str) -> Result<()> {
-        if !prefix.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        if !prefix
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
             return Err(StoreError::InvalidTerm(format!("prefix '{prefix}'")));
         }
         oxigraph::model::NamedNode::new(namespace)

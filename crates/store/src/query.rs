@@ -71,7 +71,10 @@ impl QueryRequest {
                 | Query::Ask { pattern, .. } => pattern,
             };
             *pattern = GraphPattern::Slice {
-                inner: Box::new(std::mem::replace(pattern, GraphPattern::Bgp { patterns: vec![] })),
+                inner: Box::new(std::mem::replace(
+                    pattern,
+                    GraphPattern::Bgp { patterns: vec![] },
+                )),
                 start: self.offset,
                 length: self.limit,
             };
@@ -92,14 +95,24 @@ impl ParsedQuery {
             .with_cancellation_token(cancellation)
             .for_query(self.query.clone());
         if !self.request.default_graphs.is_empty() {
-            prepared
-                .dataset_mut()
-                .set_default_graph(self.request.default_graphs.iter().cloned().map(Into::into).collect());
+            prepared.dataset_mut().set_default_graph(
+                self.request
+                    .default_graphs
+                    .iter()
+                    .cloned()
+                    .map(Into::into)
+                    .collect(),
+            );
         }
         if !self.request.named_graphs.is_empty() {
-            prepared
-                .dataset_mut()
-                .set_available_named_graphs(self.request.named_graphs.iter().cloned().map(Into::into).collect());
+            prepared.dataset_mut().set_available_named_graphs(
+                self.request
+                    .named_graphs
+                    .iter()
+                    .cloned()
+                    .map(Into::into)
+                    .collect(),
+            );
         }
         for (variable, value) in &self.request.bindings {
             prepared = prepared.substitute_variable(variable.clone(), value.clone());

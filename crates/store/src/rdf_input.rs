@@ -85,7 +85,17 @@ mod tests {
             doc.push_str(&format!("<http://e.com/s{i}> <http://e.com/p> \"{i}\" .\n"));
         }
         doc.push_str("<http://e.com/s> <http://e.com/p> \"unterminated .\n");
-        let err = parse_rdf(RdfFormat::Turtle, doc.as_bytes(), None, None, BlankNodes::Rename).unwrap_err();
-        assert!(err.to_string().contains("1000"), "error should name the line: {err}");
+        let err = parse_rdf(
+            RdfFormat::Turtle,
+            doc.as_bytes(),
+            None,
+            None,
+            BlankNodes::Rename,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("1000"),
+            "error should name the line: {err}"
+        );
     }
 }

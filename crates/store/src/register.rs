@@ -41,7 +41,8 @@ impl Register {
         if !self.wins(quad, stamp) {
             return false;
         }
-        self.entries.insert(quad.clone(), LastWrite { stamp, present });
+        self.entries
+            .insert(quad.clone(), LastWrite { stamp, present });
         true
     }
 
@@ -114,7 +115,9 @@ mod tests {
     /// Stamps are unique per (time, origin) in a real cluster: drop generated duplicates.
     fn unique(ops: Vec<Op>) -> Vec<Op> {
         let mut seen = BTreeSet::new();
-        ops.into_iter().filter(|&(_, t, o, _)| seen.insert((t, o))).collect()
+        ops.into_iter()
+            .filter(|&(_, t, o, _)| seen.insert((t, o)))
+            .collect()
     }
 
     fn ops() -> impl Strategy<Value = Vec<Op>> {

@@ -1,8 +1,8 @@
 use crate::checkpoint::Checkpoint;
 use crate::effect::Effect;
 use crate::error::{Result, StoreError};
-use crate::namespaces::Namespaces;
 use crate::log::{IndexedEntry, LogOptions, LogPosition, TxLog};
+use crate::namespaces::Namespaces;
 use crate::register::Register;
 use crate::tracker::{effect_of, ChangeTracker};
 use oxigraph::model::{GraphNameRef, Quad};
@@ -100,7 +100,10 @@ impl Repository {
             let identity = Identity {
                 origin: OriginId(rand::random::<u64>() >> 1),
             };
-            fs::write(&identity_path, serde_json::to_vec(&identity).expect("serialises"))?;
+            fs::write(
+                &identity_path,
+                serde_json::to_vec(&identity).expect("serialises"),
+            )?;
             identity
         } else {
             return Err(StoreError::RepositoryNotFound(name.to_owned()));
@@ -119,7 +122,11 @@ impl Repository {
         };
         let replayed = writer.replay(&store, &clock)?;
         if replayed > 0 {
-            tracing::info!(repository = name, replayed, "re-applied log entries after the last checkpoint");
+            tracing::info!(
+                repository = name,
+                replayed,
+                "re-applied log entries after the last checkpoint"
+            );
         }
         let repository = Repository {
             name: name.to_owned(),

@@ -27,7 +27,10 @@ impl<'t, 's> ChangeTracker<'t, 's> {
 
     /// Starts from changes recorded earlier (a session's pending work), which must
     /// already be visible in the transaction.
-    pub fn with_changes(transaction: &'t mut Transaction<'s>, changes: HashMap<Quad, bool>) -> Self {
+    pub fn with_changes(
+        transaction: &'t mut Transaction<'s>,
+        changes: HashMap<Quad, bool>,
+    ) -> Self {
         ChangeTracker {
             transaction,
             changes,

@@ -136,7 +136,11 @@ fn apply_operation(
             for solution in &solutions {
                 deletes.extend(delete.iter().filter_map(|p| fill_ground_quad(p, solution)));
                 let mut bnodes = HashMap::new();
-                inserts.extend(insert.iter().filter_map(|p| fill_quad(p, solution, &mut bnodes)));
+                inserts.extend(
+                    insert
+                        .iter()
+                        .filter_map(|p| fill_quad(p, solution, &mut bnodes)),
+                );
             }
             for quad in deletes {
                 tracker.remove(quad)?;
@@ -237,7 +241,13 @@ fn term_of(
 ) -> Option<Term> {
     match pattern {
         TermPattern::NamedNode(n) => Some(n.clone().into()),
-        TermPattern::BlankNode(b) => Some(bnodes.entry(b.clone()).or_insert_with(fresh_blank_node).clone().into()),
+        TermPattern::BlankNode(b) => Some(
+            bnodes
+                .entry(b.clone())
+                .or_insert_with(fresh_blank_node)
+                .clone()
+                .into(),
+        ),
         TermPattern::Literal(l) => Some(l.clone().into()),
         TermPattern::Variable(v) => solution.get(v).cloned(),
     }

@@ -24,11 +24,15 @@ pub async fn run(args: ExportArgs) -> Result<()> {
     let api = Api::new(Spec::parse(&args.spec)?)?;
     let url = format!("{}/statements", api.spec.repository_url()?);
     let response = api
-        .send(api.request(Method::GET, &url).header("accept", media_type(&args.format)))
+        .send(
+            api.request(Method::GET, &url)
+                .header("accept", media_type(&args.format)),
+        )
         .await?;
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => Box::new(std::io::stdout().lock()),
     };

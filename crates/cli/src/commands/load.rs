@@ -36,7 +36,11 @@ pub struct LoadArgs {
 
 /// The format of a file from its extension, `.gz` looked through.
 pub fn format_of(path: &Path) -> Result<(RdfFormat, bool)> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let (name, gzip) = match name.strip_suffix(".gz") {
         Some(n) => (n.to_owned(), true),
         None => (name, false),
@@ -69,7 +73,8 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     for path in &args.files {
         let (format, gzip) = format_of(path)?;
         let mut bytes = Vec::new();
-        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         if gzip {
             MultiGzDecoder::new(file).read_to_end(&mut bytes)
         } else {
@@ -87,10 +92,20 @@ pub async fn run(args: LoadArgs) -> Result<()> {
             .for_slice(&bytes)
             .map(|q| q.map(|q| rename_blank_nodes(q, &mut labels)))
             .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("{} is not valid {}; nothing was loaded from it", path.display(), format.name()))?;
+            .with_context(|| {
+                format!(
+                    "{} is not valid {}; nothing was loaded from it",
+                    path.display(),
+                    format.name()
+                )
+            })?;
         drop(bytes);
 
-        let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(quads.len() as u64) };
+        let bar = if args.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(quads.len() as u64)
+        };
         bar.set_style(
             ProgressStyle::with_template(
                 "{msg} [{bar:40}] {human_pos}/{human_len} statements, {per_sec}, eta {eta}",
@@ -110,7 +125,11 @@ pub async fn run(args: LoadArgs) -> Result<()> {
                 .header("content-type", "application/n-quads")
                 .body(body);
             api.send(request).await.with_context(|| {
-                format!("loading {} stopped after {} statements", path.display(), bar.position())
+                format!(
+                    "loading {} stopped after {} statements",
+                    path.display(),
+                    bar.position()
+                )
             })?;
             bar.inc(batch.len() as u64);
         }
@@ -141,8 +160,17 @@ mod tests {
 
     #[test]
     fn formats_come_from_extensions_through_gz() {
-        assert_eq!(format_of(Path::new("a/b.nt.gz")).unwrap(), (RdfFormat::NTriples, true));
-        assert_eq!(format_of(Path::new("x.TTL")).unwrap(), (RdfFormat::Turtle, false));
-        assert!(format_of(Path::new("x.csv")).unwrap_err().to_string().contains(".csv"));
+        assert_eq!(
+            format_of(Path::new("a/b.nt.gz")).unwrap(),
+            (RdfFormat::NTriples, true)
+        );
+        assert_eq!(
+            format_of(Path::new("x.TTL")).unwrap(),
+            (RdfFormat::Turtle, false)
+        );
+        assert!(format_of(Path::new("x.csv"))
+            .unwrap_err()
+            .to_string()
+            .contains(".csv"));
     }
 }

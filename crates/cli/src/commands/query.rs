@@ -39,7 +39,8 @@ pub fn media_type(format: &str) -> String {
 pub async fn run(args: QueryArgs) -> Result<()> {
     let api = Api::new(Spec::parse(&args.spec)?)?;
     let query = match args.query.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read the query file {path}"))?,
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the query file {path}"))?,
         None => args.query.clone(),
     };
     let mut accept = media_type(&args.format);

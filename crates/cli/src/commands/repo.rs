@@ -18,19 +18,24 @@ pub async fn run(command: RepoCommand) -> Result<()> {
     match command {
         RepoCommand::Create { spec } => {
             let api = Api::new(Spec::parse(&spec)?)?;
-            api.send(api.request(Method::PUT, &api.spec.repository_url()?)).await?;
+            api.send(api.request(Method::PUT, &api.spec.repository_url()?))
+                .await?;
             println!("created repository {}", api.spec.repository()?);
         }
         RepoCommand::Delete { spec } => {
             let api = Api::new(Spec::parse(&spec)?)?;
-            api.send(api.request(Method::DELETE, &api.spec.repository_url()?)).await?;
+            api.send(api.request(Method::DELETE, &api.spec.repository_url()?))
+                .await?;
             println!("deleted repository {}", api.spec.repository()?);
         }
         RepoCommand::List { spec } => {
             let api = Api::new(Spec::parse(&spec)?)?;
             let url = format!("{}/repositories", api.spec.base_url());
             let rows: Vec<serde_json::Value> = api
-                .send(api.request(Method::GET, &url).header("accept", "application/json"))
+                .send(
+                    api.request(Method::GET, &url)
+                        .header("accept", "application/json"),
+                )
                 .await?
                 .json()
                 .await?;
@@ -39,7 +44,11 @@ pub async fn run(command: RepoCommand) -> Result<()> {
             for row in rows {
                 let id = row["id"].as_str().unwrap_or_default().to_owned();
                 let size_url = format!("{}/repositories/{id}/size", api.spec.base_url());
-                let size = api.send(api.request(Method::GET, &size_url)).await?.text().await?;
+                let size = api
+                    .send(api.request(Method::GET, &size_url))
+                    .await?
+                    .text()
+                    .await?;
                 table.push(vec![id, size.trim().to_owned()]);
             }
             print!("{}", quadmesh_server::render_table(&header, &table));

@@ -63,7 +63,8 @@ impl ServeArgs {
         config.bind = self.bind;
         config.port = self.port;
         config.max_body_bytes = self.max_body_mb.saturating_mul(1 << 20);
-        config.default_query_timeout = (self.query_timeout > 0).then(|| Duration::from_secs(self.query_timeout));
+        config.default_query_timeout =
+            (self.query_timeout > 0).then(|| Duration::from_secs(self.query_timeout));
         config.fsync = !self.no_fsync;
         config
     }

@@ -15,7 +15,9 @@ use quadmesh_store::{parse_rdf, BlankNodes};
 
 fn graph_of(params: &Params) -> ApiResult<GraphName> {
     match (params.get("graph"), params.has("default")) {
-        (Some(_), true) => Err(ApiError::BadRequest("give either 'graph' or 'default', not both".into())),
+        (Some(_), true) => Err(ApiError::BadRequest(
+            "give either 'graph' or 'default', not both".into(),
+        )),
         (Some(iri), false) => NamedNode::new(iri)
             .map(GraphName::from)
             .map_err(|e| ApiError::BadRequest(format!("invalid graph IRI '{iri}': {e}"))),
@@ -26,7 +28,13 @@ fn graph_of(params: &Params) -> ApiResult<GraphName> {
     }
 }
 
-pub async fn handle(target: Target, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn handle(
+    target: Target,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let params = Params::from_uri(&uri);
     let graph = graph_of(&params)?;
     match method {
@@ -44,7 +52,11 @@ pub async fn handle(target: Target, method: Method, uri: Uri, headers: HeaderMap
             if !found {
                 return Err(ApiError::NotFound(format!("graph {graph} does not exist")));
             }
-            let body = if method == Method::HEAD { Vec::new() } else { body };
+            let body = if method == Method::HEAD {
+                Vec::new()
+            } else {
+                body
+            };
             Ok(([(header::CONTENT_TYPE, format.media_type())], body).into_response())
         }
         Method::PUT | Method::POST => {
@@ -74,7 +86,12 @@ pub async fn handle(target: Target, method: Method, uri: Uri, headers: HeaderMap
                 Ok(!existed)
             })
             .await?;
-            Ok(if created && !graph.is_default_graph() { StatusCode::CREATED } else { StatusCode::NO_CONTENT }.into_response())
+            Ok(if created && !graph.is_default_graph() {
+                StatusCode::CREATED
+            } else {
+                StatusCode::NO_CONTENT
+            }
+            .into_response())
         }
         Method::DELETE => {
             let g = graph.clone();
@@ -99,6 +116,8 @@ pub async fn handle(target: Target, method: Method, uri: Uri, headers: HeaderMap
             }
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        other => Err(ApiError::BadRequest(format!("method {other} is not supported by the graph store"))),
+        other => Err(ApiError::BadRequest(format!(
+            "method {other} is not supported by the graph store"
+        ))),
     }
 }

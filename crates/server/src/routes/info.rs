@@ -32,7 +32,11 @@ pub async fn contexts(target: Target, headers: HeaderMap) -> ApiResult<Response>
     let format = solutions_format(&headers, None)?;
     let graphs = blocking(move || {
         Ok(target.read(|view| {
-            let mut graphs: Vec<GraphName> = view.named_graphs()?.into_iter().map(GraphName::from).collect();
+            let mut graphs: Vec<GraphName> = view
+                .named_graphs()?
+                .into_iter()
+                .map(GraphName::from)
+                .collect();
             graphs.sort_by_cached_key(GraphName::to_string);
             Ok(graphs)
         })?)
@@ -53,7 +57,10 @@ pub async fn contexts(target: Target, headers: HeaderMap) -> ApiResult<Response>
             GraphName::BlankNode(b) => b.into(),
             GraphName::DefaultGraph => return None,
         };
-        Some(Ok(QuerySolution::from((variables.clone(), vec![Some(term)]))))
+        Some(Ok(QuerySolution::from((
+            variables.clone(),
+            vec![Some(term)],
+        ))))
     });
     let body = write_solutions(&[variable], rows, format)?;
     Ok(([(header::CONTENT_TYPE, format.media_type())], body).into_response())

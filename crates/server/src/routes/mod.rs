@@ -30,10 +30,15 @@ fn repository_routes() -> Router<AppState> {
         .route("/size", get(info::size))
         .route("/contexts", get(info::contexts))
         .route("/blankNodes", post(info::blank_nodes))
-        .route("/namespaces", get(namespaces::list).delete(namespaces::clear))
+        .route(
+            "/namespaces",
+            get(namespaces::list).delete(namespaces::clear),
+        )
         .route(
             "/namespaces/{prefix}",
-            get(namespaces::get_one).put(namespaces::put_one).delete(namespaces::delete_one),
+            get(namespaces::get_one)
+                .put(namespaces::put_one)
+                .delete(namespaces::delete_one),
         )
         .route("/rdf-graphs/service", any(graph_store::handle))
         .route("/commit", post(sessions::commit))
@@ -56,12 +61,27 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/repositories/{repo}/session", post(sessions::open))
         .nest("/repositories/{repo}", repository_routes())
-        .route("/sessions/{session}", get(sparql::handle).post(sparql::handle))
-        .route("/sessions/{session}/session/ping", get(sessions::ping).post(sessions::ping))
-        .route("/sessions/{session}/session/close", post(sessions::close).get(sessions::close))
-        .route("/sessions/{session}/session/autoCommit", post(sessions::auto_commit))
+        .route(
+            "/sessions/{session}",
+            get(sparql::handle).post(sparql::handle),
+        )
+        .route(
+            "/sessions/{session}/session/ping",
+            get(sessions::ping).post(sessions::ping),
+        )
+        .route(
+            "/sessions/{session}/session/close",
+            post(sessions::close).get(sessions::close),
+        )
+        .route(
+            "/sessions/{session}/session/autoCommit",
+            post(sessions::auto_commit),
+        )
         .nest("/sessions/{session}", repository_routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
         .layer(axum::middleware::from_fn(log_requests))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

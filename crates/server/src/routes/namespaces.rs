@@ -49,7 +49,10 @@ fn prefix_of(params: &HashMap<String, String>) -> ApiResult<String> {
 }
 
 /// One namespace, as a JSON string (agraph-python decodes it).
-pub async fn get_one(target: Target, Path(params): Path<HashMap<String, String>>) -> ApiResult<Json<String>> {
+pub async fn get_one(
+    target: Target,
+    Path(params): Path<HashMap<String, String>>,
+) -> ApiResult<Json<String>> {
     let prefix = prefix_of(&params)?;
     target
         .repository()
@@ -60,11 +63,19 @@ pub async fn get_one(target: Target, Path(params): Path<HashMap<String, String>>
 }
 
 /// `PUT /namespaces/PREFIX` with the namespace IRI as the body.
-pub async fn put_one(target: Target, Path(params): Path<HashMap<String, String>>, body: Bytes) -> ApiResult<StatusCode> {
+pub async fn put_one(
+    target: Target,
+    Path(params): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
     let prefix = prefix_of(&params)?;
     let namespace = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest("the namespace must be UTF-8 text".into()))?;
-    let namespace = namespace.trim().trim_start_matches('<').trim_end_matches('>').to_owned();
+    let namespace = namespace
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned();
     blocking(move || {
         target.repository().namespaces().set(&prefix, &namespace)?;
         Ok(StatusCode::NO_CONTENT)
@@ -72,13 +83,18 @@ pub async fn put_one(target: Target, Path(params): Path<HashMap<String, String>>
     .await
 }
 
-pub async fn delete_one(target: Target, Path(params): Path<HashMap<String, String>>) -> ApiResult<StatusCode> {
+pub async fn delete_one(
+    target: Target,
+    Path(params): Path<HashMap<String, String>>,
+) -> ApiResult<StatusCode> {
     let prefix = prefix_of(&params)?;
     blocking(move || {
         if target.repository().namespaces().remove(&prefix)? {
             Ok(StatusCode::NO_CONTENT)
         } else {
-            Err(ApiError::NotFound(format!("no namespace has the prefix '{prefix}'")))
+            Err(ApiError::NotFound(format!(
+                "no namespace has the prefix '{prefix}'"
+            )))
         }
     })
     .await

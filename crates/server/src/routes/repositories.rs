@@ -16,7 +16,10 @@ pub fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
     let base = base_url(&headers);
     let rows: Vec<_> = state
         .catalog
@@ -49,13 +52,18 @@ pub async fn create(
             tracing::info!(repository = %name, "created repository");
             Ok(StatusCode::NO_CONTENT)
         }
-        Err(quadmesh_store::StoreError::RepositoryExists(_)) if tolerate_existing => Ok(StatusCode::NO_CONTENT),
+        Err(quadmesh_store::StoreError::RepositoryExists(_)) if tolerate_existing => {
+            Ok(StatusCode::NO_CONTENT)
+        }
         Err(e) => Err(e.into()),
     })
     .await
 }
 
-pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     blocking(move || {
         state.catalog.delete(&name)?;
         state.sessions.close_for_repository(&name);

@@ -12,14 +12,22 @@ pub async fn version(headers: HeaderMap) -> Response {
     if accepted(&headers).iter().any(|m| m == "application/json") {
         return Json(VERSION).into_response();
     }
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{VERSION}\n")).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{VERSION}\n"),
+    )
+        .into_response()
 }
 
 pub async fn hostname() -> Response {
     let name = hostname::get()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "localhost".into());
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{name}\n")).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{name}\n"),
+    )
+        .into_response()
 }
 
 /// Only the root catalog exists; agraph-python's `openCatalog` needs it listed as "/".

@@ -23,13 +23,21 @@ pub async fn open(
     let repository = state.catalog.get(&name)?;
     let auto_commit = params.flag("autoCommit")?.unwrap_or(false);
     let lifetime = match params.number::<u64>("lifetime")? {
-        Some(0) => return Err(ApiError::BadRequest("'lifetime' must be at least 1 second".into())),
+        Some(0) => {
+            return Err(ApiError::BadRequest(
+                "'lifetime' must be at least 1 second".into(),
+            ))
+        }
         Some(seconds) => Duration::from_secs(seconds).min(state.config.max_session_lifetime),
         None => state.config.default_session_lifetime,
     };
     let session = state.sessions.open(repository, auto_commit, lifetime);
     tracing::info!(session = %session.id, repository = %name, auto_commit, lifetime_s = lifetime.as_secs(), "session opened");
-    Ok(Json(format!("{}/sessions/{}", base_url(&headers), session.id)))
+    Ok(Json(format!(
+        "{}/sessions/{}",
+        base_url(&headers),
+        session.id
+    )))
 }
 
 pub async fn commit(target: Target) -> ApiResult<StatusCode> {
@@ -46,7 +54,11 @@ pub async fn commit(target: Target) -> ApiResult<StatusCode> {
 
 pub async fn rollback(target: Target) -> StatusCode {
     if let Target::Session(session) = target {
-        session.pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        session
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
     StatusCode::NO_CONTENT
 }
@@ -57,7 +69,10 @@ pub async fn ping(_target: Target) -> StatusCode {
 }
 
 /// Closes the session; uncommitted work is dropped.
-pub async fn close(State(state): State<AppState>, Path(params): Path<HashMap<String, String>>) -> StatusCode {
+pub async fn close(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+) -> StatusCode {
     if let Some(id) = params.get("session") {
         state.sessions.close(id);
     }
@@ -73,6 +88,8 @@ pub async fn auto_commit(target: Target, uri: Uri) -> ApiResult<StatusCode> {
             session.set_auto_commit(on);
             Ok(StatusCode::NO_CONTENT)
         }
-        Target::Repository(_) => Err(ApiError::BadRequest("autoCommit applies to sessions only".into())),
+        Target::Repository(_) => Err(ApiError::BadRequest(
+            "autoCommit applies to sessions only".into(),
+        )),
     }
 }

@@ -61,7 +61,8 @@ pub async fn handle(
 }
 
 fn utf8(body: &Bytes) -> ApiResult<String> {
-    String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadRequest("the request body is not valid UTF-8".into()))
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::BadRequest("the request body is not valid UTF-8".into()))
 }
 
 fn operation(
@@ -72,7 +73,9 @@ fn operation(
 ) -> ApiResult<Operation> {
     if let Some(update) = direct_update.or_else(|| params.get("update").map(str::to_owned)) {
         if method != Method::POST {
-            return Err(ApiError::BadRequest("SPARQL Update must be sent with POST".into()));
+            return Err(ApiError::BadRequest(
+                "SPARQL Update must be sent with POST".into(),
+            ));
         }
         return Ok(Operation::Update(update_request(update, params)?));
     }
@@ -103,7 +106,11 @@ fn graph_list(params: &Params, names: &[&str]) -> ApiResult<Vec<NamedNode>> {
         for value in params.all(name) {
             match parse_resource(name, value)? {
                 Term::NamedNode(n) => graphs.push(n),
-                _ => return Err(ApiError::BadRequest(format!("'{name}' must be an IRI, got '{value}'"))),
+                _ => {
+                    return Err(ApiError::BadRequest(format!(
+                        "'{name}' must be an IRI, got '{value}'"
+                    )))
+                }
             }
         }
     }
@@ -114,8 +121,9 @@ fn query_request(query: String, params: &Params) -> ApiResult<QueryRequest> {
     let mut bindings = Vec::new();
     for (key, value) in params.iter() {
         if let Some(name) = key.strip_prefix('$') {
-            let variable = Variable::new(name)
-                .map_err(|e| ApiError::BadRequest(format!("invalid binding variable '{name}': {e}")))?;
+            let variable = Variable::new(name).map_err(|e| {
+                ApiError::BadRequest(format!("invalid binding variable '{name}': {e}"))
+            })?;
             bindings.push((variable, crate::terms::parse_object(value)?));
         }
     }
@@ -171,11 +179,14 @@ async fn run_query(
     });
     let result = blocking(move || {
         target
-            .read(|view| write_query_results(view.execute(parsed.prepare(token))?, solutions, graph))
+            .read(|view| {
+                write_query_results(view.execute(parsed.prepare(token))?, solutions, graph)
+            })
             .map_err(|e| match (e, timeout) {
-                (StoreError::Timeout, Some(t)) => {
-                    ApiError::BadRequest(format!("the query exceeded its timeout of {:.1} s", t.as_secs_f64()))
-                }
+                (StoreError::Timeout, Some(t)) => ApiError::BadRequest(format!(
+                    "the query exceeded its timeout of {:.1} s",
+                    t.as_secs_f64()
+                )),
                 (e, _) => e.into(),
             })
     })
@@ -186,11 +197,20 @@ async fn run_query(
     Ok(([(header::CONTENT_TYPE, media_type)], result?).into_response())
 }
 
-async fn run_update(target: Target, request: UpdateRequest, headers: &HeaderMap) -> ApiResult<Response> {
+async fn run_update(
+    target: Target,
+    request: UpdateRequest,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     request.parse()?;
-    let written = blocking(move || Ok(target.write(|tracker| apply_update(tracker, &request))?)).await?;
+    let written =
+        blocking(move || Ok(target.write(|tracker| apply_update(tracker, &request))?)).await?;
     if let Written::Committed(receipt) = &written {
-        tracing::debug!(inserted = receipt.inserted, deleted = receipt.deleted, "update committed");
+        tracing::debug!(
+            inserted = receipt.inserted,
+            deleted = receipt.deleted,
+            "update committed"
+        );
     }
     Ok(write_ack(headers))
 }

@@ -29,7 +29,10 @@ pub struct Pattern {
 impl Pattern {
     pub fn from_params(params: &Params) -> ApiResult<Self> {
         let nonempty = |name: &str| params.get(name).filter(|v| !v.is_empty());
-        let graphs: Vec<GraphName> = params.all("context").map(parse_graph).collect::<ApiResult<_>>()?;
+        let graphs: Vec<GraphName> = params
+            .all("context")
+            .map(parse_graph)
+            .collect::<ApiResult<_>>()?;
         Ok(Pattern {
             subject: nonempty("subj").map(parse_subject).transpose()?,
             predicate: nonempty("pred").map(parse_predicate).transpose()?,
@@ -82,7 +85,10 @@ pub async fn get(
     let body = blocking(move || {
         Ok(target.read(|view| {
             let quads = pattern.matches(view)?;
-            let page = quads.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX));
+            let page = quads
+                .into_iter()
+                .skip(offset)
+                .take(limit.unwrap_or(usize::MAX));
             write_quads(page.map(Ok), format)
         })?)
     })
@@ -122,7 +128,10 @@ fn uploaded_quads(headers: &HeaderMap, params: &Params, body: Vec<u8>) -> ApiRes
             .as_array()
             .ok_or_else(|| ApiError::BadRequest("JSON quads must be an array of arrays".into()))?;
         let default = graph.unwrap_or_default();
-        return rows.iter().map(|row| parse_json_quad(row, &default)).collect();
+        return rows
+            .iter()
+            .map(|row| parse_json_quad(row, &default))
+            .collect();
     }
     let format = rdf_content_type(headers)?;
     let blank_nodes = if params.flag("keepBlankNodes")?.unwrap_or(false) {
@@ -130,7 +139,13 @@ fn uploaded_quads(headers: &HeaderMap, params: &Params, body: Vec<u8>) -> ApiRes
     } else {
         BlankNodes::Rename
     };
-    Ok(parse_rdf(format, &body, params.get("baseURI"), graph.as_ref(), blank_nodes)?)
+    Ok(parse_rdf(
+        format,
+        &body,
+        params.get("baseURI"),
+        graph.as_ref(),
+        blank_nodes,
+    )?)
 }
 
 enum Mode {
@@ -138,7 +153,14 @@ enum Mode {
     Replace,
 }
 
-async fn upload(state: AppState, target: Target, uri: Uri, headers: HeaderMap, body: Bytes, mode: Mode) -> ApiResult<Response> {
+async fn upload(
+    state: AppState,
+    target: Target,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    mode: Mode,
+) -> ApiResult<Response> {
     let params = Params::from_uri(&uri);
     // RDF4J clients send updates as a form to /statements.
     if content_type(&headers).as_deref() == Some("application/x-www-form-urlencoded") {
@@ -166,7 +188,10 @@ async fn upload(state: AppState, target: Target, uri: Uri, headers: HeaderMap, b
                 subject: None,
                 predicate: None,
                 object: None,
-                graphs: params.get("context").map(|g| parse_graph(g).map(|g| vec![g])).transpose()?,
+                graphs: params
+                    .get("context")
+                    .map(|g| parse_graph(g).map(|g| vec![g]))
+                    .transpose()?,
             }),
         };
         target.write(|tracker| {
@@ -184,11 +209,23 @@ async fn upload(state: AppState, target: Target, uri: Uri, headers: HeaderMap, b
     Ok(Json(count).into_response())
 }
 
-pub async fn post(State(state): State<AppState>, target: Target, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn post(
+    State(state): State<AppState>,
+    target: Target,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     upload(state, target, uri, headers, body, Mode::Add).await
 }
 
-pub async fn put(State(state): State<AppState>, target: Target, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn put(
+    State(state): State<AppState>,
+    target: Target,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     upload(state, target, uri, headers, body, Mode::Replace).await
 }
 
@@ -220,7 +257,11 @@ pub async fn put_one(target: Target, uri: Uri) -> ApiResult<Response> {
         parse_subject(required("subj")?)?,
         parse_predicate(required("pred")?)?,
         parse_object(required("obj")?)?,
-        params.get("context").map(parse_graph).transpose()?.unwrap_or_default(),
+        params
+            .get("context")
+            .map(parse_graph)
+            .transpose()?
+            .unwrap_or_default(),
     );
     blocking(move || Ok(target.write(|tracker| tracker.insert(quad))?)).await?;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
@@ -228,8 +269,8 @@ pub async fn put_one(target: Target, uri: Uri) -> ApiResult<Response> {
 
 /// `POST /statements/delete` with JSON quads: removes exactly those.
 pub async fn delete_quads(target: Target, body: Bytes) -> ApiResult<Json<usize>> {
-    let rows: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON quads: {e}")))?;
+    let rows: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON quads: {e}")))?;
     let rows = rows
         .as_array()
         .ok_or_else(|| ApiError::BadRequest("JSON quads must be an array of arrays".into()))?;

@@ -1,0 +1,220 @@
+//! A harness that runs real `quadmesh` server processes on loopback.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "admin";
+pub const PASSWORD: &str = "test-password";
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_quadmesh")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server process; killed when dropped.
+pub struct Server {
+    pub port: u16,
+    pub data_dir: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut server = Server {
+            port: free_port(),
+            data_dir: data_dir.to_owned(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        server.launch(true);
+        server
+    }
+
+    fn launch(&mut self, with_credentials: bool) {
+        let mut command = Command::new(binary());
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(&self.extra)
+            .env_remove("QUADMESH_USER")
+            .env_remove("QUADMESH_PASSWORD")
+            .env_remove("QUADMESH_PASSWORD_FILE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if with_credentials {
+            command
+                .env("QUADMESH_USER", USER)
+                .env("QUADMESH_PASSWORD", PASSWORD);
+        }
+        self.child = Some(command.spawn().expect("start quadmesh"));
+        wait_until_up(self.port);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn spec(&self, repository: &str) -> String {
+        format!("{USER}:{PASSWORD}@127.0.0.1:{}/{repository}", self.port)
+    }
+
+    /// SIGKILL: no shutdown work at all, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// SIGTERM and wait: a clean stop.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            sigterm(child.id());
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            child.kill().ok();
+            child.wait().ok();
+            panic!("server did not stop within 20 s of SIGTERM");
+        }
+    }
+
+    /// Starts again on the same data directory, without credentials (they are
+    /// recorded).
+    pub fn restart(&mut self) {
+        self.launch(false);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn sigterm(pid: u32) {
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill -TERM");
+}
+
+pub fn wait_until_up(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = stream.write_all(b"GET /version HTTP/1.0\r\n\r\n");
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("quadmesh did not come up on port {port}");
+}
+
+/// An HTTP client that authenticates as the superuser.
+pub struct Client {
+    pub http: reqwest::Client,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+impl Client {
+    pub fn get(&self, url: String) -> reqwest::RequestBuilder {
+        self.http.get(url).basic_auth(USER, Some(PASSWORD))
+    }
+    pub fn post(&self, url: String) -> reqwest::RequestBuilder {
+        self.http.post(url).basic_auth(USER, Some(PASSWORD))
+    }
+    pub fn put(&self, url: String) -> reqwest::RequestBuilder {
+        self.http.put(url).basic_auth(USER, Some(PASSWORD))
+    }
+    pub fn delete(&self, url: String) -> reqwest::RequestBuilder {
+        self.http.delete(url).basic_auth(USER, Some(PASSWORD))
+    }
+}
+
+/// `n` N-Triples lines `<http://example.org/s{i}> <http://example.org/p> "v{i}"`.
+pub fn ntriples(n: usize) -> String {
+    let mut out = String::with_capacity(n * 60);
+    for i in 0..n {
+        out.push_str(&format!(
+            "<http://example.org/s{i}> <http://example.org/p> \"v{i}\" .\n"
+        ));
+    }
+    out
+}
+
+pub async fn size(client: &Client, server: &Server, repository: &str) -> u64 {
+    let text = client
+        .get(server.url(&format!("/repositories/{repository}/size")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("size is not a number: {text}"))
+}
+
+/// The single value of a one-row, one-column SELECT, as text.
+pub async fn select_one(client: &Client, url: &str, query: &str) -> String {
+    let response = client
+        .get(url.to_owned())
+        .query(&[("query", query)])
+        .header("accept", "application/sparql-results+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "query failed: {}",
+        response.text().await.unwrap()
+    );
+    let json: serde_json::Value = response.json().await.unwrap();
+    let binding = &json["results"]["bindings"][0];
+    let var = json["head"]["vars"][0].as_str().unwrap();
+    binding[var]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
