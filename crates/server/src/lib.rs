@@ -94,7 +94,7 @@ async fn maintain(state: AppState) {
         tick.tick().await;
         state.sessions.reap();
         seconds += 1;
-        if seconds % 60 == 0 {
+        if seconds.is_multiple_of(60) {
             let state = state.clone();
             let result = tokio::task::spawn_blocking(move || state.catalog.checkpoint_all()).await;
             if let Ok(Err(e)) = result {
