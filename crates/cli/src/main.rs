@@ -45,6 +45,9 @@ enum Command {
     /// Create, delete or list repositories.
     #[command(subcommand)]
     Repo(commands::repo::RepoCommand),
+    /// Replication clusters: create-cluster, grow-cluster, remove, status.
+    #[command(subcommand)]
+    Repl(commands::repl::ReplCommand),
     /// Load RDF files into a repository.
     Load(commands::load::LoadArgs),
     /// Run a SPARQL query.
@@ -82,6 +85,7 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => commands::serve::run(args).await,
         Command::Repo(command) => commands::repo::run(command).await,
+        Command::Repl(command) => commands::repl::run(command).await,
         Command::Load(args) => commands::load::run(args).await,
         Command::Query(args) => commands::query::run(args).await,
         Command::Export(args) => commands::export::run(args).await,

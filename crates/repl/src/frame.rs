@@ -22,6 +22,8 @@ pub enum EntryKind {
     Data = 1,
     /// A new cluster configuration.
     Config = 2,
+    /// A heartbeat on a pull stream: the sender's clock and progress. Never logged.
+    Heartbeat = 3,
 }
 
 impl EntryKind {
@@ -29,6 +31,7 @@ impl EntryKind {
         match v {
             1 => Some(EntryKind::Data),
             2 => Some(EntryKind::Config),
+            3 => Some(EntryKind::Heartbeat),
             _ => None,
         }
     }

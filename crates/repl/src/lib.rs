@@ -6,11 +6,17 @@
 //! a clock it was not handed; everything here is testable with plain values.
 
 mod clock;
+mod cluster;
 pub mod frame;
+mod heartbeat;
 mod stamp;
 mod version_vector;
+mod view;
 
 pub use clock::{ClockError, HybridClock, PhysicalClock, SystemClock};
+pub use cluster::{ClusterConfig, Member, MembershipError};
 pub use frame::{Entry, EntryKind, FrameError};
+pub use heartbeat::Heartbeat;
 pub use stamp::{HlcTime, OriginId, Stamp};
 pub use version_vector::VersionVector;
+pub use view::{ClusterView, PeerProgress};

@@ -24,6 +24,10 @@ pub enum ApiError {
     Unauthorized,
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Upstream(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -41,6 +45,13 @@ impl ApiError {
                 | StoreError::Unsupported(_)
                 | StoreError::Evaluation(_)
                 | StoreError::Timeout => StatusCode::BAD_REQUEST,
+                StoreError::Membership(m) => match m {
+                    quadmesh_repl::MembershipError::UnknownInstance(_)
+                    | quadmesh_repl::MembershipError::NotInCluster(_) => StatusCode::NOT_FOUND,
+                    _ => StatusCode::CONFLICT,
+                },
+                StoreError::Gap { .. } => StatusCode::CONFLICT,
+                StoreError::Removed(_) => StatusCode::CONFLICT,
                 StoreError::Clock(_) => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::Storage(_) | StoreError::Log(_) | StoreError::Corrupt { .. } => {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -53,6 +64,8 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Auth(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

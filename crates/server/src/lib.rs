@@ -7,6 +7,7 @@ mod error;
 mod formats;
 mod middleware;
 mod params;
+mod replication;
 mod results;
 mod routes;
 mod sessions;
@@ -69,6 +70,7 @@ pub async fn serve(
         .map_err(|e| std::io::Error::other(e.to_string()))??;
     let addr = SocketAddr::new(config.bind, config.port);
     let state = AppState::new(config, catalog, auth);
+    state.replication.start_existing(&state.catalog);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;

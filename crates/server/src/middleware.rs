@@ -1,17 +1,28 @@
 use crate::error::ApiError;
+use crate::replication::durability::ReplSettings;
 use crate::state::AppState;
+use crate::target::CommitInfo;
 use axum::extract::{Request, State};
 use axum::http::header;
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Paths that answer without credentials: probes use them.
 const OPEN_PATHS: &[&str] = &["/version", "/hostname"];
 
+/// Instance-to-instance paths: authenticated by the cluster token, in their handlers.
+fn is_peer_path(path: &str) -> bool {
+    path.starts_with("/repositories/")
+        && (path.ends_with("/repl/stream") || path.ends_with("/repl/removed"))
+}
+
 /// HTTP Basic authentication of the superuser on everything but the probe paths.
 pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if OPEN_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if OPEN_PATHS.contains(&path) || is_peer_path(path) {
         return next.run(request).await;
     }
     let authorized = request
@@ -37,6 +48,78 @@ pub async fn log_requests(request: Request, next: Next) -> Response {
         tracing::warn!(%method, %path, status, millis, "request");
     } else {
         tracing::debug!(%method, %path, status, millis, "request");
+    }
+    response
+}
+
+/// The repository a request acts on, from its path (a session's, for session paths).
+fn repository_of(state: &AppState, path: &str) -> Option<String> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    match (parts.next(), parts.next()) {
+        (Some("repositories"), Some(name)) => Some(name.to_owned()),
+        (Some("sessions"), Some(id)) => state
+            .sessions
+            .get(id)
+            .map(|s| s.repository.name().to_owned()),
+        _ => None,
+    }
+}
+
+/// `x-repl-settings`: refuses what cannot be met (409), holds back commits while too
+/// many wait for durability, and after a commit waits until enough members hold it,
+/// answering `x-durability: missing=N` when the wait ran out.
+pub async fn durability(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(header) = request
+        .headers()
+        .get("x-repl-settings")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return next.run(request).await;
+    };
+    let settings = match ReplSettings::parse(header) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let node =
+        repository_of(&state, request.uri().path()).and_then(|name| state.replication.get(&name));
+    let members = node.as_ref().map_or(1, |n| n.config().members.len());
+    let needed = settings.needed(members);
+    if needed > members {
+        return ApiError::Conflict(format!(
+            "durability {needed} cannot be met: the cluster has {members} instance{}",
+            if members == 1 { "" } else { "s" }
+        ))
+        .into_response();
+    }
+    if let (Some(node), Some(limit)) = (&node, settings.latency_count) {
+        let deadline = Instant::now() + settings.latency_timeout;
+        while node.outstanding.load(Ordering::SeqCst) >= limit {
+            if Instant::now() >= deadline {
+                return ApiError::Conflict(format!(
+                    "{limit} commits are already waiting for durability (transactionLatencyCount); try again later"
+                ))
+                .into_response();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    let mut response = next.run(request).await;
+    let (Some(node), Some(commit)) = (node, response.extensions().get::<CommitInfo>().copied())
+    else {
+        return response;
+    };
+    if needed <= 1 {
+        return response;
+    }
+    node.outstanding.fetch_add(1, Ordering::SeqCst);
+    let missing = node
+        .wait_durable(commit.seq, needed, settings.timeout)
+        .await;
+    node.outstanding.fetch_sub(1, Ordering::SeqCst);
+    if missing > 0 {
+        let value =
+            HeaderValue::from_str(&format!("missing={missing}")).expect("a valid header value");
+        response.headers_mut().insert("x-durability", value);
     }
     response
 }

@@ -1,5 +1,6 @@
 use crate::auth::Auth;
 use crate::config::ServerConfig;
+use crate::replication::Replication;
 use crate::sessions::SessionRegistry;
 use quadmesh_store::Catalog;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ pub struct Inner {
     pub catalog: Catalog,
     pub auth: Auth,
     pub sessions: SessionRegistry,
+    pub replication: Replication,
 }
 
 impl AppState {
@@ -22,6 +24,7 @@ impl AppState {
             catalog,
             auth,
             sessions: SessionRegistry::default(),
+            replication: Replication::default(),
         }))
     }
 }

@@ -112,6 +112,28 @@ pub enum Written {
     Pending,
 }
 
+/// Attached to the response of a request that committed a transaction, so that the
+/// durability layer can wait for the cluster to hold it.
+#[derive(Clone, Copy, Debug)]
+pub struct CommitInfo {
+    pub seq: u64,
+}
+
+impl Written {
+    /// Marks `response` with the committed transaction, if there is one.
+    pub fn tag(&self, response: impl axum::response::IntoResponse) -> axum::response::Response {
+        let mut response = response.into_response();
+        if let Written::Committed(CommitReceipt {
+            transaction: Some((seq, _)),
+            ..
+        }) = self
+        {
+            response.extensions_mut().insert(CommitInfo { seq: *seq });
+        }
+        response
+    }
+}
+
 impl Target {
     pub fn repository(&self) -> &Arc<Repository> {
         match self {

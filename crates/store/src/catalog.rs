@@ -1,6 +1,8 @@
 use crate::error::{Result, StoreError};
 use crate::repository::{Repository, RepositoryOptions};
+use crate::snapshot::SnapshotState;
 use quadmesh_repl::HybridClock;
+use quadmesh_repl::OriginId;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -106,6 +108,51 @@ impl Catalog {
         )?);
         repositories.insert(name.to_owned(), repository.clone());
         Ok(repository)
+    }
+
+    /// Makes a repository from a snapshot (see [`Repository::install`]); an existing
+    /// repository of that name is an error.
+    pub fn install(
+        &self,
+        name: &str,
+        store_snapshot: &Path,
+        state: SnapshotState,
+        origin: OriginId,
+    ) -> Result<Arc<Repository>> {
+        validate_repository_name(name)?;
+        let mut repositories = self.repositories.write().unwrap_or_else(|e| e.into_inner());
+        if repositories.contains_key(name) {
+            return Err(StoreError::RepositoryExists(name.to_owned()));
+        }
+        let dir = self.root.join(name);
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        let repository = Arc::new(Repository::install(
+            name,
+            &dir,
+            store_snapshot,
+            state,
+            origin,
+            self.clock.clone(),
+            self.options,
+        )?);
+        repositories.insert(name.to_owned(), repository.clone());
+        Ok(repository)
+    }
+
+    /// A directory for temporary work (snapshots in transit), on the same file system
+    /// as the repositories so that moving into place is a rename.
+    pub fn scratch_dir(&self) -> Result<PathBuf> {
+        let dir = self
+            .root
+            .join(format!(".scratch-{:016x}", rand::random::<u64>()));
+        fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    pub fn clock(&self) -> &Arc<HybridClock> {
+        &self.clock
     }
 
     pub fn delete(&self, name: &str) -> Result<()> {

@@ -19,6 +19,9 @@ pub struct Checkpoint {
     pub clock: HlcTime,
     /// Register entries: N-Quads quad, HLC time, origin, present.
     pub register: Vec<(String, u64, u64, bool)>,
+    /// For each origin, the highest sequence number no longer in the log.
+    #[serde(default)]
+    pub truncated: VersionVector,
 }
 
 impl Checkpoint {

@@ -29,6 +29,16 @@ pub enum StoreError {
     Log(#[from] std::io::Error),
     #[error("corrupt data in {what}: {detail}")]
     Corrupt { what: String, detail: String },
+    #[error("transaction {got} of origin {origin} arrived before {expected}", expected = .have + 1)]
+    Gap {
+        origin: quadmesh_repl::OriginId,
+        have: u64,
+        got: u64,
+    },
+    #[error("repository '{0}' was removed from its replication cluster and takes no more writes")]
+    Removed(String),
+    #[error("{0}")]
+    Membership(#[from] quadmesh_repl::MembershipError),
     #[error("clock: {0}")]
     Clock(#[from] quadmesh_repl::ClockError),
 }
@@ -47,6 +57,7 @@ impl StoreError {
                 | StoreError::Unsupported(_)
                 | StoreError::Evaluation(_)
                 | StoreError::Timeout
+                | StoreError::Membership(_)
         )
     }
 }

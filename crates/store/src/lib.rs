@@ -8,8 +8,10 @@
 
 mod catalog;
 mod checkpoint;
+mod cluster_state;
 mod effect;
 mod error;
+mod feed;
 mod log;
 mod namespaces;
 mod query;
@@ -17,10 +19,12 @@ mod rdf_input;
 mod register;
 mod repository;
 mod session;
+mod snapshot;
 mod tracker;
 mod update;
 
 pub use catalog::{validate_repository_name, Catalog};
+pub use cluster_state::ClusterState;
 pub use effect::Effect;
 pub use error::{Result, StoreError};
 pub use log::{IndexedEntry, LogOptions, LogPosition, TxLog};
@@ -28,8 +32,9 @@ pub use namespaces::{Namespaces, DEFAULT_NAMESPACES};
 pub use query::{evaluation_error, ParsedQuery, QueryForm, QueryRequest};
 pub use rdf_input::{fresh_blank_node, parse_rdf, rename_blank_nodes, BlankNodes};
 pub use register::{LastWrite, Register};
-pub use repository::{CommitReceipt, Repository, RepositoryOptions};
+pub use repository::{Applied, CommitReceipt, Repository, RepositoryOptions};
 pub use session::PendingChanges;
+pub use snapshot::SnapshotState;
 pub use tracker::{effect_of, ChangeTracker};
 pub use update::{apply_update, UpdateRequest};
 

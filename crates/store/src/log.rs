@@ -177,18 +177,29 @@ impl TxLog {
     /// Reads back the entries that start at or after `from`, in log order.
     pub fn read_from(&self, from: LogPosition) -> Result<Vec<(IndexedEntry, Entry)>> {
         let first = self.index.partition_point(|e| e.start < from);
-        let mut out = Vec::with_capacity(self.index.len() - first);
-        let mut current: Option<(u64, Vec<u8>)> = None;
-        for indexed in &self.index[first..] {
-            if current.as_ref().map(|(id, _)| *id) != Some(indexed.start.segment) {
-                let mut bytes = Vec::new();
-                File::open(segment_path(&self.dir, indexed.start.segment))?
-                    .read_to_end(&mut bytes)?;
-                current = Some((indexed.start.segment, bytes));
+        let indexed = &self.index[first..];
+        Ok(indexed
+            .iter()
+            .copied()
+            .zip(self.read_entries(indexed)?)
+            .collect())
+    }
+
+    /// Reads the given entries back (positioned reads, one open per segment).
+    pub fn read_entries(&self, entries: &[IndexedEntry]) -> Result<Vec<Entry>> {
+        use std::os::unix::fs::FileExt;
+        let mut out = Vec::with_capacity(entries.len());
+        let mut open: Option<(u64, File)> = None;
+        for indexed in entries {
+            if open.as_ref().map(|(id, _)| *id) != Some(indexed.start.segment) {
+                let file = File::open(segment_path(&self.dir, indexed.start.segment))?;
+                open = Some((indexed.start.segment, file));
             }
-            let bytes = &current.as_ref().expect("segment just read").1;
-            match frame::decode(&bytes[indexed.start.offset as usize..]) {
-                Ok(Decoded::Frame(entry, _)) => out.push((*indexed, entry)),
+            let file = &open.as_ref().expect("segment just opened").1;
+            let mut bytes = vec![0; (indexed.end.offset - indexed.start.offset) as usize];
+            file.read_exact_at(&mut bytes, indexed.start.offset)?;
+            match frame::decode(&bytes) {
+                Ok(Decoded::Frame(entry, _)) => out.push(entry),
                 other => {
                     return Err(StoreError::Corrupt {
                         what: format!("log segment {}", indexed.start.segment),
@@ -203,19 +214,17 @@ impl TxLog {
         Ok(out)
     }
 
-    /// Removes the segments that end at or before `position` (never the active one).
-    pub fn remove_segments_before(&mut self, position: LogPosition) -> Result<usize> {
-        let mut removed = 0;
+    /// Removes the segments before the one holding `position` (never the active one)
+    /// and returns the index entries that went with them.
+    pub fn remove_segments_before(&mut self, position: LogPosition) -> Result<Vec<IndexedEntry>> {
         while self.segments.len() > 1 && self.segments[0] < position.segment {
             let id = self.segments.remove(0);
             fs::remove_file(segment_path(&self.dir, id))?;
-            removed += 1;
         }
         let keep_from = self
             .index
             .partition_point(|e| e.start.segment < self.segments[0]);
-        self.index.drain(..keep_from);
-        Ok(removed)
+        Ok(self.index.drain(..keep_from).collect())
     }
 
     /// Closes the active segment so that everything before it can be removed once covered.

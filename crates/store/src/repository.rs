@@ -1,4 +1,5 @@
 use crate::checkpoint::Checkpoint;
+use crate::cluster_state::ClusterState;
 use crate::effect::Effect;
 use crate::error::{Result, StoreError};
 use crate::log::{IndexedEntry, LogOptions, LogPosition, TxLog};
@@ -7,11 +8,14 @@ use crate::register::Register;
 use crate::tracker::{effect_of, ChangeTracker};
 use oxigraph::model::{GraphNameRef, Quad};
 use oxigraph::store::Store;
-use quadmesh_repl::{Entry, EntryKind, HlcTime, HybridClock, OriginId, Stamp, VersionVector};
+use quadmesh_repl::{
+    ClusterConfig, Entry, EntryKind, HlcTime, HybridClock, OriginId, Stamp, VersionVector,
+};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
 
 #[derive(Clone, Copy, Debug)]
 pub struct RepositoryOptions {
@@ -30,10 +34,20 @@ impl Default for RepositoryOptions {
 }
 
 /// Who this repository is as a replication origin. Written once, when the repository
-/// is made; a copy grown elsewhere gets an id of its own.
+/// is made (or installed from a snapshot); a copy grown elsewhere gets an id of its own.
 #[derive(Debug, Serialize, Deserialize)]
-struct Identity {
-    origin: OriginId,
+pub(crate) struct Identity {
+    pub(crate) origin: OriginId,
+}
+
+impl Identity {
+    pub(crate) fn save(&self, dir: &Path) -> Result<()> {
+        fs::write(
+            dir.join("identity.json"),
+            serde_json::to_vec(self).expect("serialises"),
+        )?;
+        Ok(())
+    }
 }
 
 /// What a commit did.
@@ -49,11 +63,13 @@ pub struct CommitReceipt {
 /// written by exactly one writer at a time.
 ///
 /// Rules it keeps:
-/// - every change goes through [`Repository::commit`] (local) or
-///   [`Repository::apply_remote`] (a peer's transaction): an effect is computed,
-///   stamped, appended to the log durably, and only then applied to the store;
-/// - the writer lock orders commits, so sequence numbers of this origin have no gaps
-///   and the log order is the apply order;
+/// - every change goes through [`Repository::commit`] (local),
+///   [`Repository::commit_config`] (cluster configuration) or
+///   [`Repository::apply_remote`] (a peer's transaction): stamped, appended to the log
+///   durably, and only then applied to the store;
+/// - the writer lock orders commits, so sequence numbers of this origin have no gaps,
+///   each origin's transactions are applied in sequence order without gaps, and the log
+///   order is the apply order;
 /// - the store never holds a change the log lacks; on open, log entries after the last
 ///   checkpoint are re-applied through the register, which makes that harmless.
 pub struct Repository {
@@ -65,17 +81,33 @@ pub struct Repository {
     options: RepositoryOptions,
     namespaces: Namespaces,
     writer: Mutex<Writer>,
+    /// Counts appended log entries; pull streams wait on it.
+    appended: watch::Sender<u64>,
 }
 
-struct Writer {
-    log: TxLog,
-    register: Register,
-    version_vector: VersionVector,
+pub(crate) struct Writer {
+    pub(crate) log: TxLog,
+    pub(crate) register: Register,
+    pub(crate) version_vector: VersionVector,
     /// The end of the last entry applied to the store.
-    applied: LogPosition,
+    pub(crate) applied: LogPosition,
     entries_since_checkpoint: u64,
-    /// Whether other members exist: only then must the register remember writes.
-    replicated: bool,
+    pub(crate) cluster: ClusterState,
+    /// For each origin, the highest sequence number no longer in the log.
+    pub(crate) truncated: VersionVector,
+    /// Set by replication: no transaction not yet received can be older.
+    frontier: HlcTime,
+    /// Set by replication: what every member has.
+    stable: VersionVector,
+}
+
+/// What became of a peer's transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Logged and applied.
+    New,
+    /// Already here; nothing done.
+    Duplicate,
 }
 
 impl Repository {
@@ -100,10 +132,7 @@ impl Repository {
             let identity = Identity {
                 origin: OriginId(rand::random::<u64>() >> 1),
             };
-            fs::write(
-                &identity_path,
-                serde_json::to_vec(&identity).expect("serialises"),
-            )?;
+            identity.save(dir)?;
             identity
         } else {
             return Err(StoreError::RepositoryNotFound(name.to_owned()));
@@ -118,9 +147,12 @@ impl Repository {
             applied: checkpoint.applied,
             log,
             entries_since_checkpoint: 0,
-            replicated: false,
+            cluster: ClusterState::load(dir)?,
+            truncated: checkpoint.truncated.clone(),
+            frontier: HlcTime::ZERO,
+            stable: VersionVector::new(),
         };
-        let replayed = writer.replay(&store, &clock)?;
+        let replayed = writer.replay(&store, &clock, dir)?;
         if replayed > 0 {
             tracing::info!(
                 repository = name,
@@ -128,6 +160,7 @@ impl Repository {
                 "re-applied log entries after the last checkpoint"
             );
         }
+        let appended = watch::Sender::new(writer.log.index().len() as u64);
         let repository = Repository {
             name: name.to_owned(),
             dir: dir.to_owned(),
@@ -137,12 +170,13 @@ impl Repository {
             options,
             namespaces: Namespaces::open(dir)?,
             writer: Mutex::new(writer),
+            appended,
         };
         repository.checkpoint()?;
         Ok(repository)
     }
 
-    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         // A panic while holding the lock cannot leave the store ahead of the log (the
         // log is written first), so the state behind a poisoned lock is still sound.
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
@@ -172,6 +206,11 @@ impl Repository {
         &self.clock
     }
 
+    /// Wakes up whenever an entry is appended to the log.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
     /// Computes an effect with `build` against the current state, then stamps, logs and
     /// applies it as one transaction. `build` sees earlier writes of its own; if it fails,
     /// nothing is written.
@@ -180,6 +219,9 @@ impl Repository {
         build: impl FnOnce(&mut ChangeTracker<'_, '_>) -> Result<()>,
     ) -> Result<CommitReceipt> {
         let mut writer = self.lock_writer();
+        if writer.cluster.removed {
+            return Err(StoreError::Removed(self.name.clone()));
+        }
         let mut transaction = self.store.start_transaction()?;
         let mut tracker = ChangeTracker::new(&mut transaction);
         build(&mut tracker)?;
@@ -187,19 +229,11 @@ impl Repository {
         if effect.is_empty() {
             return Ok(CommitReceipt::default());
         }
-        let time = self.clock.now()?;
-        let seq = writer.version_vector.get(self.origin) + 1;
-        let entry = Entry {
-            kind: EntryKind::Data,
-            origin: self.origin,
-            seq,
-            time,
-            payload: effect.encode(),
-        };
+        let entry = self.stamp_entry(&writer, EntryKind::Data, effect.encode())?;
         let indexed = writer.log.append(&entry)?;
         transaction.commit()?;
         let stamp = entry.stamp();
-        if writer.replicated {
+        if writer.cluster.replicated() {
             for quad in &effect.inserts {
                 writer.register.record(quad.clone(), stamp, true);
             }
@@ -207,47 +241,104 @@ impl Repository {
                 writer.register.record(quad.clone(), stamp, false);
             }
         }
-        self.after_apply(&mut writer, &indexed)?;
+        self.after_append(&mut writer, &indexed)?;
         Ok(CommitReceipt {
-            transaction: Some((seq, stamp)),
+            transaction: Some((entry.seq, stamp)),
             inserted: effect.inserts.len(),
             deleted: effect.deletes.len(),
         })
     }
 
-    /// Applies a transaction received from a peer: logged first, then each quad operation
-    /// applied only where the register says it is newer. Returns false (and does
-    /// nothing) for a transaction already applied.
-    pub fn apply_remote(&self, entry: &Entry) -> Result<bool> {
+    fn stamp_entry(&self, writer: &Writer, kind: EntryKind, payload: Vec<u8>) -> Result<Entry> {
+        Ok(Entry {
+            kind,
+            origin: self.origin,
+            seq: writer.version_vector.get(self.origin) + 1,
+            time: self.clock.now()?,
+            payload,
+        })
+    }
+
+    /// Changes the cluster configuration (at the controlling instance): `change` gets
+    /// the current configuration and the time the change is stamped with, and returns
+    /// the new one, which replicates as a transaction of its own kind.
+    pub fn commit_config(
+        &self,
+        change: impl FnOnce(Option<&ClusterConfig>, HlcTime) -> Result<ClusterConfig>,
+    ) -> Result<ClusterConfig> {
         let mut writer = self.lock_writer();
-        if writer.version_vector.covers(entry.origin, entry.seq) {
-            return Ok(false);
+        if writer.cluster.removed {
+            return Err(StoreError::Removed(self.name.clone()));
         }
-        let effect = match entry.kind {
-            EntryKind::Data => Some(Effect::decode(&entry.payload)?),
-            EntryKind::Config => None,
+        let mut entry = self.stamp_entry(&writer, EntryKind::Config, Vec::new())?;
+        let config = change(writer.cluster.config.as_ref(), entry.time)?;
+        entry.payload = serde_json::to_vec(&config).expect("a configuration serialises");
+        let indexed = writer.log.append(&entry)?;
+        writer.adopt_config(config.clone(), self.origin, &self.dir)?;
+        self.after_append(&mut writer, &indexed)?;
+        Ok(config)
+    }
+
+    /// Applies a transaction received from a peer: logged first, then each quad operation
+    /// applied only where the register says it is newer. An origin's transactions must
+    /// come in sequence order: one past a gap is refused with [`StoreError::Gap`].
+    pub fn apply_remote(&self, entry: &Entry) -> Result<Applied> {
+        let mut writer = self.lock_writer();
+        let have = writer.version_vector.get(entry.origin);
+        if entry.seq <= have {
+            return Ok(Applied::Duplicate);
+        }
+        if entry.seq != have + 1 {
+            return Err(StoreError::Gap {
+                origin: entry.origin,
+                have,
+                got: entry.seq,
+            });
+        }
+        let (effect, config) = match entry.kind {
+            EntryKind::Data => (Some(Effect::decode(&entry.payload)?), None),
+            EntryKind::Config => (None, Some(decode_config(&entry.payload)?)),
+            EntryKind::Heartbeat => {
+                return Err(StoreError::Corrupt {
+                    what: "replicated transaction".into(),
+                    detail: "a heartbeat is not a transaction".into(),
+                })
+            }
         };
         self.clock.observe(entry.time)?;
         let indexed = writer.log.append(entry)?;
         if let Some(effect) = effect {
             writer.apply(&self.store, &effect, entry.stamp())?;
         }
-        self.after_apply(&mut writer, &indexed)?;
-        Ok(true)
+        if let Some(config) = config {
+            writer.adopt_config(config, self.origin, &self.dir)?;
+        }
+        self.after_append(&mut writer, &indexed)?;
+        Ok(Applied::New)
     }
 
-    fn after_apply(&self, writer: &mut Writer, indexed: &IndexedEntry) -> Result<()> {
+    fn after_append(&self, writer: &mut Writer, indexed: &IndexedEntry) -> Result<()> {
         writer.version_vector.advance(indexed.origin, indexed.seq);
         writer.applied = indexed.end;
         writer.entries_since_checkpoint += 1;
+        self.appended.send_modify(|n| *n += 1);
         if writer.entries_since_checkpoint >= self.options.checkpoint_every {
             self.checkpoint_locked(writer)?;
         }
         Ok(())
     }
 
+    /// Tells the repository how far replication has come: `frontier` (no transaction
+    /// not yet received is older) and `stable` (what every member has). The next
+    /// checkpoint prunes the register and the log behind them.
+    pub fn set_horizon(&self, frontier: HlcTime, stable: VersionVector) {
+        let mut writer = self.lock_writer();
+        writer.frontier = frontier;
+        writer.stable = stable;
+    }
+
     /// Flushes the store, records what it now durably holds, prunes the register behind
-    /// the frontier and drops log segments no one needs any more.
+    /// the frontier and drops log segments every member has.
     pub fn checkpoint(&self) -> Result<()> {
         let mut writer = self.lock_writer();
         self.checkpoint_locked(&mut writer)
@@ -255,24 +346,70 @@ impl Repository {
 
     fn checkpoint_locked(&self, writer: &mut Writer) -> Result<()> {
         self.store.flush()?;
-        if !writer.replicated {
-            // Alone, no operation can arrive from anywhere with an older stamp.
-            writer.register.prune(HlcTime(u64::MAX));
-        }
+        let replicated = writer.cluster.replicated();
+        // Alone, no operation can arrive from anywhere with an older stamp.
+        let frontier = if replicated {
+            writer.frontier
+        } else {
+            HlcTime(u64::MAX)
+        };
+        writer.register.prune(frontier);
+        let stable = if replicated {
+            writer.stable.clone()
+        } else {
+            writer.version_vector.clone()
+        };
+        // Keep from the first entry some member still lacks (or that the store may not
+        // hold yet); seal the active segment when every entry in it can go.
+        let keep_from = writer
+            .log
+            .index()
+            .iter()
+            .find(|e| !stable.covers(e.origin, e.seq) || e.end > writer.applied)
+            .map(|e| e.start);
+        let keep_from = match keep_from {
+            Some(position) => position,
+            None => {
+                writer.log.seal_active_segment()?;
+                writer.log.end()
+            }
+        };
         let checkpoint = Checkpoint {
             applied: writer.applied,
             version_vector: writer.version_vector.clone(),
             clock: self.clock.last(),
             register: Checkpoint::encode_register(&writer.register),
+            truncated: writer.truncated.clone(),
         };
         checkpoint.save(&self.dir)?;
-        if !writer.replicated {
-            // Every member (this one) has every entry, and the store holds them.
-            writer.log.seal_active_segment()?;
-            let applied = writer.applied.max(writer.log.end());
-            writer.log.remove_segments_before(applied)?;
+        for removed in writer.log.remove_segments_before(keep_from)? {
+            writer.truncated.advance(removed.origin, removed.seq);
         }
         writer.entries_since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// A promise for heartbeats, taken under the writer lock: every transaction of this
+    /// origin stamped before `time` is in the log before `end`, and every later one will
+    /// be stamped after `time`. A stream that sends the log up to `end` and then this
+    /// time keeps the promise.
+    pub fn heartbeat_point(&self) -> Result<(HlcTime, VersionVector, LogPosition)> {
+        let writer = self.lock_writer();
+        Ok((
+            self.clock.now()?,
+            writer.version_vector.clone(),
+            writer.log.end(),
+        ))
+    }
+
+    /// Records that this instance was removed from its cluster (a peer said so).
+    pub fn mark_removed(&self) -> Result<()> {
+        let mut writer = self.lock_writer();
+        if !writer.cluster.removed {
+            tracing::warn!(repository = %self.name, "this instance was removed from the cluster");
+            writer.cluster.removed = true;
+            writer.cluster.save(&self.dir)?;
+        }
         Ok(())
     }
 
@@ -280,8 +417,18 @@ impl Repository {
         self.lock_writer().version_vector.clone()
     }
 
+    pub fn cluster(&self) -> ClusterState {
+        self.lock_writer().cluster.clone()
+    }
+
     pub fn register_len(&self) -> usize {
         self.lock_writer().register.len()
+    }
+
+    /// Number of entries in the log, and of its segment files.
+    pub fn log_len(&self) -> (usize, usize) {
+        let writer = self.lock_writer();
+        (writer.log.index().len(), writer.log.segment_count())
     }
 
     /// Number of quads, in one graph or in all.
@@ -299,21 +446,37 @@ impl Repository {
         }
     }
 
-    /// Every quad, for export and snapshots.
+    /// Every quad, for export.
     pub fn quads(&self) -> impl Iterator<Item = Result<Quad>> + '_ {
         self.store.iter().map(|q| q.map_err(StoreError::from))
     }
 }
 
+fn decode_config(payload: &[u8]) -> Result<ClusterConfig> {
+    serde_json::from_slice(payload).map_err(|e| StoreError::Corrupt {
+        what: "cluster configuration entry".into(),
+        detail: e.to_string(),
+    })
+}
+
 impl Writer {
     /// Re-applies the log entries the checkpoint does not cover.
-    fn replay(&mut self, store: &Store, clock: &HybridClock) -> Result<usize> {
+    fn replay(&mut self, store: &Store, clock: &HybridClock, dir: &Path) -> Result<usize> {
         let entries = self.log.read_from(self.applied)?;
         let count = entries.len();
+        let origin = serde_json::from_slice::<Identity>(&fs::read(dir.join("identity.json"))?)
+            .map(|i| i.origin)
+            .unwrap_or(OriginId(0));
         for (indexed, entry) in entries {
             clock.observe(entry.time).ok();
-            if entry.kind == EntryKind::Data {
-                self.apply(store, &Effect::decode(&entry.payload)?, entry.stamp())?;
+            match entry.kind {
+                EntryKind::Data => {
+                    self.apply(store, &Effect::decode(&entry.payload)?, entry.stamp())?
+                }
+                EntryKind::Config => {
+                    self.adopt_config(decode_config(&entry.payload)?, origin, dir)?
+                }
+                EntryKind::Heartbeat => {}
             }
             self.version_vector.advance(entry.origin, entry.seq);
             self.applied = indexed.end;
@@ -336,5 +499,24 @@ impl Writer {
         }
         transaction.commit()?;
         Ok(())
+    }
+
+    /// Takes a configuration if it is newer than ours; one without us means we were
+    /// removed.
+    fn adopt_config(&mut self, config: ClusterConfig, local: OriginId, dir: &Path) -> Result<()> {
+        let newer = self
+            .cluster
+            .config
+            .as_ref()
+            .is_none_or(|c| config.version > c.version);
+        if !newer {
+            return Ok(());
+        }
+        if !config.is_member(local) {
+            tracing::warn!(cluster = %config.cluster_id, "this instance was removed from the cluster");
+            self.cluster.removed = true;
+        }
+        self.cluster.config = Some(config);
+        self.cluster.save(dir)
     }
 }

@@ -1,5 +1,6 @@
 pub mod export;
 pub mod load;
 pub mod query;
+pub mod repl;
 pub mod repo;
 pub mod serve;

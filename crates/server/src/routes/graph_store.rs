@@ -63,10 +63,10 @@ pub async fn handle(
             let format = rdf_content_type(&headers)?;
             let replace = method == Method::PUT;
             let g = graph.clone();
-            let created = blocking(move || {
+            let (created, written) = blocking(move || {
                 let quads = parse_rdf(format, &body, None, Some(&g), BlankNodes::Rename)?;
                 let mut existed = false;
-                target.write(|tracker| {
+                let written = target.write(|tracker| {
                     let old = tracker
                         .transaction()
                         .quads_for_pattern(None, None, None, Some(g.as_ref()))
@@ -83,21 +83,21 @@ pub async fn handle(
                     }
                     Ok(())
                 })?;
-                Ok(!existed)
+                Ok((!existed, written))
             })
             .await?;
-            Ok(if created && !graph.is_default_graph() {
+            let status = if created && !graph.is_default_graph() {
                 StatusCode::CREATED
             } else {
                 StatusCode::NO_CONTENT
-            }
-            .into_response())
+            };
+            Ok(written.tag(status))
         }
         Method::DELETE => {
             let g = graph.clone();
-            let existed = blocking(move || {
+            let (existed, written) = blocking(move || {
                 let mut existed = false;
-                target.write(|tracker| {
+                let written = target.write(|tracker| {
                     let old = tracker
                         .transaction()
                         .quads_for_pattern(None, None, None, Some(g.as_ref()))
@@ -108,13 +108,13 @@ pub async fn handle(
                     }
                     Ok(())
                 })?;
-                Ok(existed)
+                Ok((existed, written))
             })
             .await?;
             if !existed && !graph.is_default_graph() {
                 return Err(ApiError::NotFound(format!("graph {graph} does not exist")));
             }
-            Ok(StatusCode::NO_CONTENT.into_response())
+            Ok(written.tag(StatusCode::NO_CONTENT))
         }
         other => Err(ApiError::BadRequest(format!(
             "method {other} is not supported by the graph store"

@@ -3,13 +3,14 @@
 pub mod graph_store;
 pub mod info;
 pub mod namespaces;
+pub mod repl;
 pub mod repositories;
 pub mod server;
 pub mod sessions;
 pub mod sparql;
 pub mod statements;
 
-use crate::middleware::{authenticate, log_requests};
+use crate::middleware::{authenticate, durability, log_requests};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post, put};
@@ -60,6 +61,19 @@ pub fn router(state: AppState) -> Router {
                 .post(sparql::handle),
         )
         .route("/repositories/{repo}/session", post(sessions::open))
+        .route(
+            "/repositories/{repo}/repl/createCluster",
+            put(repl::create_cluster),
+        )
+        .route(
+            "/repositories/{repo}/repl/growCluster",
+            put(repl::grow_cluster),
+        )
+        .route("/repositories/{repo}/repl/remove", put(repl::remove))
+        .route("/repositories/{repo}/repl/status", get(repl::status))
+        .route("/repositories/{repo}/repl/install", put(repl::install))
+        .route("/repositories/{repo}/repl/stream", get(repl::stream))
+        .route("/repositories/{repo}/repl/removed", put(repl::removed))
         .nest("/repositories/{repo}", repository_routes())
         .route(
             "/sessions/{session}",
@@ -78,6 +92,10 @@ pub fn router(state: AppState) -> Router {
             post(sessions::auto_commit),
         )
         .nest("/sessions/{session}", repository_routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            durability,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,

@@ -67,6 +67,7 @@ pub async fn delete(
     blocking(move || {
         state.catalog.delete(&name)?;
         state.sessions.close_for_repository(&name);
+        state.replication.stop(&name);
         tracing::info!(repository = %name, "deleted repository");
         Ok(StatusCode::NO_CONTENT)
     })

@@ -4,9 +4,10 @@ use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
 use crate::routes::repositories::base_url;
 use crate::state::AppState;
-use crate::target::Target;
+use crate::target::{Target, Written};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
 use axum::Json;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,16 +41,16 @@ pub async fn open(
     )))
 }
 
-pub async fn commit(target: Target) -> ApiResult<StatusCode> {
-    if let Target::Session(session) = target {
-        blocking(move || {
-            let mut pending = session.pending.lock().unwrap_or_else(|e| e.into_inner());
-            session.repository.commit_pending(&mut pending)?;
-            Ok(())
-        })
-        .await?;
-    }
-    Ok(StatusCode::NO_CONTENT)
+pub async fn commit(target: Target) -> ApiResult<axum::response::Response> {
+    let Target::Session(session) = target else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let receipt = blocking(move || {
+        let mut pending = session.pending.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(session.repository.commit_pending(&mut pending)?)
+    })
+    .await?;
+    Ok(Written::Committed(receipt).tag(StatusCode::NO_CONTENT))
 }
 
 pub async fn rollback(target: Target) -> StatusCode {

@@ -173,11 +173,11 @@ async fn upload(
         };
         let request = UpdateRequest::new(update);
         request.parse()?;
-        blocking(move || Ok(target.write(|t| apply_update(t, &request))?)).await?;
-        return Ok(super::sparql::write_ack(&headers));
+        let written = blocking(move || Ok(target.write(|t| apply_update(t, &request))?)).await?;
+        return Ok(written.tag(super::sparql::write_ack(&headers)));
     }
     let limit = state.config.max_body_bytes;
-    let count = blocking(move || {
+    let (count, written) = blocking(move || {
         let body = decoded_body(&headers, body, limit)?;
         let quads = uploaded_quads(&headers, &params, body)?;
         let count = quads.len();
@@ -194,7 +194,7 @@ async fn upload(
                     .transpose()?,
             }),
         };
-        target.write(|tracker| {
+        let written = target.write(|tracker| {
             if let Some(pattern) = &replace {
                 pattern.remove_matches(tracker)?;
             }
@@ -203,10 +203,10 @@ async fn upload(
             }
             Ok(())
         })?;
-        Ok(count)
+        Ok((count, written))
     })
     .await?;
-    Ok(Json(count).into_response())
+    Ok(written.tag(Json(count)))
 }
 
 pub async fn post(
@@ -230,18 +230,18 @@ pub async fn put(
 }
 
 /// `DELETE /statements?subj&pred&obj&context`: removes what matches; answers the count.
-pub async fn delete(target: Target, uri: Uri) -> ApiResult<Json<usize>> {
+pub async fn delete(target: Target, uri: Uri) -> ApiResult<Response> {
     let pattern = Pattern::from_params(&Params::from_uri(&uri))?;
     let mut removed = 0;
-    let removed = blocking(move || {
-        target.write(|tracker| {
+    let (removed, written) = blocking(move || {
+        let written = target.write(|tracker| {
             removed = pattern.remove_matches(tracker)?;
             Ok(())
         })?;
-        Ok(removed)
+        Ok((removed, written))
     })
     .await?;
-    Ok(Json(removed))
+    Ok(written.tag(Json(removed)))
 }
 
 /// `PUT /statement?subj&pred&obj&context`: adds one statement (agraph-python's `add`).
@@ -263,12 +263,12 @@ pub async fn put_one(target: Target, uri: Uri) -> ApiResult<Response> {
             .transpose()?
             .unwrap_or_default(),
     );
-    blocking(move || Ok(target.write(|tracker| tracker.insert(quad))?)).await?;
-    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+    let written = blocking(move || Ok(target.write(|tracker| tracker.insert(quad))?)).await?;
+    Ok(written.tag(axum::http::StatusCode::NO_CONTENT))
 }
 
 /// `POST /statements/delete` with JSON quads: removes exactly those.
-pub async fn delete_quads(target: Target, body: Bytes) -> ApiResult<Json<usize>> {
+pub async fn delete_quads(target: Target, body: Bytes) -> ApiResult<Response> {
     let rows: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON quads: {e}")))?;
     let rows = rows
@@ -279,7 +279,7 @@ pub async fn delete_quads(target: Target, body: Bytes) -> ApiResult<Json<usize>>
         .map(|row| parse_json_quad(row, &GraphName::DefaultGraph))
         .collect::<ApiResult<_>>()?;
     let count = quads.len();
-    blocking(move || {
+    let written = blocking(move || {
         Ok(target.write(|tracker| {
             for quad in quads {
                 tracker.remove(quad)?;
@@ -288,5 +288,5 @@ pub async fn delete_quads(target: Target, body: Bytes) -> ApiResult<Json<usize>>
         })?)
     })
     .await?;
-    Ok(Json(count))
+    Ok(written.tag(Json(count)))
 }

@@ -1,0 +1,160 @@
+use crate::client::Api;
+use crate::spec::Spec;
+use anyhow::Result;
+use clap::Subcommand;
+use reqwest::Method;
+
+#[derive(Subcommand, Debug)]
+pub enum ReplCommand {
+    /// Make REPO the first (controlling) instance of a new cluster, creating it if missing.
+    #[command(name = "create-cluster")]
+    CreateCluster {
+        /// USER:PASSWORD@HOST:PORT/REPO; HOST:PORT is also how the others will reach it.
+        spec: String,
+        instance_name: String,
+    },
+    /// Copy the cluster's repository to the server of NEW-SPEC and join it there.
+    #[command(name = "grow-cluster")]
+    GrowCluster {
+        controlling_spec: String,
+        new_spec: String,
+        instance_name: String,
+    },
+    /// Remove an instance from the cluster.
+    Remove {
+        controlling_spec: String,
+        instance_name: String,
+    },
+    /// Show the instances of the cluster, their state and lag.
+    Status {
+        spec: String,
+        /// Print the JSON the server answers instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn repl_url(spec: &Spec, action: &str) -> Result<String> {
+    Ok(format!("{}/repl/{action}", spec.repository_url()?))
+}
+
+pub async fn run(command: ReplCommand) -> Result<()> {
+    match command {
+        ReplCommand::CreateCluster {
+            spec,
+            instance_name,
+        } => {
+            let api = Api::new(Spec::parse(&spec)?)?;
+            let port = api.spec.port.to_string();
+            let request = api
+                .request(Method::PUT, &repl_url(&api.spec, "createCluster")?)
+                .query(&[
+                    ("host", api.spec.host.as_str()),
+                    ("port", port.as_str()),
+                    ("instanceName", instance_name.as_str()),
+                ]);
+            api.send(request).await?;
+            println!(
+                "created cluster of {} with instance {instance_name}",
+                api.spec.repository()?
+            );
+        }
+        ReplCommand::GrowCluster {
+            controlling_spec,
+            new_spec,
+            instance_name,
+        } => {
+            let api = Api::new(Spec::parse(&controlling_spec)?)?;
+            let new = Spec::parse(&new_spec)?;
+            let port = new.port.to_string();
+            let request = api
+                .request(Method::PUT, &repl_url(&api.spec, "growCluster")?)
+                .query(&[
+                    ("host", new.host.as_str()),
+                    ("port", port.as_str()),
+                    ("name", new.repository()?),
+                    ("user", new.user.as_str()),
+                    ("password", new.password.as_str()),
+                    ("instanceName", instance_name.as_str()),
+                ]);
+            api.send(request).await?;
+            println!(
+                "grew the cluster: {instance_name} at {}:{}",
+                new.host, new.port
+            );
+        }
+        ReplCommand::Remove {
+            controlling_spec,
+            instance_name,
+        } => {
+            let api = Api::new(Spec::parse(&controlling_spec)?)?;
+            let request = api
+                .request(Method::PUT, &repl_url(&api.spec, "remove")?)
+                .query(&[("instanceName", instance_name.as_str())]);
+            api.send(request).await?;
+            println!("removed {instance_name} from the cluster");
+        }
+        ReplCommand::Status { spec, json } => {
+            let api = Api::new(Spec::parse(&spec)?)?;
+            let status: serde_json::Value = api
+                .send(api.request(Method::GET, &repl_url(&api.spec, "status")?))
+                .await?
+                .json()
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status_table(&status));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The status as people read it: one row per instance.
+fn status_table(status: &serde_json::Value) -> String {
+    let header: Vec<String> = [
+        "instance",
+        "address",
+        "role",
+        "state",
+        "transactions",
+        "lag (tx)",
+        "lag (ms)",
+        "last contact",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let rows: Vec<Vec<String>> = status["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            let total: u64 = i["versionVector"]
+                .as_object()
+                .map_or(0, |vv| vv.values().filter_map(|v| v.as_u64()).sum());
+            vec![
+                i["name"].as_str().unwrap_or_default().to_owned(),
+                i["address"].as_str().unwrap_or_default().to_owned(),
+                i["role"].as_str().unwrap_or_default().to_owned(),
+                i["state"].as_str().unwrap_or_default().to_owned(),
+                total.to_string(),
+                i["lagTransactions"].to_string(),
+                i["lagMs"].to_string(),
+                match i["lastContactMsAgo"].as_u64() {
+                    Some(ms) => format!("{:.1} s ago", ms as f64 / 1000.0),
+                    None => "never".to_owned(),
+                },
+            ]
+        })
+        .collect();
+    format!(
+        "cluster {} of repository {} (configuration {}), seen from {}\n{}",
+        status["cluster"].as_str().unwrap_or_default(),
+        status["repository"].as_str().unwrap_or_default(),
+        status["configVersion"],
+        status["instance"].as_str().unwrap_or_default(),
+        quadmesh_server::render_table(&header, &rows)
+    )
+}

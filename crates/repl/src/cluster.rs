@@ -1,0 +1,196 @@
+use crate::stamp::{HlcTime, OriginId};
+use serde::{Deserialize, Serialize};
+
+/// One instance of a cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The instance name users see (`instanceName`); unique in the cluster.
+    pub name: String,
+    /// The origin id of its writes; never reused.
+    pub origin: OriginId,
+    /// `host:port` where the others reach it; the host is resolved at every connection.
+    pub address: String,
+    pub controlling: bool,
+    /// When the configuration that added it was stamped: until it sends anything, it
+    /// counts as having promised no write older than this.
+    pub added_at: HlcTime,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MembershipError {
+    #[error("an instance named '{0}' is already in the cluster")]
+    NameTaken(String),
+    #[error("no instance named '{0}' is in the cluster")]
+    UnknownInstance(String),
+    #[error("'{0}' is the controlling instance and cannot be removed")]
+    RemovingControlling(String),
+    #[error("the origin id {0} was used before")]
+    OriginReused(OriginId),
+    #[error("repository '{0}' is already in a replication cluster")]
+    AlreadyInCluster(String),
+    #[error("repository '{0}' is not in a replication cluster")]
+    NotInCluster(String),
+    #[error("only the controlling instance ({0}) can change the cluster")]
+    NotControlling(String),
+}
+
+/// The configuration of a replication cluster of one repository.
+///
+/// Rules it keeps: it changes only at the controlling instance, each change raising
+/// `version` by one; an instance applies a configuration only if its version is newer
+/// than the one it has; member names and origin ids are unique, and the ids of removed
+/// members are remembered so that none is ever reused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    pub cluster_id: String,
+    pub repository: String,
+    /// Authenticates instance-to-instance calls. Never a user password.
+    pub token: String,
+    pub version: u64,
+    pub members: Vec<Member>,
+    pub removed: Vec<OriginId>,
+}
+
+impl ClusterConfig {
+    pub fn new(cluster_id: String, repository: String, token: String, first: Member) -> Self {
+        ClusterConfig {
+            cluster_id,
+            repository,
+            token,
+            version: 1,
+            members: vec![first],
+            removed: Vec::new(),
+        }
+    }
+
+    pub fn member(&self, origin: OriginId) -> Option<&Member> {
+        self.members.iter().find(|m| m.origin == origin)
+    }
+
+    pub fn member_named(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    pub fn controlling(&self) -> Option<&Member> {
+        self.members.iter().find(|m| m.controlling)
+    }
+
+    pub fn is_member(&self, origin: OriginId) -> bool {
+        self.member(origin).is_some()
+    }
+
+    pub fn with_member(&self, member: Member) -> Result<Self, MembershipError> {
+        if self.member_named(&member.name).is_some() {
+            return Err(MembershipError::NameTaken(member.name));
+        }
+        if self.is_member(member.origin) || self.removed.contains(&member.origin) {
+            return Err(MembershipError::OriginReused(member.origin));
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        next.members.push(member);
+        Ok(next)
+    }
+
+    pub fn without_member(&self, name: &str) -> Result<(Self, Member), MembershipError> {
+        let member = self
+            .member_named(name)
+            .ok_or_else(|| MembershipError::UnknownInstance(name.to_owned()))?
+            .clone();
+        if member.controlling {
+            return Err(MembershipError::RemovingControlling(name.to_owned()));
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        next.members.retain(|m| m.name != name);
+        next.removed.push(member.origin);
+        Ok((next, member))
+    }
+
+    /// The same cluster with one member reachable at a new address.
+    pub fn with_address(&self, name: &str, address: &str) -> Result<Self, MembershipError> {
+        if self.member_named(name).is_none() {
+            return Err(MembershipError::UnknownInstance(name.to_owned()));
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        for m in &mut next.members {
+            if m.name == name {
+                m.address = address.to_owned();
+            }
+        }
+        Ok(next)
+    }
+
+    /// Votes needed for `quorum`: more than half of the members.
+    pub fn quorum(&self) -> usize {
+        self.members.len() / 2 + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, origin: u64, controlling: bool) -> Member {
+        Member {
+            name: name.into(),
+            origin: OriginId(origin),
+            address: format!("{name}:10035"),
+            controlling,
+            added_at: HlcTime(origin),
+        }
+    }
+
+    fn config() -> ClusterConfig {
+        ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", 1, true))
+    }
+
+    #[test]
+    fn growing_and_removing_raise_the_version() {
+        let grown = config().with_member(member("b", 2, false)).unwrap();
+        assert_eq!((grown.version, grown.members.len()), (2, 2));
+        let (shrunk, removed) = grown.without_member("b").unwrap();
+        assert_eq!(
+            (shrunk.version, shrunk.members.len(), removed.origin),
+            (3, 1, OriginId(2))
+        );
+    }
+
+    #[test]
+    fn names_are_unique_and_removed_ids_never_come_back() {
+        let grown = config().with_member(member("b", 2, false)).unwrap();
+        assert_eq!(
+            grown.with_member(member("b", 3, false)),
+            Err(MembershipError::NameTaken("b".into()))
+        );
+        let (shrunk, _) = grown.without_member("b").unwrap();
+        assert_eq!(
+            shrunk.with_member(member("b2", 2, false)),
+            Err(MembershipError::OriginReused(OriginId(2)))
+        );
+        assert!(shrunk.with_member(member("b", 4, false)).is_ok());
+    }
+
+    #[test]
+    fn unknown_and_controlling_instances_cannot_be_removed() {
+        assert_eq!(
+            config().without_member("x").unwrap_err(),
+            MembershipError::UnknownInstance("x".into())
+        );
+        assert_eq!(
+            config().without_member("a").unwrap_err(),
+            MembershipError::RemovingControlling("a".into())
+        );
+    }
+
+    #[test]
+    fn quorum_is_more_than_half() {
+        let mut c = config();
+        assert_eq!(c.quorum(), 1);
+        c = c.with_member(member("b", 2, false)).unwrap();
+        assert_eq!(c.quorum(), 2);
+        c = c.with_member(member("c", 3, false)).unwrap();
+        assert_eq!(c.quorum(), 2);
+    }
+}

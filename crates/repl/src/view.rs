@@ -1,0 +1,247 @@
+use crate::cluster::ClusterConfig;
+use crate::stamp::{HlcTime, OriginId};
+use crate::version_vector::VersionVector;
+use std::collections::HashMap;
+
+/// What one instance knows of another, from the other's heartbeats and transactions.
+#[derive(Clone, Debug, Default)]
+pub struct PeerProgress {
+    /// Its version vector, as last reported by itself.
+    pub version_vector: VersionVector,
+    /// A time no transaction of its that we have not yet received can be older than.
+    pub promised: HlcTime,
+    /// When we last heard from it (milliseconds since the epoch, our clock).
+    pub last_contact_ms: Option<u64>,
+    /// Whether our pull stream from it is open.
+    pub connected: bool,
+    /// Why we cannot replicate from it, when that is so (e.g. it needs re-growing).
+    pub problem: Option<String>,
+}
+
+/// One instance's view of its cluster: the configuration and what it knows of every
+/// member. From it follow the frontier (for pruning the register), the stable version
+/// vector (for truncating the log), commit durability and lag.
+///
+/// Rules it keeps:
+/// - a member's promise only grows, and is what it promised itself (a heartbeat with its
+///   clock, sent after all its earlier transactions) or the time of its last transaction
+///   we applied; a member never heard from counts as having promised the time it was
+///   added;
+/// - the frontier is the minimum promise over current members, with this instance's own
+///   clock as its promise; removed members stop counting.
+#[derive(Clone, Debug)]
+pub struct ClusterView {
+    local: OriginId,
+    config: ClusterConfig,
+    peers: HashMap<OriginId, PeerProgress>,
+}
+
+impl ClusterView {
+    pub fn new(local: OriginId, config: ClusterConfig) -> Self {
+        ClusterView {
+            local,
+            config,
+            peers: HashMap::new(),
+        }
+    }
+
+    pub fn local(&self) -> OriginId {
+        self.local
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Adopts a newer configuration; an older or equal one is ignored.
+    pub fn set_config(&mut self, config: ClusterConfig) -> bool {
+        if config.version <= self.config.version {
+            return false;
+        }
+        self.peers.retain(|origin, _| config.is_member(*origin));
+        self.config = config;
+        true
+    }
+
+    pub fn peer(&self, origin: OriginId) -> Option<&PeerProgress> {
+        self.peers.get(&origin)
+    }
+
+    fn progress(&mut self, origin: OriginId) -> &mut PeerProgress {
+        self.peers.entry(origin).or_default()
+    }
+
+    /// A heartbeat from the member itself: its clock and version vector.
+    pub fn on_heartbeat(
+        &mut self,
+        from: OriginId,
+        clock: HlcTime,
+        version_vector: VersionVector,
+        now_ms: u64,
+    ) {
+        let peer = self.progress(from);
+        peer.promised = peer.promised.max(clock);
+        peer.version_vector.join(&version_vector);
+        peer.last_contact_ms = Some(now_ms);
+        peer.problem = None;
+    }
+
+    /// A transaction of `origin` applied here (from whichever peer it came).
+    pub fn on_transaction(&mut self, origin: OriginId, time: HlcTime) {
+        if origin != self.local {
+            let peer = self.progress(origin);
+            peer.promised = peer.promised.max(time);
+        }
+    }
+
+    pub fn set_connected(&mut self, origin: OriginId, connected: bool, now_ms: u64) {
+        let peer = self.progress(origin);
+        peer.connected = connected;
+        if connected {
+            peer.last_contact_ms = Some(now_ms);
+        }
+    }
+
+    pub fn set_problem(&mut self, origin: OriginId, problem: Option<String>) {
+        self.progress(origin).problem = problem;
+    }
+
+    /// No transaction this instance has not yet received can be older than this.
+    pub fn frontier(&self, local_clock: HlcTime) -> HlcTime {
+        self.config
+            .members
+            .iter()
+            .map(|m| {
+                if m.origin == self.local {
+                    local_clock
+                } else {
+                    let promised = self
+                        .peers
+                        .get(&m.origin)
+                        .map_or(HlcTime::ZERO, |p| p.promised);
+                    promised.max(m.added_at)
+                }
+            })
+            .min()
+            .unwrap_or(local_clock)
+    }
+
+    /// What every member is known to have: the pointwise minimum of their version
+    /// vectors (this instance's own being `local`).
+    pub fn stable_version_vector(&self, local: &VersionVector) -> VersionVector {
+        let mut stable = local.clone();
+        for m in &self.config.members {
+            if m.origin != self.local {
+                let theirs = self
+                    .peers
+                    .get(&m.origin)
+                    .map(|p| p.version_vector.clone())
+                    .unwrap_or_default();
+                stable = stable.meet(&theirs);
+            }
+        }
+        stable
+    }
+
+    /// How many members (this one included) are known to have transaction `seq` of
+    /// `origin`.
+    pub fn holders(&self, origin: OriginId, seq: u64, local: &VersionVector) -> usize {
+        self.config
+            .members
+            .iter()
+            .filter(|m| {
+                if m.origin == self.local {
+                    local.covers(origin, seq)
+                } else {
+                    self.peers
+                        .get(&m.origin)
+                        .is_some_and(|p| p.version_vector.covers(origin, seq))
+                }
+            })
+            .count()
+    }
+
+    /// Transactions this instance has that `member` is not known to have.
+    pub fn lag_transactions(&self, member: OriginId, local: &VersionVector) -> u64 {
+        if member == self.local {
+            return 0;
+        }
+        let theirs = self
+            .peers
+            .get(&member)
+            .map(|p| p.version_vector.clone())
+            .unwrap_or_default();
+        theirs.missing_from(local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Member;
+
+    fn member(name: &str, origin: u64, added: u64) -> Member {
+        Member {
+            name: name.into(),
+            origin: OriginId(origin),
+            address: String::new(),
+            controlling: origin == 1,
+            added_at: HlcTime(added),
+        }
+    }
+
+    fn view() -> ClusterView {
+        let config = ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", 1, 0))
+            .with_member(member("b", 2, 100))
+            .unwrap()
+            .with_member(member("c", 3, 200))
+            .unwrap();
+        ClusterView::new(OriginId(1), config)
+    }
+
+    fn vv(pairs: &[(u64, u64)]) -> VersionVector {
+        let mut v = VersionVector::new();
+        for &(o, s) in pairs {
+            v.advance(OriginId(o), s);
+        }
+        v
+    }
+
+    #[test]
+    fn the_frontier_waits_for_the_slowest_promise() {
+        let mut v = view();
+        // Nobody heard from: b and c count from when they were added.
+        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(100));
+        v.on_heartbeat(OriginId(2), HlcTime(500), VersionVector::new(), 0);
+        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(200));
+        v.on_transaction(OriginId(3), HlcTime(700));
+        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(500));
+        // An older heartbeat never moves a promise back.
+        v.on_heartbeat(OriginId(2), HlcTime(50), VersionVector::new(), 0);
+        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(500));
+        assert_eq!(v.frontier(HlcTime(300)), HlcTime(300));
+    }
+
+    #[test]
+    fn a_removed_member_stops_holding_the_frontier_back() {
+        let mut v = view();
+        v.on_heartbeat(OriginId(2), HlcTime(900), VersionVector::new(), 0);
+        let (config, _) = v.config().without_member("c").unwrap();
+        assert!(v.set_config(config.clone()));
+        assert!(!v.set_config(config));
+        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
+    }
+
+    #[test]
+    fn durability_and_stability_count_what_members_reported() {
+        let mut v = view();
+        let local = vv(&[(1, 5)]);
+        v.on_heartbeat(OriginId(2), HlcTime(1), vv(&[(1, 5)]), 0);
+        v.on_heartbeat(OriginId(3), HlcTime(1), vv(&[(1, 3)]), 0);
+        assert_eq!(v.holders(OriginId(1), 5, &local), 2);
+        assert_eq!(v.holders(OriginId(1), 3, &local), 3);
+        assert_eq!(v.stable_version_vector(&local), vv(&[(1, 3)]));
+        assert_eq!(v.lag_transactions(OriginId(3), &local), 2);
+        assert_eq!(v.lag_transactions(OriginId(1), &local), 0);
+    }
+}

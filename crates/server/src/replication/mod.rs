@@ -1,0 +1,89 @@
+//! Replication between instances: one [`Node`] per replicated repository, pulling from
+//! every other member over the main port and serving pull streams to them.
+
+pub mod durability;
+pub mod node;
+mod puller;
+pub mod resolver;
+pub mod snapshot_transfer;
+pub mod stream;
+
+pub use node::Node;
+
+use quadmesh_store::{Catalog, Repository};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Header carrying the cluster token on instance-to-instance calls.
+pub const TOKEN_HEADER: &str = "x-quadmesh-cluster-token";
+/// Header naming the calling instance's origin id.
+pub const ORIGIN_HEADER: &str = "x-quadmesh-origin";
+/// Header carrying the caller's version vector (JSON) on a pull request.
+pub const VERSION_VECTOR_HEADER: &str = "x-quadmesh-version-vector";
+
+/// The replication nodes of a server, by repository name.
+pub struct Replication {
+    nodes: Mutex<HashMap<String, Arc<Node>>>,
+    http: reqwest::Client,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication {
+            nodes: Mutex::new(HashMap::new()),
+            http: resolver::peer_client(),
+        }
+    }
+}
+
+impl Replication {
+    /// Starts nodes for the repositories that are in a cluster (after a restart).
+    pub fn start_existing(&self, catalog: &Catalog) {
+        for repository in catalog.list() {
+            if repository.cluster().config.is_some() {
+                self.ensure(repository);
+            }
+        }
+    }
+
+    /// The node of a replicated repository, started if it is not running.
+    pub fn ensure(&self, repository: Arc<Repository>) -> Arc<Node> {
+        let mut nodes = self.lock();
+        if let Some(node) = nodes.get(repository.name()) {
+            if Arc::ptr_eq(node.repository(), &repository) {
+                return node.clone();
+            }
+            node.stop();
+        }
+        let node = Node::start(repository.clone(), self.http.clone());
+        nodes.insert(repository.name().to_owned(), node.clone());
+        node
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Node>> {
+        self.lock().get(name).cloned()
+    }
+
+    /// Stops the node of a repository (it was deleted).
+    pub fn stop(&self, name: &str) {
+        if let Some(node) = self.lock().remove(name) {
+            node.stop();
+        }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Node>>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Milliseconds since the epoch, for last-contact times.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,268 @@
+use super::now_ms;
+use super::puller::pull_forever;
+use quadmesh_repl::{ClusterConfig, ClusterView, OriginId};
+use quadmesh_store::Repository;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How often a node refreshes its view: pullers, frontier, stable version vector.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The replication of one repository at this instance: a puller per other member, and
+/// the [`ClusterView`] they keep up to date.
+pub struct Node {
+    repository: Arc<Repository>,
+    view: Mutex<ClusterView>,
+    /// Bumped whenever the view learns something (durability waiters watch it).
+    changed: watch::Sender<u64>,
+    pullers: Mutex<HashMap<OriginId, JoinHandle<()>>>,
+    maintainer: Mutex<Option<JoinHandle<()>>>,
+    http: reqwest::Client,
+    /// Commits waiting for durability (for `transactionLatencyCount`).
+    pub outstanding: AtomicUsize,
+}
+
+/// One member as `repl status` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    pub name: String,
+    pub address: String,
+    pub role: &'static str,
+    pub state: String,
+    pub origin: String,
+    pub version_vector: HashMap<String, u64>,
+    pub lag_transactions: u64,
+    pub lag_ms: u64,
+    /// Milliseconds since this instance last heard from it (0 for itself).
+    pub last_contact_ms_ago: Option<u64>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatus {
+    pub cluster: String,
+    pub repository: String,
+    pub config_version: u64,
+    /// The instance that answered.
+    pub instance: String,
+    pub removed: bool,
+    pub instances: Vec<InstanceStatus>,
+}
+
+impl Node {
+    pub fn start(repository: Arc<Repository>, http: reqwest::Client) -> Arc<Node> {
+        let config = repository
+            .cluster()
+            .config
+            .expect("a node is started for a repository in a cluster");
+        let node = Arc::new(Node {
+            view: Mutex::new(ClusterView::new(repository.origin(), config)),
+            repository,
+            changed: watch::Sender::new(0),
+            pullers: Mutex::new(HashMap::new()),
+            maintainer: Mutex::new(None),
+            http,
+            outstanding: AtomicUsize::new(0),
+        });
+        node.reconcile();
+        let weak = Arc::downgrade(&node);
+        *node.maintainer.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    let Some(node) = weak.upgrade() else { return };
+                    node.maintain();
+                }
+            }));
+        node
+    }
+
+    pub fn repository(&self) -> &Arc<Repository> {
+        &self.repository
+    }
+
+    pub fn view(&self) -> MutexGuard<'_, ClusterView> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn config(&self) -> ClusterConfig {
+        self.view().config().clone()
+    }
+
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Something changed in the view: wake durability waiters.
+    pub(super) fn touch(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Adopts a newer configuration from the repository (starting and stopping
+    /// pullers), and moves the horizon. Runs every 200 ms, and at once after a change.
+    pub fn maintain(self: &Arc<Self>) {
+        let cluster = self.repository.cluster();
+        if cluster.removed {
+            self.stop_pullers();
+            return;
+        }
+        if let Some(config) = cluster.config {
+            if self.view().set_config(config) {
+                self.reconcile();
+                self.touch();
+            }
+        }
+        let local = self.repository.version_vector();
+        let (frontier, stable) = {
+            let view = self.view();
+            (
+                view.frontier(self.repository.clock().last()),
+                view.stable_version_vector(&local),
+            )
+        };
+        self.repository.set_horizon(frontier, stable);
+    }
+
+    /// One puller per other member; none for members that left.
+    fn reconcile(self: &Arc<Self>) {
+        let config = self.config();
+        let local = self.repository.origin();
+        let mut pullers = self.pullers.lock().unwrap_or_else(|e| e.into_inner());
+        pullers.retain(|origin, task| {
+            let keep = config.is_member(*origin);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for member in config.members.iter().filter(|m| m.origin != local) {
+            pullers
+                .entry(member.origin)
+                .or_insert_with(|| tokio::spawn(pull_forever(Arc::downgrade(self), member.origin)));
+        }
+    }
+
+    fn stop_pullers(&self) {
+        for (_, task) in self
+            .pullers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+        {
+            task.abort();
+        }
+    }
+
+    pub fn stop(&self) {
+        self.stop_pullers();
+        if let Some(task) = self
+            .maintainer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+
+    /// Waits until `needed` members (this one included) hold this instance's
+    /// transaction `seq`, or `timeout`; returns how many were missing at the end.
+    pub async fn wait_durable(&self, seq: u64, needed: usize, timeout: Duration) -> usize {
+        let origin = self.repository.origin();
+        let mut changed = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let holders = self
+                .view()
+                .holders(origin, seq, &self.repository.version_vector());
+            if holders >= needed {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, changed.changed())
+                .await
+                .is_err()
+            {
+                return needed - holders;
+            }
+        }
+    }
+
+    pub fn status(&self) -> ClusterStatus {
+        let cluster = self.repository.cluster();
+        let local_vv = self.repository.version_vector();
+        let now = now_ms();
+        let view = self.view();
+        let config = view.config().clone();
+        let local = self.repository.origin();
+        let instances = config
+            .members
+            .iter()
+            .map(|m| {
+                let is_self = m.origin == local;
+                let peer = view.peer(m.origin);
+                let vv = if is_self {
+                    local_vv.clone()
+                } else {
+                    peer.map(|p| p.version_vector.clone()).unwrap_or_default()
+                };
+                let state = if is_self {
+                    if cluster.removed { "removed" } else { "self" }.to_owned()
+                } else {
+                    match peer {
+                        Some(p) if p.problem.is_some() => p.problem.clone().unwrap_or_default(),
+                        Some(p) if p.connected => "connected".to_owned(),
+                        _ => "disconnected".to_owned(),
+                    }
+                };
+                let lag_transactions = view.lag_transactions(m.origin, &local_vv);
+                let lag_ms = if lag_transactions == 0 {
+                    0
+                } else {
+                    self.repository
+                        .oldest_missing(&vv)
+                        .map_or(0, |t| now.saturating_sub(t.millis()))
+                };
+                InstanceStatus {
+                    name: m.name.clone(),
+                    address: m.address.clone(),
+                    role: if m.controlling { "controlling" } else { "copy" },
+                    state,
+                    origin: m.origin.to_string(),
+                    version_vector: vv.iter().map(|(o, s)| (o.to_string(), s)).collect(),
+                    lag_transactions,
+                    lag_ms,
+                    last_contact_ms_ago: if is_self {
+                        Some(0)
+                    } else {
+                        peer.and_then(|p| p.last_contact_ms)
+                            .map(|t| now.saturating_sub(t))
+                    },
+                }
+            })
+            .collect();
+        let instance = config
+            .member(local)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| "(removed)".into());
+        ClusterStatus {
+            cluster: config.cluster_id.clone(),
+            repository: self.repository.name().to_owned(),
+            config_version: config.version,
+            instance,
+            removed: cluster.removed,
+            instances,
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

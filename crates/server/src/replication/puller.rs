@@ -1,0 +1,199 @@
+//! Pulling from one peer: ask with our version vector, apply what streams back.
+
+use super::node::Node;
+use super::{ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER};
+use futures::StreamExt;
+use quadmesh_repl::frame::{self, Decoded};
+use quadmesh_repl::{Entry, EntryKind, Heartbeat, OriginId};
+use quadmesh_store::{Applied, StoreError};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// Why a pull stream ended.
+#[derive(Debug, thiserror::Error)]
+enum PullError {
+    #[error("cannot reach the peer: {0}")]
+    Unreachable(String),
+    #[error("the peer refused: {0}")]
+    Refused(String),
+    #[error("the peer cannot bring this instance up to date: {0}")]
+    NeedsRegrow(String),
+    #[error("the peer says this instance was removed from the cluster")]
+    Removed,
+    #[error("corrupt frame from the peer: {0}")]
+    Corrupt(String),
+    #[error("held: {0}")]
+    Held(String),
+    #[error("the stream ended")]
+    Ended,
+    #[error("member left the configuration")]
+    NotAMember,
+}
+
+/// Pulls from `peer` until the node goes away, reconnecting with backoff (and resolving
+/// the peer's name again) after every failure.
+pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
+    const FIRST_RETRY: Duration = Duration::from_millis(100);
+    let mut backoff = FIRST_RETRY;
+    loop {
+        let Some(strong) = node.upgrade() else { return };
+        let result = pull_once(&strong, peer).await;
+        let was_connected = strong.view().peer(peer).is_some_and(|p| p.connected);
+        strong.view().set_connected(peer, false, super::now_ms());
+        strong.touch();
+        if was_connected {
+            backoff = FIRST_RETRY;
+        }
+        let pause = match result {
+            Err(PullError::Removed) => {
+                if let Err(e) = strong.repository().mark_removed() {
+                    tracing::error!(error = %e, "cannot record the removal");
+                }
+                return;
+            }
+            Err(PullError::NotAMember) => return,
+            Err(PullError::NeedsRegrow(reason)) => {
+                tracing::warn!(repository = strong.repository().name(), %reason, "instance needs to be grown again");
+                strong
+                    .view()
+                    .set_problem(peer, Some(format!("needs re-grow: {reason}")));
+                Duration::from_secs(5)
+            }
+            Err(e) => {
+                tracing::debug!(repository = strong.repository().name(), peer = %peer, error = %e, "pull stream ended");
+                // A refusal is usually a peer that has not yet seen the newest
+                // configuration: transient, so not shown as a problem.
+                if matches!(e, PullError::Held(_)) {
+                    strong.view().set_problem(peer, Some(e.to_string()));
+                }
+                let pause = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                pause
+            }
+            Ok(()) => FIRST_RETRY,
+        };
+        drop(strong);
+        tokio::time::sleep(pause).await;
+    }
+}
+
+async fn pull_once(node: &Arc<Node>, peer: OriginId) -> Result<(), PullError> {
+    let repository = node.repository().clone();
+    let config = node.config();
+    let member = config.member(peer).ok_or(PullError::NotAMember)?.clone();
+    let version_vector = repository.version_vector();
+    let url = format!(
+        "http://{}/repositories/{}/repl/stream",
+        member.address,
+        repository.name()
+    );
+    let response = node
+        .http()
+        .get(&url)
+        .header(TOKEN_HEADER, &config.token)
+        .header(ORIGIN_HEADER, repository.origin().0.to_string())
+        .header(
+            VERSION_VECTOR_HEADER,
+            serde_json::to_string(&version_vector).expect("serialises"),
+        )
+        .send()
+        .await
+        .map_err(|e| PullError::Unreachable(e.to_string()))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        let text = response.text().await.unwrap_or_default();
+        return Err(match status {
+            410 => PullError::NeedsRegrow(text.trim().to_owned()),
+            403 if text.contains("removed") => PullError::Removed,
+            _ => PullError::Refused(format!("{status}: {}", text.trim())),
+        });
+    }
+    node.view().set_connected(peer, true, super::now_ms());
+    node.view().set_problem(peer, None);
+    node.touch();
+    let mut stream = response.bytes_stream();
+    let mut buffer: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| PullError::Unreachable(e.to_string()))?;
+        buffer.extend_from_slice(&chunk);
+        let mut consumed = 0;
+        let mut batch = Vec::new();
+        loop {
+            match frame::decode(&buffer[consumed..]) {
+                Ok(Decoded::Frame(entry, len)) => {
+                    consumed += len;
+                    batch.push(entry);
+                }
+                Ok(Decoded::Incomplete(_)) => break,
+                Err(e) => return Err(PullError::Corrupt(e.to_string())),
+            }
+        }
+        buffer.drain(..consumed);
+        handle(node, batch).await?;
+    }
+    Err(PullError::Ended)
+}
+
+/// Applies transactions in order and takes in heartbeats.
+async fn handle(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(), PullError> {
+    let mut transactions = Vec::new();
+    for entry in entries {
+        if entry.kind == EntryKind::Heartbeat {
+            apply_transactions(node, std::mem::take(&mut transactions)).await?;
+            let heartbeat = Heartbeat::from_entry(&entry)
+                .ok_or_else(|| PullError::Corrupt("bad heartbeat".into()))?;
+            node.repository()
+                .clock()
+                .observe(heartbeat.clock)
+                .map_err(|e| PullError::Held(e.to_string()))?;
+            node.view().on_heartbeat(
+                heartbeat.origin,
+                heartbeat.clock,
+                heartbeat.version_vector,
+                super::now_ms(),
+            );
+            node.touch();
+        } else {
+            transactions.push(entry);
+        }
+    }
+    apply_transactions(node, transactions).await
+}
+
+async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(), PullError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let repository = node.repository().clone();
+    let results = tokio::task::spawn_blocking(move || {
+        let mut applied = Vec::new();
+        for entry in entries {
+            match repository.apply_remote(&entry) {
+                Ok(Applied::New) => applied.push((entry.origin, entry.time)),
+                Ok(Applied::Duplicate) => {}
+                Err(e) => return (applied, Some(e)),
+            }
+        }
+        (applied, None)
+    })
+    .await
+    .map_err(|e| PullError::Corrupt(e.to_string()))?;
+    let (applied, error) = results;
+    {
+        let mut view = node.view();
+        for (origin, time) in &applied {
+            view.on_transaction(*origin, *time);
+        }
+    }
+    if !applied.is_empty() {
+        node.touch();
+    }
+    match error {
+        None => Ok(()),
+        Some(StoreError::Clock(e)) => Err(PullError::Held(e.to_string())),
+        // Resume from our version vector: the next stream starts where we are.
+        Some(StoreError::Gap { .. }) => Err(PullError::Ended),
+        Some(StoreError::Removed(_)) => Err(PullError::Removed),
+        Some(e) => Err(PullError::Corrupt(e.to_string())),
+    }
+}

@@ -1,0 +1,442 @@
+//! Replication REST, spelled as AllegroGraph's: `createCluster`, `growCluster`,
+//! `remove`, `status` — plus the instance-to-instance calls (`stream`, `install`,
+//! `removed`).
+
+use crate::error::{blocking, ApiError, ApiResult};
+use crate::params::Params;
+use crate::replication::snapshot_transfer::{pack, unpack};
+use crate::replication::stream::pull_stream;
+use crate::replication::{Node, ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use quadmesh_repl::{ClusterConfig, Member, MembershipError, OriginId, VersionVector};
+use quadmesh_store::StoreError;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+fn required<'a>(params: &'a Params, name: &str) -> ApiResult<&'a str> {
+    params
+        .get(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::BadRequest(format!("parameter '{name}' is required")))
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+/// `host:port` from the `host` and `port` parameters (defaults: this machine's name
+/// and this server's port).
+fn address(params: &Params, state: &AppState) -> ApiResult<String> {
+    let host = match params.get("host").filter(|h| !h.is_empty()) {
+        Some(h) => h.to_owned(),
+        None => hostname::get()
+            .map(|n| n.to_string_lossy().into_owned())
+            .map_err(|e| ApiError::Internal(format!("cannot tell this host's name: {e}")))?,
+    };
+    let port: u16 = params.number("port")?.unwrap_or(state.config.port);
+    Ok(format!("{host}:{port}"))
+}
+
+/// `PUT /repositories/NAME/repl/createCluster?host=&port=&instanceName=`: makes the
+/// repository (created if missing, data kept if not) the first, controlling instance.
+pub async fn create_cluster(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> ApiResult<StatusCode> {
+    let params = Params::from_uri(&uri);
+    let instance = required(&params, "instanceName")?.to_owned();
+    let address = address(&params, &state)?;
+    let st = state.clone();
+    let repository = blocking(move || {
+        let repository = match st.catalog.get(&name) {
+            Ok(r) => r,
+            Err(StoreError::RepositoryNotFound(_)) => st.catalog.create(&name)?,
+            Err(e) => return Err(e.into()),
+        };
+        let origin = repository.origin();
+        repository.commit_config(|current, time| {
+            if current.is_some() {
+                return Err(MembershipError::AlreadyInCluster(name.clone()).into());
+            }
+            Ok(ClusterConfig::new(
+                random_hex(8),
+                name.clone(),
+                random_hex(32),
+                Member {
+                    name: instance.clone(),
+                    origin,
+                    address: address.clone(),
+                    controlling: true,
+                    added_at: time,
+                },
+            ))
+        })?;
+        tracing::info!(repository = %name, instance = %instance, %address, "created a replication cluster");
+        Ok(repository)
+    })
+    .await?;
+    state.replication.ensure(repository);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The node of a repository whose controlling instance this is.
+fn controlling_node(state: &AppState, name: &str) -> ApiResult<Arc<Node>> {
+    let node = state
+        .replication
+        .get(name)
+        .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name.to_owned())))?;
+    let config = node.config();
+    let controlling = config.controlling().cloned();
+    match controlling {
+        Some(c) if c.origin == node.repository().origin() => Ok(node),
+        Some(c) => Err(StoreError::from(MembershipError::NotControlling(format!(
+            "{} at {}",
+            c.name, c.address
+        )))
+        .into()),
+        None => Err(ApiError::Internal(
+            "the cluster has no controlling instance".into(),
+        )),
+    }
+}
+
+/// `PUT /repositories/NAME/repl/growCluster?host=&port=&name=&user=&password=&instanceName=`
+/// (at the controlling instance): adds the instance, copies a snapshot to the server
+/// at `host:port` as repository `name`, which then streams from the snapshot's cut.
+pub async fn grow_cluster(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> ApiResult<StatusCode> {
+    let params = Params::from_uri(&uri);
+    let instance = required(&params, "instanceName")?.to_owned();
+    let address = format!(
+        "{}:{}",
+        required(&params, "host")?,
+        params.number::<u16>("port")?.unwrap_or(10035)
+    );
+    let target_name = params
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&name)
+        .to_owned();
+    let user = required(&params, "user")?.to_owned();
+    let password = required(&params, "password")?.to_owned();
+    let node = controlling_node(&state, &name)?;
+    if node.config().member_named(&instance).is_some() {
+        return Err(StoreError::from(MembershipError::NameTaken(instance)).into());
+    }
+    let repository = node.repository().clone();
+    let origin = OriginId(rand::random::<u64>() >> 1);
+    let scratch = state.catalog.scratch_dir()?;
+    let (repo, member_name, member_address, dir) = (
+        repository.clone(),
+        instance.clone(),
+        address.clone(),
+        scratch.clone(),
+    );
+    let archive = blocking(move || {
+        repo.commit_config(|current, time| {
+            let current =
+                current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
+            Ok(current.with_member(Member {
+                name: member_name,
+                origin,
+                address: member_address,
+                controlling: false,
+                added_at: time,
+            })?)
+        })?;
+        let started = std::time::Instant::now();
+        let snapshot_state = repo.snapshot(&dir.join("store"))?;
+        let archive = dir.join("snapshot.tar");
+        pack(&dir.join("store"), &snapshot_state, &archive)
+            .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
+        tracing::info!(
+            millis = started.elapsed().as_millis() as u64,
+            "snapshot taken for a new instance"
+        );
+        Ok(archive)
+    })
+    .await;
+    let pushed = match archive {
+        Ok(archive) => {
+            push_snapshot(
+                &state,
+                &address,
+                &target_name,
+                &instance,
+                origin,
+                &user,
+                &password,
+                &archive,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    if let Err(error) = pushed {
+        // Undo the membership: an instance that never got its snapshot is not a member.
+        let repo = repository.clone();
+        let undo = instance.clone();
+        let _ = blocking(move || {
+            repo.commit_config(|current, _| {
+                let current =
+                    current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
+                Ok(current.without_member(&undo)?.0)
+            })?;
+            Ok(())
+        })
+        .await;
+        return Err(error);
+    }
+    node.maintain();
+    tracing::info!(repository = %name, %instance, %address, "grew the cluster");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn push_snapshot(
+    state: &AppState,
+    address: &str,
+    repository: &str,
+    instance: &str,
+    origin: OriginId,
+    user: &str,
+    password: &str,
+    archive: &std::path::Path,
+) -> ApiResult<()> {
+    let file = tokio::fs::File::open(archive)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let length = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .len();
+    let body =
+        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let url = format!("http://{address}/repositories/{repository}/repl/install");
+    let response = state
+        .replication
+        .http()
+        .put(&url)
+        .query(&[
+            ("instanceName", instance),
+            ("origin", &origin.0.to_string()),
+        ])
+        .basic_auth(user, Some(password))
+        .header("content-length", length)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::Upstream(format!("cannot reach the new instance at {address}: {e}"))
+        })?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        return Err(ApiError::Upstream(format!(
+            "the new instance at {address} refused the snapshot: {status}: {}",
+            text.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// `PUT /repositories/NAME/repl/install?instanceName=&origin=` (from the controlling
+/// instance, with this server's credentials): makes the repository from the snapshot
+/// in the body and starts replicating.
+pub async fn install(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let params = Params::from_uri(&uri);
+    let origin = OriginId(
+        params
+            .number::<u64>("origin")?
+            .ok_or_else(|| ApiError::BadRequest("parameter 'origin' is required".into()))?,
+    );
+    quadmesh_store::validate_repository_name(&name)?;
+    if state.catalog.get(&name).is_ok() {
+        return Err(StoreError::RepositoryExists(name).into());
+    }
+    let scratch = state.catalog.scratch_dir()?;
+    let archive = scratch.join("snapshot.tar");
+    let result = async {
+        let mut file = tokio::fs::File::create(&archive)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::BadRequest(format!("snapshot upload broke off: {e}")))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let (st, dir, archive, name) = (
+            state.clone(),
+            scratch.clone(),
+            archive.clone(),
+            name.clone(),
+        );
+        blocking(move || {
+            let (store, snapshot_state) = unpack(&archive, &dir.join("unpacked"))
+                .map_err(|e| ApiError::BadRequest(format!("invalid snapshot: {e}")))?;
+            Ok(st.catalog.install(&name, &store, snapshot_state, origin)?)
+        })
+        .await
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    let repository = result?;
+    tracing::info!(repository = %repository.name(), origin = %origin, "installed a snapshot; joining the cluster");
+    state.replication.ensure(repository);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /repositories/NAME/repl/remove?instanceName=` (at the controlling instance).
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> ApiResult<StatusCode> {
+    let params = Params::from_uri(&uri);
+    let instance = required(&params, "instanceName")?.to_owned();
+    let node = controlling_node(&state, &name)?;
+    let repository = node.repository().clone();
+    let (repo, leaving) = (repository.clone(), instance.clone());
+    let (config, removed) = blocking(move || {
+        let mut removed = None;
+        let config = repo.commit_config(|current, _| {
+            let current =
+                current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
+            let (next, member) = current.without_member(&leaving)?;
+            removed = Some(member);
+            Ok(next)
+        })?;
+        Ok((config, removed.expect("set when the change succeeded")))
+    })
+    .await?;
+    // Tell it at once (it would also learn on its next pull); it may be gone already.
+    let url = format!(
+        "http://{}/repositories/{}/repl/removed",
+        removed.address, name
+    );
+    let told = state
+        .replication
+        .http()
+        .put(&url)
+        .header(TOKEN_HEADER, &config.token)
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await;
+    node.maintain();
+    tracing::info!(repository = %name, %instance, told = told.is_ok(), "removed an instance from the cluster");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /repositories/NAME/repl/status`.
+pub async fn status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    state.catalog.get(&name)?;
+    let node = state
+        .replication
+        .get(&name)
+        .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name.clone())))?;
+    node.maintain();
+    Ok(Json(node.status()).into_response())
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The node, if the request carries its cluster's token.
+fn authenticated_peer(state: &AppState, name: &str, headers: &HeaderMap) -> ApiResult<Arc<Node>> {
+    let node = state
+        .replication
+        .get(name)
+        .ok_or_else(|| ApiError::NotFound(format!("repository '{name}' is not replicated here")))?;
+    let token = headers
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if token.is_empty() || !constant_time_eq(token, &node.config().token) {
+        return Err(ApiError::Forbidden("wrong or missing cluster token".into()));
+    }
+    Ok(node)
+}
+
+/// `GET /repositories/NAME/repl/stream` (a peer, with the cluster token): the pull stream.
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let node = authenticated_peer(&state, &name, &headers)?;
+    let origin: u64 = headers
+        .get(ORIGIN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::BadRequest(format!("missing or invalid {ORIGIN_HEADER}")))?;
+    let origin = OriginId(origin);
+    let config = node.config();
+    if !config.is_member(origin) {
+        return Err(ApiError::Forbidden(if config.removed.contains(&origin) {
+            format!("instance {origin} was removed from the cluster")
+        } else {
+            format!("instance {origin} is not a member of the cluster")
+        }));
+    }
+    let theirs: VersionVector = headers
+        .get(VERSION_VECTOR_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| serde_json::from_str(v).ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("missing or invalid {VERSION_VECTOR_HEADER}"))
+        })?;
+    if let Some(reason) = node.repository().cannot_serve(&theirs) {
+        return Ok((StatusCode::GONE, reason).into_response());
+    }
+    Ok((
+        [("content-type", "application/x-quadmesh-frames")],
+        pull_stream(node.repository().clone(), origin, theirs),
+    )
+        .into_response())
+}
+
+/// `PUT /repositories/NAME/repl/removed` (the controlling instance, with the token):
+/// this instance was removed; it stops replicating.
+pub async fn removed(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let node = authenticated_peer(&state, &name, &headers)?;
+    let repository = node.repository().clone();
+    blocking(move || Ok(repository.mark_removed()?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

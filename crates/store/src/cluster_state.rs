@@ -1,0 +1,51 @@
+use crate::error::{Result, StoreError};
+use quadmesh_repl::ClusterConfig;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+/// A repository's place in a replication cluster, kept in `cluster.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// The newest configuration applied here; `None` for a standalone repository.
+    pub config: Option<ClusterConfig>,
+    /// Set once this instance learned it was removed: it replicates no more, and its
+    /// origin id is never used in a cluster again.
+    pub removed: bool,
+}
+
+impl ClusterState {
+    pub const FILE: &'static str = "cluster.json";
+
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(Self::FILE);
+        if !path.exists() {
+            return Ok(Self::default());
+        }
+        serde_json::from_slice(&fs::read(&path)?).map_err(|e| StoreError::Corrupt {
+            what: path.display().to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Written atomically, readable by the owner only (it holds the cluster token).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let tmp = dir.join(format!("{}.tmp", Self::FILE));
+        let mut file = File::create(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        }
+        file.write_all(&serde_json::to_vec_pretty(self).expect("serialises"))?;
+        file.sync_all()?;
+        fs::rename(&tmp, dir.join(Self::FILE))?;
+        Ok(())
+    }
+
+    /// Whether other members exist, so that writes must be remembered in the register.
+    pub fn replicated(&self) -> bool {
+        !self.removed && self.config.as_ref().is_some_and(|c| c.members.len() > 1)
+    }
+}
