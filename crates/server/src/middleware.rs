@@ -104,6 +104,13 @@ pub async fn durability(State(state): State<AppState>, request: Request, next: N
         }
     }
     let mut response = next.run(request).await;
+    tracing::debug!(
+        needed,
+        members,
+        replicated = node.is_some(),
+        committed = response.extensions().get::<CommitInfo>().map(|c| c.seq),
+        "durability"
+    );
     let (Some(node), Some(commit)) = (node, response.extensions().get::<CommitInfo>().copied())
     else {
         return response;

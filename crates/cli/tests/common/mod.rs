@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -57,6 +59,10 @@ impl Server {
             .arg("--port")
             .arg(self.port.to_string())
             .args(&self.extra)
+            .env(
+                "QUADMESH_LOG",
+                std::env::var("QUADMESH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env_remove("QUADMESH_USER")
             .env_remove("QUADMESH_PASSWORD")
             .env_remove("QUADMESH_PASSWORD_FILE")
@@ -126,9 +132,14 @@ fn sigterm(pid: u32) {
 }
 
 pub fn wait_until_up(port: u16) {
+    wait_until_up_at(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+pub fn wait_until_up_at(address: std::net::SocketAddr) {
+    let port = address.port();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        if let Ok(mut stream) = std::net::TcpStream::connect(address) {
             use std::io::{Read, Write};
             let _ = stream.write_all(b"GET /version HTTP/1.0\r\n\r\n");
             let mut answer = String::new();

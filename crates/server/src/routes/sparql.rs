@@ -212,7 +212,7 @@ async fn run_update(
             "update committed"
         );
     }
-    Ok(write_ack(headers))
+    Ok(written.tag(write_ack(headers)))
 }
 
 /// Acknowledges a write: JSON `true` for clients that want JSON (agraph-python's

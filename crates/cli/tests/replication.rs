@@ -1,0 +1,489 @@
+//! Multi-master replication with real server processes: convergence, faults,
+//! durability, membership, and bad input on the replication endpoints.
+
+mod common;
+
+use common::cluster::{instance_ip, Cluster};
+use rand::{Rng, SeedableRng};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Cluster tests run one at a time: each starts several processes on two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const EX: &str = "http://example.org/";
+
+fn quad(i: usize) -> String {
+    format!("<{EX}s{}> <{EX}p> \"{}\"", i % 7, i)
+}
+
+async fn three(dir: &std::path::Path) -> Cluster {
+    let cluster = Cluster::launch(dir, 3, &[]).await;
+    cluster.form().await;
+    cluster
+}
+
+/// One acknowledged operation, with when its request started and ended.
+#[derive(Clone, Copy, Debug)]
+struct Op {
+    quad: usize,
+    insert: bool,
+    started: Instant,
+    ended: Instant,
+    acknowledged: bool,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_on_every_instance_converge() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = std::sync::Arc::new(three(dir.path()).await);
+    let universe = 24;
+    let mut writers = Vec::new();
+    for writer in 0..3 {
+        let cluster = cluster.clone();
+        writers.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(writer as u64 + 7);
+            let mut ops = Vec::new();
+            for _ in 0..150 {
+                let q = rng.random_range(0..universe);
+                let insert = rng.random_bool(0.6);
+                let update = if insert {
+                    format!("INSERT DATA {{ {} }}", quad(q))
+                } else {
+                    format!("DELETE DATA {{ {} }}", quad(q))
+                };
+                let started = Instant::now();
+                let response = cluster.update(writer, &update).await;
+                ops.push(Op {
+                    quad: q,
+                    insert,
+                    started,
+                    ended: Instant::now(),
+                    acknowledged: response.status().is_success(),
+                });
+                if rng.random_bool(0.3) {
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(0..4))).await;
+                }
+            }
+            ops
+        }));
+    }
+    let mut ops = Vec::new();
+    for writer in writers {
+        ops.extend(writer.await.unwrap());
+    }
+    let took = cluster.converge(Duration::from_secs(20)).await;
+    eprintln!("converged {took:?} after the last write");
+
+    // Every instance holds the same quads; and the outcome agrees with real time:
+    // an acknowledged operation that started clearly after every opposite operation
+    // on the same quad had finished must be what stands.
+    let export = cluster.export(0).await;
+    let margin = Duration::from_millis(5);
+    let mut decided = 0;
+    for q in 0..universe {
+        let on_q: Vec<&Op> = ops.iter().filter(|o| o.quad == q).collect();
+        for op in on_q.iter().filter(|o| o.acknowledged) {
+            let last_opposite = on_q
+                .iter()
+                .filter(|o| o.insert != op.insert)
+                .map(|o| o.ended)
+                .max();
+            if last_opposite.is_none_or(|t| op.started > t + margin) {
+                let present = export.lines().any(|l| l.starts_with(&quad(q)));
+                assert_eq!(
+                    present,
+                    op.insert,
+                    "quad {q}: the last clear {} did not stand",
+                    if op.insert { "insert" } else { "delete" }
+                );
+                decided += 1;
+                break;
+            }
+        }
+    }
+    eprintln!(
+        "{} operations, {decided} quads decided by real-time order",
+        ops.len()
+    );
+    assert!(ops.iter().all(|o| o.acknowledged));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_mid_load_loses_nothing_acknowledged() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = three(dir.path()).await;
+    let url = cluster.instances[1].repo_url("/statements");
+    let client = cluster.client.http.clone();
+    let writer = tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        for batch in 0..400 {
+            let body: String = (0..50)
+                .map(|i| format!("<{EX}b{batch}> <{EX}p> \"{i}\" .\n"))
+                .collect();
+            let sent = client
+                .post(url.clone())
+                .basic_auth(common::USER, Some(common::PASSWORD))
+                .header("content-type", "application/n-triples")
+                .body(body)
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => acknowledged.push(batch),
+                _ => break,
+            }
+        }
+        acknowledged
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.instances[1].kill();
+    let acknowledged = writer.await.unwrap();
+    assert!(
+        !acknowledged.is_empty(),
+        "the load should have been under way"
+    );
+    cluster.instances[1].start(false);
+    let took = cluster.converge(Duration::from_secs(30)).await;
+    eprintln!(
+        "{} batches acknowledged before kill -9; converged {took:?} after restart",
+        acknowledged.len()
+    );
+    for i in 0..3 {
+        let export = cluster.export(i).await;
+        for batch in &acknowledged {
+            assert_eq!(
+                export
+                    .lines()
+                    .filter(|l| l.starts_with(&format!("<{EX}b{batch}> ")))
+                    .count(),
+                50,
+                "instance {i} lacks acknowledged batch {batch}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_copy_catches_up_and_the_controlling_instance_recovers() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = three(dir.path()).await;
+    cluster.instances[2].stop();
+    for i in 0..200 {
+        let target = i % 2;
+        assert!(cluster
+            .update(target, &format!("INSERT DATA {{ {} }}", quad(1000 + i)))
+            .await
+            .status()
+            .is_success());
+    }
+    cluster.instances[2].start(false);
+    let took = cluster.converge(Duration::from_secs(30)).await;
+    eprintln!("a copy stopped during 200 commits caught up {took:?} after restart");
+    assert_eq!(cluster.export(2).await.lines().count(), 200);
+
+    // The controlling instance restarts on the same data at another address under the
+    // same name: the others find it again by resolving the name anew.
+    cluster.instances[0].stop();
+    cluster.instances[0].ip = instance_ip(0, 7);
+    cluster.rebuild_network().await;
+    cluster.instances[0].start(false);
+    assert!(cluster
+        .update(0, &format!("INSERT DATA {{ {} }}", quad(5000)))
+        .await
+        .status()
+        .is_success());
+    assert!(cluster
+        .update(2, &format!("INSERT DATA {{ {} }}", quad(5001)))
+        .await
+        .status()
+        .is_success());
+    let took = cluster.converge(Duration::from_secs(30)).await;
+    eprintln!("after the controlling instance moved, converged in {took:?}");
+    assert_eq!(cluster.export(1).await.lines().count(), 202);
+    let status = cluster.status(1).await;
+    let controlling = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "controlling")
+        .unwrap()
+        .clone();
+    assert_eq!(controlling["state"], "connected", "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn both_sides_of_a_partition_take_writes_and_converge_after_healing() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = three(dir.path()).await;
+    // {0} | {1, 2}
+    cluster.cut(0, 1);
+    cluster.cut(0, 2);
+    for i in 0..30 {
+        assert!(cluster
+            .update(0, &format!("INSERT DATA {{ {} }}", quad(100 + i)))
+            .await
+            .status()
+            .is_success());
+        assert!(cluster
+            .update(1 + i % 2, &format!("INSERT DATA {{ {} }}", quad(200 + i)))
+            .await
+            .status()
+            .is_success());
+    }
+    // The same quad, inserted on one side and deleted on the other: the later wins.
+    assert!(cluster
+        .update(1, &format!("INSERT DATA {{ {} }}", quad(999)))
+        .await
+        .status()
+        .is_success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(cluster
+        .update(0, &format!("INSERT DATA {{ {} }}", quad(999)))
+        .await
+        .status()
+        .is_success());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(cluster
+        .update(0, &format!("DELETE DATA {{ {} }}", quad(999)))
+        .await
+        .status()
+        .is_success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cluster.export(0).await.lines().count(), 30);
+    assert_eq!(cluster.export(1).await.lines().count(), 31);
+    let healed = Instant::now();
+    cluster.heal(0, 1);
+    cluster.heal(0, 2);
+    let took = cluster.converge(Duration::from_secs(30)).await;
+    eprintln!(
+        "partition healed; converged in {took:?} ({:?} since healing)",
+        healed.elapsed()
+    );
+    let export = cluster.export(2).await;
+    assert_eq!(export.lines().count(), 60);
+    assert!(!export.contains(&quad(999)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_waits_for_members_and_reports_what_is_missing() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = three(dir.path()).await;
+    let url = cluster.instances[0].repo_url("");
+    let client = cluster.client.http.clone();
+    let write = |i: usize, settings: &'static str| {
+        let (url, client) = (url.clone(), client.clone());
+        async move {
+            let started = Instant::now();
+            let response = client
+                .post(url)
+                .basic_auth(common::USER, Some(common::PASSWORD))
+                .header("x-repl-settings", settings)
+                .form(&[("update", format!("INSERT DATA {{ {} }}", quad(i)))])
+                .send()
+                .await
+                .unwrap();
+            (response, started.elapsed())
+        }
+    };
+    let (response, took) = write(1, "durability=max distributedTransactionTimeout=5").await;
+    assert!(response.status().is_success());
+    assert!(response.headers().get("x-durability").is_none());
+    eprintln!("durability=max with all up: {took:?}");
+
+    cluster.instances[2].kill();
+    let (response, took) = write(2, "durability=quorum distributedTransactionTimeout=5").await;
+    assert!(response.status().is_success());
+    assert!(
+        response.headers().get("x-durability").is_none(),
+        "quorum of 3 is met with one down"
+    );
+    eprintln!("durability=quorum with one of three down: {took:?}");
+
+    let (response, took) = write(3, "durability=max distributedTransactionTimeout=1").await;
+    assert!(response.status().is_success());
+    assert_eq!(response.headers()["x-durability"], "missing=1");
+    assert!(
+        took >= Duration::from_millis(950),
+        "answered after {took:?}, before the timeout"
+    );
+    eprintln!("durability=max with one down: answered missing=1 after {took:?}");
+
+    let (response, _) = write(4, "durability=4").await;
+    assert_eq!(response.status(), 409);
+    assert!(response.text().await.unwrap().contains("cannot be met"));
+    let (response, _) = write(5, "durability=sometimes").await;
+    assert_eq!(response.status(), 400);
+    // Neither refused write changed anything.
+    let count = common::select_one(
+        &cluster.client,
+        &cluster.instances[0].repo_url(""),
+        &format!("SELECT (COUNT(*) AS ?n) {{ ?s ?p ?o FILTER(?o IN (\"4\", \"5\")) }}"),
+    )
+    .await;
+    assert_eq!(count, "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grow_and_remove_while_writes_continue() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::launch(dir.path(), 4, &[]).await;
+    cluster.form_first(3).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let url = cluster.instances[1].repo_url("");
+        let client = cluster.client.http.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let response = client
+                    .post(url.clone())
+                    .basic_auth(common::USER, Some(common::PASSWORD))
+                    .form(&[(
+                        "update",
+                        format!("INSERT DATA {{ <{EX}w{n}> <{EX}p> {n} }}"),
+                    )])
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success());
+                n += 1;
+            }
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    cluster.grow(3).await;
+    eprintln!(
+        "grew a fourth instance in {:?} under writes",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/remove"))
+        .query(&[("instanceName", "node2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.await.unwrap();
+    // The removed instance stops replicating, and knows it.
+    let removed_status = cluster.status(2).await;
+    assert_eq!(removed_status["removed"], true, "{removed_status}");
+    let refused = cluster
+        .update(2, "INSERT DATA { <http://e/x> <http://e/p> 1 }")
+        .await;
+    assert_eq!(refused.status(), 409);
+    cluster.instances[2].kill();
+    let took = cluster.converge(Duration::from_secs(30)).await;
+    eprintln!("{written} writes during grow and remove; converged {took:?} after the last");
+    assert_eq!(cluster.export(3).await.lines().count(), written);
+    let status = cluster.status(0).await;
+    let names: Vec<&str> = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["node0", "node1", "node3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replication_endpoints_refuse_bad_input() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = three(dir.path()).await;
+    let http = reqwest::Client::new();
+    let stream = cluster.instances[0].repo_url("/repl/stream");
+    // No token, a wrong token.
+    let response = http.get(stream.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let response = http
+        .get(stream.clone())
+        .header("x-quadmesh-cluster-token", "not-the-token")
+        .header("x-quadmesh-origin", "1")
+        .header("x-quadmesh-version-vector", "{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response.text().await.unwrap().contains("token"));
+    // The user password is no cluster token.
+    let response = http
+        .get(stream)
+        .basic_auth(common::USER, Some(common::PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    // Growing with a name already in the cluster; removing an unknown instance.
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/growCluster"))
+        .query(&[
+            ("host", "nowhere.test"),
+            ("port", "1"),
+            ("user", "u"),
+            ("password", "p"),
+            ("instanceName", "node1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("already in the cluster"));
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/remove"))
+        .query(&[("instanceName", "ghost")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.text().await.unwrap().contains("ghost"));
+    // Only the controlling instance changes the cluster.
+    let response = cluster
+        .client
+        .put(cluster.instances[1].repo_url("/repl/remove"))
+        .query(&[("instanceName", "node2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    assert!(response.text().await.unwrap().contains("controlling"));
+
+    // Corrupt frames on the way from 0 to 1: refused, nothing of them applied, and
+    // replication resumes cleanly.
+    cluster.proxies[1][0].as_ref().unwrap().corrupt_next(3);
+    for i in 0..20 {
+        assert!(cluster
+            .update(0, &format!("INSERT DATA {{ {} }}", quad(300 + i)))
+            .await
+            .status()
+            .is_success());
+    }
+    // Truncated frames: the link breaks mid-stream.
+    cluster.proxies[2][0].as_ref().unwrap().cut();
+    cluster.proxies[2][0].as_ref().unwrap().heal();
+    cluster.converge(Duration::from_secs(30)).await;
+    assert_eq!(cluster.export(1).await.lines().count(), 20);
+}
