@@ -5,15 +5,10 @@ mod common;
 
 use common::cluster::{instance_ip, Cluster};
 use rand::{Rng, SeedableRng};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Cluster tests run one at a time: each starts several processes on two cores.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const EX: &str = "http://example.org/";
 
@@ -39,7 +34,7 @@ struct Op {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_on_every_instance_converge() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = std::sync::Arc::new(three(dir.path()).await);
     let universe = 24;
@@ -116,7 +111,7 @@ async fn concurrent_writes_on_every_instance_converge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_load_loses_nothing_acknowledged() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = three(dir.path()).await;
     let url = cluster.instances[1].repo_url("/statements");
@@ -171,7 +166,7 @@ async fn kill_9_mid_load_loses_nothing_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stopped_copy_catches_up_and_the_controlling_instance_recovers() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = three(dir.path()).await;
     cluster.instances[2].stop();
@@ -220,7 +215,7 @@ async fn a_stopped_copy_catches_up_and_the_controlling_instance_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn both_sides_of_a_partition_take_writes_and_converge_after_healing() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = three(dir.path()).await;
     // {0} | {1, 2}
@@ -274,7 +269,7 @@ async fn both_sides_of_a_partition_take_writes_and_converge_after_healing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn durability_waits_for_members_and_reports_what_is_missing() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = three(dir.path()).await;
     let url = cluster.instances[0].repo_url("");
@@ -326,7 +321,7 @@ async fn durability_waits_for_members_and_reports_what_is_missing() {
     let count = common::select_one(
         &cluster.client,
         &cluster.instances[0].repo_url(""),
-        &format!("SELECT (COUNT(*) AS ?n) {{ ?s ?p ?o FILTER(?o IN (\"4\", \"5\")) }}"),
+        "SELECT (COUNT(*) AS ?n) { ?s ?p ?o FILTER(?o IN (\"4\", \"5\")) }",
     )
     .await;
     assert_eq!(count, "0");
@@ -334,7 +329,7 @@ async fn durability_waits_for_members_and_reports_what_is_missing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grow_and_remove_while_writes_continue() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::launch(dir.path(), 4, &[]).await;
     cluster.form_first(3).await;
@@ -404,7 +399,7 @@ async fn grow_and_remove_while_writes_continue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replication_endpoints_refuse_bad_input() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = three(dir.path()).await;
     let http = reqwest::Client::new();

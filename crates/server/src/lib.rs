@@ -77,6 +77,13 @@ pub async fn serve(
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "quadmesh is listening");
 
     let maintenance = tokio::spawn(maintain(state.clone()));
+    let stopping = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Pull streams never end by themselves: end them, and stop pulling.
+        stopping.shutdown.cancel();
+        stopping.replication.stop_all();
+    };
     axum::serve(listener, routes::router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -15,6 +15,8 @@ pub struct Inner {
     pub auth: Auth,
     pub sessions: SessionRegistry,
     pub replication: Replication,
+    /// Cancelled when the server begins to stop: long-lived pull streams end on it.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -25,6 +27,7 @@ impl AppState {
             auth,
             sessions: SessionRegistry::default(),
             replication: Replication::default(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }))
     }
 }

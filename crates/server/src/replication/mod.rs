@@ -71,6 +71,13 @@ impl Replication {
         }
     }
 
+    /// Stops every node (the server is stopping).
+    pub fn stop_all(&self) {
+        for (_, node) in self.lock().drain() {
+            node.stop();
+        }
+    }
+
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }

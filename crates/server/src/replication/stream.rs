@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Heartbeats go out at least this often on an idle stream.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
@@ -15,11 +16,21 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
 const BATCH: usize = 512;
 
 /// The body of a pull stream for `peer`, which has `theirs`.
-pub fn pull_stream(repository: Arc<Repository>, peer: OriginId, theirs: VersionVector) -> Body {
+pub fn pull_stream(
+    repository: Arc<Repository>,
+    peer: OriginId,
+    theirs: VersionVector,
+    shutdown: CancellationToken,
+) -> Body {
     let (sender, receiver) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
-        if let Err(e) = feed(repository, peer, theirs, sender).await {
-            tracing::debug!(peer = %peer, reason = %e, "pull stream closed");
+        tokio::select! {
+            result = feed(repository, peer, theirs, sender) => {
+                if let Err(e) = result {
+                    tracing::debug!(peer = %peer, reason = %e, "pull stream closed");
+                }
+            }
+            _ = shutdown.cancelled() => {}
         }
     });
     Body::from_stream(futures::stream::unfold(

@@ -423,7 +423,12 @@ pub async fn stream(
     }
     Ok((
         [("content-type", "application/x-quadmesh-frames")],
-        pull_stream(node.repository().clone(), origin, theirs),
+        pull_stream(
+            node.repository().clone(),
+            origin,
+            theirs,
+            state.shutdown.clone(),
+        ),
     )
         .into_response())
 }
