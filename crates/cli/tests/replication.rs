@@ -482,3 +482,89 @@ async fn replication_endpoints_refuse_bad_input() {
     cluster.converge(Duration::from_secs(30)).await;
     assert_eq!(cluster.export(1).await.lines().count(), 20);
 }
+
+async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn register_and_log_follow_replication_lag_not_database_size() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::launch(
+        dir.path(),
+        3,
+        &["--checkpoint-interval", "1", "--log-retention", "5"],
+    )
+    .await;
+    cluster.form().await;
+    for i in 0..300 {
+        assert!(cluster
+            .update(i % 3, &format!("INSERT DATA {{ {} }}", quad(i)))
+            .await
+            .status()
+            .is_success());
+    }
+    cluster.converge(Duration::from_secs(20)).await;
+    // All caught up: nothing needs remembering any more, whatever the database size.
+    for i in 0..3 {
+        wait_for("pruning", Duration::from_secs(10), async || {
+            let s = cluster.status(i).await;
+            s["registerEntries"] == 0 && s["logEntries"] == 0
+        })
+        .await;
+    }
+
+    // One member away: the others keep what it lacks.
+    cluster.instances[2].stop();
+    for i in 0..50 {
+        assert!(cluster
+            .update(i % 2, &format!("INSERT DATA {{ {} }}", quad(1000 + i)))
+            .await
+            .status()
+            .is_success());
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = cluster.status(0).await;
+    assert!(held["logEntries"].as_u64().unwrap() >= 50, "{held}");
+    assert!(held["registerEntries"].as_u64().unwrap() >= 50, "{held}");
+
+    // Away longer than the log is kept: the others let go, and on its return it is
+    // told it must be grown again.
+    wait_for(
+        "the log to be let go",
+        Duration::from_secs(15),
+        async || {
+            let s = cluster.status(0).await;
+            s["logEntries"] == 0 && s["registerEntries"] == 0
+        },
+    )
+    .await;
+    cluster.instances[2].start(false);
+    wait_for(
+        "the returning member to learn it must be re-grown",
+        Duration::from_secs(15),
+        async || {
+            let s = cluster.status(2).await;
+            s["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["state"].as_str().unwrap_or("").contains("grow"))
+        },
+    )
+    .await;
+    let status = cluster.status(0).await;
+    let away = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "node2")
+        .unwrap()
+        .clone();
+    assert!(away["state"].as_str().unwrap().contains("grow"), "{status}");
+}

@@ -16,6 +16,10 @@ pub struct PeerProgress {
     pub connected: bool,
     /// Why we cannot replicate from it, when that is so (e.g. it needs re-growing).
     pub problem: Option<String>,
+    /// It was away longer than the log is kept: it no longer counts for the frontier or
+    /// the log, and nothing more is taken from it. Only growing it again (under a new
+    /// id) brings it back.
+    pub expired: bool,
 }
 
 /// One instance's view of its cluster: the configuration and what it knows of every
@@ -34,14 +38,17 @@ pub struct ClusterView {
     local: OriginId,
     config: ClusterConfig,
     peers: HashMap<OriginId, PeerProgress>,
+    /// When this view began (ms since the epoch): silence is counted from here at most.
+    since_ms: u64,
 }
 
 impl ClusterView {
-    pub fn new(local: OriginId, config: ClusterConfig) -> Self {
+    pub fn new(local: OriginId, config: ClusterConfig, now_ms: u64) -> Self {
         ClusterView {
             local,
             config,
             peers: HashMap::new(),
+            since_ms: now_ms,
         }
     }
 
@@ -106,11 +113,39 @@ impl ClusterView {
         self.progress(origin).problem = problem;
     }
 
+    /// Marks members silent for longer than `retention_ms` as expired (for good), and
+    /// says which were newly expired.
+    pub fn expire_silent(&mut self, now_ms: u64, retention_ms: u64) -> Vec<OriginId> {
+        let mut expired = Vec::new();
+        for m in &self.config.members {
+            if m.origin == self.local {
+                continue;
+            }
+            // A member never heard from counts from when it was added, or from when
+            // this view began (a restart does not make everyone silent for long).
+            let silent_from = m.added_at.millis().max(self.since_ms);
+            let peer = self.peers.entry(m.origin).or_default();
+            let last = peer.last_contact_ms.unwrap_or(silent_from);
+            if !peer.expired && !peer.connected && now_ms.saturating_sub(last) > retention_ms {
+                peer.expired = true;
+                peer.problem =
+                    Some("away longer than the log is kept: remove it and grow it again".into());
+                expired.push(m.origin);
+            }
+        }
+        expired
+    }
+
+    pub fn is_expired(&self, origin: OriginId) -> bool {
+        self.peers.get(&origin).is_some_and(|p| p.expired)
+    }
+
     /// No transaction this instance has not yet received can be older than this.
     pub fn frontier(&self, local_clock: HlcTime) -> HlcTime {
         self.config
             .members
             .iter()
+            .filter(|m| !self.is_expired(m.origin))
             .map(|m| {
                 if m.origin == self.local {
                     local_clock
@@ -127,11 +162,12 @@ impl ClusterView {
     }
 
     /// What every member is known to have: the pointwise minimum of their version
-    /// vectors (this instance's own being `local`).
+    /// vectors (this instance's own being `local`). Expired members do not count: when
+    /// one returns, what it lacks may be gone, and it must be grown again.
     pub fn stable_version_vector(&self, local: &VersionVector) -> VersionVector {
         let mut stable = local.clone();
         for m in &self.config.members {
-            if m.origin != self.local {
+            if m.origin != self.local && !self.is_expired(m.origin) {
                 let theirs = self
                     .peers
                     .get(&m.origin)
@@ -196,7 +232,7 @@ mod tests {
             .unwrap()
             .with_member(member("c", 3, 200))
             .unwrap();
-        ClusterView::new(OriginId(1), config)
+        ClusterView::new(OriginId(1), config, 0)
     }
 
     fn vv(pairs: &[(u64, u64)]) -> VersionVector {
@@ -230,6 +266,26 @@ mod tests {
         assert!(v.set_config(config.clone()));
         assert!(!v.set_config(config));
         assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
+    }
+
+    #[test]
+    fn a_member_away_too_long_stops_holding_the_log_and_the_frontier() {
+        let mut v = view();
+        let local = vv(&[(1, 9)]);
+        v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(1, 9)]), 1_000);
+        v.set_connected(OriginId(2), true, 1_000);
+        v.on_heartbeat(OriginId(3), HlcTime(300), vv(&[(1, 2)]), 1_000);
+        assert!(v.expire_silent(5_000, 10_000).is_empty());
+        assert_eq!(v.stable_version_vector(&local), vv(&[(1, 2)]));
+        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(300));
+        assert_eq!(v.expire_silent(20_000, 10_000), vec![OriginId(3)]);
+        assert!(
+            v.expire_silent(30_000, 10_000).is_empty(),
+            "expiry happens once"
+        );
+        assert_eq!(v.stable_version_vector(&local), vv(&[(1, 9)]));
+        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
+        assert!(v.is_expired(OriginId(3)));
     }
 
     #[test]

@@ -17,6 +17,11 @@ pub struct ServerConfig {
     pub max_session_lifetime: Duration,
     /// Sync the replication log on every commit.
     pub fsync: bool,
+    /// How often the store is flushed and the register and log pruned.
+    pub checkpoint_interval: Duration,
+    /// How long the log is kept for a member that is away; one away longer must be
+    /// grown again.
+    pub log_retention: Duration,
 }
 
 impl ServerConfig {
@@ -30,6 +35,8 @@ impl ServerConfig {
             default_session_lifetime: Duration::from_secs(300),
             max_session_lifetime: Duration::from_secs(24 * 3600),
             fsync: true,
+            checkpoint_interval: Duration::from_secs(60),
+            log_retention: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -95,15 +95,16 @@ pub async fn serve(
     Ok(())
 }
 
-/// Background upkeep: expire sessions every second, checkpoint every minute.
+/// Background upkeep: expire sessions every second, checkpoint (and so prune) every
+/// `checkpoint_interval`.
 async fn maintain(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut seconds = 0u64;
+    let mut last_checkpoint = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         state.sessions.reap();
-        seconds += 1;
-        if seconds.is_multiple_of(60) {
+        if last_checkpoint.elapsed() >= state.config.checkpoint_interval {
+            last_checkpoint = tokio::time::Instant::now();
             let state = state.clone();
             let result = tokio::task::spawn_blocking(move || state.catalog.checkpoint_all()).await;
             if let Ok(Err(e)) = result {

@@ -22,11 +22,11 @@ pub struct Inner {
 impl AppState {
     pub fn new(config: ServerConfig, catalog: Catalog, auth: Auth) -> Self {
         AppState(Arc::new(Inner {
+            replication: Replication::new(config.log_retention),
             config,
             catalog,
             auth,
             sessions: SessionRegistry::default(),
-            replication: Replication::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
         }))
     }

@@ -35,6 +35,12 @@ pub struct ServeArgs {
     /// acknowledged commits, a process crash does not).
     #[arg(long, env = "QUADMESH_NO_FSYNC")]
     pub no_fsync: bool,
+    /// Seconds between checkpoints (store flush, register and log pruning).
+    #[arg(long, env = "QUADMESH_CHECKPOINT_INTERVAL", default_value_t = 60)]
+    pub checkpoint_interval: u64,
+    /// Seconds the log is kept for an absent member; one away longer must be grown again.
+    #[arg(long, env = "QUADMESH_LOG_RETENTION", default_value_t = 86400)]
+    pub log_retention: u64,
 }
 
 impl ServeArgs {
@@ -66,6 +72,8 @@ impl ServeArgs {
         config.default_query_timeout =
             (self.query_timeout > 0).then(|| Duration::from_secs(self.query_timeout));
         config.fsync = !self.no_fsync;
+        config.checkpoint_interval = Duration::from_secs(self.checkpoint_interval.max(1));
+        config.log_retention = Duration::from_secs(self.log_retention);
         config
     }
 }

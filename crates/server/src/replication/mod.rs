@@ -13,6 +13,7 @@ pub use node::Node;
 use quadmesh_store::{Catalog, Repository};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Header carrying the cluster token on instance-to-instance calls.
 pub const TOKEN_HEADER: &str = "x-quadmesh-cluster-token";
@@ -25,18 +26,18 @@ pub const VERSION_VECTOR_HEADER: &str = "x-quadmesh-version-vector";
 pub struct Replication {
     nodes: Mutex<HashMap<String, Arc<Node>>>,
     http: reqwest::Client,
-}
-
-impl Default for Replication {
-    fn default() -> Self {
-        Replication {
-            nodes: Mutex::new(HashMap::new()),
-            http: resolver::peer_client(),
-        }
-    }
+    log_retention: Duration,
 }
 
 impl Replication {
+    pub fn new(log_retention: Duration) -> Self {
+        Replication {
+            nodes: Mutex::new(HashMap::new()),
+            http: resolver::peer_client(),
+            log_retention,
+        }
+    }
+
     /// Starts nodes for the repositories that are in a cluster (after a restart).
     pub fn start_existing(&self, catalog: &Catalog) {
         for repository in catalog.list() {
@@ -55,7 +56,7 @@ impl Replication {
             }
             node.stop();
         }
-        let node = Node::start(repository.clone(), self.http.clone());
+        let node = Node::start(repository.clone(), self.http.clone(), self.log_retention);
         nodes.insert(repository.name().to_owned(), node.clone());
         node
     }

@@ -22,6 +22,8 @@ pub struct Node {
     pullers: Mutex<HashMap<OriginId, JoinHandle<()>>>,
     maintainer: Mutex<Option<JoinHandle<()>>>,
     http: reqwest::Client,
+    /// How long an absent member's needs keep the log from being truncated.
+    log_retention: Duration,
     /// Commits waiting for durability (for `transactionLatencyCount`).
     pub outstanding: AtomicUsize,
 }
@@ -51,22 +53,31 @@ pub struct ClusterStatus {
     /// The instance that answered.
     pub instance: String,
     pub removed: bool,
+    /// Last-writer register entries kept by the answering instance.
+    pub register_entries: usize,
+    /// Transactions in the answering instance's log.
+    pub log_entries: usize,
     pub instances: Vec<InstanceStatus>,
 }
 
 impl Node {
-    pub fn start(repository: Arc<Repository>, http: reqwest::Client) -> Arc<Node> {
+    pub fn start(
+        repository: Arc<Repository>,
+        http: reqwest::Client,
+        log_retention: Duration,
+    ) -> Arc<Node> {
         let config = repository
             .cluster()
             .config
             .expect("a node is started for a repository in a cluster");
         let node = Arc::new(Node {
-            view: Mutex::new(ClusterView::new(repository.origin(), config)),
+            view: Mutex::new(ClusterView::new(repository.origin(), config, now_ms())),
             repository,
             changed: watch::Sender::new(0),
             pullers: Mutex::new(HashMap::new()),
             maintainer: Mutex::new(None),
             http,
+            log_retention,
             outstanding: AtomicUsize::new(0),
         });
         node.reconcile();
@@ -120,7 +131,11 @@ impl Node {
         }
         let local = self.repository.version_vector();
         let (frontier, stable) = {
-            let view = self.view();
+            let mut view = self.view();
+            for origin in view.expire_silent(now_ms(), self.log_retention.as_millis() as u64) {
+                tracing::warn!(repository = self.repository.name(), member = %origin,
+                    "a member was away longer than the log is kept; it must be grown again");
+            }
             (
                 view.frontier(self.repository.clock().last()),
                 view.stable_version_vector(&local),
@@ -256,6 +271,8 @@ impl Node {
             config_version: config.version,
             instance,
             removed: cluster.removed,
+            register_entries: self.repository.register_len(),
+            log_entries: self.repository.log_len().0,
             instances,
         }
     }

@@ -37,6 +37,13 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
     let mut backoff = FIRST_RETRY;
     loop {
         let Some(strong) = node.upgrade() else { return };
+        if strong.view().is_expired(peer) {
+            // Nothing more is taken from an expired member: its old transactions could
+            // undo newer ones once the register has forgotten them.
+            drop(strong);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
         let result = pull_once(&strong, peer).await;
         let was_connected = strong.view().peer(peer).is_some_and(|p| p.connected);
         strong.view().set_connected(peer, false, super::now_ms());
