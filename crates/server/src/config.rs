@@ -22,6 +22,8 @@ pub struct ServerConfig {
     /// How long the log is kept for a member that is away; one away longer must be
     /// grown again.
     pub log_retention: Duration,
+    /// What the server does about its cluster by itself.
+    pub role: crate::roles::Role,
 }
 
 impl ServerConfig {
@@ -37,6 +39,7 @@ impl ServerConfig {
             fsync: true,
             checkpoint_interval: Duration::from_secs(60),
             log_retention: Duration::from_secs(24 * 3600),
+            role: crate::roles::Role::Standalone,
         }
     }
 }

@@ -9,6 +9,7 @@ mod middleware;
 mod params;
 mod replication;
 mod results;
+mod roles;
 mod routes;
 mod sessions;
 mod state;
@@ -19,6 +20,7 @@ pub use auth::{Auth, AuthError};
 pub use config::ServerConfig;
 pub use error::ApiError;
 pub use results::render_table;
+pub use roles::Role;
 pub use routes::server::VERSION;
 
 use quadmesh_repl::{HybridClock, SystemClock};
@@ -55,7 +57,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let auth = Auth::init(&config.data_dir, credentials)?;
+    let auth = Auth::init(&config.data_dir, credentials.clone())?;
     let clock = Arc::new(HybridClock::new(SystemClock, MAX_CLOCK_OFFSET_MS));
     let options = RepositoryOptions {
         log: LogOptions {
@@ -77,9 +79,12 @@ pub async fn serve(
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "quadmesh is listening");
 
     let maintenance = tokio::spawn(maintain(state.clone()));
+    let role = tokio::spawn(roles::run(state.clone(), credentials.clone()));
     let stopping = state.clone();
     let shutdown = async move {
         shutdown.await;
+        role.abort();
+        roles::leave(&stopping, &credentials).await;
         // Pull streams never end by themselves: end them, and stop pulling.
         stopping.shutdown.cancel();
         stopping.replication.stop_all();

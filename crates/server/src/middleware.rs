@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Paths that answer without credentials: probes use them.
-const OPEN_PATHS: &[&str] = &["/version", "/hostname"];
+const OPEN_PATHS: &[&str] = &["/version", "/hostname", "/ready"];
 
 /// Instance-to-instance paths: authenticated by the cluster token, in their handlers.
 fn is_peer_path(path: &str) -> bool {

@@ -15,6 +15,8 @@ pub struct Inner {
     pub auth: Auth,
     pub sessions: SessionRegistry,
     pub replication: Replication,
+    /// Whether this instance is ready for traffic (`/ready`).
+    pub readiness: tokio::sync::watch::Sender<crate::roles::Readiness>,
     /// Cancelled when the server begins to stop: long-lived pull streams end on it.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -28,6 +30,7 @@ impl AppState {
             auth,
             sessions: SessionRegistry::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            readiness: tokio::sync::watch::Sender::new(crate::roles::Readiness::NotReady("starting".into())),
         }))
     }
 }

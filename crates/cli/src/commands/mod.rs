@@ -1,5 +1,6 @@
 pub mod export;
 pub mod load;
+pub mod local_cluster;
 pub mod query;
 pub mod repl;
 pub mod repo;

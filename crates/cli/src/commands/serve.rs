@@ -1,6 +1,6 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use quadmesh_server::ServerConfig;
+use quadmesh_server::{Role, ServerConfig};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +41,30 @@ pub struct ServeArgs {
     /// Seconds the log is kept for an absent member; one away longer must be grown again.
     #[arg(long, env = "QUADMESH_LOG_RETENTION", default_value_t = 86400)]
     pub log_retention: u64,
+    /// standalone; controlling (creates the cluster of --repo on first start, recovers
+    /// it after); copy (joins the cluster at --controlling, leaves it on SIGTERM).
+    #[arg(long, env = "QUADMESH_ROLE", default_value = "standalone")]
+    pub role: RoleName,
+    /// The replicated repository (controlling and copy roles).
+    #[arg(long, env = "QUADMESH_REPO", default_value = "repo")]
+    pub repo: String,
+    /// This instance's name in the cluster (default: the host name, e.g. the pod name).
+    #[arg(long, env = "QUADMESH_INSTANCE_NAME")]
+    pub instance_name: Option<String>,
+    /// HOST:PORT at which the other instances reach this one (default: host name and
+    /// --port).
+    #[arg(long, env = "QUADMESH_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// HOST:PORT of the controlling instance (copy role).
+    #[arg(long, env = "QUADMESH_CONTROLLING")]
+    pub controlling: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleName {
+    Standalone,
+    Controlling,
+    Copy,
 }
 
 impl ServeArgs {
@@ -64,7 +88,41 @@ impl ServeArgs {
         }
     }
 
-    pub fn config(&self) -> ServerConfig {
+    fn host_name() -> String {
+        hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".into())
+    }
+
+    pub fn role(&self) -> Result<Role> {
+        let instance = self.instance_name.clone().unwrap_or_else(Self::host_name);
+        let advertise = self
+            .advertise
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", Self::host_name(), self.port));
+        if !advertise.contains(':') {
+            bail!("--advertise must be HOST:PORT, got '{advertise}'");
+        }
+        Ok(match self.role {
+            RoleName::Standalone => Role::Standalone,
+            RoleName::Controlling => Role::Controlling {
+                repository: self.repo.clone(),
+                instance,
+                advertise,
+            },
+            RoleName::Copy => Role::Copy {
+                repository: self.repo.clone(),
+                instance,
+                advertise,
+                controlling: self
+                    .controlling
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("--role copy needs --controlling HOST:PORT"))?,
+            },
+        })
+    }
+
+    pub fn config(&self) -> Result<ServerConfig> {
         let mut config = ServerConfig::new(&self.data_dir);
         config.bind = self.bind;
         config.port = self.port;
@@ -74,13 +132,14 @@ impl ServeArgs {
         config.fsync = !self.no_fsync;
         config.checkpoint_interval = Duration::from_secs(self.checkpoint_interval.max(1));
         config.log_retention = Duration::from_secs(self.log_retention);
-        config
+        config.role = self.role()?;
+        Ok(config)
     }
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let credentials = args.credentials()?;
-    quadmesh_server::serve(args.config(), credentials, shutdown_signal()).await?;
+    quadmesh_server::serve(args.config()?, credentials, shutdown_signal()).await?;
     Ok(())
 }
 

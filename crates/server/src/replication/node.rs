@@ -208,6 +208,20 @@ impl Node {
         }
     }
 
+    /// How many transactions this instance still lacks that the others are known to
+    /// have (0: caught up).
+    pub fn catch_up_lag(&self) -> u64 {
+        let local = self.repository.version_vector();
+        let view = self.view();
+        let mut known = local.clone();
+        for member in &view.config().members {
+            if let Some(peer) = view.peer(member.origin) {
+                known.join(&peer.version_vector);
+            }
+        }
+        local.missing_from(&known)
+    }
+
     pub fn status(&self) -> ClusterStatus {
         let cluster = self.repository.cluster();
         let local_vv = self.repository.version_vector();

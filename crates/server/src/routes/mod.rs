@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/version", get(server::version))
         .route("/hostname", get(server::hostname))
+        .route("/ready", get(server::ready))
         .route("/catalogs", get(server::catalogs))
         .route("/repositories", get(repositories::list))
         .route(

@@ -34,3 +34,13 @@ pub async fn hostname() -> Response {
 pub async fn catalogs() -> Json<serde_json::Value> {
     Json(serde_json::json!([{ "id": "/", "readable": true, "writable": true }]))
 }
+
+/// Readiness probe: 200 once the instance has taken its role and caught up.
+pub async fn ready(axum::extract::State(state): axum::extract::State<crate::state::AppState>) -> Response {
+    match &*state.readiness.borrow() {
+        crate::roles::Readiness::Ready => (axum::http::StatusCode::OK, "ready\n").into_response(),
+        crate::roles::Readiness::NotReady(reason) => {
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response()
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Deployment roles, built in (the seed's `repl.sh`, done by the server): a
+//! controlling instance creates its cluster on first start and recovers it on restart;
+//! a copy waits for the controlling instance, joins under a unique name, is ready once
+//! caught up, and on SIGTERM removes itself before exiting.
+
+use crate::routes::repl::create_cluster_here;
+use crate::state::AppState;
+use quadmesh_store::StoreError;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// No cluster is made or joined by the server itself.
+    Standalone,
+    Controlling {
+        repository: String,
+        instance: String,
+        /// `host:port` the others reach this instance at.
+        advertise: String,
+    },
+    Copy {
+        repository: String,
+        instance: String,
+        advertise: String,
+        /// `host:port` of the controlling instance.
+        controlling: String,
+    },
+}
+
+impl Role {
+    pub fn repository(&self) -> Option<&str> {
+        match self {
+            Role::Standalone => None,
+            Role::Controlling { repository, .. } | Role::Copy { repository, .. } => Some(repository),
+        }
+    }
+}
+
+/// Whether this instance serves traffic yet, and if not, why.
+#[derive(Clone, Debug)]
+pub enum Readiness {
+    Ready,
+    NotReady(String),
+}
+
+fn set_ready(state: &AppState, readiness: Readiness) {
+    state.readiness.send_replace(readiness);
+}
+
+async fn resolves(host_port: &str) -> bool {
+    tokio::net::lookup_host(host_port).await.map(|mut a| a.next().is_some()).unwrap_or(false)
+}
+
+/// Carries out the role; returns once the instance is set up (readiness then follows
+/// replication).
+pub async fn run(state: AppState, credentials: Option<(String, String)>) {
+    let role = state.config.role.clone();
+    let result = match &role {
+        Role::Standalone => Ok(()),
+        Role::Controlling { repository, instance, advertise } => controlling(&state, repository, instance, advertise).await,
+        Role::Copy { repository, instance, advertise, controlling } => {
+            copy(&state, credentials, repository, instance, advertise, controlling).await
+        }
+    };
+    match result {
+        Ok(()) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "the instance could not take its role");
+            set_ready(&state, Readiness::NotReady(e));
+            return;
+        }
+    }
+    // Ready once caught up with the cluster (or at once, standalone or alone).
+    loop {
+        let readiness = match role.repository().and_then(|r| state.replication.get(r)) {
+            None => Readiness::Ready,
+            Some(node) => match node.catch_up_lag() {
+                0 => Readiness::Ready,
+                lag => Readiness::NotReady(format!("catching up: {lag} transactions behind")),
+            },
+        };
+        set_ready(&state, readiness);
+        if state.shutdown.is_cancelled() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn controlling(state: &AppState, repository: &str, instance: &str, advertise: &str) -> Result<(), String> {
+    if let Ok(repo) = state.catalog.get(repository) {
+        if repo.cluster().config.is_some() {
+            tracing::info!(repository, "recovered the cluster from the data directory");
+            return Ok(());
+        }
+    }
+    // As the seed's script: wait until our own name resolves, so that the address we
+    // hand to others works.
+    set_ready(state, Readiness::NotReady(format!("waiting for {advertise} to resolve")));
+    while !resolves(advertise).await {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    create_cluster_here(state, repository, instance, advertise).await.map_err(|e| e.to_string())
+}
+
+async fn copy(
+    state: &AppState,
+    credentials: Option<(String, String)>,
+    repository: &str,
+    instance: &str,
+    advertise: &str,
+    controlling: &str,
+) -> Result<(), String> {
+    if let Ok(repo) = state.catalog.get(repository) {
+        let cluster = repo.cluster();
+        if cluster.config.is_some() && !cluster.removed {
+            tracing::info!(repository, "rejoined the cluster from the data directory");
+            return Ok(());
+        }
+        // A copy that left (or a leftover repository): copies are disposable, so it is
+        // dropped and the instance joins afresh, under a new identity.
+        let (st, name) = (state.clone(), repository.to_owned());
+        tokio::task::spawn_blocking(move || {
+            st.replication.stop(&name);
+            st.catalog.delete(&name)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e: StoreError| e.to_string())?;
+    }
+    let (user, password) = credentials.ok_or("the copy role needs the superuser credentials to join")?;
+    let http = state.replication.http().clone();
+    set_ready(state, Readiness::NotReady(format!("waiting for the controlling instance at {controlling}")));
+    loop {
+        let up = http.get(format!("http://{controlling}/version")).send().await;
+        if up.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (host, port) = advertise.rsplit_once(':').ok_or("--advertise must be HOST:PORT")?;
+    let grow = |http: reqwest::Client| {
+        let url = format!("http://{controlling}/repositories/{repository}/repl/growCluster");
+        let (user, password) = (user.clone(), password.clone());
+        async move {
+            http.put(url)
+                .basic_auth(&user, Some(&password))
+                .query(&[
+                    ("host", host),
+                    ("port", port),
+                    ("name", repository),
+                    ("user", &user),
+                    ("password", &password),
+                    ("instanceName", instance),
+                ])
+                .send()
+                .await
+        }
+    };
+    set_ready(state, Readiness::NotReady("joining the cluster".into()));
+    loop {
+        match grow(http.clone()).await {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(repository, instance, controlling, "joined the cluster");
+                return Ok(());
+            }
+            Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
+                let text = r.text().await.unwrap_or_default();
+                if text.contains("already in the cluster") {
+                    // A previous copy of this name died without leaving: take its place.
+                    tracing::warn!(instance, "an instance of this name is still listed; removing it first");
+                    let _ = http
+                        .put(format!("http://{controlling}/repositories/{repository}/repl/remove"))
+                        .basic_auth(&user, Some(&password))
+                        .query(&[("instanceName", instance)])
+                        .send()
+                        .await;
+                } else {
+                    tracing::warn!(reason = %text.trim(), "joining refused; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                tracing::warn!(%status, reason = %text.trim(), "joining failed; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the controlling instance; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// On SIGTERM, a copy leaves the cluster before the server stops (the seed's trap).
+pub async fn leave(state: &AppState, credentials: &Option<(String, String)>) {
+    let Role::Copy { repository, instance, controlling, .. } = &state.config.role else { return };
+    let Some((user, password)) = credentials else { return };
+    let url = format!("http://{controlling}/repositories/{repository}/repl/remove");
+    let result = state
+        .replication
+        .http()
+        .put(url)
+        .basic_auth(user, Some(password))
+        .query(&[("instanceName", instance)])
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    match result {
+        Ok(r) if r.status().is_success() => tracing::info!(instance, "left the cluster"),
+        Ok(r) => tracing::warn!(status = %r.status(), "leaving the cluster was refused"),
+        Err(e) => tracing::warn!(error = %e, "could not reach the controlling instance to leave"),
+    }
+}
