@@ -18,7 +18,13 @@ async fn local_cluster_runs_three_replicating_instances_and_stops_on_ctrl_c() {
         }
     };
     let mut child = Command::new(binary())
-        .args(["local-cluster", "--data-dir", dir.path().to_str().unwrap(), "--port", &port.to_string()])
+        .args([
+            "local-cluster",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ])
         .env("QUADMESH_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -27,19 +33,31 @@ async fn local_cluster_runs_three_replicating_instances_and_stops_on_ctrl_c() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut printed = String::new();
     while !printed.contains("Ctrl-C") {
-        let line = lines.next().expect("local-cluster ended before it was ready").unwrap();
+        let line = lines
+            .next()
+            .expect("local-cluster ended before it was ready")
+            .unwrap();
         printed.push_str(&line);
         printed.push('\n');
     }
     let password = std::fs::read_to_string(dir.path().join("local-cluster-password")).unwrap();
-    assert!(printed.contains(&format!("password: {}", password.trim())), "{printed}");
+    assert!(
+        printed.contains(&format!("password: {}", password.trim())),
+        "{printed}"
+    );
     for p in [port, port + 1, port + 2] {
-        assert!(printed.contains(&format!("http://127.0.0.1:{p}/repositories/demo")), "{printed}");
+        assert!(
+            printed.contains(&format!("http://127.0.0.1:{p}/repositories/demo")),
+            "{printed}"
+        );
     }
 
     let http = reqwest::Client::new();
     let response = http
-        .post(format!("http://127.0.0.1:{}/repositories/demo/statements", port + 2))
+        .post(format!(
+            "http://127.0.0.1:{}/repositories/demo/statements",
+            port + 2
+        ))
         .basic_auth("admin", Some(password.trim()))
         .header("content-type", "text/turtle")
         .body("<http://example.org/a> <http://example.org/b> \"written on copy-2\" .")
@@ -62,14 +80,27 @@ async fn local_cluster_runs_three_replicating_instances_and_stops_on_ctrl_c() {
             if size.trim() == "1" {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(1), "not visible on port {p} within a second");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "not visible on port {p} within a second"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    eprintln!("a triple written on copy-2 was visible on the others after {:?}", started.elapsed());
+    eprintln!(
+        "a triple written on copy-2 was visible on the others after {:?}",
+        started.elapsed()
+    );
 
-    Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "local-cluster exited with {status}");
-    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "the controlling instance still runs");
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "the controlling instance still runs"
+    );
 }

@@ -31,7 +31,9 @@ impl Role {
     pub fn repository(&self) -> Option<&str> {
         match self {
             Role::Standalone => None,
-            Role::Controlling { repository, .. } | Role::Copy { repository, .. } => Some(repository),
+            Role::Controlling { repository, .. } | Role::Copy { repository, .. } => {
+                Some(repository)
+            }
         }
     }
 }
@@ -48,7 +50,10 @@ fn set_ready(state: &AppState, readiness: Readiness) {
 }
 
 async fn resolves(host_port: &str) -> bool {
-    tokio::net::lookup_host(host_port).await.map(|mut a| a.next().is_some()).unwrap_or(false)
+    tokio::net::lookup_host(host_port)
+        .await
+        .map(|mut a| a.next().is_some())
+        .unwrap_or(false)
 }
 
 /// Carries out the role; returns once the instance is set up (readiness then follows
@@ -57,9 +62,26 @@ pub async fn run(state: AppState, credentials: Option<(String, String)>) {
     let role = state.config.role.clone();
     let result = match &role {
         Role::Standalone => Ok(()),
-        Role::Controlling { repository, instance, advertise } => controlling(&state, repository, instance, advertise).await,
-        Role::Copy { repository, instance, advertise, controlling } => {
-            copy(&state, credentials, repository, instance, advertise, controlling).await
+        Role::Controlling {
+            repository,
+            instance,
+            advertise,
+        } => controlling(&state, repository, instance, advertise).await,
+        Role::Copy {
+            repository,
+            instance,
+            advertise,
+            controlling,
+        } => {
+            copy(
+                &state,
+                credentials,
+                repository,
+                instance,
+                advertise,
+                controlling,
+            )
+            .await
         }
     };
     match result {
@@ -87,7 +109,12 @@ pub async fn run(state: AppState, credentials: Option<(String, String)>) {
     }
 }
 
-async fn controlling(state: &AppState, repository: &str, instance: &str, advertise: &str) -> Result<(), String> {
+async fn controlling(
+    state: &AppState,
+    repository: &str,
+    instance: &str,
+    advertise: &str,
+) -> Result<(), String> {
     if let Ok(repo) = state.catalog.get(repository) {
         if repo.cluster().config.is_some() {
             tracing::info!(repository, "recovered the cluster from the data directory");
@@ -96,11 +123,16 @@ async fn controlling(state: &AppState, repository: &str, instance: &str, adverti
     }
     // As the seed's script: wait until our own name resolves, so that the address we
     // hand to others works.
-    set_ready(state, Readiness::NotReady(format!("waiting for {advertise} to resolve")));
+    set_ready(
+        state,
+        Readiness::NotReady(format!("waiting for {advertise} to resolve")),
+    );
     while !resolves(advertise).await {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    create_cluster_here(state, repository, instance, advertise).await.map_err(|e| e.to_string())
+    create_cluster_here(state, repository, instance, advertise)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn copy(
@@ -128,17 +160,28 @@ async fn copy(
         .map_err(|e| e.to_string())?
         .map_err(|e: StoreError| e.to_string())?;
     }
-    let (user, password) = credentials.ok_or("the copy role needs the superuser credentials to join")?;
+    let (user, password) =
+        credentials.ok_or("the copy role needs the superuser credentials to join")?;
     let http = state.replication.http().clone();
-    set_ready(state, Readiness::NotReady(format!("waiting for the controlling instance at {controlling}")));
+    set_ready(
+        state,
+        Readiness::NotReady(format!(
+            "waiting for the controlling instance at {controlling}"
+        )),
+    );
     loop {
-        let up = http.get(format!("http://{controlling}/version")).send().await;
+        let up = http
+            .get(format!("http://{controlling}/version"))
+            .send()
+            .await;
         if up.is_ok_and(|r| r.status().is_success()) {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let (host, port) = advertise.rsplit_once(':').ok_or("--advertise must be HOST:PORT")?;
+    let (host, port) = advertise
+        .rsplit_once(':')
+        .ok_or("--advertise must be HOST:PORT")?;
     let grow = |http: reqwest::Client| {
         let url = format!("http://{controlling}/repositories/{repository}/repl/growCluster");
         let (user, password) = (user.clone(), password.clone());
@@ -168,9 +211,14 @@ async fn copy(
                 let text = r.text().await.unwrap_or_default();
                 if text.contains("already in the cluster") {
                     // A previous copy of this name died without leaving: take its place.
-                    tracing::warn!(instance, "an instance of this name is still listed; removing it first");
+                    tracing::warn!(
+                        instance,
+                        "an instance of this name is still listed; removing it first"
+                    );
                     let _ = http
-                        .put(format!("http://{controlling}/repositories/{repository}/repl/remove"))
+                        .put(format!(
+                            "http://{controlling}/repositories/{repository}/repl/remove"
+                        ))
                         .basic_auth(&user, Some(&password))
                         .query(&[("instanceName", instance)])
                         .send()
@@ -196,8 +244,18 @@ async fn copy(
 
 /// On SIGTERM, a copy leaves the cluster before the server stops (the seed's trap).
 pub async fn leave(state: &AppState, credentials: &Option<(String, String)>) {
-    let Role::Copy { repository, instance, controlling, .. } = &state.config.role else { return };
-    let Some((user, password)) = credentials else { return };
+    let Role::Copy {
+        repository,
+        instance,
+        controlling,
+        ..
+    } = &state.config.role
+    else {
+        return;
+    };
+    let Some((user, password)) = credentials else {
+        return;
+    };
     let url = format!("http://{controlling}/repositories/{repository}/repl/remove");
     let result = state
         .replication

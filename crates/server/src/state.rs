@@ -30,7 +30,9 @@ impl AppState {
             auth,
             sessions: SessionRegistry::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
-            readiness: tokio::sync::watch::Sender::new(crate::roles::Readiness::NotReady("starting".into())),
+            readiness: tokio::sync::watch::Sender::new(crate::roles::Readiness::NotReady(
+                "starting".into(),
+            )),
         }))
     }
 }

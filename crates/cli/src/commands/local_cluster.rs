@@ -38,7 +38,9 @@ fn password(data_dir: &Path) -> Result<String> {
         return Ok(existing.trim().to_owned());
     }
     fs::create_dir_all(data_dir)?;
-    let password: String = (0..12).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    let password: String = (0..12)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
     fs::write(&path, &password)?;
     #[cfg(unix)]
     {
@@ -48,7 +50,13 @@ fn password(data_dir: &Path) -> Result<String> {
     Ok(password)
 }
 
-fn spawn(data_dir: &Path, name: &str, port: u16, role_args: &[String], password: &str) -> Result<Child> {
+fn spawn(
+    data_dir: &Path,
+    name: &str,
+    port: u16,
+    role_args: &[String],
+    password: &str,
+) -> Result<Child> {
     let dir = data_dir.join(name);
     fs::create_dir_all(&dir)?;
     let log = fs::File::create(data_dir.join(format!("{name}.log")))?;
@@ -56,7 +64,14 @@ fn spawn(data_dir: &Path, name: &str, port: u16, role_args: &[String], password:
         .arg("serve")
         .arg("--data-dir")
         .arg(&dir)
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--instance-name", name])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--instance-name",
+            name,
+        ])
         .args(["--advertise", &format!("127.0.0.1:{port}")])
         .args(role_args)
         .env("QUADMESH_USER", "admin")
@@ -87,7 +102,10 @@ async fn wait_ready(http: &reqwest::Client, instance: &mut Instance) -> Result<(
 }
 
 fn terminate(instance: &mut Instance) {
-    let _ = Command::new("kill").arg("-TERM").arg(instance.child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(instance.child.id().to_string())
+        .status();
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if instance.child.try_wait().ok().flatten().is_some() {
@@ -110,10 +128,19 @@ pub async fn run(args: LocalClusterArgs) -> Result<()> {
         &args.data_dir,
         "controlling",
         args.port,
-        &["--role".into(), "controlling".into(), "--repo".into(), args.repo.clone()],
+        &[
+            "--role".into(),
+            "controlling".into(),
+            "--repo".into(),
+            args.repo.clone(),
+        ],
         &password,
     )?;
-    instances.push(Instance { name: "controlling".into(), port: args.port, child: controlling });
+    instances.push(Instance {
+        name: "controlling".into(),
+        port: args.port,
+        child: controlling,
+    });
     let http = reqwest::Client::new();
     let result = async {
         wait_ready(&http, &mut instances[0]).await?;
@@ -143,11 +170,20 @@ pub async fn run(args: LocalClusterArgs) -> Result<()> {
         return Err(e);
     }
 
-    println!("quadmesh local cluster of repository '{}' is ready:", args.repo);
+    println!(
+        "quadmesh local cluster of repository '{}' is ready:",
+        args.repo
+    );
     for instance in &instances {
-        println!("  {:<12} http://127.0.0.1:{}/repositories/{}", instance.name, instance.port, args.repo);
+        println!(
+            "  {:<12} http://127.0.0.1:{}/repositories/{}",
+            instance.name, instance.port, args.repo
+        );
     }
-    println!("user: admin  password: {password}  (kept in {})", args.data_dir.join("local-cluster-password").display());
+    println!(
+        "user: admin  password: {password}  (kept in {})",
+        args.data_dir.join("local-cluster-password").display()
+    );
     println!("logs: {}/<instance>.log", args.data_dir.display());
     println!(
         "try:  quadmesh repl status admin:{password}@127.0.0.1:{}/{}",
@@ -160,7 +196,10 @@ pub async fn run(args: LocalClusterArgs) -> Result<()> {
             _ = tokio::signal::ctrl_c() => break None,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        if let Some(i) = instances.iter_mut().position(|i| i.child.try_wait().ok().flatten().is_some()) {
+        if let Some(i) = instances
+            .iter_mut()
+            .position(|i| i.child.try_wait().ok().flatten().is_some())
+        {
             break Some(instances[i].name.clone());
         }
     };
@@ -173,6 +212,9 @@ pub async fn run(args: LocalClusterArgs) -> Result<()> {
             println!("stopped");
             Ok(())
         }
-        Some(name) => bail!("{name} exited on its own; see its log in {}", args.data_dir.display()),
+        Some(name) => bail!(
+            "{name} exited on its own; see its log in {}",
+            args.data_dir.display()
+        ),
     }
 }

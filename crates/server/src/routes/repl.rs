@@ -47,7 +47,11 @@ fn address(params: &Params, state: &AppState) -> ApiResult<String> {
 
 /// `PUT /repositories/NAME/repl/createCluster?host=&port=&instanceName=`: makes the
 /// repository (created if missing, data kept if not) the first, controlling instance.
-pub async fn create_cluster(State(state): State<AppState>, Path(name): Path<String>, uri: Uri) -> ApiResult<StatusCode> {
+pub async fn create_cluster(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
     let instance = required(&params, "instanceName")?.to_owned();
     let address = address(&params, &state)?;
@@ -56,8 +60,18 @@ pub async fn create_cluster(State(state): State<AppState>, Path(name): Path<Stri
 }
 
 /// Makes repository `name` of this server the controlling instance of a new cluster.
-pub async fn create_cluster_here(state: &AppState, name: &str, instance: &str, address: &str) -> ApiResult<()> {
-    let (st, name, instance, address) = (state.clone(), name.to_owned(), instance.to_owned(), address.to_owned());
+pub async fn create_cluster_here(
+    state: &AppState,
+    name: &str,
+    instance: &str,
+    address: &str,
+) -> ApiResult<()> {
+    let (st, name, instance, address) = (
+        state.clone(),
+        name.to_owned(),
+        instance.to_owned(),
+        address.to_owned(),
+    );
     let repository = blocking(move || {
         let repository = match st.catalog.get(&name) {
             Ok(r) => r,

@@ -36,11 +36,15 @@ pub async fn catalogs() -> Json<serde_json::Value> {
 }
 
 /// Readiness probe: 200 once the instance has taken its role and caught up.
-pub async fn ready(axum::extract::State(state): axum::extract::State<crate::state::AppState>) -> Response {
+pub async fn ready(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+) -> Response {
     match &*state.readiness.borrow() {
         crate::roles::Readiness::Ready => (axum::http::StatusCode::OK, "ready\n").into_response(),
-        crate::roles::Readiness::NotReady(reason) => {
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response()
-        }
+        crate::roles::Readiness::NotReady(reason) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
     }
 }
