@@ -44,6 +44,8 @@ pub enum ServeError {
     },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot set up the HTTP client for peers: {0}")]
+    Http(String),
 }
 
 /// Maximum clock offset tolerated from a peer, in milliseconds.
@@ -71,7 +73,9 @@ pub async fn serve(
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
     let addr = SocketAddr::new(config.bind, config.port);
-    let state = AppState::new(config, catalog, auth);
+    let peer_http =
+        replication::resolver::peer_client().map_err(|e| ServeError::Http(e.to_string()))?;
+    let state = AppState::new(config, catalog, auth, peer_http);
     state.replication.start_existing(&state.catalog);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

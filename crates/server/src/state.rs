@@ -22,9 +22,14 @@ pub struct Inner {
 }
 
 impl AppState {
-    pub fn new(config: ServerConfig, catalog: Catalog, auth: Auth) -> Self {
+    pub fn new(
+        config: ServerConfig,
+        catalog: Catalog,
+        auth: Auth,
+        peer_http: reqwest::Client,
+    ) -> Self {
         AppState(Arc::new(Inner {
-            replication: Replication::new(config.log_retention),
+            replication: Replication::new(peer_http, config.log_retention),
             config,
             catalog,
             auth,

@@ -99,7 +99,7 @@ impl ServeArgs {
         let advertise = self
             .advertise
             .clone()
-            .unwrap_or_else(|| format!("{}:{}", Self::host_name(), self.port));
+            .unwrap_or_else(|| default_advertise(self.port));
         if !advertise.contains(':') {
             bail!("--advertise must be HOST:PORT, got '{advertise}'");
         }
@@ -134,6 +134,23 @@ impl ServeArgs {
         config.log_retention = Duration::from_secs(self.log_retention);
         config.role = self.role()?;
         Ok(config)
+    }
+}
+
+/// Where the others reach this instance when `--advertise` is not given: the address
+/// the host name resolves to when that is not a loopback address (in a container: its
+/// address on the network, which other containers reach even where they cannot resolve
+/// its host name, as on Swarm), else the host name.
+fn default_advertise(port: u16) -> String {
+    use std::net::ToSocketAddrs;
+    let host = ServeArgs::host_name();
+    let address = (host.as_str(), port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.find(|a| a.is_ipv4() && !a.ip().is_loopback()));
+    match address {
+        Some(a) => a.to_string(),
+        None => format!("{host}:{port}"),
     }
 }
 

@@ -30,10 +30,10 @@ pub struct Replication {
 }
 
 impl Replication {
-    pub fn new(log_retention: Duration) -> Self {
+    pub fn new(http: reqwest::Client, log_retention: Duration) -> Self {
         Replication {
             nodes: Mutex::new(HashMap::new()),
-            http: resolver::peer_client(),
+            http,
             log_retention,
         }
     }
