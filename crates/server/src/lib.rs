@@ -5,6 +5,7 @@ mod auth;
 mod config;
 mod error;
 mod formats;
+mod metrics;
 mod middleware;
 mod params;
 mod replication;

@@ -1,4 +1,5 @@
 use crate::error::ApiError;
+use crate::metrics::{RequestLabels, RouteLabels};
 use crate::replication::durability::ReplSettings;
 use crate::state::AppState;
 use crate::target::CommitInfo;
@@ -36,14 +37,38 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
     next.run(request).await
 }
 
-/// One log line per request: method, path, status, duration.
-pub async fn log_requests(request: Request, next: Next) -> Response {
+/// One log line and the HTTP metrics per request: method, route, status, duration.
+pub async fn log_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // The route pattern, not the path: label values stay few.
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let seconds = started.elapsed().as_secs_f64();
+    let millis = seconds * 1000.0;
+    state
+        .http_metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route.clone(),
+            method: method.to_string(),
+            status,
+        })
+        .inc();
+    state
+        .http_metrics
+        .latency
+        .get_or_create(&RouteLabels {
+            route,
+            method: method.to_string(),
+        })
+        .observe(seconds);
     if status >= 500 {
         tracing::warn!(%method, %path, status, millis, "request");
     } else {

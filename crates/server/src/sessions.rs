@@ -91,6 +91,10 @@ impl SessionRegistry {
         before - sessions.len()
     }
 
+    pub fn open_count(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Closes every session of a repository (when it is deleted).
     pub fn close_for_repository(&self, name: &str) {
         self.lock().retain(|_, s| s.repository.name() != name);

@@ -15,6 +15,7 @@ pub struct Inner {
     pub auth: Auth,
     pub sessions: SessionRegistry,
     pub replication: Replication,
+    pub http_metrics: crate::metrics::HttpMetrics,
     /// Whether this instance is ready for traffic (`/ready`).
     pub readiness: tokio::sync::watch::Sender<crate::roles::Readiness>,
     /// Cancelled when the server begins to stop: long-lived pull streams end on it.
@@ -35,6 +36,7 @@ impl AppState {
             auth,
             sessions: SessionRegistry::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            http_metrics: crate::metrics::HttpMetrics::default(),
             readiness: tokio::sync::watch::Sender::new(crate::roles::Readiness::NotReady(
                 "starting".into(),
             )),

@@ -14,6 +14,7 @@ use quadmesh_repl::{
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
@@ -83,6 +84,9 @@ pub struct Repository {
     writer: Mutex<Writer>,
     /// Counts appended log entries; pull streams wait on it.
     appended: watch::Sender<u64>,
+    /// Transactions committed here, and received from peers and applied (for metrics).
+    local_commits: AtomicU64,
+    remote_applied: AtomicU64,
 }
 
 pub(crate) struct Writer {
@@ -171,6 +175,8 @@ impl Repository {
             namespaces: Namespaces::open(dir)?,
             writer: Mutex::new(writer),
             appended,
+            local_commits: AtomicU64::new(0),
+            remote_applied: AtomicU64::new(0),
         };
         repository.checkpoint()?;
         Ok(repository)
@@ -242,6 +248,7 @@ impl Repository {
             }
         }
         self.after_append(&mut writer, &indexed)?;
+        self.local_commits.fetch_add(1, Ordering::Relaxed);
         Ok(CommitReceipt {
             transaction: Some((entry.seq, stamp)),
             inserted: effect.inserts.len(),
@@ -314,6 +321,7 @@ impl Repository {
             writer.adopt_config(config, self.origin, &self.dir)?;
         }
         self.after_append(&mut writer, &indexed)?;
+        self.remote_applied.fetch_add(1, Ordering::Relaxed);
         Ok(Applied::New)
     }
 
@@ -411,6 +419,15 @@ impl Repository {
             writer.cluster.save(&self.dir)?;
         }
         Ok(())
+    }
+
+    /// Transactions committed here, and transactions from peers applied here, since
+    /// this process opened the repository.
+    pub fn transaction_counts(&self) -> (u64, u64) {
+        (
+            self.local_commits.load(Ordering::Relaxed),
+            self.remote_applied.load(Ordering::Relaxed),
+        )
     }
 
     pub fn version_vector(&self) -> VersionVector {

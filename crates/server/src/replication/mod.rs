@@ -79,6 +79,10 @@ impl Replication {
         }
     }
 
+    pub fn nodes(&self) -> Vec<Arc<Node>> {
+        self.lock().values().cloned().collect()
+    }
+
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }

@@ -24,6 +24,8 @@ pub struct Node {
     http: reqwest::Client,
     /// How long an absent member's needs keep the log from being truncated.
     log_retention: Duration,
+    /// The frontier's physical time (ms), as last computed (for metrics).
+    pub frontier_ms: std::sync::atomic::AtomicU64,
     /// Commits waiting for durability (for `transactionLatencyCount`).
     pub outstanding: AtomicUsize,
 }
@@ -78,6 +80,7 @@ impl Node {
             maintainer: Mutex::new(None),
             http,
             log_retention,
+            frontier_ms: std::sync::atomic::AtomicU64::new(0),
             outstanding: AtomicUsize::new(0),
         });
         node.reconcile();
@@ -141,6 +144,8 @@ impl Node {
                 view.stable_version_vector(&local),
             )
         };
+        self.frontier_ms
+            .store(frontier.millis(), std::sync::atomic::Ordering::Relaxed);
         self.repository.set_horizon(frontier, stable);
     }
 

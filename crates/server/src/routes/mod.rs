@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/version", get(server::version))
         .route("/hostname", get(server::hostname))
         .route("/ready", get(server::ready))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/catalogs", get(server::catalogs))
         .route("/repositories", get(repositories::list))
         .route(
@@ -101,7 +102,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             authenticate,
         ))
-        .layer(axum::middleware::from_fn(log_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log_requests,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
