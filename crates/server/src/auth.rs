@@ -110,6 +110,11 @@ impl Auth {
         &self.user
     }
 
+    /// Whether a user name and password are the superuser's (the UI's sign-in form).
+    pub fn check_credentials(&self, user: &str, password: &str) -> bool {
+        user == self.user && verify(&self.password_hash, password)
+    }
+
     /// Whether an `Authorization` header value carries the superuser's credentials.
     pub fn check_header(&self, header: &str) -> bool {
         if self

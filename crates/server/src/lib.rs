@@ -16,6 +16,7 @@ mod sessions;
 mod state;
 mod target;
 mod terms;
+mod ui;
 
 pub use auth::{Auth, AuthError};
 pub use config::ServerConfig;

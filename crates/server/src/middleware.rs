@@ -23,8 +23,14 @@ fn is_peer_path(path: &str) -> bool {
 /// HTTP Basic authentication of the superuser on everything but the probe paths.
 pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if OPEN_PATHS.contains(&path) || is_peer_path(path) {
+    if OPEN_PATHS.contains(&path) || is_peer_path(path) || crate::ui::is_open_path(path) {
         return next.run(request).await;
+    }
+    if state.ui_logins.check(request.headers()) {
+        return next.run(request).await;
+    }
+    if path.starts_with("/ui") {
+        return crate::ui::sign_in_redirect();
     }
     let authorized = request
         .headers()

@@ -16,6 +16,7 @@ pub struct Inner {
     pub sessions: SessionRegistry,
     pub replication: Replication,
     pub http_metrics: crate::metrics::HttpMetrics,
+    pub ui_logins: crate::ui::UiLogins,
     /// Whether this instance is ready for traffic (`/ready`).
     pub readiness: tokio::sync::watch::Sender<crate::roles::Readiness>,
     /// Cancelled when the server begins to stop: long-lived pull streams end on it.
@@ -37,6 +38,7 @@ impl AppState {
             sessions: SessionRegistry::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
             http_metrics: crate::metrics::HttpMetrics::default(),
+            ui_logins: crate::ui::UiLogins::default(),
             readiness: tokio::sync::watch::Sender::new(crate::roles::Readiness::NotReady(
                 "starting".into(),
             )),

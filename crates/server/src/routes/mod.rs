@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
             post(sessions::auto_commit),
         )
         .nest("/sessions/{session}", repository_routes())
+        .merge(crate::ui::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             durability,

@@ -1,0 +1,189 @@
+//! The HTML of the UI pages. Every value from outside goes through `escape`.
+
+use crate::replication::node::ClusterStatus;
+
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn layout(title: &str, signed_in: bool, body: &str) -> String {
+    let logout = if signed_in {
+        r#"<form method="post" action="/ui/logout"><button class="secondary" id="logout">Sign out</button></form>"#
+    } else {
+        ""
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · quadmesh</title><link rel="stylesheet" href="/ui/assets/style.css"></head>
+<body><header><a class="brand" href="/ui">quadmesh</a><a href="/ui">Repositories</a>{logout}</header>
+<main>{body}</main><script src="/ui/assets/app.js"></script></body></html>"#,
+        title = escape(title)
+    )
+}
+
+fn message_html(messages: (Option<String>, Option<String>)) -> String {
+    let mut out = String::new();
+    if let Some(error) = messages.0 {
+        out.push_str(&format!(
+            r#"<div class="message error" id="error">{}</div>"#,
+            escape(&error)
+        ));
+    }
+    if let Some(notice) = messages.1 {
+        out.push_str(&format!(
+            r#"<div class="message notice" id="notice">{}</div>"#,
+            escape(&notice)
+        ));
+    }
+    out
+}
+
+pub fn login(error: Option<&str>) -> String {
+    let error = error
+        .map(|e| {
+            format!(
+                r#"<div class="message error" id="error">{}</div>"#,
+                escape(e)
+            )
+        })
+        .unwrap_or_default();
+    layout(
+        "Sign in",
+        false,
+        &format!(
+            r#"<form class="login" method="post" action="/ui/login"><h1>Sign in</h1>{error}
+<label for="user">User</label><input type="text" id="user" name="user" autocomplete="username" required>
+<label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
+<p><button id="sign-in">Sign in</button></p></form>"#
+        ),
+    )
+}
+
+pub fn home(
+    repositories: &[(String, usize, bool)],
+    messages: (Option<String>, Option<String>),
+) -> String {
+    let rows: String = repositories
+        .iter()
+        .map(|(name, size, replicated)| {
+            let n = escape(name);
+            format!(
+                r#"<tr><td><a href="/ui/repositories/{n}">{n}</a></td><td class="num size">{size}</td>
+<td><a href="/ui/repositories/{n}/replication">{}</a></td>
+<td><form method="post" action="/ui/repositories/{n}/delete" onsubmit="return confirm('Delete repository {n} and all its data?')"><button class="danger">Delete</button></form></td></tr>"#,
+                if *replicated { "replication" } else { "standalone" }
+            )
+        })
+        .collect();
+    layout(
+        "Repositories",
+        true,
+        &format!(
+            r#"<h1>Repositories</h1>{}
+<table id="repositories"><thead><tr><th>Repository</th><th>Statements</th><th>Cluster</th><th></th></tr></thead><tbody>{rows}</tbody></table>
+<h2>New repository</h2>
+<form class="row" method="post" action="/ui/repositories"><input type="text" name="name" id="new-name" placeholder="name" required><button id="create">Create</button></form>"#,
+            message_html(messages)
+        ),
+    )
+}
+
+pub fn repository(name: &str, size: usize) -> String {
+    let n = escape(name);
+    layout(
+        name,
+        true,
+        &format!(
+            r#"<div id="repository" data-repository="{n}">
+<h1>{n} <span class="muted">· <span id="size">{size}</span> statements · <a href="/ui/repositories/{n}/replication">replication</a></span></h1>
+<div id="message"></div>
+<h2>SPARQL</h2>
+<textarea id="query" spellcheck="false">SELECT ?s ?p ?o WHERE {{ ?s ?p ?o }} LIMIT 100</textarea>
+<div class="row"><button id="run">Run</button><button class="secondary" id="download">Download CSV</button></div>
+<div id="results"></div>
+<h2>Upload RDF</h2>
+<form class="row" id="upload-form"><input type="file" id="file" accept=".ttl,.nt,.nq,.trig,.rdf,.owl,.xml,.jsonld,.n3"><button id="upload">Upload</button></form>
+<p class="muted">Turtle, N-Triples, N-Quads, TriG, RDF/XML or JSON-LD; a file with an error anywhere changes nothing.</p>
+</div>"#
+        ),
+    )
+}
+
+pub fn replication(
+    name: &str,
+    status: Option<&ClusterStatus>,
+    messages: (Option<String>, Option<String>),
+) -> String {
+    let n = escape(name);
+    let Some(status) = status else {
+        return layout(
+            name,
+            true,
+            &format!(
+                r#"<h1>{n} · replication</h1>{}<p>This repository is not in a replication cluster. Create one with
+<code>quadmesh repl create-cluster USER:PASSWORD@HOST:PORT/{n} INSTANCE-NAME</code>, or run the server with <code>--role controlling</code>.</p>"#,
+                message_html(messages)
+            ),
+        );
+    };
+    let rows: String = status
+        .instances
+        .iter()
+        .map(|i| {
+            let state_class = i.state.split_whitespace().next().unwrap_or_default().trim_end_matches(':');
+            let remove = if i.role == "copy" {
+                format!(
+                    r#"<form method="post" action="/ui/repositories/{n}/remove" onsubmit="return confirm('Remove {name} from the cluster?')"><input type="hidden" name="instanceName" value="{name}"><button class="danger remove">Remove</button></form>"#,
+                    name = escape(&i.name)
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                r#"<tr class="instance"><td>{}</td><td><code>{}</code></td><td>{}</td><td class="state-{}">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{remove}</td></tr>"#,
+                escape(&i.name),
+                escape(&i.address),
+                i.role,
+                escape(state_class),
+                escape(&i.state),
+                i.lag_transactions,
+                i.lag_ms,
+                i.last_contact_ms_ago.map_or("never".to_owned(), |ms| format!("{:.1} s ago", ms as f64 / 1000.0)),
+            )
+        })
+        .collect();
+    layout(
+        name,
+        true,
+        &format!(
+            r#"<h1>{n} · replication</h1>{}
+<p class="muted">Cluster <code>{}</code>, configuration {}, seen from <strong>{}</strong>. Register entries: {}; log entries: {}.</p>
+<table id="instances"><thead><tr><th>Instance</th><th>Address</th><th>Role</th><th>State</th><th>Lag (transactions)</th><th>Lag (ms)</th><th>Last contact</th><th></th></tr></thead><tbody>{rows}</tbody></table>
+<h2>Grow the cluster</h2>
+<p class="muted">Copies the repository to another quadmesh server (at the controlling instance only).</p>
+<form class="row" method="post" action="/ui/repositories/{n}/grow">
+<input type="text" name="instanceName" placeholder="instance name" required>
+<input type="text" name="host" placeholder="host" required><input type="number" name="port" value="10035" required>
+<input type="text" name="user" placeholder="its user" required><input type="password" name="password" placeholder="its password" required>
+<button>Grow</button></form>"#,
+            message_html(messages),
+            escape(&status.cluster),
+            status.config_version,
+            escape(&status.instance),
+            status.register_entries,
+            status.log_entries,
+        ),
+    )
+}
