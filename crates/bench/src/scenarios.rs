@@ -232,7 +232,7 @@ async fn commits(
                         .trim()
                         .parse()?;
                     let now = Instant::now();
-                    while next < count && size >= base + next + 1 {
+                    while next < count && size > base + next {
                         seen[next] = Some(now);
                         next += 1;
                     }
