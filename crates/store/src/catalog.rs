@@ -89,25 +89,9 @@ impl Catalog {
     }
 
     pub fn create(&self, name: &str) -> Result<Arc<Repository>> {
-        validate_repository_name(name)?;
-        let mut repositories = self.repositories.write().unwrap_or_else(|e| e.into_inner());
-        if repositories.contains_key(name) {
-            return Err(StoreError::RepositoryExists(name.to_owned()));
-        }
-        let dir = self.root.join(name);
-        if dir.exists() {
-            // Not in the catalog, so not a complete repository: an interrupted create.
-            fs::remove_dir_all(&dir)?;
-        }
-        let repository = Arc::new(Repository::open(
-            name,
-            &dir,
-            self.clock.clone(),
-            self.options,
-            true,
-        )?);
-        repositories.insert(name.to_owned(), repository.clone());
-        Ok(repository)
+        self.add(name, |dir| {
+            Repository::open(name, dir, self.clock.clone(), self.options, true)
+        })
     }
 
     /// Makes a repository from a snapshot (see [`Repository::install`]); an existing
@@ -119,6 +103,25 @@ impl Catalog {
         state: SnapshotState,
         origin: OriginId,
     ) -> Result<Arc<Repository>> {
+        self.add(name, |dir| {
+            Repository::install(
+                name,
+                dir,
+                store_snapshot,
+                state,
+                origin,
+                self.clock.clone(),
+                self.options,
+            )
+        })
+    }
+
+    /// Adds a new repository made by `make` in its directory, under the catalog lock.
+    fn add(
+        &self,
+        name: &str,
+        make: impl FnOnce(&Path) -> Result<Repository>,
+    ) -> Result<Arc<Repository>> {
         validate_repository_name(name)?;
         let mut repositories = self.repositories.write().unwrap_or_else(|e| e.into_inner());
         if repositories.contains_key(name) {
@@ -126,17 +129,10 @@ impl Catalog {
         }
         let dir = self.root.join(name);
         if dir.exists() {
+            // Not in the catalog, so not a complete repository: an interrupted create.
             fs::remove_dir_all(&dir)?;
         }
-        let repository = Arc::new(Repository::install(
-            name,
-            &dir,
-            store_snapshot,
-            state,
-            origin,
-            self.clock.clone(),
-            self.options,
-        )?);
+        let repository = Arc::new(make(&dir)?);
         repositories.insert(name.to_owned(), repository.clone());
         Ok(repository)
     }

@@ -95,18 +95,8 @@ impl Server {
 
     /// SIGTERM and wait: a clean stop.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            sigterm(child.id());
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if child.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            child.kill().ok();
-            child.wait().ok();
-            panic!("server did not stop within 20 s of SIGTERM");
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
     }
 
@@ -123,12 +113,23 @@ impl Drop for Server {
     }
 }
 
-fn sigterm(pid: u32) {
+/// SIGTERM, then up to 20 s for the process to exit (a kill after that is a failure).
+pub fn terminate(mut child: Child) {
     Command::new("kill")
         .arg("-TERM")
-        .arg(pid.to_string())
+        .arg(child.id().to_string())
         .status()
         .expect("kill -TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().ok();
+    child.wait().ok();
+    panic!("server did not stop within 20 s of SIGTERM");
 }
 
 pub fn wait_until_up(port: u16) {
