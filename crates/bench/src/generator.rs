@@ -7,6 +7,11 @@ use rand::{Rng, SeedableRng};
 use std::fmt::Write;
 
 pub const NS: &str = "http://bench.quadmesh.example/";
+const INTEGER: &str = "http://www.w3.org/2001/XMLSchema#integer";
+
+fn integer(n: u32) -> String {
+    format!("\"{n}\"^^<{INTEGER}>")
+}
 
 /// N-Triples for `products` products (about 50 triples each).
 pub fn generate(products: usize, seed: u64) -> String {
@@ -78,7 +83,7 @@ pub fn generate(products: usize, seed: u64) -> String {
                 &mut out,
                 &s,
                 &format!("numeric{n}"),
-                &format!("{}", rng.random_range(1..2000)),
+                &integer(rng.random_range(1..2000)),
             );
         }
         for o in 0..4 {
@@ -104,7 +109,7 @@ pub fn generate(products: usize, seed: u64) -> String {
                 &mut out,
                 &offer,
                 "deliveryDays",
-                &format!("{}", rng.random_range(1..15)),
+                &integer(rng.random_range(1..15)),
             );
             t(
                 &mut out,
@@ -131,7 +136,7 @@ pub fn generate(products: usize, seed: u64) -> String {
                 &mut out,
                 &review,
                 "rating",
-                &format!("{}", rng.random_range(1..11)),
+                &integer(rng.random_range(1..11)),
             );
             t(
                 &mut out,
@@ -210,8 +215,10 @@ mod tests {
             (4500..5500).contains(&lines),
             "{lines} triples for 100 products"
         );
-        assert!(data
-            .lines()
-            .all(|l| l.starts_with('<') && l.ends_with(" .")));
+        let parsed = oxrdfio::RdfParser::from_format(oxrdfio::RdfFormat::NTriples)
+            .for_slice(data.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("valid N-Triples");
+        assert_eq!(parsed.len(), lines);
     }
 }

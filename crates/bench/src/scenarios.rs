@@ -3,7 +3,7 @@
 use crate::generator::{generate, queries};
 use crate::servers::{Server, PASSWORD, USER};
 use crate::stats::percentile_ms;
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use rand::SeedableRng;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -318,7 +318,8 @@ async fn run_in(args: &RunArgs, work: &std::path::Path) -> Result<()> {
             .build()?,
     );
     let data = generate(args.products, args.seed);
-    let triples = data.lines().count();
+    // Random features may repeat: count distinct triples, as a store does.
+    let triples = data.lines().collect::<std::collections::HashSet<_>>().len();
     let parts = chunks(&data);
     drop(data);
     println!(
@@ -333,7 +334,9 @@ async fn run_in(args: &RunArgs, work: &std::path::Path) -> Result<()> {
     // Ingest: oxigraph serve, one quadmesh, a 3-instance cluster.
     let oxigraph = Server::oxigraph(&args.oxigraph, &work.join("oxigraph"))?;
     let started = Instant::now();
-    load_oxigraph(&http, &oxigraph, &parts).await?;
+    load_oxigraph(&http, &oxigraph, &parts)
+        .await
+        .context("loading into oxigraph serve")?;
     let oxigraph_ingest = started.elapsed().as_secs_f64();
     ensure!(
         http.oxigraph_size(&oxigraph).await? == triples,
@@ -347,7 +350,9 @@ async fn run_in(args: &RunArgs, work: &std::path::Path) -> Result<()> {
         .basic_auth(USER, Some(PASSWORD)))
         .await?;
     let started = Instant::now();
-    load_quadmesh(&http, &single, REPO, &parts).await?;
+    load_quadmesh(&http, &single, REPO, &parts)
+        .await
+        .context("loading into quadmesh")?;
     let single_ingest = started.elapsed().as_secs_f64();
     ensure!(
         http.quadmesh_size(&single, REPO).await? == triples,

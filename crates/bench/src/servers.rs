@@ -73,10 +73,13 @@ impl Server {
         loop {
             if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", server.port)) {
                 use std::io::{Read, Write};
-                let _ = write!(stream, "GET {path} HTTP/1.0\r\n\r\n");
+                let _ = write!(
+                    stream,
+                    "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                );
                 let mut answer = String::new();
                 let _ = stream.read_to_string(&mut answer);
-                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                if answer.starts_with("HTTP/1.1 200") {
                     return Ok(server);
                 }
             }
