@@ -178,10 +178,24 @@ async fn a_stopped_copy_catches_up_and_the_controlling_instance_recovers() {
             .status()
             .is_success());
     }
+    // And one load large enough for the bulk path, both where it is committed and
+    // where it is applied from peers.
+    let load: String = (0..20_000)
+        .map(|i| format!("<{EX}load{i}> <{EX}p> \"{i}\" .\n"))
+        .collect();
+    let response = cluster
+        .client
+        .post(cluster.instances[1].repo_url("/statements"))
+        .header("content-type", "application/n-triples")
+        .body(load)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     cluster.instances[2].start(false);
-    let took = cluster.converge(Duration::from_secs(30)).await;
-    eprintln!("a copy stopped during 200 commits caught up {took:?} after restart");
-    assert_eq!(cluster.export(2).await.lines().count(), 200);
+    let took = cluster.converge(Duration::from_secs(60)).await;
+    eprintln!("a copy stopped during 200 commits and a 20,000-triple load caught up {took:?} after restart");
+    assert_eq!(cluster.export(2).await.lines().count(), 20_200);
 
     // The controlling instance restarts on the same data at another address under the
     // same name: the others find it again by resolving the name anew.
@@ -201,7 +215,7 @@ async fn a_stopped_copy_catches_up_and_the_controlling_instance_recovers() {
         .is_success());
     let took = cluster.converge(Duration::from_secs(30)).await;
     eprintln!("after the controlling instance moved, converged in {took:?}");
-    assert_eq!(cluster.export(1).await.lines().count(), 202);
+    assert_eq!(cluster.export(1).await.lines().count(), 20_202);
     let status = cluster.status(1).await;
     let controlling = status["instances"]
         .as_array()

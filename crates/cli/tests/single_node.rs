@@ -709,7 +709,16 @@ async fn an_acknowledged_write_survives_kill_9() {
             .unwrap();
         assert_eq!(response.status(), 200);
     }
+    // A load large enough for the bulk path, acknowledged just before the kill.
+    let response = client
+        .post(server.url(&format!("/repositories/{REPO}/statements")))
+        .header("content-type", "application/n-triples")
+        .body(ntriples(20_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     server.kill();
     server.restart();
-    assert_eq!(size(&Client::default(), &server, REPO).await, 5000);
+    assert_eq!(size(&Client::default(), &server, REPO).await, 25_000);
 }

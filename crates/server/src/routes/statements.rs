@@ -5,7 +5,7 @@ use crate::formats::{content_type, graph_format, rdf_content_type};
 use crate::params::Params;
 use crate::results::{write_quads, DEFAULT_STATEMENTS_FORMAT};
 use crate::state::AppState;
-use crate::target::Target;
+use crate::target::{Target, Written};
 use crate::terms::{parse_graph, parse_json_quad, parse_object, parse_predicate, parse_subject};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -194,15 +194,21 @@ async fn upload(
                     .transpose()?,
             }),
         };
-        let written = target.write(|tracker| {
-            if let Some(pattern) = &replace {
-                pattern.remove_matches(tracker)?;
+        let written = match (&target, &replace) {
+            // A plain add to the repository: the load path (bulk for large uploads).
+            (Target::Repository(repository), None) => {
+                Written::Committed(repository.commit_inserts(quads)?)
             }
-            for quad in quads {
-                tracker.insert(quad)?;
-            }
-            Ok(())
-        })?;
+            _ => target.write(|tracker| {
+                if let Some(pattern) = &replace {
+                    pattern.remove_matches(tracker)?;
+                }
+                for quad in quads {
+                    tracker.insert(quad)?;
+                }
+                Ok(())
+            })?,
+        };
         Ok((count, written))
     })
     .await?;
