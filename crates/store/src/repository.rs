@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
@@ -91,6 +91,8 @@ pub struct Repository {
     /// Transactions committed here, and received from peers and applied (for metrics).
     local_commits: AtomicU64,
     remote_applied: AtomicU64,
+    /// A background compaction after bulk loads: running, and asked to run again.
+    compacting: Arc<(AtomicBool, AtomicBool)>,
 }
 
 pub(crate) struct Writer {
@@ -181,6 +183,7 @@ impl Repository {
             appended,
             local_commits: AtomicU64::new(0),
             remote_applied: AtomicU64::new(0),
+            compacting: Arc::default(),
         };
         repository.checkpoint()?;
         Ok(repository)
@@ -300,6 +303,7 @@ impl Repository {
         let mut loader = self.store.bulk_loader();
         loader.load_quads(effect.inserts.iter().cloned())?;
         loader.commit()?;
+        self.compact_soon();
         let stamp = entry.stamp();
         if writer.cluster.replicated() {
             for quad in &effect.inserts {
@@ -313,6 +317,37 @@ impl Repository {
             inserted: effect.inserts.len(),
             deleted: 0,
         })
+    }
+
+    /// Bulk-loaded files are laid out for writing, not reading; compact in the
+    /// background (one compaction at a time, once more if loads came meanwhile).
+    fn compact_soon(&self) {
+        let (running, again) = &*self.compacting;
+        again.store(true, Ordering::SeqCst);
+        if running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (store, compacting, name) = (
+            self.store.clone(),
+            self.compacting.clone(),
+            self.name.clone(),
+        );
+        std::thread::spawn(move || {
+            let (running, again) = &*compacting;
+            while again.swap(false, Ordering::SeqCst) {
+                if let Err(e) = store.optimize() {
+                    tracing::warn!(repository = %name, error = %e, "compaction after a bulk load failed");
+                }
+            }
+            running.store(false, Ordering::SeqCst);
+            // A load that raced with the end of the loop asks again.
+            if again.load(Ordering::SeqCst) && !running.swap(true, Ordering::SeqCst) {
+                while again.swap(false, Ordering::SeqCst) {
+                    let _ = store.optimize();
+                }
+                running.store(false, Ordering::SeqCst);
+            }
+        });
     }
 
     fn stamp_entry(&self, writer: &Writer, kind: EntryKind, payload: Vec<u8>) -> Result<Entry> {
@@ -374,7 +409,9 @@ impl Repository {
         self.clock.observe(entry.time)?;
         let indexed = writer.log.append(entry)?;
         if let Some(effect) = effect {
-            writer.apply(&self.store, &effect, entry.stamp())?;
+            if writer.apply(&self.store, &effect, entry.stamp())? {
+                self.compact_soon();
+            }
         }
         if let Some(config) = config {
             writer.adopt_config(config, self.origin, &self.dir)?;
@@ -547,7 +584,7 @@ impl Writer {
             clock.observe(entry.time).ok();
             match entry.kind {
                 EntryKind::Data => {
-                    self.apply(store, &Effect::decode(&entry.payload)?, entry.stamp())?
+                    self.apply(store, &Effect::decode(&entry.payload)?, entry.stamp())?;
                 }
                 EntryKind::Config => {
                     self.adopt_config(decode_config(&entry.payload)?, origin, dir)?
@@ -560,8 +597,9 @@ impl Writer {
         Ok(count)
     }
 
-    /// Applies each operation of `effect` that the register admits.
-    fn apply(&mut self, store: &Store, effect: &Effect, stamp: Stamp) -> Result<()> {
+    /// Applies each operation of `effect` that the register admits; says whether it
+    /// went through the bulk loader.
+    fn apply(&mut self, store: &Store, effect: &Effect, stamp: Stamp) -> Result<bool> {
         if effect.deletes.is_empty() && effect.inserts.len() >= BULK_INSERTS {
             let admitted: Vec<&Quad> = effect
                 .inserts
@@ -571,7 +609,7 @@ impl Writer {
             let mut loader = store.bulk_loader();
             loader.load_quads(admitted.into_iter().cloned())?;
             loader.commit()?;
-            return Ok(());
+            return Ok(true);
         }
         let mut transaction = store.start_transaction()?;
         for quad in &effect.inserts {
@@ -585,7 +623,7 @@ impl Writer {
             }
         }
         transaction.commit()?;
-        Ok(())
+        Ok(false)
     }
 
     /// Takes a configuration if it is newer than ours; one without us means we were
