@@ -326,6 +326,29 @@ async fn durability_waits_for_members_and_reports_what_is_missing() {
     );
     eprintln!("durability=max with one down: answered missing=1 after {took:?}");
 
+    // transactionLatencyCount: with one commit still waiting for durability, a second
+    // that allows only one outstanding is held, then refused when its wait runs out.
+    let waiting = tokio::spawn(write(6, "durability=max distributedTransactionTimeout=3"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (response, took) =
+        write(7, "durability=max distributedTransactionTimeout=3 transactionLatencyCount=1 transactionLatencyTimeout=0.5")
+            .await;
+    assert_eq!(response.status(), 409);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("transactionLatencyCount"));
+    assert!(
+        took >= Duration::from_millis(450),
+        "refused after {took:?}, before its latency timeout"
+    );
+    let (first, _) = waiting.await.unwrap();
+    assert_eq!(first.headers()["x-durability"], "missing=1");
+    // Nothing outstanding any more: the same settings are let through.
+    let (response, _) = write(8, "durability=min transactionLatencyCount=1").await;
+    assert!(response.status().is_success());
+
     let (response, _) = write(4, "durability=4").await;
     assert_eq!(response.status(), 409);
     assert!(response.text().await.unwrap().contains("cannot be met"));
@@ -335,7 +358,7 @@ async fn durability_waits_for_members_and_reports_what_is_missing() {
     let count = common::select_one(
         &cluster.client,
         &cluster.instances[0].repo_url(""),
-        "SELECT (COUNT(*) AS ?n) { ?s ?p ?o FILTER(?o IN (\"4\", \"5\")) }",
+        "SELECT (COUNT(*) AS ?n) { ?s ?p ?o FILTER(?o IN (\"4\", \"5\", \"7\")) }",
     )
     .await;
     assert_eq!(count, "0");
