@@ -334,18 +334,18 @@ impl Repository {
         );
         std::thread::spawn(move || {
             let (running, again) = &*compacting;
-            while again.swap(false, Ordering::SeqCst) {
-                if let Err(e) = store.optimize() {
-                    tracing::warn!(repository = %name, error = %e, "compaction after a bulk load failed");
-                }
-            }
-            running.store(false, Ordering::SeqCst);
-            // A load that raced with the end of the loop asks again.
-            if again.load(Ordering::SeqCst) && !running.swap(true, Ordering::SeqCst) {
+            loop {
                 while again.swap(false, Ordering::SeqCst) {
-                    let _ = store.optimize();
+                    if let Err(e) = store.optimize() {
+                        tracing::warn!(repository = %name, error = %e, "compaction after a bulk load failed");
+                    }
                 }
                 running.store(false, Ordering::SeqCst);
+                // A load that asked between the last check and now found `running` set
+                // and left the work to this thread: take it back, unless another did.
+                if !again.load(Ordering::SeqCst) || running.swap(true, Ordering::SeqCst) {
+                    return;
+                }
             }
         });
     }
