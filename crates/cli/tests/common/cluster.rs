@@ -5,10 +5,10 @@
 
 #![allow(dead_code)]
 
-use super::{binary, free_port, wait_until_up_at, Client, PASSWORD, USER};
+use super::{free_port, serve_command, wait_until_up_at, Client, PASSWORD, USER};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -168,30 +168,14 @@ impl Instance {
     }
 
     pub fn start(&mut self, with_credentials: bool) {
-        let mut command = Command::new(binary());
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--bind")
-            .arg(self.ip.to_string())
-            .arg("--port")
-            .arg(self.port.to_string())
-            .args(&self.extra)
-            .env("QUADMESH_HOSTS_FILE", &self.hosts_file)
-            .env(
-                "QUADMESH_LOG",
-                std::env::var("QUADMESH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .env_remove("QUADMESH_USER")
-            .env_remove("QUADMESH_PASSWORD")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        if with_credentials {
-            command
-                .env("QUADMESH_USER", USER)
-                .env("QUADMESH_PASSWORD", PASSWORD);
-        }
+        let mut command = serve_command(
+            &self.data_dir,
+            IpAddr::V4(self.ip),
+            self.port,
+            &self.extra,
+            with_credentials,
+        );
+        command.env("QUADMESH_HOSTS_FILE", &self.hosts_file);
         self.child = Some(command.spawn().expect("start quadmesh"));
         wait_until_up_at(self.socket());
     }

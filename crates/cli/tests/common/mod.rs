@@ -24,6 +24,42 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `quadmesh serve` on `bind:port`, logging warnings (or `QUADMESH_TEST_LOG`), with the
+/// superuser's credentials in its environment when asked (a first start needs them).
+pub fn serve_command(
+    data_dir: &Path,
+    bind: std::net::IpAddr,
+    port: u16,
+    extra: &[String],
+    with_credentials: bool,
+) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--bind")
+        .arg(bind.to_string())
+        .arg("--port")
+        .arg(port.to_string())
+        .args(extra)
+        .env(
+            "QUADMESH_LOG",
+            std::env::var("QUADMESH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .env_remove("QUADMESH_USER")
+        .env_remove("QUADMESH_PASSWORD")
+        .env_remove("QUADMESH_PASSWORD_FILE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if with_credentials {
+        command
+            .env("QUADMESH_USER", USER)
+            .env("QUADMESH_PASSWORD", PASSWORD);
+    }
+    command
+}
+
 /// A server process; killed when dropped.
 pub struct Server {
     pub port: u16,
@@ -49,30 +85,14 @@ impl Server {
     }
 
     fn launch(&mut self, with_credentials: bool) {
-        let mut command = Command::new(binary());
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--bind")
-            .arg("127.0.0.1")
-            .arg("--port")
-            .arg(self.port.to_string())
-            .args(&self.extra)
-            .env(
-                "QUADMESH_LOG",
-                std::env::var("QUADMESH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .env_remove("QUADMESH_USER")
-            .env_remove("QUADMESH_PASSWORD")
-            .env_remove("QUADMESH_PASSWORD_FILE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        if with_credentials {
-            command
-                .env("QUADMESH_USER", USER)
-                .env("QUADMESH_PASSWORD", PASSWORD);
-        }
+        let bind = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut command = serve_command(
+            &self.data_dir,
+            bind,
+            self.port,
+            &self.extra,
+            with_credentials,
+        );
         self.child = Some(command.spawn().expect("start quadmesh"));
         wait_until_up(self.port);
     }
