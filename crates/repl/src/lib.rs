@@ -10,6 +10,7 @@ mod cluster;
 pub mod frame;
 mod heartbeat;
 mod stamp;
+mod token;
 mod version_vector;
 mod view;
 
@@ -18,5 +19,6 @@ pub use cluster::{ClusterConfig, Member, MembershipError};
 pub use frame::{Entry, EntryKind, FrameError};
 pub use heartbeat::Heartbeat;
 pub use stamp::{HlcTime, OriginId, Stamp};
+pub use token::{CausalToken, TokenError};
 pub use version_vector::VersionVector;
 pub use view::{ClusterView, PeerProgress};

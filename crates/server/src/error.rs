@@ -28,6 +28,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     Upstream(String),
+    /// Not now, maybe soon (answered with `Retry-After`).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -44,6 +47,7 @@ impl ApiError {
                 | StoreError::InvalidTerm(_)
                 | StoreError::Unsupported(_)
                 | StoreError::Evaluation(_)
+                | StoreError::UpdateRefused(_)
                 | StoreError::Timeout => StatusCode::BAD_REQUEST,
                 StoreError::Membership(m) => match m {
                     quadmesh_repl::MembershipError::UnknownInstance(_)
@@ -66,6 +70,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Auth(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,6 +87,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

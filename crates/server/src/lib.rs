@@ -2,6 +2,7 @@
 //! protocols over the storage layer. This is the only crate that knows HTTP and JSON.
 
 mod auth;
+mod causal;
 mod config;
 mod error;
 mod formats;
@@ -12,6 +13,7 @@ mod replication;
 mod results;
 mod roles;
 mod routes;
+mod session_forward;
 mod sessions;
 mod state;
 mod target;

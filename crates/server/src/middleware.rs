@@ -84,7 +84,7 @@ pub async fn log_requests(State(state): State<AppState>, request: Request, next:
 }
 
 /// The repository a request acts on, from its path (a session's, for session paths).
-fn repository_of(state: &AppState, path: &str) -> Option<String> {
+pub(crate) fn repository_of(state: &AppState, path: &str) -> Option<String> {
     let mut parts = path.trim_start_matches('/').split('/');
     match (parts.next(), parts.next()) {
         (Some("repositories"), Some(name)) => Some(name.to_owned()),

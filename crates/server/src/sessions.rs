@@ -6,6 +6,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Separates a session id's random part from the origin id of the instance holding it.
+pub const OWNER_SEPARATOR: char = '-';
+
+/// The origin id of the instance that holds session `id`, as the id says.
+pub fn owner_of(id: &str) -> Option<quadmesh_repl::OriginId> {
+    let (random, origin) = id.split_once(OWNER_SEPARATOR)?;
+    if random.len() != 32 || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(origin, 16)
+        .ok()
+        .map(quadmesh_repl::OriginId)
+}
+
 /// One open session: its repository, its uncommitted changes and its lifetime.
 /// Every request to the session (a ping included) restarts the lifetime.
 pub struct Session {
@@ -49,7 +63,13 @@ impl SessionRegistry {
         auto_commit: bool,
         lifetime: Duration,
     ) -> Arc<Session> {
-        let id = format!("{:032x}", rand::random::<u128>());
+        // The id names the instance that holds the session (its origin id for the
+        // repository), so that any other instance of the cluster can forward to it.
+        let id = format!(
+            "{:032x}{OWNER_SEPARATOR}{:x}",
+            rand::random::<u128>(),
+            repository.origin().0
+        );
         let session = Arc::new(Session {
             id: id.clone(),
             repository,

@@ -117,6 +117,7 @@ pub enum Written {
 #[derive(Clone, Copy, Debug)]
 pub struct CommitInfo {
     pub seq: u64,
+    pub time: quadmesh_repl::HlcTime,
 }
 
 impl Written {
@@ -124,11 +125,14 @@ impl Written {
     pub fn tag(&self, response: impl axum::response::IntoResponse) -> axum::response::Response {
         let mut response = response.into_response();
         if let Written::Committed(CommitReceipt {
-            transaction: Some((seq, _)),
+            transaction: Some((seq, stamp)),
             ..
         }) = self
         {
-            response.extensions_mut().insert(CommitInfo { seq: *seq });
+            response.extensions_mut().insert(CommitInfo {
+                seq: *seq,
+                time: stamp.time,
+            });
         }
         response
     }
@@ -148,9 +152,12 @@ impl Target {
             Target::Repository(repository) => work(&View::Store(repository.store())),
             Target::Session(session) => {
                 let mut pending = session.pending.lock().unwrap_or_else(|e| e.into_inner());
-                session.repository.in_session(&mut pending, |tracker| {
-                    work(&View::Transaction(tracker.transaction()))
-                })
+                let stable = !session.auto_commit();
+                session
+                    .repository
+                    .in_session(&mut pending, stable, |tracker| {
+                        work(&View::Transaction(tracker.transaction()))
+                    })
             }
         }
     }
@@ -165,7 +172,8 @@ impl Target {
             Target::Repository(repository) => repository.commit(build).map(Written::Committed),
             Target::Session(session) => {
                 let mut pending = session.pending.lock().unwrap_or_else(|e| e.into_inner());
-                session.repository.in_session(&mut pending, build)?;
+                let stable = !session.auto_commit();
+                session.repository.in_session(&mut pending, stable, build)?;
                 if session.auto_commit() {
                     return session
                         .repository

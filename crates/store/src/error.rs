@@ -19,6 +19,10 @@ pub enum StoreError {
     InvalidTerm(String),
     #[error("{0}")]
     Unsupported(String),
+    /// A SPARQL Update operation the spec says fails (e.g. `DROP` of a missing graph
+    /// without `SILENT`); the whole request changes nothing.
+    #[error("update refused: {0}")]
+    UpdateRefused(String),
     #[error("query evaluation failed: {0}")]
     Evaluation(String),
     #[error("the query exceeded its timeout")]
@@ -56,6 +60,7 @@ impl StoreError {
                 | StoreError::InvalidTerm(_)
                 | StoreError::Unsupported(_)
                 | StoreError::Evaluation(_)
+                | StoreError::UpdateRefused(_)
                 | StoreError::Timeout
                 | StoreError::Membership(_)
         )

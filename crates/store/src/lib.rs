@@ -35,7 +35,7 @@ pub use register::{LastWrite, Register};
 pub use repository::{Applied, CommitReceipt, Repository, RepositoryOptions};
 pub use session::PendingChanges;
 pub use snapshot::SnapshotState;
-pub use tracker::{effect_of, ChangeTracker};
+pub use tracker::{effect_of, ChangeTracker, QuadChange};
 pub use update::{apply_update, UpdateRequest};
 
 pub use oxigraph;

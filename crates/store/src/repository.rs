@@ -5,7 +5,7 @@ use crate::error::{Result, StoreError};
 use crate::log::{IndexedEntry, LogOptions, LogPosition, TxLog};
 use crate::namespaces::Namespaces;
 use crate::register::Register;
-use crate::tracker::{effect_of, ChangeTracker};
+use crate::tracker::{drop_emptied_graphs, effect_of, ChangeTracker};
 use oxigraph::model::{GraphNameRef, Quad};
 use oxigraph::store::Store;
 use quadmesh_repl::{
@@ -88,6 +88,9 @@ pub struct Repository {
     writer: Mutex<Writer>,
     /// Counts appended log entries; pull streams wait on it.
     appended: watch::Sender<u64>,
+    /// What the store holds, published after each apply: readers wait on it without
+    /// taking the writer lock.
+    applied_vector: watch::Sender<VersionVector>,
     /// Transactions committed here, and received from peers and applied (for metrics).
     local_commits: AtomicU64,
     remote_applied: AtomicU64,
@@ -171,6 +174,7 @@ impl Repository {
             );
         }
         let appended = watch::Sender::new(writer.log.index().len() as u64);
+        let applied_vector = watch::Sender::new(writer.version_vector.clone());
         let repository = Repository {
             name: name.to_owned(),
             dir: dir.to_owned(),
@@ -181,6 +185,7 @@ impl Repository {
             namespaces: Namespaces::open(dir)?,
             writer: Mutex::new(writer),
             appended,
+            applied_vector,
             local_commits: AtomicU64::new(0),
             remote_applied: AtomicU64::new(0),
             compacting: Arc::default(),
@@ -224,6 +229,12 @@ impl Repository {
         self.appended.subscribe()
     }
 
+    /// The version vector of what the store holds, updated after every apply; waiting
+    /// on it never takes the writer lock.
+    pub fn watch_version_vector(&self) -> watch::Receiver<VersionVector> {
+        self.applied_vector.subscribe()
+    }
+
     /// Computes an effect with `build` against the current state, then stamps, logs and
     /// applies it as one transaction. `build` sees earlier writes of its own; if it fails,
     /// nothing is written.
@@ -238,7 +249,16 @@ impl Repository {
         let mut transaction = self.store.start_transaction()?;
         let mut tracker = ChangeTracker::new(&mut transaction);
         build(&mut tracker)?;
-        let effect = effect_of(tracker.into_changes());
+        let changes = tracker.into_changes();
+        drop_emptied_graphs(
+            &mut transaction,
+            changes
+                .iter()
+                .filter(|(_, c)| !c.present)
+                .map(|(q, _)| &q.graph_name),
+        )?;
+        // In a cluster every quad the write names is stamped, changed here or not.
+        let effect = effect_of(changes, writer.cluster.replicated());
         if effect.is_empty() {
             return Ok(CommitReceipt::default());
         }
@@ -279,18 +299,30 @@ impl Repository {
         if writer.cluster.removed {
             return Err(StoreError::Removed(self.name.clone()));
         }
-        // The effect: each quad not yet present, once.
+        // The effect: each quad once; in a cluster every quad named (each must be
+        // stamped, see `ChangeTracker`), else only those not yet present. Only the
+        // new ones go to the bulk loader.
+        let replicated = writer.cluster.replicated();
         let mut seen = HashSet::with_capacity(quads.len());
+        let mut named = vec![false; quads.len()];
         let mut new = vec![false; quads.len()];
         for (i, quad) in quads.iter().enumerate() {
-            new[i] = seen.insert(quad) && !self.store.contains(quad)?;
+            if seen.insert(quad) {
+                new[i] = !self.store.contains(quad)?;
+                named[i] = replicated || new[i];
+            }
         }
         drop(seen);
-        let inserts: Vec<Quad> = quads
-            .into_iter()
-            .zip(new)
-            .filter_map(|(q, n)| n.then_some(q))
-            .collect();
+        let mut fresh = Vec::new();
+        let mut inserts = Vec::new();
+        for ((quad, named), new) in quads.into_iter().zip(named).zip(new) {
+            if new {
+                fresh.push(inserts.len());
+            }
+            if named {
+                inserts.push(quad);
+            }
+        }
         if inserts.is_empty() {
             return Ok(CommitReceipt::default());
         }
@@ -301,7 +333,7 @@ impl Repository {
         let entry = self.stamp_entry(&writer, EntryKind::Data, effect.encode())?;
         let indexed = writer.log.append(&entry)?;
         let mut loader = self.store.bulk_loader();
-        loader.load_quads(effect.inserts.iter().cloned())?;
+        loader.load_quads(fresh.iter().map(|&i| effect.inserts[i].clone()))?;
         loader.commit()?;
         self.compact_soon();
         let stamp = entry.stamp();
@@ -423,6 +455,8 @@ impl Repository {
 
     fn after_append(&self, writer: &mut Writer, indexed: &IndexedEntry) -> Result<()> {
         writer.version_vector.advance(indexed.origin, indexed.seq);
+        self.applied_vector
+            .send_modify(|v| v.advance(indexed.origin, indexed.seq));
         writer.applied = indexed.end;
         writer.entries_since_checkpoint += 1;
         self.appended.send_modify(|n| *n += 1);
@@ -617,11 +651,14 @@ impl Writer {
                 transaction.insert(quad);
             }
         }
+        let mut deleted_from = Vec::new();
         for quad in &effect.deletes {
             if self.register.admit(quad, stamp, false) {
                 transaction.remove(quad);
+                deleted_from.push(&quad.graph_name);
             }
         }
+        drop_emptied_graphs(&mut transaction, deleted_from)?;
         transaction.commit()?;
         Ok(false)
     }

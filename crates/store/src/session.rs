@@ -3,17 +3,48 @@
 
 use crate::error::Result;
 use crate::repository::{CommitReceipt, Repository};
-use crate::tracker::ChangeTracker;
+use crate::tracker::{ChangeTracker, QuadChange};
 use oxigraph::model::Quad;
+use oxigraph::store::{Store, Transaction};
 use std::collections::HashMap;
 
-/// Pending changes of a session: quad → wanted presence.
+type StoreTransaction<'a> = Transaction<'a>;
+
+self_cell::self_cell!(
+    /// An oxigraph transaction kept between requests: a RocksDB snapshot of the store
+    /// plus the session's own writes in a private batch. It takes no lock, so it
+    /// never blocks a writer; it is never committed (commit goes through the writer).
+    struct Snapshot {
+        owner: Store,
+        #[not_covariant]
+        dependent: StoreTransaction,
+    }
+);
+
+/// Pending changes of a session: quad → wanted presence (and presence when the session
+/// first wrote it), and, for a session that does not auto-commit, the snapshot it reads.
 ///
-/// No oxigraph transaction is held between requests, so an open session never blocks
-/// any writer; each request rebuilds its view as the current store plus these changes.
-#[derive(Debug, Default, Clone)]
+/// Rules it keeps:
+/// - a session without auto-commit reads the repository as of its start, or of its
+///   last commit or rollback, plus its own pending writes; others' commits appear
+///   after its next commit or rollback;
+/// - a request that fails leaves the pending changes (and the snapshot's view of
+///   them) as they were before it;
+/// - the snapshot is a RocksDB snapshot: it holds back compaction of what was
+///   overwritten since, for as long as the session lives (sessions have a lifetime).
+#[derive(Default)]
 pub struct PendingChanges {
-    changes: HashMap<Quad, bool>,
+    changes: HashMap<Quad, QuadChange>,
+    snapshot: Option<Snapshot>,
+}
+
+impl std::fmt::Debug for PendingChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingChanges")
+            .field("changes", &self.changes.len())
+            .field("snapshot", &self.snapshot.is_some())
+            .finish()
+    }
 }
 
 impl PendingChanges {
@@ -29,41 +60,91 @@ impl PendingChanges {
         self.changes.is_empty()
     }
 
+    /// Drops the pending changes and the snapshot (a rollback).
     pub fn clear(&mut self) {
         self.changes.clear();
+        self.snapshot = None;
     }
 }
 
-impl Repository {
-    /// Runs `work` on a view of the store with the session's pending changes applied.
-    /// What `work` writes through the tracker joins the pending changes, unless it fails,
-    /// in which case the pending changes stay as they were.
-    pub fn in_session<R>(
-        &self,
-        pending: &mut PendingChanges,
-        work: impl FnOnce(&mut ChangeTracker<'_, '_>) -> Result<R>,
-    ) -> Result<R> {
-        let mut transaction = self.store().start_transaction()?;
-        for (quad, &present) in &pending.changes {
-            if present {
+fn write_all(transaction: &mut Transaction<'_>, changes: &HashMap<Quad, QuadChange>) {
+    for (quad, change) in changes {
+        if change.present {
+            transaction.insert(quad);
+        } else {
+            transaction.remove(quad);
+        }
+    }
+}
+
+/// Puts back in `transaction` the presence each quad had before a failed request:
+/// as `before` wanted it, or as it was when first written.
+fn undo(
+    transaction: &mut Transaction<'_>,
+    before: &HashMap<Quad, QuadChange>,
+    after: &HashMap<Quad, QuadChange>,
+) {
+    for (quad, change) in after {
+        let wanted = before.get(quad).map_or(change.was_present, |b| b.present);
+        if change.present != wanted {
+            if wanted {
                 transaction.insert(quad);
             } else {
                 transaction.remove(quad);
             }
         }
-        let mut tracker = ChangeTracker::with_changes(&mut transaction, pending.changes.clone());
-        let result = work(&mut tracker)?;
-        pending.changes = tracker.into_changes();
-        Ok(result)
+    }
+}
+
+impl Repository {
+    /// Runs `work` on the session's view: its snapshot (`stable`, a session without
+    /// auto-commit) or the current store, with its pending changes applied. What `work`
+    /// writes through the tracker joins the pending changes, unless it fails, in which
+    /// case the pending changes stay as they were.
+    pub fn in_session<R>(
+        &self,
+        pending: &mut PendingChanges,
+        stable: bool,
+        work: impl FnOnce(&mut ChangeTracker<'_, '_>) -> Result<R>,
+    ) -> Result<R> {
+        if !stable {
+            pending.snapshot = None;
+        }
+        if pending.snapshot.is_none() {
+            let changes = &pending.changes;
+            pending.snapshot = Some(Snapshot::try_new(self.store().clone(), |store| {
+                let mut transaction = store.start_transaction()?;
+                write_all(&mut transaction, changes);
+                Ok::<_, crate::error::StoreError>(transaction)
+            })?);
+        }
+        let PendingChanges { changes, snapshot } = pending;
+        let before = changes.clone();
+        let current = std::mem::take(changes);
+        let snapshot = snapshot.as_mut().expect("made above");
+        let (result, after) = snapshot.with_dependent_mut(|_, transaction| {
+            let mut tracker = ChangeTracker::with_changes(transaction, current);
+            match work(&mut tracker) {
+                Ok(result) => (Ok(result), tracker.into_changes()),
+                Err(e) => {
+                    let after = tracker.into_changes();
+                    undo(transaction, &before, &after);
+                    (Err(e), before)
+                }
+            }
+        });
+        *changes = after;
+        result
     }
 
     /// Commits a session's pending changes as one transaction, relative to the store as
-    /// it is now (changes others already made are not repeated).
+    /// it is now: every quad the session wrote is stamped (see `ChangeTracker`). After
+    /// it, the session reads the store as it is then.
     pub fn commit_pending(&self, pending: &mut PendingChanges) -> Result<CommitReceipt> {
         let changes = std::mem::take(&mut pending.changes);
         let receipt = self.commit(|tracker| {
-            for (quad, present) in &changes {
-                if *present {
+            for (quad, change) in &changes {
+                if change.present {
                     tracker.insert(quad.clone())?;
                 } else {
                     tracker.remove(quad.clone())?;
@@ -71,8 +152,9 @@ impl Repository {
             }
             Ok(())
         });
-        if receipt.is_err() {
-            pending.changes = changes;
+        match receipt {
+            Ok(_) => pending.snapshot = None,
+            Err(_) => pending.changes = changes,
         }
         receipt
     }

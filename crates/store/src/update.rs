@@ -159,15 +159,43 @@ fn apply_operation(
                 source.as_str()
             )))
         }
-        GraphUpdateOperation::Clear { graph, .. } | GraphUpdateOperation::Drop { graph, .. } => {
+        GraphUpdateOperation::Clear { graph, silent }
+        | GraphUpdateOperation::Drop { graph, silent } => {
             let quads = quads_of_target(tracker, graph)?;
+            // Graphs exist while they hold a quad; SPARQL 1.1 Update §3.2.2/3.2.3: a
+            // missing graph is an error unless SILENT.
+            if let GraphTarget::NamedNode(name) = graph {
+                if quads.is_empty() && !silent {
+                    let verb = if matches!(operation, GraphUpdateOperation::Drop { .. }) {
+                        "DROP"
+                    } else {
+                        "CLEAR"
+                    };
+                    return Err(StoreError::UpdateRefused(format!(
+                        "{verb} GRAPH {name}: the graph does not exist (add SILENT to ignore this)"
+                    )));
+                }
+            }
             for quad in quads {
                 tracker.remove(quad)?;
             }
             Ok(())
         }
-        // Graphs exist through their quads here: an empty graph needs nothing stored.
-        GraphUpdateOperation::Create { .. } => Ok(()),
+        // Graphs exist through their quads here: an empty graph needs nothing stored,
+        // and one that holds quads already exists (SPARQL 1.1 Update §3.2.1).
+        GraphUpdateOperation::Create { graph, silent } => {
+            let exists = tracker
+                .transaction()
+                .quads_for_pattern(None, None, None, Some(graph.as_ref().into()))
+                .next()
+                .is_some();
+            if exists && !silent {
+                return Err(StoreError::UpdateRefused(format!(
+                    "CREATE GRAPH {graph}: the graph already exists (add SILENT to ignore this)"
+                )));
+            }
+            Ok(())
+        }
     }
 }
 

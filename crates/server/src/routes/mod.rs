@@ -101,6 +101,14 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::causal::causal_tokens,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::session_forward::forward_sessions,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             authenticate,
         ))
         .layer(axum::middleware::from_fn_with_state(

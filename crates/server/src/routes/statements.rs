@@ -58,6 +58,24 @@ impl Pattern {
         }
     }
 
+    /// The quads this pattern names outright: every term and the graphs given.
+    fn named_quads(&self) -> Option<Vec<Quad>> {
+        let (Some(s), Some(p), Some(o), Some(graphs)) =
+            (&self.subject, &self.predicate, &self.object, &self.graphs)
+        else {
+            return None;
+        };
+        Some(
+            graphs
+                .iter()
+                .map(|g| Quad::new(s.clone(), p.clone(), o.clone(), g.clone()))
+                .collect(),
+        )
+    }
+
+    /// Removes what matches here, and answers how many quads that was. A pattern that
+    /// names its quads outright removes them even where this instance does not hold
+    /// them (yet): the delete is stamped and wins over older inserts still on their way.
     fn remove_matches(&self, tracker: &mut ChangeTracker<'_, '_>) -> quadmesh_store::Result<usize> {
         let quads = {
             let view = crate::target::View::Transaction(tracker.transaction());
@@ -65,6 +83,9 @@ impl Pattern {
         };
         let count = quads.len();
         for quad in quads {
+            tracker.remove(quad)?;
+        }
+        for quad in self.named_quads().unwrap_or_default() {
             tracker.remove(quad)?;
         }
         Ok(count)
