@@ -12,6 +12,10 @@ pub struct Heartbeat {
     pub clock: HlcTime,
     pub version_vector: VersionVector,
     pub config_version: u64,
+    /// The digest of the sender's content at `version_vector` (anti-entropy); absent
+    /// from senders that keep none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<crate::digest::ContentDigest>,
 }
 
 impl Heartbeat {

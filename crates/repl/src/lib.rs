@@ -7,6 +7,7 @@
 
 mod clock;
 mod cluster;
+mod digest;
 pub mod frame;
 mod heartbeat;
 mod stamp;
@@ -16,6 +17,7 @@ mod view;
 
 pub use clock::{ClockError, HybridClock, PhysicalClock, SystemClock};
 pub use cluster::{ClusterConfig, Member, MembershipError};
+pub use digest::ContentDigest;
 pub use frame::{Entry, EntryKind, FrameError};
 pub use heartbeat::Heartbeat;
 pub use stamp::{HlcTime, OriginId, Stamp};

@@ -87,6 +87,7 @@ pub async fn serve(
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "quadmesh is listening");
 
     let maintenance = tokio::spawn(maintain(state.clone()));
+    let scrubbing = tokio::spawn(scrub(state.clone()));
     let role = tokio::spawn(roles::run(state.clone(), credentials.clone()));
     let stopping = state.clone();
     let shutdown = async move {
@@ -101,6 +102,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     maintenance.abort();
+    scrubbing.abort();
     tokio::task::spawn_blocking(move || state.catalog.checkpoint_all())
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
@@ -124,5 +126,29 @@ async fn maintain(state: AppState) {
                 tracing::error!(error = %e, "periodic checkpoint failed");
             }
         }
+    }
+}
+
+/// How often every repository's store is scanned to check its content digest.
+const SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Anti-entropy's own check: soon after start and then daily, recompute each
+/// repository's content digest from its store (see `Repository::scrub`), one
+/// repository at a time on a blocking thread.
+async fn scrub(state: AppState) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    loop {
+        for repository in state.catalog.list() {
+            let name = repository.name().to_owned();
+            match tokio::task::spawn_blocking(move || repository.scrub()).await {
+                Ok(Ok(true)) => {
+                    tracing::debug!(repository = %name, "scrub: the store matches its digest")
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::error!(repository = %name, error = %e, "scrub failed"),
+                Err(e) => tracing::error!(repository = %name, error = %e, "scrub task failed"),
+            }
+        }
+        tokio::time::sleep(SCRUB_INTERVAL).await;
     }
 }

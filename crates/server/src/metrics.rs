@@ -32,6 +32,12 @@ struct RepositoryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DigestCheckLabels {
+    repository: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PeerLabels {
     repository: String,
     peer: String,
@@ -112,6 +118,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let lag_transactions = Family::<PeerLabels, Gauge>::default();
     let lag_seconds = Family::<PeerLabels, Gauge<f64, AtomicU64>>::default();
     let connected = Family::<PeerLabels, Gauge>::default();
+    let contents_differ = Family::<PeerLabels, Gauge>::default();
+    let digest_checks = Family::<DigestCheckLabels, Counter>::default();
     let frontier_age = Family::<RepositoryLabels, Gauge<f64, AtomicU64>>::default();
     let now = now_ms();
     for node in state.replication.nodes() {
@@ -130,6 +138,21 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             connected
                 .get_or_create(&labels)
                 .set(i64::from(instance.state == "connected"));
+            contents_differ
+                .get_or_create(&labels)
+                .set(i64::from(matches!(
+                    instance.contents,
+                    Some(crate::replication::anti_entropy::PeerComparison::Differs { .. })
+                )));
+        }
+        let (agreeing, differing) = node.anti_entropy.checks();
+        for (result, count) in [("agrees", agreeing), ("differs", differing)] {
+            digest_checks
+                .get_or_create(&DigestCheckLabels {
+                    repository: status.repository.clone(),
+                    result,
+                })
+                .inc_by(count);
         }
         let frontier = node.frontier_ms.load(Ordering::Relaxed);
         if frontier > 0 {
@@ -154,6 +177,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "replication_peer_connected",
         "Whether this instance's pull stream from the peer is open",
         connected,
+    );
+    registry.register(
+        "replication_contents_differ",
+        "1 when this instance's contents differed from the peer's at the same version vector (anti-entropy)",
+        contents_differ,
+    );
+    registry.register(
+        "replication_digest_checks",
+        "Content comparisons with peers at a common version vector since start, by result",
+        digest_checks,
     );
     registry.register(
         "frontier_age_seconds",

@@ -22,6 +22,10 @@ pub struct Checkpoint {
     /// For each origin, the highest sequence number no longer in the log.
     #[serde(default)]
     pub truncated: VersionVector,
+    /// The content digest of the store at `applied` (absent in checkpoints written
+    /// before digests were kept: then it is computed on open).
+    #[serde(default)]
+    pub digest: Option<quadmesh_repl::ContentDigest>,
 }
 
 impl Checkpoint {

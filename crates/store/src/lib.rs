@@ -9,6 +9,7 @@
 mod catalog;
 mod checkpoint;
 mod cluster_state;
+mod digest_book;
 mod effect;
 mod error;
 mod feed;
@@ -25,6 +26,7 @@ mod update;
 
 pub use catalog::{validate_repository_name, Catalog};
 pub use cluster_state::ClusterState;
+pub use digest_book::DigestCheck;
 pub use effect::Effect;
 pub use error::{Result, StoreError};
 pub use log::{IndexedEntry, LogOptions, LogPosition, TxLog};

@@ -1,5 +1,6 @@
 use crate::checkpoint::Checkpoint;
 use crate::cluster_state::ClusterState;
+use crate::digest_book::{digest_of, DigestBook, DigestCheck};
 use crate::effect::Effect;
 use crate::error::{Result, StoreError};
 use crate::log::{IndexedEntry, LogOptions, LogPosition, TxLog};
@@ -112,6 +113,8 @@ pub(crate) struct Writer {
     frontier: HlcTime,
     /// Set by replication: what every member has.
     stable: VersionVector,
+    /// The content digest, kept with every change (anti-entropy).
+    pub(crate) digests: DigestBook,
 }
 
 /// What became of a peer's transaction.
@@ -164,8 +167,18 @@ impl Repository {
             truncated: checkpoint.truncated.clone(),
             frontier: HlcTime::ZERO,
             stable: VersionVector::new(),
+            digests: DigestBook::new(checkpoint.digest.unwrap_or_default()),
         };
         let replayed = writer.replay(&store, &clock, dir)?;
+        // After a crash the store may already hold entries the checkpoint does not
+        // cover (its own write-ahead log), so the replay cannot tell which quads really
+        // changed: count them all again.
+        if replayed > 0 || checkpoint.digest.is_none() {
+            let digest = digest_of(store.iter().map(|q| q.map_err(StoreError::from)))?;
+            writer.digests = DigestBook::new(digest);
+        }
+        let version_vector = writer.version_vector.clone();
+        writer.digests.record(&version_vector);
         if replayed > 0 {
             tracing::info!(
                 repository = name,
@@ -250,6 +263,17 @@ impl Repository {
         let mut tracker = ChangeTracker::new(&mut transaction);
         build(&mut tracker)?;
         let changes = tracker.into_changes();
+        let mut digests_after = writer.digests.current();
+        for (quad, change) in &changes {
+            if change.changes_locally() {
+                let text = quad.to_string();
+                if change.present {
+                    digests_after.insert(text.as_bytes());
+                } else {
+                    digests_after.remove(text.as_bytes());
+                }
+            }
+        }
         drop_emptied_graphs(
             &mut transaction,
             changes
@@ -265,6 +289,7 @@ impl Repository {
         let entry = self.stamp_entry(&writer, EntryKind::Data, effect.encode())?;
         let indexed = writer.log.append(&entry)?;
         transaction.commit()?;
+        writer.digests.set_current(digests_after);
         let stamp = entry.stamp();
         if writer.cluster.replicated() {
             for quad in &effect.inserts {
@@ -335,6 +360,9 @@ impl Repository {
         let mut loader = self.store.bulk_loader();
         loader.load_quads(fresh.iter().map(|&i| effect.inserts[i].clone()))?;
         loader.commit()?;
+        for &i in &fresh {
+            writer.digests.inserted(&effect.inserts[i]);
+        }
         self.compact_soon();
         let stamp = entry.stamp();
         if writer.cluster.replicated() {
@@ -455,6 +483,8 @@ impl Repository {
 
     fn after_append(&self, writer: &mut Writer, indexed: &IndexedEntry) -> Result<()> {
         writer.version_vector.advance(indexed.origin, indexed.seq);
+        let version_vector = writer.version_vector.clone();
+        writer.digests.record(&version_vector);
         self.applied_vector
             .send_modify(|v| v.advance(indexed.origin, indexed.seq));
         writer.applied = indexed.end;
@@ -518,6 +548,7 @@ impl Repository {
             clock: self.clock.last(),
             register: Checkpoint::encode_register(&writer.register),
             truncated: writer.truncated.clone(),
+            digest: Some(writer.digests.current()),
         };
         checkpoint.save(&self.dir)?;
         for removed in writer.log.remove_segments_before(keep_from)? {
@@ -531,13 +562,64 @@ impl Repository {
     /// origin stamped before `time` is in the log before `end`, and every later one will
     /// be stamped after `time`. A stream that sends the log up to `end` and then this
     /// time keeps the promise.
-    pub fn heartbeat_point(&self) -> Result<(HlcTime, VersionVector, LogPosition)> {
+    /// The content digest at that version vector comes with it (anti-entropy).
+    pub fn heartbeat_point(
+        &self,
+    ) -> Result<(
+        HlcTime,
+        VersionVector,
+        LogPosition,
+        quadmesh_repl::ContentDigest,
+    )> {
         let writer = self.lock_writer();
         Ok((
             self.clock.now()?,
             writer.version_vector.clone(),
             writer.log.end(),
+            writer.digests.current(),
         ))
+    }
+
+    /// Recomputes the content digest from the store itself (a full scan of a snapshot,
+    /// taken at one cut with the version vector; writers are not held up) and corrects
+    /// the kept digest if the store no longer matches it: damage done behind the write
+    /// path's back (a bad disk, a bad restore) then shows in comparisons with peers.
+    /// Returns whether the store matched. Blocking, and as long as a full scan.
+    pub fn scrub(&self) -> Result<bool> {
+        let (snapshot, booked) = {
+            let writer = self.lock_writer();
+            (self.store.start_transaction()?, writer.digests.current())
+        };
+        let scanned = digest_of(
+            snapshot
+                .quads_for_pattern(None, None, None, None)
+                .map(|q| q.map_err(StoreError::from)),
+        )?;
+        drop(snapshot);
+        if scanned == booked {
+            return Ok(true);
+        }
+        tracing::error!(
+            repository = %self.name,
+            kept = %booked,
+            store = %scanned,
+            "the store does not hold what its write path put there (damaged behind its back?); \
+             peers will see the difference"
+        );
+        let mut writer = self.lock_writer();
+        writer.digests.correct(booked, scanned);
+        let current = writer.version_vector.clone();
+        writer.digests.record(&current);
+        Ok(false)
+    }
+
+    /// Compares a peer's digest at `version_vector` with ours when we were there.
+    pub fn check_digest(
+        &self,
+        version_vector: &VersionVector,
+        theirs: &quadmesh_repl::ContentDigest,
+    ) -> DigestCheck {
+        self.lock_writer().digests.check(version_vector, theirs)
     }
 
     /// Records that this instance was removed from its cluster (a peer said so).
@@ -640,26 +722,35 @@ impl Writer {
                 .iter()
                 .filter(|q| self.register.admit(q, stamp, true))
                 .collect();
+            for quad in &admitted {
+                if !store.contains(*quad)? {
+                    self.digests.inserted(quad);
+                }
+            }
             let mut loader = store.bulk_loader();
             loader.load_quads(admitted.into_iter().cloned())?;
             loader.commit()?;
             return Ok(true);
         }
         let mut transaction = store.start_transaction()?;
+        let mut digest = self.digests.current();
         for quad in &effect.inserts {
-            if self.register.admit(quad, stamp, true) {
+            if self.register.admit(quad, stamp, true) && !transaction.contains(quad)? {
                 transaction.insert(quad);
+                digest.insert(quad.to_string().as_bytes());
             }
         }
         let mut deleted_from = Vec::new();
         for quad in &effect.deletes {
-            if self.register.admit(quad, stamp, false) {
+            if self.register.admit(quad, stamp, false) && transaction.contains(quad)? {
                 transaction.remove(quad);
+                digest.remove(quad.to_string().as_bytes());
                 deleted_from.push(&quad.graph_name);
             }
         }
         drop_emptied_graphs(&mut transaction, deleted_from)?;
         transaction.commit()?;
+        self.digests.set_current(digest);
         Ok(false)
     }
 

@@ -18,6 +18,9 @@ pub struct SnapshotState {
     pub clock: HlcTime,
     pub register: Vec<(String, u64, u64, bool)>,
     pub config: Option<ClusterConfig>,
+    /// The content digest at `version_vector`.
+    #[serde(default)]
+    pub digest: Option<quadmesh_repl::ContentDigest>,
 }
 
 impl Repository {
@@ -33,6 +36,7 @@ impl Repository {
             clock: self.clock().last(),
             register: Checkpoint::encode_register(&writer.register),
             config: writer.cluster.config.clone(),
+            digest: Some(writer.digests.current()),
         })
     }
 
@@ -56,6 +60,7 @@ impl Repository {
             clock: state.clock,
             register: state.register,
             truncated: VersionVector::new(),
+            digest: state.digest,
         }
         .save(dir)?;
         ClusterState {

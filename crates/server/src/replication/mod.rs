@@ -1,6 +1,7 @@
 //! Replication between instances: one [`Node`] per replicated repository, pulling from
 //! every other member over the main port and serving pull streams to them.
 
+pub mod anti_entropy;
 pub mod durability;
 pub mod node;
 mod puller;

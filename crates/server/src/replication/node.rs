@@ -28,6 +28,8 @@ pub struct Node {
     pub frontier_ms: std::sync::atomic::AtomicU64,
     /// Commits waiting for durability (for `transactionLatencyCount`).
     pub outstanding: AtomicUsize,
+    /// Content comparisons with each peer.
+    pub anti_entropy: super::anti_entropy::AntiEntropy,
 }
 
 /// One member as `repl status` shows it.
@@ -44,6 +46,10 @@ pub struct InstanceStatus {
     pub lag_ms: u64,
     /// Milliseconds since this instance last heard from it (0 for itself).
     pub last_contact_ms_ago: Option<u64>,
+    /// The last comparison of its contents with ours at a common version vector
+    /// (none yet, or for itself: absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contents: Option<super::anti_entropy::PeerComparison>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -59,6 +65,9 @@ pub struct ClusterStatus {
     pub register_entries: usize,
     /// Transactions in the answering instance's log.
     pub log_entries: usize,
+    /// Whether the answering instance's contents were last seen to differ from a
+    /// peer's at the same version vector (see `contents` of each instance).
+    pub diverged: bool,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -82,6 +91,7 @@ impl Node {
             log_retention,
             frontier_ms: std::sync::atomic::AtomicU64::new(0),
             outstanding: AtomicUsize::new(0),
+            anti_entropy: Default::default(),
         });
         node.reconcile();
         let weak = Arc::downgrade(&node);
@@ -277,6 +287,11 @@ impl Node {
                         peer.and_then(|p| p.last_contact_ms)
                             .map(|t| now.saturating_sub(t))
                     },
+                    contents: if is_self {
+                        None
+                    } else {
+                        self.anti_entropy.comparison(m.origin)
+                    },
                 }
             })
             .collect();
@@ -292,6 +307,7 @@ impl Node {
             removed: cluster.removed,
             register_entries: self.repository.register_len(),
             log_entries: self.repository.log_len().0,
+            diverged: !self.anti_entropy.divergent().is_empty(),
             instances,
         }
     }

@@ -153,6 +153,22 @@ async fn handle(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(), PullError> 
                 .clock()
                 .observe(heartbeat.clock)
                 .map_err(|e| PullError::Held(e.to_string()))?;
+            if let Some(theirs) = heartbeat.digest {
+                let repository = node.repository().clone();
+                let version_vector = heartbeat.version_vector.clone();
+                let check = tokio::task::spawn_blocking(move || {
+                    repository.check_digest(&version_vector, &theirs)
+                })
+                .await
+                .map_err(|e| PullError::Held(e.to_string()))?;
+                node.anti_entropy.record(
+                    heartbeat.origin,
+                    &heartbeat.version_vector,
+                    check,
+                    theirs,
+                    super::now_ms(),
+                );
+            }
             node.view().on_heartbeat(
                 heartbeat.origin,
                 heartbeat.clock,

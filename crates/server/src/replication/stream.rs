@@ -57,7 +57,8 @@ async fn feed(
         appended.borrow_and_update();
         // The promise first: everything stamped before it is in the log up to its end,
         // which the loop below sends before the heartbeat itself.
-        let (clock, version_vector, _) = repository.heartbeat_point().map_err(|e| e.to_string())?;
+        let (clock, version_vector, _, digest) =
+            repository.heartbeat_point().map_err(|e| e.to_string())?;
         loop {
             let repo = repository.clone();
             let wanted = sent.clone();
@@ -92,6 +93,7 @@ async fn feed(
             clock,
             version_vector,
             config_version,
+            digest: Some(digest),
         };
         sender
             .send(Bytes::from(heartbeat.to_entry().encode()))

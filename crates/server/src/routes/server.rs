@@ -39,6 +39,21 @@ pub async fn catalogs() -> Json<serde_json::Value> {
 pub async fn ready(
     axum::extract::State(state): axum::extract::State<crate::state::AppState>,
 ) -> Response {
+    // Anti-entropy: an instance whose contents differ, at the same version vector,
+    // from most of the peers it compared with must not be sent traffic as if healthy.
+    for node in state.replication.nodes() {
+        let config = node.config();
+        if node.anti_entropy.in_minority(|o| config.is_member(o)) {
+            return (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not ready: the contents of repository '{}' differ from most peers' at the same version vector (see repl status)\n",
+                    node.repository().name()
+                ),
+            )
+                .into_response();
+        }
+    }
     match &*state.readiness.borrow() {
         crate::roles::Readiness::Ready => (axum::http::StatusCode::OK, "ready\n").into_response(),
         crate::roles::Readiness::NotReady(reason) => (

@@ -1,0 +1,100 @@
+//! The content digest of a repository, kept as its store changes, with the digests it
+//! had at recent version vectors (what peers compare theirs with).
+
+use oxigraph::model::Quad;
+use quadmesh_repl::{ContentDigest, VersionVector};
+use std::collections::VecDeque;
+
+/// How many recent (version vector, digest) pairs are kept for comparison.
+const RECENT: usize = 256;
+
+/// Rules it keeps:
+/// - `current` is the digest of exactly the quads in the store after the last applied
+///   log entry (every path that changes the store reports each quad whose presence
+///   changes, once);
+/// - `recent` holds `current` as it was after each of the last [`RECENT`] entries,
+///   labelled with the version vector then; two instances at the same version vector
+///   applied the same transactions and must agree.
+#[derive(Debug, Default)]
+pub struct DigestBook {
+    current: ContentDigest,
+    recent: VecDeque<(VersionVector, ContentDigest)>,
+}
+
+/// What a peer's digest says when compared with ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestCheck {
+    Agrees,
+    /// Same version vector, different content: one of us diverged.
+    Differs {
+        ours: ContentDigest,
+    },
+    /// We were never (recently) at that version vector: nothing to compare.
+    Unknown,
+}
+
+impl DigestBook {
+    pub fn new(current: ContentDigest) -> Self {
+        DigestBook {
+            current,
+            recent: VecDeque::new(),
+        }
+    }
+
+    pub fn current(&self) -> ContentDigest {
+        self.current
+    }
+
+    /// Corrects the digest by what a scrub found: the store held `scanned` when the
+    /// book said `booked`; the difference is damage the write path never saw, and stays
+    /// in the digest (so that peers see it) until the contents agree again.
+    pub fn correct(&mut self, booked: ContentDigest, scanned: ContentDigest) {
+        self.current.count = self
+            .current
+            .count
+            .wrapping_add(scanned.count.wrapping_sub(booked.count));
+        self.current.sum = self
+            .current
+            .sum
+            .wrapping_add(scanned.sum.wrapping_sub(booked.sum));
+        // Earlier digests were kept without the damage: compare none of them.
+        self.recent.clear();
+    }
+
+    /// Takes a digest computed ahead of a commit, once the commit went through.
+    pub fn set_current(&mut self, digest: ContentDigest) {
+        self.current = digest;
+    }
+
+    pub fn inserted(&mut self, quad: &Quad) {
+        self.current.insert(quad.to_string().as_bytes());
+    }
+
+    /// Notes the digest after an entry took the repository to `version_vector`.
+    pub fn record(&mut self, version_vector: &VersionVector) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent
+            .push_back((version_vector.clone(), self.current));
+    }
+
+    pub fn check(&self, version_vector: &VersionVector, theirs: &ContentDigest) -> DigestCheck {
+        match self.recent.iter().rev().find(|(v, _)| v == version_vector) {
+            Some((_, ours)) if ours == theirs => DigestCheck::Agrees,
+            Some((_, ours)) => DigestCheck::Differs { ours: *ours },
+            None => DigestCheck::Unknown,
+        }
+    }
+}
+
+/// The digest of every quad in `quads` (a full scan: on open after a crash).
+pub fn digest_of(
+    quads: impl Iterator<Item = crate::error::Result<Quad>>,
+) -> crate::error::Result<ContentDigest> {
+    let mut digest = ContentDigest::default();
+    for quad in quads {
+        digest.insert(quad?.to_string().as_bytes());
+    }
+    Ok(digest)
+}
