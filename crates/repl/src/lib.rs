@@ -19,4 +19,4 @@ pub use frame::{Entry, EntryKind, FrameError};
 pub use heartbeat::Heartbeat;
 pub use stamp::{HlcTime, OriginId, Stamp};
 pub use version_vector::VersionVector;
-pub use view::{ClusterView, PeerProgress};
+pub use view::{ClusterView, PeerProgress, Unreplicated};
