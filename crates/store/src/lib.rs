@@ -13,6 +13,7 @@ mod effect;
 mod error;
 mod feed;
 mod log;
+mod membership;
 mod namespaces;
 mod query;
 mod rdf_input;

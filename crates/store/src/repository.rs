@@ -232,9 +232,7 @@ impl Repository {
         build: impl FnOnce(&mut ChangeTracker<'_, '_>) -> Result<()>,
     ) -> Result<CommitReceipt> {
         let mut writer = self.lock_writer();
-        if writer.cluster.removed {
-            return Err(StoreError::Removed(self.name.clone()));
-        }
+        writer.cluster.check_writable(&self.name)?;
         let mut transaction = self.store.start_transaction()?;
         let mut tracker = ChangeTracker::new(&mut transaction);
         build(&mut tracker)?;
@@ -276,9 +274,7 @@ impl Repository {
             });
         }
         let mut writer = self.lock_writer();
-        if writer.cluster.removed {
-            return Err(StoreError::Removed(self.name.clone()));
-        }
+        writer.cluster.check_writable(&self.name)?;
         // The effect: each quad not yet present, once.
         let mut seen = HashSet::with_capacity(quads.len());
         let mut new = vec![false; quads.len()];

@@ -61,6 +61,7 @@ impl Repository {
         ClusterState {
             config: state.config,
             removed: false,
+            expired: None,
         }
         .save(dir)?;
         clock.observe(state.clock).ok();
