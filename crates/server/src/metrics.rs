@@ -113,6 +113,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let lag_seconds = Family::<PeerLabels, Gauge<f64, AtomicU64>>::default();
     let connected = Family::<PeerLabels, Gauge>::default();
     let frontier_age = Family::<RepositoryLabels, Gauge<f64, AtomicU64>>::default();
+    let writes_refused = Family::<RepositoryLabels, Gauge>::default();
     let now = now_ms();
     for node in state.replication.nodes() {
         let status = node.status();
@@ -131,6 +132,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 .get_or_create(&labels)
                 .set(i64::from(instance.state == "connected"));
         }
+        writes_refused
+            .get_or_create(&RepositoryLabels {
+                repository: status.repository.clone(),
+            })
+            .set(i64::from(status.writes_refused.is_some()));
         let frontier = node.frontier_ms.load(Ordering::Relaxed);
         if frontier > 0 {
             frontier_age
@@ -154,6 +160,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "replication_peer_connected",
         "Whether this instance's pull stream from the peer is open",
         connected,
+    );
+    registry.register(
+        "replication_writes_refused",
+        "Whether this instance refuses writes to the repository (away longer than the log is kept, or removed)",
+        writes_refused,
     );
     registry.register(
         "frontier_age_seconds",
