@@ -605,3 +605,340 @@ async fn register_and_log_follow_replication_lag_not_database_size() {
         .clone();
     assert!(away["state"].as_str().unwrap().contains("grow"), "{status}");
 }
+
+/// The state instance `from` shows for member `name`.
+async fn state_of(cluster: &Cluster, from: usize, name: &str) -> String {
+    let status = cluster.status(from).await;
+    status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .map(|m| m["state"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_link_is_shown_disconnected_then_reconnects_and_converges() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = three(dir.path()).await;
+    // The links between 0 and 1 stay open but deliver nothing (a half-open socket, a
+    // paused peer, a black hole).
+    cluster.stall(0, 1);
+    let stalled = Instant::now();
+    for i in 0..10 {
+        assert!(cluster
+            .update(0, &format!("INSERT DATA {{ {} }}", quad(400 + i)))
+            .await
+            .status()
+            .is_success());
+    }
+    let mut seen = String::new();
+    wait_for(
+        "node1 to show node0 as disconnected",
+        Duration::from_secs(6),
+        async || {
+            seen = state_of(&cluster, 1, "node0").await;
+            seen.starts_with("disconnected: ")
+        },
+    )
+    .await;
+    eprintln!(
+        "a stalled link shown as '{seen}' after {:?}",
+        stalled.elapsed()
+    );
+    wait_for(
+        "node0 to show node1 as disconnected",
+        Duration::from_secs(6),
+        async || {
+            state_of(&cluster, 0, "node1")
+                .await
+                .starts_with("disconnected: ")
+        },
+    )
+    .await;
+    // Never "connected" again while stalled, and the others still are.
+    for _ in 0..10 {
+        assert!(state_of(&cluster, 1, "node0")
+            .await
+            .starts_with("disconnected"));
+        assert_eq!(state_of(&cluster, 1, "node2").await, "connected");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Not "lag 0" either: node0 cannot know that node1 has its 10 writes.
+    let status = cluster.status(0).await;
+    let node1 = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "node1")
+        .unwrap()
+        .clone();
+    assert!(
+        node1["lastContactMsAgo"].as_u64().unwrap() >= 2_000,
+        "{status}"
+    );
+    let metrics = cluster
+        .client
+        .get(cluster.instances[1].url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("quadmesh_replication_peer_connected{") && l.contains("\"node0\""))
+        .unwrap_or_else(|| panic!("no connected gauge for node0 in:\n{metrics}"));
+    assert!(line.ends_with(" 0"), "{line}");
+
+    let healed = Instant::now();
+    cluster.heal(0, 1);
+    wait_for(
+        "node1 to reconnect to node0",
+        Duration::from_secs(10),
+        async || state_of(&cluster, 1, "node0").await == "connected",
+    )
+    .await;
+    let took = cluster.converge(Duration::from_secs(20)).await;
+    eprintln!(
+        "healed: reconnected and converged {:?} after healing",
+        healed.elapsed().max(took)
+    );
+    assert_eq!(cluster.export(1).await.lines().count(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_member_refuses_writes_and_is_removed_only_by_force() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::launch(dir.path(), 3, &["--log-retention", "3"]).await;
+    cluster.form().await;
+    cluster.cut(0, 2);
+    cluster.cut(1, 2);
+    // Before it can know, node2 takes writes that only it holds.
+    let response = cluster
+        .update(2, &format!("INSERT DATA {{ {} }}", quad(700)))
+        .await;
+    assert!(response.status().is_success());
+    // Once node2 shows the others as away longer than the log is kept, it knows it is
+    // expired for them too: from then on, no write is acknowledged.
+    wait_for(
+        "node2 to see that it is cut off longer than the log is kept",
+        Duration::from_secs(15),
+        async || {
+            state_of(&cluster, 2, "node0")
+                .await
+                .contains("longer than the log is kept")
+        },
+    )
+    .await;
+    let response = cluster
+        .update(2, &format!("INSERT DATA {{ {} }}", quad(701)))
+        .await;
+    assert_eq!(response.status(), 409);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("grow it again"), "{text}");
+    let ready = cluster
+        .client
+        .get(cluster.instances[2].url("/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let status = cluster.status(2).await;
+    assert!(status["writesRefused"].is_string(), "{status}");
+    // Still refused after a restart.
+    let mut cluster = cluster;
+    cluster.instances[2].stop();
+    cluster.instances[2].start(false);
+    let response = cluster
+        .update(2, &format!("INSERT DATA {{ {} }}", quad(702)))
+        .await;
+    assert_eq!(response.status(), 409);
+    // The others go on.
+    assert!(cluster
+        .update(1, &format!("INSERT DATA {{ {} }}", quad(703)))
+        .await
+        .status()
+        .is_success());
+
+    // Removing it would discard its write: refused without force, with a reason.
+    let remove = |force: bool| {
+        cluster
+            .client
+            .put(cluster.instances[0].repo_url("/repl/remove"))
+            .query(&[
+                ("instanceName", "node2"),
+                ("force", if force { "true" } else { "false" }),
+            ])
+            .send()
+    };
+    let response = remove(false).await.unwrap();
+    assert_eq!(response.status(), 409);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("force"), "{text}");
+    let status = cluster.status(0).await;
+    assert_eq!(status["instances"].as_array().unwrap().len(), 3);
+    let response = remove(true).await.unwrap();
+    assert_eq!(response.status(), 204);
+    let status = cluster.status(0).await;
+    assert_eq!(status["instances"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn growing_into_a_repository_of_another_name_is_refused_up_front() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::launch(dir.path(), 2, &[]).await;
+    cluster.form_first(1).await;
+    let new = &cluster.instances[1];
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/growCluster"))
+        .query(&[
+            ("host", new.host()),
+            ("port", new.port.to_string()),
+            ("name", "elsewhere".to_string()),
+            ("user", common::USER.to_string()),
+            ("password", common::PASSWORD.to_string()),
+            ("instanceName", new.name.clone()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("same name"), "{text}");
+    // Nothing changed: no new member, no repository made on the other server.
+    let status = cluster.status(0).await;
+    assert_eq!(status["instances"].as_array().unwrap().len(), 1, "{status}");
+    let response = cluster
+        .client
+        .get(new.url("/repositories/elsewhere/size"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    // Under the same name it works.
+    cluster.grow(1).await;
+    cluster.settle(2).await;
+}
+
+/// Writes with `durability=max` at `instance` until `stop`; returns the values of those
+/// acknowledged as held by every member.
+async fn durable_writes(
+    cluster: std::sync::Arc<Cluster>,
+    instance: usize,
+    first: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<usize> {
+    let mut durable = Vec::new();
+    let mut value = first;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        value += 1;
+        let response = cluster
+            .client
+            .post(cluster.instances[instance].repo_url(""))
+            .header(
+                "x-repl-settings",
+                "durability=max distributedTransactionTimeout=0.3",
+            )
+            .form(&[("update", format!("INSERT DATA {{ {} }}", quad(value)))])
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        if response.headers().get("x-durability").is_none() {
+            durable.push(value);
+        }
+    }
+    durable
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_max_right_after_a_grow_counts_the_new_member() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = std::sync::Arc::new(Cluster::launch(dir.path(), 3, &[]).await);
+    cluster.form_first(2).await;
+    // node2 will hold exactly its snapshot: it cannot pull from anyone.
+    cluster.proxies[2][0].as_ref().unwrap().cut();
+    cluster.proxies[2][1].as_ref().unwrap().cut();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    // At the controlling instance, writes go on while it grows the cluster: each is
+    // committed before the new configuration (and is in the snapshot) or after it.
+    let mut writers = Vec::new();
+    for writer in 0..3 {
+        writers.push(tokio::spawn(durable_writes(
+            cluster.clone(),
+            0,
+            10_000 * (writer + 1),
+            stop.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let grow = {
+        let cluster = cluster.clone();
+        tokio::spawn(async move { cluster.grow(2).await })
+    };
+    // At a copy, writes from the moment its repository has the configuration that adds
+    // node2 (as its data directory shows): each is committed under that configuration.
+    let config_file = cluster.instances[1]
+        .data_dir
+        .join("repositories")
+        .join(Cluster::REPO)
+        .join("cluster.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let members = std::fs::read(&config_file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|state| state["config"]["members"].as_array().map(|m| m.len()));
+        if members == Some(3) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node1 never got the new configuration"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let stop_copy = std::sync::Arc::new(AtomicBool::new(false));
+    for writer in 0..3 {
+        writers.push(tokio::spawn(durable_writes(
+            cluster.clone(),
+            1,
+            50_000 + 10_000 * writer,
+            stop_copy.clone(),
+        )));
+    }
+    grow.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop.store(true, Ordering::SeqCst);
+    stop_copy.store(true, Ordering::SeqCst);
+    let mut durable = Vec::new();
+    for writer in writers {
+        durable.extend(writer.await.unwrap());
+    }
+    // Every write acknowledged as held by every member is on every member, the new
+    // one included.
+    let export = cluster.export(2).await;
+    let absent: Vec<usize> = durable
+        .iter()
+        .copied()
+        .filter(|v| !export.contains(&format!("\"{v}\"")))
+        .collect();
+    eprintln!(
+        "{} writes acknowledged with durability=max around a grow; {} of them absent from the new member",
+        durable.len(),
+        absent.len()
+    );
+    assert!(
+        absent.is_empty(),
+        "acknowledged as held by all, absent from node2: {absent:?}"
+    );
+}

@@ -32,6 +32,8 @@ pub enum MembershipError {
     NotInCluster(String),
     #[error("only the controlling instance ({0}) can change the cluster")]
     NotControlling(String),
+    #[error("instance '{name}' {detail}; removing it would discard them: repeat with force=true (quadmesh repl remove --force) to remove it anyway")]
+    Unreplicated { name: String, detail: String },
 }
 
 /// The configuration of a replication cluster of one repository.

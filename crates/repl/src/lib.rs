@@ -23,4 +23,4 @@ pub use heartbeat::Heartbeat;
 pub use stamp::{HlcTime, OriginId, Stamp};
 pub use token::{CausalToken, TokenError};
 pub use version_vector::VersionVector;
-pub use view::{ClusterView, PeerProgress};
+pub use view::{ClusterView, PeerProgress, Unreplicated};

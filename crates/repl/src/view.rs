@@ -22,6 +22,17 @@ pub struct PeerProgress {
     pub expired: bool,
 }
 
+/// What removing a member would discard, as far as this instance can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unreplicated {
+    /// Everything it was last heard to hold, some remaining member holds too.
+    Nothing,
+    /// It holds this many transactions no remaining member is known to hold.
+    Transactions(u64),
+    /// It cannot be heard from now (the reason), so what it holds is unknown.
+    Unknown(String),
+}
+
 /// One instance's view of its cluster: the configuration and what it knows of every
 /// member. From it follow the frontier (for pruning the register), the stable version
 /// vector (for truncating the log), commit durability and lag.
@@ -90,7 +101,14 @@ impl ClusterView {
         peer.promised = peer.promised.max(clock);
         peer.version_vector.join(&version_vector);
         peer.last_contact_ms = Some(now_ms);
-        peer.problem = None;
+        if !peer.expired {
+            peer.problem = None;
+        }
+    }
+
+    /// Something (any frame) arrived on the pull stream from `from`.
+    pub fn on_contact(&mut self, from: OriginId, now_ms: u64) {
+        self.progress(from).last_contact_ms = Some(now_ms);
     }
 
     /// A transaction of `origin` applied here (from whichever peer it came).
@@ -109,8 +127,13 @@ impl ClusterView {
         }
     }
 
+    /// Why we cannot replicate from `origin` (or `None`: nothing wrong). An expired
+    /// member's problem stays its expiry: nothing else is the matter with it any more.
     pub fn set_problem(&mut self, origin: OriginId, problem: Option<String>) {
-        self.progress(origin).problem = problem;
+        let peer = self.progress(origin);
+        if !peer.expired {
+            peer.problem = problem;
+        }
     }
 
     /// Marks members silent for longer than `retention_ms` as expired (for good), and
@@ -195,6 +218,67 @@ impl ClusterView {
                 }
             })
             .count()
+    }
+
+    /// How many members (this one included) are known to hold this instance's own
+    /// transaction `seq`, which this instance holds since it committed it.
+    pub fn own_holders(&self, seq: u64) -> usize {
+        1 + self
+            .config
+            .members
+            .iter()
+            .filter(|m| m.origin != self.local)
+            .filter(|m| {
+                self.peers
+                    .get(&m.origin)
+                    .is_some_and(|p| p.version_vector.covers(self.local, seq))
+            })
+            .count()
+    }
+
+    /// What removing `member` would discard: the transactions it was last heard to hold
+    /// that no remaining member (this one holding `local`) is known to hold. Only a
+    /// member connected and heard from within `fresh_ms` is known; of any other, what it
+    /// holds now is unknown (it may have written since it was last heard).
+    pub fn unreplicated(
+        &self,
+        member: OriginId,
+        local: &VersionVector,
+        now_ms: u64,
+        fresh_ms: u64,
+    ) -> Unreplicated {
+        if member == self.local {
+            return Unreplicated::Nothing;
+        }
+        let Some(peer) = self.peers.get(&member) else {
+            return Unreplicated::Unknown("never heard from".into());
+        };
+        if peer.expired {
+            return Unreplicated::Unknown("away longer than the log is kept".into());
+        }
+        let silent_ms = peer.last_contact_ms.map(|t| now_ms.saturating_sub(t));
+        match silent_ms {
+            None => return Unreplicated::Unknown("never heard from".into()),
+            Some(ms) if !peer.connected || ms > fresh_ms => {
+                return Unreplicated::Unknown(format!(
+                    "not heard from for {:.1} s",
+                    ms as f64 / 1000.0
+                ))
+            }
+            Some(_) => {}
+        }
+        let mut remaining = local.clone();
+        for m in &self.config.members {
+            if m.origin != member && m.origin != self.local {
+                if let Some(p) = self.peers.get(&m.origin) {
+                    remaining.join(&p.version_vector);
+                }
+            }
+        }
+        match remaining.missing_from(&peer.version_vector) {
+            0 => Unreplicated::Nothing,
+            n => Unreplicated::Transactions(n),
+        }
     }
 
     /// Transactions this instance has that `member` is not known to have.
@@ -286,6 +370,58 @@ mod tests {
         assert_eq!(v.stable_version_vector(&local), vv(&[(1, 9)]));
         assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
         assert!(v.is_expired(OriginId(3)));
+    }
+
+    #[test]
+    fn own_holders_count_this_instance_and_members_that_reported_the_transaction() {
+        let mut v = view();
+        assert_eq!(v.own_holders(5), 1);
+        v.on_heartbeat(OriginId(2), HlcTime(1), vv(&[(1, 5)]), 0);
+        v.on_heartbeat(OriginId(3), HlcTime(1), vv(&[(1, 4)]), 0);
+        assert_eq!(v.own_holders(5), 2);
+        assert_eq!(v.own_holders(4), 3);
+        // A newer configuration with a fourth member: it counts only once it reports.
+        let config = v.config().with_member(member("d", 4, 300)).unwrap();
+        assert!(v.set_config(config));
+        assert_eq!(v.own_holders(4), 3);
+        v.on_heartbeat(OriginId(4), HlcTime(1), vv(&[(1, 4)]), 0);
+        assert_eq!(v.own_holders(4), 4);
+    }
+
+    #[test]
+    fn removing_a_member_discards_what_only_it_holds_or_what_cannot_be_known() {
+        let mut v = view();
+        let local = vv(&[(1, 5), (2, 3)]);
+        // Never heard from: unknown.
+        assert!(matches!(
+            v.unreplicated(OriginId(3), &local, 1_000, 1_000),
+            Unreplicated::Unknown(_)
+        ));
+        // Connected and fresh, holding nothing the others lack.
+        v.on_heartbeat(OriginId(3), HlcTime(1), vv(&[(1, 5), (3, 2)]), 1_000);
+        v.set_connected(OriginId(3), true, 1_000);
+        v.on_heartbeat(OriginId(2), HlcTime(1), vv(&[(3, 2)]), 1_000);
+        assert_eq!(
+            v.unreplicated(OriginId(3), &local, 1_500, 1_000),
+            Unreplicated::Nothing
+        );
+        // It wrote two more that no remaining member has yet.
+        v.on_heartbeat(OriginId(3), HlcTime(2), vv(&[(1, 5), (3, 4)]), 1_600);
+        assert_eq!(
+            v.unreplicated(OriginId(3), &local, 1_700, 1_000),
+            Unreplicated::Transactions(2)
+        );
+        // Silent for longer than the freshness bound, or disconnected: unknown.
+        assert!(matches!(
+            v.unreplicated(OriginId(3), &local, 5_000, 1_000),
+            Unreplicated::Unknown(reason) if reason.contains("3.4 s")
+        ));
+        v.on_contact(OriginId(3), 5_000);
+        v.set_connected(OriginId(3), false, 5_000);
+        assert!(matches!(
+            v.unreplicated(OriginId(3), &local, 5_000, 1_000),
+            Unreplicated::Unknown(_)
+        ));
     }
 
     #[test]

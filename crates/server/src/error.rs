@@ -55,7 +55,7 @@ impl ApiError {
                     _ => StatusCode::CONFLICT,
                 },
                 StoreError::Gap { .. } => StatusCode::CONFLICT,
-                StoreError::Removed(_) => StatusCode::CONFLICT,
+                StoreError::Removed(_) | StoreError::Expired { .. } => StatusCode::CONFLICT,
                 StoreError::Clock(_) => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::Storage(_) | StoreError::Log(_) | StoreError::Corrupt { .. } => {
                     StatusCode::INTERNAL_SERVER_ERROR

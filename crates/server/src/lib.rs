@@ -27,6 +27,7 @@ pub use results::render_table;
 pub use roles::Role;
 pub use routes::server::VERSION;
 
+use axum::serve::ListenerExt;
 use quadmesh_repl::{HybridClock, SystemClock};
 use quadmesh_store::{Catalog, LogOptions, RepositoryOptions};
 use state::AppState;
@@ -83,7 +84,12 @@ pub async fn serve(
     state.replication.start_existing(&state.catalog);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
+        .map_err(|source| ServeError::Bind { addr, source })?
+        .tap_io(|stream| {
+            if let Err(e) = replication::configure_accepted(stream) {
+                tracing::debug!(error = %e, "cannot set TCP keepalive on a connection");
+            }
+        });
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "quadmesh is listening");
 
     let maintenance = tokio::spawn(maintain(state.clone()));

@@ -121,6 +121,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let contents_differ = Family::<PeerLabels, Gauge>::default();
     let digest_checks = Family::<DigestCheckLabels, Counter>::default();
     let frontier_age = Family::<RepositoryLabels, Gauge<f64, AtomicU64>>::default();
+    let writes_refused = Family::<RepositoryLabels, Gauge>::default();
     let now = now_ms();
     for node in state.replication.nodes() {
         let status = node.status();
@@ -154,6 +155,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 })
                 .inc_by(count);
         }
+        writes_refused
+            .get_or_create(&RepositoryLabels {
+                repository: status.repository.clone(),
+            })
+            .set(i64::from(status.writes_refused.is_some()));
         let frontier = node.frontier_ms.load(Ordering::Relaxed);
         if frontier > 0 {
             frontier_age
@@ -187,6 +193,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "replication_digest_checks",
         "Content comparisons with peers at a common version vector since start, by result",
         digest_checks,
+    );
+    registry.register(
+        "replication_writes_refused",
+        "Whether this instance refuses writes to the repository (away longer than the log is kept, or removed)",
+        writes_refused,
     );
     registry.register(
         "frontier_age_seconds",

@@ -1,6 +1,6 @@
 use crate::error::ApiError;
 use crate::metrics::{RequestLabels, RouteLabels};
-use crate::replication::durability::ReplSettings;
+use crate::replication::durability::{Durability, ReplSettings};
 use crate::state::AppState;
 use crate::target::CommitInfo;
 use axum::extract::{Request, State};
@@ -113,7 +113,10 @@ pub async fn durability(State(state): State<AppState>, request: Request, next: N
     };
     let node =
         repository_of(&state, request.uri().path()).and_then(|name| state.replication.get(&name));
-    let members = node.as_ref().map_or(1, |n| n.config().members.len());
+    let members = match &node {
+        Some(node) => node.newest_config().await.members.len(),
+        None => 1,
+    };
     let needed = settings.needed(members);
     if needed > members {
         return ApiError::Conflict(format!(
@@ -146,12 +149,18 @@ pub async fn durability(State(state): State<AppState>, request: Request, next: N
     else {
         return response;
     };
-    if needed <= 1 {
+    if settings.durability == Durability::Min {
         return response;
     }
     node.outstanding.fetch_add(1, Ordering::SeqCst);
+    // Counted against the configuration the commit was made under (or a newer one),
+    // not the one read before it.
     let missing = node
-        .wait_durable(commit.seq, needed, settings.timeout)
+        .wait_durable(
+            commit.seq,
+            |members| settings.needed(members),
+            settings.timeout,
+        )
         .await;
     node.outstanding.fetch_sub(1, Ordering::SeqCst);
     if missing > 0 {

@@ -92,7 +92,8 @@ pub async fn run(state: AppState, credentials: Option<(String, String)>) {
             return;
         }
     }
-    // Ready once caught up with the cluster (or at once, standalone or alone).
+    // Ready once caught up with the cluster (or at once, standalone or alone), and
+    // while no replicated repository here refuses writes.
     loop {
         let readiness = match role.repository().and_then(|r| state.replication.get(r)) {
             None => Readiness::Ready,
@@ -101,12 +102,30 @@ pub async fn run(state: AppState, credentials: Option<(String, String)>) {
                 lag => Readiness::NotReady(format!("catching up: {lag} transactions behind")),
             },
         };
+        let readiness = match writes_refused(&state) {
+            Some(refusal) => Readiness::NotReady(refusal),
+            None => readiness,
+        };
         set_ready(&state, readiness);
         if state.shutdown.is_cancelled() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Why some replicated repository here refuses writes, if one does (it was removed, or
+/// away longer than the log is kept). Blocking (reads under the writer locks); `/ready`
+/// asks it afresh, so it is not ready from the moment writes are refused.
+pub fn writes_refused(state: &AppState) -> Option<String> {
+    state.replication.nodes().into_iter().find_map(|node| {
+        let repository = node.repository();
+        repository
+            .cluster()
+            .check_writable(repository.name())
+            .err()
+            .map(|e| e.to_string())
+    })
 }
 
 async fn controlling(
@@ -145,12 +164,16 @@ async fn copy(
 ) -> Result<(), String> {
     if let Ok(repo) = state.catalog.get(repository) {
         let cluster = repo.cluster();
-        if cluster.config.is_some() && !cluster.removed {
+        if cluster.config.is_some() && !cluster.removed && cluster.expired.is_none() {
             tracing::info!(repository, "rejoined the cluster from the data directory");
             return Ok(());
         }
-        // A copy that left (or a leftover repository): copies are disposable, so it is
-        // dropped and the instance joins afresh, under a new identity.
+        if let Some(reason) = &cluster.expired {
+            tracing::warn!(repository, %reason, "this copy was away longer than the log is kept; dropping it and joining afresh");
+        }
+        // A copy that left or was away too long (or a leftover repository): copies are
+        // disposable, so it is dropped and the instance joins afresh, under a new
+        // identity.
         let (st, name) = (state.clone(), repository.to_owned());
         tokio::task::spawn_blocking(move || {
             st.replication.stop(&name);
@@ -172,6 +195,7 @@ async fn copy(
     loop {
         let up = http
             .get(format!("http://{controlling}/version"))
+            .timeout(Duration::from_secs(5))
             .send()
             .await;
         if up.is_ok_and(|r| r.status().is_success()) {
@@ -211,6 +235,8 @@ async fn copy(
                 let text = r.text().await.unwrap_or_default();
                 if text.contains("already in the cluster") {
                     // A previous copy of this name died without leaving: take its place.
+                    // Its data is gone (this instance dropped or never had it), so
+                    // whatever only it held is lost already: removed by force.
                     tracing::warn!(
                         instance,
                         "an instance of this name is still listed; removing it first"
@@ -220,7 +246,7 @@ async fn copy(
                             "http://{controlling}/repositories/{repository}/repl/remove"
                         ))
                         .basic_auth(&user, Some(&password))
-                        .query(&[("instanceName", instance)])
+                        .query(&[("instanceName", instance), ("force", "true")])
                         .send()
                         .await;
                 } else {
@@ -257,18 +283,37 @@ pub async fn leave(state: &AppState, credentials: &Option<(String, String)>) {
         return;
     };
     let url = format!("http://{controlling}/repositories/{repository}/repl/remove");
-    let result = state
-        .replication
-        .http()
-        .put(url)
-        .basic_auth(user, Some(password))
-        .query(&[("instanceName", instance)])
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await;
-    match result {
-        Ok(r) if r.status().is_success() => tracing::info!(instance, "left the cluster"),
-        Ok(r) => tracing::warn!(status = %r.status(), "leaving the cluster was refused"),
-        Err(e) => tracing::warn!(error = %e, "could not reach the controlling instance to leave"),
+    // Refused while the controlling instance cannot tell that the others hold all this
+    // copy's writes: they are still being pulled (this server serves until it has
+    // left), so ask again for a few seconds, then stay listed rather than lose them.
+    for attempt in 0..10 {
+        let result = state
+            .replication
+            .http()
+            .put(&url)
+            .basic_auth(user, Some(password))
+            .query(&[("instanceName", instance)])
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        match result {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(instance, "left the cluster");
+                return;
+            }
+            Ok(r) if r.status() == reqwest::StatusCode::CONFLICT && attempt < 9 => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                tracing::warn!(%status, reason = %text.trim(), "leaving the cluster was refused");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not reach the controlling instance to leave");
+                return;
+            }
+        }
     }
 }

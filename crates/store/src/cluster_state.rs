@@ -13,6 +13,11 @@ pub struct ClusterState {
     /// Set once this instance learned it was removed: it replicates no more, and its
     /// origin id is never used in a cluster again.
     pub removed: bool,
+    /// Set once this instance learned it was away from its cluster longer than the log is
+    /// kept (the reason): the others no longer take its transactions, so it takes no
+    /// more writes until it is removed and grown again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired: Option<String>,
 }
 
 impl ClusterState {
@@ -41,6 +46,20 @@ impl ClusterState {
         file.write_all(&serde_json::to_vec_pretty(self).expect("serialises"))?;
         file.sync_all()?;
         fs::rename(&tmp, dir.join(Self::FILE))?;
+        Ok(())
+    }
+
+    /// Whether repository `name` takes local writes here: not once removed or expired.
+    pub fn check_writable(&self, name: &str) -> Result<()> {
+        if self.removed {
+            return Err(StoreError::Removed(name.to_owned()));
+        }
+        if let Some(reason) = &self.expired {
+            return Err(StoreError::Expired {
+                repository: name.to_owned(),
+                reason: reason.clone(),
+            });
+        }
         Ok(())
     }
 

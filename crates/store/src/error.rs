@@ -41,6 +41,8 @@ pub enum StoreError {
     },
     #[error("repository '{0}' was removed from its replication cluster and takes no more writes")]
     Removed(String),
+    #[error("repository '{repository}' takes no more writes at this instance: {reason}; remove this instance from the cluster and grow it again")]
+    Expired { repository: String, reason: String },
     #[error("{0}")]
     Membership(#[from] quadmesh_repl::MembershipError),
     #[error("clock: {0}")]

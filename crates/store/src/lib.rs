@@ -14,6 +14,7 @@ mod effect;
 mod error;
 mod feed;
 mod log;
+mod membership;
 mod namespaces;
 mod query;
 mod rdf_input;

@@ -256,9 +256,7 @@ impl Repository {
         build: impl FnOnce(&mut ChangeTracker<'_, '_>) -> Result<()>,
     ) -> Result<CommitReceipt> {
         let mut writer = self.lock_writer();
-        if writer.cluster.removed {
-            return Err(StoreError::Removed(self.name.clone()));
-        }
+        writer.cluster.check_writable(&self.name)?;
         let mut transaction = self.store.start_transaction()?;
         let mut tracker = ChangeTracker::new(&mut transaction);
         build(&mut tracker)?;
@@ -321,9 +319,7 @@ impl Repository {
             });
         }
         let mut writer = self.lock_writer();
-        if writer.cluster.removed {
-            return Err(StoreError::Removed(self.name.clone()));
-        }
+        writer.cluster.check_writable(&self.name)?;
         // The effect: each quad once; in a cluster every quad named (each must be
         // stamped, see `ChangeTracker`), else only those not yet present. Only the
         // new ones go to the bulk loader.

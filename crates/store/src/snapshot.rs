@@ -66,6 +66,7 @@ impl Repository {
         ClusterState {
             config: state.config,
             removed: false,
+            expired: None,
         }
         .save(dir)?;
         clock.observe(state.clock).ok();

@@ -20,10 +20,14 @@ pub enum ReplCommand {
         new_spec: String,
         instance_name: String,
     },
-    /// Remove an instance from the cluster.
+    /// Remove an instance from the cluster. Refused while the instance may hold writes
+    /// the others lack (it holds some, or it cannot be reached to tell), unless --force.
     Remove {
         controlling_spec: String,
         instance_name: String,
+        /// Remove it even if that discards writes only it holds.
+        #[arg(long)]
+        force: bool,
     },
     /// Show the instances of the cluster, their state and lag.
     Status {
@@ -86,11 +90,15 @@ pub async fn run(command: ReplCommand) -> Result<()> {
         ReplCommand::Remove {
             controlling_spec,
             instance_name,
+            force,
         } => {
             let api = Api::new(Spec::parse(&controlling_spec)?)?;
             let request = api
                 .request(Method::PUT, &repl_url(&api.spec, "remove")?)
-                .query(&[("instanceName", instance_name.as_str())]);
+                .query(&[
+                    ("instanceName", instance_name.as_str()),
+                    ("force", if force { "true" } else { "false" }),
+                ]);
             api.send(request).await?;
             println!("removed {instance_name} from the cluster");
         }
@@ -149,8 +157,13 @@ fn status_table(status: &serde_json::Value) -> String {
             ]
         })
         .collect();
+    let refused = status["writesRefused"]
+        .as_str()
+        .map_or(String::new(), |reason| {
+            format!("this instance takes no writes: {reason}\n")
+        });
     format!(
-        "cluster {} of repository {} (configuration {}), seen from {}\n{}",
+        "cluster {} of repository {} (configuration {}), seen from {}\n{refused}{}",
         status["cluster"].as_str().unwrap_or_default(),
         status["repository"].as_str().unwrap_or_default(),
         status["configVersion"],

@@ -1,7 +1,7 @@
 //! A cluster of real `quadmesh` processes on loopback, each on its own 127.0.0.x
 //! address, reaching the others by name (`nodeN.test`, through a per-process hosts file
 //! that quadmesh reads at every connection) via one TCP proxy per directed pair, which
-//! a test can cut, heal or make corrupt bytes.
+//! a test can cut, stall (silent but open), heal or make corrupt bytes.
 
 #![allow(dead_code)]
 
@@ -16,12 +16,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// A TCP forwarder that can be cut (connections dropped, new ones refused), healed,
-/// re-targeted, and told to flip bits in the bytes it forwards back to the caller.
+/// A TCP forwarder that can be cut (connections dropped, new ones refused), stalled
+/// (connections kept open, new ones accepted, but nothing forwarded either way: a
+/// half-open socket, a paused peer, a black hole), healed, re-targeted, and told to
+/// flip bits in the bytes it forwards back to the caller.
 pub struct Proxy {
     pub listen: SocketAddr,
     target: Arc<Mutex<SocketAddr>>,
     cut: Arc<AtomicBool>,
+    stalled: Arc<tokio::sync::watch::Sender<bool>>,
     corrupt: Arc<AtomicUsize>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     acceptor: JoinHandle<()>,
@@ -34,12 +37,14 @@ impl Proxy {
             .unwrap_or_else(|e| panic!("proxy cannot listen on {listen}: {e}"));
         let target = Arc::new(Mutex::new(target));
         let cut = Arc::new(AtomicBool::new(false));
+        let stalled = Arc::new(tokio::sync::watch::Sender::new(false));
         let corrupt = Arc::new(AtomicUsize::new(0));
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let acceptor = {
-            let (target, cut, corrupt, connections) = (
+            let (target, cut, stalled, corrupt, connections) = (
                 target.clone(),
                 cut.clone(),
+                stalled.clone(),
                 corrupt.clone(),
                 connections.clone(),
             );
@@ -54,11 +59,12 @@ impl Proxy {
                     }
                     let to = *target.lock().unwrap();
                     let corrupt = corrupt.clone();
+                    let stalled = stalled.subscribe();
                     let task = tokio::spawn(async move {
                         let Ok(server) = TcpStream::connect(to).await else {
                             return;
                         };
-                        forward(client, server, corrupt).await;
+                        forward(client, server, corrupt, stalled).await;
                     });
                     connections.lock().unwrap().push(task);
                 }
@@ -68,6 +74,7 @@ impl Proxy {
             listen,
             target,
             cut,
+            stalled,
             corrupt,
             connections,
             acceptor,
@@ -82,8 +89,16 @@ impl Proxy {
         }
     }
 
+    /// Keeps every connection open, and accepts new ones, but forwards nothing either
+    /// way until healed.
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    /// Undoes a cut or a stall (stalled connections resume where they stopped).
     pub fn heal(&self) {
         self.cut.store(false, Ordering::SeqCst);
+        self.stalled.send_replace(false);
     }
 
     /// Flips one bit in each of the next `n` chunks sent back to the caller.
@@ -105,19 +120,43 @@ impl Drop for Proxy {
     }
 }
 
-async fn forward(client: TcpStream, server: TcpStream, corrupt: Arc<AtomicUsize>) {
+async fn forward(
+    client: TcpStream,
+    server: TcpStream,
+    corrupt: Arc<AtomicUsize>,
+    stalled: tokio::sync::watch::Receiver<bool>,
+) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
-    let upstream = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
-        let _ = server_write.shutdown().await;
-    });
+    let upstream = {
+        let mut stalled = stalled.clone();
+        tokio::spawn(async move {
+            let mut buffer = vec![0u8; 64 * 1024];
+            loop {
+                let n = match client_read.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if stalled.wait_for(|s| !*s).await.is_err() {
+                    break;
+                }
+                if server_write.write_all(&buffer[..n]).await.is_err() {
+                    break;
+                }
+            }
+            let _ = server_write.shutdown().await;
+        })
+    };
+    let mut stalled = stalled;
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         let n = match server_read.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if stalled.wait_for(|s| !*s).await.is_err() {
+            break;
+        }
         // Leave the HTTP head alone (it is small and comes first): corrupt later chunks.
         if n > 64 && corrupt.load(Ordering::SeqCst) > 0 {
             corrupt.fetch_sub(1, Ordering::SeqCst);
@@ -360,6 +399,13 @@ impl Cluster {
     pub fn heal(&self, a: usize, b: usize) {
         self.proxies[a][b].as_ref().unwrap().heal();
         self.proxies[b][a].as_ref().unwrap().heal();
+    }
+
+    /// Stalls (both ways) every link between instance `a` and instance `b`: connections
+    /// stay open, nothing gets through.
+    pub fn stall(&self, a: usize, b: usize) {
+        self.proxies[a][b].as_ref().unwrap().stall();
+        self.proxies[b][a].as_ref().unwrap().stall();
     }
 
     pub async fn update(&self, index: usize, update: &str) -> reqwest::Response {

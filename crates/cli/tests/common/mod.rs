@@ -12,8 +12,14 @@ use std::time::{Duration, Instant};
 pub const USER: &str = "admin";
 pub const PASSWORD: &str = "test-password";
 
+/// The server binary: the one cargo built, or `QUADMESH_TEST_BINARY` (a copy of it, when
+/// the target directory is shared with other builds that may replace it mid-run).
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_quadmesh")
+    static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        std::env::var("QUADMESH_TEST_BINARY")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_quadmesh").to_owned())
+    })
 }
 
 pub fn free_port() -> u16 {

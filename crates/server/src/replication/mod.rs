@@ -10,6 +10,7 @@ pub mod snapshot_transfer;
 pub mod stream;
 
 pub use node::Node;
+pub use puller::STALL_AFTER;
 
 use quadmesh_store::{Catalog, Repository};
 use std::collections::HashMap;
@@ -22,6 +23,68 @@ pub const TOKEN_HEADER: &str = "x-quadmesh-cluster-token";
 pub const ORIGIN_HEADER: &str = "x-quadmesh-origin";
 /// Header carrying the caller's version vector (JSON) on a pull request.
 pub const VERSION_VECTOR_HEADER: &str = "x-quadmesh-version-vector";
+
+/// TCP keepalive on every connection, peer and client alike: first probe after this
+/// much idleness, then every `TCP_KEEPALIVE_INTERVAL`, given up after
+/// `TCP_KEEPALIVE_RETRIES` unanswered probes (a vanished peer is noticed in ~20 s).
+pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(3);
+pub const TCP_KEEPALIVE_RETRIES: u32 = 3;
+/// Sent data unacknowledged for this long ends the connection (Linux `TCP_USER_TIMEOUT`).
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sets TCP keepalive (and, on Linux, the unacknowledged-data bound) on an accepted
+/// connection, as the peer client does on its own: a peer that vanished without
+/// closing is then noticed and its pull stream ends. What a connected but silent or
+/// hostile client may do is not bounded here.
+pub fn configure_accepted(stream: &tokio::net::TcpStream) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    socket.set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(TCP_KEEPALIVE_IDLE)
+            .with_interval(TCP_KEEPALIVE_INTERVAL)
+            .with_retries(TCP_KEEPALIVE_RETRIES),
+    )?;
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    socket.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT))?;
+    Ok(())
+}
+
+/// Why an instance refuses a peer's replication call: the JSON body of such a refusal,
+/// matched on `code`, never on the message.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerRefusal {
+    pub code: RefusalCode,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// The caller was removed from the cluster.
+    Removed,
+    /// The caller is not (or not yet, as far as this instance knows) a member.
+    NotAMember,
+    /// The caller was away longer than the log is kept: this instance takes nothing
+    /// more from it and gives it nothing more; it must be removed and grown again.
+    Expired,
+    /// What the caller lacks is no longer in this instance's log.
+    LogTruncated,
+}
+
+impl PeerRefusal {
+    pub fn new(code: RefusalCode, message: impl Into<String>) -> Self {
+        PeerRefusal {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn into_response(self, status: axum::http::StatusCode) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        (status, axum::Json(self)).into_response()
+    }
+}
 
 /// The replication nodes of a server, by repository name.
 pub struct Replication {

@@ -1,5 +1,5 @@
 use super::now_ms;
-use super::puller::pull_forever;
+use super::puller::{pull_forever, STALL_AFTER};
 use quadmesh_repl::{ClusterConfig, ClusterView, OriginId};
 use quadmesh_store::Repository;
 use std::collections::HashMap;
@@ -61,6 +61,9 @@ pub struct ClusterStatus {
     /// The instance that answered.
     pub instance: String,
     pub removed: bool,
+    /// Why this instance refuses writes to the repository, when it does (it was away
+    /// longer than the log is kept, or removed).
+    pub writes_refused: Option<String>,
     /// Last-writer register entries kept by the answering instance.
     pub register_entries: usize,
     /// Transactions in the answering instance's log.
@@ -101,7 +104,8 @@ impl Node {
                 loop {
                     tick.tick().await;
                     let Some(node) = weak.upgrade() else { return };
-                    node.maintain();
+                    // Blocking: it reads the repository under its writer lock.
+                    let _ = tokio::task::spawn_blocking(move || node.maintain()).await;
                 }
             }));
         node
@@ -129,7 +133,9 @@ impl Node {
     }
 
     /// Adopts a newer configuration from the repository (starting and stopping
-    /// pullers), and moves the horizon. Runs every 200 ms, and at once after a change.
+    /// pullers), expires members away too long, and moves the horizon. Runs every
+    /// 200 ms, and at once after a change. Blocking (the writer lock): call it from a
+    /// blocking task.
     pub fn maintain(self: &Arc<Self>) {
         let cluster = self.repository.cluster();
         if cluster.removed {
@@ -137,17 +143,26 @@ impl Node {
             return;
         }
         if let Some(config) = cluster.config {
-            if self.view().set_config(config) {
-                self.reconcile();
-                self.touch();
-            }
+            self.adopt(config);
         }
         let local = self.repository.version_vector();
         let (frontier, stable) = {
             let mut view = self.view();
+            let controlling = view.config().controlling().map(|m| m.origin);
             for origin in view.expire_silent(now_ms(), self.log_retention.as_millis() as u64) {
                 tracing::warn!(repository = self.repository.name(), member = %origin,
                     "a member was away longer than the log is kept; it must be grown again");
+                if Some(origin) == controlling {
+                    // The controlling instance will not take our transactions any more
+                    // either (it expires us by the same rule): what we would write now
+                    // would be lost. Refused before the view (and so status) shows it.
+                    let name = view.config().member(origin).map(|m| m.name.clone());
+                    self.refuse_writes(&format!(
+                        "the controlling instance {} was not heard from for longer than the log is kept ({} s)",
+                        name.unwrap_or_default(),
+                        self.log_retention.as_secs()
+                    ));
+                }
             }
             (
                 view.frontier(self.repository.clock().last()),
@@ -157,6 +172,38 @@ impl Node {
         self.frontier_ms
             .store(frontier.millis(), std::sync::atomic::Ordering::Relaxed);
         self.repository.set_horizon(frontier, stable);
+    }
+
+    /// Takes `config` into the view if it is newer (starting and stopping pullers).
+    fn adopt(self: &Arc<Self>, config: ClusterConfig) {
+        if self.view().set_config(config) {
+            self.reconcile();
+            self.touch();
+        }
+    }
+
+    /// This instance learned it was away longer than the log is kept (`reason`): from
+    /// now on it takes no more writes, until removed and grown again. The controlling
+    /// instance is the one the others are grown from again, so it never stops for that.
+    /// Blocking (the writer lock, a file write); takes the view's configuration as it
+    /// is when called, so it may be called with the view locked.
+    pub(super) fn refuse_writes(&self, reason: &str) {
+        let controlling = self.repository.cluster().config.and_then(|c| {
+            c.controlling()
+                .map(|m| m.origin == self.repository.origin())
+        });
+        if controlling == Some(true) {
+            return;
+        }
+        match self.repository.mark_expired(reason) {
+            Ok(true) => {
+                tracing::error!(repository = self.repository.name(), %reason, "this instance takes no more writes: remove it from the cluster and grow it again")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(repository = self.repository.name(), error = %e, "cannot record that this instance takes no more writes (refused until a restart)")
+            }
+        }
     }
 
     /// One puller per other member; none for members that left.
@@ -201,16 +248,40 @@ impl Node {
         }
     }
 
-    /// Waits until `needed` members (this one included) hold this instance's
-    /// transaction `seq`, or `timeout`; returns how many were missing at the end.
-    pub async fn wait_durable(&self, seq: u64, needed: usize, timeout: Duration) -> usize {
-        let origin = self.repository.origin();
+    /// The newest configuration this instance knows: the repository's (read under the
+    /// writer lock, so at least the one any commit before this call was made under) or
+    /// the view's, whichever is newer. Takes it into the view.
+    pub async fn newest_config(self: &Arc<Self>) -> ClusterConfig {
+        let repository = self.repository.clone();
+        if let Ok(Some(config)) =
+            tokio::task::spawn_blocking(move || repository.cluster().config).await
+        {
+            self.adopt(config);
+        }
+        self.config()
+    }
+
+    /// Waits until enough members (`needed` of the number of members, this one
+    /// included) hold this instance's transaction `seq`, or `timeout`; returns how many
+    /// were missing at the end.
+    ///
+    /// The members counted are those of the configuration the commit was made under or
+    /// a newer one, never an older one: called after the commit, it first takes the
+    /// repository's configuration into the view, and the view only moves forward.
+    pub async fn wait_durable(
+        self: &Arc<Self>,
+        seq: u64,
+        needed: impl Fn(usize) -> usize,
+        timeout: Duration,
+    ) -> usize {
         let mut changed = self.changed.subscribe();
+        self.newest_config().await;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let holders = self
-                .view()
-                .holders(origin, seq, &self.repository.version_vector());
+            let (holders, needed) = {
+                let view = self.view();
+                (view.own_holders(seq), needed(view.config().members.len()))
+            };
             if holders >= needed {
                 return 0;
             }
@@ -260,7 +331,17 @@ impl Node {
                 } else {
                     match peer {
                         Some(p) if p.problem.is_some() => p.problem.clone().unwrap_or_default(),
-                        Some(p) if p.connected => "connected".to_owned(),
+                        // Connected only while something arrives: a stream open but
+                        // silent is not health (the puller drops it soon).
+                        Some(p) if p.connected => match p.last_contact_ms {
+                            Some(t) if now.saturating_sub(t) > STALL_AFTER.as_millis() as u64 => {
+                                format!(
+                                    "disconnected: no frame for {:.1} s",
+                                    now.saturating_sub(t) as f64 / 1000.0
+                                )
+                            }
+                            _ => "connected".to_owned(),
+                        },
                         _ => "disconnected".to_owned(),
                     }
                 };
@@ -305,6 +386,10 @@ impl Node {
             config_version: config.version,
             instance,
             removed: cluster.removed,
+            writes_refused: cluster
+                .check_writable(self.repository.name())
+                .err()
+                .map(|e| e.to_string()),
             register_entries: self.repository.register_len(),
             log_entries: self.repository.log_len().0,
             diverged: !self.anti_entropy.divergent().is_empty(),

@@ -1,7 +1,17 @@
 //! Pulling from one peer: ask with our version vector, apply what streams back.
+//!
+//! Rules it keeps:
+//! - a stream that delivers nothing for [`STALL_AFTER`] (heartbeats are due every
+//!   [`HEARTBEAT_INTERVAL`]) is dropped and reconnected, and the peer shows as
+//!   disconnected with the reason; so does a peer that does not answer the request
+//!   within [`ANSWER_WITHIN`];
+//! - refusals from the peer are read from their JSON code, never from their text;
+//! - told that it cannot be brought up to date (it was away longer than the log is
+//!   kept), a member that is not the controlling instance stops taking writes at once.
 
 use super::node::Node;
-use super::{ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER};
+use super::stream::HEARTBEAT_INTERVAL;
+use super::{PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER};
 use futures::StreamExt;
 use quadmesh_repl::frame::{self, Decoded};
 use quadmesh_repl::{Entry, EntryKind, Heartbeat, OriginId};
@@ -9,11 +19,18 @@ use quadmesh_store::{Applied, StoreError};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+/// A pull stream silent for this long (8 heartbeat intervals) is taken as dead.
+pub const STALL_AFTER: Duration = Duration::from_millis(HEARTBEAT_INTERVAL.as_millis() as u64 * 8);
+/// How long a peer may take to answer a pull request (its head, not the stream).
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
 /// Why a pull stream ended.
 #[derive(Debug, thiserror::Error)]
 enum PullError {
     #[error("cannot reach the peer: {0}")]
     Unreachable(String),
+    #[error("no frame for {:.1} s", .0.as_secs_f64())]
+    Silent(Duration),
     #[error("the peer refused: {0}")]
     Refused(String),
     #[error("the peer cannot bring this instance up to date: {0}")]
@@ -61,6 +78,9 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
             Err(PullError::NotAMember) => return,
             Err(PullError::NeedsRegrow(reason)) => {
                 tracing::warn!(repository = strong.repository().name(), %reason, "instance needs to be grown again");
+                // Writes are refused before status shows why.
+                let (node, told) = (strong.clone(), format!("a member says: {reason}"));
+                let _ = tokio::task::spawn_blocking(move || node.refuse_writes(&told)).await;
                 strong
                     .view()
                     .set_problem(peer, Some(format!("needs re-grow: {reason}")));
@@ -70,8 +90,17 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
                 tracing::debug!(repository = strong.repository().name(), peer = %peer, error = %e, "pull stream ended");
                 // A refusal is usually a peer that has not yet seen the newest
                 // configuration: transient, so not shown as a problem.
-                if matches!(e, PullError::Held(_)) {
-                    strong.view().set_problem(peer, Some(e.to_string()));
+                match e {
+                    PullError::Held(_) => strong.view().set_problem(peer, Some(e.to_string())),
+                    PullError::Silent(_) | PullError::Unreachable(_) => {
+                        if was_connected {
+                            tracing::warn!(repository = strong.repository().name(), peer = %peer, error = %e, "lost the pull stream; reconnecting");
+                        }
+                        strong
+                            .view()
+                            .set_problem(peer, Some(format!("disconnected: {e}")))
+                    }
+                    _ => {}
                 }
                 let pause = backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -94,7 +123,7 @@ async fn pull_once(node: &Arc<Node>, peer: OriginId) -> Result<(), PullError> {
         member.address,
         repository.name()
     );
-    let response = node
+    let request = node
         .http()
         .get(&url)
         .header(TOKEN_HEADER, &config.token)
@@ -103,25 +132,34 @@ async fn pull_once(node: &Arc<Node>, peer: OriginId) -> Result<(), PullError> {
             VERSION_VECTOR_HEADER,
             serde_json::to_string(&version_vector).expect("serialises"),
         )
-        .send()
+        .send();
+    let response = tokio::time::timeout(ANSWER_WITHIN, request)
         .await
+        .map_err(|_| {
+            PullError::Unreachable(format!("no answer within {} s", ANSWER_WITHIN.as_secs()))
+        })?
         .map_err(|e| PullError::Unreachable(e.to_string()))?;
     let status = response.status().as_u16();
     if status != 200 {
-        let text = response.text().await.unwrap_or_default();
-        return Err(match status {
-            410 => PullError::NeedsRegrow(text.trim().to_owned()),
-            403 if text.contains("removed") => PullError::Removed,
-            _ => PullError::Refused(format!("{status}: {}", text.trim())),
-        });
+        let text = tokio::time::timeout(ANSWER_WITHIN, response.text())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        return Err(refusal(status, &text));
     }
     node.view().set_connected(peer, true, super::now_ms());
     node.view().set_problem(peer, None);
     node.touch();
     let mut stream = response.bytes_stream();
     let mut buffer: Vec<u8> = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| PullError::Unreachable(e.to_string()))?;
+    loop {
+        let chunk = match tokio::time::timeout(STALL_AFTER, stream.next()).await {
+            Err(_) => return Err(PullError::Silent(STALL_AFTER)),
+            Ok(None) => break,
+            Ok(Some(chunk)) => chunk.map_err(|e| PullError::Unreachable(e.to_string()))?,
+        };
+        node.view().on_contact(peer, super::now_ms());
         buffer.extend_from_slice(&chunk);
         let mut consumed = 0;
         let mut batch = Vec::new();
@@ -139,6 +177,25 @@ async fn pull_once(node: &Arc<Node>, peer: OriginId) -> Result<(), PullError> {
         handle(node, batch).await?;
     }
     Err(PullError::Ended)
+}
+
+/// What a refused pull request means, from the refusal's code (JSON).
+fn refusal(status: u16, text: &str) -> PullError {
+    match serde_json::from_str::<PeerRefusal>(text) {
+        Ok(PeerRefusal {
+            code: RefusalCode::Removed,
+            ..
+        }) => PullError::Removed,
+        Ok(PeerRefusal {
+            code: RefusalCode::Expired | RefusalCode::LogTruncated,
+            message,
+        }) => PullError::NeedsRegrow(message),
+        Ok(PeerRefusal {
+            code: RefusalCode::NotAMember,
+            message,
+        }) => PullError::Refused(format!("{status}: {message}")),
+        Err(_) => PullError::Refused(format!("{status}: {}", text.trim())),
+    }
 }
 
 /// Applies transactions in order and takes in heartbeats.
@@ -218,5 +275,54 @@ async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(),
         Some(StoreError::Gap { .. }) => Err(PullError::Ended),
         Some(StoreError::Removed(_)) => Err(PullError::Removed),
         Some(e) => Err(PullError::Corrupt(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_read_from_their_code_never_their_text() {
+        let json = |code: RefusalCode, message: &str| {
+            serde_json::to_string(&PeerRefusal::new(code, message)).unwrap()
+        };
+        assert!(matches!(
+            refusal(403, &json(RefusalCode::Removed, "gone")),
+            PullError::Removed
+        ));
+        assert!(matches!(
+            refusal(410, &json(RefusalCode::Expired, "away too long")),
+            PullError::NeedsRegrow(m) if m == "away too long"
+        ));
+        assert!(matches!(
+            refusal(
+                410,
+                &json(RefusalCode::LogTruncated, "no longer in the log")
+            ),
+            PullError::NeedsRegrow(_)
+        ));
+        // A message that merely mentions removal is no removal.
+        assert!(matches!(
+            refusal(
+                403,
+                &json(RefusalCode::NotAMember, "not removed, just unknown")
+            ),
+            PullError::Refused(_)
+        ));
+        assert!(matches!(
+            refusal(403, "instance 7 was removed from the cluster"),
+            PullError::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn a_stream_is_taken_as_dead_after_a_few_heartbeat_intervals() {
+        assert!(STALL_AFTER >= HEARTBEAT_INTERVAL * 4);
+        assert!(STALL_AFTER <= Duration::from_secs(3));
+        assert_eq!(
+            PullError::Silent(STALL_AFTER).to_string(),
+            "no frame for 2.0 s"
+        );
     }
 }

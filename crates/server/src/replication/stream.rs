@@ -1,17 +1,30 @@
 //! Serving a pull stream: the backlog the caller lacks, then new transactions as they
 //! are appended, each round closed by a heartbeat.
+//!
+//! Rules it keeps:
+//! - something goes out at least every [`HEARTBEAT_INTERVAL`] while the peer reads:
+//!   when the next heartbeat is late (its clock is read under the writer lock, which a
+//!   long commit may hold), the last one is sent again — a promise already kept, so
+//!   harmless — and before the first, a heartbeat promising nothing (clock zero, empty
+//!   version vector); the puller can then tell a silent link from a busy peer;
+//! - a peer that reads nothing for [`SEND_TIMEOUT`] (a half-open connection, a paused
+//!   process, a black hole that acknowledges bytes) is dropped; it reconnects;
+//! - storage work (the heartbeat point, log reads) runs on blocking threads.
 
 use axum::body::{Body, Bytes};
-use quadmesh_repl::{Heartbeat, OriginId, VersionVector};
+use quadmesh_repl::{Heartbeat, HlcTime, OriginId, VersionVector};
 use quadmesh_store::{LogPosition, Repository};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Heartbeats go out at least this often on an idle stream.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
+/// A peer that takes nothing from its stream for this long is dropped.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Entries read from the log per round.
 const BATCH: usize = 512;
 
@@ -23,12 +36,16 @@ pub fn pull_stream(
     shutdown: CancellationToken,
 ) -> Body {
     let (sender, receiver) = mpsc::channel::<Bytes>(16);
+    let outbox = Outbox::new(sender, repository.origin());
     tokio::spawn(async move {
         tokio::select! {
-            result = feed(repository, peer, theirs, sender) => {
+            result = feed(repository, peer, theirs, &outbox) => {
                 if let Err(e) = result {
                     tracing::debug!(peer = %peer, reason = %e, "pull stream closed");
                 }
+            }
+            _ = outbox.keep_alive() => {
+                tracing::debug!(peer = %peer, "pull stream closed: the peer went away");
             }
             _ = shutdown.cancelled() => {}
         }
@@ -44,11 +61,86 @@ pub fn pull_stream(
     ))
 }
 
+/// The sending end of one stream: remembers when it last sent and the last heartbeat,
+/// for keep-alives.
+struct Outbox {
+    sender: mpsc::Sender<Bytes>,
+    last_sent: Mutex<Instant>,
+    last_heartbeat: Mutex<Bytes>,
+}
+
+impl Outbox {
+    fn new(sender: mpsc::Sender<Bytes>, origin: OriginId) -> Self {
+        let nothing_promised = Heartbeat {
+            origin,
+            clock: HlcTime::ZERO,
+            version_vector: VersionVector::new(),
+            config_version: 0,
+            digest: None,
+        };
+        Outbox {
+            sender,
+            last_sent: Mutex::new(Instant::now()),
+            last_heartbeat: Mutex::new(Bytes::from(nothing_promised.to_entry().encode())),
+        }
+    }
+
+    async fn send(&self, bytes: Bytes) -> Result<(), &'static str> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.sender.send(bytes)).await {
+            Ok(Ok(())) => {
+                *self.last_sent.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                Ok(())
+            }
+            Ok(Err(_)) => Err("the peer went away"),
+            Err(_) => Err("the peer read nothing for a minute"),
+        }
+    }
+
+    async fn send_heartbeat(&self, heartbeat: Bytes) -> Result<(), &'static str> {
+        *self
+            .last_heartbeat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = heartbeat.clone();
+        self.send(heartbeat).await
+    }
+
+    /// Sends the last heartbeat again whenever nothing went out for a heartbeat
+    /// interval; returns when the peer went away.
+    async fn keep_alive(&self) {
+        loop {
+            let last = *self.last_sent.lock().unwrap_or_else(|e| e.into_inner());
+            tokio::time::sleep_until(last + HEARTBEAT_INTERVAL).await;
+            if self.sender.is_closed() {
+                return;
+            }
+            let last = *self.last_sent.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() < HEARTBEAT_INTERVAL {
+                continue;
+            }
+            let heartbeat = self
+                .last_heartbeat
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            match self.sender.try_send(heartbeat) {
+                Ok(()) => {
+                    *self.last_sent.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now()
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                // The peer has plenty to read already.
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    *self.last_sent.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now()
+                }
+            }
+        }
+    }
+}
+
 async fn feed(
     repository: Arc<Repository>,
     peer: OriginId,
     theirs: VersionVector,
-    sender: mpsc::Sender<Bytes>,
+    outbox: &Outbox,
 ) -> Result<(), String> {
     let mut sent = theirs;
     let mut position = LogPosition::default();
@@ -57,8 +149,18 @@ async fn feed(
         appended.borrow_and_update();
         // The promise first: everything stamped before it is in the log up to its end,
         // which the loop below sends before the heartbeat itself.
-        let (clock, version_vector, _, digest) =
-            repository.heartbeat_point().map_err(|e| e.to_string())?;
+        let repo = repository.clone();
+        let ((clock, version_vector, _, digest), config_version) =
+            tokio::task::spawn_blocking(move || {
+                let point = repo.heartbeat_point()?;
+                Ok::<_, quadmesh_store::StoreError>((
+                    point,
+                    repo.cluster().config.map_or(0, |c| c.version),
+                ))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         loop {
             let repo = repository.clone();
             let wanted = sent.clone();
@@ -78,16 +180,12 @@ async fn feed(
                     sent.advance(entry.origin, entry.seq);
                     entry.encode_into(&mut bytes);
                 }
-                sender
-                    .send(Bytes::from(bytes))
-                    .await
-                    .map_err(|_| "the peer went away")?;
+                outbox.send(Bytes::from(bytes)).await?;
             }
             if !full {
                 break;
             }
         }
-        let config_version = repository.cluster().config.map_or(0, |c| c.version);
         let heartbeat = Heartbeat {
             origin: repository.origin(),
             clock,
@@ -95,10 +193,9 @@ async fn feed(
             config_version,
             digest: Some(digest),
         };
-        sender
-            .send(Bytes::from(heartbeat.to_entry().encode()))
-            .await
-            .map_err(|_| "the peer went away")?;
+        outbox
+            .send_heartbeat(Bytes::from(heartbeat.to_entry().encode()))
+            .await?;
         tokio::select! {
             changed = appended.changed() => changed.map_err(|_| "the repository closed")?,
             _ = tokio::time::sleep(HEARTBEAT_INTERVAL) => {}

@@ -6,7 +6,9 @@ use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
 use crate::replication::snapshot_transfer::{pack, unpack};
 use crate::replication::stream::pull_stream;
-use crate::replication::{Node, ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER};
+use crate::replication::{
+    Node, PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER,
+};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -14,7 +16,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
-use quadmesh_repl::{ClusterConfig, Member, MembershipError, OriginId, VersionVector};
+use quadmesh_repl::{
+    ClusterConfig, Member, MembershipError, OriginId, Unreplicated, VersionVector,
+};
 use quadmesh_store::StoreError;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
@@ -145,6 +149,12 @@ pub async fn grow_cluster(
         .filter(|n| !n.is_empty())
         .unwrap_or(&name)
         .to_owned();
+    if target_name != name {
+        // Members reach one another's copy under the cluster's repository name.
+        return Err(ApiError::BadRequest(format!(
+            "cannot grow repository '{name}' into a repository named '{target_name}': every instance of a cluster holds it under the same name; grow it into '{name}' on that server"
+        )));
+    }
     let user = required(&params, "user")?.to_owned();
     let password = required(&params, "password")?.to_owned();
     let node = controlling_node(&state, &name)?;
@@ -216,7 +226,12 @@ pub async fn grow_cluster(
         .await;
         return Err(error);
     }
-    node.maintain();
+    let maintained = node.clone();
+    blocking(move || {
+        maintained.maintain();
+        Ok(())
+    })
+    .await?;
     tracing::info!(repository = %name, %instance, %address, "grew the cluster");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -315,6 +330,13 @@ pub async fn install(
         blocking(move || {
             let (store, snapshot_state) = unpack(&archive, &dir.join("unpacked"))
                 .map_err(|e| ApiError::BadRequest(format!("invalid snapshot: {e}")))?;
+            if let Some(cluster) = snapshot_state.config.as_ref().map(|c| &c.repository) {
+                if *cluster != name {
+                    return Err(ApiError::BadRequest(format!(
+                        "the snapshot is of a cluster of repository '{cluster}', which cannot be installed as '{name}': every instance holds it under the same name"
+                    )));
+                }
+            }
             Ok(st.catalog.install(&name, &store, snapshot_state, origin)?)
         })
         .await
@@ -327,7 +349,10 @@ pub async fn install(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `PUT /repositories/NAME/repl/remove?instanceName=` (at the controlling instance).
+/// `PUT /repositories/NAME/repl/remove?instanceName=&force=` (at the controlling
+/// instance). Refused (409) when the instance may hold transactions no remaining member
+/// has — it holds some by its last report, or it cannot be heard from now, so nobody
+/// can tell — unless `force=true`: removing it discards them.
 pub async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -335,8 +360,37 @@ pub async fn remove(
 ) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
     let instance = required(&params, "instanceName")?.to_owned();
+    let force = params.flag("force")?.unwrap_or(false);
     let node = controlling_node(&state, &name)?;
     let repository = node.repository().clone();
+    if let Some(leaving) = node.config().member_named(&instance).map(|m| m.origin) {
+        let repo = repository.clone();
+        let local = blocking(move || Ok(repo.version_vector())).await?;
+        let fresh_ms = crate::replication::STALL_AFTER.as_millis() as u64;
+        let verdict =
+            node.view()
+                .unreplicated(leaving, &local, crate::replication::now_ms(), fresh_ms);
+        let detail = match verdict {
+            Unreplicated::Nothing => None,
+            Unreplicated::Transactions(n) => Some(format!(
+                "holds {n} transaction{} no other member has yet",
+                if n == 1 { "" } else { "s" }
+            )),
+            Unreplicated::Unknown(why) => Some(format!(
+                "cannot be asked what it holds ({why}): it may hold acknowledged writes no other member has"
+            )),
+        };
+        if let Some(detail) = detail {
+            if !force {
+                return Err(StoreError::from(MembershipError::Unreplicated {
+                    name: instance,
+                    detail,
+                })
+                .into());
+            }
+            tracing::warn!(repository = %name, %instance, %detail, "removing an instance by force");
+        }
+    }
     let (repo, leaving) = (repository.clone(), instance.clone());
     let (config, removed) = blocking(move || {
         let mut removed = None;
@@ -363,7 +417,12 @@ pub async fn remove(
         .timeout(std::time::Duration::from_secs(2))
         .send()
         .await;
-    node.maintain();
+    let maintained = node.clone();
+    blocking(move || {
+        maintained.maintain();
+        Ok(())
+    })
+    .await?;
     tracing::info!(repository = %name, %instance, told = told.is_ok(), "removed an instance from the cluster");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -378,8 +437,12 @@ pub async fn status(
         .replication
         .get(&name)
         .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name.clone())))?;
-    node.maintain();
-    Ok(Json(node.status()).into_response())
+    let status = blocking(move || {
+        node.maintain();
+        Ok(node.status())
+    })
+    .await?;
+    Ok(Json(status).into_response())
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
@@ -421,11 +484,30 @@ pub async fn stream(
     let origin = OriginId(origin);
     let config = node.config();
     if !config.is_member(origin) {
-        return Err(ApiError::Forbidden(if config.removed.contains(&origin) {
-            format!("instance {origin} was removed from the cluster")
+        let refusal = if config.removed.contains(&origin) {
+            PeerRefusal::new(
+                RefusalCode::Removed,
+                format!("instance {origin} was removed from the cluster"),
+            )
         } else {
-            format!("instance {origin} is not a member of the cluster")
-        }));
+            PeerRefusal::new(
+                RefusalCode::NotAMember,
+                format!("instance {origin} is not a member of the cluster"),
+            )
+        };
+        return Ok(refusal.into_response(StatusCode::FORBIDDEN));
+    }
+    if node.view().is_expired(origin) {
+        let who = config
+            .member(origin)
+            .map_or_else(|| origin.to_string(), |m| m.name.clone());
+        return Ok(PeerRefusal::new(
+            RefusalCode::Expired,
+            format!(
+                "{who} was away longer than the log is kept: it must be removed and grown again"
+            ),
+        )
+        .into_response(StatusCode::GONE));
     }
     let theirs: VersionVector = headers
         .get(VERSION_VECTOR_HEADER)
@@ -434,8 +516,12 @@ pub async fn stream(
         .ok_or_else(|| {
             ApiError::BadRequest(format!("missing or invalid {VERSION_VECTOR_HEADER}"))
         })?;
-    if let Some(reason) = node.repository().cannot_serve(&theirs) {
-        return Ok((StatusCode::GONE, reason).into_response());
+    let repository = node.repository().clone();
+    let wanted = theirs.clone();
+    if let Some(reason) = blocking(move || Ok(repository.cannot_serve(&wanted))).await? {
+        return Ok(
+            PeerRefusal::new(RefusalCode::LogTruncated, reason).into_response(StatusCode::GONE)
+        );
     }
     Ok((
         [("content-type", "application/x-quadmesh-frames")],

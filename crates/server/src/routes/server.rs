@@ -54,7 +54,18 @@ pub async fn ready(
                 .into_response();
         }
     }
-    match &*state.readiness.borrow() {
+    let readiness = state.readiness.borrow().clone();
+    let readiness = match readiness {
+        crate::roles::Readiness::Ready => {
+            let st = state.clone();
+            match tokio::task::spawn_blocking(move || crate::roles::writes_refused(&st)).await {
+                Ok(Some(reason)) => crate::roles::Readiness::NotReady(reason),
+                _ => crate::roles::Readiness::Ready,
+            }
+        }
+        not_ready => not_ready,
+    };
+    match &readiness {
         crate::roles::Readiness::Ready => (axum::http::StatusCode::OK, "ready\n").into_response(),
         crate::roles::Readiness::NotReady(reason) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

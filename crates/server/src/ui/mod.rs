@@ -223,10 +223,15 @@ async fn replication_page(
             "",
         );
     }
-    let status = state.replication.get(&name).map(|node| {
-        node.maintain();
-        node.status()
-    });
+    let status = match state.replication.get(&name) {
+        Some(node) => tokio::task::spawn_blocking(move || {
+            node.maintain();
+            node.status()
+        })
+        .await
+        .ok(),
+        None => None,
+    };
     Html(pages::replication(&name, status.as_ref(), messages(&uri))).into_response()
 }
 
@@ -261,7 +266,7 @@ async fn remove(State(state): State<AppState>, Path(name): Path<String>, body: B
     let mut form = Params::default();
     form.extend_form(&body);
     let instance = form.get("instanceName").unwrap_or_default().to_owned();
-    let uri = query_uri(&form, &["instanceName"]);
+    let uri = query_uri(&form, &["instanceName", "force"]);
     let result = repl::remove(State(state), Path(name.clone()), uri)
         .await
         .map(|_| ());

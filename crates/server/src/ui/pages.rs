@@ -145,7 +145,7 @@ pub fn replication(
             let state_class = i.state.split_whitespace().next().unwrap_or_default().trim_end_matches(':');
             let remove = if i.role == "copy" {
                 format!(
-                    r#"<form method="post" action="/ui/repositories/{n}/remove" onsubmit="return confirm('Remove {name} from the cluster?')"><input type="hidden" name="instanceName" value="{name}"><button class="danger remove">Remove</button></form>"#,
+                    r#"<form method="post" action="/ui/repositories/{n}/remove" onsubmit="return confirm('Remove {name} from the cluster?')"><input type="hidden" name="instanceName" value="{name}"><label class="muted" title="Remove it even if it may hold writes the others lack (they are discarded)"><input type="checkbox" name="force" value="true"> force</label> <button class="danger remove">Remove</button></form>"#,
                     name = escape(&i.name)
                 )
             } else {
@@ -168,7 +168,7 @@ pub fn replication(
         name,
         true,
         &format!(
-            r#"<h1>{n} · replication</h1>{}
+            r#"<h1>{n} · replication</h1>{}{}
 <p class="muted">Cluster <code>{}</code>, configuration {}, seen from <strong>{}</strong>. Register entries: {}; log entries: {}.</p>
 <table id="instances"><thead><tr><th>Instance</th><th>Address</th><th>Role</th><th>State</th><th>Lag (transactions)</th><th>Lag (ms)</th><th>Last contact</th><th></th></tr></thead><tbody>{rows}</tbody></table>
 <h2>Grow the cluster</h2>
@@ -179,6 +179,13 @@ pub fn replication(
 <input type="text" name="user" placeholder="its user" required><input type="password" name="password" placeholder="its password" required>
 <button>Grow</button></form>"#,
             message_html(messages),
+            status
+                .writes_refused
+                .as_ref()
+                .map_or(String::new(), |reason| format!(
+                    r#"<p class="error" id="writes-refused">This instance takes no writes: {}</p>"#,
+                    escape(reason)
+                )),
             escape(&status.cluster),
             status.config_version,
             escape(&status.instance),
