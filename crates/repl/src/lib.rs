@@ -13,7 +13,7 @@ mod stamp;
 mod version_vector;
 mod view;
 
-pub use clock::{ClockError, HybridClock, PhysicalClock, SystemClock};
+pub use clock::{ClockError, HybridClock, PhysicalClock, Refusals, SystemClock};
 pub use cluster::{ClusterConfig, Member, MembershipError};
 pub use frame::{Entry, EntryKind, FrameError};
 pub use heartbeat::Heartbeat;

@@ -11,6 +11,8 @@ mod checkpoint;
 mod cluster_state;
 mod effect;
 mod error;
+#[cfg(test)]
+mod failstop_tests;
 mod feed;
 mod log;
 mod namespaces;
