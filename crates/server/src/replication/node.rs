@@ -59,6 +59,12 @@ pub struct ClusterStatus {
     pub register_entries: usize,
     /// Transactions in the answering instance's log.
     pub log_entries: usize,
+    /// Why the answering instance refuses writes to this repository, if it does.
+    pub writes_refused: Option<String>,
+    /// How far ahead of ours a peer clock was when last refused (in the last 5 s), and
+    /// how many peer clock readings were refused since the start.
+    pub peer_clock_ahead_ms: Option<u64>,
+    pub peer_clock_refusals: u64,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -292,6 +298,9 @@ impl Node {
             removed: cluster.removed,
             register_entries: self.repository.register_len(),
             log_entries: self.repository.log_len().0,
+            writes_refused: self.repository.write_refusal(),
+            peer_clock_ahead_ms: self.repository.clock().refusals().recent_ahead_ms,
+            peer_clock_refusals: self.repository.clock().refusals().count,
             instances,
         }
     }
