@@ -32,7 +32,7 @@ pub enum StoreError {
     /// Damage inside the replication log (not a torn tail): the repository does not
     /// open rather than drop the valid transactions behind it.
     #[error(
-        "the replication log is damaged: {file} has {detail} at byte offset {offset}. \
+        "the replication log is damaged: {file}, byte offset {offset}: {detail}. \
          quadmesh does not cut it, because transactions after it would be lost. \
          To recover: if this instance is in a cluster, move this server's data directory \
          aside, remove the instance from the cluster (repl remove) and grow it again from \
