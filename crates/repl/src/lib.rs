@@ -15,7 +15,7 @@ mod token;
 mod version_vector;
 mod view;
 
-pub use clock::{ClockError, HybridClock, PhysicalClock, SystemClock};
+pub use clock::{ClockError, HybridClock, PhysicalClock, Refusals, SystemClock};
 pub use cluster::{ClusterConfig, Member, MembershipError};
 pub use digest::ContentDigest;
 pub use frame::{Entry, EntryKind, FrameError};

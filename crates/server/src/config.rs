@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub log_retention: Duration,
     /// What the server does about its cluster by itself.
     pub role: crate::roles::Role,
+    /// For testing only: how far this server's wall clock is shifted (ms, positive:
+    /// ahead), to play an instance whose clock is off.
+    pub clock_offset_ms: i64,
 }
 
 impl ServerConfig {
@@ -40,6 +43,7 @@ impl ServerConfig {
             checkpoint_interval: Duration::from_secs(60),
             log_retention: Duration::from_secs(24 * 3600),
             role: crate::roles::Role::Standalone,
+            clock_offset_ms: 0,
         }
     }
 }

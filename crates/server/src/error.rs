@@ -57,9 +57,17 @@ impl ApiError {
                 StoreError::Gap { .. } => StatusCode::CONFLICT,
                 StoreError::Removed(_) | StoreError::Expired { .. } => StatusCode::CONFLICT,
                 StoreError::Clock(_) => StatusCode::SERVICE_UNAVAILABLE,
-                StoreError::Storage(_) | StoreError::Log(_) | StoreError::Corrupt { .. } => {
-                    StatusCode::INTERNAL_SERVER_ERROR
+                StoreError::WritesStopped { .. } | StoreError::AwaitingPeers { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
                 }
+                StoreError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+                e @ (StoreError::Storage(_) | StoreError::Log(_)) if e.is_disk_full() => {
+                    StatusCode::INSUFFICIENT_STORAGE
+                }
+                StoreError::Storage(_)
+                | StoreError::Log(_)
+                | StoreError::Corrupt { .. }
+                | StoreError::LogDamaged { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -65,7 +65,10 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let auth = Auth::init(&config.data_dir, credentials.clone())?;
-    let clock = Arc::new(HybridClock::new(SystemClock, MAX_CLOCK_OFFSET_MS));
+    let clock = Arc::new(HybridClock::new(
+        SystemClock::with_offset_ms(config.clock_offset_ms),
+        MAX_CLOCK_OFFSET_MS,
+    ));
     let options = RepositoryOptions {
         log: LogOptions {
             fsync: config.fsync,

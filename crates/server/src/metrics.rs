@@ -80,10 +80,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let applied = Family::<RepositoryLabels, Counter>::default();
     let log_entries = Family::<RepositoryLabels, Gauge>::default();
     let register_entries = Family::<RepositoryLabels, Gauge>::default();
+    let writes_refused = Family::<RepositoryLabels, Gauge>::default();
+    let rollbacks = Family::<RepositoryLabels, Counter>::default();
     for repository in state.catalog.list() {
         let labels = RepositoryLabels {
             repository: repository.name().to_owned(),
         };
+        writes_refused
+            .get_or_create(&labels)
+            .set(i64::from(repository.write_refusal().is_some()));
+        rollbacks
+            .get_or_create(&labels)
+            .inc_by(repository.rollbacks());
         let (local, remote) = repository.transaction_counts();
         commits.get_or_create(&labels).inc_by(local);
         applied.get_or_create(&labels).inc_by(remote);
@@ -98,6 +106,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "commits",
         "Transactions committed on this instance",
         commits,
+    );
+    registry.register(
+        "repository_writes_refused",
+        "1 while a repository refuses writes (a failure it could not undo, or waiting for its peers after a crash cut its log)",
+        writes_refused,
+    );
+    registry.register(
+        "log_rollbacks",
+        "Log entries rolled back because they could not be applied (e.g. a full disk)",
+        rollbacks,
     );
     registry.register(
         "remote_transactions_applied",
@@ -203,6 +221,30 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "frontier_age_seconds",
         "How far the frontier (register pruning point) trails now",
         frontier_age,
+    );
+
+    let clock = state.catalog.clock();
+    let refusals = clock.refusals();
+    let clock_refusals = Counter::<u64>::default();
+    clock_refusals.inc_by(refusals.count);
+    registry.register(
+        "clock_peer_refusals",
+        "Peer clock readings refused as further ahead than the maximum offset",
+        clock_refusals,
+    );
+    let peer_ahead = Gauge::<f64, AtomicU64>::default();
+    peer_ahead.set(refusals.recent_ahead_ms.unwrap_or(0) as f64 / 1000.0);
+    registry.register(
+        "clock_peer_ahead_seconds",
+        "How far ahead of ours the last refused peer clock was (0 when none was refused in the last 5 s)",
+        peer_ahead,
+    );
+    let ahead_of_physical = Gauge::<f64, AtomicU64>::default();
+    ahead_of_physical.set(clock.ahead_of_physical_ms() as f64 / 1000.0);
+    registry.register(
+        "clock_ahead_of_physical_seconds",
+        "How far this instance's hybrid clock is ahead of its physical clock (e.g. a clock stepped back across a restart)",
+        ahead_of_physical,
     );
 
     let sessions = Gauge::<i64>::default();

@@ -95,9 +95,19 @@ pub async fn run(state: AppState, credentials: Option<(String, String)>) {
     // Ready once caught up with the cluster (or at once, standalone or alone), and
     // while no replicated repository here refuses writes.
     loop {
-        let readiness = match role.repository().and_then(|r| state.replication.get(r)) {
-            None => Readiness::Ready,
-            Some(node) => match node.catch_up_lag() {
+        // A repository that refuses writes (a failure it could not undo, or waiting for
+        // its peers after a crash cut its log) makes the instance not ready.
+        let refusal = state.catalog.list().iter().find_map(|r| {
+            r.write_refusal()
+                .map(|w| format!("repository '{}' {w}", r.name()))
+        });
+        let readiness = match (
+            refusal,
+            role.repository().and_then(|r| state.replication.get(r)),
+        ) {
+            (Some(reason), _) => Readiness::NotReady(reason),
+            (None, None) => Readiness::Ready,
+            (None, Some(node)) => match node.catch_up_lag() {
                 0 => Readiness::Ready,
                 lag => Readiness::NotReady(format!("catching up: {lag} transactions behind")),
             },

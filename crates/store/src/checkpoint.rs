@@ -94,3 +94,45 @@ impl Checkpoint {
         Ok(register)
     }
 }
+
+/// The high-water mark of a repository's clock readings (`clock.json`): no stamp or
+/// heartbeat promise this repository issued is at or above `reserved_ms` (ms since the
+/// epoch). It is written, and synced when the log is, before a reading may pass it, so
+/// that after any crash the clock restarts above every time the repository issued,
+/// whatever the physical clock says.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ClockMark {
+    pub reserved_ms: u64,
+}
+
+impl ClockMark {
+    pub const FILE: &'static str = "clock.json";
+
+    pub fn load(dir: &Path) -> Result<u64> {
+        let path = dir.join(Self::FILE);
+        if !path.exists() {
+            return Ok(0);
+        }
+        let mark: ClockMark =
+            serde_json::from_slice(&fs::read(&path)?).map_err(|e| StoreError::Corrupt {
+                what: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+        Ok(mark.reserved_ms)
+    }
+
+    /// Writes atomically (a temporary file renamed over the old one), synced if `sync`.
+    pub fn save(dir: &Path, reserved_ms: u64, sync: bool) -> Result<()> {
+        let tmp = dir.join(format!("{}.tmp", Self::FILE));
+        let mut file = File::create(&tmp)?;
+        file.write_all(&serde_json::to_vec(&ClockMark { reserved_ms }).expect("serialises"))?;
+        if sync {
+            file.sync_all()?;
+        }
+        fs::rename(&tmp, dir.join(Self::FILE))?;
+        if sync {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}

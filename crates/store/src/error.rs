@@ -33,6 +33,37 @@ pub enum StoreError {
     Log(#[from] std::io::Error),
     #[error("corrupt data in {what}: {detail}")]
     Corrupt { what: String, detail: String },
+    /// Damage inside the replication log (not a torn tail): the repository does not
+    /// open rather than drop the valid transactions behind it.
+    #[error(
+        "the replication log is damaged: {file}, byte offset {offset}: {detail}. \
+         quadmesh does not cut it, because transactions after it would be lost. \
+         To recover: if this instance is in a cluster, move this server's data directory \
+         aside, remove the instance from the cluster (repl remove) and grow it again from \
+         a healthy member; a standalone repository can be restored from a backup, or, \
+         accepting the loss of every transaction after the damage, the segment cut at \
+         that offset (truncate -s {offset} {file}) and later segments removed",
+        file = .file.display()
+    )]
+    LogDamaged {
+        file: std::path::PathBuf,
+        offset: u64,
+        detail: String,
+    },
+    /// The disk (or quota) is full: the write was not made, and can be retried once
+    /// space is freed.
+    #[error("insufficient storage: the disk of this instance is full; nothing was written, retry once space is freed ({0})")]
+    DiskFull(String),
+    /// A write failed after its log append and could not be undone: the repository takes
+    /// no more writes until the server is restarted and replays its log.
+    #[error(
+        "repository '{repository}' takes no writes: {reason}; restart the server to replay its log"
+    )]
+    WritesStopped { repository: String, reason: String },
+    /// The log lost its end in a crash: until every other member has said how far this
+    /// instance's own transactions went, a local write could reuse a sequence number.
+    #[error("repository '{repository}' takes no local writes yet: {reason}")]
+    AwaitingPeers { repository: String, reason: String },
     #[error("transaction {got} of origin {origin} arrived before {expected}", expected = .have + 1)]
     Gap {
         origin: quadmesh_repl::OriginId,
@@ -67,6 +98,50 @@ impl StoreError {
                 | StoreError::Membership(_)
         )
     }
+}
+
+impl StoreError {
+    /// Whether this is (or is caused by) a full disk or quota: ENOSPC or EDQUOT, from
+    /// the log's own I/O or from RocksDB.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull(_) => true,
+            StoreError::Log(e) => io_is_disk_full(e),
+            StoreError::Storage(e) => {
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+                while let Some(error) = source {
+                    if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                        if io_is_disk_full(io) {
+                            return true;
+                        }
+                    }
+                    if error.to_string().contains("No space left on device") {
+                        return true;
+                    }
+                    source = error.source();
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// The same error, as [`StoreError::DiskFull`] when it is one.
+    pub fn classify_disk_full(self) -> Self {
+        if self.is_disk_full() && !matches!(self, StoreError::DiskFull(_)) {
+            StoreError::DiskFull(self.to_string())
+        } else {
+            self
+        }
+    }
+}
+
+fn io_is_disk_full(e: &std::io::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

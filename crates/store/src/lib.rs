@@ -12,6 +12,8 @@ mod cluster_state;
 mod digest_book;
 mod effect;
 mod error;
+#[cfg(test)]
+mod failstop_tests;
 mod feed;
 mod log;
 mod membership;

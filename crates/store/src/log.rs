@@ -46,8 +46,17 @@ impl Default for LogOptions {
 ///
 /// Rules it keeps:
 /// - an entry is durable (written, and synced when `fsync`) before `append` returns;
-/// - a torn frame at the end of the last segment (a crash mid-append) is cut off on
-///   open; damage anywhere else is reported, never skipped;
+/// - an append that fails (a short write, ENOSPC, a failed sync) leaves nothing behind:
+///   the segment is cut back to where the frame began before the error is returned; if
+///   even that fails the log is *broken* and refuses every append until it is opened
+///   again (the open then cuts or names what was left);
+/// - the last entry can be rolled back ([`TxLog::roll_back`]) as long as nothing of it
+///   left this process, i.e. before the repository announces it;
+/// - on open, only a torn tail is cut: bytes at the end of the last segment after which
+///   no valid frame follows (a crash mid-append). An invalid frame followed by valid
+///   ones, or anywhere in an earlier segment, is damage: the open fails with
+///   [`StoreError::LogDamaged`], naming the file and offset, instead of dropping the
+///   valid frames behind it;
 /// - only whole segments are removed, oldest first.
 pub struct TxLog {
     dir: PathBuf,
@@ -57,6 +66,22 @@ pub struct TxLog {
     active: File,
     active_len: u64,
     index: Vec<IndexedEntry>,
+    /// Set when a failed append could not be undone: the end of the active segment is
+    /// unknown, so nothing more is appended until the log is opened again.
+    broken: Option<String>,
+    /// What the open cut off the end of the last segment, if anything.
+    cut_on_open: Option<TornTail>,
+    /// Unit tests: the next frame write stops after this many bytes, with ENOSPC.
+    #[cfg(test)]
+    fail_next_write_after: Option<usize>,
+}
+
+/// Bytes cut off the end of the log on open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    pub file: PathBuf,
+    pub offset: u64,
+    pub bytes: u64,
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -80,25 +105,38 @@ impl TxLog {
         let mut index = Vec::new();
         let last = *segments.last().expect("at least one segment");
         let mut active_len = 0;
+        let mut cut_on_open = None;
         for &id in &segments {
             let path = segment_path(dir, id);
             let mut bytes = Vec::new();
             if path.exists() {
                 File::open(&path)?.read_to_end(&mut bytes)?;
             }
-            let valid = scan_segment(id, &bytes, &mut index);
+            let (valid, problem) = scan_segment(id, &bytes, &mut index);
             if valid < bytes.len() {
-                if id != last {
-                    return Err(StoreError::Corrupt {
-                        what: format!("log segment {}", path.display()),
-                        detail: format!("invalid frame at offset {valid}"),
+                let after = valid_frames_after(&bytes, valid);
+                if id != last || after > 0 {
+                    return Err(StoreError::LogDamaged {
+                        file: path.clone(),
+                        offset: valid as u64,
+                        detail: if after > 0 {
+                            format!("{problem}, followed by {after} valid frame(s) that would be lost if it were cut")
+                        } else {
+                            format!("{problem}, in a segment that is not the last one")
+                        },
                     });
                 }
-                tracing::warn!(segment = %path.display(), offset = valid, dropped = bytes.len() - valid,
-                    "cutting a torn frame off the end of the replication log");
+                let dropped = (bytes.len() - valid) as u64;
+                tracing::warn!(segment = %path.display(), offset = valid, dropped,
+                    "cutting a torn tail (an incomplete last frame, nothing valid after it) off the replication log");
                 let f = OpenOptions::new().write(true).open(&path)?;
                 f.set_len(valid as u64)?;
                 f.sync_all()?;
+                cut_on_open = Some(TornTail {
+                    file: path.clone(),
+                    offset: valid as u64,
+                    bytes: dropped,
+                });
             }
             if id == last {
                 active_len = valid as u64;
@@ -115,18 +153,45 @@ impl TxLog {
             active,
             active_len,
             index,
+            broken: None,
+            cut_on_open,
+            #[cfg(test)]
+            fail_next_write_after: None,
         })
     }
 
-    /// Appends one entry durably and returns where it starts and ends.
+    /// What the open cut off the end of the log (a torn tail), if anything.
+    pub fn cut_on_open(&self) -> Option<&TornTail> {
+        self.cut_on_open.as_ref()
+    }
+
+    /// Why the log takes no more appends, if it does not.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
+    }
+
+    /// Appends one entry durably and returns where it starts and ends. On failure the
+    /// segment is cut back to where the frame began (see the rules above).
     pub fn append(&mut self, entry: &Entry) -> Result<IndexedEntry> {
+        if let Some(reason) = &self.broken {
+            return Err(StoreError::Log(std::io::Error::other(format!(
+                "the replication log takes no appends since a failed write could not be undone: {reason}"
+            ))));
+        }
         if self.active_len >= self.options.segment_bytes {
             self.rotate()?;
         }
         let bytes = entry.encode();
-        self.active.write_all(&bytes)?;
-        if self.options.fsync {
-            self.active.sync_data()?;
+        let written = self.write_frame(&bytes).and_then(|()| {
+            if self.options.fsync {
+                self.active.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(error) = written {
+            self.cut_back(self.active_len, &error.to_string());
+            return Err(StoreError::Log(error));
         }
         let segment = *self.segments.last().expect("an active segment");
         let indexed = IndexedEntry {
@@ -145,6 +210,77 @@ impl TxLog {
         self.active_len += bytes.len() as u64;
         self.index.push(indexed);
         Ok(indexed)
+    }
+
+    #[cfg(not(test))]
+    fn write_frame(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.active.write_all(bytes)
+    }
+
+    /// In unit tests a write can be made to fail midway, as on a full disk.
+    #[cfg(test)]
+    fn write_frame(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(written) = self.fail_next_write_after.take() {
+            self.active.write_all(&bytes[..written.min(bytes.len())])?;
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        self.active.write_all(bytes)
+    }
+
+    /// Unit tests: the next frame write stops after `bytes` bytes with ENOSPC.
+    #[cfg(test)]
+    pub(crate) fn fail_next_write_after(&mut self, bytes: usize) {
+        self.fail_next_write_after = Some(bytes);
+    }
+
+    /// Takes back the last entry appended, which must be `indexed`: the repository could
+    /// not apply it, and nothing of it has left this process yet.
+    pub fn roll_back(&mut self, indexed: &IndexedEntry) -> Result<()> {
+        let last = self.index.last().map(|e| (e.start, e.end));
+        if last != Some((indexed.start, indexed.end)) || indexed.end != self.end() {
+            return Err(StoreError::Log(std::io::Error::other(
+                "only the last entry of the log can be rolled back",
+            )));
+        }
+        self.index.pop();
+        if self.cut_back(
+            indexed.start.offset,
+            "rolling back an entry that was not applied",
+        ) {
+            Ok(())
+        } else {
+            Err(StoreError::Log(std::io::Error::other(
+                self.broken.clone().unwrap_or_default(),
+            )))
+        }
+    }
+
+    /// Cuts the active segment back to `len` bytes; says whether that worked. If not,
+    /// the log is marked broken.
+    fn cut_back(&mut self, len: u64, why: &str) -> bool {
+        let result = self.active.set_len(len).and_then(|()| {
+            if self.options.fsync {
+                self.active.sync_all()
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Ok(()) => {
+                self.active_len = len;
+                true
+            }
+            Err(e) => {
+                let path = segment_path(&self.dir, *self.segments.last().expect("active"));
+                let reason = format!(
+                    "cannot cut {} back to {len} bytes ({why}): {e}",
+                    path.display()
+                );
+                tracing::error!(%reason, "the replication log is broken until it is opened again");
+                self.broken = Some(reason);
+                false
+            }
+        }
     }
 
     fn rotate(&mut self) -> Result<()> {
@@ -202,7 +338,10 @@ impl TxLog {
                 Ok(Decoded::Frame(entry, _)) => out.push(entry),
                 other => {
                     return Err(StoreError::Corrupt {
-                        what: format!("log segment {}", indexed.start.segment),
+                        what: format!(
+                            "log segment {}",
+                            segment_path(&self.dir, indexed.start.segment).display()
+                        ),
                         detail: format!(
                             "entry at offset {} unreadable: {other:?}",
                             indexed.start.offset
@@ -240,8 +379,9 @@ impl TxLog {
     }
 }
 
-/// Indexes the valid frames of one segment and returns the length of its valid prefix.
-fn scan_segment(id: u64, bytes: &[u8], index: &mut Vec<IndexedEntry>) -> usize {
+/// Indexes the valid frames of one segment; returns the length of its valid prefix and,
+/// when that is not the whole segment, what is wrong at its end.
+fn scan_segment(id: u64, bytes: &[u8], index: &mut Vec<IndexedEntry>) -> (usize, String) {
     let mut offset = 0;
     while offset < bytes.len() {
         match frame::decode(&bytes[offset..]) {
@@ -261,10 +401,40 @@ fn scan_segment(id: u64, bytes: &[u8], index: &mut Vec<IndexedEntry>) -> usize {
                 });
                 offset += len;
             }
-            Ok(Decoded::Incomplete(_)) | Err(_) => break,
+            Ok(Decoded::Incomplete(needed)) => {
+                return (
+                    offset,
+                    format!(
+                        "an incomplete frame ({} of {needed} bytes)",
+                        bytes.len() - offset
+                    ),
+                )
+            }
+            Err(e) => return (offset, format!("an invalid frame ({e})")),
         }
     }
-    offset
+    (offset, String::new())
+}
+
+/// How many valid frames start somewhere after `from` (a damaged frame's start): none
+/// means the bytes from `from` on are a torn tail, not damage in the middle of the log.
+fn valid_frames_after(bytes: &[u8], from: usize) -> usize {
+    let mut count = 0;
+    let mut at = from + 1;
+    while let Some(found) = bytes.get(at..).and_then(|rest| {
+        rest.windows(frame::MAGIC.len())
+            .position(|w| w == frame::MAGIC)
+    }) {
+        let start = at + found;
+        match frame::decode(&bytes[start..]) {
+            Ok(Decoded::Frame(_, len)) => {
+                count += 1;
+                at = start + len;
+            }
+            _ => at = start + 1,
+        }
+    }
+    count
 }
 
 #[cfg(test)]
@@ -350,8 +520,140 @@ mod tests {
         fs::write(&first, bytes).unwrap();
         assert!(matches!(
             TxLog::open(dir.path(), opts),
-            Err(StoreError::Corrupt { .. })
+            Err(StoreError::LogDamaged { file, .. }) if file == first
         ));
+    }
+
+    fn seqs(log: &TxLog) -> Vec<u64> {
+        log.read_from(LogPosition::default())
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.seq)
+            .collect()
+    }
+
+    const ONE_SEGMENT: LogOptions = LogOptions {
+        fsync: false,
+        segment_bytes: 1 << 20,
+    };
+
+    #[test]
+    fn a_flipped_bit_inside_the_log_stops_the_open_naming_file_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut starts = Vec::new();
+        {
+            let mut log = TxLog::open(dir.path(), ONE_SEGMENT).unwrap();
+            for seq in 1..=40 {
+                starts.push(log.append(&entry(seq)).unwrap().start.offset);
+            }
+        }
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = fs::read(&path).unwrap();
+        // A bit of frame 11's payload.
+        bytes[starts[10] as usize + frame::HEADER_LEN + 30] ^= 0x04;
+        fs::write(&path, &bytes).unwrap();
+        let error = match TxLog::open(dir.path(), ONE_SEGMENT) {
+            Err(e) => e,
+            Ok(log) => panic!("opened, keeping {:?}", seqs(&log)),
+        };
+        match &error {
+            StoreError::LogDamaged { file, offset, .. } => {
+                assert_eq!(file, &path);
+                assert_eq!(*offset, starts[10]);
+            }
+            other => panic!("not named as damage: {other}"),
+        }
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(
+            message.contains(&format!("offset {}", starts[10])),
+            "{message}"
+        );
+        assert!(message.contains("29 valid frame(s)"), "{message}");
+        assert!(message.contains("grow it again"), "{message}");
+        // Nothing was cut: the file is as it was.
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+
+        // The same in a frame's length field, which makes it look longer than the file.
+        let mut bytes = bytes.clone();
+        bytes[starts[10] as usize + frame::HEADER_LEN + 30] ^= 0x04;
+        bytes[starts[10] as usize + 33] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            TxLog::open(dir.path(), ONE_SEGMENT),
+            Err(StoreError::LogDamaged { offset, .. }) if offset == starts[10]
+        ));
+    }
+
+    #[test]
+    fn damage_in_the_last_frame_or_zeroes_after_it_are_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut last = None;
+        {
+            let mut log = TxLog::open(dir.path(), ONE_SEGMENT).unwrap();
+            for seq in 1..=5 {
+                last = Some(log.append(&entry(seq)).unwrap());
+            }
+        }
+        let last = last.unwrap();
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = fs::read(&path).unwrap();
+        // The last frame garbled, then zero-filled pages (a crash without fsync).
+        bytes[last.start.offset as usize + 50] ^= 0xff;
+        bytes.extend_from_slice(&[0; 4096]);
+        fs::write(&path, &bytes).unwrap();
+        let log = TxLog::open(dir.path(), ONE_SEGMENT).unwrap();
+        assert_eq!(seqs(&log), vec![1, 2, 3, 4]);
+        let cut = log.cut_on_open().unwrap();
+        assert_eq!(cut.offset, last.start.offset);
+        assert_eq!(cut.bytes, 4096 + last.end.offset - last.start.offset);
+        assert_eq!(fs::metadata(&path).unwrap().len(), last.start.offset);
+        // A clean log reports no cut.
+        drop(log);
+        assert!(TxLog::open(dir.path(), ONE_SEGMENT)
+            .unwrap()
+            .cut_on_open()
+            .is_none());
+    }
+
+    #[test]
+    fn a_write_failing_midway_is_cut_back_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxLog::open(dir.path(), ONE_SEGMENT).unwrap();
+        log.append(&entry(1)).unwrap();
+        let end = log.end();
+        log.fail_next_write_after = Some(30);
+        let error = log.append(&entry(2)).unwrap_err();
+        assert!(error.is_disk_full(), "{error}");
+        assert_eq!(log.end(), end);
+        assert_eq!(
+            fs::metadata(segment_path(dir.path(), 1)).unwrap().len(),
+            end.offset
+        );
+        assert_eq!(seqs(&log), vec![1]);
+        // The same sequence number is taken by the next append, and reads back whole.
+        log.append(&entry(2)).unwrap();
+        log.append(&entry(3)).unwrap();
+        drop(log);
+        let log = TxLog::open(dir.path(), ONE_SEGMENT).unwrap();
+        assert!(log.cut_on_open().is_none());
+        assert_eq!(seqs(&log), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn the_last_entry_can_be_rolled_back_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxLog::open(dir.path(), ONE_SEGMENT).unwrap();
+        let first = log.append(&entry(1)).unwrap();
+        let second = log.append(&entry(2)).unwrap();
+        assert!(log.roll_back(&first).is_err());
+        log.roll_back(&second).unwrap();
+        assert_eq!(log.end(), first.end);
+        assert_eq!(seqs(&log), vec![1]);
+        log.append(&entry(2)).unwrap();
+        drop(log);
+        let log = TxLog::open(dir.path(), ONE_SEGMENT).unwrap();
+        assert_eq!(seqs(&log), vec![1, 2]);
     }
 
     #[test]

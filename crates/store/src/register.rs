@@ -66,6 +66,32 @@ impl Register {
         before - self.entries.len()
     }
 
+    /// What the register holds for `quads` now, to put back with [`Register::restore`]
+    /// if the transaction that admits them cannot be applied.
+    pub fn save<'a>(
+        &self,
+        quads: impl Iterator<Item = &'a Quad>,
+    ) -> Vec<(Quad, Option<LastWrite>)> {
+        quads
+            .map(|q| (q.clone(), self.entries.get(q).copied()))
+            .collect()
+    }
+
+    /// Puts back what [`Register::save`] returned (in reverse, so a quad saved twice
+    /// ends as it first was).
+    pub fn restore(&mut self, saved: Vec<(Quad, Option<LastWrite>)>) {
+        for (quad, last) in saved.into_iter().rev() {
+            match last {
+                Some(last) => {
+                    self.entries.insert(quad, last);
+                }
+                None => {
+                    self.entries.remove(&quad);
+                }
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -1,4 +1,4 @@
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, ClockMark};
 use crate::cluster_state::ClusterState;
 use crate::digest_book::{digest_of, DigestBook, DigestCheck};
 use crate::effect::Effect;
@@ -22,6 +22,16 @@ use tokio::sync::watch;
 
 /// Insert-only transactions from this size on go through oxigraph's bulk loader.
 const BULK_INSERTS: usize = 10_000;
+
+/// How far ahead of a reading the clock's high-water mark is moved when a reading
+/// reaches it: one synced write of `clock.json` per this much clock progress at most.
+/// Well under the peers' maximum clock offset, so that a clock restarted at the mark is
+/// never refused by them.
+const CLOCK_RESERVE_MS: u64 = 200;
+
+/// Marks a repository whose log lost a torn tail in a crash while in a cluster; holds
+/// the reason. Removed once every other member reported how far our transactions went.
+const AWAITING_PEERS_FILE: &str = "awaiting-peers.txt";
 
 #[derive(Clone, Copy, Debug)]
 pub struct RepositoryOptions {
@@ -77,7 +87,25 @@ pub struct CommitReceipt {
 ///   each origin's transactions are applied in sequence order without gaps, and the log
 ///   order is the apply order;
 /// - the store never holds a change the log lacks; on open, log entries after the last
-///   checkpoint are re-applied through the register, which makes that harmless.
+///   checkpoint are re-applied through the register, which makes that harmless;
+/// - fail-stop: a transaction enters through one sequence, append then apply
+///   ([`Repository::append_then_apply`]). If applying fails (store commit, bulk loader,
+///   configuration file), the log entry is rolled back before the writer lock is
+///   released, so nothing of it was announced or streamed, its sequence number is free
+///   again and a peer's transaction will be received again; the client gets the error
+///   (a full disk: [`StoreError::DiskFull`], retried by the client or the puller once
+///   space is back, with no operator). If the roll-back itself fails, the repository
+///   stops taking writes ([`StoreError::WritesStopped`], not ready) until a restart
+///   replays its log;
+/// - a failed checkpoint fails no write: it is logged and tried again later;
+/// - the clock never goes backwards across restarts: every reading is below the
+///   high-water mark in `clock.json` ([`ClockMark`]), written before a reading passes it;
+///   on open the clock takes that mark, the checkpoint's clock and every replayed entry's
+///   time without the peer offset bound, and warns when the physical clock is behind;
+/// - after a crash that cut a torn tail off the log of a replicated repository, no local
+///   write is taken ([`StoreError::AwaitingPeers`]) until every other member's heartbeat
+///   reported no transaction of ours that we lack (pull streams send back our own lost
+///   transactions first): a sequence number peers already hold is never reused.
 pub struct Repository {
     name: String,
     dir: PathBuf,
@@ -95,8 +123,24 @@ pub struct Repository {
     /// Transactions committed here, and received from peers and applied (for metrics).
     local_commits: AtomicU64,
     remote_applied: AtomicU64,
+    /// Log entries rolled back because they could not be applied (for metrics).
+    rollbacks: AtomicU64,
     /// A background compaction after bulk loads: running, and asked to run again.
     compacting: Arc<(AtomicBool, AtomicBool)>,
+    /// Why writes are refused, if they are (read without the writer lock).
+    health: Mutex<Health>,
+    /// Set while `health.awaiting` is: heartbeats only take the writer lock then.
+    awaiting_peers: AtomicBool,
+}
+
+/// What keeps a repository from taking writes.
+#[derive(Debug, Default)]
+struct Health {
+    /// A write failed after its log append and could not be rolled back: no writes at
+    /// all until a restart replays the log.
+    stopped: Option<String>,
+    /// The log lost a torn tail: no local writes until every other member was heard.
+    awaiting: Option<(String, HashSet<OriginId>)>,
 }
 
 pub(crate) struct Writer {
@@ -115,6 +159,8 @@ pub(crate) struct Writer {
     stable: VersionVector,
     /// The content digest, kept with every change (anti-entropy).
     pub(crate) digests: DigestBook,
+    /// No clock reading of this repository reaches this (ms); persisted in `clock.json`.
+    clock_reserved: u64,
 }
 
 /// What became of a peer's transaction.
@@ -156,7 +202,10 @@ impl Repository {
         let store = Store::open(dir.join("store"))?;
         let log = TxLog::open(&dir.join("log"), options.log)?;
         let checkpoint = Checkpoint::load(dir)?.unwrap_or_default();
-        clock.observe(checkpoint.clock).ok();
+        // Times this repository issued itself: taken whatever physical time says.
+        let clock_reserved = ClockMark::load(dir)?;
+        clock.restore(checkpoint.clock);
+        clock.restore(HlcTime::from_parts(clock_reserved, 0));
         let mut writer = Writer {
             register: checkpoint.decode_register()?,
             version_vector: checkpoint.version_vector.clone(),
@@ -168,6 +217,7 @@ impl Repository {
             frontier: HlcTime::ZERO,
             stable: VersionVector::new(),
             digests: DigestBook::new(checkpoint.digest.unwrap_or_default()),
+            clock_reserved,
         };
         let replayed = writer.replay(&store, &clock, dir)?;
         // After a crash the store may already hold entries the checkpoint does not
@@ -186,6 +236,17 @@ impl Repository {
                 "re-applied log entries after the last checkpoint"
             );
         }
+        let behind_ms = clock.ahead_of_physical_ms();
+        if behind_ms > clock.max_offset_ms() {
+            tracing::warn!(
+                repository = name,
+                behind_ms,
+                "THE PHYSICAL CLOCK IS {behind_ms} ms BEHIND times this repository issued before \
+                 (was it stepped back?): stamps count on logically from them, so they never go \
+                 backwards, but peers hold this instance's transactions until their clocks catch up"
+            );
+        }
+        let awaiting = awaiting_peers_on_open(name, dir, &writer)?;
         let appended = watch::Sender::new(writer.log.index().len() as u64);
         let applied_vector = watch::Sender::new(writer.version_vector.clone());
         let repository = Repository {
@@ -201,9 +262,18 @@ impl Repository {
             applied_vector,
             local_commits: AtomicU64::new(0),
             remote_applied: AtomicU64::new(0),
+            rollbacks: AtomicU64::new(0),
             compacting: Arc::default(),
+            awaiting_peers: AtomicBool::new(awaiting.is_some()),
+            health: Mutex::new(Health {
+                stopped: None,
+                awaiting: awaiting.map(|reason| (reason, HashSet::new())),
+            }),
         };
-        repository.checkpoint()?;
+        // A full disk must not keep the server from starting: the checkpoint is retried.
+        if let Err(e) = repository.checkpoint() {
+            tracing::warn!(repository = name, error = %e, "checkpoint after opening failed; it is retried later");
+        }
         Ok(repository)
     }
 
@@ -256,7 +326,7 @@ impl Repository {
         build: impl FnOnce(&mut ChangeTracker<'_, '_>) -> Result<()>,
     ) -> Result<CommitReceipt> {
         let mut writer = self.lock_writer();
-        writer.cluster.check_writable(&self.name)?;
+        self.check_local_write(&writer)?;
         let mut transaction = self.store.start_transaction()?;
         let mut tracker = ChangeTracker::new(&mut transaction);
         build(&mut tracker)?;
@@ -284,20 +354,21 @@ impl Repository {
         if effect.is_empty() {
             return Ok(CommitReceipt::default());
         }
-        let entry = self.stamp_entry(&writer, EntryKind::Data, effect.encode())?;
-        let indexed = writer.log.append(&entry)?;
-        transaction.commit()?;
-        writer.digests.set_current(digests_after);
+        let entry = self.stamp_entry(&mut writer, EntryKind::Data, effect.encode())?;
         let stamp = entry.stamp();
-        if writer.cluster.replicated() {
-            for quad in &effect.inserts {
-                writer.register.record(quad.clone(), stamp, true);
+        self.append_then_apply(&mut writer, &entry, |writer| {
+            transaction.commit()?;
+            writer.digests.set_current(digests_after);
+            if writer.cluster.replicated() {
+                for quad in &effect.inserts {
+                    writer.register.record(quad.clone(), stamp, true);
+                }
+                for quad in &effect.deletes {
+                    writer.register.record(quad.clone(), stamp, false);
+                }
             }
-            for quad in &effect.deletes {
-                writer.register.record(quad.clone(), stamp, false);
-            }
-        }
-        self.after_append(&mut writer, &indexed)?;
+            Ok(())
+        })?;
         self.local_commits.fetch_add(1, Ordering::Relaxed);
         Ok(CommitReceipt {
             transaction: Some((entry.seq, stamp)),
@@ -319,7 +390,7 @@ impl Repository {
             });
         }
         let mut writer = self.lock_writer();
-        writer.cluster.check_writable(&self.name)?;
+        self.check_local_write(&writer)?;
         // The effect: each quad once; in a cluster every quad named (each must be
         // stamped, see `ChangeTracker`), else only those not yet present. Only the
         // new ones go to the bulk loader.
@@ -351,22 +422,25 @@ impl Repository {
             inserts,
             deletes: Vec::new(),
         };
-        let entry = self.stamp_entry(&writer, EntryKind::Data, effect.encode())?;
-        let indexed = writer.log.append(&entry)?;
-        let mut loader = self.store.bulk_loader();
-        loader.load_quads(fresh.iter().map(|&i| effect.inserts[i].clone()))?;
-        loader.commit()?;
-        for &i in &fresh {
-            writer.digests.inserted(&effect.inserts[i]);
-        }
-        self.compact_soon();
+        let entry = self.stamp_entry(&mut writer, EntryKind::Data, effect.encode())?;
         let stamp = entry.stamp();
-        if writer.cluster.replicated() {
-            for quad in &effect.inserts {
-                writer.register.record(quad.clone(), stamp, true);
+        // The bulk loader ingests its files at once (all or nothing), so a failure leaves
+        // the store as it was and the append can be rolled back.
+        self.append_then_apply(&mut writer, &entry, |writer| {
+            let mut loader = self.store.bulk_loader();
+            loader.load_quads(fresh.iter().map(|&i| effect.inserts[i].clone()))?;
+            loader.commit()?;
+            for &i in &fresh {
+                writer.digests.inserted(&effect.inserts[i]);
             }
-        }
-        self.after_append(&mut writer, &indexed)?;
+            if writer.cluster.replicated() {
+                for quad in &effect.inserts {
+                    writer.register.record(quad.clone(), stamp, true);
+                }
+            }
+            Ok(())
+        })?;
+        self.compact_soon();
         self.local_commits.fetch_add(1, Ordering::Relaxed);
         Ok(CommitReceipt {
             transaction: Some((entry.seq, stamp)),
@@ -406,14 +480,162 @@ impl Repository {
         });
     }
 
-    fn stamp_entry(&self, writer: &Writer, kind: EntryKind, payload: Vec<u8>) -> Result<Entry> {
+    fn stamp_entry(&self, writer: &mut Writer, kind: EntryKind, payload: Vec<u8>) -> Result<Entry> {
         Ok(Entry {
             kind,
             origin: self.origin,
             seq: writer.version_vector.get(self.origin) + 1,
-            time: self.clock.now()?,
+            time: self.reading(writer)?,
             payload,
         })
+    }
+
+    /// A clock reading for a stamp, below the persisted high-water mark (moved first
+    /// when the reading reaches it).
+    fn reading(&self, writer: &mut Writer) -> Result<HlcTime> {
+        let time = self.clock.now()?;
+        self.reserve(writer, time)?;
+        Ok(time)
+    }
+
+    fn reserve(&self, writer: &mut Writer, time: HlcTime) -> Result<()> {
+        if time.millis() >= writer.clock_reserved {
+            let upto = time.millis() + CLOCK_RESERVE_MS;
+            ClockMark::save(&self.dir, upto, self.options.log.fsync)
+                .map_err(StoreError::classify_disk_full)?;
+            writer.clock_reserved = upto;
+        }
+        Ok(())
+    }
+
+    /// Refuses a local write when the repository takes none.
+    fn check_local_write(&self, writer: &Writer) -> Result<()> {
+        writer.cluster.check_writable(&self.name)?;
+        let health = self.lock_health();
+        if let Some(reason) = &health.stopped {
+            return Err(StoreError::WritesStopped {
+                repository: self.name.clone(),
+                reason: reason.clone(),
+            });
+        }
+        if let Some((reason, _)) = &health.awaiting {
+            return Err(StoreError::AwaitingPeers {
+                repository: self.name.clone(),
+                reason: reason.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn lock_health(&self) -> MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why this repository refuses writes, if it does (for readiness, status, metrics).
+    pub fn write_refusal(&self) -> Option<String> {
+        let health = self.lock_health();
+        match (&health.stopped, &health.awaiting) {
+            (Some(reason), _) => Some(format!("takes no writes: {reason}")),
+            (None, Some((reason, _))) => Some(format!("takes no local writes yet: {reason}")),
+            (None, None) => None,
+        }
+    }
+
+    /// Log entries rolled back because they could not be applied, since opening.
+    pub fn rollbacks(&self) -> u64 {
+        self.rollbacks.load(Ordering::Relaxed)
+    }
+
+    /// The one way a transaction enters the log and the store: appends `entry`, then
+    /// applies it with `apply`, then announces it. If `apply` fails it must leave the
+    /// store and the writer as they were; the append is then rolled back, before the
+    /// writer lock (held by the caller throughout) is released: pull streams and
+    /// heartbeats read the log only under that lock, so nothing of the entry left this
+    /// process. If the roll-back fails too, the repository stops taking writes.
+    fn append_then_apply<T>(
+        &self,
+        writer: &mut Writer,
+        entry: &Entry,
+        apply: impl FnOnce(&mut Writer) -> Result<T>,
+    ) -> Result<T> {
+        if let Some(reason) = &self.lock_health().stopped {
+            return Err(StoreError::WritesStopped {
+                repository: self.name.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let indexed = match writer.log.append(entry) {
+            Ok(indexed) => indexed,
+            Err(e) => {
+                if let Some(reason) = writer.log.broken() {
+                    self.stop_writes(reason.to_owned());
+                }
+                return Err(e.classify_disk_full());
+            }
+        };
+        match apply(writer) {
+            Ok(value) => {
+                self.after_append(writer, &indexed);
+                Ok(value)
+            }
+            Err(e) => {
+                let e = e.classify_disk_full();
+                self.rollbacks.fetch_add(1, Ordering::Relaxed);
+                match writer.log.roll_back(&indexed) {
+                    Ok(()) => tracing::warn!(repository = %self.name, origin = %entry.origin,
+                        seq = entry.seq, error = %e,
+                        "a transaction could not be applied; its log entry was rolled back"),
+                    Err(rollback) => self.stop_writes(format!(
+                        "transaction {} of origin {} is in the log but could not be applied ({e}), and rolling it back failed ({rollback})",
+                        entry.seq, entry.origin
+                    )),
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn stop_writes(&self, reason: String) {
+        tracing::error!(repository = %self.name, %reason,
+            "the repository stops taking writes until the server is restarted and replays its log");
+        self.lock_health().stopped.get_or_insert(reason);
+    }
+
+    /// A peer's heartbeat: its version vector. After a crash cut our log's tail, local
+    /// writes resume once every other member reported no transaction of ours that we
+    /// lack (those it had were streamed back to us before its heartbeat).
+    pub fn on_peer_heartbeat(&self, peer: OriginId, theirs: &VersionVector) {
+        if !self.awaiting_peers.load(Ordering::Acquire) {
+            return;
+        }
+        let writer = self.lock_writer();
+        let ours = writer.version_vector.get(self.origin);
+        let mut health = self.lock_health();
+        let Some((_, heard)) = health.awaiting.as_mut() else {
+            return;
+        };
+        if theirs.get(self.origin) > ours {
+            return;
+        }
+        heard.insert(peer);
+        let all_heard = writer.cluster.config.as_ref().is_none_or(|config| {
+            config
+                .members
+                .iter()
+                .all(|m| m.origin == self.origin || heard.contains(&m.origin))
+        });
+        if all_heard {
+            if let Err(e) = fs::remove_file(self.dir.join(AWAITING_PEERS_FILE)) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(repository = %self.name, error = %e, "cannot remove the recovery marker; trying again at the next heartbeat");
+                    return;
+                }
+            }
+            health.awaiting = None;
+            self.awaiting_peers.store(false, Ordering::Release);
+            tracing::warn!(repository = %self.name, seq = ours,
+                "every other member reported how far this instance's transactions went; local writes resume");
+        }
     }
 
     /// Changes the cluster configuration (at the controlling instance): `change` gets
@@ -424,15 +646,15 @@ impl Repository {
         change: impl FnOnce(Option<&ClusterConfig>, HlcTime) -> Result<ClusterConfig>,
     ) -> Result<ClusterConfig> {
         let mut writer = self.lock_writer();
-        if writer.cluster.removed {
-            return Err(StoreError::Removed(self.name.clone()));
-        }
-        let mut entry = self.stamp_entry(&writer, EntryKind::Config, Vec::new())?;
+        self.check_local_write(&writer)?;
+        let mut entry = self.stamp_entry(&mut writer, EntryKind::Config, Vec::new())?;
         let config = change(writer.cluster.config.as_ref(), entry.time)?;
         entry.payload = serde_json::to_vec(&config).expect("a configuration serialises");
-        let indexed = writer.log.append(&entry)?;
-        writer.adopt_config(config.clone(), self.origin, &self.dir)?;
-        self.after_append(&mut writer, &indexed)?;
+        let (origin, dir) = (self.origin, self.dir.clone());
+        let adopted = config.clone();
+        self.append_then_apply(&mut writer, &entry, move |writer| {
+            writer.adopt_config(adopted, origin, &dir)
+        })?;
         Ok(config)
     }
 
@@ -463,21 +685,36 @@ impl Repository {
             }
         };
         self.clock.observe(entry.time)?;
-        let indexed = writer.log.append(entry)?;
-        if let Some(effect) = effect {
-            if writer.apply(&self.store, &effect, entry.stamp())? {
-                self.compact_soon();
+        let bulk = self.append_then_apply(&mut writer, entry, |writer| {
+            if let Some(effect) = &effect {
+                // Admission records in the register before the store commits: put it back
+                // if the commit fails, so that the transaction is admitted again later.
+                let saved = writer
+                    .register
+                    .save(effect.inserts.iter().chain(&effect.deletes));
+                return match writer.apply(&self.store, effect, entry.stamp()) {
+                    Ok(bulk) => Ok(bulk),
+                    Err(e) => {
+                        writer.register.restore(saved);
+                        Err(e)
+                    }
+                };
             }
+            if let Some(config) = config {
+                writer.adopt_config(config, self.origin, &self.dir)?;
+            }
+            Ok(false)
+        })?;
+        if bulk {
+            self.compact_soon();
         }
-        if let Some(config) = config {
-            writer.adopt_config(config, self.origin, &self.dir)?;
-        }
-        self.after_append(&mut writer, &indexed)?;
         self.remote_applied.fetch_add(1, Ordering::Relaxed);
         Ok(Applied::New)
     }
 
-    fn after_append(&self, writer: &mut Writer, indexed: &IndexedEntry) -> Result<()> {
+    /// Announces an entry that is logged and applied. A failed checkpoint fails nothing
+    /// here: the entry is in the log and the store; the checkpoint is tried again.
+    fn after_append(&self, writer: &mut Writer, indexed: &IndexedEntry) {
         writer.version_vector.advance(indexed.origin, indexed.seq);
         let version_vector = writer.version_vector.clone();
         writer.digests.record(&version_vector);
@@ -487,9 +724,10 @@ impl Repository {
         writer.entries_since_checkpoint += 1;
         self.appended.send_modify(|n| *n += 1);
         if writer.entries_since_checkpoint >= self.options.checkpoint_every {
-            self.checkpoint_locked(writer)?;
+            if let Err(e) = self.checkpoint_locked(writer) {
+                tracing::warn!(repository = %self.name, error = %e, "checkpoint failed; it is tried again later");
+            }
         }
-        Ok(())
     }
 
     /// Tells the repository how far replication has come: `frontier` (no transaction
@@ -558,6 +796,10 @@ impl Repository {
     /// origin stamped before `time` is in the log before `end`, and every later one will
     /// be stamped after `time`. A stream that sends the log up to `end` and then this
     /// time keeps the promise.
+    ///
+    /// The promise stays below the clock's persisted high-water mark: if moving the mark
+    /// fails (a full disk), the mark itself is promised, which is weaker but still kept.
+    ///
     /// The content digest at that version vector comes with it (anti-entropy).
     pub fn heartbeat_point(
         &self,
@@ -567,9 +809,14 @@ impl Repository {
         LogPosition,
         quadmesh_repl::ContentDigest,
     )> {
-        let writer = self.lock_writer();
+        let mut writer = self.lock_writer();
+        let mut time = self.clock.now()?;
+        if let Err(e) = self.reserve(&mut writer, time) {
+            tracing::debug!(repository = %self.name, error = %e, "cannot move the clock's high-water mark");
+            time = time.min(HlcTime::from_parts(writer.clock_reserved, 0));
+        }
         Ok((
-            self.clock.now()?,
+            time,
             writer.version_vector.clone(),
             writer.log.end(),
             writer.digests.current(),
@@ -693,7 +940,8 @@ impl Writer {
             .map(|i| i.origin)
             .unwrap_or(OriginId(0));
         for (indexed, entry) in entries {
-            clock.observe(entry.time).ok();
+            // Our own or already admitted times: taken whatever physical time says.
+            clock.restore(entry.time);
             match entry.kind {
                 EntryKind::Data => {
                     self.apply(store, &Effect::decode(&entry.payload)?, entry.stamp())?;
@@ -761,11 +1009,46 @@ impl Writer {
         if !newer {
             return Ok(());
         }
-        if !config.is_member(local) {
-            tracing::warn!(cluster = %config.cluster_id, "this instance was removed from the cluster");
-            self.cluster.removed = true;
+        // Saved first, taken after: a failure leaves the writer as it was.
+        let mut next = self.cluster.clone();
+        let removed = !config.is_member(local);
+        let cluster_id = config.cluster_id.clone();
+        next.removed |= removed;
+        next.config = Some(config);
+        next.save(dir)?;
+        self.cluster = next;
+        if removed {
+            tracing::warn!(cluster = %cluster_id, "this instance was removed from the cluster");
         }
-        self.cluster.config = Some(config);
-        self.cluster.save(dir)
+        Ok(())
     }
+}
+
+/// Whether local writes must wait for the other members after this open: the log lost a
+/// torn tail (now, or in an earlier open not yet resolved) while the repository is
+/// replicated. Returns the reason, persisted until resolved.
+fn awaiting_peers_on_open(name: &str, dir: &Path, writer: &Writer) -> Result<Option<String>> {
+    let marker = dir.join(AWAITING_PEERS_FILE);
+    if let Some(cut) = writer.log.cut_on_open() {
+        if writer.cluster.replicated() {
+            let reason = format!(
+                "a crash cut {} bytes off the end of its replication log ({} at offset {}); \
+                 waiting until every other member has reported how far this instance's own \
+                 transactions went (any it lost are fetched back from them first), so that no \
+                 sequence number is used twice",
+                cut.bytes,
+                cut.file.display(),
+                cut.offset
+            );
+            let mut file = fs::File::create(&marker)?;
+            std::io::Write::write_all(&mut file, reason.as_bytes())?;
+            file.sync_all()?;
+        }
+    }
+    if !marker.exists() {
+        return Ok(None);
+    }
+    let reason = fs::read_to_string(&marker)?;
+    tracing::warn!(repository = name, %reason, "local writes are refused for now");
+    Ok(Some(reason))
 }

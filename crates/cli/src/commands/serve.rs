@@ -58,6 +58,16 @@ pub struct ServeArgs {
     /// HOST:PORT of the controlling instance (copy role).
     #[arg(long, env = "QUADMESH_CONTROLLING")]
     pub controlling: Option<String>,
+    /// For testing only: shift this server's view of the wall clock by this many
+    /// milliseconds (positive: ahead), as if the machine's clock were off.
+    #[arg(
+        long,
+        env = "QUADMESH_CLOCK_OFFSET_MS",
+        default_value_t = 0,
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_ms: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -133,6 +143,7 @@ impl ServeArgs {
         config.checkpoint_interval = Duration::from_secs(self.checkpoint_interval.max(1));
         config.log_retention = Duration::from_secs(self.log_retention);
         config.role = self.role()?;
+        config.clock_offset_ms = self.clock_offset_ms;
         Ok(config)
     }
 }

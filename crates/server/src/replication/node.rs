@@ -71,6 +71,10 @@ pub struct ClusterStatus {
     /// Whether the answering instance's contents were last seen to differ from a
     /// peer's at the same version vector (see `contents` of each instance).
     pub diverged: bool,
+    /// How far ahead of ours a peer clock was when last refused (in the last 5 s), and
+    /// how many peer clock readings were refused since the start.
+    pub peer_clock_ahead_ms: Option<u64>,
+    pub peer_clock_refusals: u64,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -389,10 +393,13 @@ impl Node {
             writes_refused: cluster
                 .check_writable(self.repository.name())
                 .err()
-                .map(|e| e.to_string()),
+                .map(|e| e.to_string())
+                .or_else(|| self.repository.write_refusal()),
             register_entries: self.repository.register_len(),
             log_entries: self.repository.log_len().0,
             diverged: !self.anti_entropy.divergent().is_empty(),
+            peer_clock_ahead_ms: self.repository.clock().refusals().recent_ahead_ms,
+            peer_clock_refusals: self.repository.clock().refusals().count,
             instances,
         }
     }

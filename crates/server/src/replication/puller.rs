@@ -210,6 +210,9 @@ async fn handle(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(), PullError> 
                 .clock()
                 .observe(heartbeat.clock)
                 .map_err(|e| PullError::Held(e.to_string()))?;
+            // After a crash that cut our log, local writes wait for every member's word.
+            node.repository()
+                .on_peer_heartbeat(heartbeat.origin, &heartbeat.version_vector);
             if let Some(theirs) = heartbeat.digest {
                 let repository = node.repository().clone();
                 let version_vector = heartbeat.version_vector.clone();
@@ -274,6 +277,10 @@ async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(),
         // Resume from our version vector: the next stream starts where we are.
         Some(StoreError::Gap { .. }) => Err(PullError::Ended),
         Some(StoreError::Removed(_)) => Err(PullError::Removed),
+        // Not applied and rolled back: taken again on the next stream, once space is back.
+        Some(e @ (StoreError::DiskFull(_) | StoreError::WritesStopped { .. })) => {
+            Err(PullError::Held(e.to_string()))
+        }
         Some(e) => Err(PullError::Corrupt(e.to_string())),
     }
 }

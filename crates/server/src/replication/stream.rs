@@ -142,6 +142,9 @@ async fn feed(
     theirs: VersionVector,
     outbox: &Outbox,
 ) -> Result<(), String> {
+    // The peer's own transactions are sent back only up to what we held when it asked:
+    // those it lost in a crash (its log's torn tail), never an echo of its new ones.
+    let lost_by_peer = repository.version_vector().get(peer);
     let mut sent = theirs;
     let mut position = LogPosition::default();
     let mut appended = repository.subscribe();
@@ -166,7 +169,7 @@ async fn feed(
             let wanted = sent.clone();
             let (entries, next) = tokio::task::spawn_blocking(move || {
                 repo.entries_since(position, BATCH, |origin, seq| {
-                    origin != peer && !wanted.covers(origin, seq)
+                    (origin != peer || seq <= lost_by_peer) && !wanted.covers(origin, seq)
                 })
             })
             .await

@@ -1,0 +1,413 @@
+//! Faults of one instance's disk, log and clock, with real server processes: every
+//! acknowledged write holds on every instance, no sequence number is used twice, and the
+//! instances converge once the fault is gone, or the instance refuses loudly.
+
+mod common;
+
+use common::cluster::Cluster;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Cluster tests run one at a time: each starts several processes on two cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const EX: &str = "http://example.org/";
+
+fn triple(tag: &str, i: usize) -> String {
+    format!("<{EX}{tag}{i}> <{EX}p> \"{i}\"")
+}
+
+/// A tmpfs mounted for the length of a test (unmounted when dropped).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(Tmpfs(at.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system of `dir` with `dir/filler` until it is full, then frees
+/// `leave` bytes (room for a few log frames, not for a store flush).
+fn fill(dir: &Path, leave: u64) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0x5a_u8; 1 << 20];
+    let mut written = 0u64;
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(_) => break,
+        }
+    }
+    file.set_len(written.saturating_sub(leave)).unwrap();
+    path
+}
+
+/// This instance's own sequence number as it reports itself, and as each running
+/// instance reports it.
+async fn own_seq(cluster: &Cluster, index: usize) -> Vec<u64> {
+    let me = cluster.status(index).await["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["state"] == "self")
+        .unwrap()["origin"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut seqs = Vec::new();
+    for i in 0..cluster.instances.len() {
+        let status = cluster.status(i).await;
+        let own = status["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["state"] == "self")
+            .unwrap()["versionVector"][&me]
+            .as_u64()
+            .unwrap_or(0);
+        seqs.push(own);
+    }
+    seqs
+}
+
+fn present(export: &str, triple: &str) -> bool {
+    export.lines().any(|l| l.starts_with(triple))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_answers_507_loses_nothing_and_converges_once_space_is_back() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _tmpfs = match Tmpfs::mount(&dir.path().join("node1"), "160m") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("SKIPPED: cannot mount a tmpfs for the full disk ({e}); run as root");
+            return;
+        }
+    };
+    let cluster = Cluster::launch(dir.path(), 3, &["--checkpoint-interval", "1"]).await;
+    cluster.form().await;
+    let mut acknowledged = Vec::new();
+    let mut refused = Vec::new();
+    let mut on_node1 = 0u64;
+    for i in 0..10 {
+        let t = triple("before", i);
+        assert!(cluster
+            .update(1, &format!("INSERT DATA {{ {t} }}"))
+            .await
+            .status()
+            .is_success());
+        acknowledged.push(t);
+        on_node1 += 1;
+    }
+    cluster.converge(Duration::from_secs(20)).await;
+
+    let filler = fill(&cluster.instances[1].data_dir, 96 << 10);
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let mut full_message = None;
+    for i in 0..300 {
+        // Writes on the full instance, and on the others (which it must apply).
+        let t = triple("full", i);
+        let response = cluster.update(1, &format!("INSERT DATA {{ {t} }}")).await;
+        let status = response.status().as_u16();
+        *statuses.entry(status).or_default() += 1;
+        match status {
+            200 | 204 => {
+                acknowledged.push(t);
+                on_node1 += 1;
+            }
+            507 => {
+                full_message.get_or_insert(response.text().await.unwrap());
+                refused.push(t);
+            }
+            other => panic!(
+                "write {i} on the full instance answered {other}: {}",
+                response.text().await.unwrap()
+            ),
+        }
+        let t = triple("other", i);
+        assert!(cluster
+            .update(i % 2 * 2, &format!("INSERT DATA {{ {t} }}"))
+            .await
+            .status()
+            .is_success());
+        acknowledged.push(t);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("answers on the full instance: {statuses:?}");
+    let message = full_message.expect("the disk never filled: no write was refused with 507");
+    assert!(message.contains("full"), "{message}");
+
+    // Space comes back: the instance takes writes again by itself.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut after = 0;
+    let mut attempt = 0;
+    while after < 20 {
+        attempt += 1;
+        let t = triple("after", attempt);
+        let response = cluster.update(1, &format!("INSERT DATA {{ {t} }}")).await;
+        if response.status().is_success() {
+            acknowledged.push(t);
+            on_node1 += 1;
+            after += 1;
+        } else {
+            assert!(
+                Instant::now() < deadline,
+                "still refused 30 s after space came back: {} {}",
+                response.status(),
+                response.text().await.unwrap()
+            );
+            refused.push(t);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let took = cluster.converge(Duration::from_secs(60)).await;
+    eprintln!(
+        "{} writes acknowledged, {} refused; converged {took:?} after space came back",
+        acknowledged.len(),
+        refused.len()
+    );
+    for i in 0..3 {
+        let export = cluster.export(i).await;
+        for t in &acknowledged {
+            assert!(present(&export, t), "instance {i} lacks acknowledged {t}");
+        }
+        for t in &refused {
+            assert!(!present(&export, t), "instance {i} holds refused {t}");
+        }
+    }
+    // Exactly one sequence number per acknowledged write, the same everywhere.
+    assert_eq!(own_seq(&cluster, 1).await, vec![on_node1; 3]);
+}
+
+/// Where each frame of a log segment starts (the frame layout: a 38-byte header whose
+/// bytes 30..34 are the payload length).
+fn frame_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 0;
+    while at + 38 <= bytes.len() {
+        starts.push(at);
+        let len = u32::from_le_bytes(bytes[at + 30..at + 34].try_into().unwrap()) as usize;
+        at += 38 + len;
+    }
+    starts
+}
+
+/// The newest log segment of a repository that holds anything.
+fn last_segment(data_dir: &Path, repository: &str) -> PathBuf {
+    let mut segments: Vec<PathBuf> =
+        std::fs::read_dir(data_dir.join("repositories").join(repository).join("log"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
+            .collect();
+    segments.sort();
+    segments.pop().expect("a log segment")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flipped_bit_inside_the_log_stops_the_instance_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = common::Server::start(dir.path());
+    let client = common::Client::default();
+    let response = client
+        .put(server.url("/repositories/damaged"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    for i in 0..40 {
+        let response = client
+            .post(server.url("/repositories/damaged"))
+            .form(&[("update", format!("INSERT DATA {{ {} }}", triple("t", i)))])
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+    server.kill();
+    let segment = last_segment(dir.path(), "damaged");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let starts = frame_starts(&bytes);
+    assert!(starts.len() >= 40, "{} frames", starts.len());
+    let eleventh = starts[starts.len() - 30];
+    bytes[eleventh + 38 + 5] ^= 0x08;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let mut command = common::serve_command(
+        dir.path(),
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        common::free_port(),
+        &[],
+        false,
+    );
+    command.stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("the server started on a damaged log");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    eprintln!("{stderr}");
+    assert!(
+        stderr.contains(&segment.display().to_string()),
+        "the file is not named: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("offset {eleventh}")),
+        "the offset is not named: {stderr}"
+    );
+    // Nothing was cut.
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_log_tail_is_fetched_back_from_peers_and_no_sequence_number_is_reused() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    cluster.form().await;
+    let mut acknowledged = Vec::new();
+    for i in 0..5 {
+        let t = triple("before", i);
+        assert!(cluster
+            .update(1, &format!("INSERT DATA {{ {t} }}"))
+            .await
+            .status()
+            .is_success());
+        acknowledged.push(t);
+    }
+    cluster.converge(Duration::from_secs(20)).await;
+    // A power loss without fsync: the end of the last (replicated) frame is gone.
+    cluster.instances[1].kill();
+    let segment = last_segment(&cluster.instances[1].data_dir, Cluster::REPO);
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+    cluster.instances[1].start(false);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut after = 0;
+    let mut waited = 0;
+    while after < 5 {
+        let t = triple("after", after);
+        let response = cluster.update(1, &format!("INSERT DATA {{ {t} }}")).await;
+        match response.status().as_u16() {
+            200 | 204 => {
+                acknowledged.push(t);
+                after += 1;
+            }
+            503 => {
+                assert!(Instant::now() < deadline, "local writes never resumed");
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("{other}: {}", response.text().await.unwrap()),
+        }
+    }
+    eprintln!("{waited} writes refused with 503 before the peers confirmed");
+    let took = cluster.converge(Duration::from_secs(30)).await;
+    eprintln!("converged {took:?} after the restart");
+    for i in 0..3 {
+        let export = cluster.export(i).await;
+        for t in &acknowledged {
+            assert!(present(&export, t), "instance {i} lacks acknowledged {t}");
+        }
+    }
+    assert_eq!(own_seq(&cluster, 1).await, vec![10; 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clock_stepped_back_across_a_restart_never_makes_stamps_go_backwards() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    cluster.form().await;
+    // Instance 1's clock runs 4 s ahead.
+    cluster.instances[1].stop();
+    cluster.instances[1].extra = vec!["--clock-offset-ms".into(), "4000".into()];
+    cluster.instances[1].start(false);
+    let t = triple("ahead", 0);
+    assert!(cluster
+        .update(1, &format!("INSERT DATA {{ {t} }}"))
+        .await
+        .status()
+        .is_success());
+    // Restarted (a crash) with a correct clock, it deletes what it wrote.
+    cluster.instances[1].kill();
+    cluster.instances[1].extra.clear();
+    cluster.instances[1].start(false);
+    assert!(cluster
+        .update(1, &format!("DELETE DATA {{ {t} }}"))
+        .await
+        .status()
+        .is_success());
+    // The others hold its transactions until their clocks catch up, and show it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let ahead = loop {
+        let status = cluster.status(0).await;
+        if let Some(ms) = status["peerClockAheadMs"].as_u64() {
+            break ms;
+        }
+        assert!(Instant::now() < deadline, "no peer clock shown ahead: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("peerClockAheadMs at instance 0: {ahead}");
+    assert!(ahead > 1000, "{ahead}");
+    let metrics = cluster
+        .client
+        .get(cluster.instances[0].url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("quadmesh_clock_peer_refusals_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    let took = cluster.converge(Duration::from_secs(30)).await;
+    eprintln!("converged {took:?} after the restart");
+    for i in 0..3 {
+        assert!(
+            !present(&cluster.export(i).await, &t),
+            "instance {i} still holds what was deleted after it"
+        );
+    }
+}
