@@ -317,7 +317,33 @@ async fn a_lost_log_tail_is_fetched_back_from_peers_and_no_sequence_number_is_re
         .unwrap()
         .set_len(len - 7)
         .unwrap();
+    // It comes back cut off from its peers: it cannot learn how far its own
+    // transactions went, so it must not take local writes.
+    cluster.cut(1, 0);
+    cluster.cut(1, 2);
     cluster.instances[1].start(false);
+    let mut refused = Vec::new();
+    for i in 0..10 {
+        let t = triple("cut", i);
+        let response = cluster.update(1, &format!("INSERT DATA {{ {t} }}")).await;
+        assert_eq!(
+            response.status(),
+            503,
+            "a local write was taken before any peer spoke: {}",
+            response.text().await.unwrap()
+        );
+        refused.push(t);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = cluster
+        .client
+        .get(cluster.instances[1].url("/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    cluster.heal(1, 0);
+    cluster.heal(1, 2);
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut after = 0;
@@ -345,6 +371,9 @@ async fn a_lost_log_tail_is_fetched_back_from_peers_and_no_sequence_number_is_re
         let export = cluster.export(i).await;
         for t in &acknowledged {
             assert!(present(&export, t), "instance {i} lacks acknowledged {t}");
+        }
+        for t in &refused {
+            assert!(!present(&export, t), "instance {i} holds refused {t}");
         }
     }
     assert_eq!(own_seq(&cluster, 1).await, vec![10; 3]);
@@ -382,7 +411,10 @@ async fn a_clock_stepped_back_across_a_restart_never_makes_stamps_go_backwards()
         if let Some(ms) = status["peerClockAheadMs"].as_u64() {
             break ms;
         }
-        assert!(Instant::now() < deadline, "no peer clock shown ahead: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "no peer clock shown ahead: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("peerClockAheadMs at instance 0: {ahead}");
