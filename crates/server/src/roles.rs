@@ -114,6 +114,14 @@ pub async fn run(state: AppState, credentials: Option<(String, String)>) {
     }
 }
 
+/// The machine code of a refusal from another quadmesh server.
+fn error_code(response: &reqwest::Response) -> Option<&str> {
+    response
+        .headers()
+        .get(crate::error::ERROR_CODE_HEADER)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// Why some replicated repository here refuses writes, if one does (it was removed, or
 /// away longer than the log is kept). Blocking (reads under the writer locks); `/ready`
 /// asks it afresh, so it is not ready from the moment writes are refused.
@@ -232,8 +240,9 @@ async fn copy(
                 return Ok(());
             }
             Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
+                let name_taken = error_code(&r) == Some("name_taken");
                 let text = r.text().await.unwrap_or_default();
-                if text.contains("already in the cluster") {
+                if name_taken {
                     // A previous copy of this name died without leaving: take its place.
                     // Its data is gone (this instance dropped or never had it), so
                     // whatever only it held is lost already: removed by force.
@@ -301,7 +310,7 @@ pub async fn leave(state: &AppState, credentials: &Option<(String, String)>) {
                 tracing::info!(instance, "left the cluster");
                 return;
             }
-            Ok(r) if r.status() == reqwest::StatusCode::CONFLICT && attempt < 9 => {
+            Ok(r) if error_code(&r) == Some("unreplicated") && attempt < 9 => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Ok(r) => {

@@ -14,6 +14,15 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The replication of one repository at this instance: a puller per other member, and
 /// the [`ClusterView`] they keep up to date.
+///
+/// Rules it keeps:
+/// - the view's configuration only moves forward, and a durability wait first takes in
+///   the repository's (at least the one its commit was made under);
+/// - a peer shows as connected only while its stream delivers (something within
+///   [`STALL_AFTER`]);
+/// - once this instance knows it is expired (the controlling instance silent longer
+///   than the log retention, or a peer refusing it as expired), writes are refused
+///   before status shows it; the controlling instance never refuses for that.
 pub struct Node {
     repository: Arc<Repository>,
     view: Mutex<ClusterView>,
