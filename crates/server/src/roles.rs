@@ -95,17 +95,22 @@ pub async fn run(state: AppState, credentials: Option<(String, String)>) {
     // Ready once caught up with the cluster (or at once, standalone or alone), and
     // while no replicated repository here refuses writes.
     loop {
-        let readiness = match role.repository().and_then(|r| state.replication.get(r)) {
-            None => Readiness::Ready,
-            Some(node) => match node.catch_up_lag() {
-                0 => Readiness::Ready,
-                lag => Readiness::NotReady(format!("catching up: {lag} transactions behind")),
-            },
-        };
-        let readiness = match writes_refused(&state) {
-            Some(refusal) => Readiness::NotReady(refusal),
-            None => readiness,
-        };
+        // Blocking: both read repositories under their writer locks.
+        let (st, role) = (state.clone(), role.clone());
+        let readiness = tokio::task::spawn_blocking(move || {
+            if let Some(refusal) = writes_refused(&st) {
+                return Readiness::NotReady(refusal);
+            }
+            match role.repository().and_then(|r| st.replication.get(r)) {
+                None => Readiness::Ready,
+                Some(node) => match node.catch_up_lag() {
+                    0 => Readiness::Ready,
+                    lag => Readiness::NotReady(format!("catching up: {lag} transactions behind")),
+                },
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Readiness::NotReady(format!("readiness check failed: {e}")));
         set_ready(&state, readiness);
         if state.shutdown.is_cancelled() {
             return;

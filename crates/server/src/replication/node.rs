@@ -345,14 +345,7 @@ impl Node {
                     }
                 };
                 let lag_transactions = view.lag_transactions(m.origin, &local_vv);
-                let lag_ms = if lag_transactions == 0 {
-                    0
-                } else {
-                    self.repository
-                        .oldest_missing(&vv)
-                        .map_or(0, |t| now.saturating_sub(t.millis()))
-                };
-                InstanceStatus {
+                let status = InstanceStatus {
                     name: m.name.clone(),
                     address: m.address.clone(),
                     role: if m.controlling { "controlling" } else { "copy" },
@@ -360,14 +353,30 @@ impl Node {
                     origin: m.origin.to_string(),
                     version_vector: vv.iter().map(|(o, s)| (o.to_string(), s)).collect(),
                     lag_transactions,
-                    lag_ms,
+                    lag_ms: 0,
                     last_contact_ms_ago: if is_self {
                         Some(0)
                     } else {
                         peer.and_then(|p| p.last_contact_ms)
                             .map(|t| now.saturating_sub(t))
                     },
+                };
+                (status, vv)
+            })
+            .collect::<Vec<_>>();
+        // The view is not held while waiting for the writer lock (a long commit may
+        // hold it, and pullers must not wait for the view meanwhile).
+        drop(view);
+        let instances = instances
+            .into_iter()
+            .map(|(mut status, vv)| {
+                if status.lag_transactions > 0 {
+                    status.lag_ms = self
+                        .repository
+                        .oldest_missing(&vv)
+                        .map_or(0, |t| now.saturating_sub(t.millis()));
                 }
+                status
             })
             .collect();
         let instance = config
