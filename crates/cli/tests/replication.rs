@@ -739,6 +739,7 @@ async fn an_expired_member_refuses_writes_and_is_removed_only_by_force() {
         .update(2, &format!("INSERT DATA {{ {} }}", quad(701)))
         .await;
     assert_eq!(response.status(), 409);
+    assert_eq!(response.headers()["x-quadmesh-error"], "expired");
     let text = response.text().await.unwrap();
     assert!(text.contains("grow it again"), "{text}");
     let ready = cluster
@@ -778,6 +779,7 @@ async fn an_expired_member_refuses_writes_and_is_removed_only_by_force() {
     };
     let response = remove(false).await.unwrap();
     assert_eq!(response.status(), 409);
+    assert_eq!(response.headers()["x-quadmesh-error"], "unreplicated");
     let text = response.text().await.unwrap();
     assert!(text.contains("force"), "{text}");
     let status = cluster.status(0).await;

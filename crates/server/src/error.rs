@@ -84,9 +84,36 @@ impl ApiError {
     }
 }
 
+/// Header naming, for a program, why a request was refused (`ApiError::code`): callers
+/// (e.g. another instance acting for its role) match on it, never on the message.
+pub const ERROR_CODE_HEADER: &str = "x-quadmesh-error";
+
+impl ApiError {
+    /// A machine-readable name for refusals a program may act on.
+    pub fn code(&self) -> Option<&'static str> {
+        use quadmesh_repl::MembershipError as M;
+        match self {
+            ApiError::Store(StoreError::Membership(m)) => Some(match m {
+                M::NameTaken(_) => "name_taken",
+                M::UnknownInstance(_) => "unknown_instance",
+                M::RemovingControlling(_) => "removing_controlling",
+                M::OriginReused(_) => "origin_reused",
+                M::AlreadyInCluster(_) => "already_in_cluster",
+                M::NotInCluster(_) => "not_in_cluster",
+                M::NotControlling(_) => "not_controlling",
+                M::Unreplicated { .. } => "unreplicated",
+            }),
+            ApiError::Store(StoreError::Removed(_)) => Some("removed"),
+            ApiError::Store(StoreError::Expired { .. }) => Some("expired"),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let code = self.code();
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
@@ -99,6 +126,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(code) = code {
+            response
+                .headers_mut()
+                .insert(ERROR_CODE_HEADER, HeaderValue::from_static(code));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

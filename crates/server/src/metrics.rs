@@ -62,8 +62,17 @@ impl Default for HttpMetrics {
     }
 }
 
-/// Everything else is read at scrape time from the repositories and nodes.
+/// Everything else is read at scrape time from the repositories and nodes (on a
+/// blocking thread: it reads under their locks).
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    tokio::task::spawn_blocking(move || render(state))
+        .await
+        .unwrap_or_else(|e| {
+            crate::error::ApiError::Internal(format!("metrics failed: {e}")).into_response()
+        })
+}
+
+fn render(state: AppState) -> Response {
     let mut registry = Registry::with_prefix("quadmesh");
     registry.register(
         "http_requests",

@@ -95,33 +95,44 @@ pub async fn run(state: AppState, credentials: Option<(String, String)>) {
     // Ready once caught up with the cluster (or at once, standalone or alone), and
     // while no replicated repository here refuses writes.
     loop {
-        // A repository that refuses writes (a failure it could not undo, or waiting for
-        // its peers after a crash cut its log) makes the instance not ready.
-        let refusal = state.catalog.list().iter().find_map(|r| {
-            r.write_refusal()
-                .map(|w| format!("repository '{}' {w}", r.name()))
-        });
-        let readiness = match (
-            refusal,
-            role.repository().and_then(|r| state.replication.get(r)),
-        ) {
-            (Some(reason), _) => Readiness::NotReady(reason),
-            (None, None) => Readiness::Ready,
-            (None, Some(node)) => match node.catch_up_lag() {
-                0 => Readiness::Ready,
-                lag => Readiness::NotReady(format!("catching up: {lag} transactions behind")),
-            },
-        };
-        let readiness = match writes_refused(&state) {
-            Some(refusal) => Readiness::NotReady(refusal),
-            None => readiness,
-        };
+        // Blocking: both read repositories under their writer locks.
+        let (st, role) = (state.clone(), role.clone());
+        let readiness = tokio::task::spawn_blocking(move || {
+            // A repository that refuses writes (a failure it could not undo, or waiting
+            // for its peers after a crash cut its log) makes the instance not ready.
+            if let Some(reason) = st.catalog.list().iter().find_map(|r| {
+                r.write_refusal()
+                    .map(|w| format!("repository '{}' {w}", r.name()))
+            }) {
+                return Readiness::NotReady(reason);
+            }
+            if let Some(refusal) = writes_refused(&st) {
+                return Readiness::NotReady(refusal);
+            }
+            match role.repository().and_then(|r| st.replication.get(r)) {
+                None => Readiness::Ready,
+                Some(node) => match node.catch_up_lag() {
+                    0 => Readiness::Ready,
+                    lag => Readiness::NotReady(format!("catching up: {lag} transactions behind")),
+                },
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Readiness::NotReady(format!("readiness check failed: {e}")));
         set_ready(&state, readiness);
         if state.shutdown.is_cancelled() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The machine code of a refusal from another quadmesh server.
+fn error_code(response: &reqwest::Response) -> Option<&str> {
+    response
+        .headers()
+        .get(crate::error::ERROR_CODE_HEADER)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// Why some replicated repository here refuses writes, if one does (it was removed, or
@@ -242,8 +253,9 @@ async fn copy(
                 return Ok(());
             }
             Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
+                let name_taken = error_code(&r) == Some("name_taken");
                 let text = r.text().await.unwrap_or_default();
-                if text.contains("already in the cluster") {
+                if name_taken {
                     // A previous copy of this name died without leaving: take its place.
                     // Its data is gone (this instance dropped or never had it), so
                     // whatever only it held is lost already: removed by force.
@@ -311,7 +323,7 @@ pub async fn leave(state: &AppState, credentials: &Option<(String, String)>) {
                 tracing::info!(instance, "left the cluster");
                 return;
             }
-            Ok(r) if r.status() == reqwest::StatusCode::CONFLICT && attempt < 9 => {
+            Ok(r) if error_code(&r) == Some("unreplicated") && attempt < 9 => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Ok(r) => {

@@ -14,6 +14,15 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The replication of one repository at this instance: a puller per other member, and
 /// the [`ClusterView`] they keep up to date.
+///
+/// Rules it keeps:
+/// - the view's configuration only moves forward, and a durability wait first takes in
+///   the repository's (at least the one its commit was made under);
+/// - a peer shows as connected only while its stream delivers (something within
+///   [`STALL_AFTER`]);
+/// - once this instance knows it is expired (the controlling instance silent longer
+///   than the log retention, or a peer refusing it as expired), writes are refused
+///   before status shows it; the controlling instance never refuses for that.
 pub struct Node {
     repository: Arc<Repository>,
     view: Mutex<ClusterView>,
@@ -350,14 +359,7 @@ impl Node {
                     }
                 };
                 let lag_transactions = view.lag_transactions(m.origin, &local_vv);
-                let lag_ms = if lag_transactions == 0 {
-                    0
-                } else {
-                    self.repository
-                        .oldest_missing(&vv)
-                        .map_or(0, |t| now.saturating_sub(t.millis()))
-                };
-                InstanceStatus {
+                let status = InstanceStatus {
                     name: m.name.clone(),
                     address: m.address.clone(),
                     role: if m.controlling { "controlling" } else { "copy" },
@@ -365,7 +367,7 @@ impl Node {
                     origin: m.origin.to_string(),
                     version_vector: vv.iter().map(|(o, s)| (o.to_string(), s)).collect(),
                     lag_transactions,
-                    lag_ms,
+                    lag_ms: 0,
                     last_contact_ms_ago: if is_self {
                         Some(0)
                     } else {
@@ -377,7 +379,23 @@ impl Node {
                     } else {
                         self.anti_entropy.comparison(m.origin)
                     },
+                };
+                (status, vv)
+            })
+            .collect::<Vec<_>>();
+        // The view is not held while waiting for the writer lock (a long commit may
+        // hold it, and pullers must not wait for the view meanwhile).
+        drop(view);
+        let instances = instances
+            .into_iter()
+            .map(|(mut status, vv)| {
+                if status.lag_transactions > 0 {
+                    status.lag_ms = self
+                        .repository
+                        .oldest_missing(&vv)
+                        .map_or(0, |t| now.saturating_sub(t.millis()));
                 }
+                status
             })
             .collect();
         let instance = config

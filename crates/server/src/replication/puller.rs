@@ -117,7 +117,11 @@ async fn pull_once(node: &Arc<Node>, peer: OriginId) -> Result<(), PullError> {
     let repository = node.repository().clone();
     let config = node.config();
     let member = config.member(peer).ok_or(PullError::NotAMember)?.clone();
-    let version_vector = repository.version_vector();
+    let repo = repository.clone();
+    // Blocking: read under the writer lock, which a long commit may hold.
+    let version_vector = tokio::task::spawn_blocking(move || repo.version_vector())
+        .await
+        .map_err(|e| PullError::Corrupt(e.to_string()))?;
     let url = format!(
         "http://{}/repositories/{}/repl/stream",
         member.address,
