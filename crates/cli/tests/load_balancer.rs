@@ -739,3 +739,42 @@ async fn a_thousand_back_to_back_pairs_on_two_instances() {
         );
     }
 }
+
+/// A write that changes nothing on the instance it reaches (the quad is already there)
+/// is still a write: with `durability=max` it waits for every member, and says what is
+/// missing when one cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_that_changes_nothing_here_still_waits_for_durability() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = two(dir.path()).await;
+    let data = triple("again");
+    ok(cluster
+        .update(0, &format!("INSERT DATA {{ {data} }}"))
+        .await)
+    .await;
+    cluster.converge(Duration::from_secs(20)).await;
+    cluster.cut(0, 1);
+    let response = ok(cluster
+        .client
+        .post(cluster.instances[0].repo_url(""))
+        .header(
+            "x-repl-settings",
+            "durability=max distributedTransactionTimeout=1",
+        )
+        .form(&[("update", format!("INSERT DATA {{ {data} }}"))])
+        .send()
+        .await
+        .unwrap())
+    .await;
+    assert_eq!(
+        response
+            .headers()
+            .get("x-durability")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some("missing=1".to_owned()),
+        "a re-assertion was acknowledged without waiting for the unreachable member"
+    );
+    assert!(response.headers().contains_key(TOKEN));
+    cluster.heal(0, 1);
+}
