@@ -10,6 +10,7 @@ import http.client
 import itertools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -124,11 +125,17 @@ def balanced():
     thread.start()
     yield proxy, password
     proxy.shutdown()
-    process.terminate()
+    # local-cluster stops its instances on Ctrl-C (SIGINT), copies leaving first.
+    process.send_signal(signal.SIGINT)
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=60)
     except subprocess.TimeoutExpired:
         process.kill()
+    # Never leave an instance behind, whatever happened above.
+    try:
+        subprocess.run(["pkill", "-f", "--", data_dir], check=False)
+    except FileNotFoundError:
+        pass
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
