@@ -191,9 +191,14 @@ pub async fn run(args: LocalClusterArgs) -> Result<()> {
     );
     println!("Ctrl-C stops the cluster (copies leave it first).");
 
+    // SIGTERM (a service manager, a container runtime) stops it like Ctrl-C: the
+    // instances must not outlive it.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     let stopped_by = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break None,
+            _ = sigterm.recv() => break None,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         if let Some(i) = instances
