@@ -5,18 +5,11 @@
 mod common;
 
 use common::cluster::Cluster;
+use common::wait_for;
 use quadmesh_store::oxigraph::model::{GraphName, Literal, NamedNode, Quad};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const EX: &str = "http://example.org/";
-
-async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn comparison<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     &status["instances"]
@@ -126,15 +119,7 @@ async fn a_damaged_replica_is_reported_and_taken_out_of_service() {
     assert_eq!(ready(0).await, 200);
     assert_eq!(ready(1).await, 200);
 
-    let metrics = cluster
-        .client
-        .get(cluster.instances[0].url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = cluster.metrics(0).await;
     assert!(
         metrics.contains(&format!(
             "quadmesh_replication_contents_differ{{repository=\"{}\",peer=\"node2\"}} 1",

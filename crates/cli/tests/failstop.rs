@@ -419,15 +419,7 @@ async fn a_clock_stepped_back_across_a_restart_never_makes_stamps_go_backwards()
     };
     eprintln!("peerClockAheadMs at instance 0: {ahead}");
     assert!(ahead > 1000, "{ahead}");
-    let metrics = cluster
-        .client
-        .get(cluster.instances[0].url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = cluster.metrics(0).await;
     assert!(
         metrics
             .lines()

@@ -24,19 +24,27 @@ async fn two(dir: &std::path::Path) -> Cluster {
     cluster
 }
 
-async fn ask(cluster: &Cluster, index: usize, pattern: &str) -> bool {
-    let response = cluster
-        .client
-        .post(cluster.instances[index].repo_url(""))
+/// Sends `ASK { pattern }` with `request` (authenticated, with any headers of the
+/// caller's) and answers the result; anything but success fails the test.
+async fn asks(request: reqwest::RequestBuilder, pattern: &str) -> bool {
+    let response = ok(request
         .header("accept", "application/sparql-results+json")
         .form(&[("query", format!("ASK {{ {pattern} }}"))])
         .send()
         .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+        .unwrap())
+    .await;
     response.json::<serde_json::Value>().await.unwrap()["boolean"]
         .as_bool()
         .unwrap()
+}
+
+async fn ask(cluster: &Cluster, index: usize, pattern: &str) -> bool {
+    asks(
+        cluster.client.post(cluster.instances[index].repo_url("")),
+        pattern,
+    )
+    .await
 }
 
 async fn ok(response: reqwest::Response) -> reqwest::Response {
@@ -271,25 +279,16 @@ async fn a_causal_token_carries_read_your_writes_across_instances() {
         let token = token.clone();
         let pattern = pattern.clone();
         tokio::spawn(async move {
-            client
+            let request = client
                 .post(url)
                 .basic_auth(common::USER, Some(common::PASSWORD))
-                .query(&[("token", token)])
-                .header("accept", "application/sparql-results+json")
-                .form(&[("query", format!("ASK {{ {pattern} }}"))])
-                .send()
-                .await
-                .unwrap()
+                .query(&[("token", token)]);
+            asks(request, &pattern).await
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     cluster.heal(0, 1);
-    let response = ok(read.await.unwrap()).await;
-    assert!(
-        response.json::<serde_json::Value>().await.unwrap()["boolean"]
-            .as_bool()
-            .unwrap()
-    );
+    assert!(read.await.unwrap());
 
     // A write on 1 with the token from 0 returns a token covering both writes: a read
     // on 0 with only that newest token sees the write made on 1.
@@ -304,21 +303,11 @@ async fn a_causal_token_carries_read_your_writes_across_instances() {
     .await;
     let newer = response.headers()[TOKEN].to_str().unwrap().to_owned();
     assert_ne!(newer, token);
-    let response = ok(cluster
+    let request = cluster
         .client
         .post(cluster.instances[0].repo_url(""))
-        .header(TOKEN, &newer)
-        .header("accept", "application/sparql-results+json")
-        .form(&[("query", format!("ASK {{ {pattern} }}"))])
-        .send()
-        .await
-        .unwrap())
-    .await;
-    assert!(
-        !response.json::<serde_json::Value>().await.unwrap()["boolean"]
-            .as_bool()
-            .unwrap()
-    );
+        .header(TOKEN, &newer);
+    assert!(!asks(request, &pattern).await);
 
     let response = cluster
         .client
@@ -399,15 +388,13 @@ async fn graphs_exist_while_they_hold_a_quad() {
     .await;
     ok(update(&client, &server, &format!("DROP GRAPH <{g2}>")).await).await;
     assert!(select_graphs(&client, &server).await.is_empty());
-    let response = client
-        .post(server.url("/repositories/r"))
-        .header("accept", "application/sparql-results+json")
-        .form(&[("query", format!("ASK {{ GRAPH <{g1}> {{}} }}"))])
-        .send()
+    assert!(
+        !asks(
+            client.post(server.url("/repositories/r")),
+            &format!("GRAPH <{g1}> {{}}")
+        )
         .await
-        .unwrap();
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["boolean"], false);
+    );
 
     // Missing graphs: an error without SILENT, nothing changed by the whole request.
     ok(update(
@@ -438,15 +425,10 @@ async fn graphs_exist_while_they_hold_a_quad() {
         .await)
         .await;
     }
-    let response = client
-        .post(server.url("/repositories/r"))
-        .header("accept", "application/sparql-results+json")
-        .form(&[("query", format!("ASK {{ {} }}", triple("kept")))])
-        .send()
-        .await
-        .unwrap();
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["boolean"], true, "a failed request changed something");
+    assert!(
+        asks(client.post(server.url("/repositories/r")), &triple("kept")).await,
+        "a failed request changed something"
+    );
     ok(update(&client, &server, &format!("CREATE GRAPH <{g1}>")).await).await;
     ok(update(
         &client,
@@ -504,17 +486,7 @@ async fn a_session_works_through_every_instance() {
         .await
         .unwrap())
     .await;
-    let seen = ok(auth(client.post(at(2)))
-        .header("accept", "application/sparql-results+json")
-        .form(&[("query", format!("ASK {{ {pattern} }}"))])
-        .send()
-        .await
-        .unwrap())
-    .await;
-    assert_eq!(
-        seen.json::<serde_json::Value>().await.unwrap()["boolean"],
-        true
-    );
+    assert!(asks(auth(client.post(at(2))), &pattern).await);
     for i in 0..3 {
         assert!(!ask(&cluster, i, &pattern).await, "uncommitted work leaked");
     }
@@ -593,18 +565,8 @@ async fn a_session_reads_a_snapshot_plus_its_own_writes() {
     .await
     .unwrap();
     let ask_at = |url: String, pattern: String| {
-        let client = &client;
-        async move {
-            let response = ok(client
-                .post(url)
-                .header("accept", "application/sparql-results+json")
-                .form(&[("query", format!("ASK {{ {pattern} }}"))])
-                .send()
-                .await
-                .unwrap())
-            .await;
-            response.json::<serde_json::Value>().await.unwrap()["boolean"] == true
-        }
+        let request = client.post(url);
+        async move { asks(request, &pattern).await }
     };
     let repo = server.url("/repositories/r");
     let (mine, theirs) = (triple("mine"), triple("theirs"));

@@ -4,6 +4,7 @@
 mod common;
 
 use common::cluster::{instance_ip, Cluster};
+use common::wait_for;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
 
@@ -520,14 +521,6 @@ async fn replication_endpoints_refuse_bad_input() {
     assert_eq!(cluster.export(1).await.lines().count(), 20);
 }
 
-async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn register_and_log_follow_replication_lag_not_database_size() {
     let _serial = SERIAL.lock().await;
@@ -679,15 +672,7 @@ async fn a_silent_link_is_shown_disconnected_then_reconnects_and_converges() {
         node1["lastContactMsAgo"].as_u64().unwrap() >= 2_000,
         "{status}"
     );
-    let metrics = cluster
-        .client
-        .get(cluster.instances[1].url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = cluster.metrics(1).await;
     let line = metrics
         .lines()
         .find(|l| l.starts_with("quadmesh_replication_peer_connected{") && l.contains("\"node0\""))

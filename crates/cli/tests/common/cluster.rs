@@ -434,6 +434,18 @@ impl Cluster {
         lines.join("\n")
     }
 
+    /// The `/metrics` text of an instance.
+    pub async fn metrics(&self, index: usize) -> String {
+        self.client
+            .get(self.instances[index].url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn status(&self, index: usize) -> serde_json::Value {
         self.client
             .get(self.instances[index].repo_url("/repl/status"))

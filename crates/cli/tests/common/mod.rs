@@ -256,3 +256,12 @@ pub async fn select_one(client: &Client, url: &str, query: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Polls `check` every 100 ms until it holds; panics naming `what` after `within`.
+pub async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
