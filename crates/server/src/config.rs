@@ -27,6 +27,8 @@ pub struct ServerConfig {
     /// For testing only: how far this server's wall clock is shifted (ms, positive:
     /// ahead), to play an instance whose clock is off.
     pub clock_offset_ms: i64,
+    /// Whether a replica that knows its contents are wrong repairs itself from a peer.
+    pub auto_repair: bool,
 }
 
 impl ServerConfig {
@@ -44,6 +46,7 @@ impl ServerConfig {
             log_retention: Duration::from_secs(24 * 3600),
             role: crate::roles::Role::Standalone,
             clock_offset_ms: 0,
+            auto_repair: true,
         }
     }
 }

@@ -97,6 +97,10 @@ pub async fn serve(
 
     let maintenance = tokio::spawn(maintain(state.clone()));
     let scrubbing = tokio::spawn(scrub(state.clone()));
+    let repairing = state
+        .config
+        .auto_repair
+        .then(|| tokio::spawn(replication::repair::repair_forever(state.clone())));
     let role = tokio::spawn(roles::run(state.clone(), credentials.clone()));
     let stopping = state.clone();
     let shutdown = async move {
@@ -112,7 +116,10 @@ pub async fn serve(
         .await?;
     maintenance.abort();
     scrubbing.abort();
-    tokio::task::spawn_blocking(move || state.catalog.checkpoint_all())
+    if let Some(repairing) = repairing {
+        repairing.abort();
+    }
+    tokio::task::spawn_blocking(move || state.catalog.close_all())
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
     tracing::info!("quadmesh stopped");

@@ -38,6 +38,11 @@ struct DigestCheckLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PeerLabels {
     repository: String,
     peer: String,
@@ -149,6 +154,8 @@ fn render(state: AppState) -> Response {
     let digest_checks = Family::<DigestCheckLabels, Counter>::default();
     let frontier_age = Family::<RepositoryLabels, Gauge<f64, AtomicU64>>::default();
     let writes_refused = Family::<RepositoryLabels, Gauge>::default();
+    let store_damaged = Family::<RepositoryLabels, Gauge>::default();
+    let repairs = Family::<ResultLabels, Counter>::default();
     let now = now_ms();
     for node in state.replication.nodes() {
         let status = node.status();
@@ -187,6 +194,11 @@ fn render(state: AppState) -> Response {
                 repository: status.repository.clone(),
             })
             .set(i64::from(status.writes_refused.is_some()));
+        store_damaged
+            .get_or_create(&RepositoryLabels {
+                repository: status.repository.clone(),
+            })
+            .set(i64::from(node.repository().knows_damage()));
         let frontier = node.frontier_ms.load(Ordering::Relaxed);
         if frontier > 0 {
             frontier_age
@@ -220,6 +232,24 @@ fn render(state: AppState) -> Response {
         "replication_digest_checks",
         "Content comparisons with peers at a common version vector since start, by result",
         digest_checks,
+    );
+    for (result, count) in [
+        ("done", &state.repairs.done),
+        ("failed", &state.repairs.failed),
+    ] {
+        repairs
+            .get_or_create(&ResultLabels { result })
+            .inc_by(count.load(Ordering::Relaxed));
+    }
+    registry.register(
+        "replication_store_damaged",
+        "1 while a scrub's finding that this instance's store differs from what its write path put there is not repaired",
+        store_damaged,
+    );
+    registry.register(
+        "replication_repairs",
+        "Anti-entropy repairs of this instance's store from a peer's snapshot since start, by result",
+        repairs,
     );
     registry.register(
         "replication_writes_refused",

@@ -17,7 +17,9 @@ const OPEN_PATHS: &[&str] = &["/version", "/hostname", "/ready"];
 /// Instance-to-instance paths: authenticated by the cluster token, in their handlers.
 fn is_peer_path(path: &str) -> bool {
     path.starts_with("/repositories/")
-        && (path.ends_with("/repl/stream") || path.ends_with("/repl/removed"))
+        && (path.ends_with("/repl/stream")
+            || path.ends_with("/repl/removed")
+            || path.ends_with("/repl/snapshot"))
 }
 
 /// HTTP Basic authentication of the superuser on everything but the probe paths.

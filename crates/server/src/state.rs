@@ -21,6 +21,8 @@ pub struct Inner {
     pub readiness: tokio::sync::watch::Sender<crate::roles::Readiness>,
     /// Cancelled when the server begins to stop: long-lived pull streams end on it.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Anti-entropy repairs made and failed since the start.
+    pub repairs: crate::replication::repair::RepairCounts,
 }
 
 impl AppState {
@@ -37,6 +39,7 @@ impl AppState {
             auth,
             sessions: SessionRegistry::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            repairs: Default::default(),
             http_metrics: crate::metrics::HttpMetrics::default(),
             ui_logins: crate::ui::UiLogins::default(),
             readiness: tokio::sync::watch::Sender::new(crate::roles::Readiness::NotReady(

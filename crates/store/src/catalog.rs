@@ -168,7 +168,15 @@ impl Catalog {
         Ok(())
     }
 
-    /// Checkpoints every repository (at shutdown, and now and then).
+    /// Stops every repository cleanly (at shutdown): see [`Repository::close`].
+    pub fn close_all(&self) -> Result<()> {
+        for repository in self.list() {
+            repository.close()?;
+        }
+        Ok(())
+    }
+
+    /// Checkpoints every repository (now and then).
     pub fn checkpoint_all(&self) -> Result<()> {
         for repository in self.list() {
             repository.checkpoint()?;

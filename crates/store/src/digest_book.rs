@@ -41,6 +41,14 @@ impl DigestBook {
         }
     }
 
+    /// A repair made the store whole: `digest` is what it now holds, at
+    /// `version_vector`. Digests kept before are not compared any more.
+    pub fn repaired(&mut self, digest: ContentDigest, version_vector: &VersionVector) {
+        self.current = digest;
+        self.recent.clear();
+        self.record(version_vector);
+    }
+
     pub fn current(&self) -> ContentDigest {
         self.current
     }

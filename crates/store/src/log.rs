@@ -212,6 +212,15 @@ impl TxLog {
         Ok(indexed)
     }
 
+    /// Makes every segment durable (a clean stop of a log kept without `fsync`).
+    pub fn sync_all(&mut self) -> Result<()> {
+        for &id in &self.segments {
+            File::open(segment_path(&self.dir, id))?.sync_all()?;
+        }
+        File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+
     #[cfg(not(test))]
     fn write_frame(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.active.write_all(bytes)

@@ -32,6 +32,11 @@ const CLOCK_RESERVE_MS: u64 = 200;
 /// Marks a repository whose log lost a torn tail in a crash while in a cluster; holds
 /// the reason. Removed once every other member reported how far our transactions went.
 const AWAITING_PEERS_FILE: &str = "awaiting-peers.txt";
+/// Present while a repository whose log is not synced at every append is open: found
+/// at open, the last run did not stop cleanly and the log may have lost whole frames.
+const RUNNING_UNSYNCED_FILE: &str = "running-unsynced";
+/// Present while a scrub's finding of damage is not repaired (see `Repository::damaged`).
+const DAMAGED_FILE: &str = "damaged.txt";
 
 #[derive(Clone, Copy, Debug)]
 pub struct RepositoryOptions {
@@ -131,6 +136,10 @@ pub struct Repository {
     health: Mutex<Health>,
     /// Set while `health.awaiting` is: heartbeats only take the writer lock then.
     awaiting_peers: AtomicBool,
+    /// Set when a scrub found the store differing from what the write path put there,
+    /// cleared by a repair (`repair_from`): until then this instance knows it is the
+    /// one that is wrong, whatever its peers say.
+    damaged: AtomicBool,
 }
 
 /// What keeps a repository from taking writes.
@@ -246,7 +255,7 @@ impl Repository {
                  backwards, but peers hold this instance's transactions until their clocks catch up"
             );
         }
-        let awaiting = awaiting_peers_on_open(name, dir, &writer)?;
+        let awaiting = awaiting_peers_on_open(name, dir, &writer, options.log.fsync)?;
         let appended = watch::Sender::new(writer.log.index().len() as u64);
         let applied_vector = watch::Sender::new(writer.version_vector.clone());
         let repository = Repository {
@@ -265,6 +274,7 @@ impl Repository {
             rollbacks: AtomicU64::new(0),
             compacting: Arc::default(),
             awaiting_peers: AtomicBool::new(awaiting.is_some()),
+            damaged: AtomicBool::new(dir.join(DAMAGED_FILE).exists()),
             health: Mutex::new(Health {
                 stopped: None,
                 awaiting: awaiting.map(|reason| (reason, HashSet::new())),
@@ -739,6 +749,19 @@ impl Repository {
         writer.stable = stable;
     }
 
+    /// A clean stop: checkpoints, and makes the log durable if it is not synced at every
+    /// append, so that the next open knows no transaction was lost. Nothing may be
+    /// written after it.
+    pub fn close(&self) -> Result<()> {
+        let mut writer = self.lock_writer();
+        self.checkpoint_locked(&mut writer)?;
+        if !self.options.log.fsync {
+            writer.log.sync_all()?;
+            fs::remove_file(self.dir.join(RUNNING_UNSYNCED_FILE))?;
+        }
+        Ok(())
+    }
+
     /// Flushes the store, records what it now durably holds, prunes the register behind
     /// the frontier and drops log segments every member has.
     pub fn checkpoint(&self) -> Result<()> {
@@ -853,7 +876,28 @@ impl Repository {
         writer.digests.correct(booked, scanned);
         let current = writer.version_vector.clone();
         writer.digests.record(&current);
+        self.damaged.store(true, Ordering::Release);
+        // Kept across restarts: replay after a crash recomputes the digest from the
+        // store, which would hide the damage from this instance's own scrubs.
+        let found = format!("the store's digest was {scanned}; its write path had {booked}\n");
+        if let Err(e) = fs::write(self.dir.join(DAMAGED_FILE), found) {
+            tracing::warn!(repository = %self.name, error = %e, "cannot record the damage on disk");
+        }
         Ok(false)
+    }
+
+    /// Whether a scrub found the store damaged and no repair has mended it yet.
+    pub fn knows_damage(&self) -> bool {
+        self.damaged.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn clear_damage(&self) -> Result<()> {
+        match fs::remove_file(self.dir.join(DAMAGED_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        self.damaged.store(false, Ordering::Release);
+        Ok(())
     }
 
     /// Compares a peer's digest at `version_vector` with ours when we were there.
@@ -1027,23 +1071,47 @@ impl Writer {
 /// Whether local writes must wait for the other members after this open: the log lost a
 /// torn tail (now, or in an earlier open not yet resolved) while the repository is
 /// replicated. Returns the reason, persisted until resolved.
-fn awaiting_peers_on_open(name: &str, dir: &Path, writer: &Writer) -> Result<Option<String>> {
+fn awaiting_peers_on_open(
+    name: &str,
+    dir: &Path,
+    writer: &Writer,
+    fsync: bool,
+) -> Result<Option<String>> {
     let marker = dir.join(AWAITING_PEERS_FILE);
-    if let Some(cut) = writer.log.cut_on_open() {
+    let running_unsynced = dir.join(RUNNING_UNSYNCED_FILE);
+    let lost = if let Some(cut) = writer.log.cut_on_open() {
+        Some(format!(
+            "a crash cut {} bytes off the end of its replication log ({} at offset {})",
+            cut.bytes,
+            cut.file.display(),
+            cut.offset
+        ))
+    } else if running_unsynced.exists() {
+        // Without fsync a power loss can take whole frames, leaving no torn tail.
+        Some("the last run, which did not sync its replication log (--no-fsync), did not stop cleanly: whole transactions may be lost from its end".to_owned())
+    } else {
+        None
+    };
+    if let Some(lost) = lost {
         if writer.cluster.replicated() {
             let reason = format!(
-                "a crash cut {} bytes off the end of its replication log ({} at offset {}); \
-                 waiting until every other member has reported how far this instance's own \
-                 transactions went (any it lost are fetched back from them first), so that no \
-                 sequence number is used twice",
-                cut.bytes,
-                cut.file.display(),
-                cut.offset
+                "{lost}; waiting until every other member has reported how far this \
+                 instance's own transactions went (any it lost are fetched back from them \
+                 first), so that no sequence number is used twice"
             );
             let mut file = fs::File::create(&marker)?;
             std::io::Write::write_all(&mut file, reason.as_bytes())?;
             file.sync_all()?;
         }
+    }
+    if fsync {
+        match fs::remove_file(&running_unsynced) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    } else {
+        fs::File::create(&running_unsynced)?.sync_all()?;
+        fs::File::open(dir)?.sync_all()?;
     }
     if !marker.exists() {
         return Ok(None);

@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// acknowledged commits, a process crash does not).
     #[arg(long, env = "QUADMESH_NO_FSYNC")]
     pub no_fsync: bool,
+    /// Report a replica whose contents diverged (status, metrics, readiness) but do not
+    /// repair it from a peer's snapshot (to examine it first).
+    #[arg(long, env = "QUADMESH_NO_AUTO_REPAIR")]
+    pub no_auto_repair: bool,
     /// Seconds between checkpoints (store flush, register and log pruning).
     #[arg(long, env = "QUADMESH_CHECKPOINT_INTERVAL", default_value_t = 60)]
     pub checkpoint_interval: u64,
@@ -144,6 +148,7 @@ impl ServeArgs {
         config.log_retention = Duration::from_secs(self.log_retention);
         config.role = self.role()?;
         config.clock_offset_ms = self.clock_offset_ms;
+        config.auto_repair = !self.no_auto_repair;
         Ok(config)
     }
 }

@@ -89,6 +89,12 @@ impl AntiEntropy {
             .cloned()
     }
 
+    /// Forgets every comparison (this instance's contents were just repaired): the
+    /// next heartbeats at a common version vector say where it stands.
+    pub fn forget(&self) {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// Peers whose contents were last seen to differ from ours.
     pub fn divergent(&self) -> Vec<OriginId> {
         self.peers

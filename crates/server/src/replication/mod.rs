@@ -5,6 +5,7 @@ pub mod anti_entropy;
 pub mod durability;
 pub mod node;
 mod puller;
+pub mod repair;
 pub mod resolver;
 pub mod snapshot_transfer;
 pub mod stream;
@@ -70,6 +71,8 @@ pub enum RefusalCode {
     Expired,
     /// What the caller lacks is no longer in this instance's log.
     LogTruncated,
+    /// This instance knows its own store is damaged: it gives no snapshot.
+    Damaged,
 }
 
 impl PeerRefusal {

@@ -78,8 +78,12 @@ pub struct ClusterStatus {
     /// Transactions in the answering instance's log.
     pub log_entries: usize,
     /// Whether the answering instance's contents were last seen to differ from a
-    /// peer's at the same version vector (see `contents` of each instance).
+    /// peer's at the same version vector (see `contents` of each instance), or its
+    /// own store was found damaged.
     pub diverged: bool,
+    /// Whether a scrub found the answering instance's store differing from what its
+    /// write path put there, not yet repaired (repairs run without an operator).
+    pub store_damaged: bool,
     /// How far ahead of ours a peer clock was when last refused (in the last 5 s), and
     /// how many peer clock readings were refused since the start.
     pub peer_clock_ahead_ms: Option<u64>,
@@ -415,7 +419,8 @@ impl Node {
                 .or_else(|| self.repository.write_refusal()),
             register_entries: self.repository.register_len(),
             log_entries: self.repository.log_len().0,
-            diverged: !self.anti_entropy.divergent().is_empty(),
+            diverged: !self.anti_entropy.divergent().is_empty() || self.repository.knows_damage(),
+            store_damaged: self.repository.knows_damage(),
             peer_clock_ahead_ms: self.repository.clock().refusals().recent_ahead_ms,
             peer_clock_refusals: self.repository.clock().refusals().count,
             instances,

@@ -195,7 +195,7 @@ fn refusal(status: u16, text: &str) -> PullError {
             message,
         }) => PullError::NeedsRegrow(message),
         Ok(PeerRefusal {
-            code: RefusalCode::NotAMember,
+            code: RefusalCode::NotAMember | RefusalCode::Damaged,
             message,
         }) => PullError::Refused(format!("{status}: {message}")),
         Err(_) => PullError::Refused(format!("{status}: {}", text.trim())),

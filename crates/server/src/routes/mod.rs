@@ -3,6 +3,7 @@
 pub mod graph_store;
 pub mod info;
 pub mod namespaces;
+pub mod peer_snapshot;
 pub mod repl;
 pub mod repositories;
 pub mod server;
@@ -75,6 +76,10 @@ pub fn router(state: AppState) -> Router {
         .route("/repositories/{repo}/repl/status", get(repl::status))
         .route("/repositories/{repo}/repl/install", put(repl::install))
         .route("/repositories/{repo}/repl/stream", get(repl::stream))
+        .route(
+            "/repositories/{repo}/repl/snapshot",
+            get(peer_snapshot::snapshot),
+        )
         .route("/repositories/{repo}/repl/removed", put(repl::removed))
         .nest("/repositories/{repo}", repository_routes())
         .route(

@@ -454,7 +454,11 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 }
 
 /// The node, if the request carries its cluster's token.
-fn authenticated_peer(state: &AppState, name: &str, headers: &HeaderMap) -> ApiResult<Arc<Node>> {
+pub(crate) fn authenticated_peer(
+    state: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Arc<Node>> {
     let node = state
         .replication
         .get(name)

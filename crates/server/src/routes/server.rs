@@ -43,13 +43,25 @@ pub async fn ready(
     // from most of the peers it compared with must not be sent traffic as if healthy.
     for node in state.replication.nodes() {
         let config = node.config();
-        if node.anti_entropy.in_minority(|o| config.is_member(o)) {
+        let name = node.repository().name();
+        let repair = if state.config.auto_repair {
+            "it is being repaired from a peer"
+        } else {
+            "automatic repair is off (--no-auto-repair)"
+        };
+        let why = if node.repository().knows_damage() {
+            Some(format!(
+                "the store of repository '{name}' is damaged (a scrub found it); {repair}"
+            ))
+        } else if node.anti_entropy.in_minority(|o| config.is_member(o)) {
+            Some(format!("the contents of repository '{name}' differ from most peers' at the same version vector (see repl status); {repair}"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
             return (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "not ready: the contents of repository '{}' differ from most peers' at the same version vector (see repl status)\n",
-                    node.repository().name()
-                ),
+                format!("not ready: {why}\n"),
             )
                 .into_response();
         }

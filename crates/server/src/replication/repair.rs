@@ -1,0 +1,268 @@
+//! Anti-entropy's repair: an instance that knows its store is wrong makes it whole
+//! again from a peer's snapshot, without an operator.
+//!
+//! An instance knows it is wrong when its own scrub found the store differing from what
+//! its write path put there, or when most of the peers it compared contents with (at a
+//! common version vector) differ from it. It then fetches a snapshot from a peer (one
+//! that differs from it, first: the majority), waits until it has applied every
+//! transaction the snapshot holds, and takes the snapshot's state for every quad that
+//! no later transaction touched (`Repository::repair_from`). Two instances that differ
+//! with no scrub finding cannot tell which is right: both report it, neither repairs.
+
+use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
+use crate::replication::snapshot_transfer::unpack;
+use crate::state::AppState;
+use futures::StreamExt;
+use quadmesh_repl::Member;
+use quadmesh_store::oxigraph::store::Store;
+use quadmesh_store::{RepairDeferred, Repaired, StoreError};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// How often every node is looked at for a needed repair.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How long a fetched snapshot waits for this instance to have applied all it holds.
+const CATCH_UP_WITHIN: Duration = Duration::from_secs(30);
+/// A snapshot's first bytes must come within this (the peer takes and packs it first).
+const ANSWER_WITHIN: Duration = Duration::from_secs(120);
+/// After a failed attempt, the next one waits this long.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// Repairs done and failed, for metrics.
+#[derive(Debug, Default)]
+pub struct RepairCounts {
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// Why an instance repairs itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cause {
+    /// Its own scrub found the store differing from its write path's digest.
+    Scrub,
+    /// Most peers' contents differ from its own at a common version vector.
+    Minority,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RepairError {
+    #[error("cannot reach {peer}: {detail}")]
+    Unreachable { peer: String, detail: String },
+    #[error("{peer} gave no snapshot: {status}: {body}")]
+    Refused {
+        peer: String,
+        status: u16,
+        body: String,
+    },
+    #[error("the snapshot from {peer} is unusable: {detail}")]
+    BadSnapshot { peer: String, detail: String },
+    #[error("this instance did not catch up with the snapshot from {peer} within {secs} s ({missing} transactions missing)")]
+    Behind {
+        peer: String,
+        secs: u64,
+        missing: u64,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs for the server's life: looks at every replicated repository and repairs the
+/// ones that need it, one at a time.
+pub async fn repair_forever(state: AppState) {
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    loop {
+        tick.tick().await;
+        let nodes = state.replication.nodes();
+        // Blocking: a repository's cluster state is read under its writer lock.
+        let Ok(needing) = tokio::task::spawn_blocking(move || {
+            nodes
+                .into_iter()
+                .filter_map(|node| cause(&node).map(|cause| (node, cause)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        else {
+            continue;
+        };
+        for (node, cause) in needing {
+            let name = node.repository().name().to_owned();
+            tracing::warn!(repository = %name, ?cause, "this instance's contents are wrong; repairing from a peer");
+            let mut repaired = false;
+            for peer in sources(&node, cause) {
+                match repair_from(&state, &node, &peer).await {
+                    Ok(done) => {
+                        state.repairs.done.fetch_add(1, Ordering::Relaxed);
+                        node.anti_entropy.forget();
+                        tracing::warn!(repository = %name, peer = %peer.name,
+                            restored = done.restored, removed = done.removed,
+                            "repaired from a peer's snapshot");
+                        repaired = true;
+                        break;
+                    }
+                    Err(e) => {
+                        state.repairs.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(repository = %name, peer = %peer.name, error = %e,
+                            "a repair from this peer failed");
+                    }
+                }
+            }
+            if !repaired {
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    }
+}
+
+/// Blocking (reads under the writer lock).
+fn cause(node: &Node) -> Option<Cause> {
+    let repository = node.repository();
+    if repository.cluster().removed {
+        return None;
+    }
+    if repository.knows_damage() {
+        return Some(Cause::Scrub);
+    }
+    let config = node.config();
+    node.anti_entropy
+        .in_minority(|o| config.is_member(o))
+        .then_some(Cause::Minority)
+}
+
+/// The members to repair from, in the order to try them: those whose contents were
+/// seen to differ from ours first (when we are the odd one out, they are the
+/// majority), then any other.
+fn sources(node: &Node, cause: Cause) -> Vec<Member> {
+    let config = node.config();
+    let ours = node.repository().origin();
+    let differing = node.anti_entropy.divergent();
+    let mut members: Vec<Member> = config
+        .members
+        .iter()
+        .filter(|m| m.origin != ours)
+        .cloned()
+        .collect();
+    members.sort_by_key(|m| !differing.contains(&m.origin));
+    if cause == Cause::Minority {
+        members.retain(|m| differing.contains(&m.origin));
+    }
+    members
+}
+
+async fn repair_from(
+    state: &AppState,
+    node: &Arc<Node>,
+    peer: &Member,
+) -> Result<Repaired, RepairError> {
+    let scratch = state.catalog.scratch_dir()?;
+    let result = fetch_and_repair(state, node, peer, &scratch).await;
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    result
+}
+
+async fn fetch_and_repair(
+    state: &AppState,
+    node: &Arc<Node>,
+    peer: &Member,
+    scratch: &Path,
+) -> Result<Repaired, RepairError> {
+    let repository = node.repository().clone();
+    let config = node.config();
+    let unreachable = |detail: String| RepairError::Unreachable {
+        peer: peer.name.clone(),
+        detail,
+    };
+    let url = format!(
+        "http://{}/repositories/{}/repl/snapshot",
+        peer.address,
+        repository.name()
+    );
+    let request = state
+        .replication
+        .http()
+        .get(&url)
+        .header(TOKEN_HEADER, &config.token)
+        .header(ORIGIN_HEADER, repository.origin().0.to_string())
+        .send();
+    let response = tokio::time::timeout(ANSWER_WITHIN, request)
+        .await
+        .map_err(|_| unreachable(format!("no answer within {} s", ANSWER_WITHIN.as_secs())))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    if !response.status().is_success() {
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        return Err(RepairError::Refused {
+            peer: peer.name.clone(),
+            status,
+            body: body.trim().to_owned(),
+        });
+    }
+    let archive = scratch.join("snapshot.tar");
+    let mut file = tokio::fs::File::create(&archive).await?;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = tokio::time::timeout(super::STALL_AFTER * 5, body.next())
+        .await
+        .map_err(|_| unreachable("the snapshot stopped arriving".into()))?
+    {
+        file.write_all(&chunk.map_err(|e| unreachable(e.to_string()))?)
+            .await?;
+    }
+    file.sync_all().await?;
+    drop(file);
+
+    let bad = |detail: String| RepairError::BadSnapshot {
+        peer: peer.name.clone(),
+        detail,
+    };
+    let dir = scratch.to_owned();
+    let (snapshot, snapshot_state) = tokio::task::spawn_blocking(move || {
+        let (store_dir, snapshot_state) = unpack(&archive, &dir.join("unpacked"))?;
+        let store = Store::open(&store_dir).map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>((store, snapshot_state))
+    })
+    .await
+    .map_err(|e| bad(e.to_string()))?
+    .map_err(|e| bad(e.to_string()))?;
+    if snapshot_state.config.as_ref().map(|c| &c.cluster_id) != Some(&config.cluster_id) {
+        return Err(bad("it is of another cluster".into()));
+    }
+    let at = snapshot_state.version_vector;
+
+    // Wait (without the writer lock) until everything the snapshot holds is applied
+    // here; a repair then loses nothing of ours and takes nothing twice.
+    let mut applied = repository.watch_version_vector();
+    let caught_up = tokio::time::timeout(CATCH_UP_WITHIN, async {
+        loop {
+            if applied.borrow_and_update().missing_from(&at) == 0 {
+                return;
+            }
+            if applied.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let missing = applied.borrow().missing_from(&at);
+    if caught_up.is_err() && missing > 0 {
+        return Err(RepairError::Behind {
+            peer: peer.name.clone(),
+            secs: CATCH_UP_WITHIN.as_secs(),
+            missing,
+        });
+    }
+    let outcome = tokio::task::spawn_blocking(move || repository.repair_from(&snapshot, &at))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    match outcome {
+        Ok(repaired) => Ok(repaired),
+        Err(RepairDeferred::Behind { missing }) => Err(RepairError::Behind {
+            peer: peer.name.clone(),
+            secs: CATCH_UP_WITHIN.as_secs(),
+            missing,
+        }),
+    }
+}

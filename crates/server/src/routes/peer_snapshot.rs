@@ -1,0 +1,72 @@
+//! `GET /repositories/NAME/repl/snapshot` (a member, with the cluster token): a snapshot
+//! of this instance's copy — store checkpoint and replication state at one cut, as the
+//! tar a grow sends — from which a member whose store was damaged repairs itself.
+
+use super::repl::authenticated_peer;
+use crate::error::{blocking, ApiError, ApiResult};
+use crate::replication::snapshot_transfer::pack;
+use crate::replication::{PeerRefusal, RefusalCode, ORIGIN_HEADER};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use quadmesh_repl::OriginId;
+
+pub async fn snapshot(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let node = authenticated_peer(&state, &name, &headers)?;
+    let origin = headers
+        .get(ORIGIN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .map(OriginId)
+        .ok_or_else(|| ApiError::BadRequest(format!("missing or invalid {ORIGIN_HEADER}")))?;
+    if !node.config().is_member(origin) {
+        return Ok(PeerRefusal::new(
+            RefusalCode::NotAMember,
+            format!("instance {origin} is not a member of the cluster"),
+        )
+        .into_response(StatusCode::FORBIDDEN));
+    }
+    let repository = node.repository().clone();
+    // A damaged store must not spread its damage.
+    if repository.knows_damage() {
+        return Ok(PeerRefusal::new(
+            RefusalCode::Damaged,
+            "this instance's own store is damaged (a scrub found it); repair from another member",
+        )
+        .into_response(StatusCode::CONFLICT));
+    }
+    let scratch = state.catalog.scratch_dir()?;
+    let dir = scratch.clone();
+    let file = blocking(move || {
+        let snapshot_state = repository.snapshot(&dir.join("store"))?;
+        let archive = dir.join("snapshot.tar");
+        pack(&dir.join("store"), &snapshot_state, &archive)
+            .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
+        std::fs::File::open(&archive).map_err(|e| ApiError::Internal(e.to_string()))
+    })
+    .await;
+    // The open file outlives its directory entry: nothing is left behind whether the
+    // peer reads it all or goes away.
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    let file = tokio::fs::File::from_std(file?);
+    let length = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .len();
+    tracing::info!(repository = %name, peer = %origin, bytes = length, "sending a snapshot for a repair");
+    Ok((
+        [
+            ("content-type", "application/x-tar".to_owned()),
+            ("content-length", length.to_string()),
+        ],
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)),
+    )
+        .into_response())
+}
