@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Heartbeats go out at least this often on an idle stream.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
+pub const HEARTBEAT_INTERVAL: Duration =
+    Duration::from_millis(quadmesh_repl::pull::HEARTBEAT_INTERVAL_MS);
 /// A peer that takes nothing from its stream for this long is dropped.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Entries read from the log per round.
