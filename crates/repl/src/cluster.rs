@@ -109,21 +109,6 @@ impl ClusterConfig {
         Ok((next, member))
     }
 
-    /// The same cluster with one member reachable at a new address.
-    pub fn with_address(&self, name: &str, address: &str) -> Result<Self, MembershipError> {
-        if self.member_named(name).is_none() {
-            return Err(MembershipError::UnknownInstance(name.to_owned()));
-        }
-        let mut next = self.clone();
-        next.version += 1;
-        for m in &mut next.members {
-            if m.name == name {
-                m.address = address.to_owned();
-            }
-        }
-        Ok(next)
-    }
-
     /// Votes needed for `quorum`: more than half of the members.
     pub fn quorum(&self) -> usize {
         self.members.len() / 2 + 1

@@ -6,12 +6,14 @@ use serde::{Deserialize, Serialize};
 /// What a member says of itself on every pull stream it serves, after it has sent all
 /// its transactions stamped before `clock`: its clock (a promise that its later
 /// transactions are newer) and what it has applied.
+///
+/// JSON inside a frame. Fields it does not know are ignored, so heartbeats of older
+/// senders (which also carried an unused `config_version`) still read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
     pub origin: OriginId,
     pub clock: HlcTime,
     pub version_vector: VersionVector,
-    pub config_version: u64,
     /// The digest of the sender's content at `version_vector` (anti-entropy); absent
     /// from senders that keep none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,5 +36,30 @@ impl Heartbeat {
             return None;
         }
         serde_json::from_slice(&entry.payload).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_round_trips_and_one_from_an_older_sender_still_reads() {
+        let mut version_vector = VersionVector::new();
+        version_vector.advance(OriginId(3), 7);
+        let heartbeat = Heartbeat {
+            origin: OriginId(3),
+            clock: HlcTime(99),
+            version_vector,
+            digest: None,
+        };
+        assert_eq!(
+            Heartbeat::from_entry(&heartbeat.to_entry()),
+            Some(heartbeat.clone())
+        );
+        let mut older = heartbeat.to_entry();
+        older.payload =
+            br#"{"origin":3,"clock":99,"version_vector":{"3":7},"config_version":4}"#.to_vec();
+        assert_eq!(Heartbeat::from_entry(&older), Some(heartbeat));
     }
 }

@@ -81,26 +81,6 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the error is the client's doing (bad input), as opposed to a fault here.
-    pub fn is_client_error(&self) -> bool {
-        matches!(
-            self,
-            StoreError::RepositoryNotFound(_)
-                | StoreError::RepositoryExists(_)
-                | StoreError::InvalidRepositoryName(_)
-                | StoreError::Syntax(_)
-                | StoreError::InvalidRdf(_)
-                | StoreError::InvalidTerm(_)
-                | StoreError::Unsupported(_)
-                | StoreError::Evaluation(_)
-                | StoreError::UpdateRefused(_)
-                | StoreError::Timeout
-                | StoreError::Membership(_)
-        )
-    }
-}
-
-impl StoreError {
     /// Whether this is (or is caused by) a full disk or quota: ENOSPC or EDQUOT, from
     /// the log's own I/O or from RocksDB.
     pub fn is_disk_full(&self) -> bool {

@@ -51,42 +51,15 @@ pub fn configure_accepted(stream: &tokio::net::TcpStream) -> std::io::Result<()>
     Ok(())
 }
 
-/// Why an instance refuses a peer's replication call: the JSON body of such a refusal,
-/// matched on `code`, never on the message.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PeerRefusal {
-    pub code: RefusalCode,
-    pub message: String,
-}
+pub use quadmesh_repl::{PeerRefusal, RefusalCode};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RefusalCode {
-    /// The caller was removed from the cluster.
-    Removed,
-    /// The caller is not (or not yet, as far as this instance knows) a member.
-    NotAMember,
-    /// The caller was away longer than the log is kept: this instance takes nothing
-    /// more from it and gives it nothing more; it must be removed and grown again.
-    Expired,
-    /// What the caller lacks is no longer in this instance's log.
-    LogTruncated,
-    /// This instance knows its own store is damaged: it gives no snapshot.
-    Damaged,
-}
-
-impl PeerRefusal {
-    pub fn new(code: RefusalCode, message: impl Into<String>) -> Self {
-        PeerRefusal {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn into_response(self, status: axum::http::StatusCode) -> axum::response::Response {
-        use axum::response::IntoResponse;
-        (status, axum::Json(self)).into_response()
-    }
+/// A refusal of a peer's replication call as a response: its JSON, with `status`.
+pub fn refusal_response(
+    refusal: PeerRefusal,
+    status: axum::http::StatusCode,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, axum::Json(refusal)).into_response()
 }
 
 /// The replication nodes of a server, by repository name.

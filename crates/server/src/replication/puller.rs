@@ -1,133 +1,205 @@
-//! Pulling from one peer: ask with our version vector, apply what streams back.
+//! Pulling from one peer: the runtime of the pull state machine
+//! ([`quadmesh_repl::Puller`]). The machine decides — when to connect, when a stream is
+//! dead, what a refusal means, how long to wait — and this module does the I/O it asks
+//! for: the HTTP request, reading and decoding the stream, applying transactions and
+//! heartbeats to the repository, and showing the peer's state in the view.
 //!
-//! Rules it keeps:
-//! - a stream that delivers nothing for [`STALL_AFTER`] (heartbeats are due every
-//!   [`HEARTBEAT_INTERVAL`]) is dropped and reconnected, and the peer shows as
-//!   disconnected with the reason; so does a peer that does not answer the request
-//!   within [`ANSWER_WITHIN`];
+//! Rules it keeps (the machine's, see there, plus):
 //! - refusals from the peer are read from their JSON code, never from their text;
-//! - told that it cannot be brought up to date (it was away longer than the log is
-//!   kept), a member that is not the controlling instance stops taking writes at once.
+//! - the machine's time is monotonic (tokio's clock), never the wall clock, so a
+//!   stepped clock neither drops a healthy stream nor keeps a dead one;
+//! - storage work (the version vector, applying, digests) runs on blocking threads.
 
 use super::node::Node;
-use super::stream::HEARTBEAT_INTERVAL;
-use super::{PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER};
+use super::{PeerRefusal, ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER};
 use futures::StreamExt;
 use quadmesh_repl::frame::{self, Decoded};
-use quadmesh_repl::{Entry, EntryKind, Heartbeat, OriginId};
+use quadmesh_repl::pull::STALL_AFTER_MS;
+use quadmesh_repl::{Entry, Heartbeat, OriginId, PullCommand, PullEvent, PullFailure, Puller};
 use quadmesh_store::{Applied, StoreError};
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// A pull stream silent for this long (8 heartbeat intervals) is taken as dead.
-pub const STALL_AFTER: Duration = Duration::from_millis(HEARTBEAT_INTERVAL.as_millis() as u64 * 8);
-/// How long a peer may take to answer a pull request (its head, not the stream).
-const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+pub const STALL_AFTER: Duration = Duration::from_millis(STALL_AFTER_MS);
 
-/// Why a pull stream ended.
-#[derive(Debug, thiserror::Error)]
-enum PullError {
-    #[error("cannot reach the peer: {0}")]
-    Unreachable(String),
-    #[error("no frame for {:.1} s", .0.as_secs_f64())]
-    Silent(Duration),
-    #[error("the peer refused: {0}")]
-    Refused(String),
-    #[error("the peer cannot bring this instance up to date: {0}")]
-    NeedsRegrow(String),
-    #[error("the peer says this instance was removed from the cluster")]
-    Removed,
-    #[error("corrupt frame from the peer: {0}")]
-    Corrupt(String),
-    #[error("held: {0}")]
-    Held(String),
-    #[error("the stream ended")]
-    Ended,
-    #[error("member left the configuration")]
-    NotAMember,
+type Body = Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// An open pull stream: its body and the bytes of a frame not yet complete.
+struct Open {
+    body: Body,
+    buffer: Vec<u8>,
 }
 
-/// Pulls from `peer` until the node goes away, reconnecting with backoff (and resolving
-/// the peer's name again) after every failure.
+/// Pulls from `peer` until the node goes away or the machine stops.
 pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
-    const FIRST_RETRY: Duration = Duration::from_millis(100);
-    let mut backoff = FIRST_RETRY;
+    let start = Instant::now();
+    let now = move || start.elapsed().as_millis() as u64;
+    let mut machine = Puller::new(peer, now());
+    let mut open: Option<Open> = None;
+    let mut event = PullEvent::Tick;
     loop {
         let Some(strong) = node.upgrade() else { return };
-        if strong.view().is_expired(peer) {
-            // Nothing more is taken from an expired member: its old transactions could
-            // undo newer ones once the register has forgotten them.
-            drop(strong);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
-        let result = pull_once(&strong, peer).await;
-        let was_connected = strong.view().peer(peer).is_some_and(|p| p.connected);
-        strong.view().set_connected(peer, false, super::now_ms());
-        strong.touch();
-        if was_connected {
-            backoff = FIRST_RETRY;
-        }
-        let pause = match result {
-            Err(PullError::Removed) => {
-                if let Err(e) = strong.repository().mark_removed() {
-                    tracing::error!(error = %e, "cannot record the removal");
-                }
-                return;
+        let membership = {
+            let view = strong.view();
+            PullEvent::Membership {
+                member: view.config().is_member(peer),
+                expired: view.is_expired(peer),
             }
-            Err(PullError::NotAMember) => return,
-            Err(PullError::NeedsRegrow(reason)) => {
-                tracing::warn!(repository = strong.repository().name(), %reason, "instance needs to be grown again");
-                // Writes are refused before status shows why.
-                let (node, told) = (strong.clone(), format!("a member says: {reason}"));
-                let _ = tokio::task::spawn_blocking(move || node.refuse_writes(&told)).await;
-                strong
-                    .view()
-                    .set_problem(peer, Some(format!("needs re-grow: {reason}")));
-                Duration::from_secs(5)
-            }
-            Err(e) => {
-                tracing::debug!(repository = strong.repository().name(), peer = %peer, error = %e, "pull stream ended");
-                // A refusal is usually a peer that has not yet seen the newest
-                // configuration: transient, so not shown as a problem.
-                match e {
-                    PullError::Held(_) => strong.view().set_problem(peer, Some(e.to_string())),
-                    PullError::Silent(_) | PullError::Unreachable(_) => {
-                        if was_connected {
-                            tracing::warn!(repository = strong.repository().name(), peer = %peer, error = %e, "lost the pull stream; reconnecting");
-                        }
-                        strong
-                            .view()
-                            .set_problem(peer, Some(format!("disconnected: {e}")))
-                    }
-                    _ => {}
-                }
-                let pause = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                pause
-            }
-            Ok(()) => FIRST_RETRY,
         };
-        drop(strong);
-        tokio::time::sleep(pause).await;
+        let took_frames = matches!(event, PullEvent::Frames(_));
+        let mut commands = machine.handle(now(), membership);
+        commands.extend(machine.handle(now(), event));
+        let mut next = None;
+        for command in commands {
+            let outcome = match command {
+                PullCommand::Connect => {
+                    let deadline = machine.deadline().map(|d| start + Duration::from_millis(d));
+                    let request = connect(&strong, peer);
+                    match deadline {
+                        Some(at) => match tokio::time::timeout_at(at, request).await {
+                            // The machine says what an unanswered request means.
+                            Err(_) => Ok(Some(PullEvent::Tick)),
+                            Ok(result) => result.map(|body| {
+                                open = Some(Open {
+                                    body,
+                                    buffer: Vec::new(),
+                                });
+                                Some(PullEvent::Opened)
+                            }),
+                        },
+                        None => Ok(None),
+                    }
+                }
+                PullCommand::Apply(entries) => {
+                    apply_transactions(&strong, entries).await.map(|()| None)
+                }
+                PullCommand::TakeHeartbeat(heartbeat) => {
+                    take_heartbeat(&strong, heartbeat).await.map(|()| None)
+                }
+                PullCommand::Contact => {
+                    strong.view().on_contact(peer, super::now_ms());
+                    Ok(None)
+                }
+                PullCommand::Close => {
+                    open = None;
+                    Ok(None)
+                }
+                PullCommand::ShowConnected => {
+                    strong.view().set_connected(peer, true, super::now_ms());
+                    strong.view().set_problem(peer, None);
+                    strong.touch();
+                    Ok(None)
+                }
+                PullCommand::ShowDisconnected {
+                    failure,
+                    was_streaming,
+                } => {
+                    strong.view().set_connected(peer, false, super::now_ms());
+                    strong.touch();
+                    let lost = matches!(
+                        failure,
+                        PullFailure::Silent(_) | PullFailure::Unreachable(_)
+                    );
+                    if was_streaming && lost {
+                        tracing::warn!(repository = strong.repository().name(), peer = %peer, error = %failure, "lost the pull stream; reconnecting");
+                    } else {
+                        tracing::debug!(repository = strong.repository().name(), peer = %peer, error = %failure, "pull stream ended");
+                    }
+                    Ok(None)
+                }
+                PullCommand::ShowProblem(problem) => {
+                    strong.view().set_problem(peer, Some(problem));
+                    Ok(None)
+                }
+                PullCommand::MarkRemoved => {
+                    if let Err(e) = strong.repository().mark_removed() {
+                        tracing::error!(error = %e, "cannot record the removal");
+                    }
+                    Ok(None)
+                }
+                PullCommand::RefuseWrites(reason) => {
+                    tracing::warn!(repository = strong.repository().name(), %reason, "instance needs to be grown again");
+                    let node = strong.clone();
+                    let _ = tokio::task::spawn_blocking(move || node.refuse_writes(&reason)).await;
+                    Ok(None)
+                }
+                PullCommand::Stop => return,
+            };
+            match outcome {
+                Ok(Some(event)) => next = Some(event),
+                Ok(None) => {}
+                Err(failure) => {
+                    // The rest of this batch is void: the stream is given up.
+                    next = Some(PullEvent::Failed(failure));
+                    break;
+                }
+            }
+        }
+        if machine.is_stopped() {
+            return;
+        }
+        event = match next {
+            Some(event) => event,
+            None if took_frames => PullEvent::Taken,
+            None => {
+                drop(strong);
+                let Some(deadline) = machine.deadline() else {
+                    return;
+                };
+                wait(&mut open, start + Duration::from_millis(deadline)).await
+            }
+        };
     }
 }
 
-async fn pull_once(node: &Arc<Node>, peer: OriginId) -> Result<(), PullError> {
+/// The next thing that happens: frames from the stream, its end, or the deadline.
+async fn wait(open: &mut Option<Open>, deadline: Instant) -> PullEvent {
+    let Some(stream) = open.as_mut() else {
+        tokio::time::sleep_until(deadline).await;
+        return PullEvent::Tick;
+    };
+    let chunk = match tokio::time::timeout_at(deadline, stream.body.next()).await {
+        Err(_) => return PullEvent::Tick,
+        Ok(None) => return PullEvent::Failed(PullFailure::Ended),
+        Ok(Some(Err(e))) => return PullEvent::Failed(PullFailure::Unreachable(e.to_string())),
+        Ok(Some(Ok(chunk))) => chunk,
+    };
+    stream.buffer.extend_from_slice(&chunk);
+    let mut consumed = 0;
+    let mut entries = Vec::new();
+    loop {
+        match frame::decode(&stream.buffer[consumed..]) {
+            Ok(Decoded::Frame(entry, len)) => {
+                consumed += len;
+                entries.push(entry);
+            }
+            Ok(Decoded::Incomplete(_)) => break,
+            Err(e) => return PullEvent::Failed(PullFailure::Corrupt(e.to_string())),
+        }
+    }
+    stream.buffer.drain(..consumed);
+    PullEvent::Frames(entries)
+}
+
+/// Asks `peer` for a pull stream with our version vector.
+async fn connect(node: &Arc<Node>, peer: OriginId) -> Result<Body, PullFailure> {
     let repository = node.repository().clone();
     let config = node.config();
-    let member = config.member(peer).ok_or(PullError::NotAMember)?.clone();
+    let member = config.member(peer).ok_or(PullFailure::NotAMember)?.clone();
     let repo = repository.clone();
     // Blocking: read under the writer lock, which a long commit may hold.
     let version_vector = tokio::task::spawn_blocking(move || repo.version_vector())
         .await
-        .map_err(|e| PullError::Corrupt(e.to_string()))?;
+        .map_err(|e| PullFailure::Corrupt(e.to_string()))?;
     let url = format!(
         "http://{}/repositories/{}/repl/stream",
         member.address,
         repository.name()
     );
-    let request = node
+    let response = node
         .http()
         .get(&url)
         .header(TOKEN_HEADER, &config.token)
@@ -136,118 +208,56 @@ async fn pull_once(node: &Arc<Node>, peer: OriginId) -> Result<(), PullError> {
             VERSION_VECTOR_HEADER,
             serde_json::to_string(&version_vector).expect("serialises"),
         )
-        .send();
-    let response = tokio::time::timeout(ANSWER_WITHIN, request)
+        .send()
         .await
-        .map_err(|_| {
-            PullError::Unreachable(format!("no answer within {} s", ANSWER_WITHIN.as_secs()))
-        })?
-        .map_err(|e| PullError::Unreachable(e.to_string()))?;
+        .map_err(|e| PullFailure::Unreachable(e.to_string()))?;
     let status = response.status().as_u16();
     if status != 200 {
-        let text = tokio::time::timeout(ANSWER_WITHIN, response.text())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        let text = response.text().await.unwrap_or_default();
         return Err(refusal(status, &text));
     }
-    node.view().set_connected(peer, true, super::now_ms());
-    node.view().set_problem(peer, None);
-    node.touch();
-    let mut stream = response.bytes_stream();
-    let mut buffer: Vec<u8> = Vec::new();
-    loop {
-        let chunk = match tokio::time::timeout(STALL_AFTER, stream.next()).await {
-            Err(_) => return Err(PullError::Silent(STALL_AFTER)),
-            Ok(None) => break,
-            Ok(Some(chunk)) => chunk.map_err(|e| PullError::Unreachable(e.to_string()))?,
-        };
-        node.view().on_contact(peer, super::now_ms());
-        buffer.extend_from_slice(&chunk);
-        let mut consumed = 0;
-        let mut batch = Vec::new();
-        loop {
-            match frame::decode(&buffer[consumed..]) {
-                Ok(Decoded::Frame(entry, len)) => {
-                    consumed += len;
-                    batch.push(entry);
-                }
-                Ok(Decoded::Incomplete(_)) => break,
-                Err(e) => return Err(PullError::Corrupt(e.to_string())),
-            }
-        }
-        buffer.drain(..consumed);
-        handle(node, batch).await?;
-    }
-    Err(PullError::Ended)
+    Ok(Box::pin(response.bytes_stream()))
 }
 
 /// What a refused pull request means, from the refusal's code (JSON).
-fn refusal(status: u16, text: &str) -> PullError {
-    match serde_json::from_str::<PeerRefusal>(text) {
-        Ok(PeerRefusal {
-            code: RefusalCode::Removed,
-            ..
-        }) => PullError::Removed,
-        Ok(PeerRefusal {
-            code: RefusalCode::Expired | RefusalCode::LogTruncated,
-            message,
-        }) => PullError::NeedsRegrow(message),
-        Ok(PeerRefusal {
-            code: RefusalCode::NotAMember | RefusalCode::Damaged,
-            message,
-        }) => PullError::Refused(format!("{status}: {message}")),
-        Err(_) => PullError::Refused(format!("{status}: {}", text.trim())),
-    }
+fn refusal(status: u16, text: &str) -> PullFailure {
+    PullFailure::refused(status, serde_json::from_str::<PeerRefusal>(text).ok(), text)
 }
 
-/// Applies transactions in order and takes in heartbeats.
-async fn handle(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(), PullError> {
-    let mut transactions = Vec::new();
-    for entry in entries {
-        if entry.kind == EntryKind::Heartbeat {
-            apply_transactions(node, std::mem::take(&mut transactions)).await?;
-            let heartbeat = Heartbeat::from_entry(&entry)
-                .ok_or_else(|| PullError::Corrupt("bad heartbeat".into()))?;
-            node.repository()
-                .clock()
-                .observe(heartbeat.clock)
-                .map_err(|e| PullError::Held(e.to_string()))?;
-            // After a crash that cut our log, local writes wait for every member's word.
-            node.repository()
-                .on_peer_heartbeat(heartbeat.origin, &heartbeat.version_vector);
-            if let Some(theirs) = heartbeat.digest {
-                let repository = node.repository().clone();
-                let version_vector = heartbeat.version_vector.clone();
-                let check = tokio::task::spawn_blocking(move || {
-                    repository.check_digest(&version_vector, &theirs)
-                })
+/// Takes in a heartbeat: the clock first (a refusal holds the stream), then what it
+/// says of the peer.
+async fn take_heartbeat(node: &Arc<Node>, heartbeat: Heartbeat) -> Result<(), PullFailure> {
+    node.repository().clock().observe(heartbeat.clock)?;
+    // After a crash that cut our log, local writes wait for every member's word.
+    node.repository()
+        .on_peer_heartbeat(heartbeat.origin, &heartbeat.version_vector);
+    if let Some(theirs) = heartbeat.digest {
+        let repository = node.repository().clone();
+        let version_vector = heartbeat.version_vector.clone();
+        let check =
+            tokio::task::spawn_blocking(move || repository.check_digest(&version_vector, &theirs))
                 .await
-                .map_err(|e| PullError::Held(e.to_string()))?;
-                node.anti_entropy.record(
-                    heartbeat.origin,
-                    &heartbeat.version_vector,
-                    check,
-                    theirs,
-                    super::now_ms(),
-                );
-            }
-            node.view().on_heartbeat(
-                heartbeat.origin,
-                heartbeat.clock,
-                heartbeat.version_vector,
-                super::now_ms(),
-            );
-            node.touch();
-        } else {
-            transactions.push(entry);
-        }
+                .map_err(|e| PullFailure::Held(e.to_string()))?;
+        node.anti_entropy.record(
+            heartbeat.origin,
+            &heartbeat.version_vector,
+            check,
+            theirs,
+            super::now_ms(),
+        );
     }
-    apply_transactions(node, transactions).await
+    node.view().on_heartbeat(
+        heartbeat.origin,
+        heartbeat.clock,
+        heartbeat.version_vector,
+        super::now_ms(),
+    );
+    node.touch();
+    Ok(())
 }
 
-async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(), PullError> {
+/// Applies a stream's transactions in order.
+async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(), PullFailure> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -264,7 +274,7 @@ async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(),
         (applied, None)
     })
     .await
-    .map_err(|e| PullError::Corrupt(e.to_string()))?;
+    .map_err(|e| PullFailure::Corrupt(e.to_string()))?;
     let (applied, error) = results;
     {
         let mut view = node.view();
@@ -277,63 +287,46 @@ async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(),
     }
     match error {
         None => Ok(()),
-        Some(StoreError::Clock(e)) => Err(PullError::Held(e.to_string())),
+        Some(StoreError::Clock(e)) => Err(e.into()),
         // Resume from our version vector: the next stream starts where we are.
-        Some(StoreError::Gap { .. }) => Err(PullError::Ended),
-        Some(StoreError::Removed(_)) => Err(PullError::Removed),
+        Some(StoreError::Gap { .. }) => Err(PullFailure::Ended),
+        Some(StoreError::Removed(_)) => Err(PullFailure::Removed),
         // Not applied and rolled back: taken again on the next stream, once space is back.
         Some(e @ (StoreError::DiskFull(_) | StoreError::WritesStopped { .. })) => {
-            Err(PullError::Held(e.to_string()))
+            Err(PullFailure::Held(e.to_string()))
         }
-        Some(e) => Err(PullError::Corrupt(e.to_string())),
+        Some(e) => Err(PullFailure::Corrupt(e.to_string())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replication::RefusalCode;
 
     #[test]
-    fn refusals_are_read_from_their_code_never_their_text() {
+    fn a_refusal_body_is_read_as_json_by_its_code() {
         let json = |code: RefusalCode, message: &str| {
             serde_json::to_string(&PeerRefusal::new(code, message)).unwrap()
         };
-        assert!(matches!(
+        assert_eq!(
             refusal(403, &json(RefusalCode::Removed, "gone")),
-            PullError::Removed
-        ));
-        assert!(matches!(
+            PullFailure::Removed
+        );
+        assert_eq!(
             refusal(410, &json(RefusalCode::Expired, "away too long")),
-            PullError::NeedsRegrow(m) if m == "away too long"
-        ));
-        assert!(matches!(
-            refusal(
-                410,
-                &json(RefusalCode::LogTruncated, "no longer in the log")
-            ),
-            PullError::NeedsRegrow(_)
-        ));
-        // A message that merely mentions removal is no removal.
-        assert!(matches!(
-            refusal(
-                403,
-                &json(RefusalCode::NotAMember, "not removed, just unknown")
-            ),
-            PullError::Refused(_)
-        ));
-        assert!(matches!(
+            PullFailure::NeedsRegrow("away too long".into())
+        );
+        // Text that merely mentions removal is no removal.
+        assert_eq!(
             refusal(403, "instance 7 was removed from the cluster"),
-            PullError::Refused(_)
-        ));
+            PullFailure::Refused("403: instance 7 was removed from the cluster".into())
+        );
     }
 
     #[test]
     fn a_stream_is_taken_as_dead_after_a_few_heartbeat_intervals() {
-        assert!(STALL_AFTER >= HEARTBEAT_INTERVAL * 4);
+        assert!(STALL_AFTER >= super::super::stream::HEARTBEAT_INTERVAL * 4);
         assert!(STALL_AFTER <= Duration::from_secs(3));
-        assert_eq!(
-            PullError::Silent(STALL_AFTER).to_string(),
-            "no frame for 2.0 s"
-        );
     }
 }

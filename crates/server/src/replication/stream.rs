@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Heartbeats go out at least this often on an idle stream.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
+pub const HEARTBEAT_INTERVAL: Duration =
+    Duration::from_millis(quadmesh_repl::pull::HEARTBEAT_INTERVAL_MS);
 /// A peer that takes nothing from its stream for this long is dropped.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Entries read from the log per round.
@@ -75,7 +76,6 @@ impl Outbox {
             origin,
             clock: HlcTime::ZERO,
             version_vector: VersionVector::new(),
-            config_version: 0,
             digest: None,
         };
         Outbox {
@@ -153,17 +153,11 @@ async fn feed(
         // The promise first: everything stamped before it is in the log up to its end,
         // which the loop below sends before the heartbeat itself.
         let repo = repository.clone();
-        let ((clock, version_vector, _, digest), config_version) =
-            tokio::task::spawn_blocking(move || {
-                let point = repo.heartbeat_point()?;
-                Ok::<_, quadmesh_store::StoreError>((
-                    point,
-                    repo.cluster().config.map_or(0, |c| c.version),
-                ))
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let (clock, version_vector, _, digest) =
+            tokio::task::spawn_blocking(move || repo.heartbeat_point())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
         loop {
             let repo = repository.clone();
             let wanted = sent.clone();
@@ -193,7 +187,6 @@ async fn feed(
             origin: repository.origin(),
             clock,
             version_vector,
-            config_version,
             digest: Some(digest),
         };
         outbox

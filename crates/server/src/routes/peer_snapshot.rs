@@ -5,7 +5,7 @@
 use super::repl::authenticated_peer;
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::replication::snapshot_transfer::pack;
-use crate::replication::{PeerRefusal, RefusalCode, ORIGIN_HEADER};
+use crate::replication::{refusal_response, PeerRefusal, RefusalCode, ORIGIN_HEADER};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -26,20 +26,24 @@ pub async fn snapshot(
         .map(OriginId)
         .ok_or_else(|| ApiError::BadRequest(format!("missing or invalid {ORIGIN_HEADER}")))?;
     if !node.config().is_member(origin) {
-        return Ok(PeerRefusal::new(
-            RefusalCode::NotAMember,
-            format!("instance {origin} is not a member of the cluster"),
-        )
-        .into_response(StatusCode::FORBIDDEN));
+        return Ok(refusal_response(
+            PeerRefusal::new(
+                RefusalCode::NotAMember,
+                format!("instance {origin} is not a member of the cluster"),
+            ),
+            StatusCode::FORBIDDEN,
+        ));
     }
     let repository = node.repository().clone();
     // A damaged store must not spread its damage.
     if repository.knows_damage() {
-        return Ok(PeerRefusal::new(
-            RefusalCode::Damaged,
-            "this instance's own store is damaged (a scrub found it); repair from another member",
-        )
-        .into_response(StatusCode::CONFLICT));
+        return Ok(refusal_response(
+            PeerRefusal::new(
+                RefusalCode::Damaged,
+                "this instance's own store is damaged (a scrub found it); repair from another member",
+            ),
+            StatusCode::CONFLICT,
+        ));
     }
     let scratch = state.catalog.scratch_dir()?;
     let dir = scratch.clone();

@@ -7,7 +7,8 @@ use crate::params::Params;
 use crate::replication::snapshot_transfer::{pack, unpack};
 use crate::replication::stream::pull_stream;
 use crate::replication::{
-    Node, PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER,
+    refusal_response, Node, PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER,
+    VERSION_VECTOR_HEADER,
 };
 use crate::state::AppState;
 use axum::body::Body;
@@ -17,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use quadmesh_repl::{
-    ClusterConfig, Member, MembershipError, OriginId, Unreplicated, VersionVector,
+    admit_puller, ClusterConfig, Member, MembershipError, OriginId, Unreplicated, VersionVector,
 };
 use quadmesh_store::StoreError;
 use std::sync::Arc;
@@ -486,32 +487,14 @@ pub async fn stream(
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| ApiError::BadRequest(format!("missing or invalid {ORIGIN_HEADER}")))?;
     let origin = OriginId(origin);
-    let config = node.config();
-    if !config.is_member(origin) {
-        let refusal = if config.removed.contains(&origin) {
-            PeerRefusal::new(
-                RefusalCode::Removed,
-                format!("instance {origin} was removed from the cluster"),
-            )
-        } else {
-            PeerRefusal::new(
-                RefusalCode::NotAMember,
-                format!("instance {origin} is not a member of the cluster"),
-            )
+    let expired = node.view().is_expired(origin);
+    if let Err(refusal) = admit_puller(&node.config(), origin, expired) {
+        let status = match refusal.code {
+            RefusalCode::Removed | RefusalCode::NotAMember => StatusCode::FORBIDDEN,
+            RefusalCode::Expired | RefusalCode::LogTruncated => StatusCode::GONE,
+            RefusalCode::Damaged => StatusCode::CONFLICT,
         };
-        return Ok(refusal.into_response(StatusCode::FORBIDDEN));
-    }
-    if node.view().is_expired(origin) {
-        let who = config
-            .member(origin)
-            .map_or_else(|| origin.to_string(), |m| m.name.clone());
-        return Ok(PeerRefusal::new(
-            RefusalCode::Expired,
-            format!(
-                "{who} was away longer than the log is kept: it must be removed and grown again"
-            ),
-        )
-        .into_response(StatusCode::GONE));
+        return Ok(refusal_response(refusal, status));
     }
     let theirs: VersionVector = headers
         .get(VERSION_VECTOR_HEADER)
@@ -523,9 +506,10 @@ pub async fn stream(
     let repository = node.repository().clone();
     let wanted = theirs.clone();
     if let Some(reason) = blocking(move || Ok(repository.cannot_serve(&wanted))).await? {
-        return Ok(
-            PeerRefusal::new(RefusalCode::LogTruncated, reason).into_response(StatusCode::GONE)
-        );
+        return Ok(refusal_response(
+            PeerRefusal::new(RefusalCode::LogTruncated, reason),
+            StatusCode::GONE,
+        ));
     }
     Ok((
         [("content-type", "application/x-quadmesh-frames")],

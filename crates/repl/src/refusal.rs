@@ -1,0 +1,172 @@
+//! Why an instance refuses a peer's replication call, and what a pull stream serves.
+
+use crate::cluster::ClusterConfig;
+use crate::stamp::OriginId;
+use crate::version_vector::VersionVector;
+use serde::{Deserialize, Serialize};
+
+/// Why an instance refuses a peer's replication call: the JSON body of such a refusal,
+/// matched on `code`, never on the message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRefusal {
+    pub code: RefusalCode,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// The caller was removed from the cluster.
+    Removed,
+    /// The caller is not (or not yet, as far as this instance knows) a member.
+    NotAMember,
+    /// The caller was away longer than the log is kept: this instance takes nothing
+    /// more from it and gives it nothing more; it must be removed and grown again.
+    Expired,
+    /// What the caller lacks is no longer in this instance's log.
+    LogTruncated,
+    /// This instance knows its own store is damaged: it gives no repair snapshot.
+    Damaged,
+}
+
+impl PeerRefusal {
+    pub fn new(code: RefusalCode, message: impl Into<String>) -> Self {
+        PeerRefusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether `caller` may pull from this instance, whose configuration is `config` and
+/// whose view has (`expired`) or has not expired the caller.
+///
+/// Rules it keeps:
+/// - a removed member is told so (it then stops for good), an unknown one only that it
+///   is not a member (it may be one in a configuration this instance has not seen yet);
+/// - an expired member gets nothing more: what it lacks may be gone from the log, and
+///   what it would send could undo newer writes.
+pub fn admit_puller(
+    config: &ClusterConfig,
+    caller: OriginId,
+    expired: bool,
+) -> Result<(), PeerRefusal> {
+    if !config.is_member(caller) {
+        return Err(if config.removed.contains(&caller) {
+            PeerRefusal::new(
+                RefusalCode::Removed,
+                format!("instance {caller} was removed from the cluster"),
+            )
+        } else {
+            PeerRefusal::new(
+                RefusalCode::NotAMember,
+                format!("instance {caller} is not a member of the cluster"),
+            )
+        });
+    }
+    if expired {
+        let who = config
+            .member(caller)
+            .map_or_else(|| caller.to_string(), |m| m.name.clone());
+        return Err(PeerRefusal::new(
+            RefusalCode::Expired,
+            format!(
+                "{who} was away longer than the log is kept: it must be removed and grown again"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What one pull stream still has to send to the peer that opened it.
+///
+/// Rules it keeps:
+/// - each transaction the peer lacks is sent once, in log order (which is per-origin
+///   sequence order);
+/// - the peer's own transactions are sent back only up to what this instance held of
+///   them when the stream opened: those the peer lost in a crash (its log's torn tail),
+///   never an echo of the ones it writes meanwhile.
+#[derive(Clone, Debug)]
+pub struct StreamCursor {
+    peer: OriginId,
+    lost_by_peer: u64,
+    sent: VersionVector,
+}
+
+impl StreamCursor {
+    /// A stream for `peer`, which has `theirs`, served by an instance that has `ours`.
+    pub fn new(peer: OriginId, theirs: VersionVector, ours: &VersionVector) -> Self {
+        StreamCursor {
+            peer,
+            lost_by_peer: ours.get(peer),
+            sent: theirs,
+        }
+    }
+
+    /// Whether transaction `seq` of `origin` goes out on this stream.
+    pub fn wants(&self, origin: OriginId, seq: u64) -> bool {
+        (origin != self.peer || seq <= self.lost_by_peer) && !self.sent.covers(origin, seq)
+    }
+
+    /// Transaction `seq` of `origin` went out.
+    pub fn sent(&mut self, origin: OriginId, seq: u64) {
+        self.sent.advance(origin, seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Member;
+    use crate::stamp::HlcTime;
+
+    fn config() -> ClusterConfig {
+        let member = |name: &str, origin| Member {
+            name: name.into(),
+            origin: OriginId(origin),
+            address: String::new(),
+            controlling: origin == 1,
+            added_at: HlcTime(0),
+        };
+        ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", 1))
+            .with_member(member("b", 2))
+            .unwrap()
+            .with_member(member("c", 3))
+            .unwrap()
+            .without_member("c")
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn removed_unknown_and_expired_callers_are_refused_with_their_code() {
+        let config = config();
+        assert_eq!(admit_puller(&config, OriginId(2), false), Ok(()));
+        let code = |caller, expired| {
+            admit_puller(&config, OriginId(caller), expired)
+                .unwrap_err()
+                .code
+        };
+        assert_eq!(code(3, false), RefusalCode::Removed);
+        assert_eq!(code(9, false), RefusalCode::NotAMember);
+        assert_eq!(code(2, true), RefusalCode::Expired);
+    }
+
+    #[test]
+    fn a_stream_sends_what_the_peer_lacks_and_its_own_lost_transactions_only() {
+        let mut ours = VersionVector::new();
+        ours.advance(OriginId(1), 5);
+        ours.advance(OriginId(2), 3);
+        let mut theirs = VersionVector::new();
+        theirs.advance(OriginId(1), 4);
+        theirs.advance(OriginId(2), 1);
+        let mut cursor = StreamCursor::new(OriginId(2), theirs, &ours);
+        assert!(!cursor.wants(OriginId(1), 4));
+        assert!(cursor.wants(OriginId(1), 5));
+        cursor.sent(OriginId(1), 5);
+        assert!(!cursor.wants(OriginId(1), 5), "sent once");
+        // Its own 2 and 3, which it lost; not 4, which it wrote after asking.
+        assert!(cursor.wants(OriginId(2), 2) && cursor.wants(OriginId(2), 3));
+        assert!(!cursor.wants(OriginId(2), 4));
+    }
+}

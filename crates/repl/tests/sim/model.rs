@@ -1,0 +1,246 @@
+//! An in-memory repository that keeps the rules of the real one
+//! (`crates/store/src/repository.rs`) that replication relies on, over quads named by a
+//! small number:
+//! - one origin's transactions are applied in sequence order; one past a gap is
+//!   refused, one already here is a duplicate;
+//! - each quad keeps the stamp of its last write (a missing entry counts as oldest); a
+//!   write applies only if its stamp is newer, so the order of arrival does not matter;
+//! - log first: a failed append (full disk) writes and acknowledges nothing;
+//! - the clock observes a peer's time before its transaction is taken (and may refuse
+//!   it), and never goes back across restarts: readings stay below a high-water mark
+//!   moved 200 ms ahead before a reading reaches it, restored on open with every
+//!   replayed time;
+//! - after a crash that cut a torn tail off the log, no local write until every other
+//!   member reported no transaction of ours that we lack (`awaiting_peers`);
+//! - removed and expired are recorded durably and refuse writes.
+
+use quadmesh_repl::{
+    ClockError, Entry, EntryKind, HlcTime, HybridClock, OriginId, PhysicalClock, Stamp,
+    VersionVector,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub type Quad = u8;
+
+/// The simulated physical clock of one instance: true time plus its offset.
+#[derive(Clone)]
+pub struct SimClock {
+    pub now: Arc<AtomicU64>,
+    pub offset: Arc<AtomicI64>,
+}
+
+impl PhysicalClock for SimClock {
+    fn now_millis(&self) -> u64 {
+        self.now
+            .load(Ordering::Relaxed)
+            .saturating_add_signed(self.offset.load(Ordering::Relaxed))
+    }
+}
+
+/// The maximum peer clock offset the clocks accept (ms).
+pub const MAX_OFFSET_MS: u64 = 500;
+/// How far the high-water mark moves ahead of a reading (ms), as `clock.json`.
+const MARK_AHEAD_MS: u64 = 200;
+
+/// A transaction's writes: (quad, present after it).
+pub fn encode(ops: &[(Quad, bool)]) -> Vec<u8> {
+    ops.iter().flat_map(|&(q, p)| [q, u8::from(p)]).collect()
+}
+
+pub fn decode(payload: &[u8]) -> Vec<(Quad, bool)> {
+    payload.chunks(2).map(|c| (c[0], c[1] == 1)).collect()
+}
+
+/// What survives a crash.
+#[derive(Clone, Debug, Default)]
+pub struct Disk {
+    pub log: Vec<Entry>,
+    pub clock_mark_ms: u64,
+    pub awaiting_marker: bool,
+    pub expired: Option<String>,
+    pub removed: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum CommitError {
+    DiskFull,
+    AwaitingPeers,
+    Expired,
+    Removed,
+    Clock(ClockError),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ApplyError {
+    Gap,
+    DiskFull,
+    Clock(ClockError),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    New,
+    Duplicate,
+}
+
+pub struct Repo {
+    pub origin: OriginId,
+    pub disk: Disk,
+    pub clock: HybridClock<SimClock>,
+    pub vv: VersionVector,
+    /// Per quad: the stamp of its last write and whether it is present after it.
+    register: BTreeMap<Quad, (Stamp, bool)>,
+    /// Other members not yet heard from since a lost tail, if one was lost.
+    awaiting: Option<BTreeSet<OriginId>>,
+    /// Log entries appended since opening (pull streams wait on it).
+    pub appended: u64,
+}
+
+impl Repo {
+    /// Opens a repository from what its disk holds: replays the log.
+    pub fn open(origin: OriginId, disk: Disk, clock: SimClock, members: &[OriginId]) -> Repo {
+        let clock = HybridClock::new(clock, MAX_OFFSET_MS);
+        clock.restore(HlcTime::from_parts(disk.clock_mark_ms, 0));
+        let mut repo = Repo {
+            origin,
+            clock,
+            vv: VersionVector::new(),
+            register: BTreeMap::new(),
+            awaiting: disk
+                .awaiting_marker
+                .then(|| members.iter().copied().filter(|m| *m != origin).collect()),
+            disk,
+            appended: 0,
+        };
+        for entry in repo.disk.log.clone() {
+            repo.clock.restore(entry.time);
+            repo.admit(&entry);
+        }
+        repo
+    }
+
+    /// The log's last `cut` entries are lost (a torn tail): what the disk holds after
+    /// the crash.
+    pub fn crash(mut self, cut: usize) -> (Disk, Vec<Entry>) {
+        let keep = self.disk.log.len().saturating_sub(cut);
+        let lost = self.disk.log.split_off(keep);
+        if !lost.is_empty() {
+            self.disk.awaiting_marker = true;
+        }
+        (self.disk, lost)
+    }
+
+    fn admit(&mut self, entry: &Entry) {
+        if entry.kind == EntryKind::Data {
+            for (quad, present) in decode(&entry.payload) {
+                let newer = self
+                    .register
+                    .get(&quad)
+                    .is_none_or(|(stamp, _)| entry.stamp() > *stamp);
+                if newer {
+                    self.register.insert(quad, (entry.stamp(), present));
+                }
+            }
+        }
+        self.vv.advance(entry.origin, entry.seq);
+    }
+
+    fn reserve(&mut self, time: HlcTime) {
+        if time.millis() >= self.disk.clock_mark_ms {
+            self.disk.clock_mark_ms = time.millis() + MARK_AHEAD_MS;
+        }
+    }
+
+    /// A local write, stamped, logged and applied.
+    pub fn commit(&mut self, ops: &[(Quad, bool)], disk_full: bool) -> Result<Entry, CommitError> {
+        if self.disk.removed {
+            return Err(CommitError::Removed);
+        }
+        if self.disk.expired.is_some() {
+            return Err(CommitError::Expired);
+        }
+        if self.awaiting.is_some() {
+            return Err(CommitError::AwaitingPeers);
+        }
+        if disk_full {
+            // The mark cannot move nor the log grow: nothing is written.
+            return Err(CommitError::DiskFull);
+        }
+        let time = self.clock.now().map_err(CommitError::Clock)?;
+        self.reserve(time);
+        let entry = Entry {
+            kind: EntryKind::Data,
+            origin: self.origin,
+            seq: self.vv.get(self.origin) + 1,
+            time,
+            payload: encode(ops),
+        };
+        self.disk.log.push(entry.clone());
+        self.admit(&entry);
+        self.appended += 1;
+        Ok(entry)
+    }
+
+    /// A peer's transaction.
+    pub fn apply_remote(&mut self, entry: &Entry, disk_full: bool) -> Result<Applied, ApplyError> {
+        let have = self.vv.get(entry.origin);
+        if entry.seq <= have {
+            return Ok(Applied::Duplicate);
+        }
+        if entry.seq != have + 1 {
+            return Err(ApplyError::Gap);
+        }
+        self.clock.observe(entry.time).map_err(ApplyError::Clock)?;
+        if disk_full {
+            return Err(ApplyError::DiskFull);
+        }
+        self.disk.log.push(entry.clone());
+        self.admit(entry);
+        self.appended += 1;
+        Ok(Applied::New)
+    }
+
+    /// A heartbeat's promise: a reading below the high-water mark (the mark itself when
+    /// it cannot move), and what this instance has.
+    pub fn heartbeat_point(&mut self, disk_full: bool) -> (HlcTime, VersionVector) {
+        let mut time = self.clock.now().expect("the logical counter carries over");
+        if disk_full {
+            time = time.min(HlcTime::from_parts(self.disk.clock_mark_ms, 0));
+        } else {
+            self.reserve(time);
+        }
+        (time, self.vv.clone())
+    }
+
+    /// A peer's heartbeat: after a lost tail, local writes resume once every other
+    /// member reported no transaction of ours that we lack.
+    pub fn on_peer_heartbeat(&mut self, peer: OriginId, theirs: &VersionVector) {
+        let ours = self.vv.get(self.origin);
+        let Some(waiting) = self.awaiting.as_mut() else {
+            return;
+        };
+        if theirs.get(self.origin) > ours {
+            return;
+        }
+        waiting.remove(&peer);
+        if waiting.is_empty() {
+            self.awaiting = None;
+            self.disk.awaiting_marker = false;
+        }
+    }
+
+    pub fn is_awaiting(&self) -> bool {
+        self.awaiting.is_some()
+    }
+
+    /// The quads present.
+    pub fn contents(&self) -> BTreeSet<Quad> {
+        self.register
+            .iter()
+            .filter(|(_, (_, present))| *present)
+            .map(|(q, _)| *q)
+            .collect()
+    }
+}

@@ -1,0 +1,973 @@
+//! The simulated cluster: instances (the pull state machine, a [`ClusterView`] and a
+//! model repository each), a network of pull streams, clients, faults, and a clock that
+//! moves in fixed steps. Everything is decided by one seeded [`Rng`]; nothing reads a
+//! real clock or iterates a randomly ordered map, so a seed replays exactly.
+//!
+//! The network carries pull streams as the real one does: a request with the caller's
+//! version vector, an answer (accepted, or a refusal with its code), then rounds of
+//! frames, each closed by a heartbeat. Within one connection delivery is in order (it
+//! is TCP); across connections delays differ, so the same transactions arrive from
+//! several peers in any order, and again after every reconnect. Faults: delay spikes,
+//! frames delivered twice, connections reset or silently dead (half-open), partitions,
+//! crashes that lose a torn tail of the log, physical clocks skewed and stepped, full
+//! disks.
+
+use crate::model::{Applied, ApplyError, CommitError, Disk, Quad, Repo, SimClock};
+use crate::rng::Rng;
+use quadmesh_repl::{
+    admit_puller, ClusterConfig, ClusterView, Entry, Heartbeat, HlcTime, Member, OriginId,
+    PeerRefusal, PullCommand, PullEvent, PullFailure, Puller, Stamp, StreamCursor, VersionVector,
+};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The simulation's time step (ms).
+pub const STEP_MS: u64 = 10;
+/// How often a node refreshes its view (expiry), as `node.rs`.
+const MAINTAIN_MS: u64 = 200;
+/// Quads the clients write: few, so that writes conflict.
+pub const QUADS: u8 = 6;
+/// The simulated epoch (ms since 1970), so physical times look real.
+const EPOCH_MS: u64 = 1_700_000_000_000;
+
+/// One client operation, as the client saw it.
+#[derive(Clone, Debug)]
+pub struct Op {
+    pub quad: Quad,
+    pub present: bool,
+    pub node: usize,
+    /// Set once stamped (a refused write has none).
+    pub entry: Option<(OriginId, u64, Stamp)>,
+    pub invoked: u64,
+    /// When the client got its answer, if it did.
+    pub completed: Option<u64>,
+    pub acknowledged: bool,
+    /// Members that held it when it was acknowledged, by the view (durability).
+    pub holders_claimed: Option<usize>,
+    pub needed: usize,
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct Stats {
+    pub writes_acknowledged: u64,
+    pub writes_refused_awaiting: u64,
+    pub writes_refused_disk_full: u64,
+    pub writes_refused_expired: u64,
+    pub crashes: u64,
+    /// Torn tails that cut transactions some other instance held.
+    pub tails_cut_replicated: u64,
+    pub lost_tail_fetched_back: u64,
+    pub stalls: u64,
+    pub clock_holds: u64,
+    pub disk_full_holds: u64,
+    pub gaps: u64,
+    pub expiries: u64,
+    pub needs_regrow: u64,
+    pub clock_steps_back: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Msg {
+    Request(VersionVector),
+    Accepted,
+    Refused(PeerRefusal),
+    Frames(Vec<Entry>),
+    Reset,
+}
+
+struct Conn {
+    client: usize,
+    server: usize,
+    live: bool,
+    silent: bool,
+    cursor: Option<StreamCursor>,
+    log_pos: usize,
+    next_round: u64,
+    seen_appended: u64,
+    last_delivery: u64,
+}
+
+struct InFlight {
+    conn: usize,
+    to_server: bool,
+    msg: Msg,
+}
+
+pub struct Node {
+    pub origin: OriginId,
+    pub repo: Option<Repo>,
+    disk: Option<Disk>,
+    pub view: ClusterView,
+    pullers: Vec<(Puller, Option<usize>)>,
+    pub disk_full: bool,
+    offset: Arc<AtomicI64>,
+    next_maintain: u64,
+    /// Durability waits: op index, seq, needed, deadline.
+    waits: Vec<(usize, u64, usize, u64)>,
+}
+
+/// A scripted fault (scenarios), or the random ones.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    Crash {
+        node: usize,
+        cut: usize,
+        down_ms: u64,
+        clock_step_ms: i64,
+    },
+    Partition {
+        a: usize,
+        b: usize,
+        ms: u64,
+        silent: bool,
+    },
+    Isolate {
+        node: usize,
+        ms: u64,
+        silent: bool,
+    },
+    DiskFull {
+        node: usize,
+        ms: u64,
+    },
+    SilentStreams {
+        node: usize,
+    },
+}
+
+pub struct Config {
+    pub nodes: usize,
+    /// Log retention: a member silent this long is expired.
+    pub retention_ms: u64,
+    pub chaos_ms: u64,
+    pub write_chance: f64,
+    pub random_faults: bool,
+    pub script: Vec<(u64, Fault)>,
+    pub scripted_writes: Vec<(u64, usize, Quad, bool)>,
+}
+
+pub struct World {
+    pub rng: Rng,
+    pub now: u64,
+    clock_now: Arc<AtomicU64>,
+    pub nodes: Vec<Node>,
+    config: ClusterConfig,
+    conns: Vec<Conn>,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    flights: Vec<Option<InFlight>>,
+    order: u64,
+    /// Links cut until the given time (unordered pairs).
+    cuts: BTreeMap<(usize, usize), u64>,
+    restarts: Vec<(u64, usize, i64)>,
+    disk_full_until: Vec<u64>,
+    pub ops: Vec<Op>,
+    pub stats: Stats,
+    /// Every (origin, seq) ever stamped, with its stamp.
+    pub issued: BTreeMap<(OriginId, u64), Stamp>,
+    /// Transactions cut off a log by a torn tail, and by which nodes.
+    pub cut_by: BTreeMap<(OriginId, u64), BTreeSet<usize>>,
+    /// Each node's highest sequence number ever held of each origin (durability).
+    pub ever_held: Vec<VersionVector>,
+    /// The largest clock offset any node had (ms), for real-time order.
+    pub max_abs_offset: u64,
+    pub violations: Vec<String>,
+    pub trace: bool,
+}
+
+fn key(a: usize, b: usize) -> (usize, usize) {
+    (a.min(b), a.max(b))
+}
+
+impl World {
+    pub fn new(seed: u64, nodes: usize) -> World {
+        let mut rng = Rng::new(seed);
+        let clock_now = Arc::new(AtomicU64::new(EPOCH_MS));
+        let origins: Vec<OriginId> = (0..nodes).map(|i| OriginId(100 + i as u64)).collect();
+        let member = |i: usize| Member {
+            name: format!("n{i}"),
+            origin: origins[i],
+            address: format!("n{i}:10035"),
+            controlling: i == 0,
+            added_at: HlcTime::ZERO,
+        };
+        let mut config = ClusterConfig::new("sim".into(), "r".into(), "t".into(), member(0));
+        for i in 1..nodes {
+            config = config.with_member(member(i)).expect("distinct members");
+        }
+        let mut world = World {
+            now: 0,
+            clock_now: clock_now.clone(),
+            nodes: Vec::new(),
+            config: config.clone(),
+            conns: Vec::new(),
+            queue: BinaryHeap::new(),
+            flights: Vec::new(),
+            order: 0,
+            cuts: BTreeMap::new(),
+            restarts: Vec::new(),
+            disk_full_until: vec![0; nodes],
+            ops: Vec::new(),
+            stats: Stats::default(),
+            issued: BTreeMap::new(),
+            cut_by: BTreeMap::new(),
+            ever_held: vec![VersionVector::new(); nodes],
+            max_abs_offset: 0,
+            violations: Vec::new(),
+            trace: false,
+            rng: Rng::new(0),
+        };
+        for (i, &origin) in origins.iter().enumerate() {
+            let offset = rng.range(0, 2 * MAX_SKEW_MS) as i64 - MAX_SKEW_MS as i64;
+            world.max_abs_offset = world.max_abs_offset.max(offset.unsigned_abs());
+            let offset = Arc::new(AtomicI64::new(offset));
+            let clock = SimClock {
+                now: clock_now.clone(),
+                offset: offset.clone(),
+            };
+            let repo = Repo::open(origin, Disk::default(), clock.clone(), &origins);
+            let _ = i;
+            world.nodes.push(Node {
+                origin,
+                view: ClusterView::new(origin, config.clone(), EPOCH_MS),
+                pullers: Vec::new(),
+                repo: Some(repo),
+                disk: None,
+                disk_full: false,
+                offset,
+                next_maintain: 0,
+                waits: Vec::new(),
+            });
+        }
+        for i in 0..nodes {
+            world.start_pullers(i);
+        }
+        world.rng = rng;
+        world
+    }
+
+    /// The time a node's view counts silence and contact in: as the server's
+    /// `now_ms()`, the machine's time, not the (offset) clock its stamps come from.
+    fn phys(&self, _node: usize) -> u64 {
+        self.clock_now.load(Ordering::Relaxed)
+    }
+
+    fn log(&self, what: impl FnOnce() -> String) {
+        if self.trace {
+            eprintln!("[{:>6}] {}", self.now, what());
+        }
+    }
+
+    fn start_pullers(&mut self, i: usize) {
+        let now = self.now;
+        let origin = self.nodes[i].origin;
+        self.nodes[i].pullers = self
+            .config
+            .members
+            .iter()
+            .filter(|m| m.origin != origin)
+            .map(|m| (Puller::new(m.origin, now), None))
+            .collect();
+    }
+
+    fn index_of(&self, origin: OriginId) -> usize {
+        (origin.0 - 100) as usize
+    }
+
+    fn up(&self, i: usize) -> bool {
+        self.nodes[i].repo.is_some()
+    }
+
+    fn cut(&self, a: usize, b: usize) -> bool {
+        self.cuts
+            .get(&key(a, b))
+            .is_some_and(|&until| until > self.now)
+    }
+
+    // ---- the network ----
+
+    fn send(&mut self, conn: usize, to_server: bool, msg: Msg) {
+        let c = &self.conns[conn];
+        if !c.live || c.silent {
+            return;
+        }
+        let delay = if self.rng.chance(0.02) {
+            self.rng.range(100, 600)
+        } else {
+            self.rng.range(1, 30)
+        };
+        let at = (self.now + delay).max(c.last_delivery);
+        self.conns[conn].last_delivery = at;
+        let duplicate = matches!(msg, Msg::Frames(_)) && self.rng.chance(0.01);
+        for _ in 0..=usize::from(duplicate) {
+            self.order += 1;
+            self.flights.push(Some(InFlight {
+                conn,
+                to_server,
+                msg: msg.clone(),
+            }));
+            self.queue
+                .push(Reverse((at, self.order, self.flights.len() - 1)));
+        }
+    }
+
+    /// Kills a connection: the client side hears of it (a reset) or not (half-open).
+    fn kill_conn(&mut self, conn: usize, silent: bool) {
+        if !self.conns[conn].live {
+            return;
+        }
+        if silent {
+            self.conns[conn].silent = true;
+        } else {
+            let client = self.conns[conn].client;
+            self.conns[conn].live = false;
+            // The reset reaches the client at once.
+            self.deliver_to_client(conn, client, Msg::Reset);
+        }
+    }
+
+    fn deliver(&mut self) {
+        while let Some(&Reverse((at, _, index))) = self.queue.peek() {
+            if at > self.now {
+                break;
+            }
+            self.queue.pop();
+            let Some(flight) = self.flights[index].take() else {
+                continue;
+            };
+            let c = &self.conns[flight.conn];
+            if !c.live || c.silent {
+                continue;
+            }
+            let (client, server) = (c.client, c.server);
+            if flight.to_server {
+                self.deliver_to_server(flight.conn, server, flight.msg);
+            } else {
+                self.deliver_to_client(flight.conn, client, flight.msg);
+            }
+        }
+        if self.queue.is_empty() {
+            self.flights.clear();
+        }
+    }
+
+    fn deliver_to_server(&mut self, conn: usize, server: usize, msg: Msg) {
+        let Msg::Request(theirs) = msg else {
+            return;
+        };
+        if !self.up(server) {
+            return;
+        }
+        let caller = self.nodes[self.conns[conn].client].origin;
+        let node = &self.nodes[server];
+        match admit_puller(&self.config, caller, node.view.is_expired(caller)) {
+            Err(refusal) => {
+                self.conns[conn].cursor = None;
+                self.send(conn, false, Msg::Refused(refusal));
+            }
+            Ok(()) => {
+                let ours = &node.repo.as_ref().expect("up").vv;
+                self.conns[conn].cursor = Some(StreamCursor::new(caller, theirs, ours));
+                self.conns[conn].log_pos = 0;
+                self.conns[conn].next_round = self.now;
+                self.send(conn, false, Msg::Accepted);
+            }
+        }
+    }
+
+    fn deliver_to_client(&mut self, conn: usize, client: usize, msg: Msg) {
+        if !self.up(client) {
+            return;
+        }
+        let server_origin = self.nodes[self.conns[conn].server].origin;
+        let Some(p) = self.nodes[client]
+            .pullers
+            .iter()
+            .position(|(puller, c)| puller.peer() == server_origin && *c == Some(conn))
+        else {
+            return;
+        };
+        let event = match msg {
+            Msg::Accepted => PullEvent::Opened,
+            Msg::Refused(refusal) => {
+                PullEvent::Failed(PullFailure::refused(410, Some(refusal), ""))
+            }
+            Msg::Frames(entries) => PullEvent::Frames(entries),
+            Msg::Reset => PullEvent::Failed(PullFailure::Unreachable("connection reset".into())),
+            Msg::Request(_) => return,
+        };
+        self.feed(client, p, event);
+    }
+
+    /// Each open stream serves a round when due: what the peer lacks, then a heartbeat.
+    fn serve(&mut self, server: usize) {
+        for conn in 0..self.conns.len() {
+            let c = &self.conns[conn];
+            if c.server != server || !c.live || c.silent || c.cursor.is_none() {
+                continue;
+            }
+            let disk_full = self.nodes[server].disk_full;
+            let repo = self.nodes[server].repo.as_mut().expect("up");
+            if self.now < c.next_round && repo.appended == c.seen_appended {
+                continue;
+            }
+            let (clock, vv) = repo.heartbeat_point(disk_full);
+            let c = &mut self.conns[conn];
+            let cursor = c.cursor.as_mut().expect("open");
+            let mut frames = Vec::new();
+            for entry in &repo.disk.log[c.log_pos..] {
+                if cursor.wants(entry.origin, entry.seq) {
+                    cursor.sent(entry.origin, entry.seq);
+                    frames.push(entry.clone());
+                }
+            }
+            c.log_pos = repo.disk.log.len();
+            c.seen_appended = repo.appended;
+            c.next_round = self.now + quadmesh_repl::pull::HEARTBEAT_INTERVAL_MS;
+            frames.push(
+                Heartbeat {
+                    origin: repo.origin,
+                    clock,
+                    version_vector: vv,
+                    digest: None,
+                }
+                .to_entry(),
+            );
+            self.send(conn, false, Msg::Frames(frames));
+        }
+    }
+
+    // ---- the pull state machine's runtime ----
+
+    fn feed(&mut self, node: usize, p: usize, event: PullEvent) {
+        let mut next = Some(event);
+        while let Some(event) = next.take() {
+            let commands = self.nodes[node].pullers[p]
+                .0
+                .handle(self.now, event.clone());
+            let took_frames = matches!(event, PullEvent::Frames(_));
+            let mut failed = false;
+            for command in commands {
+                if let Err(failure) = self.execute(node, p, command) {
+                    next = Some(PullEvent::Failed(failure));
+                    failed = true;
+                    break;
+                }
+            }
+            if took_frames && !failed {
+                next = Some(PullEvent::Taken);
+            }
+        }
+    }
+
+    fn execute(&mut self, node: usize, p: usize, command: PullCommand) -> Result<(), PullFailure> {
+        let peer = self.nodes[node].pullers[p].0.peer();
+        let server = self.index_of(peer);
+        let phys = self.phys(node);
+        match command {
+            PullCommand::Connect => {
+                let vv = self.nodes[node].repo.as_ref().expect("up").vv.clone();
+                self.conns.push(Conn {
+                    client: node,
+                    server,
+                    live: true,
+                    silent: false,
+                    cursor: None,
+                    log_pos: 0,
+                    next_round: 0,
+                    seen_appended: 0,
+                    last_delivery: 0,
+                });
+                let conn = self.conns.len() - 1;
+                self.nodes[node].pullers[p].1 = Some(conn);
+                if self.cut(node, server) || !self.up(server) {
+                    // Refused at once (reset), or a black hole (the answer bound).
+                    let silent = self.rng.chance(0.5);
+                    self.kill_conn(conn, silent);
+                    if !silent {
+                        // Already delivered through kill_conn.
+                        return Ok(());
+                    }
+                }
+                self.send(conn, true, Msg::Request(vv));
+            }
+            PullCommand::Apply(entries) => {
+                let disk_full = self.nodes[node].disk_full;
+                for entry in entries {
+                    let n = &mut self.nodes[node];
+                    let repo = n.repo.as_mut().expect("up");
+                    match repo.apply_remote(&entry, disk_full) {
+                        Ok(Applied::New) => {
+                            if entry.origin == n.origin {
+                                self.stats.lost_tail_fetched_back += 1;
+                            }
+                            n.view.on_transaction(entry.origin, entry.time);
+                            self.ever_held[node].advance(entry.origin, entry.seq);
+                        }
+                        Ok(Applied::Duplicate) => {}
+                        Err(ApplyError::Gap) => {
+                            self.stats.gaps += 1;
+                            return Err(PullFailure::Ended);
+                        }
+                        Err(ApplyError::DiskFull) => {
+                            self.stats.disk_full_holds += 1;
+                            return Err(PullFailure::Held("disk full".into()));
+                        }
+                        Err(ApplyError::Clock(e)) => {
+                            self.stats.clock_holds += 1;
+                            return Err(e.into());
+                        }
+                    }
+                }
+            }
+            PullCommand::TakeHeartbeat(heartbeat) => {
+                let n = &mut self.nodes[node];
+                let repo = n.repo.as_mut().expect("up");
+                if let Err(e) = repo.clock.observe(heartbeat.clock) {
+                    self.stats.clock_holds += 1;
+                    return Err(e.into());
+                }
+                repo.on_peer_heartbeat(heartbeat.origin, &heartbeat.version_vector);
+                n.view.on_heartbeat(
+                    heartbeat.origin,
+                    heartbeat.clock,
+                    heartbeat.version_vector,
+                    phys,
+                );
+            }
+            PullCommand::Contact => self.nodes[node].view.on_contact(peer, phys),
+            PullCommand::Close => {
+                if let Some(conn) = self.nodes[node].pullers[p].1.take() {
+                    self.conns[conn].live = false;
+                }
+            }
+            PullCommand::ShowConnected => {
+                let view = &mut self.nodes[node].view;
+                view.set_connected(peer, true, phys);
+                view.set_problem(peer, None);
+            }
+            PullCommand::ShowDisconnected { failure, .. } => {
+                self.log(|| format!("n{node} from {peer}: {failure}"));
+                if matches!(failure, PullFailure::Silent(_)) {
+                    self.stats.stalls += 1;
+                }
+                self.nodes[node].view.set_connected(peer, false, phys);
+            }
+            PullCommand::ShowProblem(problem) => {
+                self.nodes[node].view.set_problem(peer, Some(problem))
+            }
+            PullCommand::MarkRemoved => {
+                self.nodes[node].repo.as_mut().expect("up").disk.removed = true;
+            }
+            PullCommand::RefuseWrites(reason) => {
+                self.stats.needs_regrow += 1;
+                self.refuse_writes(node, reason);
+            }
+            PullCommand::Stop => {}
+        }
+        Ok(())
+    }
+
+    /// As `Node::refuse_writes`: the controlling instance never refuses for expiry.
+    fn refuse_writes(&mut self, node: usize, reason: String) {
+        if node == 0 {
+            return;
+        }
+        let disk = &mut self.nodes[node].repo.as_mut().expect("up").disk;
+        disk.expired.get_or_insert(reason);
+    }
+
+    fn maintain(&mut self, node: usize, retention_ms: u64) {
+        let phys = self.phys(node);
+        let expired = self.nodes[node].view.expire_silent(phys, retention_ms);
+        for origin in &expired {
+            self.stats.expiries += 1;
+            self.log(|| format!("n{node} expires {origin}"));
+            if *origin == self.nodes[0].origin {
+                self.refuse_writes(node, "the controlling instance was silent too long".into());
+            }
+        }
+        for p in 0..self.nodes[node].pullers.len() {
+            let peer = self.nodes[node].pullers[p].0.peer();
+            let expired = self.nodes[node].view.is_expired(peer);
+            let member = self.config.is_member(peer);
+            self.feed(node, p, PullEvent::Membership { member, expired });
+        }
+    }
+
+    // ---- clients ----
+
+    fn write(&mut self, node: usize, quad: Quad, present: bool) {
+        let needed = if self.rng.chance(0.2) {
+            self.nodes.len()
+        } else {
+            1
+        };
+        let mut op = Op {
+            quad,
+            present,
+            node,
+            entry: None,
+            invoked: self.now,
+            completed: None,
+            acknowledged: false,
+            holders_claimed: None,
+            needed,
+        };
+        if !self.up(node) {
+            self.ops.push(op);
+            return;
+        }
+        let disk_full = self.nodes[node].disk_full;
+        let result = self.nodes[node]
+            .repo
+            .as_mut()
+            .expect("up")
+            .commit(&[(quad, present)], disk_full);
+        match result {
+            Err(e) => {
+                match e {
+                    CommitError::AwaitingPeers => self.stats.writes_refused_awaiting += 1,
+                    CommitError::DiskFull => self.stats.writes_refused_disk_full += 1,
+                    CommitError::Expired | CommitError::Removed => {
+                        self.stats.writes_refused_expired += 1
+                    }
+                    CommitError::Clock(_) => {}
+                }
+                op.completed = Some(self.now);
+            }
+            Ok(entry) => {
+                let k = (entry.origin, entry.seq);
+                self.ever_held[node].advance(entry.origin, entry.seq);
+                if let Some(old) = self.issued.get(&k) {
+                    if *old != entry.stamp() && self.exists_anywhere(k, *old) {
+                        self.violations.push(format!(
+                            "sequence number {} of {} reused at n{node} while the first is still held",
+                            k.1, k.0
+                        ));
+                    }
+                }
+                self.issued.insert(k, entry.stamp());
+                op.entry = Some((entry.origin, entry.seq, entry.stamp()));
+                self.log(|| format!("n{node} commits {}#{} q{quad}={present}", k.0, k.1));
+                let index = self.ops.len();
+                self.ops.push(op);
+                self.nodes[node]
+                    .waits
+                    .push((index, entry.seq, needed, self.now + 3_000));
+                self.check_waits(node);
+                return;
+            }
+        }
+        self.ops.push(op);
+    }
+
+    /// Whether a transaction with this stamp is in some log or on its way somewhere.
+    fn exists_anywhere(&self, k: (OriginId, u64), stamp: Stamp) -> bool {
+        let held = |log: &[Entry]| {
+            log.iter()
+                .any(|e| (e.origin, e.seq) == k && e.stamp() == stamp)
+        };
+        self.nodes.iter().any(|n| {
+            n.repo.as_ref().map_or_else(
+                || n.disk.as_ref().is_some_and(|d| held(&d.log)),
+                |r| held(&r.disk.log),
+            )
+        }) || self.flights.iter().flatten().any(|f| {
+            // Frames on a dead connection never arrive.
+            let c = &self.conns[f.conn];
+            c.live && !c.silent && matches!(&f.msg, Msg::Frames(entries) if held(entries))
+        })
+    }
+
+    fn check_waits(&mut self, node: usize) {
+        let now = self.now;
+        let waits = std::mem::take(&mut self.nodes[node].waits);
+        let mut kept = Vec::new();
+        for (index, seq, needed, deadline) in waits {
+            let holders = self.nodes[node].view.own_holders(seq);
+            if holders >= needed || now >= deadline {
+                let op = &mut self.ops[index];
+                op.completed = Some(now);
+                op.acknowledged = true;
+                op.holders_claimed = Some(holders);
+                self.stats.writes_acknowledged += 1;
+                // The durability promise: that many members really hold it.
+                let origin = self.nodes[node].origin;
+                let really = self
+                    .ever_held
+                    .iter()
+                    .filter(|v| v.covers(origin, seq))
+                    .count();
+                if holders > really {
+                    self.violations.push(format!(
+                        "{origin}#{seq} acknowledged as held by {holders} members, but only {really} ever held it"
+                    ));
+                }
+            } else {
+                kept.push((index, seq, needed, deadline));
+            }
+        }
+        self.nodes[node].waits = kept;
+    }
+
+    // ---- faults ----
+
+    pub fn inject(&mut self, fault: Fault) {
+        self.log(|| format!("fault {fault:?}"));
+        match fault {
+            Fault::Crash {
+                node,
+                cut,
+                down_ms,
+                clock_step_ms,
+            } => self.crash(node, cut, down_ms, clock_step_ms),
+            Fault::Partition { a, b, ms, silent } => self.partition(a, b, ms, silent),
+            Fault::Isolate { node, ms, silent } => {
+                for other in 0..self.nodes.len() {
+                    if other != node {
+                        self.partition(node, other, ms, silent);
+                    }
+                }
+            }
+            Fault::DiskFull { node, ms } => {
+                self.nodes[node].disk_full = true;
+                self.disk_full_until[node] = self.disk_full_until[node].max(self.now + ms);
+            }
+            Fault::SilentStreams { node } => {
+                for conn in 0..self.conns.len() {
+                    if self.conns[conn].server == node {
+                        self.kill_conn(conn, true);
+                    }
+                }
+            }
+        }
+    }
+
+    fn partition(&mut self, a: usize, b: usize, ms: u64, silent: bool) {
+        let until = self.cuts.entry(key(a, b)).or_insert(0);
+        *until = (*until).max(self.now + ms);
+        for conn in 0..self.conns.len() {
+            let c = &self.conns[conn];
+            if key(c.client, c.server) == key(a, b) {
+                self.kill_conn(conn, silent);
+            }
+        }
+    }
+
+    fn crash(&mut self, node: usize, cut: usize, down_ms: u64, clock_step_ms: i64) {
+        let Some(repo) = self.nodes[node].repo.take() else {
+            return;
+        };
+        self.stats.crashes += 1;
+        // Its peers see their streams reset (its kernel) or go silent (a lost machine).
+        let silent = self.rng.chance(0.5);
+        for conn in 0..self.conns.len() {
+            let c = &self.conns[conn];
+            if c.server == node {
+                // Its stream tasks die with it.
+                self.conns[conn].cursor = None;
+                self.kill_conn(conn, silent);
+            } else if c.client == node {
+                self.conns[conn].live = false;
+            }
+        }
+        // Clients waiting for durability get no answer.
+        self.nodes[node].waits.clear();
+        let (disk, lost) = repo.crash(cut);
+        for entry in &lost {
+            let k = (entry.origin, entry.seq);
+            self.cut_by.entry(k).or_default().insert(node);
+            let elsewhere =
+                self.nodes.iter().enumerate().any(|(i, n)| {
+                    i != node && n.repo.as_ref().is_some_and(|r| r.vv.covers(k.0, k.1))
+                });
+            if elsewhere {
+                self.stats.tails_cut_replicated += 1;
+            }
+        }
+        self.nodes[node].disk = Some(disk);
+        self.nodes[node].pullers.clear();
+        self.restarts
+            .push((self.now + down_ms, node, clock_step_ms));
+    }
+
+    fn restart(&mut self, node: usize, clock_step_ms: i64) {
+        let offset = self.nodes[node].offset.load(Ordering::Relaxed) + clock_step_ms;
+        if clock_step_ms < 0 {
+            self.stats.clock_steps_back += 1;
+        }
+        self.nodes[node].offset.store(offset, Ordering::Relaxed);
+        self.max_abs_offset = self.max_abs_offset.max(offset.unsigned_abs());
+        let disk = self.nodes[node].disk.take().expect("down");
+        let origins: Vec<OriginId> = self.config.members.iter().map(|m| m.origin).collect();
+        let clock = SimClock {
+            now: self.clock_now.clone(),
+            offset: self.nodes[node].offset.clone(),
+        };
+        let repo = Repo::open(self.nodes[node].origin, disk, clock, &origins);
+        self.log(|| format!("n{node} restarts (awaiting peers: {})", repo.is_awaiting()));
+        self.nodes[node].repo = Some(repo);
+        let phys = self.phys(node);
+        self.nodes[node].view =
+            ClusterView::new(self.nodes[node].origin, self.config.clone(), phys);
+        self.nodes[node].next_maintain = self.now;
+        self.start_pullers(node);
+    }
+
+    fn random_fault(&mut self) {
+        let n = self.nodes.len() as u64;
+        let node = self.rng.below(n) as usize;
+        let roll = self.rng.below(1000);
+        let fault = match roll {
+            0..=2 => {
+                let cut = if self.rng.chance(0.5) {
+                    self.rng.range(1, 3) as usize
+                } else {
+                    0
+                };
+                let step = if self.rng.chance(0.3) {
+                    self.rng.range(0, 6_000) as i64 - 3_000
+                } else {
+                    0
+                };
+                Fault::Crash {
+                    node,
+                    cut,
+                    down_ms: self.rng.range(100, 3_000),
+                    clock_step_ms: step,
+                }
+            }
+            3..=5 => {
+                let other = (node + 1 + self.rng.below(n - 1) as usize) % n as usize;
+                Fault::Partition {
+                    a: node,
+                    b: other,
+                    ms: self.rng.range(200, 6_000),
+                    silent: self.rng.chance(0.5),
+                }
+            }
+            6 => Fault::Isolate {
+                node,
+                ms: self.rng.range(200, 4_000),
+                silent: self.rng.chance(0.5),
+            },
+            7 => Fault::DiskFull {
+                node,
+                ms: self.rng.range(100, 3_000),
+            },
+            8..=9 => Fault::SilentStreams { node },
+            _ => return,
+        };
+        self.inject(fault);
+    }
+
+    // ---- time ----
+
+    pub fn step(&mut self, chaos: bool, config: &Config) {
+        self.now += STEP_MS;
+        self.clock_now.store(EPOCH_MS + self.now, Ordering::Relaxed);
+        let due: Vec<_> = self
+            .restarts
+            .iter()
+            .filter(|r| r.0 <= self.now)
+            .copied()
+            .collect();
+        self.restarts.retain(|r| r.0 > self.now);
+        for (_, node, step) in due {
+            self.restart(node, step);
+        }
+        for node in 0..self.nodes.len() {
+            if self.nodes[node].disk_full && self.disk_full_until[node] <= self.now {
+                self.nodes[node].disk_full = false;
+            }
+        }
+        self.deliver();
+        for node in 0..self.nodes.len() {
+            if !self.up(node) {
+                continue;
+            }
+            self.serve(node);
+            if self.now >= self.nodes[node].next_maintain {
+                self.nodes[node].next_maintain = self.now + MAINTAIN_MS;
+                self.maintain(node, config.retention_ms);
+            }
+            for p in 0..self.nodes[node].pullers.len() {
+                let due = self.nodes[node].pullers[p]
+                    .0
+                    .deadline()
+                    .is_some_and(|d| d <= self.now);
+                if due {
+                    self.feed(node, p, PullEvent::Tick);
+                }
+            }
+            self.check_waits(node);
+        }
+        let now = self.now;
+        for (_, fault) in config.script.iter().filter(|(at, _)| *at == now) {
+            self.inject(fault.clone());
+        }
+        for &(_, node, quad, present) in config.scripted_writes.iter().filter(|w| w.0 == now) {
+            self.write(node, quad, present);
+        }
+        if chaos {
+            if config.random_faults {
+                self.random_fault();
+            }
+            if self.rng.chance(config.write_chance) {
+                let node = self.rng.below(self.nodes.len() as u64) as usize;
+                let quad = self.rng.below(u64::from(QUADS)) as Quad;
+                let present = self.rng.chance(0.5);
+                self.write(node, quad, present);
+            }
+        }
+    }
+
+    /// Ends every fault: links healed, disks freed, clocks back within the skew bound
+    /// (NTP), crashed nodes restarted.
+    pub fn heal(&mut self) {
+        self.cuts.clear();
+        for node in 0..self.nodes.len() {
+            self.disk_full_until[node] = 0;
+            self.nodes[node].disk_full = false;
+            let offset = self.rng.range(0, 2 * MAX_SKEW_MS) as i64 - MAX_SKEW_MS as i64;
+            self.nodes[node].offset.store(offset, Ordering::Relaxed);
+        }
+        let pending: Vec<_> = std::mem::take(&mut self.restarts);
+        for (_, node, _) in pending {
+            self.restart(node, 0);
+        }
+    }
+
+    /// Nodes that take part in convergence: up, and expired neither by itself nor by
+    /// the controlling instance (n0, which expired ones are grown again from).
+    pub fn live_members(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| {
+                let repo = self.nodes[i].repo.as_ref();
+                repo.is_some_and(|r| r.disk.expired.is_none())
+                    && !self.nodes[0].view.is_expired(self.nodes[i].origin)
+            })
+            .collect()
+    }
+
+    pub fn converged(&self) -> bool {
+        let live = self.live_members();
+        let first = self.nodes[live[0]].repo.as_ref().expect("up");
+        live.iter().all(|&i| {
+            let r = self.nodes[i].repo.as_ref().expect("up");
+            r.vv == first.vv && !r.is_awaiting()
+        })
+    }
+
+    pub fn expired_origins(&self) -> BTreeSet<OriginId> {
+        (0..self.nodes.len())
+            .filter(|i| !self.live_members().contains(i))
+            .map(|i| self.nodes[i].origin)
+            .collect()
+    }
+}
+
+/// Physical clocks differ by up to twice this (ms) in normal operation.
+pub const MAX_SKEW_MS: u64 = 150;
