@@ -5,8 +5,11 @@ use crate::error::{blocking, ApiError, ApiResult};
 use crate::formats::{graph_format, rdf_content_type};
 use crate::params::Params;
 use crate::results::write_quads;
+use crate::state::AppState;
+use crate::streaming::respond;
 use crate::target::Target;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use quadmesh_store::oxigraph::io::RdfFormat;
@@ -29,6 +32,7 @@ fn graph_of(params: &Params) -> ApiResult<GraphName> {
 }
 
 pub async fn handle(
+    State(state): State<AppState>,
     target: Target,
     method: Method,
     uri: Uri,
@@ -38,26 +42,40 @@ pub async fn handle(
     let params = Params::from_uri(&uri);
     let graph = graph_of(&params)?;
     match method {
-        Method::GET | Method::HEAD => {
+        Method::HEAD => {
             let format = graph_format(&headers, None, RdfFormat::Turtle)?;
             let g = graph.clone();
-            let (body, found) = blocking(move || {
+            let found = blocking(move || {
                 Ok(target.read(|view| {
-                    let quads = view.quads(None, None, None, Some(g.as_ref()))?;
-                    let found = !quads.is_empty() || g.is_default_graph();
-                    Ok((write_quads(quads.into_iter().map(Ok), format)?, found))
+                    Ok(g.is_default_graph()
+                        || view
+                            .quads_iter(None, None, None, Some(g.as_ref()))
+                            .next()
+                            .transpose()?
+                            .is_some())
                 })?)
             })
             .await?;
             if !found {
                 return Err(ApiError::NotFound(format!("graph {graph} does not exist")));
             }
-            let body = if method == Method::HEAD {
-                Vec::new()
-            } else {
-                body
-            };
-            Ok(([(header::CONTENT_TYPE, format.media_type())], body).into_response())
+            Ok(([(header::CONTENT_TYPE, format.media_type())], "").into_response())
+        }
+        Method::GET => {
+            let format = graph_format(&headers, None, RdfFormat::Turtle)?;
+            let g = graph.clone();
+            respond(&state.http_metrics, format.media_type(), None, move |out| {
+                target.read(|view| {
+                    let mut quads = view
+                        .quads_iter(None, None, None, Some(g.as_ref()))
+                        .peekable();
+                    if quads.peek().is_none() && !g.is_default_graph() {
+                        return Ok(Err(ApiError::NotFound(format!("graph {g} does not exist"))));
+                    }
+                    write_quads(quads, format, out).map(Ok)
+                })?
+            })
+            .await
         }
         Method::PUT | Method::POST => {
             let format = rdf_content_type(&headers)?;

@@ -5,12 +5,13 @@ use crate::formats::{content_type, graph_format, rdf_content_type};
 use crate::params::Params;
 use crate::results::{write_quads, DEFAULT_STATEMENTS_FORMAT};
 use crate::state::AppState;
+use crate::streaming::respond;
 use crate::target::{Target, Written};
 use crate::terms::{parse_graph, parse_json_quad, parse_object, parse_predicate, parse_subject};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use flate2::read::GzDecoder;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
@@ -41,21 +42,28 @@ impl Pattern {
         })
     }
 
-    /// The matching quads in a view, graph by graph when graphs are named.
-    pub fn matches(&self, view: &crate::target::View<'_, '_>) -> quadmesh_store::Result<Vec<Quad>> {
+    /// The matching quads in a view as the store reads them, graph by graph when
+    /// graphs are named.
+    pub fn iter<'v>(
+        &'v self,
+        view: &'v crate::target::View<'_, '_>,
+    ) -> Box<dyn Iterator<Item = quadmesh_store::Result<Quad>> + 'v> {
         let s = self.subject.as_ref().map(|s| s.as_ref());
         let p = self.predicate.as_ref().map(|p| p.as_ref());
         let o = self.object.as_ref().map(|o| o.as_ref());
         match &self.graphs {
-            None => view.quads(s, p, o, None),
-            Some(graphs) => {
-                let mut all = Vec::new();
-                for graph in graphs {
-                    all.extend(view.quads(s, p, o, Some(graph.as_ref()))?);
-                }
-                Ok(all)
-            }
+            None => view.quads_iter(s, p, o, None),
+            Some(graphs) => Box::new(
+                graphs
+                    .iter()
+                    .flat_map(move |graph| view.quads_iter(s, p, o, Some(graph.as_ref()))),
+            ),
         }
+    }
+
+    /// The matching quads in a view, collected.
+    pub fn matches(&self, view: &crate::target::View<'_, '_>) -> quadmesh_store::Result<Vec<Quad>> {
+        self.iter(view).collect()
     }
 
     /// The quads this pattern names outright: every term and the graphs given.
@@ -93,7 +101,7 @@ impl Pattern {
 }
 
 pub async fn get(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     target: Target,
     uri: Uri,
     headers: HeaderMap,
@@ -103,18 +111,16 @@ pub async fn get(
     let limit: Option<usize> = params.number("limit")?;
     let offset: usize = params.number("offset")?.unwrap_or(0);
     let format = graph_format(&headers, params.get("format"), DEFAULT_STATEMENTS_FORMAT)?;
-    let body = blocking(move || {
+    respond(&state.http_metrics, format.media_type(), None, move |out| {
         Ok(target.read(|view| {
-            let quads = pattern.matches(view)?;
-            let page = quads
-                .into_iter()
+            let page = pattern
+                .iter(view)
                 .skip(offset)
                 .take(limit.unwrap_or(usize::MAX));
-            write_quads(page.map(Ok), format)
+            write_quads(page, format, out)
         })?)
     })
-    .await?;
-    Ok(([(header::CONTENT_TYPE, format.media_type())], body).into_response())
+    .await
 }
 
 /// The request body, gunzipped when it says `Content-Encoding: gzip`.
