@@ -142,6 +142,131 @@ async fn a_result_and_an_export_far_larger_than_the_memory_they_cost_stream_thro
     );
 }
 
+#[tokio::test]
+async fn an_upload_with_an_error_on_its_last_line_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--no-fsync"]);
+    let client = Client::default();
+    create_repository(&client, &server, REPO).await;
+    let repo_url = server.url(&format!("/repositories/{REPO}"));
+    let response = client
+        .post(format!("{repo_url}/statements"))
+        .header("content-type", "application/n-triples")
+        .body("<http://example.org/a> <http://example.org/b> \"kept\" .\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // About 20 MB (well past what is kept in memory), broken on line 300,001.
+    let mut body = ntriples(300_000).replace("example.org/s", "example.org/new");
+    body.push_str("<http://example.org/last> <http://example.org/p> \"unterminated .\n");
+    assert!(body.len() > 16 << 20);
+    // An auto-committing session: its writes commit at once.
+    let response = client
+        .post(server.url(&format!("/repositories/{REPO}/session?autoCommit=true")))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let session: String = response.json().await.unwrap();
+    for (method, url, content_type) in [
+        // The load path (N-Triples, Turtle), the replacing path, a session's path, the
+        // graph store.
+        (
+            "POST",
+            format!("{repo_url}/statements"),
+            "application/n-triples",
+        ),
+        ("POST", format!("{repo_url}/statements"), "text/turtle"),
+        (
+            "PUT",
+            format!("{repo_url}/statements"),
+            "application/n-triples",
+        ),
+        (
+            "POST",
+            format!("{session}/statements"),
+            "application/n-triples",
+        ),
+        (
+            "PUT",
+            format!("{repo_url}/rdf-graphs/service?graph=http://example.org/g"),
+            "application/n-triples",
+        ),
+    ] {
+        let request = match method {
+            "POST" => client.post(url.clone()),
+            _ => client.put(url.clone()),
+        };
+        let response = request
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let message = response.text().await.unwrap();
+        assert_eq!(status, 400, "{method} {url}: {message}");
+        assert!(
+            message.contains("300001"),
+            "{method} {url}: the message names the line: {message}"
+        );
+        assert_eq!(size(&client, &server, REPO).await, 1, "{method} {url}");
+    }
+
+    // The same body, gzipped and repaired, goes in whole.
+    let fixed = body.replace("\"unterminated .", "\"terminated\" .");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, fixed.as_bytes()).unwrap();
+    let response = client
+        .post(format!("{repo_url}/statements"))
+        .header("content-type", "application/n-triples")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(size(&client, &server, REPO).await, 300_002);
+}
+
+#[tokio::test]
+async fn an_upload_past_the_size_limit_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--no-fsync", "--max-body-mb", "2"]);
+    let client = Client::default();
+    create_repository(&client, &server, REPO).await;
+    let url = server.url(&format!("/repositories/{REPO}/statements"));
+    let body = ntriples(60_000); // about 3.5 MB
+    let response = client
+        .post(url.clone())
+        .header("content-type", "application/n-triples")
+        .body(body.clone())
+        .send()
+        .await;
+    // The server answers 413 as soon as the limit is passed and closes the connection:
+    // the client may still be sending and see the connection closed instead.
+    match response {
+        Ok(response) => assert_eq!(response.status(), 413),
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
+    // Small when sent, too large once decompressed.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, body.as_bytes()).unwrap();
+    let response = client
+        .post(url)
+        .header("content-type", "application/n-triples")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(size(&client, &server, REPO).await, 0);
+}
+
 /// 10^9 rows from 1,000 triples: a result no test waits for.
 const ENDLESS: &str = "SELECT * WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }";
 

@@ -20,6 +20,7 @@ mod streaming;
 mod target;
 mod terms;
 mod ui;
+mod upload;
 
 pub use auth::{Auth, AuthError};
 pub use config::ServerConfig;

@@ -1,6 +1,7 @@
 //! The SPARQL 1.1 Graph Store HTTP Protocol at `/rdf-graphs/service` (`?graph=IRI` or
 //! `?default`).
 
+use super::statements::Document;
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::formats::{graph_format, rdf_content_type};
 use crate::params::Params;
@@ -8,13 +9,14 @@ use crate::results::write_quads;
 use crate::state::AppState;
 use crate::streaming::respond;
 use crate::target::Target;
-use axum::body::Bytes;
+use crate::upload::receive;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode};
-use quadmesh_store::{parse_rdf, BlankNodes};
+use quadmesh_store::{BlankNodes, StoreError};
 
 fn graph_of(params: &Params) -> ApiResult<GraphName> {
     match (params.get("graph"), params.has("default")) {
@@ -37,7 +39,7 @@ pub async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     let params = Params::from_uri(&uri);
     let graph = graph_of(&params)?;
@@ -78,12 +80,27 @@ pub async fn handle(
             .await
         }
         Method::PUT | Method::POST => {
-            let format = rdf_content_type(&headers)?;
+            let document = Document {
+                format: Some(rdf_content_type(&headers)?),
+                base_iri: None,
+                graph: Some(graph.clone()),
+                blank_nodes: BlankNodes::Rename,
+            };
             let replace = method == Method::PUT;
             let g = graph.clone();
+            let upload = receive(
+                &headers,
+                body,
+                state.config.max_body_bytes,
+                &state.config.spill_dir(),
+            )
+            .await?;
             let (created, written) = blocking(move || {
-                let quads = parse_rdf(format, &body, None, Some(&g), BlankNodes::Rename)?;
+                // Checked completely first, outside the writer lock; then read again
+                // straight into the transaction.
+                document.each_quad(&upload, |_| Ok(()))?;
                 let mut existed = false;
+                let mut applied = Ok(0);
                 let written = target.write(|tracker| {
                     let old = tracker
                         .transaction()
@@ -95,13 +112,17 @@ pub async fn handle(
                             tracker.remove(quad)?;
                         }
                     }
-                    for mut quad in quads {
+                    applied = document.each_quad(&upload, |mut quad| {
                         quad.graph_name = g.clone();
-                        tracker.insert(quad)?;
-                    }
-                    Ok(())
-                })?;
-                Ok((!existed, written))
+                        tracker.insert(quad)
+                    });
+                    applied
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| StoreError::InvalidRdf(e.to_string()))
+                });
+                applied?;
+                Ok((!existed, written?))
             })
             .await?;
             let status = if created && !graph.is_default_graph() {
