@@ -32,6 +32,12 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// Where requests and results wait on disk when they are too large for memory (the
+    /// data directory's file system, so that a spilled upload costs no memory on tmpfs).
+    pub fn spill_dir(&self) -> PathBuf {
+        self.data_dir.join("tmp")
+    }
+
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         ServerConfig {
             data_dir: data_dir.into(),

@@ -16,9 +16,11 @@ mod routes;
 mod session_forward;
 mod sessions;
 mod state;
+mod streaming;
 mod target;
 mod terms;
 mod ui;
+mod upload;
 
 pub use auth::{Auth, AuthError};
 pub use config::ServerConfig;
@@ -64,6 +66,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir)?;
+    std::fs::create_dir_all(config.spill_dir())?;
     let auth = Auth::init(&config.data_dir, credentials.clone())?;
     let clock = Arc::new(HybridClock::new(
         SystemClock::with_offset_ms(config.clock_offset_ms),

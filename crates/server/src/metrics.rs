@@ -56,6 +56,7 @@ fn latency_histogram() -> Histogram {
 pub struct HttpMetrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub streams: crate::streaming::StreamMetrics,
 }
 
 impl Default for HttpMetrics {
@@ -63,6 +64,7 @@ impl Default for HttpMetrics {
         HttpMetrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            streams: Default::default(),
         }
     }
 }
@@ -88,6 +90,17 @@ fn render(state: AppState) -> Response {
         "http_request_duration_seconds",
         "HTTP request latency by route and method",
         state.http_metrics.latency.clone(),
+    );
+
+    registry.register(
+        "result_streams_running",
+        "Streamed responses (query results, statements, exports) still being produced",
+        state.http_metrics.streams.active.clone(),
+    );
+    registry.register(
+        "result_streams_abandoned",
+        "Streamed responses stopped because their client went away",
+        state.http_metrics.streams.abandoned.clone(),
     );
 
     let commits = Family::<RepositoryLabels, Counter>::default();

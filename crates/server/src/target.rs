@@ -53,20 +53,26 @@ impl View<'_, '_> {
         .map_err(evaluation_error)
     }
 
-    pub fn quads(
-        &self,
+    /// The quads matching a pattern, as the store reads them (nothing collected).
+    pub fn quads_iter<'v>(
+        &'v self,
         subject: Option<NamedOrBlankNodeRef<'_>>,
         predicate: Option<quadmesh_store::oxigraph::model::NamedNodeRef<'_>>,
         object: Option<TermRef<'_>>,
         graph: Option<GraphNameRef<'_>>,
-    ) -> Result<Vec<Quad>> {
-        let iter = match self {
-            View::Store(store) => store.quads_for_pattern(subject, predicate, object, graph),
-            View::Transaction(transaction) => {
-                transaction.quads_for_pattern(subject, predicate, object, graph)
-            }
-        };
-        Ok(iter.collect::<Result<Vec<_>, _>>()?)
+    ) -> Box<dyn Iterator<Item = Result<Quad>> + 'v> {
+        match self {
+            View::Store(store) => Box::new(
+                store
+                    .quads_for_pattern(subject, predicate, object, graph)
+                    .map(|q| q.map_err(Into::into)),
+            ),
+            View::Transaction(transaction) => Box::new(
+                transaction
+                    .quads_for_pattern(subject, predicate, object, graph)
+                    .map(|q| q.map_err(Into::into)),
+            ),
+        }
     }
 
     /// Named graphs holding at least one quad.

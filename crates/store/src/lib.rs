@@ -36,7 +36,9 @@ pub use error::{Result, StoreError};
 pub use log::{IndexedEntry, LogOptions, LogPosition, TxLog};
 pub use namespaces::{Namespaces, DEFAULT_NAMESPACES};
 pub use query::{evaluation_error, ParsedQuery, QueryForm, QueryRequest};
-pub use rdf_input::{fresh_blank_node, parse_rdf, rename_blank_nodes, BlankNodes};
+pub use rdf_input::{
+    fresh_blank_node, parse_rdf, parse_rdf_stream, rename_blank_nodes, BlankNodeRenamer, BlankNodes,
+};
 pub use register::{LastWrite, Register};
 pub use repair::{RepairDeferred, Repaired};
 pub use repository::{Applied, CommitReceipt, Repository, RepositoryOptions};

@@ -1,10 +1,13 @@
 //! Parsing uploaded RDF completely before anything is written, so that a document with
-//! an error anywhere changes nothing.
+//! an error anywhere changes nothing: whole documents in memory ([`parse_rdf`]) or as a
+//! stream of quads read from anywhere ([`parse_rdf_stream`]).
 
 use crate::error::{Result, StoreError};
 use oxigraph::io::{RdfFormat, RdfParser};
 use oxigraph::model::{BlankNode, GraphName, NamedOrBlankNode, Quad, Term};
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::io::Read;
 
 /// A new blank node. Labels are a letter and hex digits, a shape every client
 /// (agraph-python's parser included) reads back as the same node.
@@ -43,15 +46,52 @@ pub enum BlankNodes {
     Keep,
 }
 
-/// Parses a whole document. `graph` puts the triples of a triples-only format (and the
-/// default graph of a quads format) into that graph.
-pub fn parse_rdf(
+/// Gives the blank nodes of one document new labels without remembering them: a label's
+/// new name is a keyed 128-bit hash of it, the keys drawn anew per document. The same
+/// label gets the same node throughout the document, different documents get different
+/// nodes, and memory stays constant however many blank nodes a document has.
+pub struct BlankNodeRenamer {
+    keys: (RandomState, RandomState),
+}
+
+impl Default for BlankNodeRenamer {
+    fn default() -> Self {
+        BlankNodeRenamer {
+            keys: (RandomState::new(), RandomState::new()),
+        }
+    }
+}
+
+impl BlankNodeRenamer {
+    pub fn rename(&self, quad: Quad) -> Quad {
+        let rename = |b: BlankNode| {
+            let high = u128::from(self.keys.0.hash_one(b.as_str()));
+            let low = u128::from(self.keys.1.hash_one(b.as_str()));
+            BlankNode::new_unchecked(format!("b{:032x}", high << 64 | low))
+        };
+        Quad {
+            subject: match quad.subject {
+                NamedOrBlankNode::BlankNode(b) => rename(b).into(),
+                other => other,
+            },
+            predicate: quad.predicate,
+            object: match quad.object {
+                Term::BlankNode(b) => rename(b).into(),
+                other => other,
+            },
+            graph_name: match quad.graph_name {
+                GraphName::BlankNode(b) => rename(b).into(),
+                other => other,
+            },
+        }
+    }
+}
+
+fn parser(
     format: RdfFormat,
-    data: &[u8],
     base_iri: Option<&str>,
     graph: Option<&GraphName>,
-    blank_nodes: BlankNodes,
-) -> Result<Vec<Quad>> {
+) -> Result<RdfParser> {
     let mut parser = RdfParser::from_format(format);
     if let Some(base) = base_iri {
         parser = parser
@@ -61,12 +101,24 @@ pub fn parse_rdf(
     if let Some(graph) = graph {
         parser = parser.with_default_graph(graph.clone());
     }
-    let mut labels = HashMap::new();
-    parser
+    Ok(parser)
+}
+
+/// Parses a whole document. `graph` puts the triples of a triples-only format (and the
+/// default graph of a quads format) into that graph.
+pub fn parse_rdf(
+    format: RdfFormat,
+    data: &[u8],
+    base_iri: Option<&str>,
+    graph: Option<&GraphName>,
+    blank_nodes: BlankNodes,
+) -> Result<Vec<Quad>> {
+    let renamer = BlankNodeRenamer::default();
+    parser(format, base_iri, graph)?
         .for_slice(data)
         .map(|q| {
             q.map(|q| match blank_nodes {
-                BlankNodes::Rename => rename_blank_nodes(q, &mut labels),
+                BlankNodes::Rename => renamer.rename(q),
                 BlankNodes::Keep => q,
             })
         })
@@ -74,9 +126,83 @@ pub fn parse_rdf(
         .map_err(|e| StoreError::InvalidRdf(e.to_string()))
 }
 
+/// Parses a document as it is read, handing each quad to `each` (which may stop the
+/// parse with an error); answers the number of quads. Memory stays bounded whatever
+/// the document's size. A syntax error stops it with [`StoreError::InvalidRdf`] naming
+/// the position; `each` has then seen the quads before it, so a caller that must change
+/// nothing on an error either checks the whole document first (a pass with a `each`
+/// that does nothing) or works on something it can drop (a transaction).
+pub fn parse_rdf_stream(
+    format: RdfFormat,
+    data: impl Read,
+    base_iri: Option<&str>,
+    graph: Option<&GraphName>,
+    blank_nodes: BlankNodes,
+    mut each: impl FnMut(Quad) -> Result<()>,
+) -> Result<usize> {
+    let renamer = BlankNodeRenamer::default();
+    let mut count = 0;
+    for quad in parser(format, base_iri, graph)?.for_reader(data) {
+        let quad = quad.map_err(|e| StoreError::InvalidRdf(e.to_string()))?;
+        each(match blank_nodes {
+            BlankNodes::Rename => renamer.rename(quad),
+            BlankNodes::Keep => quad,
+        })?;
+        count += 1;
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_refuses_an_error_on_its_last_line_after_handing_over_the_rest() {
+        let mut doc = String::new();
+        for i in 0..999 {
+            doc.push_str(&format!(
+                "<http://e.com/s{i}> <http://e.com/p> _:b{} .\n",
+                i % 7
+            ));
+        }
+        doc.push_str("<http://e.com/s> <http://e.com/p> \"unterminated .\n");
+        let mut seen = Vec::new();
+        let err = parse_rdf_stream(
+            RdfFormat::NTriples,
+            doc.as_bytes(),
+            None,
+            None,
+            BlankNodes::Rename,
+            |q| {
+                seen.push(q);
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("1000"), "names the line: {err}");
+        assert_eq!(seen.len(), 999);
+        // One label, one node, within the document; renamed.
+        assert_eq!(seen[0].object, seen[7].object);
+        assert_ne!(seen[0].object, seen[1].object);
+        assert!(!seen[0].object.to_string().ends_with(":b0"));
+    }
+
+    #[test]
+    fn documents_get_different_blank_nodes_for_the_same_label() {
+        let doc = "<http://e.com/s> <http://e.com/p> _:x .";
+        let parse = || {
+            parse_rdf(
+                RdfFormat::NTriples,
+                doc.as_bytes(),
+                None,
+                None,
+                BlankNodes::Rename,
+            )
+            .unwrap()
+        };
+        assert_ne!(parse()[0].object, parse()[0].object);
+    }
 
     #[test]
     fn an_error_on_the_last_line_refuses_the_whole_document() {

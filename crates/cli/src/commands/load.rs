@@ -5,13 +5,15 @@ use clap::Args;
 use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use quadmesh_store::oxigraph::io::{RdfFormat, RdfParser};
-use quadmesh_store::oxigraph::model::{GraphName, NamedNode};
-use quadmesh_store::rename_blank_nodes;
+use quadmesh_store::oxigraph::model::{GraphName, NamedNode, Quad};
+use quadmesh_store::BlankNodeRenamer;
 use reqwest::Method;
-use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 #[derive(Args, Debug)]
 pub struct LoadArgs {
@@ -29,7 +31,7 @@ pub struct LoadArgs {
     /// the batches sent so far loaded.
     #[arg(long, default_value_t = 100_000)]
     pub batch_size: usize,
-    /// Do not show a progress bar.
+    /// Do not show progress.
     #[arg(long)]
     pub quiet: bool,
 }
@@ -59,9 +61,17 @@ pub fn format_of(path: &Path) -> Result<(RdfFormat, bool)> {
     }
 }
 
+/// How much is handed to the HTTP body at a time.
+const CHUNK_BYTES: usize = 256 << 10;
+/// Chunks waiting for the network: with [`CHUNK_BYTES`], what a load holds in memory.
+const QUEUED_CHUNKS: usize = 8;
+
 pub async fn run(args: LoadArgs) -> Result<()> {
     let api = Api::new(Spec::parse(&args.spec)?)?;
-    let url = format!("{}/statements", api.spec.repository_url()?);
+    let url = format!(
+        "{}/statements?keepBlankNodes=true",
+        api.spec.repository_url()?
+    );
     let graph = args
         .context
         .as_deref()
@@ -72,77 +82,75 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     let mut total = 0usize;
     for path in &args.files {
         let (format, gzip) = format_of(path)?;
-        let mut bytes = Vec::new();
-        let file =
-            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        if gzip {
-            MultiGzDecoder::new(file).read_to_end(&mut bytes)
-        } else {
-            std::io::BufReader::new(file).read_to_end(&mut bytes)
-        }
-        .with_context(|| format!("cannot read {}", path.display()))?;
-        // Parse all of it first, so that a syntax error anywhere sends nothing. Blank
-        // nodes get labels unique to this load, kept by the server across batches.
-        let mut parser = RdfParser::from_format(format);
-        if let Some(g) = &graph {
-            parser = parser.with_default_graph(g.clone());
-        }
-        let mut labels = HashMap::new();
-        let quads = parser
-            .for_slice(&bytes)
-            .map(|q| q.map(|q| rename_blank_nodes(q, &mut labels)))
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| {
-                format!(
-                    "{} is not valid {}; nothing was loaded from it",
-                    path.display(),
-                    format.name()
-                )
-            })?;
-        drop(bytes);
-
-        let bar = if args.quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(quads.len() as u64)
+        let source = Source {
+            path: path.clone(),
+            format,
+            gzip,
+            graph: graph.clone(),
+            size: std::fs::metadata(path)
+                .with_context(|| format!("cannot open {}", path.display()))?
+                .len(),
         };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:40}] {human_pos}/{human_len} statements, {per_sec}, eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_message(path.display().to_string());
         let file_started = Instant::now();
-        for batch in quads.chunks(args.batch_size.max(1)) {
-            let mut body = Vec::with_capacity(batch.len() * 100);
-            for quad in batch {
-                writeln!(body, "{quad} .")?;
+        // Checked completely first, so that a syntax error anywhere sends nothing.
+        let progress = Progress::new(&source, "checking", args.quiet);
+        let read = progress.bytes.clone();
+        let checking = source.clone();
+        let count = watch(
+            &progress,
+            tokio::task::spawn_blocking(move || checking.each_quad(&read, |_| Ok(()))),
+        )
+        .await??;
+        progress.finish();
+
+        let progress = Progress::new(&source, "loading", args.quiet);
+        let (batches_tx, mut batches) = mpsc::channel(1);
+        let read = progress.bytes.clone();
+        let batch_size = args.batch_size.max(1);
+        let sending = source.clone();
+        let producer = tokio::task::spawn_blocking(move || {
+            sending.send_batches(&read, batch_size, batches_tx)
+        });
+        let upload = async {
+            let mut sent = 0usize;
+            while let Some(chunks) = batches.recv().await {
+                let request = api
+                    .request(Method::POST, &url)
+                    .header("content-type", "application/n-quads")
+                    .body(reqwest::Body::wrap_stream(body_stream(chunks)));
+                let response = api.send(request).await.with_context(|| {
+                    format!("loading {} stopped after {sent} statements", path.display())
+                })?;
+                // The server answers how many statements the batch held.
+                sent += response.json::<usize>().await.with_context(|| {
+                    format!(
+                        "loading {}: the server's answer is not a count",
+                        path.display()
+                    )
+                })?;
             }
-            let request = api
-                .request(Method::POST, &format!("{url}?keepBlankNodes=true"))
-                .header("content-type", "application/n-quads")
-                .body(body);
-            api.send(request).await.with_context(|| {
-                format!(
-                    "loading {} stopped after {} statements",
-                    path.display(),
-                    bar.position()
-                )
-            })?;
-            bar.inc(batch.len() as u64);
-        }
-        bar.finish_and_clear();
+            anyhow::Ok(sent)
+        };
+        let sent = watch(&progress, upload).await;
+        // The producer stops at its next chunk once the batches are no longer taken.
+        drop(batches);
+        let produced = producer.await?;
+        let sent = sent?;
+        produced?;
+        progress.finish();
         let seconds = file_started.elapsed().as_secs_f64();
         eprintln!(
-            "{}: {} statements in {:.1} s ({:.0} statements/s)",
+            "{}: {sent} statements in {seconds:.1} s ({:.0} statements/s)",
             path.display(),
-            quads.len(),
-            seconds,
-            quads.len() as f64 / seconds.max(1e-9)
+            sent as f64 / seconds.max(1e-9)
         );
-        total += quads.len();
+        if sent != count {
+            bail!(
+                "{}: {count} statements read but {sent} loaded",
+                path.display()
+            );
+        }
+        total += sent;
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
@@ -154,6 +162,214 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     Ok(())
 }
 
+/// One batch on its way: its N-Quads as they are written.
+type Batch = mpsc::Receiver<Vec<u8>>;
+
+fn body_stream(
+    chunks: mpsc::Receiver<Vec<u8>>,
+) -> impl futures::Stream<Item = std::io::Result<Vec<u8>>> + Send + Sync + 'static {
+    futures::stream::unfold(chunks, |mut chunks| async move {
+        let chunk = chunks.recv().await?;
+        Some((Ok(chunk), chunks))
+    })
+}
+
+/// A file to load.
+#[derive(Clone)]
+struct Source {
+    path: PathBuf,
+    format: RdfFormat,
+    gzip: bool,
+    graph: Option<GraphName>,
+    /// Bytes on disk (compressed, for `.gz`): what progress counts.
+    size: u64,
+}
+
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Progress of one pass over a file, by bytes read from disk: a bar with rate and ETA
+/// when stderr is a terminal, a line every [`LOG_EVERY`] otherwise (logs), or nothing.
+struct Progress {
+    bytes: Arc<AtomicU64>,
+    bar: Option<ProgressBar>,
+    log: bool,
+    what: String,
+    size: u64,
+    started: Instant,
+}
+
+/// How often progress is written when stderr is not a terminal.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl Progress {
+    fn new(source: &Source, phase: &str, quiet: bool) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let what = format!("{}: {phase}", source.path.display());
+        let bar = (!quiet && terminal).then(|| {
+            let bar = ProgressBar::new(source.size);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes}, {binary_bytes_per_sec}, eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(what.clone());
+            bar
+        });
+        Progress {
+            bytes: Arc::default(),
+            bar,
+            log: !quiet && !terminal,
+            what,
+            size: source.size,
+            started: Instant::now(),
+        }
+    }
+
+    fn show(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.bytes.load(Ordering::Relaxed));
+        }
+    }
+
+    fn log_line(&self) {
+        let done = self.bytes.load(Ordering::Relaxed);
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
+        let rate = done as f64 / seconds;
+        let eta = if rate > 0.0 {
+            format!("{:.0} s", self.size.saturating_sub(done) as f64 / rate)
+        } else {
+            "unknown".into()
+        };
+        const MIB: f64 = 1048576.0;
+        eprintln!(
+            "{}: {:.1}/{:.1} MiB ({:.0}%), {:.1} MiB/s, eta {eta}",
+            self.what,
+            done as f64 / MIB,
+            self.size as f64 / MIB,
+            100.0 * done as f64 / self.size.max(1) as f64,
+            rate / MIB,
+        );
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Runs `work`, showing progress meanwhile.
+async fn watch<T>(progress: &Progress, work: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut logged = Instant::now();
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                progress.show();
+                if progress.log && logged.elapsed() >= LOG_EVERY {
+                    progress.log_line();
+                    logged = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+impl Source {
+    /// Reads the file from its start as a stream, handing each quad to `each`; counts the
+    /// bytes read from disk into `read`. Blocking.
+    fn each_quad(
+        &self,
+        read: &Arc<AtomicU64>,
+        mut each: impl FnMut(Quad) -> Result<()>,
+    ) -> Result<usize> {
+        let file = std::fs::File::open(&self.path)
+            .with_context(|| format!("cannot open {}", self.path.display()))?;
+        let counted = Counting {
+            inner: file,
+            read: read.clone(),
+        };
+        let reader: Box<dyn Read> = if self.gzip {
+            Box::new(BufReader::new(MultiGzDecoder::new(BufReader::new(counted))))
+        } else {
+            Box::new(BufReader::with_capacity(256 << 10, counted))
+        };
+        let mut parser = RdfParser::from_format(self.format);
+        if let Some(g) = &self.graph {
+            parser = parser.with_default_graph(g.clone());
+        }
+        let mut count = 0;
+        for quad in parser.for_reader(reader) {
+            let quad = quad.with_context(|| {
+                format!(
+                    "{} is not valid {}; nothing was loaded from it",
+                    self.path.display(),
+                    self.format.name()
+                )
+            })?;
+            each(quad)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Parses the file again and hands it over in batches of `batch_size` statements,
+    /// each a channel of N-Quads chunks written as the parse goes. Blank nodes get labels
+    /// unique to this load (the same label, the same node, across batches). Stops when
+    /// the batches are no longer taken. Blocking.
+    fn send_batches(
+        &self,
+        read: &Arc<AtomicU64>,
+        batch_size: usize,
+        batches: mpsc::Sender<Batch>,
+    ) -> Result<()> {
+        let renamer = BlankNodeRenamer::default();
+        let mut batch: Option<(usize, mpsc::Sender<Vec<u8>>)> = None;
+        let mut buffer = Vec::with_capacity(CHUNK_BYTES + 4096);
+        let stopped = || anyhow::anyhow!("the upload stopped");
+        let result = self.each_quad(read, |quad| {
+            if batch.is_none() {
+                let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
+                batches.blocking_send(rx).map_err(|_| stopped())?;
+                batch = Some((0, tx));
+            }
+            let (in_batch, tx) = batch.as_mut().expect("a batch is open");
+            writeln!(buffer, "{} .", renamer.rename(quad))?;
+            *in_batch += 1;
+            let full = *in_batch == batch_size;
+            if full || buffer.len() >= CHUNK_BYTES {
+                let chunk = std::mem::replace(&mut buffer, Vec::with_capacity(CHUNK_BYTES + 4096));
+                tx.blocking_send(chunk).map_err(|_| stopped())?;
+            }
+            if full {
+                batch = None;
+            }
+            Ok(())
+        });
+        if let Some((_, tx)) = &batch {
+            if !buffer.is_empty() {
+                tx.blocking_send(buffer).map_err(|_| stopped())?;
+            }
+        }
+        result.map(|_| ())
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,6 +111,11 @@ impl Server {
         format!("{USER}:{PASSWORD}@127.0.0.1:{}/{repository}", self.port)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     /// SIGKILL: no shutdown work at all, as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

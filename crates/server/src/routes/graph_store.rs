@@ -1,17 +1,22 @@
 //! The SPARQL 1.1 Graph Store HTTP Protocol at `/rdf-graphs/service` (`?graph=IRI` or
 //! `?default`).
 
+use super::statements::Document;
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::formats::{graph_format, rdf_content_type};
 use crate::params::Params;
 use crate::results::write_quads;
+use crate::state::AppState;
+use crate::streaming::respond;
 use crate::target::Target;
-use axum::body::Bytes;
+use crate::upload::receive;
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode};
-use quadmesh_store::{parse_rdf, BlankNodes};
+use quadmesh_store::{BlankNodes, StoreError};
 
 fn graph_of(params: &Params) -> ApiResult<GraphName> {
     match (params.get("graph"), params.has("default")) {
@@ -29,43 +34,73 @@ fn graph_of(params: &Params) -> ApiResult<GraphName> {
 }
 
 pub async fn handle(
+    State(state): State<AppState>,
     target: Target,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     let params = Params::from_uri(&uri);
     let graph = graph_of(&params)?;
     match method {
-        Method::GET | Method::HEAD => {
+        Method::HEAD => {
             let format = graph_format(&headers, None, RdfFormat::Turtle)?;
             let g = graph.clone();
-            let (body, found) = blocking(move || {
+            let found = blocking(move || {
                 Ok(target.read(|view| {
-                    let quads = view.quads(None, None, None, Some(g.as_ref()))?;
-                    let found = !quads.is_empty() || g.is_default_graph();
-                    Ok((write_quads(quads.into_iter().map(Ok), format)?, found))
+                    Ok(g.is_default_graph()
+                        || view
+                            .quads_iter(None, None, None, Some(g.as_ref()))
+                            .next()
+                            .transpose()?
+                            .is_some())
                 })?)
             })
             .await?;
             if !found {
                 return Err(ApiError::NotFound(format!("graph {graph} does not exist")));
             }
-            let body = if method == Method::HEAD {
-                Vec::new()
-            } else {
-                body
-            };
-            Ok(([(header::CONTENT_TYPE, format.media_type())], body).into_response())
+            Ok(([(header::CONTENT_TYPE, format.media_type())], "").into_response())
+        }
+        Method::GET => {
+            let format = graph_format(&headers, None, RdfFormat::Turtle)?;
+            let g = graph.clone();
+            respond(&state.http_metrics, format.media_type(), None, move |out| {
+                target.read(|view| {
+                    let mut quads = view
+                        .quads_iter(None, None, None, Some(g.as_ref()))
+                        .peekable();
+                    if quads.peek().is_none() && !g.is_default_graph() {
+                        return Ok(Err(ApiError::NotFound(format!("graph {g} does not exist"))));
+                    }
+                    write_quads(quads, format, out).map(Ok)
+                })?
+            })
+            .await
         }
         Method::PUT | Method::POST => {
-            let format = rdf_content_type(&headers)?;
+            let document = Document {
+                format: Some(rdf_content_type(&headers)?),
+                base_iri: None,
+                graph: Some(graph.clone()),
+                blank_nodes: BlankNodes::Rename,
+            };
             let replace = method == Method::PUT;
             let g = graph.clone();
+            let upload = receive(
+                &headers,
+                body,
+                state.config.max_body_bytes,
+                &state.config.spill_dir(),
+            )
+            .await?;
             let (created, written) = blocking(move || {
-                let quads = parse_rdf(format, &body, None, Some(&g), BlankNodes::Rename)?;
+                // Checked completely first, outside the writer lock; then read again
+                // straight into the transaction.
+                document.each_quad(&upload, |_| Ok(()))?;
                 let mut existed = false;
+                let mut applied = Ok(0);
                 let written = target.write(|tracker| {
                     let old = tracker
                         .transaction()
@@ -77,13 +112,17 @@ pub async fn handle(
                             tracker.remove(quad)?;
                         }
                     }
-                    for mut quad in quads {
+                    applied = document.each_quad(&upload, |mut quad| {
                         quad.graph_name = g.clone();
-                        tracker.insert(quad)?;
-                    }
-                    Ok(())
-                })?;
-                Ok((!existed, written))
+                        tracker.insert(quad)
+                    });
+                    applied
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| StoreError::InvalidRdf(e.to_string()))
+                });
+                applied?;
+                Ok((!existed, written?))
             })
             .await?;
             let status = if created && !graph.is_default_graph() {

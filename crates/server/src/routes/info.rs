@@ -4,8 +4,10 @@ use crate::error::{blocking, ApiResult};
 use crate::formats::{solutions_format, SolutionsFormat};
 use crate::params::Params;
 use crate::results::write_solutions;
+use crate::state::AppState;
 use crate::target::Target;
 use crate::terms::parse_graph;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,7 +21,9 @@ pub async fn size(target: Target, uri: Uri) -> ApiResult<Response> {
     let size = blocking(move || {
         Ok(target.read(|view| match &graph {
             None => view.len(),
-            Some(g) => Ok(view.quads(None, None, None, Some(g.as_ref()))?.len()),
+            Some(g) => view
+                .quads_iter(None, None, None, Some(g.as_ref()))
+                .try_fold(0usize, |n, q| q.map(|_| n + 1)),
         })?)
     })
     .await?;
@@ -28,7 +32,11 @@ pub async fn size(target: Target, uri: Uri) -> ApiResult<Response> {
 
 /// `GET /contexts`: the named graphs, as `[{"contextID": "<g>"}]` for agraph-python or
 /// as SPARQL results (variable `contextID`) for RDF4J clients.
-pub async fn contexts(target: Target, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn contexts(
+    State(state): State<AppState>,
+    target: Target,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let format = solutions_format(&headers, None)?;
     let graphs = blocking(move || {
         Ok(target.read(|view| {
@@ -49,20 +57,26 @@ pub async fn contexts(target: Target, headers: HeaderMap) -> ApiResult<Response>
             .collect();
         return Ok(Json(rows).into_response());
     }
-    let variable = Variable::new_unchecked("contextID");
-    let variables = vec![variable.clone()];
-    let rows = graphs.into_iter().filter_map(|g| {
-        let term: Term = match g {
-            GraphName::NamedNode(n) => n.into(),
-            GraphName::BlankNode(b) => b.into(),
-            GraphName::DefaultGraph => return None,
-        };
-        Some(Ok(QuerySolution::from((
-            variables.clone(),
-            vec![Some(term)],
-        ))))
-    });
-    let body = write_solutions(&[variable], rows, format)?;
+    let spill = state.config.spill_dir();
+    let body = blocking(move || {
+        let variable = Variable::new_unchecked("contextID");
+        let variables = vec![variable.clone()];
+        let rows = graphs.into_iter().filter_map(|g| {
+            let term: Term = match g {
+                GraphName::NamedNode(n) => n.into(),
+                GraphName::BlankNode(b) => b.into(),
+                GraphName::DefaultGraph => return None,
+            };
+            Some(Ok(QuerySolution::from((
+                variables.clone(),
+                vec![Some(term)],
+            ))))
+        });
+        let mut body = Vec::new();
+        write_solutions(&[variable], rows, format, &spill, &mut body)?;
+        Ok(body)
+    })
+    .await?;
     Ok(([(header::CONTENT_TYPE, format.media_type())], body).into_response())
 }
 

@@ -5,6 +5,7 @@ use crate::formats::{accepted, content_type, graph_format, solutions_format};
 use crate::params::Params;
 use crate::results::write_query_results;
 use crate::state::AppState;
+use crate::streaming::respond;
 use crate::target::{Target, Written};
 use crate::terms::parse_resource;
 use axum::body::Bytes;
@@ -54,7 +55,15 @@ pub async fn handle(
                 .filter(|s| *s > 0.0)
                 .map(Duration::from_secs_f64)
                 .or(state.config.default_query_timeout);
-            run_query(target, request, &headers, params.get("format"), timeout).await
+            run_query(
+                &state,
+                target,
+                request,
+                &headers,
+                params.get("format"),
+                timeout,
+            )
+            .await
         }
         Operation::Update(request) => run_update(target, request, &headers).await,
     }
@@ -148,6 +157,7 @@ fn update_request(update: String, params: &Params) -> ApiResult<UpdateRequest> {
 }
 
 async fn run_query(
+    state: &AppState,
     target: Target,
     request: QueryRequest,
     headers: &HeaderMap,
@@ -170,17 +180,28 @@ async fn run_query(
         QueryForm::Construct | QueryForm::Describe => graph.media_type(),
     };
     let token = CancellationToken::new();
+    // The timer lives as long as the producer: a query is cancelled at its timeout
+    // whether it is still computing or already streaming rows.
     let timer = timeout.map(|t| {
         let token = token.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             tokio::time::sleep(t).await;
             token.cancel();
-        })
+        }))
     });
-    let result = blocking(move || {
+    let spill = state.config.spill_dir();
+    let cancel = token.clone();
+    respond(&state.http_metrics, media_type, Some(cancel), move |out| {
+        let _timer = timer;
         target
             .read(|view| {
-                write_query_results(view.execute(parsed.prepare(token))?, solutions, graph)
+                write_query_results(
+                    view.execute(parsed.prepare(token))?,
+                    solutions,
+                    graph,
+                    &spill,
+                    out,
+                )
             })
             .map_err(|e| match (e, timeout) {
                 (StoreError::Timeout, Some(t)) => ApiError::BadRequest(format!(
@@ -190,11 +211,16 @@ async fn run_query(
                 (e, _) => e.into(),
             })
     })
-    .await;
-    if let Some(timer) = timer {
-        timer.abort();
+    .await
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    Ok(([(header::CONTENT_TYPE, media_type)], result?).into_response())
 }
 
 async fn run_update(

@@ -5,17 +5,20 @@ use crate::formats::{content_type, graph_format, rdf_content_type};
 use crate::params::Params;
 use crate::results::{write_quads, DEFAULT_STATEMENTS_FORMAT};
 use crate::state::AppState;
+use crate::streaming::respond;
 use crate::target::{Target, Written};
 use crate::terms::{parse_graph, parse_json_quad, parse_object, parse_predicate, parse_subject};
-use axum::body::Bytes;
+use crate::upload::{receive, Upload};
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
 use axum::Json;
-use flate2::read::GzDecoder;
+use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
-use quadmesh_store::{apply_update, parse_rdf, BlankNodes, ChangeTracker, UpdateRequest};
-use std::io::Read;
+use quadmesh_store::{
+    apply_update, parse_rdf_stream, BlankNodes, ChangeTracker, StoreError, UpdateRequest,
+};
 
 /// A statement pattern from `subj`, `pred`, `obj` and the (repeatable) `context`;
 /// no `context` means every graph.
@@ -41,21 +44,28 @@ impl Pattern {
         })
     }
 
-    /// The matching quads in a view, graph by graph when graphs are named.
-    pub fn matches(&self, view: &crate::target::View<'_, '_>) -> quadmesh_store::Result<Vec<Quad>> {
+    /// The matching quads in a view as the store reads them, graph by graph when
+    /// graphs are named.
+    pub fn iter<'v>(
+        &'v self,
+        view: &'v crate::target::View<'_, '_>,
+    ) -> Box<dyn Iterator<Item = quadmesh_store::Result<Quad>> + 'v> {
         let s = self.subject.as_ref().map(|s| s.as_ref());
         let p = self.predicate.as_ref().map(|p| p.as_ref());
         let o = self.object.as_ref().map(|o| o.as_ref());
         match &self.graphs {
-            None => view.quads(s, p, o, None),
-            Some(graphs) => {
-                let mut all = Vec::new();
-                for graph in graphs {
-                    all.extend(view.quads(s, p, o, Some(graph.as_ref()))?);
-                }
-                Ok(all)
-            }
+            None => view.quads_iter(s, p, o, None),
+            Some(graphs) => Box::new(
+                graphs
+                    .iter()
+                    .flat_map(move |graph| view.quads_iter(s, p, o, Some(graph.as_ref()))),
+            ),
         }
+    }
+
+    /// The matching quads in a view, collected.
+    pub fn matches(&self, view: &crate::target::View<'_, '_>) -> quadmesh_store::Result<Vec<Quad>> {
+        self.iter(view).collect()
     }
 
     /// The quads this pattern names outright: every term and the graphs given.
@@ -93,7 +103,7 @@ impl Pattern {
 }
 
 pub async fn get(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     target: Target,
     uri: Uri,
     headers: HeaderMap,
@@ -103,70 +113,79 @@ pub async fn get(
     let limit: Option<usize> = params.number("limit")?;
     let offset: usize = params.number("offset")?.unwrap_or(0);
     let format = graph_format(&headers, params.get("format"), DEFAULT_STATEMENTS_FORMAT)?;
-    let body = blocking(move || {
+    respond(&state.http_metrics, format.media_type(), None, move |out| {
         Ok(target.read(|view| {
-            let quads = pattern.matches(view)?;
-            let page = quads
-                .into_iter()
+            let page = pattern
+                .iter(view)
                 .skip(offset)
                 .take(limit.unwrap_or(usize::MAX));
-            write_quads(page.map(Ok), format)
+            write_quads(page, format, out)
         })?)
     })
-    .await?;
-    Ok(([(header::CONTENT_TYPE, format.media_type())], body).into_response())
+    .await
 }
 
-/// The request body, gunzipped when it says `Content-Encoding: gzip`.
-fn decoded_body(headers: &HeaderMap, body: Bytes, limit: usize) -> ApiResult<Vec<u8>> {
-    let gzip = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    if !gzip {
-        return Ok(body.to_vec());
-    }
-    let mut out = Vec::new();
-    GzDecoder::new(&body[..])
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ApiError::BadRequest(format!("invalid gzip body: {e}")))?;
-    if out.len() > limit {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "the decompressed body exceeds the limit of {limit} bytes"
-        )));
-    }
-    Ok(out)
+/// What an upload is written in, and how its quads are read.
+pub struct Document {
+    /// `None`: AllegroGraph's JSON rows `[s, p, o, g]`.
+    pub format: Option<RdfFormat>,
+    pub base_iri: Option<String>,
+    /// Where triples (and a quads format's default graph) go.
+    pub graph: Option<GraphName>,
+    pub blank_nodes: BlankNodes,
 }
 
-/// The quads of an upload, parsed whole before anything is written.
-fn uploaded_quads(headers: &HeaderMap, params: &Params, body: Vec<u8>) -> ApiResult<Vec<Quad>> {
-    let graph = params.get("context").map(parse_graph).transpose()?;
-    if content_type(headers).as_deref() == Some("application/json") {
-        let rows: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON quads: {e}")))?;
-        let rows = rows
-            .as_array()
-            .ok_or_else(|| ApiError::BadRequest("JSON quads must be an array of arrays".into()))?;
-        let default = graph.unwrap_or_default();
-        return rows
-            .iter()
-            .map(|row| parse_json_quad(row, &default))
-            .collect();
+impl Document {
+    fn from_request(headers: &HeaderMap, params: &Params) -> ApiResult<Self> {
+        let json = content_type(headers).as_deref() == Some("application/json");
+        Ok(Document {
+            format: if json {
+                None
+            } else {
+                Some(rdf_content_type(headers)?)
+            },
+            base_iri: params.get("baseURI").map(str::to_owned),
+            graph: params.get("context").map(parse_graph).transpose()?,
+            blank_nodes: if params.flag("keepBlankNodes")?.unwrap_or(false) {
+                BlankNodes::Keep
+            } else {
+                BlankNodes::Rename
+            },
+        })
     }
-    let format = rdf_content_type(headers)?;
-    let blank_nodes = if params.flag("keepBlankNodes")?.unwrap_or(false) {
-        BlankNodes::Keep
-    } else {
-        BlankNodes::Rename
-    };
-    Ok(parse_rdf(
-        format,
-        &body,
-        params.get("baseURI"),
-        graph.as_ref(),
-        blank_nodes,
-    )?)
+
+    /// Reads the upload from its start, handing each quad to `each`; answers how many
+    /// there were. Streams RDF in constant memory (JSON rows are read whole: they are
+    /// AllegroGraph clients' small batches). Blocking.
+    pub fn each_quad(
+        &self,
+        upload: &Upload,
+        mut each: impl FnMut(Quad) -> quadmesh_store::Result<()>,
+    ) -> ApiResult<usize> {
+        let reader = upload.reader()?;
+        let Some(format) = self.format else {
+            let rows: serde_json::Value = serde_json::from_reader(reader).map_err(|e| {
+                upload.explain(ApiError::BadRequest(format!("invalid JSON quads: {e}")))
+            })?;
+            let rows = rows.as_array().ok_or_else(|| {
+                ApiError::BadRequest("JSON quads must be an array of arrays".into())
+            })?;
+            let default = self.graph.clone().unwrap_or_default();
+            for row in rows {
+                each(parse_json_quad(row, &default)?)?;
+            }
+            return Ok(rows.len());
+        };
+        parse_rdf_stream(
+            format,
+            reader,
+            self.base_iri.as_deref(),
+            self.graph.as_ref(),
+            self.blank_nodes,
+            each,
+        )
+        .map_err(|e| upload.explain(e.into()))
+    }
 }
 
 enum Mode {
@@ -179,12 +198,15 @@ async fn upload(
     target: Target,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
     mode: Mode,
 ) -> ApiResult<Response> {
     let params = Params::from_uri(&uri);
+    let (limit, spill) = (state.config.max_body_bytes, state.config.spill_dir());
     // RDF4J clients send updates as a form to /statements.
     if content_type(&headers).as_deref() == Some("application/x-www-form-urlencoded") {
+        let upload = receive(&headers, body, limit, &spill).await?;
+        let body = blocking(move || upload.into_bytes()).await?;
         let mut form = params.clone();
         form.extend_form(&body);
         let Some(update) = form.get("update").map(str::to_owned) else {
@@ -197,40 +219,55 @@ async fn upload(
         let written = blocking(move || Ok(target.write(|t| apply_update(t, &request))?)).await?;
         return Ok(written.tag(super::sparql::write_ack(&headers)));
     }
-    let limit = state.config.max_body_bytes;
+    // Refused before the body is read: an unknown format, bad parameters.
+    let document = Document::from_request(&headers, &params)?;
+    let replace = match mode {
+        Mode::Add => None,
+        // Replace the named graph, or everything when none is named.
+        Mode::Replace => Some(Pattern {
+            subject: None,
+            predicate: None,
+            object: None,
+            graphs: document.graph.clone().map(|g| vec![g]),
+        }),
+    };
+    let upload = receive(&headers, body, limit, &spill).await?;
     let (count, written) = blocking(move || {
-        let body = decoded_body(&headers, body, limit)?;
-        let quads = uploaded_quads(&headers, &params, body)?;
-        let count = quads.len();
-        let replace = match mode {
-            Mode::Add => None,
-            // Replace the named graph, or everything when none is named.
-            Mode::Replace => Some(Pattern {
-                subject: None,
-                predicate: None,
-                object: None,
-                graphs: params
-                    .get("context")
-                    .map(|g| parse_graph(g).map(|g| vec![g]))
-                    .transpose()?,
-            }),
-        };
-        let written = match (&target, &replace) {
-            // A plain add to the repository: the load path (bulk for large uploads).
+        Ok(match (&target, &replace) {
+            // A plain add to the repository: the load path (bulk for large uploads). The
+            // quads are the transaction's effect, so they are collected; an error stops
+            // the parse before anything is committed.
             (Target::Repository(repository), None) => {
-                Written::Committed(repository.commit_inserts(quads)?)
+                let mut quads = Vec::new();
+                document.each_quad(&upload, |q| {
+                    quads.push(q);
+                    Ok(())
+                })?;
+                (
+                    quads.len(),
+                    Written::Committed(repository.commit_inserts(quads)?),
+                )
             }
-            _ => target.write(|tracker| {
-                if let Some(pattern) = &replace {
-                    pattern.remove_matches(tracker)?;
-                }
-                for quad in quads {
-                    tracker.insert(quad)?;
-                }
-                Ok(())
-            })?,
-        };
-        Ok((count, written))
+            // Checked completely first, outside the writer lock; then read again straight
+            // into the transaction.
+            _ => {
+                let count = document.each_quad(&upload, |_| Ok(()))?;
+                let mut applied = Ok(0);
+                let written = target.write(|tracker| {
+                    if let Some(pattern) = &replace {
+                        pattern.remove_matches(tracker)?;
+                    }
+                    applied = document.each_quad(&upload, |q| tracker.insert(q));
+                    // The error itself is answered below; this only drops the transaction.
+                    applied
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| StoreError::InvalidRdf(e.to_string()))
+                });
+                applied?;
+                (count, written?)
+            }
+        })
     })
     .await?;
     Ok(written.tag(Json(count)))
@@ -241,7 +278,7 @@ pub async fn post(
     target: Target,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     upload(state, target, uri, headers, body, Mode::Add).await
 }
@@ -251,7 +288,7 @@ pub async fn put(
     target: Target,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     upload(state, target, uri, headers, body, Mode::Replace).await
 }

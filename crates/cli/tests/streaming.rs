@@ -1,0 +1,391 @@
+//! Results, exports and uploads stream: their size does not become the server's memory,
+//! an upload with an error anywhere changes nothing, and a client that leaves stops the
+//! work it asked for.
+
+mod common;
+
+use common::*;
+use futures::StreamExt;
+use std::time::Duration;
+
+const REPO: &str = "big";
+
+/// A field of `/proc/PID/status`, in kB.
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Peak resident memory of the server so far, in MiB.
+fn peak_mb(server: &Server) -> u64 {
+    proc_status_kb(server.pid(), "VmHWM") / 1024
+}
+
+async fn create_repository(client: &Client, server: &Server, name: &str) {
+    let response = client
+        .put(server.url(&format!("/repositories/{name}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+}
+
+/// Reads a whole response body, counting its bytes without keeping them.
+async fn drain(response: reqwest::Response) -> u64 {
+    let mut stream = response.bytes_stream();
+    let mut total = 0;
+    while let Some(chunk) = stream.next().await {
+        total += chunk.expect("the body arrives whole").len() as u64;
+    }
+    total
+}
+
+/// A value of `/metrics`, by its full name.
+async fn metric(client: &Client, server: &Server, name: &str) -> f64 {
+    let text = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+}
+
+/// `count` triples about `<http://example.org/{part}/s{i}>`, each with a literal of
+/// `literal_bytes` bytes.
+fn fat_ntriples(part: usize, count: usize, literal_bytes: usize) -> Vec<u8> {
+    let filler = "x".repeat(literal_bytes);
+    let mut out = Vec::with_capacity(count * (literal_bytes + 80));
+    for i in 0..count {
+        out.extend_from_slice(
+            format!("<http://example.org/{part}/s{i}> <http://example.org/p> \"{i} {filler}\" .\n")
+                .as_bytes(),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_result_and_an_export_far_larger_than_the_memory_they_cost_stream_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(dir.path(), &["--no-fsync"]);
+    let client = Client::default();
+    create_repository(&client, &server, REPO).await;
+    let repo_url = server.url(&format!("/repositories/{REPO}"));
+    // 240 MB of literals, in 4 uploads of 60 MB.
+    const TRIPLES: usize = 2_400;
+    const LITERAL: usize = 100_000;
+    for part in 0..4 {
+        let body = fat_ntriples(part, TRIPLES / 4, LITERAL);
+        let response = client
+            .post(format!("{repo_url}/statements"))
+            .header("content-type", "application/n-triples")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    assert_eq!(size(&client, &server, REPO).await, TRIPLES as u64);
+    // Loading has its own peak: measure the reads on a fresh process.
+    server.stop();
+    server.restart();
+    // A new client: the old one's pooled connections went with the old process.
+    let client = Client::default();
+
+    let before = peak_mb(&server);
+    let response = client
+        .get(repo_url.clone())
+        .query(&[("query", "SELECT * WHERE { ?s ?p ?o }")])
+        .header("accept", "application/sparql-results+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let select_bytes = drain(response).await;
+    let after_select = peak_mb(&server);
+
+    let response = client
+        .get(format!("{repo_url}/statements"))
+        .header("accept", "application/n-quads")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let export_bytes = drain(response).await;
+    let after_export = peak_mb(&server);
+
+    eprintln!(
+        "peak RSS {before} MiB; after a {} MiB SELECT {after_select} MiB; after a {} MiB export {after_export} MiB",
+        select_bytes >> 20,
+        export_bytes >> 20
+    );
+    assert!(select_bytes > 200 << 20 && export_bytes > 200 << 20);
+    assert!(
+        after_select - before < 100,
+        "a {} MiB result took the server's peak from {before} to {after_select} MiB",
+        select_bytes >> 20
+    );
+    assert!(
+        after_export - before < 100,
+        "a {} MiB export took the server's peak from {before} to {after_export} MiB",
+        export_bytes >> 20
+    );
+}
+
+#[tokio::test]
+async fn an_upload_with_an_error_on_its_last_line_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--no-fsync"]);
+    let client = Client::default();
+    create_repository(&client, &server, REPO).await;
+    let repo_url = server.url(&format!("/repositories/{REPO}"));
+    let response = client
+        .post(format!("{repo_url}/statements"))
+        .header("content-type", "application/n-triples")
+        .body("<http://example.org/a> <http://example.org/b> \"kept\" .\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // About 20 MB (well past what is kept in memory), broken on line 300,001.
+    let mut body = ntriples(300_000).replace("example.org/s", "example.org/new");
+    body.push_str("<http://example.org/last> <http://example.org/p> \"unterminated .\n");
+    assert!(body.len() > 16 << 20);
+    // An auto-committing session: its writes commit at once.
+    let response = client
+        .post(server.url(&format!("/repositories/{REPO}/session?autoCommit=true")))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let session: String = response.json().await.unwrap();
+    for (method, url, content_type) in [
+        // The load path (N-Triples, Turtle), the replacing path, a session's path, the
+        // graph store.
+        (
+            "POST",
+            format!("{repo_url}/statements"),
+            "application/n-triples",
+        ),
+        ("POST", format!("{repo_url}/statements"), "text/turtle"),
+        (
+            "PUT",
+            format!("{repo_url}/statements"),
+            "application/n-triples",
+        ),
+        (
+            "POST",
+            format!("{session}/statements"),
+            "application/n-triples",
+        ),
+        (
+            "PUT",
+            format!("{repo_url}/rdf-graphs/service?graph=http://example.org/g"),
+            "application/n-triples",
+        ),
+    ] {
+        let request = match method {
+            "POST" => client.post(url.clone()),
+            _ => client.put(url.clone()),
+        };
+        let response = request
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let message = response.text().await.unwrap();
+        assert_eq!(status, 400, "{method} {url}: {message}");
+        assert!(
+            message.contains("300001"),
+            "{method} {url}: the message names the line: {message}"
+        );
+        assert_eq!(size(&client, &server, REPO).await, 1, "{method} {url}");
+    }
+
+    // The same body, gzipped and repaired, goes in whole.
+    let fixed = body.replace("\"unterminated .", "\"terminated\" .");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, fixed.as_bytes()).unwrap();
+    let response = client
+        .post(format!("{repo_url}/statements"))
+        .header("content-type", "application/n-triples")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(size(&client, &server, REPO).await, 300_002);
+}
+
+#[tokio::test]
+async fn an_upload_past_the_size_limit_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--no-fsync", "--max-body-mb", "2"]);
+    let client = Client::default();
+    create_repository(&client, &server, REPO).await;
+    let url = server.url(&format!("/repositories/{REPO}/statements"));
+    let body = ntriples(60_000); // about 3.5 MB
+    let response = client
+        .post(url.clone())
+        .header("content-type", "application/n-triples")
+        .body(body.clone())
+        .send()
+        .await;
+    // The server answers 413 as soon as the limit is passed and closes the connection:
+    // the client may still be sending and see the connection closed instead.
+    match response {
+        Ok(response) => assert_eq!(response.status(), 413),
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
+    // Small when sent, too large once decompressed.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, body.as_bytes()).unwrap();
+    let response = client
+        .post(url)
+        .header("content-type", "application/n-triples")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(size(&client, &server, REPO).await, 0);
+}
+
+/// 10^9 rows from 1,000 triples: a result no test waits for.
+const ENDLESS: &str = "SELECT * WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }";
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_result_stops_the_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--no-fsync"]);
+    let client = Client::default();
+    create_repository(&client, &server, REPO).await;
+    let repo_url = server.url(&format!("/repositories/{REPO}"));
+    let response = client
+        .post(format!("{repo_url}/statements"))
+        .header("content-type", "application/n-triples")
+        .body(ntriples(1_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let running = "quadmesh_result_streams_running";
+    let abandoned = "quadmesh_result_streams_abandoned_total";
+    assert_eq!(metric(&client, &server, abandoned).await, 0.0);
+
+    // Leaves after the first megabyte of rows.
+    let response = client
+        .get(repo_url.clone())
+        .query(&[("query", ENDLESS)])
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut received = 0;
+    while received < 1 << 20 {
+        received += stream.next().await.unwrap().unwrap().len();
+    }
+    assert_eq!(metric(&client, &server, running).await, 1.0);
+    drop(stream);
+    wait_for("the query to stop", Duration::from_secs(30), async || {
+        metric(&client, &server, running).await == 0.0
+    })
+    .await;
+    assert_eq!(metric(&client, &server, abandoned).await, 1.0);
+
+    // Leaves before the first row: the query is still computing (a count).
+    let leaving = client
+        .get(repo_url.clone())
+        .query(&[(
+            "query",
+            "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }",
+        )])
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await;
+    assert!(leaving.unwrap_err().is_timeout());
+    wait_for("the count to stop", Duration::from_secs(30), async || {
+        metric(&client, &server, running).await == 0.0
+    })
+    .await;
+    assert_eq!(metric(&client, &server, abandoned).await, 2.0);
+
+    // The server answers as before.
+    assert_eq!(
+        select_one(
+            &client,
+            &repo_url,
+            "SELECT (COUNT(*) AS ?c) WHERE { ?s ?p ?o }"
+        )
+        .await,
+        "1000"
+    );
+}
+
+#[tokio::test]
+async fn an_error_after_the_first_bytes_breaks_the_response_instead_of_ending_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--no-fsync"]);
+    let client = Client::default();
+    create_repository(&client, &server, REPO).await;
+    let repo_url = server.url(&format!("/repositories/{REPO}"));
+    let response = client
+        .post(format!("{repo_url}/statements"))
+        .header("content-type", "application/n-triples")
+        .body(ntriples(1_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The timeout fires while rows stream: the body must not end as if complete.
+    let response = client
+        .get(repo_url.clone())
+        .query(&[("query", ENDLESS), ("timeout", "1")])
+        .header("accept", "application/sparql-results+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let mut broken = false;
+    while let Some(chunk) = stream.next().await {
+        if chunk.is_err() {
+            broken = true;
+            break;
+        }
+    }
+    assert!(broken, "the body ended as if it were complete");
+    // A timeout before the first row is still a status with a message.
+    let response = client
+        .get(repo_url)
+        .query(&[
+            (
+                "query",
+                "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }",
+            ),
+            ("timeout", "0.5"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("timeout"));
+}
