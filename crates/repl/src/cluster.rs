@@ -32,6 +32,8 @@ pub enum MembershipError {
     NotInCluster(String),
     #[error("only the controlling instance ({0}) can change the cluster")]
     NotControlling(String),
+    #[error("'{0}' is not the controlling instance of the cluster")]
+    NotTheControlling(String),
     #[error("instance '{name}' {detail}; removing it would discard them: repeat with force=true (quadmesh repl remove --force) to remove it anyway")]
     Unreplicated { name: String, detail: String },
 }
@@ -109,6 +111,43 @@ impl ClusterConfig {
         Ok((next, member))
     }
 
+    /// The controlling instance `name` comes back under a new origin id (it lost its
+    /// data and was made again from a member's snapshot): its old origin id is retired
+    /// like a removed member's, and the new one takes its place and its role. Only that
+    /// instance, started as the controlling one under that name, makes this change, so
+    /// the rule that one instance changes the configuration holds.
+    pub fn with_controlling_reincarnated(
+        &self,
+        name: &str,
+        origin: OriginId,
+        address: String,
+        added_at: HlcTime,
+    ) -> Result<Self, MembershipError> {
+        let old = self
+            .member_named(name)
+            .filter(|m| m.controlling)
+            .ok_or_else(|| MembershipError::NotTheControlling(name.to_owned()))?
+            .clone();
+        if self.is_member(origin) || self.removed.contains(&origin) {
+            return Err(MembershipError::OriginReused(origin));
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        next.removed.push(old.origin);
+        for member in &mut next.members {
+            if member.name == name {
+                *member = Member {
+                    name: name.to_owned(),
+                    origin,
+                    address: address.clone(),
+                    controlling: true,
+                    added_at,
+                };
+            }
+        }
+        Ok(next)
+    }
+
     /// Votes needed for `quorum`: more than half of the members.
     pub fn quorum(&self) -> usize {
         self.members.len() / 2 + 1
@@ -168,6 +207,27 @@ mod tests {
         assert_eq!(
             config().without_member("a").unwrap_err(),
             MembershipError::RemovingControlling("a".into())
+        );
+    }
+
+    #[test]
+    fn the_controlling_instance_comes_back_under_a_new_origin() {
+        let grown = config().with_member(member("b", 2, false)).unwrap();
+        let back = grown
+            .with_controlling_reincarnated("a", OriginId(9), "a:10035".into(), HlcTime(9))
+            .unwrap();
+        assert_eq!(back.version, grown.version + 1);
+        assert_eq!(back.controlling().unwrap().origin, OriginId(9));
+        assert!(back.removed.contains(&OriginId(1)));
+        assert!(!back.is_member(OriginId(1)));
+        assert_eq!(back.members.len(), 2);
+        assert_eq!(
+            grown.with_controlling_reincarnated("b", OriginId(10), "b:1".into(), HlcTime(9)),
+            Err(MembershipError::NotTheControlling("b".into()))
+        );
+        assert_eq!(
+            back.with_controlling_reincarnated("a", OriginId(1), "a:1".into(), HlcTime(9)),
+            Err(MembershipError::OriginReused(OriginId(1)))
         );
     }
 

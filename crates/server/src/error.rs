@@ -101,6 +101,7 @@ impl ApiError {
                 M::AlreadyInCluster(_) => "already_in_cluster",
                 M::NotInCluster(_) => "not_in_cluster",
                 M::NotControlling(_) => "not_controlling",
+                M::NotTheControlling(_) => "not_the_controlling",
                 M::Unreplicated { .. } => "unreplicated",
             }),
             ApiError::Store(StoreError::Removed(_)) => Some("removed"),

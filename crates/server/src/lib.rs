@@ -4,6 +4,7 @@
 mod auth;
 mod causal;
 mod config;
+mod controlling_recovery;
 mod error;
 mod formats;
 mod metrics;

@@ -3,6 +3,7 @@
 //! a copy waits for the controlling instance, joins under a unique name, is ready once
 //! caught up, and on SIGTERM removes itself before exiting.
 
+use crate::controlling_recovery;
 use crate::routes::repl::create_cluster_here;
 use crate::state::AppState;
 use quadmesh_store::StoreError;
@@ -17,6 +18,9 @@ pub enum Role {
         instance: String,
         /// `host:port` the others reach this instance at.
         advertise: String,
+        /// `host:port`s where members of an existing cluster may answer (each host
+        /// resolved to all its addresses), asked before a new cluster is made.
+        peers: Vec<String>,
     },
     Copy {
         repository: String,
@@ -66,7 +70,18 @@ pub async fn run(state: AppState, credentials: Option<(String, String)>) {
             repository,
             instance,
             advertise,
-        } => controlling(&state, repository, instance, advertise).await,
+            peers,
+        } => {
+            controlling(
+                &state,
+                credentials.as_ref(),
+                repository,
+                instance,
+                advertise,
+                peers,
+            )
+            .await
+        }
         Role::Copy {
             repository,
             instance,
@@ -151,9 +166,11 @@ pub fn writes_refused(state: &AppState) -> Option<String> {
 
 async fn controlling(
     state: &AppState,
+    credentials: Option<&(String, String)>,
     repository: &str,
     instance: &str,
     advertise: &str,
+    peers: &[String],
 ) -> Result<(), String> {
     if let Ok(repo) = state.catalog.get(repository) {
         if repo.cluster().config.is_some() {
@@ -170,6 +187,32 @@ async fn controlling(
     while !resolves(advertise).await {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    // No data: first start, or the data is lost. Never fork a running cluster.
+    set_ready(
+        state,
+        Readiness::NotReady("looking for members of an existing cluster".into()),
+    );
+    if let Some(member) =
+        controlling_recovery::find_cluster(state, credentials, repository, instance, peers).await?
+    {
+        let credentials = credentials.ok_or(
+            "the controlling role needs the superuser credentials to re-grow from a member",
+        )?;
+        return controlling_recovery::regrow_from(
+            state,
+            credentials,
+            repository,
+            instance,
+            advertise,
+            &member,
+        )
+        .await;
+    }
+    tracing::warn!(
+        repository,
+        peers = ?peers,
+        "no member of an existing cluster answered: creating a new cluster"
+    );
     create_cluster_here(state, repository, instance, advertise)
         .await
         .map_err(|e| e.to_string())

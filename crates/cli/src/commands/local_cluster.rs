@@ -101,20 +101,37 @@ async fn wait_ready(http: &reqwest::Client, instance: &mut Instance) -> Result<(
     }
 }
 
-fn terminate(instance: &mut Instance) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(instance.child.id().to_string())
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if instance.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+/// Stops instances with SIGTERM, all at once (each copy leaves the cluster on its own),
+/// waiting up to 15 s before killing what still runs.
+fn terminate(instances: &mut [Instance]) {
+    for instance in instances.iter() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(instance.child.id().to_string())
+            .status();
     }
-    let _ = instance.child.kill();
-    let _ = instance.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for instance in instances.iter_mut() {
+        while Instant::now() < deadline {
+            if instance.child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if instance.child.try_wait().ok().flatten().is_none() {
+            let _ = instance.child.kill();
+            let _ = instance.child.wait();
+        }
+    }
+}
+
+/// Stops the copies first (they leave the cluster through the controlling instance),
+/// then the controlling instance.
+fn stop_all(instances: &mut [Instance]) {
+    if let Some((controlling, copies)) = instances.split_first_mut() {
+        terminate(copies);
+        terminate(std::slice::from_mut(controlling));
+    }
 }
 
 pub async fn run(args: LocalClusterArgs) -> Result<()> {
@@ -164,9 +181,7 @@ pub async fn run(args: LocalClusterArgs) -> Result<()> {
     }
     .await;
     if let Err(e) = result {
-        for instance in instances.iter_mut().rev() {
-            terminate(instance);
-        }
+        stop_all(&mut instances);
         return Err(e);
     }
 
@@ -209,9 +224,7 @@ pub async fn run(args: LocalClusterArgs) -> Result<()> {
         }
     };
     println!("stopping...");
-    for instance in instances.iter_mut().rev() {
-        terminate(instance);
-    }
+    stop_all(&mut instances);
     match stopped_by {
         None => {
             println!("stopped");

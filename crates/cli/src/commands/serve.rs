@@ -59,6 +59,13 @@ pub struct ServeArgs {
     /// --port).
     #[arg(long, env = "QUADMESH_ADVERTISE")]
     pub advertise: Option<String>,
+    /// Where members of an existing cluster may be (controlling role), as HOST:PORT,
+    /// comma-separated; every address a host resolves to is asked (a headless service
+    /// of the copies, e.g. `copy:10035`, or `tasks.copy:10035` on Swarm). A controlling
+    /// instance that starts without data re-grows itself from a member found there
+    /// instead of creating a second cluster.
+    #[arg(long, env = "QUADMESH_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
     /// HOST:PORT of the controlling instance (copy role).
     #[arg(long, env = "QUADMESH_CONTROLLING")]
     pub controlling: Option<String>,
@@ -123,6 +130,7 @@ impl ServeArgs {
                 repository: self.repo.clone(),
                 instance,
                 advertise,
+                peers: self.peers.clone(),
             },
             RoleName::Copy => Role::Copy {
                 repository: self.repo.clone(),

@@ -10,9 +10,8 @@
 //! with no scrub finding cannot tell which is right: both report it, neither repairs.
 
 use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
-use crate::replication::snapshot_transfer::unpack;
+use crate::replication::snapshot_transfer::{download, unpack};
 use crate::state::AppState;
-use futures::StreamExt;
 use quadmesh_repl::Member;
 use quadmesh_store::oxigraph::store::Store;
 use quadmesh_store::{RepairDeferred, Repaired, StoreError};
@@ -20,7 +19,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// How often every node is looked at for a needed repair.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -202,17 +200,9 @@ async fn fetch_and_repair(
         });
     }
     let archive = scratch.join("snapshot.tar");
-    let mut file = tokio::fs::File::create(&archive).await?;
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = tokio::time::timeout(super::STALL_AFTER * 5, body.next())
+    download(response, &archive)
         .await
-        .map_err(|_| unreachable("the snapshot stopped arriving".into()))?
-    {
-        file.write_all(&chunk.map_err(|e| unreachable(e.to_string()))?)
-            .await?;
-    }
-    file.sync_all().await?;
-    drop(file);
+        .map_err(|e| unreachable(format!("the snapshot broke off: {e}")))?;
 
     let bad = |detail: String| RepairError::BadSnapshot {
         peer: peer.name.clone(),

@@ -46,3 +46,21 @@ pub fn unpack(archive: &Path, dir: &Path) -> io::Result<(PathBuf, SnapshotState)
     }
     Ok((store, state))
 }
+
+/// A snapshot's bytes stop arriving for this long: the transfer is given up.
+const SILENT_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Writes the body of `response` (a snapshot) into a new file at `archive`, synced.
+pub async fn download(response: reqwest::Response, archive: &Path) -> io::Result<()> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(archive).await?;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = tokio::time::timeout(SILENT_FOR, body.next())
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the snapshot stopped arriving"))?
+    {
+        file.write_all(&chunk.map_err(io::Error::other)?).await?;
+    }
+    file.sync_all().await
+}

@@ -1,6 +1,7 @@
 //! `GET /repositories/NAME/repl/snapshot` (a member, with the cluster token): a snapshot
 //! of this instance's copy — store checkpoint and replication state at one cut, as the
-//! tar a grow sends — from which a member whose store was damaged repairs itself.
+//! tar a grow sends — from which a member whose store was damaged repairs itself, or a
+//! controlling instance that lost its data re-grows itself.
 
 use super::repl::authenticated_peer;
 use crate::error::{blocking, ApiError, ApiResult};
@@ -9,6 +10,7 @@ use crate::replication::{refusal_response, PeerRefusal, RefusalCode, ORIGIN_HEAD
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use quadmesh_repl::OriginId;
@@ -18,14 +20,28 @@ pub async fn snapshot(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let node = authenticated_peer(&state, &name, &headers)?;
-    let origin = headers
-        .get(ORIGIN_HEADER)
+    // The superuser may take one too: a controlling instance that lost its data has no
+    // cluster token left, and re-grows from a member with the superuser's credentials.
+    let superuser = headers
+        .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .map(OriginId)
-        .ok_or_else(|| ApiError::BadRequest(format!("missing or invalid {ORIGIN_HEADER}")))?;
-    if !node.config().is_member(origin) {
+        .is_some_and(|v| state.auth.check_header(v));
+    let (node, origin) = if superuser {
+        let node = state.replication.get(&name).ok_or_else(|| {
+            ApiError::NotFound(format!("repository '{name}' is not replicated here"))
+        })?;
+        (node, None)
+    } else {
+        let node = authenticated_peer(&state, &name, &headers)?;
+        let origin = headers
+            .get(ORIGIN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(OriginId)
+            .ok_or_else(|| ApiError::BadRequest(format!("missing or invalid {ORIGIN_HEADER}")))?;
+        (node, Some(origin))
+    };
+    if let Some(origin) = origin.filter(|o| !node.config().is_member(*o)) {
         return Ok(refusal_response(
             PeerRefusal::new(
                 RefusalCode::NotAMember,
@@ -64,7 +80,7 @@ pub async fn snapshot(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .len();
-    tracing::info!(repository = %name, peer = %origin, bytes = length, "sending a snapshot for a repair");
+    tracing::info!(repository = %name, peer = ?origin, bytes = length, "sending a snapshot");
     Ok((
         [
             ("content-type", "application/x-tar".to_owned()),

@@ -469,7 +469,12 @@ pub(crate) fn authenticated_peer(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if token.is_empty() || !constant_time_eq(token, &node.config().token) {
-        return Err(ApiError::Forbidden("wrong or missing cluster token".into()));
+        // Said plainly: a member whose peer's data was replaced by another cluster's
+        // shows this in its status instead of a bare refusal.
+        return Err(ApiError::Forbidden(format!(
+            "wrong or missing cluster token: this instance holds repository '{name}' in cluster {}, not the caller's",
+            node.config().cluster_id
+        )));
     }
     Ok(node)
 }

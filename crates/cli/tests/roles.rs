@@ -1,0 +1,236 @@
+//! The built-in roles with real processes on loopback: a controlling instance that lost
+//! its data re-grows itself from a copy instead of creating a second, empty cluster.
+
+mod common;
+
+use common::{free_port, serve_command, wait_for, wait_until_up, Client};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+const REPO: &str = "demo";
+
+struct Instance {
+    port: u16,
+    data_dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Instance {
+    fn new(data_dir: &Path, port: u16, role_args: &[&str]) -> Instance {
+        let mut args: Vec<String> = role_args.iter().map(|a| a.to_string()).collect();
+        args.extend(["--advertise".into(), format!("127.0.0.1:{port}")]);
+        Instance {
+            port,
+            data_dir: data_dir.to_owned(),
+            args,
+            child: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let child = serve_command(
+            &self.data_dir,
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            self.port,
+            &self.args,
+            true,
+        )
+        .spawn()
+        .expect("start quadmesh");
+        self.child = Some(child);
+        wait_until_up(self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn ready(client: &Client, instance: &Instance) -> (u16, String) {
+    match client.http.get(instance.url("/ready")).send().await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+async fn size(client: &Client, instance: &Instance) -> Option<u64> {
+    let response = client
+        .get(instance.url(&format!("/repositories/{REPO}/size")))
+        .send()
+        .await
+        .ok()?;
+    response.text().await.ok()?.trim().parse().ok()
+}
+
+async fn status(client: &Client, instance: &Instance) -> serde_json::Value {
+    client
+        .get(instance.url(&format!("/repositories/{REPO}/repl/status")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn insert(client: &Client, instance: &Instance, tag: &str, n: usize) {
+    let mut body = String::new();
+    for i in 0..n {
+        body.push_str(&format!(
+            "<http://example.org/{tag}{i}> <http://example.org/p> \"{i}\" .\n"
+        ));
+    }
+    let response = client
+        .post(instance.url(&format!("/repositories/{REPO}/statements")))
+        .header("content-type", "application/n-triples")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_controlling_instance_that_lost_its_data_regrows_from_a_copy_and_never_forks() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::default();
+    let copy_port = free_port();
+    let peers = format!("127.0.0.1:{copy_port}");
+    let mut controlling = Instance::new(
+        &dir.path().join("controlling"),
+        free_port(),
+        &[
+            "--role",
+            "controlling",
+            "--repo",
+            REPO,
+            "--instance-name",
+            "controlling",
+            "--peers",
+            &peers,
+        ],
+    );
+    let controlling_address = format!("127.0.0.1:{}", controlling.port);
+    let mut copy = Instance::new(
+        &dir.path().join("copy"),
+        copy_port,
+        &[
+            "--role",
+            "copy",
+            "--repo",
+            REPO,
+            "--instance-name",
+            "copy-1",
+            "--controlling",
+            &controlling_address,
+        ],
+    );
+
+    // First start: no member answers, so a new cluster is made.
+    controlling.start();
+    wait_for("controlling ready", Duration::from_secs(30), async || {
+        ready(&client, &controlling).await.0 == 200
+    })
+    .await;
+    copy.start();
+    wait_for("copy ready", Duration::from_secs(30), async || {
+        ready(&client, &copy).await.0 == 200
+    })
+    .await;
+    let cluster = status(&client, &controlling).await["cluster"].clone();
+    insert(&client, &controlling, "c", 2000).await;
+    insert(&client, &copy, "k", 2780).await;
+    wait_for(
+        "both hold everything",
+        Duration::from_secs(20),
+        async || {
+            size(&client, &controlling).await == Some(4780)
+                && size(&client, &copy).await == Some(4780)
+        },
+    )
+    .await;
+
+    // The controlling instance dies and its volume is lost; it starts again empty.
+    controlling.kill();
+    std::fs::remove_dir_all(&controlling.data_dir).unwrap();
+    controlling.start();
+    wait_for(
+        "controlling ready again",
+        Duration::from_secs(60),
+        async || ready(&client, &controlling).await.0 == 200,
+    )
+    .await;
+    assert_eq!(size(&client, &controlling).await, Some(4780));
+    assert_eq!(size(&client, &copy).await, Some(4780));
+    let on_controlling = status(&client, &controlling).await;
+    assert_eq!(on_controlling["cluster"], cluster, "{on_controlling}");
+    wait_for(
+        "the copy knows the new incarnation",
+        Duration::from_secs(20),
+        async || {
+            let on_copy = status(&client, &copy).await;
+            on_copy["cluster"] == cluster
+                && on_copy["configVersion"] == on_controlling["configVersion"]
+                && on_copy["instances"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|i| i["name"] == "controlling" && i["state"] == "connected")
+        },
+    )
+    .await;
+    // One cluster, replicating both ways.
+    insert(&client, &controlling, "after-c", 10).await;
+    insert(&client, &copy, "after-k", 10).await;
+    wait_for(
+        "writes replicate both ways",
+        Duration::from_secs(20),
+        async || {
+            size(&client, &controlling).await == Some(4800)
+                && size(&client, &copy).await == Some(4800)
+        },
+    )
+    .await;
+
+    // A controlling instance of another name finds the cluster and takes nothing.
+    let mut impostor = Instance::new(
+        &dir.path().join("impostor"),
+        free_port(),
+        &[
+            "--role",
+            "controlling",
+            "--repo",
+            REPO,
+            "--instance-name",
+            "impostor",
+            "--peers",
+            &peers,
+        ],
+    );
+    impostor.start();
+    wait_for(
+        "the impostor says why it is not ready",
+        Duration::from_secs(20),
+        async || {
+            let (code, text) = ready(&client, &impostor).await;
+            code == 503 && text.contains("whose controlling instance is controlling")
+        },
+    )
+    .await;
+    assert_eq!(size(&client, &impostor).await, None);
+}

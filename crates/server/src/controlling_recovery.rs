@@ -1,0 +1,252 @@
+//! The controlling role never forks its cluster: a controlling instance that starts
+//! without data (first start, or its volume was lost) first asks `--peers` for members
+//! of an existing cluster of its repository, and when one answers, re-grows itself from
+//! that member's snapshot under a new origin id and takes its own place back as the
+//! controlling member. Only when no member answers does it create a new cluster.
+//!
+//! Rules it keeps:
+//! - a member is believed only when its cluster names this instance as its
+//!   controlling member; a cluster controlled by another name is reported and the role
+//!   is not taken (no second cluster, no stolen one);
+//! - the old origin id is retired (as a removed member's), so no sequence number of the
+//!   lost incarnation is reused; what only it held is gone with its volume, and the log
+//!   says so;
+//! - the configuration change is made here, by the controlling instance itself, so one
+//!   instance still changes the configuration.
+
+use crate::replication::snapshot_transfer::{download, unpack};
+use crate::roles::Readiness;
+use crate::state::AppState;
+use quadmesh_repl::OriginId;
+use quadmesh_store::StoreError;
+use std::time::{Duration, Instant};
+
+/// How long members are looked for before a new cluster is made.
+const LOOK_FOR: Duration = Duration::from_secs(10);
+/// How long one member has to answer the question.
+const ASK_WITHIN: Duration = Duration::from_secs(3);
+
+/// A member of the existing cluster, as found.
+#[derive(Clone, Debug)]
+pub struct FoundMember {
+    /// The address it answered at.
+    pub address: std::net::SocketAddr,
+    pub cluster: String,
+    pub name: String,
+}
+
+/// What one address said.
+enum Answer {
+    /// A member of a cluster of `repository` whose controlling member is `controlling`.
+    Member {
+        cluster: String,
+        name: String,
+        controlling: Option<String>,
+    },
+    /// Answered, but holds no cluster of `repository`.
+    NoCluster,
+    /// Did not answer.
+    Silent,
+}
+
+/// Looks for a member of an existing cluster of `repository` at `peers`. `Ok(None)`
+/// when none answered within [`LOOK_FOR`] (or every address that answered holds no
+/// such cluster, or there are no peers); an error when the cluster found is controlled
+/// by another instance.
+pub async fn find_cluster(
+    state: &AppState,
+    credentials: Option<&(String, String)>,
+    repository: &str,
+    instance: &str,
+    peers: &[String],
+) -> Result<Option<FoundMember>, String> {
+    if peers.is_empty() {
+        tracing::info!(repository, "no --peers to ask for an existing cluster");
+        return Ok(None);
+    }
+    let Some((user, password)) = credentials else {
+        return Err(
+            "the controlling role needs the superuser credentials to ask --peers for an existing cluster"
+                .into(),
+        );
+    };
+    let started = Instant::now();
+    loop {
+        let mut all_answered = true;
+        let mut addresses = Vec::new();
+        for peer in peers {
+            match tokio::net::lookup_host(peer.as_str()).await {
+                Ok(found) => addresses.extend(found),
+                Err(e) => tracing::debug!(peer, error = %e, "a peer does not resolve"),
+            }
+        }
+        for address in addresses {
+            match ask(state, address, repository, user, password).await {
+                Answer::Member {
+                    cluster,
+                    name,
+                    controlling,
+                } => {
+                    if controlling.as_deref() != Some(instance) {
+                        return Err(format!(
+                            "the member {name} at {address} belongs to cluster {cluster} of repository '{repository}', whose controlling instance is {}, not this instance ('{instance}'): not creating a second cluster nor taking that one; start this instance under the controlling instance's name, or point --peers elsewhere",
+                            controlling.as_deref().unwrap_or("unknown")
+                        ));
+                    }
+                    tracing::warn!(repository, %address, member = %name, %cluster,
+                        "found the cluster this instance controls at a member");
+                    return Ok(Some(FoundMember {
+                        address,
+                        cluster,
+                        name,
+                    }));
+                }
+                Answer::NoCluster => {}
+                Answer::Silent => all_answered = false,
+            }
+        }
+        if all_answered || started.elapsed() >= LOOK_FOR {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn ask(
+    state: &AppState,
+    address: std::net::SocketAddr,
+    repository: &str,
+    user: &str,
+    password: &str,
+) -> Answer {
+    let url = format!("http://{address}/repositories/{repository}/repl/status");
+    let response = state
+        .replication
+        .http()
+        .get(&url)
+        .basic_auth(user, Some(password))
+        .timeout(ASK_WITHIN)
+        .send()
+        .await;
+    let response = match response {
+        Ok(r) => r,
+        Err(_) => return Answer::Silent,
+    };
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Answer::NoCluster;
+    }
+    if !response.status().is_success() {
+        tracing::warn!(%address, status = %response.status(), "a peer did not say whether it holds the cluster");
+        return Answer::Silent;
+    }
+    let Ok(status) = response.json::<serde_json::Value>().await else {
+        return Answer::Silent;
+    };
+    if status["removed"] == true {
+        return Answer::NoCluster;
+    }
+    let controlling = status["instances"].as_array().and_then(|instances| {
+        instances
+            .iter()
+            .find(|i| i["role"] == "controlling")
+            .and_then(|i| i["name"].as_str())
+            .map(str::to_owned)
+    });
+    Answer::Member {
+        cluster: status["cluster"].as_str().unwrap_or_default().to_owned(),
+        name: status["instance"].as_str().unwrap_or_default().to_owned(),
+        controlling,
+    }
+}
+
+/// Re-grows this (controlling) instance from `member`'s snapshot under a new origin id,
+/// and takes the controlling member's place in the configuration.
+pub async fn regrow_from(
+    state: &AppState,
+    (user, password): &(String, String),
+    repository: &str,
+    instance: &str,
+    advertise: &str,
+    member: &FoundMember,
+) -> Result<(), String> {
+    state.readiness.send_replace(Readiness::NotReady(format!(
+        "re-growing from member {} at {}",
+        member.name, member.address
+    )));
+    let scratch = state.catalog.scratch_dir().map_err(|e| e.to_string())?;
+    let result = async {
+        let url = format!(
+            "http://{}/repositories/{repository}/repl/snapshot",
+            member.address
+        );
+        let response = state
+            .replication
+            .http()
+            .get(&url)
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .map_err(|e| format!("cannot fetch a snapshot from {}: {e}", member.address))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            return Err(format!(
+                "{} gave no snapshot: {status}: {}",
+                member.address,
+                text.trim()
+            ));
+        }
+        let archive = scratch.join("snapshot.tar");
+        download(response, &archive)
+            .await
+            .map_err(|e| format!("the snapshot from {} broke off: {e}", member.address))?;
+        let (st, dir, name, cluster) = (
+            state.clone(),
+            scratch.clone(),
+            repository.to_owned(),
+            member.cluster.clone(),
+        );
+        let (instance, advertise) = (instance.to_owned(), advertise.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let (store, snapshot_state) =
+                unpack(&archive, &dir.join("unpacked")).map_err(|e| e.to_string())?;
+            let config = snapshot_state
+                .config
+                .clone()
+                .ok_or("the member's snapshot holds no cluster")?;
+            if config.cluster_id != cluster || config.repository != name {
+                return Err("the member's snapshot is of another cluster".to_owned());
+            }
+            let lost = config
+                .member_named(&instance)
+                .map(|m| (m.origin, snapshot_state.version_vector.get(m.origin)));
+            let origin = OriginId(rand::random::<u64>() >> 1);
+            let repository = st
+                .catalog
+                .install(&name, &store, snapshot_state, origin)
+                .map_err(|e| e.to_string())?;
+            repository
+                .commit_config(|current, time| {
+                    let current = current.ok_or_else(|| {
+                        StoreError::from(quadmesh_repl::MembershipError::NotInCluster(
+                            name.clone(),
+                        ))
+                    })?;
+                    Ok(current.with_controlling_reincarnated(&instance, origin, advertise, time)?)
+                })
+                .map_err(|e| e.to_string())?;
+            if let Some((old, seq)) = lost {
+                tracing::warn!(repository = %name, old_origin = %old, new_origin = %origin,
+                    held_by_the_member = seq,
+                    "re-grown as the controlling instance under a new origin id; transactions of the lost incarnation that no member held are gone with its data");
+            }
+            st.replication.ensure(repository);
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    result
+}
