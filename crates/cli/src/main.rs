@@ -56,6 +56,10 @@ enum Command {
     Query(commands::query::QueryArgs),
     /// Write every statement of a repository.
     Export(commands::export::ExportArgs),
+    /// Take an online, consistent, checksummed backup of a repository.
+    Backup(commands::backup::BackupArgs),
+    /// Restore a backup into a server as a new repository.
+    Restore(commands::backup::RestoreArgs),
 }
 
 fn init_logging(cli: &Cli) {
@@ -92,5 +96,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Load(args) => commands::load::run(args).await,
         Command::Query(args) => commands::query::run(args).await,
         Command::Export(args) => commands::export::run(args).await,
+        Command::Backup(args) => commands::backup::backup(args).await,
+        Command::Restore(args) => commands::backup::restore(args).await,
     }
 }

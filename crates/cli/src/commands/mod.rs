@@ -1,3 +1,4 @@
+pub mod backup;
 pub mod export;
 pub mod load;
 pub mod local_cluster;

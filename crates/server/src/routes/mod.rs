@@ -1,5 +1,6 @@
 //! The HTTP surface: one module per resource; this file only assembles the router.
 
+pub mod backup;
 pub mod graph_store;
 pub mod info;
 pub mod namespaces;
@@ -64,6 +65,8 @@ pub fn router(state: AppState) -> Router {
                 .post(sparql::handle),
         )
         .route("/repositories/{repo}/session", post(sessions::open))
+        .route("/repositories/{repo}/backup", get(backup::backup))
+        .route("/repositories/{repo}/restore", put(backup::restore))
         .route(
             "/repositories/{repo}/repl/createCluster",
             put(repl::create_cluster),

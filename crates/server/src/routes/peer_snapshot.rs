@@ -4,15 +4,13 @@
 //! controlling instance that lost its data re-grows itself.
 
 use super::repl::authenticated_peer;
-use crate::error::{blocking, ApiError, ApiResult};
-use crate::replication::snapshot_transfer::pack;
+use crate::error::{ApiError, ApiResult};
 use crate::replication::{refusal_response, PeerRefusal, RefusalCode, ORIGIN_HEADER};
 use crate::state::AppState;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use quadmesh_repl::OriginId;
 
 pub async fn snapshot(
@@ -61,32 +59,6 @@ pub async fn snapshot(
             StatusCode::CONFLICT,
         ));
     }
-    let scratch = state.catalog.scratch_dir()?;
-    let dir = scratch.clone();
-    let file = blocking(move || {
-        let snapshot_state = repository.snapshot(&dir.join("store"))?;
-        let archive = dir.join("snapshot.tar");
-        pack(&dir.join("store"), &snapshot_state, &archive)
-            .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
-        std::fs::File::open(&archive).map_err(|e| ApiError::Internal(e.to_string()))
-    })
-    .await;
-    // The open file outlives its directory entry: nothing is left behind whether the
-    // peer reads it all or goes away.
-    let _ = tokio::fs::remove_dir_all(&scratch).await;
-    let file = tokio::fs::File::from_std(file?);
-    let length = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .len();
-    tracing::info!(repository = %name, peer = ?origin, bytes = length, "sending a snapshot");
-    Ok((
-        [
-            ("content-type", "application/x-tar".to_owned()),
-            ("content-length", length.to_string()),
-        ],
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)),
-    )
-        .into_response())
+    tracing::info!(repository = %name, peer = ?origin, "sending a snapshot");
+    super::backup::archive_response(&state, repository).await
 }

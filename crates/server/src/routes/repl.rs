@@ -4,7 +4,7 @@
 
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
-use crate::replication::snapshot_transfer::{pack, unpack};
+use crate::replication::snapshot_transfer::pack;
 use crate::replication::stream::pull_stream;
 use crate::replication::{
     refusal_response, Node, PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER,
@@ -16,13 +16,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::StreamExt;
 use quadmesh_repl::{
     admit_puller, ClusterConfig, Member, MembershipError, OriginId, Unreplicated, VersionVector,
 };
 use quadmesh_store::StoreError;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 
 fn required<'a>(params: &'a Params, name: &str) -> ApiResult<&'a str> {
     params
@@ -305,45 +303,18 @@ pub async fn install(
     if state.catalog.get(&name).is_ok() {
         return Err(StoreError::RepositoryExists(name).into());
     }
-    let scratch = state.catalog.scratch_dir()?;
-    let archive = scratch.join("snapshot.tar");
-    let result = async {
-        let mut file = tokio::fs::File::create(&archive)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|e| ApiError::BadRequest(format!("snapshot upload broke off: {e}")))?;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-        }
-        file.sync_all()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let (st, dir, archive, name) = (
-            state.clone(),
-            scratch.clone(),
-            archive.clone(),
-            name.clone(),
-        );
-        blocking(move || {
-            let (store, snapshot_state) = unpack(&archive, &dir.join("unpacked"))
-                .map_err(|e| ApiError::BadRequest(format!("invalid snapshot: {e}")))?;
-            if let Some(cluster) = snapshot_state.config.as_ref().map(|c| &c.repository) {
-                if *cluster != name {
-                    return Err(ApiError::BadRequest(format!(
-                        "the snapshot is of a cluster of repository '{cluster}', which cannot be installed as '{name}': every instance holds it under the same name"
-                    )));
-                }
+    let (st, installed_name) = (state.clone(), name.clone());
+    let result = super::backup::receive_archive(&state, body, move |store, snapshot_state| {
+        if let Some(cluster) = snapshot_state.config.as_ref().map(|c| &c.repository) {
+            if *cluster != installed_name {
+                return Err(ApiError::BadRequest(format!(
+                    "the snapshot is of a cluster of repository '{cluster}', which cannot be installed as '{installed_name}': every instance holds it under the same name"
+                )));
             }
-            Ok(st.catalog.install(&name, &store, snapshot_state, origin)?)
-        })
-        .await
-    }
+        }
+        Ok(st.catalog.install(&installed_name, store, snapshot_state, origin)?)
+    })
     .await;
-    let _ = tokio::fs::remove_dir_all(&scratch).await;
     let repository = result?;
     tracing::info!(repository = %repository.name(), origin = %origin, "installed a snapshot; joining the cluster");
     state.replication.ensure(repository);
