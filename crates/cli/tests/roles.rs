@@ -234,3 +234,92 @@ async fn a_controlling_instance_that_lost_its_data_regrows_from_a_copy_and_never
     .await;
     assert_eq!(size(&client, &impostor).await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_roles_keep_several_repositories_each_its_own_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::default();
+    let mut controlling = Instance::new(
+        &dir.path().join("controlling"),
+        free_port(),
+        &[
+            "--role",
+            "controlling",
+            "--repo",
+            "alpha,beta",
+            "--instance-name",
+            "controlling",
+        ],
+    );
+    let controlling_address = format!("127.0.0.1:{}", controlling.port);
+    let mut copy = Instance::new(
+        &dir.path().join("copy"),
+        free_port(),
+        &[
+            "--role",
+            "copy",
+            "--repo",
+            "alpha,beta",
+            "--instance-name",
+            "copy-1",
+            "--controlling",
+            &controlling_address,
+        ],
+    );
+    controlling.start();
+    copy.start();
+    for instance in [&controlling, &copy] {
+        wait_for("ready", Duration::from_secs(60), async || {
+            ready(&client, instance).await.0 == 200
+        })
+        .await;
+    }
+    let mut clusters = Vec::new();
+    for (repository, writer, reader) in [
+        ("alpha", &copy, &controlling),
+        ("beta", &controlling, &copy),
+    ] {
+        let url = |i: &Instance, path: &str| i.url(&format!("/repositories/{repository}{path}"));
+        let status: serde_json::Value = client
+            .get(url(reader, "/repl/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["instances"].as_array().unwrap().len(), 2, "{status}");
+        clusters.push(status["cluster"].clone());
+        let response = client
+            .post(url(writer, "/statements"))
+            .header("content-type", "application/n-triples")
+            .body(format!(
+                "<http://example.org/{repository}> <http://example.org/p> \"x\" .\n"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        wait_for(
+            "the write replicates",
+            Duration::from_secs(10),
+            async || {
+                client
+                    .get(url(reader, "/size"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+                    .trim()
+                    == "1"
+            },
+        )
+        .await;
+    }
+    assert_ne!(
+        clusters[0], clusters[1],
+        "each repository is its own cluster"
+    );
+}

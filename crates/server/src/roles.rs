@@ -14,7 +14,8 @@ pub enum Role {
     /// No cluster is made or joined by the server itself.
     Standalone,
     Controlling {
-        repository: String,
+        /// Each its own cluster, controlled here.
+        repositories: Vec<String>,
         instance: String,
         /// `host:port` the others reach this instance at.
         advertise: String,
@@ -23,7 +24,8 @@ pub enum Role {
         peers: Vec<String>,
     },
     Copy {
-        repository: String,
+        /// Each its own cluster, joined here.
+        repositories: Vec<String>,
         instance: String,
         advertise: String,
         /// `host:port` of the controlling instance.
@@ -32,11 +34,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn repository(&self) -> Option<&str> {
+    /// The replicated repositories the role keeps (none standalone).
+    pub fn repositories(&self) -> &[String] {
         match self {
-            Role::Standalone => None,
-            Role::Controlling { repository, .. } | Role::Copy { repository, .. } => {
-                Some(repository)
+            Role::Standalone => &[],
+            Role::Controlling { repositories, .. } | Role::Copy { repositories, .. } => {
+                repositories
             }
         }
     }
@@ -64,41 +67,49 @@ async fn resolves(host_port: &str) -> bool {
 /// replication).
 pub async fn run(state: AppState, credentials: Option<(String, String)>) {
     let role = state.config.role.clone();
-    let result = match &role {
-        Role::Standalone => Ok(()),
-        Role::Controlling {
-            repository,
-            instance,
-            advertise,
-            peers,
-        } => {
-            controlling(
-                &state,
-                credentials.as_ref(),
-                repository,
+    // One repository after the other: each is its own cluster.
+    let mut result = Ok(());
+    for repository in role.repositories() {
+        result = match &role {
+            Role::Standalone => Ok(()),
+            Role::Controlling {
                 instance,
                 advertise,
                 peers,
-            )
-            .await
-        }
-        Role::Copy {
-            repository,
-            instance,
-            advertise,
-            controlling,
-        } => {
-            copy(
-                &state,
-                credentials,
-                repository,
+                ..
+            } => {
+                controlling(
+                    &state,
+                    credentials.as_ref(),
+                    repository,
+                    instance,
+                    advertise,
+                    peers,
+                )
+                .await
+            }
+            Role::Copy {
                 instance,
                 advertise,
                 controlling,
-            )
-            .await
+                ..
+            } => {
+                copy(
+                    &state,
+                    credentials.clone(),
+                    repository,
+                    instance,
+                    advertise,
+                    controlling,
+                )
+                .await
+            }
         }
-    };
+        .map_err(|e| format!("repository '{repository}': {e}"));
+        if result.is_err() {
+            break;
+        }
+    }
     match result {
         Ok(()) => {}
         Err(e) => {
@@ -124,13 +135,17 @@ pub async fn run(state: AppState, credentials: Option<(String, String)>) {
             if let Some(refusal) = writes_refused(&st) {
                 return Readiness::NotReady(refusal);
             }
-            match role.repository().and_then(|r| st.replication.get(r)) {
-                None => Readiness::Ready,
-                Some(node) => match node.catch_up_lag() {
-                    0 => Readiness::Ready,
-                    lag => Readiness::NotReady(format!("catching up: {lag} transactions behind")),
-                },
+            for repository in role.repositories() {
+                if let Some(node) = st.replication.get(repository) {
+                    let lag = node.catch_up_lag();
+                    if lag > 0 {
+                        return Readiness::NotReady(format!(
+                            "catching up: repository '{repository}' is {lag} transactions behind"
+                        ));
+                    }
+                }
             }
+            Readiness::Ready
         })
         .await
         .unwrap_or_else(|e| Readiness::NotReady(format!("readiness check failed: {e}")));
@@ -335,8 +350,13 @@ async fn copy(
 
 /// On SIGTERM, a copy leaves the cluster before the server stops (the seed's trap).
 pub async fn leave(state: &AppState, credentials: &Option<(String, String)>) {
+    for repository in state.config.role.repositories() {
+        leave_one(state, credentials, repository).await;
+    }
+}
+
+async fn leave_one(state: &AppState, credentials: &Option<(String, String)>, repository: &str) {
     let Role::Copy {
-        repository,
         instance,
         controlling,
         ..
@@ -363,7 +383,7 @@ pub async fn leave(state: &AppState, credentials: &Option<(String, String)>) {
             .await;
         match result {
             Ok(r) if r.status().is_success() => {
-                tracing::info!(instance, "left the cluster");
+                tracing::info!(instance, repository, "left the cluster");
                 return;
             }
             Ok(r) if error_code(&r) == Some("unreplicated") && attempt < 9 => {

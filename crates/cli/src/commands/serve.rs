@@ -49,9 +49,15 @@ pub struct ServeArgs {
     /// it after); copy (joins the cluster at --controlling, leaves it on SIGTERM).
     #[arg(long, env = "QUADMESH_ROLE", default_value = "standalone")]
     pub role: RoleName,
-    /// The replicated repository (controlling and copy roles).
-    #[arg(long, env = "QUADMESH_REPO", default_value = "repo")]
-    pub repo: String,
+    /// The replicated repositories (controlling and copy roles), comma-separated: each
+    /// is its own cluster.
+    #[arg(
+        long,
+        env = "QUADMESH_REPO",
+        default_value = "repo",
+        value_delimiter = ','
+    )]
+    pub repo: Vec<String>,
     /// This instance's name in the cluster (default: the host name, e.g. the pod name).
     #[arg(long, env = "QUADMESH_INSTANCE_NAME")]
     pub instance_name: Option<String>,
@@ -127,13 +133,13 @@ impl ServeArgs {
         Ok(match self.role {
             RoleName::Standalone => Role::Standalone,
             RoleName::Controlling => Role::Controlling {
-                repository: self.repo.clone(),
+                repositories: self.repositories()?,
                 instance,
                 advertise,
                 peers: self.peers.clone(),
             },
             RoleName::Copy => Role::Copy {
-                repository: self.repo.clone(),
+                repositories: self.repositories()?,
                 instance,
                 advertise,
                 controlling: self
@@ -142,6 +148,23 @@ impl ServeArgs {
                     .ok_or_else(|| anyhow::anyhow!("--role copy needs --controlling HOST:PORT"))?,
             },
         })
+    }
+
+    /// `--repo`: at least one name, each valid and given once.
+    fn repositories(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = Vec::new();
+        for name in &self.repo {
+            quadmesh_store::validate_repository_name(name)
+                .map_err(|e| anyhow::anyhow!("--repo: {e}"))?;
+            if names.contains(name) {
+                anyhow::bail!("--repo names '{name}' twice");
+            }
+            names.push(name.clone());
+        }
+        if names.is_empty() {
+            anyhow::bail!("--repo needs at least one repository name");
+        }
+        Ok(names)
     }
 
     pub fn config(&self) -> Result<ServerConfig> {
