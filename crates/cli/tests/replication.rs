@@ -929,3 +929,65 @@ async fn durability_max_right_after_a_grow_counts_the_new_member() {
         "acknowledged as held by all, absent from node2: {absent:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_controlling_role_moves_and_only_the_new_holder_changes_membership() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = three(dir.path()).await;
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/setControlling"))
+        .query(&[("instanceName", "node1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    for i in 0..3 {
+        wait_for(
+            "every instance knows",
+            Duration::from_secs(10),
+            async || {
+                let status = cluster.status(i).await;
+                let controlling: Vec<&serde_json::Value> = status["instances"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["role"] == "controlling")
+                    .collect();
+                controlling.len() == 1 && controlling[0]["name"] == "node1"
+            },
+        )
+        .await;
+    }
+    // The old holder refuses membership changes, naming the new one.
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/remove"))
+        .query(&[("instanceName", "node2"), ("force", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    assert_eq!(response.headers()["x-quadmesh-error"], "not_controlling");
+    assert!(response.text().await.unwrap().contains("node1"));
+    // The new one makes them; data flows on.
+    let response = cluster
+        .client
+        .put(cluster.instances[1].repo_url("/repl/remove"))
+        .query(&[("instanceName", "node2"), ("force", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    assert!(cluster
+        .update(0, "INSERT DATA { <urn:moved> <urn:p> 1 }")
+        .await
+        .status()
+        .is_success());
+    wait_for(
+        "the write reaches node1",
+        Duration::from_secs(10),
+        async || cluster.export(1).await.contains("urn:moved"),
+    )
+    .await;
+}

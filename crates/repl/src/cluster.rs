@@ -111,6 +111,21 @@ impl ClusterConfig {
         Ok((next, member))
     }
 
+    /// The controlling role moves to member `to` (made by the controlling instance, which
+    /// stops being it once this configuration is in force: one instance changes the
+    /// configuration at any version).
+    pub fn with_controlling_moved(&self, to: &str) -> Result<Self, MembershipError> {
+        if self.member_named(to).is_none() {
+            return Err(MembershipError::UnknownInstance(to.to_owned()));
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        for member in &mut next.members {
+            member.controlling = member.name == to;
+        }
+        Ok(next)
+    }
+
     /// The controlling instance `name` comes back under a new origin id (it lost its
     /// data and was made again from a member's snapshot): its old origin id is retired
     /// like a removed member's, and the new one takes its place and its role. Only that
@@ -228,6 +243,19 @@ mod tests {
         assert_eq!(
             back.with_controlling_reincarnated("a", OriginId(1), "a:1".into(), HlcTime(9)),
             Err(MembershipError::OriginReused(OriginId(1)))
+        );
+    }
+
+    #[test]
+    fn the_controlling_role_moves_to_a_member() {
+        let grown = config().with_member(member("b", 2, false)).unwrap();
+        let moved = grown.with_controlling_moved("b").unwrap();
+        assert_eq!(moved.version, grown.version + 1);
+        assert_eq!(moved.controlling().unwrap().name, "b");
+        assert_eq!(moved.members.iter().filter(|m| m.controlling).count(), 1);
+        assert_eq!(
+            grown.with_controlling_moved("x"),
+            Err(MembershipError::UnknownInstance("x".into()))
         );
     }
 

@@ -188,8 +188,12 @@ async fn controlling(
     peers: &[String],
 ) -> Result<(), String> {
     if let Ok(repo) = state.catalog.get(repository) {
-        if repo.cluster().config.is_some() {
+        if let Some(config) = repo.cluster().config {
             tracing::info!(repository, "recovered the cluster from the data directory");
+            if let Some(other) = config.controlling().filter(|m| m.origin != repo.origin()) {
+                tracing::warn!(repository, controlling = %other.name,
+                    "the controlling role of this cluster was moved to another member: membership changes go there");
+            }
             return Ok(());
         }
     }
@@ -367,6 +371,13 @@ async fn leave_one(state: &AppState, credentials: &Option<(String, String)>, rep
     let Some((user, password)) = credentials else {
         return;
     };
+    // The controlling instance the configuration names (the role may have moved since
+    // this copy joined through `--controlling`).
+    let controlling = state
+        .replication
+        .get(repository)
+        .and_then(|node| node.config().controlling().map(|m| m.address.clone()))
+        .unwrap_or_else(|| controlling.clone());
     let url = format!("http://{controlling}/repositories/{repository}/repl/remove");
     // Refused while the controlling instance cannot tell that the others hold all this
     // copy's writes: they are still being pulled (this server serves until it has

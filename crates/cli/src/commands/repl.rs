@@ -20,6 +20,12 @@ pub enum ReplCommand {
         new_spec: String,
         instance_name: String,
     },
+    /// Move the controlling role to another member (at the controlling instance).
+    #[command(name = "set-controlling")]
+    SetControlling {
+        controlling_spec: String,
+        instance_name: String,
+    },
     /// Remove an instance from the cluster. Refused while the instance may hold writes
     /// the others lack (it holds some, or it cannot be reached to tell), unless --force.
     Remove {
@@ -86,6 +92,17 @@ pub async fn run(command: ReplCommand) -> Result<()> {
                 "grew the cluster: {instance_name} at {}:{}",
                 new.host, new.port
             );
+        }
+        ReplCommand::SetControlling {
+            controlling_spec,
+            instance_name,
+        } => {
+            let api = Api::new(Spec::parse(&controlling_spec)?)?;
+            let request = api
+                .request(Method::PUT, &repl_url(&api.spec, "setControlling")?)
+                .query(&[("instanceName", instance_name.as_str())]);
+            api.send(request).await?;
+            println!("{instance_name} is now the controlling instance");
         }
         ReplCommand::Remove {
             controlling_spec,

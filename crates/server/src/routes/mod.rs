@@ -76,6 +76,10 @@ pub fn router(state: AppState) -> Router {
             put(repl::grow_cluster),
         )
         .route("/repositories/{repo}/repl/remove", put(repl::remove))
+        .route(
+            "/repositories/{repo}/repl/setControlling",
+            put(repl::set_controlling),
+        )
         .route("/repositories/{repo}/repl/status", get(repl::status))
         .route("/repositories/{repo}/repl/install", put(repl::install))
         .route("/repositories/{repo}/repl/stream", get(repl::stream))

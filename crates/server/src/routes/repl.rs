@@ -128,6 +128,33 @@ fn controlling_node(state: &AppState, name: &str) -> ApiResult<Arc<Node>> {
     }
 }
 
+/// `PUT /repositories/NAME/repl/setControlling?instanceName=` (at the controlling
+/// instance): the controlling role moves to that member; from then on only it grows
+/// and removes.
+pub async fn set_controlling(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> ApiResult<StatusCode> {
+    let params = Params::from_uri(&uri);
+    let instance = required(&params, "instanceName")?.to_owned();
+    let node = controlling_node(&state, &name)?;
+    let repository = node.repository().clone();
+    let to = instance.clone();
+    blocking(move || {
+        repository.commit_config(|current, _| {
+            let current = current
+                .ok_or_else(|| MembershipError::NotInCluster(repository.name().to_owned()))?;
+            Ok(current.with_controlling_moved(&to)?)
+        })?;
+        node.maintain();
+        Ok(())
+    })
+    .await?;
+    tracing::info!(target: "quadmesh::audit", repository = %name, %instance, "the controlling role moved");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `PUT /repositories/NAME/repl/growCluster?host=&port=&name=&user=&password=&instanceName=`
 /// (at the controlling instance): adds the instance, copies a snapshot to the server
 /// at `host:port` as repository `name`, which then streams from the snapshot's cut.
