@@ -2,12 +2,14 @@
 deploy/docker/build-image.sh (scripts/deploy-tests builds it first)."""
 
 import json
+import os
 import subprocess
 import time
 
 import pytest
 
-IMAGE = "quadmesh:local"
+# Another tag lets two checkouts test their own images side by side.
+IMAGE = os.environ.get("QUADMESH_TEST_IMAGE", "quadmesh:local")
 USER = "admin"
 PASSWORD = "deploy-tests-password"
 

@@ -24,7 +24,7 @@ def network():
     sh("docker", "volume", "rm", name + "-data", check=False)
 
 
-def start(network, name, ip, alias, role, volume=False):
+def start(network, name, ip, alias, role, volume=False, peers=None):
     net, _ = network
     args = ["docker", "run", "-d", "--name", "%s-%s" % (net, name), "--label", "qm-test=" + net,
             "--network", net, "--ip", ip, "--network-alias", alias, "--stop-timeout", "30",
@@ -33,6 +33,8 @@ def start(network, name, ip, alias, role, volume=False):
             "-e", "QUADMESH_ADVERTISE=%s:10035" % alias]
     if role == "controlling":
         args += ["-e", "QUADMESH_ROLE=controlling"]
+        if peers:
+            args += ["-e", "QUADMESH_PEERS=" + peers]
     else:
         args += ["-e", "QUADMESH_ROLE=copy", "-e", "QUADMESH_CONTROLLING=controlling:10035"]
     if volume:
@@ -82,3 +84,17 @@ def test_controlling_and_copies_in_containers(image, network):
     sh("docker", "stop", copy2)
     wait_for("two instances", lambda: len(status_in(controlling)["instances"]) == 2, timeout=30)
     assert size(ctl) == 5 and size(c1) == 5
+
+    # The controlling volume is lost: the container comes back empty and re-grows
+    # itself from the copy, instead of creating a second, empty cluster.
+    cluster = status_in(controlling)["cluster"]
+    sh("docker", "kill", controlling)
+    sh("docker", "rm", controlling)
+    sh("docker", "volume", "rm", network[0] + "-data")
+    ctl = prefix + ".30"
+    controlling = start(network, "controlling", ctl, "controlling", "controlling", volume=True,
+                        peers="copy-1:10035,copy-2:10035")
+    assert size(ctl) == 5
+    assert status_in(controlling)["cluster"] == cluster
+    insert(ctl, 20)
+    wait_for("6 statements on copy-1", lambda: size(c1) == 6, timeout=30, interval=0.1)
