@@ -10,6 +10,7 @@ mod metrics;
 mod middleware;
 mod params;
 mod replication;
+mod request_url;
 mod results;
 mod roles;
 mod routes;

@@ -5,14 +5,15 @@ use super::statements::Document;
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::formats::{graph_format, rdf_content_type};
 use crate::params::Params;
+use crate::request_url::request_url;
 use crate::results::write_quads;
 use crate::state::AppState;
 use crate::streaming::respond;
 use crate::target::Target;
 use crate::upload::receive;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode};
@@ -37,7 +38,8 @@ pub async fn handle(
     State(state): State<AppState>,
     target: Target,
     method: Method,
-    uri: Uri,
+    // The URL as sent (a nested router's `Uri` lacks its prefix): the base IRI.
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -66,6 +68,7 @@ pub async fn handle(
         Method::GET => {
             let format = graph_format(&headers, None, RdfFormat::Turtle)?;
             let g = graph.clone();
+            let spill = state.config.spill_dir();
             respond(&state.http_metrics, format.media_type(), None, move |out| {
                 target.read(|view| {
                     let mut quads = view
@@ -74,7 +77,7 @@ pub async fn handle(
                     if quads.peek().is_none() && !g.is_default_graph() {
                         return Ok(Err(ApiError::NotFound(format!("graph {g} does not exist"))));
                     }
-                    write_quads(quads, format, out).map(Ok)
+                    write_quads(quads, format, &spill, out).map(Ok)
                 })?
             })
             .await
@@ -82,9 +85,15 @@ pub async fn handle(
         Method::PUT | Method::POST => {
             let document = Document {
                 format: Some(rdf_content_type(&headers)?),
-                base_iri: None,
+                // Relative IRIs resolve against the graph's IRI (the request URL for
+                // the default graph).
+                base_iri: Some(match &graph {
+                    GraphName::NamedNode(n) => n.as_str().to_owned(),
+                    _ => request_url(&headers, &uri),
+                }),
                 graph: Some(graph.clone()),
                 blank_nodes: BlankNodes::Rename,
+                json_ld_context: None,
             };
             let replace = method == Method::PUT;
             let g = graph.clone();

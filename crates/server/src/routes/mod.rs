@@ -10,6 +10,7 @@ pub mod server;
 pub mod sessions;
 pub mod sparql;
 pub mod statements;
+pub mod unsupported;
 
 use crate::middleware::{authenticate, durability, log_requests};
 use crate::state::AppState;
@@ -100,6 +101,8 @@ pub fn router(state: AppState) -> Router {
         )
         .nest("/sessions/{session}", repository_routes())
         .merge(crate::ui::routes())
+        .fallback(unsupported::fallback)
+        .method_not_allowed_fallback(unsupported::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             durability,
