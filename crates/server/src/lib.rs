@@ -8,6 +8,7 @@ mod error;
 mod formats;
 mod metrics;
 mod middleware;
+mod multipart;
 mod params;
 mod replication;
 mod request_url;

@@ -44,6 +44,7 @@ fn repository_routes() -> Router<AppState> {
                 .delete(namespaces::delete_one),
         )
         .route("/rdf-graphs/service", any(graph_store::handle))
+        .route("/rdf-graphs/{*graph}", any(graph_store::direct))
         .route("/commit", post(sessions::commit))
         .route("/rollback", post(sessions::rollback))
 }
