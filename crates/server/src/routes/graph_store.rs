@@ -137,9 +137,9 @@ impl Source {
         };
         // A form is read whole: its parts are separate documents, each checked before
         // anything is written.
-        let bytes = blocking(move || upload.into_bytes()).await?;
+        let form = blocking(move || multipart::parse(&upload.into_bytes()?, &boundary)).await?;
         let mut parts = Vec::new();
-        for part in multipart::parse(&bytes, &boundary)? {
+        for part in form {
             let format = part
                 .content_type
                 .as_deref()
