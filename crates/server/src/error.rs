@@ -121,7 +121,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let code = self.code();
-        if status.is_server_error() {
+        // A feature quadmesh lacks (501) is the client's request, not a fault here.
+        if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = (status, format!("{self}\n")).into_response();

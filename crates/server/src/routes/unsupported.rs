@@ -64,7 +64,7 @@ pub async fn fallback(method: Method, OriginalUri(uri): OriginalUri) -> ApiError
     };
     match feature {
         Some(what) => ApiError::NotSupported(format!(
-            "{method} {path}: AllegroGraph's {what} is not supported by quadmesh (see docs/compatibility.md)"
+            "{method} {path}: not supported by quadmesh: AllegroGraph's {what} (see docs/compatibility.md)"
         )),
         None => ApiError::NotFound(format!(
             "{method} {path}: quadmesh has no such endpoint (see docs/compatibility.md)"
