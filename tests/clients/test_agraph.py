@@ -755,3 +755,111 @@ def _main():
 
 if __name__ == "__main__":
     sys.exit(_main())
+
+
+# --------------------------------------------------------------------------
+# AllegroGraph conventions (issue 13)
+# --------------------------------------------------------------------------
+
+
+def test_binding_a_variable_outside_the_projection():
+    """AllegroGraph (like RDF4J) binds the variable in the WHERE clause."""
+    repo = fresh_repo("binding")
+    conn = repo.getConnection()
+    conn.addTriples([(ex("alice"), ex("knows"), ex("bob")), (ex("carol"), ex("knows"), ex("dave"))])
+    query = conn.prepareTupleQuery(
+        QueryLanguage.SPARQL, "SELECT ?who WHERE { ?who <%sknows> ?x }" % EX
+    )
+    query.setBinding("x", ex("bob"))
+    assert [b["who"] for b in query.evaluate()] == [ex("alice")]
+    query.setBinding("x", ex("dave"))
+    assert [b["who"] for b in query.evaluate()] == [ex("carol")]
+
+
+def test_dataset_with_the_null_context_and_several_contexts():
+    from franz.openrdf.query.dataset import Dataset
+
+    repo = fresh_repo("dataset")
+    conn = repo.getConnection()
+    conn.addTriples(
+        [
+            (ex("d"), P, Literal("default")),
+            (ex("a"), P, Literal("one"), G1),
+            (ex("b"), P, Literal("two"), G2),
+        ]
+    )
+    query = conn.prepareTupleQuery(QueryLanguage.SPARQL, "SELECT ?s WHERE { ?s ?p ?o } ORDER BY ?s")
+
+    def subjects(*graphs):
+        dataset = Dataset()
+        for g in graphs:
+            dataset.addDefaultGraph(g)
+        query.setDataset(dataset)
+        return [b["s"] for b in query.evaluate()]
+
+    assert subjects(None) == [ex("d")]  # context=null: the default graph
+    assert subjects(G1, G2) == [ex("a"), ex("b")]  # context repeated
+    assert subjects(None, G2) == [ex("b"), ex("d")]
+
+
+def test_stored_and_standard_namespaces_in_queries_and_updates():
+    repo = fresh_repo("nsquery")
+    conn = repo.getConnection()
+    conn.setNamespace("qmx", EX)
+    conn.executeUpdate('INSERT DATA { qmx:s rdf:type qmx:T . qmx:s qmx:n "5"^^xsd:integer }')
+    rows = select_rows(conn, "SELECT ?s WHERE { ?s a qmx:T ; qmx:n ?n FILTER(?n = 5) }", "s")
+    assert rows == [(ex("s"),)]
+
+
+def test_transaction_settings_outside_a_cluster():
+    """agraph-python's transaction-settings calls succeed on a standalone repository."""
+    repo = fresh_repo("replsettings")
+    conn = repo.getConnection()
+    conn.setTransactionSettings(durability="max", distributed_transaction_timeout=5)
+    conn.addTriple(ex("s"), P, Literal("durable"))
+    with conn.temporaryTransactionSettings(durability=2):
+        conn.addTriple(ex("s"), P, Literal("also"))
+    assert conn.size() == 2
+
+
+def test_add_with_commit_every():
+    repo = fresh_repo("commitevery")
+    conn = repo.getConnection()
+    conn.add_commit_size = 2
+    conn.addData("\n".join('<%ss%d> <%sp> "%d" .' % (EX, i, EX, i) for i in range(5)), RDFFormat.NTRIPLES)
+    conn.addTriples([(ex("t%d" % i), P, Literal(i)) for i in range(3)])
+    assert conn.size() == 8
+
+
+def test_json_ld_context_is_applied():
+    repo = fresh_repo("jsonld")
+    conn = repo.getConnection()
+    conn.addData(
+        {"@id": EX + "a", "name": "A"},
+        rdf_format=RDFFormat.JSONLD,
+        json_ld_context={"name": EX + "name"},
+    )
+    assert quads(conn.getStatements(ex("a"), None, None)) == [(ex("a"), ex("name"), Literal("A"), None)]
+
+
+def test_statements_with_triple_ids():
+    repo = fresh_repo("tripleids")
+    conn = repo.getConnection()
+    conn.addTriples([(ex("s"), P, Literal("one")), (ex("s"), Q, Literal("two"), G1)])
+    with conn.getStatements(ex("s"), None, None, tripleIDs=True) as result:
+        statements = list(result)
+    assert len(statements) == 2
+    ids = {st.getTripleID() for st in statements}
+    assert len(ids) == 2 and None not in ids
+    assert {(st.getPredicate(), st.getObject()) for st in statements} == {(P, Literal("one")), (Q, Literal("two"))}
+
+
+def test_unsupported_features_say_so():
+    repo = fresh_repo("unsupported")
+    conn = repo.getConnection()
+    try:
+        conn.listFreeTextIndices()
+    except RequestError as error:
+        assert "not supported by quadmesh" in str(error)
+    else:
+        raise AssertionError("free-text indices should be refused")

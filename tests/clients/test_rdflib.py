@@ -89,3 +89,33 @@ def test_sparql_store_construct(repository):
     result = reader.query("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }")
     triples = set(result.graph)
     assert triples == {(URIRef("http://example.org/rdflib/c"), EX.p, Literal("c"))}
+
+
+def test_sparqlwrapper_construct_as_turtle_with_relative_iris(repository):
+    """SPARQLWrapper sends `format=turtle` and `Accept: application/turtle,text/turtle`;
+    relative IRIs resolve against the endpoint's URL."""
+    from SPARQLWrapper import TURTLE
+
+    construct = SPARQLWrapper(repository)
+    construct.setCredentials(*credentials())
+    construct.setQuery("CONSTRUCT { <s> <p> 1 } WHERE {}")
+    construct.setReturnFormat(TURTLE)
+    document = construct.query().convert()
+    graph = Graph().parse(data=document, format="turtle")
+    base = repository.rsplit("/", 1)[0]
+    assert set(graph) == {(URIRef(base + "/s"), URIRef(base + "/p"), Literal(1))}
+
+
+def test_sparqlwrapper_select_with_a_dataset(repository):
+    update = SPARQLWrapper(repository)
+    update.setCredentials(*credentials())
+    update.setMethod(POST)
+    update.setQuery("INSERT DATA { GRAPH <http://example.org/rdflib/g> { <http://example.org/rdflib/a> <http://example.org/rdflib/p> 1 } }")
+    update.query()
+    select = SPARQLWrapper(repository)
+    select.setCredentials(*credentials())
+    select.addDefaultGraph("http://example.org/rdflib/g")
+    select.setQuery("SELECT ?s WHERE { ?s ?p ?o }")
+    select.setReturnFormat(JSON)
+    rows = select.query().convert()["results"]["bindings"]
+    assert [r["s"]["value"] for r in rows] == ["http://example.org/rdflib/a"]

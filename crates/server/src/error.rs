@@ -19,6 +19,11 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
+    MethodNotAllowed(String),
+    /// An AllegroGraph feature quadmesh does not have (answered 501).
+    #[error("{0}")]
+    NotSupported(String),
+    #[error("{0}")]
     PayloadTooLarge(String),
     #[error("authentication required")]
     Unauthorized,
@@ -74,6 +79,8 @@ impl ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -115,7 +122,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let code = self.code();
-        if status.is_server_error() {
+        // A feature quadmesh lacks (501) is the client's request, not a fault here.
+        if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = (status, format!("{self}\n")).into_response();

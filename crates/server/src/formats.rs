@@ -36,7 +36,12 @@ pub enum GraphFormat {
     Rdf(RdfFormat),
     /// AllegroGraph's JSON rows `[s, p, o, g]` of N-Triples strings.
     AgJson,
+    /// AllegroGraph's `[id, s, p, o, g]` rows (agraph-python's triple-id calls); the id
+    /// is a hash of the quad, stable but not usable to look a statement up.
+    Quints,
     Count,
+    /// `text/table`: columns s, p, o, g.
+    Table,
 }
 
 impl GraphFormat {
@@ -44,7 +49,9 @@ impl GraphFormat {
         match self {
             GraphFormat::Rdf(f) => f.media_type(),
             GraphFormat::AgJson => "application/json",
+            GraphFormat::Quints => "application/x-quints+json",
             GraphFormat::Count => "text/integer",
+            GraphFormat::Table => "text/table",
         }
     }
 }
@@ -78,36 +85,66 @@ fn is_wildcard(media: &str) -> bool {
     media == "*/*" || media == "application/*" || media == "text/*"
 }
 
+/// The types to choose from: a `format` parameter first (SPARQLWrapper sends its
+/// return format there as `json`, `xml`, `turtle`, ...), then the `Accept` header; a
+/// `format` no format answers to is left to the `Accept` header.
+fn wanted(headers: &HeaderMap, override_format: Option<&str>) -> Vec<String> {
+    let mut wanted: Vec<String> = override_format
+        .map(|f| f.trim().to_ascii_lowercase())
+        .filter(|f| !f.is_empty())
+        .into_iter()
+        .collect();
+    wanted.extend(accepted(headers));
+    wanted
+}
+
+fn solutions_by_name(media: &str) -> Option<SolutionsFormat> {
+    match media {
+        "application/json" => Some(SolutionsFormat::AgJson),
+        "text/integer" => Some(SolutionsFormat::Count),
+        "text/table" | "table" => Some(SolutionsFormat::Table),
+        m if is_wildcard(m) => Some(SolutionsFormat::Sparql(QueryResultsFormat::Json)),
+        m @ ("json" | "xml" | "csv" | "tsv") => {
+            QueryResultsFormat::from_extension(m).map(SolutionsFormat::Sparql)
+        }
+        "srj" | "sparql-results+json" => Some(SolutionsFormat::Sparql(QueryResultsFormat::Json)),
+        "srx" | "sparql-results+xml" => Some(SolutionsFormat::Sparql(QueryResultsFormat::Xml)),
+        m => QueryResultsFormat::from_media_type(m).map(SolutionsFormat::Sparql),
+    }
+}
+
 pub fn solutions_format(
     headers: &HeaderMap,
     override_format: Option<&str>,
 ) -> ApiResult<SolutionsFormat> {
-    let wanted = match override_format {
-        Some(f) => vec![f.to_ascii_lowercase()],
-        None => accepted(headers),
-    };
+    let wanted = wanted(headers, override_format);
     if wanted.is_empty() {
         return Ok(SolutionsFormat::Sparql(QueryResultsFormat::Json));
     }
-    for media in &wanted {
-        let found = match media.as_str() {
-            "application/json" => Some(SolutionsFormat::AgJson),
-            "text/integer" => Some(SolutionsFormat::Count),
-            "text/table" => Some(SolutionsFormat::Table),
-            m if is_wildcard(m) => Some(SolutionsFormat::Sparql(QueryResultsFormat::Json)),
-            m @ ("json" | "xml" | "csv" | "tsv") => {
-                QueryResultsFormat::from_extension(m).map(SolutionsFormat::Sparql)
-            }
-            m => QueryResultsFormat::from_media_type(m).map(SolutionsFormat::Sparql),
-        };
-        if let Some(found) = found {
-            return Ok(found);
-        }
+    if let Some(found) = wanted.iter().find_map(|m| solutions_by_name(m)) {
+        return Ok(found);
     }
     Err(ApiError::NotAcceptable(format!(
-        "none of the accepted types ({}) can carry query solutions; use application/sparql-results+json, application/sparql-results+xml, text/csv or text/tab-separated-values",
+        "none of the accepted types ({}) can carry query solutions; use application/sparql-results+json, application/sparql-results+xml, text/csv, text/tab-separated-values, application/json or text/table",
         wanted.join(", ")
     )))
+}
+
+fn graph_by_name(media: &str, default: RdfFormat) -> Option<GraphFormat> {
+    match media {
+        "application/json" => Some(GraphFormat::AgJson),
+        "application/x-quints+json" => Some(GraphFormat::Quints),
+        "text/integer" => Some(GraphFormat::Count),
+        "text/table" | "table" => Some(GraphFormat::Table),
+        m if is_wildcard(m) => Some(GraphFormat::Rdf(default)),
+        "turtle" => Some(GraphFormat::Rdf(RdfFormat::Turtle)),
+        "ntriples" | "n-triples" => Some(GraphFormat::Rdf(RdfFormat::NTriples)),
+        "nquads" | "n-quads" => Some(GraphFormat::Rdf(RdfFormat::NQuads)),
+        "rdf+xml" | "rdfxml" => Some(GraphFormat::Rdf(RdfFormat::RdfXml)),
+        "json-ld" => RdfFormat::from_extension("jsonld").map(GraphFormat::Rdf),
+        m if !m.contains('/') => RdfFormat::from_extension(m).map(GraphFormat::Rdf),
+        m => RdfFormat::from_media_type(m).map(GraphFormat::Rdf),
+    }
 }
 
 pub fn graph_format(
@@ -115,27 +152,15 @@ pub fn graph_format(
     override_format: Option<&str>,
     default: RdfFormat,
 ) -> ApiResult<GraphFormat> {
-    let wanted = match override_format {
-        Some(f) => vec![f.to_ascii_lowercase()],
-        None => accepted(headers),
-    };
+    let wanted = wanted(headers, override_format);
     if wanted.is_empty() {
         return Ok(GraphFormat::Rdf(default));
     }
-    for media in &wanted {
-        let found = match media.as_str() {
-            "application/json" => Some(GraphFormat::AgJson),
-            "text/integer" => Some(GraphFormat::Count),
-            m if is_wildcard(m) => Some(GraphFormat::Rdf(default)),
-            m if !m.contains('/') => RdfFormat::from_extension(m).map(GraphFormat::Rdf),
-            m => RdfFormat::from_media_type(m).map(GraphFormat::Rdf),
-        };
-        if let Some(found) = found {
-            return Ok(found);
-        }
+    if let Some(found) = wanted.iter().find_map(|m| graph_by_name(m, default)) {
+        return Ok(found);
     }
     Err(ApiError::NotAcceptable(format!(
-        "none of the accepted types ({}) is an RDF format quadmesh writes; use text/turtle, application/n-triples, application/n-quads, application/trig, application/rdf+xml or application/ld+json",
+        "none of the accepted types ({}) is an RDF format quadmesh writes; use text/turtle, application/n-triples, application/n-quads, application/trig, application/rdf+xml, application/ld+json, application/json, application/x-quints+json or text/table",
         wanted.join(", ")
     )))
 }
@@ -151,6 +176,17 @@ pub fn rdf_content_type(headers: &HeaderMap) -> ApiResult<RdfFormat> {
         ApiError::UnsupportedMediaType(format!(
             "unsupported Content-Type '{content_type}': use text/turtle, application/n-triples, application/n-quads, application/trig, application/rdf+xml or application/ld+json"
         ))
+    })
+}
+
+/// The `charset` parameter of the body's `Content-Type`, if any.
+pub fn charset(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    value.split(';').skip(1).find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_owned())
     })
 }
 
@@ -199,6 +235,31 @@ mod tests {
         assert_eq!(
             solutions_format(&h, None).unwrap(),
             SolutionsFormat::Sparql(QueryResultsFormat::Xml)
+        );
+    }
+
+    #[test]
+    fn an_unknown_type_before_a_known_one_is_skipped() {
+        let h = headers("application/x-unknown, text/turtle;q=0.9, application/rdf+xml;q=0.5");
+        assert_eq!(
+            graph_format(&h, None, RdfFormat::NQuads).unwrap(),
+            GraphFormat::Rdf(RdfFormat::Turtle)
+        );
+        // SPARQLWrapper's `format=turtle` with its Accept header.
+        let h = headers("application/turtle,text/turtle");
+        assert_eq!(
+            graph_format(&h, Some("turtle"), RdfFormat::NQuads).unwrap(),
+            GraphFormat::Rdf(RdfFormat::Turtle)
+        );
+        // An unknown `format` is left to the Accept header.
+        assert_eq!(
+            graph_format(
+                &headers("application/n-triples"),
+                Some("bogus"),
+                RdfFormat::NQuads
+            )
+            .unwrap(),
+            GraphFormat::Rdf(RdfFormat::NTriples)
         );
     }
 

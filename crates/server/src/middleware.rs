@@ -98,7 +98,7 @@ pub(crate) fn repository_of(state: &AppState, path: &str) -> Option<String> {
     }
 }
 
-/// `x-repl-settings`: refuses what cannot be met (409), holds back commits while too
+/// `x-repl-settings`: refuses what a cluster cannot meet (409), holds back commits while too
 /// many wait for durability, and after a commit waits until enough members hold it,
 /// answering `x-durability: missing=N` when the wait ran out.
 pub async fn durability(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -115,10 +115,13 @@ pub async fn durability(State(state): State<AppState>, request: Request, next: N
     };
     let node =
         repository_of(&state, request.uri().path()).and_then(|name| state.replication.get(&name));
-    let members = match &node {
-        Some(node) => node.newest_config().await.members.len(),
-        None => 1,
+    // Outside a cluster this instance is every member there is: any durability is met
+    // once the commit is (AllegroGraph accepts the settings there too).
+    let Some(node) = node else {
+        return next.run(request).await;
     };
+    let members = node.newest_config().await.members.len();
+    let node = Some(node);
     let needed = settings.needed(members);
     if needed > members {
         return ApiError::Conflict(format!(

@@ -35,7 +35,7 @@ pub fn write_query_results(
                 t.map(|t| t.in_graph(GraphName::DefaultGraph))
                     .map_err(evaluation_error)
             });
-            write_quads(quads, graph, out)
+            write_quads(quads, graph, spill, out)
         }
     }
 }
@@ -120,10 +120,12 @@ fn json_error(e: serde_json::Error) -> StoreError {
     io_error(e.into())
 }
 
-/// Writes quads as they come; triples-only formats drop the graph name.
+/// Writes quads as they come; triples-only formats drop the graph name. `spill` is
+/// where a table's rows wait for the widths of its columns.
 pub fn write_quads(
     quads: impl Iterator<Item = Result<Quad>>,
     format: GraphFormat,
+    spill: &Path,
     mut out: impl Write,
 ) -> Result<()> {
     match format {
@@ -161,6 +163,44 @@ pub fn write_quads(
             }
             out.write_all(b"]").map_err(io_error)?;
         }
+        GraphFormat::Quints => {
+            out.write_all(b"[").map_err(io_error)?;
+            for (i, quad) in quads.enumerate() {
+                let quad = quad?;
+                if i > 0 {
+                    out.write_all(b",").map_err(io_error)?;
+                }
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!([
+                        quad_id(&quad).to_string(),
+                        quad.subject.to_string(),
+                        quad.predicate.to_string(),
+                        quad.object.to_string(),
+                        crate::terms::graph_json(&quad.graph_name),
+                    ]),
+                )
+                .map_err(json_error)?;
+            }
+            out.write_all(b"]").map_err(io_error)?;
+        }
+        GraphFormat::Table => {
+            let header = ["s", "p", "o", "g"].map(String::from);
+            let rows = quads.map(|quad| {
+                quad.map(|q| {
+                    vec![
+                        q.subject.to_string(),
+                        q.predicate.to_string(),
+                        readable(&q.object),
+                        match &q.graph_name {
+                            GraphName::DefaultGraph => String::new(),
+                            g => g.to_string(),
+                        },
+                    ]
+                })
+            });
+            write_table(&header, rows, spill, out)?;
+        }
         GraphFormat::Count => {
             let mut count = 0u64;
             for quad in quads {
@@ -171,6 +211,17 @@ pub fn write_quads(
         }
     }
     Ok(())
+}
+
+/// A statement id for `x-quints+json`: FNV-1a of the quad's N-Quads text, the same on
+/// every instance and across restarts. quadmesh keeps no statement ids, so it cannot
+/// look a statement up by one.
+fn quad_id(quad: &Quad) -> u64 {
+    quad.to_string()
+        .bytes()
+        .fold(0xcbf29ce484222325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x100000001b3)
+        })
 }
 
 /// Writes a table of any length in constant memory: the widths of the columns are only

@@ -48,6 +48,17 @@ impl Namespaces {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The prefixes every query and update knows without a PREFIX line: the standard
+    /// ones, overridden by the repository's (as AllegroGraph does).
+    pub fn for_queries(&self) -> Vec<(String, String)> {
+        let mut all: BTreeMap<String, String> = DEFAULT_NAMESPACES
+            .iter()
+            .map(|(p, n)| (p.to_string(), n.to_string()))
+            .collect();
+        all.extend(self.list());
+        all.into_iter().collect()
+    }
+
     pub fn get(&self, prefix: &str) -> Option<String> {
         self.map
             .lock()

@@ -13,7 +13,7 @@ use spargebra::term::{
     GraphNamePattern, GroundQuadPattern, GroundTerm, GroundTermPattern, NamedNodePattern,
     QuadPattern, TermPattern,
 };
-use spargebra::{GraphUpdateOperation, SparqlParser, Update};
+use spargebra::{GraphUpdateOperation, Update};
 use std::collections::HashMap;
 
 /// An update as the SPARQL protocol delivers it.
@@ -21,6 +21,8 @@ use std::collections::HashMap;
 pub struct UpdateRequest {
     pub update: String,
     pub base_iri: Option<String>,
+    /// Prefixes known without a PREFIX line; the update's own declarations win.
+    pub prefixes: Vec<(String, String)>,
     /// `using-graph-uri`: the default graph of every WHERE without its own USING.
     pub using_graphs: Vec<NamedNode>,
     /// `using-named-graph-uri`.
@@ -37,15 +39,23 @@ impl UpdateRequest {
 
     /// Parses the update text; errors name the problem.
     pub fn parse(&self) -> Result<Update> {
-        let mut parser = SparqlParser::new();
-        if let Some(base) = &self.base_iri {
-            parser = parser
-                .with_base_iri(base)
-                .map_err(|e| StoreError::Syntax(format!("invalid base IRI: {e}")))?;
-        }
-        parser
+        let update = crate::query::sparql_parser(self.base_iri.as_deref(), &self.prefixes)?
             .parse_update(&self.update)
-            .map_err(|e| StoreError::Syntax(e.to_string()))
+            .map_err(|e| StoreError::Syntax(e.to_string()))?;
+        // SPARQL 1.1 Protocol 2.2.3: a protocol dataset and USING/WITH in the update
+        // contradict each other.
+        let names_dataset = update.operations.iter().any(|op| {
+            matches!(
+                op,
+                GraphUpdateOperation::DeleteInsert { using: Some(_), .. }
+            )
+        });
+        if names_dataset && self.protocol_dataset().is_some() {
+            return Err(StoreError::UpdateRefused(
+                "using-graph-uri/using-named-graph-uri cannot be combined with an update that has USING or WITH".into(),
+            ));
+        }
+        Ok(update)
     }
 
     fn protocol_dataset(&self) -> Option<QueryDataset> {

@@ -11,6 +11,7 @@ pub mod server;
 pub mod sessions;
 pub mod sparql;
 pub mod statements;
+pub mod unsupported;
 
 use crate::middleware::{authenticate, durability, log_requests};
 use crate::state::AppState;
@@ -44,6 +45,7 @@ fn repository_routes() -> Router<AppState> {
                 .delete(namespaces::delete_one),
         )
         .route("/rdf-graphs/service", any(graph_store::handle))
+        .route("/rdf-graphs/{*graph}", any(graph_store::direct))
         .route("/commit", post(sessions::commit))
         .route("/rollback", post(sessions::rollback))
 }
@@ -107,6 +109,8 @@ pub fn router(state: AppState) -> Router {
         )
         .nest("/sessions/{session}", repository_routes())
         .merge(crate::ui::routes())
+        .fallback(unsupported::fallback)
+        .method_not_allowed_fallback(unsupported::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             durability,

@@ -1,19 +1,20 @@
 //! The SPARQL 1.1 Protocol endpoint: `GET`/`POST` on the repository (or session) URL.
 
 use crate::error::{blocking, ApiError, ApiResult};
-use crate::formats::{accepted, content_type, graph_format, solutions_format};
+use crate::formats::{accepted, charset, content_type, graph_format, solutions_format};
 use crate::params::Params;
+use crate::request_url::request_url;
 use crate::results::write_query_results;
 use crate::state::AppState;
 use crate::streaming::respond;
 use crate::target::{Target, Written};
-use crate::terms::parse_resource;
+use crate::terms::{parse_graph, parse_resource};
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use quadmesh_store::oxigraph::io::RdfFormat;
-use quadmesh_store::oxigraph::model::{NamedNode, Term};
+use quadmesh_store::oxigraph::model::{GraphName, NamedNode, Term};
 use quadmesh_store::oxigraph::sparql::{CancellationToken, Variable};
 use quadmesh_store::{apply_update, QueryForm, QueryRequest, StoreError, UpdateRequest};
 use std::time::Duration;
@@ -28,7 +29,8 @@ pub async fn handle(
     State(state): State<AppState>,
     target: Target,
     method: Method,
-    uri: Uri,
+    // The URL as sent (a nested router's `Uri` lacks its prefix): the base IRI.
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -37,9 +39,19 @@ pub async fn handle(
     let mut direct_update = None;
     if method == Method::POST {
         match content_type(&headers).as_deref() {
-            Some("application/x-www-form-urlencoded") | None => params.extend_form(&body),
-            Some("application/sparql-query") => direct_query = Some(utf8(&body)?),
-            Some("application/sparql-update") => direct_update = Some(utf8(&body)?),
+            Some("application/x-www-form-urlencoded") => {
+                utf8_charset(&headers)?;
+                params.extend_form(&body)
+            }
+            Some("application/sparql-query") => direct_query = Some(utf8(&headers, &body)?),
+            Some("application/sparql-update") => direct_update = Some(utf8(&headers, &body)?),
+            // AllegroGraph's clients POST with everything in the URL and no body.
+            None if body.is_empty() => {}
+            None => {
+                return Err(ApiError::BadRequest(
+                    "a POST with a body needs a Content-Type: application/x-www-form-urlencoded, application/sparql-query or application/sparql-update".into(),
+                ))
+            }
             Some(other) => {
                 return Err(ApiError::UnsupportedMediaType(format!(
                     "unsupported Content-Type '{other}' for SPARQL: use application/x-www-form-urlencoded, application/sparql-query or application/sparql-update"
@@ -47,7 +59,14 @@ pub async fn handle(
             }
         }
     }
-    let operation = operation(&method, &params, direct_query, direct_update)?;
+    let context = Context {
+        base_iri: params
+            .get("baseURI")
+            .map(str::to_owned)
+            .unwrap_or_else(|| request_url(&headers, &uri)),
+        prefixes: target.repository().namespaces().for_queries(),
+    };
+    let operation = operation(&method, &params, direct_query, direct_update, &context)?;
     match operation {
         Operation::Query(request) => {
             let timeout = params
@@ -69,7 +88,26 @@ pub async fn handle(
     }
 }
 
-fn utf8(body: &Bytes) -> ApiResult<String> {
+/// What every query and update of a request is parsed with besides its text.
+struct Context {
+    base_iri: String,
+    prefixes: Vec<(String, String)>,
+}
+
+/// Refuses a body declared in another charset than UTF-8 (the protocol's only one).
+fn utf8_charset(headers: &HeaderMap) -> ApiResult<()> {
+    match charset(headers) {
+        Some(c) if !c.eq_ignore_ascii_case("utf-8") && !c.eq_ignore_ascii_case("utf8") => {
+            Err(ApiError::UnsupportedMediaType(format!(
+                "charset '{c}' is not supported: SPARQL requests are UTF-8"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn utf8(headers: &HeaderMap, body: &Bytes) -> ApiResult<String> {
+    utf8_charset(headers)?;
     String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest("the request body is not valid UTF-8".into()))
 }
@@ -79,27 +117,41 @@ fn operation(
     params: &Params,
     direct_query: Option<String>,
     direct_update: Option<String>,
+    context: &Context,
 ) -> ApiResult<Operation> {
+    let queries = params.all("query").count() + usize::from(direct_query.is_some());
+    let updates = params.all("update").count() + usize::from(direct_update.is_some());
+    if queries > 1 || updates > 1 {
+        return Err(ApiError::BadRequest(format!(
+            "more than one {} in the request (parameters and body together): send exactly one",
+            if queries > 1 { "query" } else { "update" }
+        )));
+    }
+    if queries == 1 && updates == 1 {
+        return Err(ApiError::BadRequest(
+            "both a query and an update in the request: send one operation per request".into(),
+        ));
+    }
     if let Some(update) = direct_update.or_else(|| params.get("update").map(str::to_owned)) {
         if method != Method::POST {
             return Err(ApiError::BadRequest(
                 "SPARQL Update must be sent with POST".into(),
             ));
         }
-        return Ok(Operation::Update(update_request(update, params)?));
+        return Ok(Operation::Update(update_request(update, params, context)?));
     }
     let Some(text) = direct_query.or_else(|| params.get("query").map(str::to_owned)) else {
         return Err(ApiError::BadRequest(
             "no 'query' or 'update' parameter: send a SPARQL query or update".into(),
         ));
     };
-    let request = query_request(text, params)?;
+    let request = query_request(text, params, context)?;
     match request.parse() {
         Ok(_) => Ok(Operation::Query(request)),
         // AllegroGraph's clients POST updates as `query=`: accept them when they parse
         // as an update, and report the query error otherwise.
         Err(query_error) if method == Method::POST => {
-            let update = update_request(request.query, params)?;
+            let update = update_request(request.query, params, context)?;
             match update.parse() {
                 Ok(_) => Ok(Operation::Update(update)),
                 Err(_) => Err(query_error.into()),
@@ -126,7 +178,20 @@ fn graph_list(params: &Params, names: &[&str]) -> ApiResult<Vec<NamedNode>> {
     Ok(graphs)
 }
 
-fn query_request(query: String, params: &Params) -> ApiResult<QueryRequest> {
+/// The default graph of the dataset: `default-graph-uri` IRIs and AllegroGraph's
+/// `context` (N-Triples IRIs, or `null` for the default graph).
+fn default_graphs(params: &Params) -> ApiResult<Vec<GraphName>> {
+    let mut graphs: Vec<GraphName> = graph_list(params, &["default-graph-uri"])?
+        .into_iter()
+        .map(GraphName::from)
+        .collect();
+    for value in params.all("context") {
+        graphs.push(parse_graph(value)?);
+    }
+    Ok(graphs)
+}
+
+fn query_request(query: String, params: &Params, context: &Context) -> ApiResult<QueryRequest> {
     let mut bindings = Vec::new();
     for (key, value) in params.iter() {
         if let Some(name) = key.strip_prefix('$') {
@@ -138,8 +203,9 @@ fn query_request(query: String, params: &Params) -> ApiResult<QueryRequest> {
     }
     Ok(QueryRequest {
         query,
-        base_iri: params.get("baseURI").map(str::to_owned),
-        default_graphs: graph_list(params, &["default-graph-uri", "context"])?,
+        base_iri: Some(context.base_iri.clone()),
+        prefixes: context.prefixes.clone(),
+        default_graphs: default_graphs(params)?,
         named_graphs: graph_list(params, &["named-graph-uri", "namedContext"])?,
         bindings,
         limit: params.number("limit")?,
@@ -147,10 +213,11 @@ fn query_request(query: String, params: &Params) -> ApiResult<QueryRequest> {
     })
 }
 
-fn update_request(update: String, params: &Params) -> ApiResult<UpdateRequest> {
+fn update_request(update: String, params: &Params, context: &Context) -> ApiResult<UpdateRequest> {
     Ok(UpdateRequest {
         update,
-        base_iri: params.get("baseURI").map(str::to_owned),
+        base_iri: Some(context.base_iri.clone()),
+        prefixes: context.prefixes.clone(),
         using_graphs: graph_list(params, &["using-graph-uri"])?,
         using_named_graphs: graph_list(params, &["using-named-graph-uri"])?,
     })

@@ -3,6 +3,7 @@
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::formats::{content_type, graph_format, rdf_content_type};
 use crate::params::Params;
+use crate::request_url::request_url;
 use crate::results::{write_quads, DEFAULT_STATEMENTS_FORMAT};
 use crate::state::AppState;
 use crate::streaming::respond;
@@ -10,7 +11,7 @@ use crate::target::{Target, Written};
 use crate::terms::{parse_graph, parse_json_quad, parse_object, parse_predicate, parse_subject};
 use crate::upload::{receive, Upload};
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::Json;
@@ -113,13 +114,14 @@ pub async fn get(
     let limit: Option<usize> = params.number("limit")?;
     let offset: usize = params.number("offset")?.unwrap_or(0);
     let format = graph_format(&headers, params.get("format"), DEFAULT_STATEMENTS_FORMAT)?;
+    let spill = state.config.spill_dir();
     respond(&state.http_metrics, format.media_type(), None, move |out| {
         Ok(target.read(|view| {
             let page = pattern
                 .iter(view)
                 .skip(offset)
                 .take(limit.unwrap_or(usize::MAX));
-            write_quads(page, format, out)
+            write_quads(page, format, &spill, out)
         })?)
     })
     .await
@@ -133,18 +135,31 @@ pub struct Document {
     /// Where triples (and a quads format's default graph) go.
     pub graph: Option<GraphName>,
     pub blank_nodes: BlankNodes,
+    /// AllegroGraph's `json-ld-context` (agraph-python: `jsonLdContext`): a context
+    /// applied to a JSON-LD document, as if the document said it first.
+    pub json_ld_context: Option<serde_json::Value>,
 }
 
 impl Document {
-    fn from_request(headers: &HeaderMap, params: &Params) -> ApiResult<Self> {
+    fn from_request(headers: &HeaderMap, uri: &Uri, params: &Params) -> ApiResult<Self> {
         let json = content_type(headers).as_deref() == Some("application/json");
+        let format = if json {
+            None
+        } else {
+            Some(rdf_content_type(headers)?)
+        };
+        let json_ld_context = json_ld_context(params, format)?;
         Ok(Document {
-            format: if json {
-                None
-            } else {
-                Some(rdf_content_type(headers)?)
-            },
-            base_iri: params.get("baseURI").map(str::to_owned),
+            format,
+            json_ld_context,
+            // Relative IRIs resolve against `baseURI`, else the URL the document was
+            // sent to.
+            base_iri: Some(
+                params
+                    .get("baseURI")
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| request_url(headers, uri)),
+            ),
             graph: params.get("context").map(parse_graph).transpose()?,
             blank_nodes: if params.flag("keepBlankNodes")?.unwrap_or(false) {
                 BlankNodes::Keep
@@ -163,6 +178,21 @@ impl Document {
         mut each: impl FnMut(Quad) -> quadmesh_store::Result<()>,
     ) -> ApiResult<usize> {
         let reader = upload.reader()?;
+        if let (Some(format), Some(context)) = (self.format, &self.json_ld_context) {
+            let document: serde_json::Value = serde_json::from_reader(reader).map_err(|e| {
+                upload.explain(ApiError::BadRequest(format!("invalid JSON-LD: {e}")))
+            })?;
+            let document = serde_json::to_vec(&with_context(document, context.clone()))
+                .map_err(|e| ApiError::Internal(format!("JSON-LD back to text: {e}")))?;
+            return Ok(parse_rdf_stream(
+                format,
+                &document[..],
+                self.base_iri.as_deref(),
+                self.graph.as_ref(),
+                self.blank_nodes,
+                each,
+            )?);
+        }
         let Some(format) = self.format else {
             let rows: serde_json::Value = serde_json::from_reader(reader).map_err(|e| {
                 upload.explain(ApiError::BadRequest(format!("invalid JSON quads: {e}")))
@@ -185,6 +215,64 @@ impl Document {
             each,
         )
         .map_err(|e| upload.explain(e.into()))
+    }
+}
+
+/// The `json-ld-context` of an upload: JSON (an object, with or without `@context`,
+/// an array, or a context IRI as a JSON string or bare); refused for anything but
+/// JSON-LD rather than ignored.
+fn json_ld_context(
+    params: &Params,
+    format: Option<RdfFormat>,
+) -> ApiResult<Option<serde_json::Value>> {
+    let Some(text) = params
+        .get("json-ld-context")
+        .or_else(|| params.get("jsonLdContext"))
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    if !matches!(format, Some(RdfFormat::JsonLd { .. })) {
+        return Err(ApiError::BadRequest(
+            "json-ld-context applies to JSON-LD uploads (Content-Type application/ld+json) only; nothing was stored".into(),
+        ));
+    }
+    let value = serde_json::from_str::<serde_json::Value>(text)
+        .unwrap_or_else(|_| serde_json::Value::String(text.trim().to_owned()));
+    let context = match value {
+        serde_json::Value::Object(mut object) if object.contains_key("@context") => {
+            object.remove("@context").unwrap_or_default()
+        }
+        v @ (serde_json::Value::Object(_)
+        | serde_json::Value::Array(_)
+        | serde_json::Value::String(_)) => v,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "json-ld-context must be a JSON-LD context (an object, an array or an IRI), got {other}"
+            )))
+        }
+    };
+    Ok(Some(context))
+}
+
+/// A JSON-LD document with `context` in force before its own `@context`.
+fn with_context(document: serde_json::Value, context: serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, Value};
+    match document {
+        Value::Object(mut object) => {
+            let merged = match object.remove("@context") {
+                None => context,
+                Some(Value::Array(own)) => {
+                    Value::Array(std::iter::once(context).chain(own).collect())
+                }
+                Some(own) => json!([context, own]),
+            };
+            let mut out = serde_json::Map::new();
+            out.insert("@context".into(), merged);
+            out.extend(object);
+            Value::Object(out)
+        }
+        other => json!({ "@context": context, "@graph": other }),
     }
 }
 
@@ -214,13 +302,21 @@ async fn upload(
                 "a form sent to /statements must carry 'update'; to add RDF, send it with its RDF Content-Type".into(),
             ));
         };
-        let request = UpdateRequest::new(update);
+        let request = UpdateRequest {
+            base_iri: Some(
+                form.get("baseURI")
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| request_url(&headers, &uri)),
+            ),
+            prefixes: target.repository().namespaces().for_queries(),
+            ..UpdateRequest::new(update)
+        };
         request.parse()?;
         let written = blocking(move || Ok(target.write(|t| apply_update(t, &request))?)).await?;
         return Ok(written.tag(super::sparql::write_ack(&headers)));
     }
     // Refused before the body is read: an unknown format, bad parameters.
-    let document = Document::from_request(&headers, &params)?;
+    let document = Document::from_request(&headers, &uri, &params)?;
     let replace = match mode {
         Mode::Add => None,
         // Replace the named graph, or everything when none is named.
@@ -231,9 +327,45 @@ async fn upload(
             graphs: document.graph.clone().map(|g| vec![g]),
         }),
     };
+    // AllegroGraph's `commit=N`: commit every N statements. The whole document is still
+    // checked first, so a bad one changes nothing; a good one becomes several
+    // transactions, each visible (and replicated) as it is committed.
+    let commit_every: Option<usize> = params.number("commit")?;
+    if let Some(n) = commit_every {
+        if n == 0 {
+            return Err(ApiError::BadRequest(
+                "parameter 'commit' must be a positive number of statements".into(),
+            ));
+        }
+        if replace.is_some() || matches!(target, Target::Session(_)) {
+            return Err(ApiError::BadRequest(
+                "commit=N applies to adding statements to a repository, not to PUT (which replaces atomically) or to a session (which commits when told)".into(),
+            ));
+        }
+    }
     let upload = receive(&headers, body, limit, &spill).await?;
     let (count, written) = blocking(move || {
         Ok(match (&target, &replace) {
+            (Target::Repository(repository), None) if commit_every.is_some() => {
+                let every = commit_every.unwrap_or(usize::MAX);
+                document.each_quad(&upload, |_| Ok(()))?;
+                let mut batch = Vec::new();
+                let mut last = None;
+                let count = document.each_quad(&upload, |q| {
+                    batch.push(q);
+                    if batch.len() >= every {
+                        last = Some(repository.commit_inserts(std::mem::take(&mut batch))?);
+                    }
+                    Ok(())
+                })?;
+                if !batch.is_empty() || last.is_none() {
+                    last = Some(repository.commit_inserts(batch)?);
+                }
+                (
+                    count,
+                    Written::Committed(last.expect("at least one commit")),
+                )
+            }
             // A plain add to the repository: the load path (bulk for large uploads). The
             // quads are the transaction's effect, so they are collected; an error stops
             // the parse before anything is committed.
@@ -276,7 +408,8 @@ async fn upload(
 pub async fn post(
     State(state): State<AppState>,
     target: Target,
-    uri: Uri,
+    // The URL as sent (a nested router's `Uri` lacks its prefix): the base IRI.
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -286,7 +419,8 @@ pub async fn post(
 pub async fn put(
     State(state): State<AppState>,
     target: Target,
-    uri: Uri,
+    // The URL as sent (a nested router's `Uri` lacks its prefix): the base IRI.
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
