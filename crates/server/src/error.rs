@@ -141,6 +141,13 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(ERROR_CODE_HEADER, HeaderValue::from_static(code));
         }
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is not read: the connection cannot carry another
+            // request, and a client must not put one on it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
