@@ -33,6 +33,8 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error(transparent)]
+    RemovalRefused(#[from] crate::replication::removal::RemovalRefused),
 }
 
 impl ApiError {
@@ -80,6 +82,13 @@ impl ApiError {
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Auth(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::RemovalRefused(r) => {
+                use crate::replication::removal::RemovalRefused as R;
+                match r {
+                    R::NotFromControlling | R::NotRemoved => StatusCode::FORBIDDEN,
+                    R::CannotConfirm(_) => StatusCode::BAD_GATEWAY,
+                }
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ mod replication;
 mod results;
 mod roles;
 mod routes;
+mod secrets;
 mod session_forward;
 mod sessions;
 mod state;

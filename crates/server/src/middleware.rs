@@ -19,6 +19,7 @@ fn is_peer_path(path: &str) -> bool {
     path.starts_with("/repositories/")
         && (path.ends_with("/repl/stream")
             || path.ends_with("/repl/removed")
+            || path.ends_with("/repl/membership")
             || path.ends_with("/repl/snapshot"))
 }
 

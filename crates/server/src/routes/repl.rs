@@ -4,12 +4,14 @@
 
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
+use crate::replication::removal::{confirm_removed, Membership};
 use crate::replication::snapshot_transfer::{pack, unpack};
 use crate::replication::stream::pull_stream;
 use crate::replication::{
     refusal_response, Node, PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER,
     VERSION_VECTOR_HEADER,
 };
+use crate::secrets::constant_time_eq;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -415,7 +417,9 @@ pub async fn remove(
         .http()
         .put(&url)
         .header(TOKEN_HEADER, &config.token)
-        .timeout(std::time::Duration::from_secs(2))
+        .header(ORIGIN_HEADER, repository.origin().0.to_string())
+        // It asks us back before it believes it.
+        .timeout(std::time::Duration::from_secs(8))
         .send()
         .await;
     let maintained = node.clone();
@@ -446,14 +450,6 @@ pub async fn status(
     Ok(Json(status).into_response())
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 /// The node, if the request carries its cluster's token.
 pub(crate) fn authenticated_peer(
     state: &AppState,
@@ -468,7 +464,7 @@ pub(crate) fn authenticated_peer(
         .get(TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if token.is_empty() || !constant_time_eq(token, &node.config().token) {
+    if token.is_empty() || !constant_time_eq(token.as_bytes(), node.config().token.as_bytes()) {
         // Said plainly: a member whose peer's data was replaced by another cluster's
         // shows this in its status instead of a bare refusal.
         return Err(ApiError::Forbidden(format!(
@@ -528,15 +524,47 @@ pub async fn stream(
         .into_response())
 }
 
-/// `PUT /repositories/NAME/repl/removed` (the controlling instance, with the token):
-/// this instance was removed; it stops replicating.
+/// `PUT /repositories/NAME/repl/removed` (the controlling instance, with the token and
+/// its origin id): this instance was removed; it stops replicating. Believed only once
+/// the controlling instance confirms it (see `replication::removal`): the token alone
+/// does not let a member change another's membership.
 pub async fn removed(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let node = authenticated_peer(&state, &name, &headers)?;
+    let caller = headers
+        .get(ORIGIN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .map(OriginId);
+    if let Err(refused) = confirm_removed(&node, caller).await {
+        tracing::warn!(repository = %name, error = %refused, "refused a removal notice");
+        return Err(refused.into());
+    }
     let repository = node.repository().clone();
     blocking(move || Ok(repository.mark_removed()?)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /repositories/NAME/repl/membership?origin=N` (a member, with the token): what
+/// this instance's committed configuration says of member `N` (to confirm a removal).
+pub async fn membership(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Json<Membership>> {
+    let node = authenticated_peer(&state, &name, &headers)?;
+    let origin = OriginId(
+        Params::from_uri(&uri)
+            .number::<u64>("origin")?
+            .ok_or_else(|| ApiError::BadRequest("parameter 'origin' is required".into()))?,
+    );
+    let repository = node.repository().clone();
+    // The committed configuration, which may be newer than the node's view.
+    let config = blocking(move || Ok(repository.cluster().config)).await?;
+    let config = config.ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name)))?;
+    Ok(Json(Membership::of(&config, origin)))
 }
