@@ -43,7 +43,7 @@ enum Command {
     /// Start a controlling instance and copies on this machine (ports 10035, 10036, ...).
     LocalCluster(commands::local_cluster::LocalClusterArgs),
     /// Run a quadmesh server.
-    Serve(commands::serve::ServeArgs),
+    Serve(Box<commands::serve::ServeArgs>),
     /// Create, delete or list repositories.
     #[command(subcommand)]
     Repo(commands::repo::RepoCommand),
@@ -86,7 +86,7 @@ async fn main() -> ExitCode {
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::LocalCluster(args) => commands::local_cluster::run(args).await,
-        Command::Serve(args) => commands::serve::run(args).await,
+        Command::Serve(args) => commands::serve::run(*args).await,
         Command::Repo(command) => commands::repo::run(command).await,
         Command::Repl(command) => commands::repl::run(command).await,
         Command::Load(args) => commands::load::run(args).await,

@@ -7,6 +7,7 @@ mod config;
 mod controlling_recovery;
 mod error;
 mod formats;
+mod listener;
 mod metrics;
 mod middleware;
 mod params;
@@ -27,11 +28,11 @@ mod upload;
 pub use auth::{Auth, AuthError};
 pub use config::ServerConfig;
 pub use error::ApiError;
+pub use listener::ConnectionLimits;
 pub use results::render_table;
 pub use roles::Role;
 pub use routes::server::VERSION;
 
-use axum::serve::ListenerExt;
 use quadmesh_repl::{HybridClock, SystemClock};
 use quadmesh_store::{Catalog, LogOptions, RepositoryOptions};
 use state::AppState;
@@ -92,12 +93,7 @@ pub async fn serve(
     state.replication.start_existing(&state.catalog);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })?
-        .tap_io(|stream| {
-            if let Err(e) = replication::configure_accepted(stream) {
-                tracing::debug!(error = %e, "cannot set TCP keepalive on a connection");
-            }
-        });
+        .map_err(|source| ServeError::Bind { addr, source })?;
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "quadmesh is listening");
 
     let maintenance = tokio::spawn(maintain(state.clone()));
@@ -116,9 +112,18 @@ pub async fn serve(
         stopping.shutdown.cancel();
         stopping.replication.stop_all();
     };
-    axum::serve(listener, routes::router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    listener::serve(
+        listener,
+        routes::router(state.clone()),
+        state.config.connections,
+        |stream| {
+            if let Err(e) = replication::configure_accepted(stream) {
+                tracing::debug!(error = %e, "cannot set TCP keepalive on a connection");
+            }
+        },
+        shutdown,
+    )
+    .await?;
     maintenance.abort();
     scrubbing.abort();
     if let Some(repairing) = repairing {
