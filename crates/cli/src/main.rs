@@ -58,15 +58,30 @@ enum Command {
     Export(commands::export::ExportArgs),
 }
 
+/// Logs to stderr in the chosen format; the audit log (target `quadmesh::audit`) always
+/// as JSON lines, whatever the format and the filter, so that it can be routed apart.
 fn init_logging(cli: &Cli) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let audit = quadmesh_server::AUDIT_TARGET;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(&cli.log))
+        .add_directive(format!("{audit}=off").parse().expect("a valid directive"));
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match cli.log_format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().boxed(),
+    };
+    let audit_lines = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(std::io::stderr)
+        .with_filter(Targets::new().with_target(audit, LevelFilter::INFO));
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(audit_lines)
+        .init();
 }
 
 #[tokio::main]

@@ -243,3 +243,354 @@ async fn a_request_in_flight_outlasts_the_idle_timeout_and_headers_are_bounded()
         assert_eq!(answered.status(), status, "a header of {size} bytes");
     }
 }
+
+/// A server whose stderr (logs and audit lines) goes to a file; killed when dropped.
+struct LoggedServer {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl LoggedServer {
+    fn start(dir: &std::path::Path) -> LoggedServer {
+        let port = common::free_port();
+        let log = dir.join("stderr.log");
+        let mut command = common::serve_command(
+            &dir.join("data"),
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            port,
+            &[],
+            true,
+        );
+        command
+            .env("QUADMESH_LOG", "info")
+            .stderr(std::fs::File::create(&log).unwrap());
+        let child = command.spawn().unwrap();
+        common::wait_until_up(port);
+        LoggedServer { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for LoggedServer {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// An HTTP client whose connections come from `ip` (any 127.0.0.0/8 address), so that
+/// a test can play several client addresses; redirects are not followed.
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn password_checks(url: &str) -> u64 {
+    let text = reqwest::Client::new()
+        .get(url)
+        .basic_auth(common::USER, Some(common::PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("quadmesh_password_checks_total "))
+        .unwrap_or_else(|| panic!("no password_checks in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_passwords_cost_the_same_for_any_name_and_do_not_stall_the_server() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::Server::start(dir.path());
+    let metrics = server.url("/metrics");
+
+    // Verified credentials are remembered: asking again hashes nothing.
+    let first = password_checks(&metrics).await;
+    assert_eq!(password_checks(&metrics).await, first);
+
+    // A known name with a wrong password and an unknown name cost one hash each.
+    for (ip, user) in [([127, 0, 0, 2], common::USER), ([127, 0, 0, 3], "nobody")] {
+        let refused = client_from(ip)
+            .get(server.url("/repositories"))
+            .basic_auth(user, Some("wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
+    }
+    assert_eq!(password_checks(&metrics).await, first + 2);
+
+    // Sixteen clients sending wrong passwords: /version is answered meanwhile.
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let guessers: Vec<_> = (0..16u8)
+        .map(|i| {
+            let (url, finished) = (server.url("/repositories"), finished.clone());
+            tokio::spawn(async move {
+                let client = client_from([127, 0, 1, i + 1]);
+                let attempts = (0..5).map(|n| {
+                    client
+                        .get(&url)
+                        .basic_auth(common::USER, Some(format!("guess-{n}")))
+                        .send()
+                });
+                for response in futures::future::join_all(attempts).await {
+                    assert_eq!(response.unwrap().status(), 401);
+                    finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    wait_for("hashing to start", Duration::from_secs(20), async || {
+        password_checks(&metrics).await > first + 2
+    })
+    .await;
+    for _ in 0..10 {
+        let answered = client_from([127, 0, 0, 4])
+            .get(server.url("/version"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answered.status(), 200);
+    }
+    let done_then = finished.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        done_then < 80,
+        "the wrong passwords were still being checked"
+    );
+    for guesser in guessers {
+        guesser.await.unwrap();
+    }
+    assert_eq!(password_checks(&metrics).await, first + 2 + 80);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repeated_failed_sign_ins_from_one_address_are_slowed_down() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::Server::start(dir.path());
+    let guesser = client_from([127, 0, 0, 9]);
+    for attempt in 0..6 {
+        let refused = guesser
+            .get(server.url("/repositories"))
+            .basic_auth(common::USER, Some(format!("guess-{attempt}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401, "attempt {attempt}");
+    }
+    // Now even the right password waits, by Basic or by the UI's form.
+    let held = guesser
+        .get(server.url("/repositories"))
+        .basic_auth(common::USER, Some(common::PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 429);
+    let wait: u64 = held.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let form = guesser
+        .post(server.url("/ui/login"))
+        .header("origin", server.url(""))
+        .form(&[("user", common::USER), ("password", common::PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert!(form.headers().get("set-cookie").is_none());
+    let location = form.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("Too+many"), "{location}");
+    // Another address is not held back.
+    let other = client_from([127, 0, 0, 10])
+        .get(server.url("/repositories"))
+        .basic_auth(common::USER, Some(common::PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    // After the wait, the right password from the first address is taken again.
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let form = guesser
+        .post(server.url("/ui/login"))
+        .header("origin", server.url(""))
+        .form(&[("user", common::USER), ("password", common::PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert!(form.headers().get("set-cookie").is_some(), "signed in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ui_refuses_foreign_origins_and_forbids_framing() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::Server::start(dir.path());
+    let browser = client_from([127, 0, 0, 1]);
+    let ours = server.url("");
+
+    let page = browser.get(server.url("/ui/login")).send().await.unwrap();
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+
+    let sign_in = |origin: Option<&str>| {
+        let mut request = browser
+            .post(server.url("/ui/login"))
+            .form(&[("user", common::USER), ("password", common::PASSWORD)]);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    for foreign in [Some("http://evil.example"), Some("null"), None] {
+        let refused = sign_in(foreign).await.unwrap();
+        assert_eq!(refused.status(), 403, "origin {foreign:?}");
+        assert!(refused.headers().get("set-cookie").is_none());
+    }
+    let signed_in = sign_in(Some(&ours)).await.unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // With the cookie, a form or API post from another site changes nothing.
+    let forged = browser
+        .post(server.url("/ui/repositories"))
+        .header("cookie", &cookie)
+        .header("origin", "http://evil.example")
+        .form(&[("name", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let forged = browser
+        .put(server.url("/repositories/forged"))
+        .header("cookie", &cookie)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let listed = common::Client::default()
+        .get(server.url("/repositories"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!listed.contains("forged"), "{listed}");
+    // From our own page it works.
+    let created = browser
+        .post(server.url("/ui/repositories"))
+        .header("cookie", &cookie)
+        .header("origin", &ours)
+        .form(&[("name", "mine")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 303);
+    assert!(!created.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("error"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_audit_log_records_who_did_what_and_no_secret_is_logged() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = LoggedServer::start(dir.path());
+    let wrong = "hunter2-never-log-me";
+    let client = client_from([127, 0, 0, 5]);
+    let refused = client
+        .get(server.url("/repositories"))
+        .basic_auth(common::USER, Some(wrong))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let text = refused.text().await.unwrap();
+    assert!(!text.contains(wrong), "{text}");
+    let form = client
+        .post(server.url("/ui/login"))
+        .header("origin", server.url(""))
+        .form(&[("user", "mallory"), ("password", wrong)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 303);
+    for request in [
+        client.put(server.url("/repositories/audited")),
+        client.delete(server.url("/repositories/audited")),
+    ] {
+        let done = request
+            .basic_auth(common::USER, Some(common::PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 204);
+    }
+
+    let mut events = Vec::new();
+    wait_for("the audit lines", Duration::from_secs(10), async || {
+        events = server
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["target"] == "quadmesh::audit")
+            .map(|e| e["fields"].clone())
+            .collect();
+        events.len() >= 4
+    })
+    .await;
+    let find = |action: &str, how_or_outcome: &str| {
+        events
+            .iter()
+            .find(|e| {
+                e["action"] == action
+                    && (e["how"] == how_or_outcome || e["outcome"] == how_or_outcome)
+            })
+            .unwrap_or_else(|| panic!("no {action} {how_or_outcome} in {events:?}"))
+            .clone()
+    };
+    let basic = find("sign-in", "basic");
+    assert_eq!(basic["who"], common::USER);
+    assert_eq!(basic["from"], "127.0.0.5");
+    assert_eq!(find("sign-in", "form")["who"], "mallory");
+    let created = find("repository-create", "done");
+    assert_eq!(created["who"], common::USER);
+    assert_eq!(created["repository"], "audited");
+    assert_eq!(created["from"], "127.0.0.5");
+    find("repository-delete", "done");
+
+    let log = server.log();
+    for secret in [wrong, common::PASSWORD] {
+        assert!(!log.contains(secret), "a password in the log:\n{log}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The HTTP server of quadmesh: AllegroGraph's REST protocol and the W3C SPARQL
 //! protocols over the storage layer. This is the only crate that knows HTTP and JSON.
 
+mod audit;
 mod auth;
 mod causal;
 mod config;
@@ -18,6 +19,7 @@ mod routes;
 mod secrets;
 mod session_forward;
 mod sessions;
+mod signin_throttle;
 mod state;
 mod streaming;
 mod target;
@@ -25,6 +27,7 @@ mod terms;
 mod ui;
 mod upload;
 
+pub use audit::TARGET as AUDIT_TARGET;
 pub use auth::{Auth, AuthError};
 pub use config::ServerConfig;
 pub use error::ApiError;
@@ -70,7 +73,10 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir)?;
     std::fs::create_dir_all(config.spill_dir())?;
-    let auth = Auth::init(&config.data_dir, credentials.clone())?;
+    let (dir, given) = (config.data_dir.clone(), credentials.clone());
+    let auth = tokio::task::spawn_blocking(move || Auth::init(&dir, given))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
     let clock = Arc::new(HybridClock::new(
         SystemClock::with_offset_ms(config.clock_offset_ms),
         MAX_CLOCK_OFFSET_MS,

@@ -2,6 +2,7 @@
 //! `remove`, `status` — plus the instance-to-instance calls (`stream`, `install`,
 //! `removed`).
 
+use crate::audit::{self, Caller};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
 use crate::replication::removal::{confirm_removed, Membership};
@@ -138,8 +139,24 @@ fn controlling_node(state: &AppState, name: &str) -> ApiResult<Arc<Node>> {
 pub async fn grow_cluster(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    caller: Caller,
     uri: Uri,
 ) -> ApiResult<StatusCode> {
+    let instance = Params::from_uri(&uri)
+        .get("instanceName")
+        .map(str::to_owned);
+    let outcome = grow(state, name.clone(), uri).await;
+    audit::change(
+        &caller,
+        "cluster-grow",
+        &name,
+        instance.as_deref(),
+        &outcome,
+    );
+    outcome
+}
+
+async fn grow(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
     let instance = required(&params, "instanceName")?.to_owned();
     let address = format!(
@@ -359,8 +376,24 @@ pub async fn install(
 pub async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    caller: Caller,
     uri: Uri,
 ) -> ApiResult<StatusCode> {
+    let instance = Params::from_uri(&uri)
+        .get("instanceName")
+        .map(str::to_owned);
+    let outcome = remove_instance(state, name.clone(), uri).await;
+    audit::change(
+        &caller,
+        "cluster-remove",
+        &name,
+        instance.as_deref(),
+        &outcome,
+    );
+    outcome
+}
+
+async fn remove_instance(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
     let instance = required(&params, "instanceName")?.to_owned();
     let force = params.flag("force")?.unwrap_or(false);
