@@ -43,7 +43,7 @@ enum Command {
     /// Start a controlling instance and copies on this machine (ports 10035, 10036, ...).
     LocalCluster(commands::local_cluster::LocalClusterArgs),
     /// Run a quadmesh server.
-    Serve(commands::serve::ServeArgs),
+    Serve(Box<commands::serve::ServeArgs>),
     /// Create, delete or list repositories.
     #[command(subcommand)]
     Repo(commands::repo::RepoCommand),
@@ -62,15 +62,30 @@ enum Command {
     Restore(commands::backup::RestoreArgs),
 }
 
+/// Logs to stderr in the chosen format; the audit log (target `quadmesh::audit`) always
+/// as JSON lines, whatever the format and the filter, so that it can be routed apart.
 fn init_logging(cli: &Cli) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let audit = quadmesh_server::AUDIT_TARGET;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(&cli.log))
+        .add_directive(format!("{audit}=off").parse().expect("a valid directive"));
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match cli.log_format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().boxed(),
+    };
+    let audit_lines = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(std::io::stderr)
+        .with_filter(Targets::new().with_target(audit, LevelFilter::INFO));
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(audit_lines)
+        .init();
 }
 
 #[tokio::main]
@@ -90,7 +105,7 @@ async fn main() -> ExitCode {
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::LocalCluster(args) => commands::local_cluster::run(args).await,
-        Command::Serve(args) => commands::serve::run(args).await,
+        Command::Serve(args) => commands::serve::run(*args).await,
         Command::Repo(command) => commands::repo::run(command).await,
         Command::Repl(command) => commands::repl::run(command).await,
         Command::Load(args) => commands::load::run(args).await,

@@ -261,9 +261,12 @@ async fn an_upload_past_the_size_limit_is_refused_and_changes_nothing() {
         .header("content-encoding", "gzip")
         .body(gz.finish().unwrap())
         .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 413);
+        .await;
+    // The same race as above: the 413 may come while the body is still being sent.
+    match response {
+        Ok(response) => assert_eq!(response.status(), 413),
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
     assert_eq!(size(&client, &server, REPO).await, 0);
 }
 

@@ -3,11 +3,18 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine;
+use blake2::digest::{KeyInit, Mac};
+use blake2::Blake2sMac256;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+use crate::secrets::constant_time_eq;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -32,12 +39,40 @@ struct Superuser {
 
 /// Checks credentials against the recorded superuser.
 ///
-/// A verified `Authorization` header is remembered (in memory only) so that the
-/// deliberately slow password hash runs once per client, not once per request.
+/// Rules it keeps:
+/// - the password hash (argon2, deliberately slow) runs on a blocking thread, at most
+///   `HASHING_AT_ONCE` at a time, never on the async workers: requests with wrong
+///   passwords cannot stall others;
+/// - an unknown user name costs the same work as a known one (its password is checked
+///   against a hash of a random password), and names and secrets are compared in
+///   constant time: timing tells nothing of which names exist;
+/// - a verified `Authorization` header is remembered for `VERIFIED_LIFETIME` by a keyed
+///   hash (the key is drawn at start and never leaves memory), never in clear, in at
+///   most `VERIFIED_MAX` entries; the password changes only at start, which begins
+///   with an empty cache, so a changed password is never accepted from it.
 pub struct Auth {
     user: String,
-    password_hash: String,
-    verified: Mutex<HashSet<String>>,
+    password_hash: Arc<str>,
+    /// A hash of a random password, with the same parameters: checked for unknown users.
+    dummy_hash: Arc<str>,
+    verified: VerifiedCache,
+    hashing: Arc<Semaphore>,
+    /// Password hashes checked since start (`/metrics`): one per attempt, known user or not.
+    checks: AtomicU64,
+}
+
+/// How long a verified header is taken without hashing again.
+const VERIFIED_LIFETIME: Duration = Duration::from_secs(60);
+/// Verified headers remembered at most.
+const VERIFIED_MAX: usize = 10_000;
+
+/// Password hashes run at once: fewer than the cores, so that hashing for clients
+/// with wrong passwords leaves a core to everything else.
+fn hashing_at_once() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .max(1)
 }
 
 const FILE: &str = "superuser.json";
@@ -45,7 +80,7 @@ const FILE: &str = "superuser.json";
 impl Auth {
     /// Loads the superuser from `data_dir`, recording it first when `credentials` are
     /// given. Given credentials that differ from the recorded ones replace them, so a
-    /// rotated secret takes effect on restart.
+    /// rotated secret takes effect on restart. Hashes: call it on a blocking thread.
     pub fn init(data_dir: &Path, credentials: Option<(String, String)>) -> Result<Self, AuthError> {
         let path = data_dir.join(FILE);
         let io = |e: std::io::Error| AuthError::Io {
@@ -74,12 +109,7 @@ impl Auth {
                 match recorded {
                     Some(r) if r.user == user && verify(&r.password_hash, &password) => r,
                     _ => {
-                        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
-                            .map_err(|e| AuthError::Hash(e.to_string()))?;
-                        let password_hash = Argon2::default()
-                            .hash_password(password.as_bytes(), &salt)
-                            .map_err(|e| AuthError::Hash(e.to_string()))?
-                            .to_string();
+                        let password_hash = hash(&password)?;
                         let superuser = Superuser {
                             user,
                             password_hash,
@@ -99,10 +129,16 @@ impl Auth {
                 }
             }
         };
+        let random: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
         Ok(Auth {
             user: superuser.user,
-            password_hash: superuser.password_hash,
-            verified: Mutex::new(HashSet::new()),
+            password_hash: superuser.password_hash.into(),
+            dummy_hash: hash(&random)?.into(),
+            verified: VerifiedCache::new(),
+            hashing: Arc::new(Semaphore::new(hashing_at_once())),
+            checks: AtomicU64::new(0),
         })
     }
 
@@ -111,45 +147,124 @@ impl Auth {
     }
 
     /// Whether a user name and password are the superuser's (the UI's sign-in form).
-    pub fn check_credentials(&self, user: &str, password: &str) -> bool {
-        user == self.user && verify(&self.password_hash, password)
+    pub async fn check_credentials(&self, user: &str, password: &str) -> bool {
+        let known = constant_time_eq(user.as_bytes(), self.user.as_bytes());
+        let hash = if known {
+            self.password_hash.clone()
+        } else {
+            self.dummy_hash.clone()
+        };
+        let password = password.to_owned();
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        let matches = tokio::task::spawn_blocking(move || verify(&hash, &password))
+            .await
+            .unwrap_or(false);
+        known && matches
+    }
+
+    /// Password hashes checked since start.
+    pub fn password_checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
+    }
+
+    /// Whether an `Authorization` header was verified within `VERIFIED_LIFETIME`.
+    pub fn is_verified(&self, header: &str) -> bool {
+        self.verified.contains(header)
     }
 
     /// Whether an `Authorization` header value carries the superuser's credentials.
-    pub fn check_header(&self, header: &str) -> bool {
-        if self
-            .verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(header)
-        {
+    pub async fn check_header(&self, header: &str) -> bool {
+        if self.verified.contains(header) {
             return true;
         }
-        let Some(encoded) = header
-            .strip_prefix("Basic ")
-            .or_else(|| header.strip_prefix("basic "))
-        else {
+        let Some((user, password)) = basic_credentials(header) else {
             return false;
         };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-            return false;
-        };
-        let Ok(decoded) = String::from_utf8(decoded) else {
-            return false;
-        };
-        let Some((user, password)) = decoded.split_once(':') else {
-            return false;
-        };
-        if user != self.user || !verify(&self.password_hash, password) {
+        if !self.check_credentials(&user, &password).await {
             return false;
         }
-        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        if verified.len() > 10_000 {
-            verified.clear();
-        }
-        verified.insert(header.to_owned());
+        self.verified.insert(header);
         true
     }
+}
+
+/// The user name and password of a Basic `Authorization` header.
+fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let encoded = header
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// The user name a Basic `Authorization` header claims (for the audit log; never the
+/// password).
+pub fn claimed_user(header: &str) -> Option<String> {
+    basic_credentials(header).map(|(user, _)| user)
+}
+
+/// Verified headers, by a keyed hash, with their expiry (see `Auth`'s rules).
+struct VerifiedCache {
+    key: [u8; 32],
+    entries: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl VerifiedCache {
+    fn new() -> Self {
+        VerifiedCache {
+            key: rand::random(),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn digest(&self, header: &str) -> [u8; 32] {
+        let mut mac =
+            <Blake2sMac256 as KeyInit>::new_from_slice(&self.key).expect("a 32-byte key fits");
+        mac.update(header.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn contains(&self, header: &str) -> bool {
+        let digest = self.digest(header);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.get(&digest) {
+            Some(expiry) if *expiry > Instant::now() => true,
+            Some(_) => {
+                entries.remove(&digest);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&self, header: &str) {
+        let digest = self.digest(header);
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= VERIFIED_MAX {
+            entries.retain(|_, expiry| *expiry > now);
+            if entries.len() >= VERIFIED_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, now + VERIFIED_LIFETIME);
+    }
+}
+
+fn hash(password: &str) -> Result<String, AuthError> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| AuthError::Hash(e.to_string()))?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| AuthError::Hash(e.to_string()))?
+        .to_string())
 }
 
 fn verify(hash: &str, password: &str) -> bool {

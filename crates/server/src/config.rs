@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub clock_offset_ms: i64,
     /// Whether a replica that knows its contents are wrong repairs itself from a peer.
     pub auto_repair: bool,
+    /// Bounds on client and peer connections.
+    pub connections: crate::listener::ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -53,6 +55,11 @@ impl ServerConfig {
             role: crate::roles::Role::Standalone,
             clock_offset_ms: 0,
             auto_repair: true,
+            connections: crate::listener::ConnectionLimits {
+                max_connections: 1024,
+                header_read_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(120),
+            },
         }
     }
 }

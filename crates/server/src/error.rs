@@ -38,6 +38,11 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Too many failed sign-ins from the client's address: try again after this long.
+    #[error("too many failed sign-ins from this address: try again in {} s", .0.as_secs() + 1)]
+    TooManySignIns(std::time::Duration),
+    #[error(transparent)]
+    RemovalRefused(#[from] crate::replication::removal::RemovalRefused),
 }
 
 impl ApiError {
@@ -87,6 +92,14 @@ impl ApiError {
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Auth(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TooManySignIns(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RemovalRefused(r) => {
+                use crate::replication::removal::RemovalRefused as R;
+                match r {
+                    R::NotFromControlling | R::NotRemoved => StatusCode::FORBIDDEN,
+                    R::CannotConfirm(_) => StatusCode::BAD_GATEWAY,
+                }
+            }
         }
     }
 }
@@ -122,6 +135,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let code = self.code();
+        let retry_after = match &self {
+            ApiError::TooManySignIns(wait) => Some(wait.as_secs() + 1),
+            _ => None,
+        };
         // A feature quadmesh lacks (501) is the client's request, not a fault here.
         if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
             tracing::error!(error = %self, "request failed");
@@ -135,6 +152,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(code) = code {
             response

@@ -1,12 +1,14 @@
 //! The HTTP server of quadmesh: AllegroGraph's REST protocol and the W3C SPARQL
 //! protocols over the storage layer. This is the only crate that knows HTTP and JSON.
 
+mod audit;
 mod auth;
 mod causal;
 mod config;
 mod controlling_recovery;
 mod error;
 mod formats;
+mod listener;
 mod metrics;
 mod middleware;
 mod multipart;
@@ -16,8 +18,10 @@ mod request_url;
 mod results;
 mod roles;
 mod routes;
+mod secrets;
 mod session_forward;
 mod sessions;
+mod signin_throttle;
 mod state;
 mod streaming;
 mod target;
@@ -25,14 +29,15 @@ mod terms;
 mod ui;
 mod upload;
 
+pub use audit::TARGET as AUDIT_TARGET;
 pub use auth::{Auth, AuthError};
 pub use config::ServerConfig;
 pub use error::ApiError;
+pub use listener::ConnectionLimits;
 pub use results::render_table;
 pub use roles::Role;
 pub use routes::server::VERSION;
 
-use axum::serve::ListenerExt;
 use quadmesh_repl::{HybridClock, SystemClock};
 use quadmesh_store::{Catalog, LogOptions, RepositoryOptions};
 use state::AppState;
@@ -70,7 +75,10 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir)?;
     std::fs::create_dir_all(config.spill_dir())?;
-    let auth = Auth::init(&config.data_dir, credentials.clone())?;
+    let (dir, given) = (config.data_dir.clone(), credentials.clone());
+    let auth = tokio::task::spawn_blocking(move || Auth::init(&dir, given))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
     let clock = Arc::new(HybridClock::new(
         SystemClock::with_offset_ms(config.clock_offset_ms),
         MAX_CLOCK_OFFSET_MS,
@@ -93,12 +101,7 @@ pub async fn serve(
     state.replication.start_existing(&state.catalog);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })?
-        .tap_io(|stream| {
-            if let Err(e) = replication::configure_accepted(stream) {
-                tracing::debug!(error = %e, "cannot set TCP keepalive on a connection");
-            }
-        });
+        .map_err(|source| ServeError::Bind { addr, source })?;
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "quadmesh is listening");
 
     let maintenance = tokio::spawn(maintain(state.clone()));
@@ -117,9 +120,18 @@ pub async fn serve(
         stopping.shutdown.cancel();
         stopping.replication.stop_all();
     };
-    axum::serve(listener, routes::router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    listener::serve(
+        listener,
+        routes::router(state.clone()),
+        state.config.connections,
+        |stream| {
+            if let Err(e) = replication::configure_accepted(stream) {
+                tracing::debug!(error = %e, "cannot set TCP keepalive on a connection");
+            }
+        },
+        shutdown,
+    )
+    .await?;
     maintenance.abort();
     scrubbing.abort();
     if let Some(repairing) = repairing {

@@ -92,6 +92,13 @@ fn render(state: AppState) -> Response {
         state.http_metrics.latency.clone(),
     );
 
+    let password_checks = Counter::<u64>::default();
+    password_checks.inc_by(state.auth.password_checks());
+    registry.register(
+        "password_checks",
+        "Password hashes checked since start (sign-ins not answered from the cache of verified credentials)",
+        password_checks,
+    );
     registry.register(
         "result_streams_running",
         "Streamed responses (query results, statements, exports) still being produced",

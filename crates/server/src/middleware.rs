@@ -1,3 +1,4 @@
+use crate::audit::{self, Caller};
 use crate::error::ApiError;
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::replication::durability::{Durability, ReplSettings};
@@ -19,29 +20,61 @@ fn is_peer_path(path: &str) -> bool {
     path.starts_with("/repositories/")
         && (path.ends_with("/repl/stream")
             || path.ends_with("/repl/removed")
+            || path.ends_with("/repl/membership")
             || path.ends_with("/repl/snapshot"))
 }
 
-/// HTTP Basic authentication of the superuser on everything but the probe paths.
-pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// HTTP Basic authentication of the superuser (or the UI's cookie) on everything but
+/// the probe paths; records the `Caller` for handlers and the audit log. A client
+/// address with repeated failures waits before its credentials are even checked
+/// (`SignInThrottle`), unless they were verified a moment ago. A request signed in by
+/// cookie that may change something must come from our own pages (`same_origin`).
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
     if OPEN_PATHS.contains(&path) || is_peer_path(path) || crate::ui::is_open_path(path) {
         return next.run(request).await;
     }
+    let from = audit::client_address(request.extensions());
     if state.ui_logins.check(request.headers()) {
+        if !request.method().is_safe() && !crate::ui::guard::same_origin(request.headers()) {
+            return crate::ui::guard::foreign_origin();
+        }
+        let user = state.auth.user().to_owned();
+        request.extensions_mut().insert(Caller { user, from });
         return next.run(request).await;
     }
     if path.starts_with("/ui") {
         return crate::ui::sign_in_redirect();
     }
-    let authorized = request
+    let Some(credentials) = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| state.auth.check_header(v));
-    if !authorized {
+        .map(str::to_owned)
+    else {
         return ApiError::Unauthorized.into_response();
+    };
+    let user = crate::auth::claimed_user(&credentials);
+    if !state.auth.is_verified(&credentials) {
+        if let Err(wait) = state.sign_in_throttle.check(from) {
+            audit::sign_in_failed(user.as_deref(), from, "basic", "throttled");
+            return ApiError::TooManySignIns(wait).into_response();
+        }
+        if !state.auth.check_header(&credentials).await {
+            state.sign_in_throttle.failed(from);
+            audit::sign_in_failed(user.as_deref(), from, "basic", "wrong credentials");
+            return ApiError::Unauthorized.into_response();
+        }
+        state.sign_in_throttle.succeeded(from);
     }
+    request.extensions_mut().insert(Caller {
+        user: user.unwrap_or_default(),
+        from,
+    });
     next.run(request).await
 }
 

@@ -17,6 +17,8 @@ pub struct Inner {
     pub replication: Replication,
     pub http_metrics: crate::metrics::HttpMetrics,
     pub ui_logins: crate::ui::UiLogins,
+    /// Failed sign-ins per client address.
+    pub sign_in_throttle: crate::signin_throttle::SignInThrottle,
     /// Whether this instance is ready for traffic (`/ready`).
     pub readiness: tokio::sync::watch::Sender<crate::roles::Readiness>,
     /// Cancelled when the server begins to stop: long-lived pull streams end on it.
@@ -42,6 +44,7 @@ impl AppState {
             repairs: Default::default(),
             http_metrics: crate::metrics::HttpMetrics::default(),
             ui_logins: crate::ui::UiLogins::default(),
+            sign_in_throttle: Default::default(),
             readiness: tokio::sync::watch::Sender::new(crate::roles::Readiness::NotReady(
                 "starting".into(),
             )),

@@ -39,6 +39,16 @@ pub struct ServeArgs {
     /// repair it from a peer's snapshot (to examine it first).
     #[arg(long, env = "QUADMESH_NO_AUTO_REPAIR")]
     pub no_auto_repair: bool,
+    /// Connections (clients and peers) open at once; more are closed when accepted.
+    #[arg(long, env = "QUADMESH_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (also the longest wait for the
+    /// next request on a kept-alive HTTP/1.1 connection).
+    #[arg(long, env = "QUADMESH_HEADER_READ_TIMEOUT", default_value_t = 30)]
+    pub header_read_timeout: u64,
+    /// Seconds a connection may stay open with no request in flight.
+    #[arg(long, env = "QUADMESH_IDLE_TIMEOUT", default_value_t = 120)]
+    pub idle_timeout: u64,
     /// Seconds between checkpoints (store flush, register and log pruning).
     #[arg(long, env = "QUADMESH_CHECKPOINT_INTERVAL", default_value_t = 60)]
     pub checkpoint_interval: u64,
@@ -180,6 +190,11 @@ impl ServeArgs {
         config.role = self.role()?;
         config.clock_offset_ms = self.clock_offset_ms;
         config.auto_repair = !self.no_auto_repair;
+        config.connections = quadmesh_server::ConnectionLimits {
+            max_connections: self.max_connections.max(1),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+        };
         Ok(config)
     }
 }

@@ -5,6 +5,7 @@ pub mod anti_entropy;
 pub mod durability;
 pub mod node;
 mod puller;
+pub mod removal;
 pub mod repair;
 pub mod resolver;
 pub mod snapshot_transfer;

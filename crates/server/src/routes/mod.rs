@@ -90,6 +90,10 @@ pub fn router(state: AppState) -> Router {
             get(peer_snapshot::snapshot),
         )
         .route("/repositories/{repo}/repl/removed", put(repl::removed))
+        .route(
+            "/repositories/{repo}/repl/membership",
+            get(repl::membership),
+        )
         .nest("/repositories/{repo}", repository_routes())
         .route(
             "/sessions/{session}",

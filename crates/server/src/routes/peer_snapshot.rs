@@ -20,10 +20,10 @@ pub async fn snapshot(
 ) -> ApiResult<Response> {
     // The superuser may take one too: a controlling instance that lost its data has no
     // cluster token left, and re-grows from a member with the superuser's credentials.
-    let superuser = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| state.auth.check_header(v));
+    let superuser = match headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        Some(credentials) => state.auth.check_header(credentials).await,
+        None => false,
+    };
     let (node, origin) = if superuser {
         let node = state.replication.get(&name).ok_or_else(|| {
             ApiError::NotFound(format!("repository '{name}' is not replicated here"))

@@ -2,14 +2,17 @@
 //! `remove`, `status` — plus the instance-to-instance calls (`stream`, `install`,
 //! `removed`).
 
+use crate::audit::{self, Caller};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
+use crate::replication::removal::{confirm_removed, Membership};
 use crate::replication::snapshot_transfer::pack;
 use crate::replication::stream::pull_stream;
 use crate::replication::{
     refusal_response, Node, PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER,
     VERSION_VECTOR_HEADER,
 };
+use crate::secrets::constant_time_eq;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -161,8 +164,24 @@ pub async fn set_controlling(
 pub async fn grow_cluster(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    caller: Caller,
     uri: Uri,
 ) -> ApiResult<StatusCode> {
+    let instance = Params::from_uri(&uri)
+        .get("instanceName")
+        .map(str::to_owned);
+    let outcome = grow(state, name.clone(), uri).await;
+    audit::change(
+        &caller,
+        "cluster-grow",
+        &name,
+        instance.as_deref(),
+        &outcome,
+    );
+    outcome
+}
+
+async fn grow(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
     let instance = required(&params, "instanceName")?.to_owned();
     let address = format!(
@@ -355,8 +374,24 @@ pub async fn install(
 pub async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    caller: Caller,
     uri: Uri,
 ) -> ApiResult<StatusCode> {
+    let instance = Params::from_uri(&uri)
+        .get("instanceName")
+        .map(str::to_owned);
+    let outcome = remove_instance(state, name.clone(), uri).await;
+    audit::change(
+        &caller,
+        "cluster-remove",
+        &name,
+        instance.as_deref(),
+        &outcome,
+    );
+    outcome
+}
+
+async fn remove_instance(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
     let instance = required(&params, "instanceName")?.to_owned();
     let force = params.flag("force")?.unwrap_or(false);
@@ -413,7 +448,9 @@ pub async fn remove(
         .http()
         .put(&url)
         .header(TOKEN_HEADER, &config.token)
-        .timeout(std::time::Duration::from_secs(2))
+        .header(ORIGIN_HEADER, repository.origin().0.to_string())
+        // It asks us back before it believes it.
+        .timeout(std::time::Duration::from_secs(8))
         .send()
         .await;
     let maintained = node.clone();
@@ -444,14 +481,6 @@ pub async fn status(
     Ok(Json(status).into_response())
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 /// The node, if the request carries its cluster's token.
 pub(crate) fn authenticated_peer(
     state: &AppState,
@@ -466,7 +495,7 @@ pub(crate) fn authenticated_peer(
         .get(TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if token.is_empty() || !constant_time_eq(token, &node.config().token) {
+    if token.is_empty() || !constant_time_eq(token.as_bytes(), node.config().token.as_bytes()) {
         // Said plainly: a member whose peer's data was replaced by another cluster's
         // shows this in its status instead of a bare refusal.
         return Err(ApiError::Forbidden(format!(
@@ -526,15 +555,47 @@ pub async fn stream(
         .into_response())
 }
 
-/// `PUT /repositories/NAME/repl/removed` (the controlling instance, with the token):
-/// this instance was removed; it stops replicating.
+/// `PUT /repositories/NAME/repl/removed` (the controlling instance, with the token and
+/// its origin id): this instance was removed; it stops replicating. Believed only once
+/// the controlling instance confirms it (see `replication::removal`): the token alone
+/// does not let a member change another's membership.
 pub async fn removed(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let node = authenticated_peer(&state, &name, &headers)?;
+    let caller = headers
+        .get(ORIGIN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .map(OriginId);
+    if let Err(refused) = confirm_removed(&node, caller).await {
+        tracing::warn!(repository = %name, error = %refused, "refused a removal notice");
+        return Err(refused.into());
+    }
     let repository = node.repository().clone();
     blocking(move || Ok(repository.mark_removed()?)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /repositories/NAME/repl/membership?origin=N` (a member, with the token): what
+/// this instance's committed configuration says of member `N` (to confirm a removal).
+pub async fn membership(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Json<Membership>> {
+    let node = authenticated_peer(&state, &name, &headers)?;
+    let origin = OriginId(
+        Params::from_uri(&uri)
+            .number::<u64>("origin")?
+            .ok_or_else(|| ApiError::BadRequest("parameter 'origin' is required".into()))?,
+    );
+    let repository = node.repository().clone();
+    // The committed configuration, which may be newer than the node's view.
+    let config = blocking(move || Ok(repository.cluster().config)).await?;
+    let config = config.ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name)))?;
+    Ok(Json(Membership::of(&config, origin)))
 }

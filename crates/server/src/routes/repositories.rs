@@ -1,5 +1,6 @@
 //! `/repositories`: list, create, delete.
 
+use crate::audit::{self, Caller};
 use crate::error::{blocking, ApiResult};
 use crate::params::Params;
 use crate::state::AppState;
@@ -43,11 +44,13 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    caller: Caller,
     uri: Uri,
 ) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
     let tolerate_existing = params.flag("override")? == Some(false);
-    blocking(move || match state.catalog.create(&name) {
+    let repository = name.clone();
+    let outcome = blocking(move || match state.catalog.create(&name) {
         Ok(_) => {
             tracing::info!(repository = %name, "created repository");
             Ok(StatusCode::NO_CONTENT)
@@ -57,19 +60,25 @@ pub async fn create(
         }
         Err(e) => Err(e.into()),
     })
-    .await
+    .await;
+    audit::change(&caller, "repository-create", &repository, None, &outcome);
+    outcome
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    caller: Caller,
 ) -> ApiResult<StatusCode> {
-    blocking(move || {
+    let repository = name.clone();
+    let outcome = blocking(move || {
         state.catalog.delete(&name)?;
         state.sessions.close_for_repository(&name);
         state.replication.stop(&name);
         tracing::info!(repository = %name, "deleted repository");
         Ok(StatusCode::NO_CONTENT)
     })
-    .await
+    .await;
+    audit::change(&caller, "repository-delete", &repository, None, &outcome);
+    outcome
 }

@@ -2,8 +2,10 @@
 //! JavaScript and CSS embedded in the binary. Sign-in gives a cookie (HttpOnly,
 //! SameSite=Strict) that the REST API accepts too, so the pages' scripts use the API.
 
+pub mod guard;
 mod pages;
 
+use crate::audit::{self, Caller};
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::routes::{repl, repositories};
@@ -89,6 +91,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/repositories/{repo}/replication", get(replication_page))
         .route("/ui/repositories/{repo}/grow", post(grow))
         .route("/ui/repositories/{repo}/remove", post(remove))
+        .layer(axum::middleware::from_fn(guard::protect))
 }
 
 async fn style() -> Response {
@@ -112,17 +115,29 @@ async fn login_page(uri: Uri) -> Html<String> {
     Html(pages::login(params.get("error")))
 }
 
-async fn login(State(state): State<AppState>, body: Bytes) -> Response {
+async fn login(State(state): State<AppState>, caller: Caller, body: Bytes) -> Response {
     let mut form = Params::default();
     form.extend_form(&body);
     let (user, password) = (
         form.get("user").unwrap_or_default(),
         form.get("password").unwrap_or_default(),
     );
-    if !state.auth.check_credentials(user, password) {
-        tracing::info!(user, "UI sign-in refused");
+    let from = caller.from;
+    if let Err(wait) = state.sign_in_throttle.check(from) {
+        audit::sign_in_failed(Some(user), from, "form", "throttled");
+        let text = format!(
+            "Too many failed sign-ins: try again in {} s.",
+            wait.as_secs() + 1
+        );
+        let encoded: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
+        return Redirect::to(&format!("/ui/login?error={encoded}")).into_response();
+    }
+    if !state.auth.check_credentials(user, password).await {
+        state.sign_in_throttle.failed(from);
+        audit::sign_in_failed(Some(user), from, "form", "wrong credentials");
         return Redirect::to("/ui/login?error=Wrong+user+or+password.").into_response();
     }
+    state.sign_in_throttle.succeeded(from);
     let token = state.ui_logins.open();
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
@@ -175,19 +190,23 @@ async fn home(State(state): State<AppState>, uri: Uri) -> Html<String> {
     Html(pages::home(&rows, messages(&uri)))
 }
 
-async fn create_repository(State(state): State<AppState>, body: Bytes) -> Response {
+async fn create_repository(State(state): State<AppState>, caller: Caller, body: Bytes) -> Response {
     let mut form = Params::default();
     form.extend_form(&body);
     let name = form.get("name").unwrap_or_default().trim().to_owned();
     let uri: Uri = "/".parse().expect("a valid URI");
-    let result = repositories::create(State(state), Path(name.clone()), uri)
+    let result = repositories::create(State(state), Path(name.clone()), caller, uri)
         .await
         .map(|_| ());
     back("/ui", result, &format!("Created repository {name}."))
 }
 
-async fn delete_repository(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    let result = repositories::delete(State(state), Path(name.clone()))
+async fn delete_repository(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    caller: Caller,
+) -> Response {
+    let result = repositories::delete(State(state), Path(name.clone()), caller)
         .await
         .map(|_| ());
     back("/ui", result, &format!("Deleted repository {name}."))
@@ -247,12 +266,17 @@ fn query_uri(form: &Params, keys: &[&str]) -> Uri {
         .expect("an encoded query is a valid URI")
 }
 
-async fn grow(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn grow(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    caller: Caller,
+    body: Bytes,
+) -> Response {
     let mut form = Params::default();
     form.extend_form(&body);
     let instance = form.get("instanceName").unwrap_or_default().to_owned();
     let uri = query_uri(&form, &["host", "port", "user", "password", "instanceName"]);
-    let result = repl::grow_cluster(State(state), Path(name.clone()), uri)
+    let result = repl::grow_cluster(State(state), Path(name.clone()), caller, uri)
         .await
         .map(|_| ());
     back(
@@ -262,12 +286,17 @@ async fn grow(State(state): State<AppState>, Path(name): Path<String>, body: Byt
     )
 }
 
-async fn remove(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn remove(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    caller: Caller,
+    body: Bytes,
+) -> Response {
     let mut form = Params::default();
     form.extend_form(&body);
     let instance = form.get("instanceName").unwrap_or_default().to_owned();
     let uri = query_uri(&form, &["instanceName", "force"]);
-    let result = repl::remove(State(state), Path(name.clone()), uri)
+    let result = repl::remove(State(state), Path(name.clone()), caller, uri)
         .await
         .map(|_| ());
     back(

@@ -82,7 +82,7 @@ pub fn home(
             format!(
                 r#"<tr><td><a href="/ui/repositories/{n}">{n}</a></td><td class="num size">{size}</td>
 <td><a href="/ui/repositories/{n}/replication">{}</a></td>
-<td><form method="post" action="/ui/repositories/{n}/delete" onsubmit="return confirm('Delete repository {n} and all its data?')"><button class="danger">Delete</button></form></td></tr>"#,
+<td><form method="post" action="/ui/repositories/{n}/delete" data-confirm="Delete repository {n} and all its data?"><button class="danger">Delete</button></form></td></tr>"#,
                 if *replicated { "replication" } else { "standalone" }
             )
         })
@@ -145,7 +145,7 @@ pub fn replication(
             let state_class = i.state.split_whitespace().next().unwrap_or_default().trim_end_matches(':');
             let remove = if i.role == "copy" {
                 format!(
-                    r#"<form method="post" action="/ui/repositories/{n}/remove" onsubmit="return confirm('Remove {name} from the cluster?')"><input type="hidden" name="instanceName" value="{name}"><label class="muted" title="Remove it even if it may hold writes the others lack (they are discarded)"><input type="checkbox" name="force" value="true"> force</label> <button class="danger remove">Remove</button></form>"#,
+                    r#"<form method="post" action="/ui/repositories/{n}/remove" data-confirm="Remove {name} from the cluster?"><input type="hidden" name="instanceName" value="{name}"><label class="muted" title="Remove it even if it may hold writes the others lack (they are discarded)"><input type="checkbox" name="force" value="true"> force</label> <button class="danger remove">Remove</button></form>"#,
                     name = escape(&i.name)
                 )
             } else {

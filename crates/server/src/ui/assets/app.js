@@ -1,3 +1,10 @@
+// Forms that ask first (the pages carry no inline script: the Content-Security-Policy
+// allows only this file).
+document.addEventListener("submit", (event) => {
+  const text = event.target.dataset && event.target.dataset.confirm;
+  if (text && !confirm(text)) event.preventDefault();
+});
+
 // The repository page: run SPARQL, show results as a table, download them, upload RDF.
 (function () {
   const page = document.getElementById("repository");

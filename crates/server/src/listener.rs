@@ -1,0 +1,224 @@
+//! Accepting connections, with bounds a hostile or broken client cannot get around: a
+//! limit on open connections, a deadline for a request's headers, a limit on their
+//! size, and an end to connections that carry no request for a while.
+//!
+//! (`axum::serve` has none of these: a connection that sent nothing, or half a request,
+//! was kept for ever.)
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
+
+/// Largest request head (request line and headers) taken; larger ones get 431.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The bounds on connections (`ServerConfig`).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, counted from when the server
+    /// waits for them (so also on a kept-alive HTTP/1 connection between requests).
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (whatever the
+    /// protocol, also before its first byte). A request in flight — a pull stream, a
+    /// streamed result, a long query — keeps it open.
+    pub idle_timeout: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then takes no more
+/// connections, lets the requests in flight finish and returns when every connection
+/// has closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    configure: impl Fn(&tokio::net::TcpStream) + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    let builder = Arc::new(builder);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let (stopping, stop) = watch::channel(false);
+    tokio::pin!(shutdown);
+    let mut refused_since_warning = 0u64;
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        let (stream, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, or a connection reset before it was taken:
+                    // wait a little rather than spin.
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            drop(stream);
+            refused_since_warning += 1;
+            if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                tracing::warn!(
+                    limit = limits.max_connections,
+                    refused = refused_since_warning,
+                    "connection limit reached: closing new connections"
+                );
+                last_warning = Some(Instant::now());
+                refused_since_warning = 0;
+            }
+            continue;
+        };
+        configure(&stream);
+        let (builder, app, mut stop) = (builder.clone(), app.clone(), stop.clone());
+        tokio::spawn(async move {
+            let activity = Arc::new(Activity::new());
+            let tracked = activity.clone();
+            let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                let in_flight = tracked.begin();
+                let mut app = app.clone();
+                async move {
+                    let response = tower_service::Service::call(&mut app, request).await?;
+                    Ok::<_, std::convert::Infallible>(response.map(|inner| TrackedBody {
+                        inner,
+                        _in_flight: in_flight,
+                    }))
+                }
+            });
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let mut draining = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(%remote, error = %e, "connection ended");
+                        }
+                        break;
+                    }
+                    () = activity.idle_for(limits.idle_timeout), if !draining => {
+                        // Nothing in flight: dropping the connection loses no answer.
+                        tracing::debug!(%remote, "closing an idle connection");
+                        break;
+                    }
+                    changed = stop.changed(), if !draining => {
+                        let _ = changed;
+                        draining = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stopping.send(true);
+    // Every connection holds a permit until it has closed.
+    let _ = permits.acquire_many(limits.max_connections as u32).await;
+    Ok(())
+}
+
+/// What one connection is doing: requests in flight, and since when none is.
+///
+/// Rules it keeps: `in_flight` counts requests whose response has not been sent whole
+/// (or dropped); `idle_since` is the moment the count last fell to zero (or the
+/// connection opened).
+struct Activity {
+    in_flight: AtomicUsize,
+    idle_since: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+
+    /// Resolves once no request has been in flight for `timeout` (checked at least
+    /// every `timeout`, so it resolves between one and two `timeout`s after the
+    /// connection fell idle).
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let since = *self.idle_since.lock().unwrap_or_else(|e| e.into_inner());
+            if self.in_flight.load(Ordering::SeqCst) > 0 {
+                tokio::time::sleep(timeout).await;
+                continue;
+            }
+            let deadline = since + timeout;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A request in flight on a connection, until dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut since = self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner());
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            *since = Instant::now();
+        }
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is sent whole
+/// or dropped (a streamed result may take minutes; its connection is not idle).
+struct TrackedBody {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

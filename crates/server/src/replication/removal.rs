@@ -1,0 +1,92 @@
+//! Whether this instance really was removed from its cluster.
+//!
+//! The cluster token proves only that a caller belongs to the cluster; every member
+//! holds it. Being told "you were removed" (`PUT …/repl/removed`) would otherwise let
+//! any member stop another from taking writes. So the claim is checked, not trusted:
+//! it must come from the controlling member named in our own configuration, and that
+//! member, asked back at the address in our configuration (not the caller's), must say
+//! that its configuration lists us as removed. Only the controlling instance changes
+//! the configuration, and only at an operator's request, so a member holding the token
+//! cannot make this true.
+
+use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
+use quadmesh_repl::{ClusterConfig, OriginId};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How long the controlling instance is given to confirm a removal.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the controlling instance's configuration says of one member
+/// (`GET …/repl/membership?origin=N`, with the cluster token).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub cluster_id: String,
+    pub version: u64,
+    pub removed: bool,
+}
+
+impl Membership {
+    pub fn of(config: &ClusterConfig, origin: OriginId) -> Self {
+        Membership {
+            cluster_id: config.cluster_id.clone(),
+            version: config.version,
+            removed: config.removed.contains(&origin),
+        }
+    }
+}
+
+/// Why a "you were removed" call was not believed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemovalRefused {
+    #[error("only the controlling instance of the cluster may say that this instance was removed")]
+    NotFromControlling,
+    #[error("the controlling instance does not list this instance as removed")]
+    NotRemoved,
+    #[error("cannot confirm the removal with the controlling instance: {0}")]
+    CannotConfirm(String),
+}
+
+/// Rules it keeps: succeeds only when `caller` is the controlling member of our
+/// configuration and that member, reached at its configured address, reports our
+/// origin among the removed ones of the same cluster.
+pub async fn confirm_removed(node: &Node, caller: Option<OriginId>) -> Result<(), RemovalRefused> {
+    let config = node.config();
+    let controlling = config
+        .controlling()
+        .cloned()
+        .ok_or(RemovalRefused::NotFromControlling)?;
+    if caller != Some(controlling.origin) {
+        return Err(RemovalRefused::NotFromControlling);
+    }
+    let ours = node.repository().origin();
+    let url = format!(
+        "http://{}/repositories/{}/repl/membership",
+        controlling.address, config.repository
+    );
+    let response = node
+        .http()
+        .get(&url)
+        .query(&[("origin", ours.0.to_string())])
+        .header(TOKEN_HEADER, &config.token)
+        .header(ORIGIN_HEADER, ours.0.to_string())
+        .timeout(CONFIRM_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| RemovalRefused::CannotConfirm(e.without_url().to_string()))?;
+    if !response.status().is_success() {
+        return Err(RemovalRefused::CannotConfirm(format!(
+            "it answered {}",
+            response.status()
+        )));
+    }
+    let membership: Membership = response
+        .json()
+        .await
+        .map_err(|e| RemovalRefused::CannotConfirm(e.without_url().to_string()))?;
+    if membership.cluster_id != config.cluster_id || !membership.removed {
+        return Err(RemovalRefused::NotRemoved);
+    }
+    Ok(())
+}
