@@ -159,6 +159,17 @@ impl ClusterView {
         expired
     }
 
+    /// Whether this instance must refuse writes now that `expired` were expired: the
+    /// controlling instance is among them, so it will not take our transactions any
+    /// more either (it expires us by the same rule) and what we would write would be
+    /// lost. The controlling instance itself never refuses for that: the others are
+    /// grown again from it.
+    pub fn controlling_expired(&self, expired: &[OriginId]) -> bool {
+        self.config
+            .controlling()
+            .is_some_and(|c| c.origin != self.local && expired.contains(&c.origin))
+    }
+
     pub fn is_expired(&self, origin: OriginId) -> bool {
         self.peers.get(&origin).is_some_and(|p| p.expired)
     }
@@ -370,6 +381,16 @@ mod tests {
         assert_eq!(v.stable_version_vector(&local), vv(&[(1, 9)]));
         assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
         assert!(v.is_expired(OriginId(3)));
+    }
+
+    #[test]
+    fn only_a_copy_refuses_writes_when_the_controlling_instance_expired() {
+        let controlling = view();
+        assert!(!controlling.controlling_expired(&[OriginId(2), OriginId(3)]));
+        let copy = ClusterView::new(OriginId(2), controlling.config().clone(), 0);
+        assert!(copy.controlling_expired(&[OriginId(1)]));
+        assert!(!copy.controlling_expired(&[OriginId(3)]));
+        assert!(!copy.controlling_expired(&[]));
     }
 
     #[test]

@@ -596,9 +596,9 @@ impl World {
             if let Some(repo) = self.nodes[node].repo.as_mut() {
                 repo.on_peer_expired(*origin);
             }
-            if *origin == self.nodes[0].origin {
-                self.refuse_writes(node, "the controlling instance was silent too long".into());
-            }
+        }
+        if self.nodes[node].view.controlling_expired(&expired) {
+            self.refuse_writes(node, "the controlling instance was silent too long".into());
         }
         for p in 0..self.nodes[node].pullers.len() {
             let peer = self.nodes[node].pullers[p].0.peer();
