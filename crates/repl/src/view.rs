@@ -175,11 +175,15 @@ impl ClusterView {
     }
 
     /// No transaction this instance has not yet received can be older than this.
+    ///
+    /// An expired member still holds it back (at its last promise) until it is removed
+    /// from the configuration: this instance takes nothing more from it, but a member
+    /// that has not expired it may still relay its old transactions, which a register
+    /// that forgot newer writes to the same quads would let undo them.
     pub fn frontier(&self, local_clock: HlcTime) -> HlcTime {
         self.config
             .members
             .iter()
-            .filter(|m| !self.is_expired(m.origin))
             .map(|m| {
                 if m.origin == self.local {
                     local_clock
@@ -364,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn a_member_away_too_long_stops_holding_the_log_and_the_frontier() {
+    fn a_member_away_too_long_stops_holding_the_log_and_holds_the_frontier_until_removed() {
         let mut v = view();
         let local = vv(&[(1, 9)]);
         v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(1, 9)]), 1_000);
@@ -379,8 +383,13 @@ mod tests {
             "expiry happens once"
         );
         assert_eq!(v.stable_version_vector(&local), vv(&[(1, 9)]));
-        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
+        // The frontier stays at its last promise until it is removed: a member that did
+        // not expire it may still relay its old transactions.
+        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(300));
         assert!(v.is_expired(OriginId(3)));
+        let (config, _) = v.config().without_member("c").unwrap();
+        assert!(v.set_config(config));
+        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
     }
 
     #[test]
