@@ -1,0 +1,282 @@
+//! What a cluster keeps beside its quads, with real processes: namespaces replicate
+//! like data (issue 13).
+
+mod common;
+
+use common::cluster::Cluster;
+use std::time::{Duration, Instant};
+
+/// Cluster tests run one at a time: each starts several processes on two cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What `ex:x` means to a query on instance `index` without a PREFIX line: the IRI, or
+/// the error status and message.
+async fn expand(cluster: &Cluster, index: usize, prefix: &str) -> Result<String, String> {
+    let response = cluster
+        .client
+        .get(cluster.instances[index].repo_url(""))
+        .query(&[(
+            "query",
+            format!("SELECT ?v WHERE {{ BIND({prefix}:x AS ?v) }}"),
+        )])
+        .header("accept", "application/sparql-results+json")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    if status != 200 {
+        return Err(format!("{status}: {}", response.text().await.unwrap()));
+    }
+    let json: serde_json::Value = response.json().await.unwrap();
+    Ok(json["results"]["bindings"][0]["v"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned())
+}
+
+async fn put_namespace(cluster: &Cluster, index: usize, prefix: &str, namespace: &str) {
+    let response = cluster
+        .client
+        .put(cluster.instances[index].repo_url(&format!("/namespaces/{prefix}")))
+        .body(namespace.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+}
+
+async fn delete_namespace(cluster: &Cluster, index: usize, prefix: &str) {
+    let response = cluster
+        .client
+        .delete(cluster.instances[index].repo_url(&format!("/namespaces/{prefix}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+}
+
+/// Waits until `ex:x` expands to `expected` (none: the prefix is unknown) on each of
+/// `instances`; returns how long that took.
+async fn until_expands(
+    cluster: &Cluster,
+    instances: &[usize],
+    prefix: &str,
+    expected: Option<&str>,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    'wait: loop {
+        let mut seen = Vec::new();
+        for &i in instances {
+            let got = expand(cluster, i, prefix).await;
+            let ok = match (&got, expected) {
+                (Ok(iri), Some(namespace)) => *iri == format!("{namespace}x"),
+                (Err(message), None) => message.contains("400"),
+                _ => false,
+            };
+            seen.push(got);
+            if !ok {
+                assert!(
+                    started.elapsed() < within,
+                    "{prefix}: not {expected:?} everywhere within {within:?}: {seen:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                continue 'wait;
+            }
+        }
+        return started.elapsed();
+    }
+}
+
+async fn listed(cluster: &Cluster, index: usize) -> Vec<(String, String)> {
+    let list: Vec<serde_json::Value> = cluster
+        .client
+        .get(cluster.instances[index].repo_url("/namespaces"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list.iter()
+        .map(|n| {
+            (
+                n["prefix"].as_str().unwrap().to_owned(),
+                n["namespace"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn namespaces_replicate_like_data() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    cluster.form_first(2).await;
+
+    // Set on one instance: usable without a PREFIX line on the other within a second.
+    assert!(expand(&cluster, 1, "ex").await.is_err());
+    put_namespace(&cluster, 0, "ex", "http://example.org/one#").await;
+    let took = until_expands(
+        &cluster,
+        &[0, 1],
+        "ex",
+        Some("http://example.org/one#"),
+        Duration::from_secs(1),
+    )
+    .await;
+    eprintln!("a namespace set on node0 was usable on node1 after {took:?}");
+
+    // A copy grown afterwards has it.
+    cluster.grow(2).await;
+    cluster.settle(3).await;
+    assert_eq!(
+        expand(&cluster, 2, "ex").await.as_deref(),
+        Ok("http://example.org/one#x")
+    );
+
+    // Deleted on another instance: gone everywhere, in queries and listings.
+    delete_namespace(&cluster, 2, "ex").await;
+    until_expands(&cluster, &[0, 1, 2], "ex", None, Duration::from_secs(1)).await;
+    for i in 0..3 {
+        assert!(!listed(&cluster, i).await.iter().any(|(p, _)| p == "ex"));
+    }
+
+    // Concurrent sets of one prefix, made on both sides of a partition, end with one
+    // value everywhere: the newer stamp's (node2's, set clearly later).
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        cluster.cut(a, b);
+    }
+    put_namespace(&cluster, 0, "c", "http://example.org/older#").await;
+    put_namespace(&cluster, 1, "d", "http://example.org/d-older#").await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    put_namespace(&cluster, 2, "c", "http://example.org/newer#").await;
+    assert_eq!(
+        expand(&cluster, 0, "c").await.as_deref(),
+        Ok("http://example.org/older#x"),
+        "the partition let node2's set through"
+    );
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        cluster.heal(a, b);
+    }
+    cluster.converge(Duration::from_secs(20)).await;
+    until_expands(
+        &cluster,
+        &[0, 1, 2],
+        "c",
+        Some("http://example.org/newer#"),
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // A delete is not undone by an older set arriving after it.
+    until_expands(
+        &cluster,
+        &[0, 1, 2],
+        "d",
+        Some("http://example.org/d-older#"),
+        Duration::from_secs(5),
+    )
+    .await;
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        cluster.cut(a, b);
+    }
+    put_namespace(&cluster, 0, "d", "http://example.org/d-set-before#").await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    delete_namespace(&cluster, 1, "d").await;
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        cluster.heal(a, b);
+    }
+    cluster.converge(Duration::from_secs(20)).await;
+    until_expands(&cluster, &[0, 1, 2], "d", None, Duration::from_secs(5)).await;
+    let lists: Vec<_> = all_lists(&cluster).await;
+    assert!(
+        lists.windows(2).all(|w| w[0] == w[1]),
+        "listings differ: {lists:?}"
+    );
+
+    // Restarts keep them: a clean stop, and a kill (the log replays over the book).
+    cluster.instances[1].stop();
+    cluster.instances[1].start(false);
+    cluster.instances[2].kill();
+    cluster.instances[2].start(false);
+    for i in 1..3 {
+        assert_eq!(
+            expand(&cluster, i, "c").await.as_deref(),
+            Ok("http://example.org/newer#x")
+        );
+        assert!(expand(&cluster, i, "d").await.is_err());
+    }
+    assert_eq!(all_lists(&cluster).await[1], lists[0]);
+    assert_eq!(all_lists(&cluster).await[2], lists[0]);
+
+    // And they still replicate after the restarts.
+    put_namespace(&cluster, 1, "after", "http://example.org/after#").await;
+    until_expands(
+        &cluster,
+        &[0, 1, 2],
+        "after",
+        Some("http://example.org/after#"),
+        Duration::from_secs(5),
+    )
+    .await;
+}
+
+async fn all_lists(cluster: &Cluster) -> Vec<Vec<(String, String)>> {
+    let mut lists = Vec::new();
+    for i in 0..cluster.instances.len() {
+        lists.push(listed(cluster, i).await);
+    }
+    lists
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_namespaces_are_refused_and_change_nothing() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::launch(dir.path(), 1, &[]).await;
+    let create = cluster
+        .client
+        .put(cluster.instances[0].repo_url(""))
+        .send()
+        .await
+        .unwrap();
+    assert!(create.status().is_success());
+    let before = listed(&cluster, 0).await;
+    for (prefix, namespace) in [("ex", "not an iri"), ("e%20x", "http://example.org/")] {
+        let response = cluster
+            .client
+            .put(cluster.instances[0].repo_url(&format!("/namespaces/{prefix}")))
+            .body(namespace)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{prefix} {namespace}");
+    }
+    let missing = cluster
+        .client
+        .delete(cluster.instances[0].repo_url("/namespaces/nothere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(listed(&cluster, 0).await, before);
+    // The defaults come back with reset=true after a clear.
+    let clear = cluster
+        .client
+        .delete(cluster.instances[0].repo_url("/namespaces"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clear.status(), 204);
+    assert!(listed(&cluster, 0).await.is_empty());
+    let reset = cluster
+        .client
+        .delete(cluster.instances[0].repo_url("/namespaces?reset=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 204);
+    assert_eq!(listed(&cluster, 0).await, before);
+}
