@@ -280,3 +280,169 @@ async fn bad_namespaces_are_refused_and_change_nothing() {
     assert_eq!(reset.status(), 204);
     assert_eq!(listed(&cluster, 0).await, before);
 }
+
+/// The status of `GET /repositories/shared/size` on instance `index` as `user`.
+async fn size_as(cluster: &Cluster, index: usize, user: (&str, &str)) -> u16 {
+    reqwest::Client::new()
+        .get(cluster.instances[index].repo_url("/size"))
+        .basic_auth(user.0, Some(user.1))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Waits until `size_as` answers `status` on each of `instances`; returns how long.
+async fn until_status(
+    cluster: &Cluster,
+    instances: &[usize],
+    user: (&str, &str),
+    status: u16,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    'wait: loop {
+        for &i in instances {
+            let got = size_as(cluster, i, user).await;
+            if got != status {
+                assert!(
+                    started.elapsed() < within,
+                    "{} on node{i}: {got}, not {status} within {within:?}",
+                    user.0
+                );
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                continue 'wait;
+            }
+        }
+        return started.elapsed();
+    }
+}
+
+async fn admin(cluster: &Cluster, index: usize, method: reqwest::Method, path: &str) {
+    let response = cluster
+        .client
+        .http
+        .request(method.clone(), cluster.instances[index].url(path))
+        .basic_auth(common::USER, Some(common::PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert_eq!(
+        status,
+        204,
+        "{method} {path}: {}",
+        response.text().await.unwrap()
+    );
+}
+
+async fn effective_access(cluster: &Cluster, index: usize, user: &str) -> serde_json::Value {
+    cluster
+        .client
+        .get(cluster.instances[index].url(&format!("/users/{user}/effectiveAccess")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn users_and_grants_are_cluster_wide() {
+    use reqwest::Method;
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    cluster.form_first(2).await;
+    let alice = ("alice", "alice-secret");
+
+    // Created on one instance: signs in on the other within a second, with its grant.
+    assert_eq!(size_as(&cluster, 1, alice).await, 401);
+    admin(
+        &cluster,
+        0,
+        Method::PUT,
+        "/users/alice?password=alice-secret",
+    )
+    .await;
+    admin(
+        &cluster,
+        0,
+        Method::PUT,
+        "/users/alice/access?read=true&repository=shared",
+    )
+    .await;
+    let took = until_status(&cluster, &[0, 1], alice, 200, Duration::from_secs(1)).await;
+    eprintln!("a user created on node0 signed in on node1 after {took:?}");
+
+    // A copy grown afterwards knows it.
+    cluster.grow(2).await;
+    cluster.settle(3).await;
+    until_status(&cluster, &[2], alice, 200, Duration::from_secs(1)).await;
+
+    // Revoked on another instance: refused everywhere within a second.
+    admin(
+        &cluster,
+        2,
+        Method::DELETE,
+        "/users/alice/access?read=true&repository=shared",
+    )
+    .await;
+    until_status(&cluster, &[0, 1, 2], alice, 403, Duration::from_secs(1)).await;
+    admin(&cluster, 1, Method::DELETE, "/users/alice").await;
+    until_status(&cluster, &[0, 1, 2], alice, 401, Duration::from_secs(1)).await;
+
+    // Concurrent grant changes on both sides of a partition agree once it heals: per
+    // grant, the newer change wins everywhere.
+    let bob = ("bob", "bob-secret");
+    admin(&cluster, 0, Method::PUT, "/users/bob?password=bob-secret").await;
+    admin(&cluster, 0, Method::PUT, "/users/bob/access?read=true").await;
+    until_status(&cluster, &[0, 1, 2], bob, 200, Duration::from_secs(1)).await;
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        cluster.cut(a, b);
+    }
+    admin(&cluster, 0, Method::PUT, "/users/bob/access?write=true").await;
+    admin(
+        &cluster,
+        1,
+        Method::PUT,
+        "/users/bob/access?read=true&repository=shared",
+    )
+    .await;
+    admin(&cluster, 2, Method::DELETE, "/users/bob/access?read=true").await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    admin(&cluster, 1, Method::DELETE, "/users/bob/access?write=true").await;
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        cluster.heal(a, b);
+    }
+    let expected = serde_json::json!([
+        {"read": true, "write": false, "catalog": "*", "repository": "shared"}
+    ]);
+    let started = Instant::now();
+    loop {
+        let mut seen = Vec::new();
+        for i in 0..3 {
+            seen.push(effective_access(&cluster, i, "bob").await);
+        }
+        if seen.iter().all(|s| *s == expected) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "grants did not agree: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_status(&cluster, &[0, 1, 2], bob, 200, Duration::from_secs(1)).await;
+
+    // Restarts keep them.
+    cluster.instances[1].stop();
+    cluster.instances[1].start(false);
+    cluster.instances[2].kill();
+    cluster.instances[2].start(false);
+    until_status(&cluster, &[1, 2], bob, 200, Duration::from_secs(5)).await;
+    assert_eq!(size_as(&cluster, 1, alice).await, 401);
+    assert_eq!(effective_access(&cluster, 2, "bob").await, expected);
+}

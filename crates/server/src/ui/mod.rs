@@ -5,6 +5,7 @@
 pub mod guard;
 mod pages;
 
+use crate::access::{Need, Permission, Rights};
 use crate::audit::{self, Caller};
 use crate::error::ApiError;
 use crate::params::Params;
@@ -23,32 +24,32 @@ use std::time::{Duration, Instant};
 pub const COOKIE: &str = "quadmesh_ui";
 const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
-/// Signed-in browsers: cookie token → expiry. In memory: a restart signs everyone out.
+/// Signed-in browsers: cookie token → user and expiry. In memory: a restart signs
+/// everyone out.
 #[derive(Default)]
-pub struct UiLogins(Mutex<HashMap<String, Instant>>);
+pub struct UiLogins(Mutex<HashMap<String, (String, Instant)>>);
 
 impl UiLogins {
-    fn open(&self) -> String {
+    fn open(&self, user: &str) -> String {
         let token: String = (0..32)
             .map(|_| format!("{:02x}", rand::random::<u8>()))
             .collect();
         let mut logins = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        logins.retain(|_, expiry| *expiry > now);
-        logins.insert(token.clone(), now + LOGIN_LIFETIME);
+        logins.retain(|_, (_, expiry)| *expiry > now);
+        logins.insert(token.clone(), (user.to_owned(), now + LOGIN_LIFETIME));
         token
     }
 
-    /// Whether the request carries a live sign-in cookie.
-    pub fn check(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = cookie(headers) else {
-            return false;
-        };
+    /// The user signed in by the request's cookie, if it is live.
+    pub fn check(&self, headers: &HeaderMap) -> Option<String> {
+        let token = cookie(headers)?;
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&token)
-            .is_some_and(|expiry| *expiry > Instant::now())
+            .filter(|(_, expiry)| *expiry > Instant::now())
+            .map(|(user, _)| user.clone())
     }
 
     fn close(&self, headers: &HeaderMap) {
@@ -138,7 +139,7 @@ async fn login(State(state): State<AppState>, caller: Caller, body: Bytes) -> Re
         return Redirect::to("/ui/login?error=Wrong+user+or+password.").into_response();
     }
     state.sign_in_throttle.succeeded(from);
-    let token = state.ui_logins.open();
+    let token = state.ui_logins.open(user);
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         LOGIN_LIFETIME.as_secs()
@@ -170,30 +171,40 @@ fn messages(uri: &Uri) -> (Option<String>, Option<String>) {
     )
 }
 
-async fn home(State(state): State<AppState>, uri: Uri) -> Html<String> {
+/// The repositories the user may read, with whether it may write each.
+async fn home(State(state): State<AppState>, rights: Rights, uri: Uri) -> Html<String> {
+    let may_create = rights.can("*", Need::Write);
     let rows = crate::error::blocking(move || {
         Ok(state
             .catalog
             .list()
             .iter()
-            .map(|r| {
-                (
-                    r.name().to_owned(),
-                    r.size(None).unwrap_or(0),
-                    r.cluster().config.is_some(),
-                )
+            .filter(|r| rights.can(r.name(), Need::Read))
+            .map(|r| pages::RepositoryRow {
+                name: r.name().to_owned(),
+                size: r.size(None).unwrap_or(0),
+                replicated: r.cluster().config.is_some(),
+                writable: rights.can(r.name(), Need::Write),
             })
             .collect::<Vec<_>>())
     })
     .await
     .unwrap_or_default();
-    Html(pages::home(&rows, messages(&uri)))
+    Html(pages::home(&rows, may_create, messages(&uri)))
 }
 
-async fn create_repository(State(state): State<AppState>, caller: Caller, body: Bytes) -> Response {
+async fn create_repository(
+    State(state): State<AppState>,
+    rights: Rights,
+    caller: Caller,
+    body: Bytes,
+) -> Response {
     let mut form = Params::default();
     form.extend_form(&body);
     let name = form.get("name").unwrap_or_default().trim().to_owned();
+    if let Err(e) = rights.require(&name, Need::Write) {
+        return e.into_response();
+    }
     let uri: Uri = "/".parse().expect("a valid URI");
     let result = repositories::create(State(state), Path(name.clone()), caller, uri)
         .await
@@ -204,15 +215,26 @@ async fn create_repository(State(state): State<AppState>, caller: Caller, body: 
 async fn delete_repository(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    rights: Rights,
     caller: Caller,
 ) -> Response {
+    if let Err(e) = rights.require(&name, Need::Write) {
+        return e.into_response();
+    }
     let result = repositories::delete(State(state), Path(name.clone()), caller)
         .await
         .map(|_| ());
     back("/ui", result, &format!("Deleted repository {name}."))
 }
 
-async fn repository_page(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+async fn repository_page(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    rights: Rights,
+) -> Response {
+    if let Err(e) = rights.require(&name, Need::Read) {
+        return e.into_response();
+    }
     let Ok(repository) = state.catalog.get(&name) else {
         return back(
             "/ui",
@@ -225,14 +247,19 @@ async fn repository_page(State(state): State<AppState>, Path(name): Path<String>
     let size = crate::error::blocking(move || Ok(repository.size(None)?))
         .await
         .unwrap_or(0);
-    Html(pages::repository(&name, size)).into_response()
+    let writable = rights.can(&name, Need::Write);
+    Html(pages::repository(&name, size, writable)).into_response()
 }
 
 async fn replication_page(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    rights: Rights,
     uri: Uri,
 ) -> Response {
+    if let Err(e) = rights.require(&name, Need::Read) {
+        return e.into_response();
+    }
     if state.catalog.get(&name).is_err() {
         return back(
             "/ui",
@@ -251,7 +278,14 @@ async fn replication_page(
         .ok(),
         None => None,
     };
-    Html(pages::replication(&name, status.as_ref(), messages(&uri))).into_response()
+    let may_change = rights.has(Permission::Replication);
+    Html(pages::replication(
+        &name,
+        status.as_ref(),
+        may_change,
+        messages(&uri),
+    ))
+    .into_response()
 }
 
 fn query_uri(form: &Params, keys: &[&str]) -> Uri {
@@ -269,9 +303,13 @@ fn query_uri(form: &Params, keys: &[&str]) -> Uri {
 async fn grow(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    rights: Rights,
     caller: Caller,
     body: Bytes,
 ) -> Response {
+    if let Err(e) = rights.require_permission(Permission::Replication) {
+        return e.into_response();
+    }
     let mut form = Params::default();
     form.extend_form(&body);
     let instance = form.get("instanceName").unwrap_or_default().to_owned();
@@ -289,9 +327,13 @@ async fn grow(
 async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    rights: Rights,
     caller: Caller,
     body: Bytes,
 ) -> Response {
+    if let Err(e) = rights.require_permission(Permission::Replication) {
+        return e.into_response();
+    }
     let mut form = Params::default();
     form.extend_form(&body);
     let instance = form.get("instanceName").unwrap_or_default().to_owned();
