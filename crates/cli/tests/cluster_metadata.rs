@@ -446,3 +446,49 @@ async fn users_and_grants_are_cluster_wide() {
     assert_eq!(size_as(&cluster, 1, alice).await, 401);
     assert_eq!(effective_access(&cluster, 2, "bob").await, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_carries_namespaces() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::launch(dir.path(), 1, &[]).await;
+    let node = &cluster.instances[0];
+    let created = cluster.client.put(node.repo_url("")).send().await.unwrap();
+    assert!(created.status().is_success());
+    put_namespace(&cluster, 0, "ex", "http://example.org/backed#").await;
+    delete_namespace(&cluster, 0, "foaf").await;
+    let archive = cluster
+        .client
+        .get(node.repo_url("/backup"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let restored = cluster
+        .client
+        .put(node.url("/repositories/restored/restore"))
+        .body(archive)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        restored.status().is_success(),
+        "{}",
+        restored.text().await.unwrap()
+    );
+    let namespaces = |repository: &'static str| {
+        let client = &cluster.client;
+        let url = node.url(&format!("/repositories/{repository}/namespaces"));
+        async move {
+            let list: Vec<serde_json::Value> =
+                client.get(url).send().await.unwrap().json().await.unwrap();
+            list
+        }
+    };
+    let original = namespaces("shared").await;
+    assert!(original.iter().any(|n| n["prefix"] == "ex"));
+    assert!(!original.iter().any(|n| n["prefix"] == "foaf"));
+    assert_eq!(namespaces("restored").await, original);
+}
