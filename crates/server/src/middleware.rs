@@ -47,6 +47,9 @@ pub async fn authenticate(
         }
         // A user deleted since signing in is signed out.
         if !state.auth.is_superuser(&user) && !state.access.user_exists(&user) {
+            if path.starts_with("/ui") {
+                return crate::ui::sign_in_redirect();
+            }
             return ApiError::Unauthorized.into_response();
         }
         insert_caller(&state, &mut request, user, from);
