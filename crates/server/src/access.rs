@@ -252,10 +252,11 @@ impl Access {
     /// The keys present under a prefix of parts (each key split back into its parts).
     fn present_under(&self, parts: &[&str]) -> Vec<Vec<String>> {
         let prefix = format!("{}\t", key(parts));
-        self.book.present(|k, _| {
-            k.strip_prefix(&prefix)
-                .map(|rest| rest.split('\t').map(str::to_owned).collect())
-        })
+        self.book
+            .present_under(&prefix)
+            .into_iter()
+            .map(|rest| rest.split('\t').map(str::to_owned).collect())
+            .collect()
     }
 
     // ---- reading ----

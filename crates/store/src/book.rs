@@ -164,6 +164,19 @@ impl Book {
             .collect()
     }
 
+    /// The keys starting with `prefix` that are present (not deleted), without the
+    /// prefix; a range read, not a scan of the whole book.
+    pub fn present_under(&self, prefix: &str) -> Vec<String> {
+        self.records
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, r)| r.value.is_some())
+            .map(|(k, _)| k[prefix.len()..].to_owned())
+            .collect()
+    }
+
     /// Takes each record newer than the kept one; returns how many were taken.
     pub fn merge(&self, incoming: &BTreeMap<String, BookRecord>) -> Result<usize> {
         let mut records = self.records.write().unwrap_or_else(|e| e.into_inner());
@@ -241,6 +254,21 @@ mod tests {
         assert!(results.windows(2).all(|w| w[0] == w[1]));
         // (12, origin 2) is the newest: the deletion holds against the older sets.
         assert_eq!(results[0]["ex"], record(None, 12, 2));
+    }
+
+    #[test]
+    fn present_under_reads_one_prefix_without_deletions() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = Book::open(dir.path(), BookKind::Access, false, || Ok(BTreeMap::new())).unwrap();
+        book.merge(&BTreeMap::from([
+            ("a\tx".to_string(), record(Some("1"), 1, 1)),
+            ("a\ty".to_string(), record(None, 1, 1)),
+            ("a\tz\tw".to_string(), record(Some("1"), 1, 1)),
+            ("ab\tx".to_string(), record(Some("1"), 1, 1)),
+            ("b".to_string(), record(Some("1"), 1, 1)),
+        ]))
+        .unwrap();
+        assert_eq!(book.present_under("a\t"), ["x", "z\tw"]);
     }
 
     #[test]
