@@ -252,6 +252,38 @@ async fn every_door_checks_the_callers_rights() {
         failures.join("\n")
     );
 
+    // A reader's session reads, and changes nothing (a status of 2: any 2xx).
+    let as_reader = |method: Method, url: String| {
+        http()
+            .request(method, url)
+            .basic_auth(READER.0, Some(READER.1))
+    };
+    let session: String = as_reader(Method::POST, server.url("/repositories/data/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (method, path, status) in [
+        (Method::GET, "/session/ping", 2),
+        (Method::POST, "/session/autoCommit?on=true", 2),
+        (Method::GET, "/size", 200),
+        (Method::DELETE, "/statements", 403),
+        (Method::POST, "/session/close", 2),
+    ] {
+        let response = as_reader(method.clone(), format!("{session}{path}"))
+            .send()
+            .await
+            .unwrap();
+        let got = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert!(
+            got == status || got / 100 == status,
+            "{method} {path} in a reader's session: {got} {text}"
+        );
+    }
+
     // 401 only for missing or wrong credentials.
     for request in [
         http().get(server.url("/repositories/data/size")),

@@ -30,7 +30,7 @@ enum Needed {
 fn reads_only(rest: &str) -> bool {
     matches!(
         rest,
-        "/blankNodes" | "/rollback" | "/session/ping" | "/session/close"
+        "/blankNodes" | "/rollback" | "/session/ping" | "/session/close" | "/session/autoCommit"
     )
 }
 
