@@ -90,3 +90,49 @@ def test_sign_in_query_upload_and_manage_replication(browser, local_cluster, art
     assert "Removed copy-2" in notice.text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#instances tr.instance")) == 2
     shot("5-replication-two-instances")
+
+
+def test_a_read_only_user_sees_no_controls_and_is_refused(browser, local_cluster, artifacts):
+    import requests
+
+    port, password = local_cluster
+    base = "http://127.0.0.1:%d" % port
+    admin = ("admin", password)
+    for path in ["/users/viewer?password=viewer-secret", "/users/viewer/access?read=true&repository=demo"]:
+        assert requests.put(base + path, auth=admin).status_code == 204
+
+    browser.delete_all_cookies()
+    browser.get(base + "/ui/login")
+    wait(browser, EC.presence_of_element_located((By.ID, "sign-in")))
+    browser.find_element(By.ID, "user").send_keys("viewer")
+    browser.find_element(By.ID, "password").send_keys("viewer-secret")
+    browser.find_element(By.ID, "sign-in").click()
+    table = wait(browser, EC.presence_of_element_located((By.ID, "repositories")))
+    assert "demo" in table.text
+    assert browser.find_elements(By.CSS_SELECTOR, "button.danger") == []
+    assert browser.find_elements(By.ID, "create") == []
+
+    browser.get(base + "/ui/repositories/demo")
+    wait(browser, EC.presence_of_element_located((By.ID, "read-only")))
+    assert browser.find_elements(By.ID, "upload-form") == []
+    # Queries still run.
+    editor = browser.find_element(By.ID, "query")
+    editor.clear()
+    editor.send_keys("SELECT ?s WHERE { ?s ?p ?o } LIMIT 1")
+    browser.find_element(By.ID, "run").click()
+    wait(browser, EC.presence_of_element_located((By.ID, "result-table")))
+    browser.save_screenshot(os.path.join(artifacts, "6-read-only.png"))
+    # A write sent from the page anyway (as a hand-made request would) gets 403.
+    status = browser.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        fetch("/repositories/demo/statements", {method: "POST",
+              headers: {"Content-Type": "application/n-triples"},
+              body: "<http://example.org/x> <http://example.org/y> <http://example.org/z> ."})
+          .then((r) => done(r.status));"""
+    )
+    assert status == 403
+
+    browser.get(base + "/ui/repositories/demo/replication")
+    wait(browser, EC.presence_of_element_located((By.ID, "instances")))
+    assert browser.find_elements(By.CSS_SELECTOR, "form[action$='/grow']") == []
+    assert browser.find_elements(By.CSS_SELECTOR, "button.remove") == []

@@ -504,7 +504,11 @@ async fn unknown_allegrograph_endpoints_say_so() {
             501,
             "triple attributes",
         ),
-        ("/users", 501, "user management"),
+        (
+            "/users/admin/security-filters/allow",
+            501,
+            "security filters",
+        ),
         ("/catalogs/other/repositories", 501, "catalogs"),
         ("/repositories/ag/no-such-thing", 404, "no such endpoint"),
     ] {

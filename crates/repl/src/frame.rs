@@ -24,6 +24,9 @@ pub enum EntryKind {
     Config = 2,
     /// A heartbeat on a pull stream: the sender's clock and progress. Never logged.
     Heartbeat = 3,
+    /// Records of a book kept beside the quads (namespaces; users, roles and grants),
+    /// each with its stamp: newest stamp wins per key.
+    Meta = 4,
 }
 
 impl EntryKind {
@@ -32,6 +35,7 @@ impl EntryKind {
             1 => Some(EntryKind::Data),
             2 => Some(EntryKind::Config),
             3 => Some(EntryKind::Heartbeat),
+            4 => Some(EntryKind::Meta),
             _ => None,
         }
     }

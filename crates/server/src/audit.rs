@@ -46,6 +46,24 @@ pub fn sign_in_failed(user: Option<&str>, from: IpAddr, how: &str, reason: &str)
     tracing::info!(target: TARGET, action = "sign-in", outcome = "refused", who = %user, from = %from, how, reason);
 }
 
+/// A change of users, roles or grants (`action`: e.g. `user-put`, `access-grant`;
+/// `subject`: whose, and what). Never a password.
+pub fn access_change<E: std::fmt::Display>(
+    caller: &Caller,
+    action: &str,
+    subject: &str,
+    outcome: &Result<(), E>,
+) {
+    match outcome {
+        Ok(()) => {
+            tracing::info!(target: TARGET, action, outcome = "done", who = %caller.user, from = %caller.from, subject)
+        }
+        Err(e) => {
+            tracing::info!(target: TARGET, action, outcome = "failed", who = %caller.user, from = %caller.from, subject, error = %e)
+        }
+    }
+}
+
 /// A change an operator asked for (`action`: e.g. `repository-create`, `cluster-grow`),
 /// with its outcome (`Err`'s text says why it failed).
 pub fn change<E: std::fmt::Display>(

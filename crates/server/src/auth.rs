@@ -1,4 +1,5 @@
-//! The superuser and HTTP Basic authentication.
+//! The superuser, the users of the deployment (`access.rs`), and HTTP Basic
+//! authentication.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -8,27 +9,16 @@ use blake2::Blake2sMac256;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+use crate::access::Access;
 use crate::secrets::constant_time_eq;
 
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("no superuser is recorded in {0} yet: give one with --user and --password (or QUADMESH_USER with QUADMESH_PASSWORD or QUADMESH_PASSWORD_FILE)")]
-    NoSuperuser(PathBuf),
-    #[error("the superuser name must not be empty or contain ':'")]
-    InvalidUser,
-    #[error("the superuser password must not be empty")]
-    EmptyPassword,
-    #[error("cannot read or write {path}: {detail}")]
-    Io { path: PathBuf, detail: String },
-    #[error("password hashing failed: {0}")]
-    Hash(String),
-}
+pub use crate::auth_error::AuthError;
 
 /// The superuser as recorded in the data directory: the password only as a hash.
 #[derive(Serialize, Deserialize)]
@@ -37,7 +27,7 @@ struct Superuser {
     password_hash: String,
 }
 
-/// Checks credentials against the recorded superuser.
+/// Checks credentials against the recorded superuser and the users of the access book.
 ///
 /// Rules it keeps:
 /// - the password hash (argon2, deliberately slow) runs on a blocking thread, at most
@@ -48,8 +38,9 @@ struct Superuser {
 ///   constant time: timing tells nothing of which names exist;
 /// - a verified `Authorization` header is remembered for `VERIFIED_LIFETIME` by a keyed
 ///   hash (the key is drawn at start and never leaves memory), never in clear, in at
-///   most `VERIFIED_MAX` entries; the password changes only at start, which begins
-///   with an empty cache, so a changed password is never accepted from it.
+///   most `VERIFIED_MAX` entries, and only while the access book has not changed since
+///   (its generation): a deleted user or a changed password is refused at once; the
+///   superuser's password changes only at start, which begins with an empty cache.
 pub struct Auth {
     user: String,
     password_hash: Arc<str>,
@@ -59,6 +50,7 @@ pub struct Auth {
     hashing: Arc<Semaphore>,
     /// Password hashes checked since start (`/metrics`): one per attempt, known user or not.
     checks: AtomicU64,
+    access: Arc<Access>,
 }
 
 /// How long a verified header is taken without hashing again.
@@ -81,7 +73,11 @@ impl Auth {
     /// Loads the superuser from `data_dir`, recording it first when `credentials` are
     /// given. Given credentials that differ from the recorded ones replace them, so a
     /// rotated secret takes effect on restart. Hashes: call it on a blocking thread.
-    pub fn init(data_dir: &Path, credentials: Option<(String, String)>) -> Result<Self, AuthError> {
+    pub fn init(
+        data_dir: &Path,
+        credentials: Option<(String, String)>,
+        access: Arc<Access>,
+    ) -> Result<Self, AuthError> {
         let path = data_dir.join(FILE);
         let io = |e: std::io::Error| AuthError::Io {
             path: path.clone(),
@@ -139,6 +135,7 @@ impl Auth {
             verified: VerifiedCache::new(),
             hashing: Arc::new(Semaphore::new(hashing_at_once())),
             checks: AtomicU64::new(0),
+            access,
         })
     }
 
@@ -146,14 +143,21 @@ impl Auth {
         &self.user
     }
 
-    /// Whether a user name and password are the superuser's (the UI's sign-in form).
+    /// Whether a name is the superuser given at start.
+    pub fn is_superuser(&self, user: &str) -> bool {
+        constant_time_eq(user.as_bytes(), self.user.as_bytes())
+    }
+
+    /// Whether a user name and password are the superuser's or a user's of the access
+    /// book (Basic authentication, the UI's sign-in form).
     pub async fn check_credentials(&self, user: &str, password: &str) -> bool {
-        let known = constant_time_eq(user.as_bytes(), self.user.as_bytes());
-        let hash = if known {
-            self.password_hash.clone()
+        let stored: Option<Arc<str>> = if self.is_superuser(user) {
+            Some(self.password_hash.clone())
         } else {
-            self.dummy_hash.clone()
+            self.access.password_hash(user).map(Into::into)
         };
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let password = password.to_owned();
         let Ok(_permit) = self.hashing.acquire().await else {
             return false;
@@ -170,24 +174,38 @@ impl Auth {
         self.checks.load(Ordering::Relaxed)
     }
 
-    /// Whether an `Authorization` header was verified within `VERIFIED_LIFETIME`.
-    pub fn is_verified(&self, header: &str) -> bool {
-        self.verified.contains(header)
+    /// Hashes a new password, on the bounded blocking pool.
+    pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
+        let password = password.to_owned();
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        tokio::task::spawn_blocking(move || hash(&password))
+            .await
+            .map_err(|e| AuthError::Hash(e.to_string()))?
     }
 
-    /// Whether an `Authorization` header value carries the superuser's credentials.
-    pub async fn check_header(&self, header: &str) -> bool {
-        if self.verified.contains(header) {
-            return true;
+    /// Whether an `Authorization` header was verified within `VERIFIED_LIFETIME`, with
+    /// the access book as it is now.
+    pub fn is_verified(&self, header: &str) -> bool {
+        self.verified.contains(header, self.access.generation())
+    }
+
+    /// The user whose credentials an `Authorization` header value carries, if they are
+    /// right.
+    pub async fn check_header(&self, header: &str) -> Option<String> {
+        let (user, password) = basic_credentials(header)?;
+        let generation = self.access.generation();
+        if self.verified.contains(header, generation) {
+            return Some(user);
         }
-        let Some((user, password)) = basic_credentials(header) else {
-            return false;
-        };
         if !self.check_credentials(&user, &password).await {
-            return false;
+            return None;
         }
-        self.verified.insert(header);
-        true
+        self.verified.insert(header, generation);
+        Some(user)
     }
 }
 
@@ -210,10 +228,11 @@ pub fn claimed_user(header: &str) -> Option<String> {
     basic_credentials(header).map(|(user, _)| user)
 }
 
-/// Verified headers, by a keyed hash, with their expiry (see `Auth`'s rules).
+/// Verified headers, by a keyed hash, with their expiry and the access book's
+/// generation when verified (see `Auth`'s rules).
 struct VerifiedCache {
     key: [u8; 32],
-    entries: Mutex<HashMap<[u8; 32], Instant>>,
+    entries: Mutex<HashMap<[u8; 32], (Instant, u64)>>,
 }
 
 impl VerifiedCache {
@@ -231,11 +250,15 @@ impl VerifiedCache {
         mac.finalize().into_bytes().into()
     }
 
-    fn contains(&self, header: &str) -> bool {
+    fn contains(&self, header: &str, generation: u64) -> bool {
         let digest = self.digest(header);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match entries.get(&digest) {
-            Some(expiry) if *expiry > Instant::now() => true,
+            Some((expiry, verified_at))
+                if *expiry > Instant::now() && *verified_at == generation =>
+            {
+                true
+            }
             Some(_) => {
                 entries.remove(&digest);
                 false
@@ -244,17 +267,17 @@ impl VerifiedCache {
         }
     }
 
-    fn insert(&self, header: &str) {
+    fn insert(&self, header: &str, generation: u64) {
         let digest = self.digest(header);
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= VERIFIED_MAX {
-            entries.retain(|_, expiry| *expiry > now);
+            entries.retain(|_, (expiry, _)| *expiry > now);
             if entries.len() >= VERIFIED_MAX {
                 entries.clear();
             }
         }
-        entries.insert(digest, now + VERIFIED_LIFETIME);
+        entries.insert(digest, (now + VERIFIED_LIFETIME, generation));
     }
 }
 

@@ -1,4 +1,4 @@
-use crate::auth::AuthError;
+use crate::auth_error::AuthError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use quadmesh_store::StoreError;

@@ -1,8 +1,11 @@
 //! The HTTP server of quadmesh: AllegroGraph's REST protocol and the W3C SPARQL
 //! protocols over the storage layer. This is the only crate that knows HTTP and JSON.
 
+mod access;
+mod access_sync;
 mod audit;
 mod auth;
+mod auth_error;
 mod causal;
 mod cluster_ops;
 mod config;
@@ -15,6 +18,7 @@ mod metrics;
 mod middleware;
 mod multipart;
 mod params;
+mod permissions;
 mod readiness;
 mod replication;
 mod request_url;
@@ -78,14 +82,18 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir)?;
     std::fs::create_dir_all(config.spill_dir())?;
-    let (dir, given) = (config.data_dir.clone(), credentials.clone());
-    let auth = tokio::task::spawn_blocking(move || Auth::init(&dir, given))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
     let clock = Arc::new(HybridClock::new(
         SystemClock::with_offset_ms(config.clock_offset_ms),
         MAX_CLOCK_OFFSET_MS,
     ));
+    let (dir, given, fsync) = (config.data_dir.clone(), credentials.clone(), config.fsync);
+    let access_clock = clock.clone();
+    let (auth, access) = tokio::task::spawn_blocking(move || {
+        let access = Arc::new(access::Access::open(&dir, access_clock, fsync)?);
+        Ok::<_, ServeError>((Auth::init(&dir, given, access.clone())?, access))
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))??;
     let options = RepositoryOptions {
         log: LogOptions {
             fsync: config.fsync,
@@ -100,7 +108,7 @@ pub async fn serve(
     let addr = SocketAddr::new(config.bind, config.port);
     let peer_http =
         replication::resolver::peer_client().map_err(|e| ServeError::Http(e.to_string()))?;
-    let state = AppState::new(config, catalog, auth, peer_http);
+    let state = AppState::new(config, catalog, auth, access, peer_http);
     state.replication.start_existing(&state.catalog);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -114,6 +122,7 @@ pub async fn serve(
         .auto_repair
         .then(|| tokio::spawn(replication::repair::repair_forever(state.clone())));
     let role = tokio::spawn(roles::run(state.clone(), credentials.clone()));
+    let access_in_step = tokio::spawn(access_sync::keep_in_step(state.clone()));
     let stopping = state.clone();
     let shutdown = async move {
         shutdown.await;
@@ -137,6 +146,7 @@ pub async fn serve(
     .await?;
     maintenance.abort();
     scrubbing.abort();
+    access_in_step.abort();
     if let Some(repairing) = repairing {
         repairing.abort();
     }

@@ -24,8 +24,10 @@ fn is_peer_path(path: &str) -> bool {
             || path.ends_with("/repl/snapshot"))
 }
 
-/// HTTP Basic authentication of the superuser (or the UI's cookie) on everything but
-/// the probe paths; records the `Caller` for handlers and the audit log. A client
+/// HTTP Basic authentication of the superuser or a user (or the UI's cookie; or, when
+/// the user `anonymous` exists, no credentials at all) on everything but the probe
+/// paths; records the `Caller` for handlers and the audit log, and the caller's
+/// `Rights` for `permissions::authorize` and handlers. A client
 /// address with repeated failures waits before its credentials are even checked
 /// (`SignInThrottle`), unless they were verified a moment ago. A request signed in by
 /// cookie that may change something must come from our own pages (`same_origin`).
@@ -39,12 +41,18 @@ pub async fn authenticate(
         return next.run(request).await;
     }
     let from = audit::client_address(request.extensions());
-    if state.ui_logins.check(request.headers()) {
+    if let Some(user) = state.ui_logins.check(request.headers()) {
         if !request.method().is_safe() && !crate::ui::guard::same_origin(request.headers()) {
             return crate::ui::guard::foreign_origin();
         }
-        let user = state.auth.user().to_owned();
-        request.extensions_mut().insert(Caller { user, from });
+        // A user deleted since signing in is signed out.
+        if !state.auth.is_superuser(&user) && !state.access.user_exists(&user) {
+            if path.starts_with("/ui") {
+                return crate::ui::sign_in_redirect();
+            }
+            return ApiError::Unauthorized.into_response();
+        }
+        insert_caller(&state, &mut request, user, from);
         return next.run(request).await;
     }
     if path.starts_with("/ui") {
@@ -56,6 +64,15 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
     else {
+        if state.access.user_exists(crate::access::ANONYMOUS) {
+            insert_caller(
+                &state,
+                &mut request,
+                crate::access::ANONYMOUS.to_owned(),
+                from,
+            );
+            return next.run(request).await;
+        }
         return ApiError::Unauthorized.into_response();
     };
     let user = crate::auth::claimed_user(&credentials);
@@ -64,18 +81,25 @@ pub async fn authenticate(
             audit::sign_in_failed(user.as_deref(), from, "basic", "throttled");
             return ApiError::TooManySignIns(wait).into_response();
         }
-        if !state.auth.check_header(&credentials).await {
+        if state.auth.check_header(&credentials).await.is_none() {
             state.sign_in_throttle.failed(from);
             audit::sign_in_failed(user.as_deref(), from, "basic", "wrong credentials");
             return ApiError::Unauthorized.into_response();
         }
         state.sign_in_throttle.succeeded(from);
     }
-    request.extensions_mut().insert(Caller {
-        user: user.unwrap_or_default(),
-        from,
-    });
+    insert_caller(&state, &mut request, user.unwrap_or_default(), from);
     next.run(request).await
+}
+
+/// Records who a signed-in request comes from, and what it may do.
+fn insert_caller(state: &AppState, request: &mut Request, user: String, from: std::net::IpAddr) {
+    request.extensions_mut().insert(crate::access::Rights {
+        superuser: state.auth.is_superuser(&user),
+        user: user.clone(),
+        access: state.access.clone(),
+    });
+    request.extensions_mut().insert(Caller { user, from });
 }
 
 /// One log line and the HTTP metrics per request: method, route, status, duration.

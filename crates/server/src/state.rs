@@ -13,6 +13,8 @@ pub struct Inner {
     pub config: ServerConfig,
     pub catalog: Catalog,
     pub auth: Auth,
+    /// Users, roles and grants (`access.rs`), checked by `auth` and `permissions`.
+    pub access: Arc<crate::access::Access>,
     pub sessions: SessionRegistry,
     pub replication: Replication,
     pub http_metrics: crate::http_metrics::HttpMetrics,
@@ -32,6 +34,7 @@ impl AppState {
         config: ServerConfig,
         catalog: Catalog,
         auth: Auth,
+        access: Arc<crate::access::Access>,
         peer_http: reqwest::Client,
     ) -> Self {
         AppState(Arc::new(Inner {
@@ -39,6 +42,7 @@ impl AppState {
             config,
             catalog,
             auth,
+            access,
             sessions: SessionRegistry::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
             repairs: Default::default(),

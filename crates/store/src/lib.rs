@@ -6,6 +6,7 @@
 //! store, under the last-writer [`Register`] that makes replicas converge. This crate
 //! knows nothing of HTTP or of the network.
 
+mod book;
 mod catalog;
 mod checkpoint;
 mod cluster_state;
@@ -28,13 +29,14 @@ mod snapshot;
 mod tracker;
 mod update;
 
+pub use book::{Book, BookKind, BookRecord, MetaChange};
 pub use catalog::{validate_repository_name, Catalog};
 pub use cluster_state::ClusterState;
 pub use digest_book::DigestCheck;
 pub use effect::Effect;
 pub use error::{Result, StoreError};
 pub use log::{IndexedEntry, LogOptions, LogPosition, TxLog};
-pub use namespaces::{Namespaces, DEFAULT_NAMESPACES};
+pub use namespaces::{check_namespace, Namespaces, DEFAULT_NAMESPACES};
 pub use query::{evaluation_error, ParsedQuery, QueryForm, QueryRequest};
 pub use rdf_input::{
     fresh_blank_node, parse_rdf, parse_rdf_stream, rename_blank_nodes, BlankNodeRenamer, BlankNodes,

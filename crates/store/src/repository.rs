@@ -1,3 +1,4 @@
+use crate::book::{Book, BookKind, BookRecord, MetaChange};
 use crate::checkpoint::{Checkpoint, ClockMark};
 use crate::cluster_state::ClusterState;
 use crate::digest_book::{digest_of, DigestBook, DigestCheck};
@@ -14,7 +15,7 @@ use quadmesh_repl::{
     VersionVector,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -120,6 +121,8 @@ pub struct Repository {
     clock: Arc<HybridClock>,
     options: RepositoryOptions,
     namespaces: Namespaces,
+    /// Users, roles and grants as this repository's cluster replicates them.
+    access: Book,
     writer: Mutex<Writer>,
     /// Counts appended log entries; pull streams wait on it.
     appended: watch::Sender<u64>,
@@ -243,7 +246,15 @@ impl Repository {
             digests: DigestBook::new(checkpoint.digest.unwrap_or_default()),
             clock_reserved,
         };
-        let replayed = writer.replay(&store, &clock, dir)?;
+        let namespaces = Namespaces::open(dir, options.log.fsync)?;
+        let access = Book::open(dir, BookKind::Access, options.log.fsync, || {
+            Ok(BTreeMap::new())
+        })?;
+        let books = Books {
+            namespaces: namespaces.book(),
+            access: &access,
+        };
+        let replayed = writer.replay(&store, &clock, dir, &books)?;
         // After a crash the store may already hold entries the checkpoint does not
         // cover (its own write-ahead log), so the replay cannot tell which quads really
         // changed: count them all again.
@@ -286,7 +297,8 @@ impl Repository {
             origin: identity.origin,
             clock,
             options,
-            namespaces: Namespaces::open(dir)?,
+            namespaces,
+            access,
             writer: Mutex::new(writer),
             appended,
             applied_vector,
@@ -333,6 +345,18 @@ impl Repository {
 
     pub fn namespaces(&self) -> &Namespaces {
         &self.namespaces
+    }
+
+    /// Users, roles and grants as replicated with this repository.
+    pub fn access_book(&self) -> &Book {
+        &self.access
+    }
+
+    pub(crate) fn book(&self, kind: BookKind) -> &Book {
+        match kind {
+            BookKind::Namespaces => self.namespaces.book(),
+            BookKind::Access => &self.access,
+        }
     }
 
     pub fn origin(&self) -> OriginId {
@@ -753,6 +777,51 @@ impl Repository {
         Ok(config)
     }
 
+    /// Changes records of a book (namespaces; users, roles and grants) as one stamped,
+    /// logged transaction, so that they replicate like data. `build` sees the book and
+    /// the transaction's stamp under the writer lock and returns the records to write
+    /// (normally with that stamp; records passed on from elsewhere keep their own); none
+    /// writes nothing. Only records newer than the kept ones take effect, here as on
+    /// every peer.
+    pub fn commit_book(
+        &self,
+        kind: BookKind,
+        build: impl FnOnce(&Book, Stamp) -> Result<BTreeMap<String, BookRecord>>,
+    ) -> Result<CommitReceipt> {
+        let mut writer = self.lock_writer();
+        self.check_local_write(&writer)?;
+        let mut entry = self.stamp_entry(&mut writer, EntryKind::Meta, Vec::new())?;
+        let records = build(self.book(kind), entry.stamp())?;
+        if records.is_empty() {
+            return Ok(CommitReceipt::default());
+        }
+        let change = MetaChange {
+            book: kind,
+            records,
+        };
+        entry.payload = change.encode();
+        self.append_then_apply(&mut writer, &entry, |_| {
+            self.book(kind).merge(&change.records).map(drop)
+        })?;
+        self.local_commits.fetch_add(1, Ordering::Relaxed);
+        Ok(CommitReceipt {
+            transaction: Some((entry.seq, entry.stamp())),
+            inserted: 0,
+            deleted: 0,
+        })
+    }
+
+    /// Takes the records of a peer's books newer than ours (a repair: books merge in
+    /// any order, so a peer's state can only bring back what this instance lost).
+    pub fn merge_books(
+        &self,
+        namespaces: &BTreeMap<String, BookRecord>,
+        access: &BTreeMap<String, BookRecord>,
+    ) -> Result<usize> {
+        let _writer = self.lock_writer();
+        Ok(self.namespaces.book().merge(namespaces)? + self.access.merge(access)?)
+    }
+
     /// Applies a transaction received from a peer: logged first, then each quad operation
     /// applied only where the register says it is newer. An origin's transactions must
     /// come in sequence order: one past a gap is refused with [`StoreError::Gap`].
@@ -769,9 +838,10 @@ impl Repository {
                 got: entry.seq,
             });
         }
-        let (effect, config) = match entry.kind {
-            EntryKind::Data => (Some(Effect::decode(&entry.payload)?), None),
-            EntryKind::Config => (None, Some(decode_config(&entry.payload)?)),
+        let (effect, config, meta) = match entry.kind {
+            EntryKind::Data => (Some(Effect::decode(&entry.payload)?), None, None),
+            EntryKind::Config => (None, Some(decode_config(&entry.payload)?), None),
+            EntryKind::Meta => (None, None, Some(MetaChange::decode(&entry.payload)?)),
             EntryKind::Heartbeat => {
                 return Err(StoreError::Corrupt {
                     what: "replicated transaction".into(),
@@ -797,6 +867,9 @@ impl Repository {
             }
             if let Some(config) = config {
                 writer.adopt_config(config, self.origin, &self.dir)?;
+            }
+            if let Some(change) = meta {
+                self.book(change.book).merge(&change.records)?;
             }
             Ok(false)
         })?;
@@ -1077,6 +1150,21 @@ impl Repository {
     }
 }
 
+/// The books of a repository while it opens.
+struct Books<'a> {
+    namespaces: &'a Book,
+    access: &'a Book,
+}
+
+impl Books<'_> {
+    fn get(&self, kind: BookKind) -> &Book {
+        match kind {
+            BookKind::Namespaces => self.namespaces,
+            BookKind::Access => self.access,
+        }
+    }
+}
+
 fn decode_config(payload: &[u8]) -> Result<ClusterConfig> {
     serde_json::from_slice(payload).map_err(|e| StoreError::Corrupt {
         what: "cluster configuration entry".into(),
@@ -1086,7 +1174,13 @@ fn decode_config(payload: &[u8]) -> Result<ClusterConfig> {
 
 impl Writer {
     /// Re-applies the log entries the checkpoint does not cover.
-    fn replay(&mut self, store: &Store, clock: &HybridClock, dir: &Path) -> Result<usize> {
+    fn replay(
+        &mut self,
+        store: &Store,
+        clock: &HybridClock,
+        dir: &Path,
+        books: &Books<'_>,
+    ) -> Result<usize> {
         let entries = self.log.read_from(self.applied)?;
         let count = entries.len();
         let origin = serde_json::from_slice::<Identity>(&fs::read(dir.join("identity.json"))?)
@@ -1101,6 +1195,10 @@ impl Writer {
                 }
                 EntryKind::Config => {
                     self.adopt_config(decode_config(&entry.payload)?, origin, dir)?
+                }
+                EntryKind::Meta => {
+                    let change = MetaChange::decode(&entry.payload)?;
+                    books.get(change.book).merge(&change.records)?;
                 }
                 EntryKind::Heartbeat => {}
             }

@@ -1,12 +1,14 @@
 //! Snapshots for growing a cluster: the store's files and the replication state, taken
 //! at one cut, and installed on a new instance without re-indexing.
 
+use crate::book::{Book, BookKind, BookRecord};
 use crate::checkpoint::Checkpoint;
 use crate::cluster_state::ClusterState;
 use crate::error::Result;
 use crate::repository::{Identity, Repository, RepositoryOptions};
 use quadmesh_repl::{ClusterConfig, HlcTime, HybridClock, OriginId, VersionVector};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +23,12 @@ pub struct SnapshotState {
     /// The content digest at `version_vector`.
     #[serde(default)]
     pub digest: Option<quadmesh_repl::ContentDigest>,
+    /// The books at `version_vector` (absent from snapshots of servers older than
+    /// replicated books: the new repository then starts with the defaults).
+    #[serde(default)]
+    pub namespaces: Option<BTreeMap<String, BookRecord>>,
+    #[serde(default)]
+    pub access: Option<BTreeMap<String, BookRecord>>,
 }
 
 impl Repository {
@@ -37,6 +45,8 @@ impl Repository {
             register: Checkpoint::encode_register(&writer.register),
             config: writer.cluster.config.clone(),
             digest: Some(writer.digests.current()),
+            namespaces: Some(self.book(BookKind::Namespaces).records()),
+            access: Some(self.book(BookKind::Access).records()),
         })
     }
 
@@ -69,6 +79,12 @@ impl Repository {
             expired: None,
         }
         .save(dir)?;
+        if let Some(records) = state.namespaces {
+            Book::install(dir, BookKind::Namespaces, records)?;
+        }
+        if let Some(records) = state.access {
+            Book::install(dir, BookKind::Access, records)?;
+        }
         clock.observe(state.clock).ok();
         Repository::open(name, dir, clock, options, false)
     }

@@ -237,9 +237,17 @@ async fn fetch_and_repair(
             missing,
         });
     }
-    let outcome = tokio::task::spawn_blocking(move || repository.repair_from(&snapshot, &at))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    // The snapshot's books too: merging by stamp can only bring back what we lost.
+    let (namespaces, access) = (
+        snapshot_state.namespaces.unwrap_or_default(),
+        snapshot_state.access.unwrap_or_default(),
+    );
+    let outcome = tokio::task::spawn_blocking(move || {
+        repository.merge_books(&namespaces, &access)?;
+        repository.repair_from(&snapshot, &at)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))??;
     match outcome {
         Ok(repaired) => Ok(repaired),
         Err(RepairDeferred::Behind { missing }) => Err(RepairError::Behind {

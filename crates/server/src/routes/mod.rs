@@ -7,13 +7,16 @@ pub mod namespaces;
 pub mod peer_snapshot;
 pub mod repl;
 pub mod repositories;
+pub mod roles;
 pub mod server;
 pub mod sessions;
 pub mod sparql;
 pub mod statements;
 pub mod unsupported;
+pub mod users;
 
 use crate::middleware::{authenticate, durability, log_requests};
+use crate::permissions::authorize;
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post, put};
@@ -50,6 +53,51 @@ fn repository_routes() -> Router<AppState> {
         .route("/rollback", post(sessions::rollback))
 }
 
+/// `/users` and `/roles` (AllegroGraph's user management).
+fn access_routes() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(users::list))
+        .route("/users/{name}", put(users::put).delete(users::delete))
+        .route("/users/{name}/password", post(users::password))
+        .route(
+            "/users/{name}/access",
+            get(users::access)
+                .put(users::change_access)
+                .delete(users::change_access),
+        )
+        .route(
+            "/users/{name}/effectiveAccess",
+            get(users::effective_access),
+        )
+        .route("/users/{name}/permissions", get(users::permissions))
+        .route(
+            "/users/{name}/effectivePermissions",
+            get(users::effective_permissions),
+        )
+        .route(
+            "/users/{name}/permissions/{permission}",
+            put(users::change_permission).delete(users::change_permission),
+        )
+        .route("/users/{name}/roles", get(users::roles))
+        .route(
+            "/users/{name}/roles/{role}",
+            put(users::change_role).delete(users::change_role),
+        )
+        .route("/roles", get(roles::list))
+        .route("/roles/{name}", put(roles::change).delete(roles::change))
+        .route(
+            "/roles/{name}/access",
+            get(roles::access)
+                .put(roles::change_access)
+                .delete(roles::change_access),
+        )
+        .route("/roles/{name}/permissions", get(roles::permissions))
+        .route(
+            "/roles/{name}/permissions/{permission}",
+            put(roles::change_permission).delete(roles::change_permission),
+        )
+}
+
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
@@ -59,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::metrics))
         .route("/catalogs", get(server::catalogs))
         .route("/repositories", get(repositories::list))
+        .merge(access_routes())
         .route(
             "/repositories/{repo}",
             put(repositories::create)
@@ -126,6 +175,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::session_forward::forward_sessions,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

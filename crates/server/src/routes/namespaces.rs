@@ -1,14 +1,16 @@
-//! `/namespaces` and `/namespaces/PREFIX`.
+//! `/namespaces` and `/namespaces/PREFIX`. Changes are replicated transactions of the
+//! repository (see `quadmesh_store::Namespaces`).
 
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
-use crate::target::Target;
+use crate::target::{Target, Written};
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::{StatusCode, Uri};
+use axum::response::Response;
 use axum::Json;
-use quadmesh_store::DEFAULT_NAMESPACES;
-use std::collections::HashMap;
+use quadmesh_store::{check_namespace, BookKind, BookRecord, DEFAULT_NAMESPACES};
+use std::collections::{BTreeMap, HashMap};
 
 pub async fn list(target: Target) -> Json<Vec<serde_json::Value>> {
     Json(
@@ -23,22 +25,44 @@ pub async fn list(target: Target) -> Json<Vec<serde_json::Value>> {
 }
 
 /// `DELETE /namespaces`: removes the user's prefixes; with `reset=true`, the defaults
-/// come back.
-pub async fn clear(target: Target, uri: Uri) -> ApiResult<StatusCode> {
+/// come back. One replicated transaction.
+pub async fn clear(target: Target, uri: Uri) -> ApiResult<Response> {
     let reset = Params::from_uri(&uri).flag("reset")?.unwrap_or(false);
-    blocking(move || {
-        let namespaces = target.repository().namespaces();
-        for prefix in namespaces.list().keys() {
-            namespaces.remove(prefix)?;
+    let mut changes: BTreeMap<String, Option<String>> = target
+        .repository()
+        .namespaces()
+        .list()
+        .into_keys()
+        .map(|prefix| (prefix, None))
+        .collect();
+    if reset {
+        for (prefix, namespace) in DEFAULT_NAMESPACES {
+            changes.insert(prefix.to_string(), Some(namespace.to_string()));
         }
-        if reset {
-            for (prefix, namespace) in DEFAULT_NAMESPACES {
-                namespaces.set(prefix, namespace)?;
-            }
-        }
-        Ok(StatusCode::NO_CONTENT)
+    }
+    change(target, changes).await
+}
+
+/// Commits `changes` (prefix → namespace, or none to delete) through the repository's
+/// single writer, so that they replicate; the response carries the transaction.
+async fn change(target: Target, changes: BTreeMap<String, Option<String>>) -> ApiResult<Response> {
+    for (prefix, namespace) in &changes {
+        check_namespace(prefix, namespace.as_deref())?;
+    }
+    let receipt = blocking(move || {
+        Ok(target
+            .repository()
+            .commit_book(BookKind::Namespaces, |_, stamp| {
+                Ok(changes
+                    .into_iter()
+                    .map(|(prefix, namespace)| {
+                        (prefix, BookRecord::new(namespace.map(Into::into), stamp))
+                    })
+                    .collect())
+            })?)
     })
-    .await
+    .await?;
+    Ok(Written::Committed(receipt).tag(StatusCode::NO_CONTENT))
 }
 
 fn prefix_of(params: &HashMap<String, String>) -> ApiResult<String> {
@@ -67,7 +91,7 @@ pub async fn put_one(
     target: Target,
     Path(params): Path<HashMap<String, String>>,
     body: Bytes,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let prefix = prefix_of(&params)?;
     let namespace = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest("the namespace must be UTF-8 text".into()))?;
@@ -76,26 +100,18 @@ pub async fn put_one(
         .trim_start_matches('<')
         .trim_end_matches('>')
         .to_owned();
-    blocking(move || {
-        target.repository().namespaces().set(&prefix, &namespace)?;
-        Ok(StatusCode::NO_CONTENT)
-    })
-    .await
+    change(target, BTreeMap::from([(prefix, Some(namespace))])).await
 }
 
 pub async fn delete_one(
     target: Target,
     Path(params): Path<HashMap<String, String>>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let prefix = prefix_of(&params)?;
-    blocking(move || {
-        if target.repository().namespaces().remove(&prefix)? {
-            Ok(StatusCode::NO_CONTENT)
-        } else {
-            Err(ApiError::NotFound(format!(
-                "no namespace has the prefix '{prefix}'"
-            )))
-        }
-    })
-    .await
+    if target.repository().namespaces().get(&prefix).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no namespace has the prefix '{prefix}'"
+        )));
+    }
+    change(target, BTreeMap::from([(prefix, None)])).await
 }

@@ -21,7 +21,18 @@ pub async fn snapshot(
     // The superuser may take one too: a controlling instance that lost its data has no
     // cluster token left, and re-grows from a member with the superuser's credentials.
     let superuser = match headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        Some(credentials) => state.auth.check_header(credentials).await,
+        Some(credentials) => state
+            .auth
+            .check_header(credentials)
+            .await
+            .is_some_and(|user| {
+                crate::access::Rights {
+                    superuser: state.auth.is_superuser(&user),
+                    user,
+                    access: state.access.clone(),
+                }
+                .is_super()
+            }),
         None => false,
     };
     let (node, origin) = if superuser {

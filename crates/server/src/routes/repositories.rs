@@ -17,22 +17,26 @@ pub fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
+/// The repositories the caller may read.
 pub async fn list(
     State(state): State<AppState>,
+    rights: crate::access::Rights,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
+    use crate::access::Need;
     let base = base_url(&headers);
     let rows: Vec<_> = state
         .catalog
         .list()
         .iter()
+        .filter(|r| rights.can(r.name(), Need::Read))
         .map(|r| {
             serde_json::json!({
                 "id": r.name(),
                 "uri": format!("{base}/repositories/{}", r.name()),
                 "title": r.name(),
                 "readable": true,
-                "writable": true,
+                "writable": rights.can(r.name(), Need::Write),
             })
         })
         .collect();

@@ -1,5 +1,6 @@
 //! The SPARQL 1.1 Protocol endpoint: `GET`/`POST` on the repository (or session) URL.
 
+use crate::access::{Need, Rights};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::formats::{accepted, charset, content_type, graph_format, solutions_format};
 use crate::params::Params;
@@ -32,6 +33,7 @@ pub async fn handle(
     // The URL as sent (a nested router's `Uri` lacks its prefix): the base IRI.
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
+    rights: Rights,
     body: Bytes,
 ) -> ApiResult<Response> {
     let mut params = Params::from_uri(&uri);
@@ -84,7 +86,10 @@ pub async fn handle(
             )
             .await
         }
-        Operation::Update(request) => run_update(target, request, &headers).await,
+        Operation::Update(request) => {
+            rights.require(target.repository().name(), Need::Write)?;
+            run_update(target, request, &headers).await
+        }
     }
 }
 

@@ -41,8 +41,11 @@ const REPOSITORY_FEATURES: &[(&str, &str)] = &[
 
 /// AllegroGraph's server-level endpoints quadmesh lacks.
 const SERVER_FEATURES: &[(&str, &str)] = &[
-    ("users", "user management (quadmesh has one superuser)"),
-    ("roles", "roles and permissions"),
+    (
+        "users",
+        "security filters and per-user data (users, access, permissions and roles are supported)",
+    ),
+    ("roles", "security filters of roles"),
     ("initfile", "the initialization file"),
     ("scripts", "server-side scripts"),
     ("processes", "process management"),

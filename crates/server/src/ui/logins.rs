@@ -8,32 +8,32 @@ use std::time::{Duration, Instant};
 pub const COOKIE: &str = "quadmesh_ui";
 pub const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
-/// Signed-in browsers: cookie token → expiry. In memory: a restart signs everyone out.
+/// Signed-in browsers: cookie token → user and expiry. In memory: a restart signs
+/// everyone out.
 #[derive(Default)]
-pub struct UiLogins(Mutex<HashMap<String, Instant>>);
+pub struct UiLogins(Mutex<HashMap<String, (String, Instant)>>);
 
 impl UiLogins {
-    pub(super) fn open(&self) -> String {
+    pub(super) fn open(&self, user: &str) -> String {
         let token: String = (0..32)
             .map(|_| format!("{:02x}", rand::random::<u8>()))
             .collect();
         let mut logins = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        logins.retain(|_, expiry| *expiry > now);
-        logins.insert(token.clone(), now + LOGIN_LIFETIME);
+        logins.retain(|_, (_, expiry)| *expiry > now);
+        logins.insert(token.clone(), (user.to_owned(), now + LOGIN_LIFETIME));
         token
     }
 
-    /// Whether the request carries a live sign-in cookie.
-    pub fn check(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = cookie(headers) else {
-            return false;
-        };
+    /// The user signed in by the request's cookie, if it is live.
+    pub fn check(&self, headers: &HeaderMap) -> Option<String> {
+        let token = cookie(headers)?;
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&token)
-            .is_some_and(|expiry| *expiry > Instant::now())
+            .filter(|(_, expiry)| *expiry > Instant::now())
+            .map(|(user, _)| user.clone())
     }
 
     pub(super) fn close(&self, headers: &HeaderMap) {

@@ -8,6 +8,7 @@ mod pages;
 
 pub use logins::{COOKIE, LOGIN_LIFETIME};
 
+use crate::access::{Need, Permission, Rights};
 use crate::audit::{self, Caller};
 use crate::cluster_ops::{self, GrowRequest};
 use crate::error::ApiError;
@@ -86,7 +87,7 @@ async fn login(State(state): State<AppState>, caller: Caller, body: Bytes) -> Re
         return Redirect::to("/ui/login?error=Wrong+user+or+password.").into_response();
     }
     state.sign_in_throttle.succeeded(from);
-    let token = state.ui_logins.open();
+    let token = state.ui_logins.open(user);
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         LOGIN_LIFETIME.as_secs()
@@ -118,30 +119,40 @@ fn messages(uri: &Uri) -> (Option<String>, Option<String>) {
     )
 }
 
-async fn home(State(state): State<AppState>, uri: Uri) -> Html<String> {
+/// The repositories the user may read, with whether it may write each.
+async fn home(State(state): State<AppState>, rights: Rights, uri: Uri) -> Html<String> {
+    let may_create = rights.can("*", Need::Write);
     let rows = crate::error::blocking(move || {
         Ok(state
             .catalog
             .list()
             .iter()
-            .map(|r| {
-                (
-                    r.name().to_owned(),
-                    r.size(None).unwrap_or(0),
-                    r.cluster().config.is_some(),
-                )
+            .filter(|r| rights.can(r.name(), Need::Read))
+            .map(|r| pages::RepositoryRow {
+                name: r.name().to_owned(),
+                size: r.size(None).unwrap_or(0),
+                replicated: r.cluster().config.is_some(),
+                writable: rights.can(r.name(), Need::Write),
             })
             .collect::<Vec<_>>())
     })
     .await
     .unwrap_or_default();
-    Html(pages::home(&rows, messages(&uri)))
+    Html(pages::home(&rows, may_create, messages(&uri)))
 }
 
-async fn create_repository(State(state): State<AppState>, caller: Caller, body: Bytes) -> Response {
+async fn create_repository(
+    State(state): State<AppState>,
+    rights: Rights,
+    caller: Caller,
+    body: Bytes,
+) -> Response {
     let mut form = Params::default();
     form.extend_form(&body);
     let name = form.get("name").unwrap_or_default().trim().to_owned();
+    if let Err(e) = rights.require(&name, Need::Write) {
+        return e.into_response();
+    }
     let result = cluster_ops::create_repository(&state, &caller, &name, false).await;
     back("/ui", result, &format!("Created repository {name}."))
 }
@@ -149,13 +160,24 @@ async fn create_repository(State(state): State<AppState>, caller: Caller, body: 
 async fn delete_repository(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    rights: Rights,
     caller: Caller,
 ) -> Response {
+    if let Err(e) = rights.require(&name, Need::Write) {
+        return e.into_response();
+    }
     let result = cluster_ops::delete_repository(&state, &caller, &name).await;
     back("/ui", result, &format!("Deleted repository {name}."))
 }
 
-async fn repository_page(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+async fn repository_page(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    rights: Rights,
+) -> Response {
+    if let Err(e) = rights.require(&name, Need::Read) {
+        return e.into_response();
+    }
     let Ok(repository) = state.catalog.get(&name) else {
         return back(
             "/ui",
@@ -168,14 +190,19 @@ async fn repository_page(State(state): State<AppState>, Path(name): Path<String>
     let size = crate::error::blocking(move || Ok(repository.size(None)?))
         .await
         .unwrap_or(0);
-    Html(pages::repository(&name, size)).into_response()
+    let writable = rights.can(&name, Need::Write);
+    Html(pages::repository(&name, size, writable)).into_response()
 }
 
 async fn replication_page(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    rights: Rights,
     uri: Uri,
 ) -> Response {
+    if let Err(e) = rights.require(&name, Need::Read) {
+        return e.into_response();
+    }
     if state.catalog.get(&name).is_err() {
         return back(
             "/ui",
@@ -194,15 +221,26 @@ async fn replication_page(
         .ok(),
         None => None,
     };
-    Html(pages::replication(&name, status.as_ref(), messages(&uri))).into_response()
+    let may_change = rights.has(Permission::Replication);
+    Html(pages::replication(
+        &name,
+        status.as_ref(),
+        may_change,
+        messages(&uri),
+    ))
+    .into_response()
 }
 
 async fn grow(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    rights: Rights,
     caller: Caller,
     body: Bytes,
 ) -> Response {
+    if let Err(e) = rights.require_permission(Permission::Replication) {
+        return e.into_response();
+    }
     let mut form = Params::default();
     form.extend_form(&body);
     let instance = form.get("instanceName").unwrap_or_default().to_owned();
@@ -220,9 +258,13 @@ async fn grow(
 async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    rights: Rights,
     caller: Caller,
     body: Bytes,
 ) -> Response {
+    if let Err(e) = rights.require_permission(Permission::Replication) {
+        return e.into_response();
+    }
     let mut form = Params::default();
     form.extend_form(&body);
     let instance = form.get("instanceName").unwrap_or_default().to_owned();

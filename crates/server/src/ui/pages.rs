@@ -71,37 +71,67 @@ pub fn login(error: Option<&str>) -> String {
     )
 }
 
+/// One repository on the home page, as the signed-in user may see it.
+pub struct RepositoryRow {
+    pub name: String,
+    pub size: usize,
+    pub replicated: bool,
+    /// Whether the user may write it (and so delete it): the delete button shows.
+    pub writable: bool,
+}
+
 pub fn home(
-    repositories: &[(String, usize, bool)],
+    repositories: &[RepositoryRow],
+    may_create: bool,
     messages: (Option<String>, Option<String>),
 ) -> String {
     let rows: String = repositories
         .iter()
-        .map(|(name, size, replicated)| {
-            let n = escape(name);
+        .map(|row| {
+            let n = escape(&row.name);
+            let delete = if row.writable {
+                format!(
+                    r#"<form method="post" action="/ui/repositories/{n}/delete" data-confirm="Delete repository {n} and all its data?"><button class="danger">Delete</button></form>"#
+                )
+            } else {
+                String::new()
+            };
             format!(
-                r#"<tr><td><a href="/ui/repositories/{n}">{n}</a></td><td class="num size">{size}</td>
+                r#"<tr><td><a href="/ui/repositories/{n}">{n}</a></td><td class="num size">{}</td>
 <td><a href="/ui/repositories/{n}/replication">{}</a></td>
-<td><form method="post" action="/ui/repositories/{n}/delete" data-confirm="Delete repository {n} and all its data?"><button class="danger">Delete</button></form></td></tr>"#,
-                if *replicated { "replication" } else { "standalone" }
+<td>{delete}</td></tr>"#,
+                row.size,
+                if row.replicated { "replication" } else { "standalone" }
             )
         })
         .collect();
+    let create = if may_create {
+        r#"<h2>New repository</h2>
+<form class="row" method="post" action="/ui/repositories"><input type="text" name="name" id="new-name" placeholder="name" required><button id="create">Create</button></form>"#
+    } else {
+        ""
+    };
     layout(
         "Repositories",
         true,
         &format!(
             r#"<h1>Repositories</h1>{}
 <table id="repositories"><thead><tr><th>Repository</th><th>Statements</th><th>Cluster</th><th></th></tr></thead><tbody>{rows}</tbody></table>
-<h2>New repository</h2>
-<form class="row" method="post" action="/ui/repositories"><input type="text" name="name" id="new-name" placeholder="name" required><button id="create">Create</button></form>"#,
+{create}"#,
             message_html(messages)
         ),
     )
 }
 
-pub fn repository(name: &str, size: usize) -> String {
+pub fn repository(name: &str, size: usize, writable: bool) -> String {
     let n = escape(name);
+    let upload = if writable {
+        r#"<h2>Upload RDF</h2>
+<form class="row" id="upload-form"><input type="file" id="file" accept=".ttl,.nt,.nq,.trig,.rdf,.owl,.xml,.jsonld,.n3"><button id="upload">Upload</button></form>
+<p class="muted">Turtle, N-Triples, N-Quads, TriG, RDF/XML or JSON-LD; a file with an error anywhere changes nothing.</p>"#
+    } else {
+        r#"<p class="muted" id="read-only">You may read this repository, not change it.</p>"#
+    };
     layout(
         name,
         true,
@@ -113,9 +143,7 @@ pub fn repository(name: &str, size: usize) -> String {
 <textarea id="query" spellcheck="false">SELECT ?s ?p ?o WHERE {{ ?s ?p ?o }} LIMIT 100</textarea>
 <div class="row"><button id="run">Run</button><button class="secondary" id="download">Download CSV</button></div>
 <div id="results"></div>
-<h2>Upload RDF</h2>
-<form class="row" id="upload-form"><input type="file" id="file" accept=".ttl,.nt,.nq,.trig,.rdf,.owl,.xml,.jsonld,.n3"><button id="upload">Upload</button></form>
-<p class="muted">Turtle, N-Triples, N-Quads, TriG, RDF/XML or JSON-LD; a file with an error anywhere changes nothing.</p>
+{upload}
 </div>"#
         ),
     )
@@ -124,6 +152,7 @@ pub fn repository(name: &str, size: usize) -> String {
 pub fn replication(
     name: &str,
     status: Option<&ClusterStatus>,
+    may_change: bool,
     messages: (Option<String>, Option<String>),
 ) -> String {
     let n = escape(name);
@@ -143,7 +172,7 @@ pub fn replication(
         .iter()
         .map(|i| {
             let state_class = i.state.split_whitespace().next().unwrap_or_default().trim_end_matches(':');
-            let remove = if i.role == "copy" {
+            let remove = if i.role == "copy" && may_change {
                 format!(
                     r#"<form method="post" action="/ui/repositories/{n}/remove" data-confirm="Remove {name} from the cluster?"><input type="hidden" name="instanceName" value="{name}"><label class="muted" title="Remove it even if it may hold writes the others lack (they are discarded)"><input type="checkbox" name="force" value="true"> force</label> <button class="danger remove">Remove</button></form>"#,
                     name = escape(&i.name)
@@ -171,13 +200,7 @@ pub fn replication(
             r#"<h1>{n} · replication</h1>{}{}
 <p class="muted">Cluster <code>{}</code>, configuration {}, seen from <strong>{}</strong>. Register entries: {}; log entries: {}.</p>
 <table id="instances"><thead><tr><th>Instance</th><th>Address</th><th>Role</th><th>State</th><th>Lag (transactions)</th><th>Lag (ms)</th><th>Last contact</th><th></th></tr></thead><tbody>{rows}</tbody></table>
-<h2>Grow the cluster</h2>
-<p class="muted">Copies the repository to another quadmesh server (at the controlling instance only).</p>
-<form class="row" method="post" action="/ui/repositories/{n}/grow">
-<input type="text" name="instanceName" placeholder="instance name" required>
-<input type="text" name="host" placeholder="host" required><input type="number" name="port" value="10035" required>
-<input type="text" name="user" placeholder="its user" required><input type="password" name="password" placeholder="its password" required>
-<button>Grow</button></form>"#,
+{}"#,
             message_html(messages),
             status
                 .writes_refused
@@ -191,6 +214,19 @@ pub fn replication(
             escape(&status.instance),
             status.register_entries,
             status.log_entries,
+            if may_change {
+                GROW_FORM.replace("{n}", &n)
+            } else {
+                String::new()
+            },
         ),
     )
 }
+
+const GROW_FORM: &str = r#"<h2>Grow the cluster</h2>
+<p class="muted">Copies the repository to another quadmesh server (at the controlling instance only).</p>
+<form class="row" method="post" action="/ui/repositories/{n}/grow">
+<input type="text" name="instanceName" placeholder="instance name" required>
+<input type="text" name="host" placeholder="host" required><input type="number" name="port" value="10035" required>
+<input type="text" name="user" placeholder="its user" required><input type="password" name="password" placeholder="its password" required>
+<button>Grow</button></form>"#;

@@ -102,7 +102,9 @@ document.addEventListener("submit", (event) => {
     });
   }
 
-  document.getElementById("upload-form").addEventListener("submit", (event) => {
+  // A user who may only read gets no upload form.
+  const uploadForm = document.getElementById("upload-form");
+  if (uploadForm) uploadForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const file = document.getElementById("file").files[0];
     if (!file) return show("Choose a file first.", "error");
