@@ -10,6 +10,7 @@ mod cluster;
 mod digest;
 pub mod frame;
 mod heartbeat;
+mod promotion;
 pub mod pull;
 mod refusal;
 mod stamp;
@@ -22,6 +23,9 @@ pub use cluster::{ClusterConfig, Member, MembershipError};
 pub use digest::ContentDigest;
 pub use frame::{Entry, EntryKind, FrameError};
 pub use heartbeat::Heartbeat;
+pub use promotion::{
+    decide_confirmation, decide_vote, ConfigPosition, ConsentRefusal, Promise, VoteRequest,
+};
 pub use pull::{PullCommand, PullEvent, PullFailure, Puller};
 pub use refusal::{admit_puller, PeerRefusal, RefusalCode, StreamCursor};
 pub use stamp::{HlcTime, OriginId, Stamp};

@@ -13,6 +13,7 @@ mod metrics;
 mod middleware;
 mod multipart;
 mod params;
+mod point_in_time;
 mod replication;
 mod request_url;
 mod results;

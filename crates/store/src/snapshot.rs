@@ -67,6 +67,7 @@ impl Repository {
             config: state.config,
             removed: false,
             expired: None,
+            promised: None,
         }
         .save(dir)?;
         clock.observe(state.clock).ok();

@@ -26,6 +26,14 @@ pub enum ReplCommand {
         controlling_spec: String,
         instance_name: String,
     },
+    /// Promote the member at SPEC to controlling instance when the controlling instance
+    /// is gone for good: takes effect only if a strict majority of the members grant it
+    /// (the old controlling instance, if it answers, counts like any other).
+    Promote {
+        /// USER:PASSWORD@HOST:PORT/REPO of the member to promote (the credentials must be
+        /// valid on every member).
+        spec: String,
+    },
     /// Remove an instance from the cluster. Refused while the instance may hold writes
     /// the others lack (it holds some, or it cannot be reached to tell), unless --force.
     Remove {
@@ -103,6 +111,20 @@ pub async fn run(command: ReplCommand) -> Result<()> {
                 .query(&[("instanceName", instance_name.as_str())]);
             api.send(request).await?;
             println!("{instance_name} is now the controlling instance");
+        }
+        ReplCommand::Promote { spec } => {
+            let api = Api::new(Spec::parse(&spec)?)?;
+            let answer: serde_json::Value = api
+                .send(api.request(Method::PUT, &repl_url(&api.spec, "promote")?))
+                .await?
+                .json()
+                .await?;
+            println!(
+                "{} is now the controlling instance (epoch {}, configuration version {})",
+                answer["controlling"].as_str().unwrap_or("?"),
+                answer["epoch"],
+                answer["configVersion"]
+            );
         }
         ReplCommand::Remove {
             controlling_spec,

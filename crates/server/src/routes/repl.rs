@@ -5,6 +5,7 @@
 use crate::audit::{self, Caller};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
+use crate::replication::promotion::require_confirmations;
 use crate::replication::removal::{confirm_removed, Membership};
 use crate::replication::snapshot_transfer::pack;
 use crate::replication::stream::pull_stream;
@@ -131,6 +132,22 @@ fn controlling_node(state: &AppState, name: &str) -> ApiResult<Arc<Node>> {
     }
 }
 
+/// Before a change by the controlling instance: the committed configuration, once a
+/// change quorum of its members can confirm a change of it (nothing is written
+/// otherwise; see `replication::promotion`).
+async fn require_consent_to_change(node: &Arc<Node>) -> ApiResult<ClusterConfig> {
+    let repository = node.repository().clone();
+    let base = blocking(move || Ok(repository.cluster().config))
+        .await?
+        .ok_or_else(|| {
+            StoreError::from(MembershipError::NotInCluster(
+                node.repository().name().to_owned(),
+            ))
+        })?;
+    require_confirmations(node, &base, base.position()).await?;
+    Ok(base)
+}
+
 /// `PUT /repositories/NAME/repl/setControlling?instanceName=` (at the controlling
 /// instance): the controlling role moves to that member; from then on only it grows
 /// and removes.
@@ -142,18 +159,23 @@ pub async fn set_controlling(
     let params = Params::from_uri(&uri);
     let instance = required(&params, "instanceName")?.to_owned();
     let node = controlling_node(&state, &name)?;
+    let base = require_consent_to_change(&node).await?;
     let repository = node.repository().clone();
     let to = instance.clone();
-    blocking(move || {
-        repository.commit_config(|current, _| {
+    let maintained = node.clone();
+    let (base, config) = blocking(move || {
+        let mut base = base;
+        let config = repository.commit_config(|current, _| {
             let current = current
                 .ok_or_else(|| MembershipError::NotInCluster(repository.name().to_owned()))?;
+            base = current.clone();
             Ok(current.with_controlling_moved(&to)?)
         })?;
-        node.maintain();
-        Ok(())
+        maintained.maintain();
+        Ok((base, config))
     })
     .await?;
+    require_confirmations(&node, &base, config.position()).await?;
     tracing::info!(target: "quadmesh::audit", repository = %name, %instance, "the controlling role moved");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -206,19 +228,18 @@ async fn grow(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> 
     if node.config().member_named(&instance).is_some() {
         return Err(StoreError::from(MembershipError::NameTaken(instance)).into());
     }
+    let base = require_consent_to_change(&node).await?;
     let repository = node.repository().clone();
     let origin = OriginId(rand::random::<u64>() >> 1);
     let scratch = state.catalog.scratch_dir()?;
-    let (repo, member_name, member_address, dir) = (
-        repository.clone(),
-        instance.clone(),
-        address.clone(),
-        scratch.clone(),
-    );
-    let archive = blocking(move || {
-        repo.commit_config(|current, time| {
+    let (repo, member_name, member_address) =
+        (repository.clone(), instance.clone(), address.clone());
+    let (base, config) = blocking(move || {
+        let mut base = base;
+        let config = repo.commit_config(|current, time| {
             let current =
                 current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
+            base = current.clone();
             Ok(current.with_member(Member {
                 name: member_name,
                 origin,
@@ -227,18 +248,31 @@ async fn grow(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> 
                 added_at: time,
             })?)
         })?;
-        let started = std::time::Instant::now();
-        let snapshot_state = repo.snapshot(&dir.join("store"))?;
-        let archive = dir.join("snapshot.tar");
-        pack(&dir.join("store"), &snapshot_state, &archive)
-            .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
-        tracing::info!(
-            millis = started.elapsed().as_millis() as u64,
-            "snapshot taken for a new instance"
-        );
-        Ok(archive)
+        Ok((base, config))
     })
-    .await;
+    .await?;
+    // In force before the new instance gets anything: one that never got its snapshot
+    // is taken out again below.
+    let confirmed = require_confirmations(&node, &base, config.position()).await;
+    let (repo, dir) = (repository.clone(), scratch.clone());
+    let archive = match confirmed {
+        Err(e) => Err(e),
+        Ok(()) => {
+            blocking(move || {
+                let started = std::time::Instant::now();
+                let snapshot_state = repo.snapshot(&dir.join("store"))?;
+                let archive = dir.join("snapshot.tar");
+                pack(&dir.join("store"), &snapshot_state, &archive)
+                    .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
+                tracing::info!(
+                    millis = started.elapsed().as_millis() as u64,
+                    "snapshot taken for a new instance"
+                );
+                Ok(archive)
+            })
+            .await
+        }
+    };
     let pushed = match archive {
         Ok(archive) => {
             push_snapshot(
@@ -396,6 +430,7 @@ async fn remove_instance(state: AppState, name: String, uri: Uri) -> ApiResult<S
     let instance = required(&params, "instanceName")?.to_owned();
     let force = params.flag("force")?.unwrap_or(false);
     let node = controlling_node(&state, &name)?;
+    let base = require_consent_to_change(&node).await?;
     let repository = node.repository().clone();
     if let Some(leaving) = node.config().member_named(&instance).map(|m| m.origin) {
         let repo = repository.clone();
@@ -426,18 +461,24 @@ async fn remove_instance(state: AppState, name: String, uri: Uri) -> ApiResult<S
         }
     }
     let (repo, leaving) = (repository.clone(), instance.clone());
-    let (config, removed) = blocking(move || {
-        let mut removed = None;
+    let (base, config, removed) = blocking(move || {
+        let (mut removed, mut base) = (None, base);
         let config = repo.commit_config(|current, _| {
             let current =
                 current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
+            base = current.clone();
             let (next, member) = current.without_member(&leaving)?;
             removed = Some(member);
             Ok(next)
         })?;
-        Ok((config, removed.expect("set when the change succeeded")))
+        Ok((
+            base,
+            config,
+            removed.expect("set when the change succeeded"),
+        ))
     })
     .await?;
+    require_confirmations(&node, &base, config.position()).await?;
     // Tell it at once (it would also learn on its next pull); it may be gone already.
     let url = format!(
         "http://{}/repositories/{}/repl/removed",
