@@ -238,6 +238,20 @@ async fn a_copy_is_promoted_when_the_controlling_instance_is_gone_and_grows_and_
         acknowledged.len()
     );
     assert_all_held(&cluster, &acknowledged).await;
+
+    // The old controlling instance comes back after all: it learns it was removed and
+    // changes nothing.
+    cluster.instances[0].start(true);
+    wait_for(
+        "node0 learns it was removed",
+        Duration::from_secs(20),
+        async || cluster.status(0).await["removed"] == true,
+    )
+    .await;
+    let (status, text) = remove_via(&cluster, 0, "node2").await;
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("removed"), "{text}");
+    assert_eq!(controlling_seen_by(&cluster, 2).await.0, "node1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -137,13 +137,16 @@ fn controlling_node(state: &AppState, name: &str) -> ApiResult<Arc<Node>> {
 /// otherwise; see `replication::promotion`).
 async fn require_consent_to_change(node: &Arc<Node>) -> ApiResult<ClusterConfig> {
     let repository = node.repository().clone();
-    let base = blocking(move || Ok(repository.cluster().config))
-        .await?
-        .ok_or_else(|| {
-            StoreError::from(MembershipError::NotInCluster(
-                node.repository().name().to_owned(),
-            ))
-        })?;
+    let cluster = blocking(move || Ok(repository.cluster())).await?;
+    let name = node.repository().name().to_owned();
+    if cluster.removed {
+        // It may not know the configuration that removed it (a removed member's pulls
+        // are refused), so it must not go by the one it holds.
+        return Err(StoreError::Removed(name).into());
+    }
+    let base = cluster
+        .config
+        .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name)))?;
     require_confirmations(node, &base, base.position()).await?;
     Ok(base)
 }
