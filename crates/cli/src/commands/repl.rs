@@ -202,10 +202,11 @@ fn status_table(status: &serde_json::Value) -> String {
             format!("this instance takes no writes: {reason}\n")
         });
     format!(
-        "cluster {} of repository {} (configuration {}), seen from {}\n{refused}{}",
+        "cluster {} of repository {} (configuration {}, epoch {}), seen from {}\n{refused}{}",
         status["cluster"].as_str().unwrap_or_default(),
         status["repository"].as_str().unwrap_or_default(),
         status["configVersion"],
+        status["configEpoch"],
         status["instance"].as_str().unwrap_or_default(),
         quadmesh_server::render_table(&header, &rows)
     )

@@ -259,6 +259,9 @@ async fn grow(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> 
     let confirmed = require_confirmations(&node, &base, config.position()).await;
     let (repo, dir) = (repository.clone(), scratch.clone());
     let archive = match confirmed {
+        Err(ApiError::Unavailable(why)) => Err(ApiError::Unavailable(format!(
+            "{why}; the new member is taken out again and got nothing"
+        ))),
         Err(e) => Err(e),
         Ok(()) => {
             blocking(move || {
