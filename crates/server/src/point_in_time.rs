@@ -8,8 +8,8 @@
 //!
 //! Rules it keeps:
 //! - an incremental backup holds every transaction its end cut has and its start cut
-//!   lacks, and nothing else; it is refused (nothing written) when the log no longer
-//!   holds them;
+//!   lacks, and nothing else (counted); it is refused (nothing written) when the log no
+//!   longer holds them all;
 //! - a chain is checked whole (every checksum, every link: each incremental starts
 //!   exactly where the archive before it ends) before anything is created; a broken
 //!   chain is refused with the missing link named;
@@ -97,6 +97,20 @@ pub fn pack_increment(
         .map_err(|e| internal(e.into_error()))?
         .sync_all()
         .map_err(internal)?;
+    // Every transaction between the two cuts must have been there: the log may have
+    // been truncated meanwhile, or never held them (a repository installed from a
+    // snapshot after the previous backup).
+    let expected: u64 = vector
+        .iter()
+        .map(|(origin, seq)| seq.saturating_sub(base.get(origin)))
+        .sum();
+    if transactions != expected {
+        let _ = std::fs::remove_file(&log_path);
+        return Err(ApiError::Conflict(format!(
+            "this repository's log no longer holds {} of the {expected} transactions since the previous backup: take a full backup",
+            expected.saturating_sub(transactions)
+        )));
+    }
     let manifest = IncrementManifest {
         repository: repository.name().to_owned(),
         base: base.clone(),
