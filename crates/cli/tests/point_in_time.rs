@@ -252,3 +252,152 @@ async fn a_point_in_time_restore_holds_exactly_what_was_stamped_by_then() {
     assert!(stderr.contains("not one of this repository"), "{stderr}");
     assert!(!dir.path().join("x.tar").exists());
 }
+
+/// Writes one triple at a time to `url` until told to stop.
+fn timed_writer(
+    url: String,
+    tag: &'static str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<Write>> {
+    tokio::spawn(async move {
+        let client = Client::default();
+        let mut writes = Vec::new();
+        let mut i = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let subject = format!("http://example.org/{tag}{i}");
+            let sent_ms = now_ms();
+            let response = client
+                .post(url.clone())
+                .header("content-type", "application/n-triples")
+                .body(format!("<{subject}> <http://example.org/p> \"{i}\" .\n"))
+                .send()
+                .await;
+            let acknowledged_ms = response.is_ok_and(|r| r.status().is_success()).then(now_ms);
+            writes.push(Write {
+                subject,
+                sent_ms,
+                acknowledged_ms,
+            });
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        writes
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_member_backs_up_every_origin_and_restores_up_to_a_time() {
+    use common::cluster::Cluster;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::launch(&dir.path().join("cluster"), 3, &[]).await;
+    cluster.form_first(2).await;
+    let target = Server::start(&dir.path().join("target"));
+    let client = Client::default();
+    let member = &cluster.instances[1];
+    let spec = format!(
+        "{}:{}@{}:{}/{}",
+        common::USER,
+        common::PASSWORD,
+        member.ip,
+        member.port,
+        Cluster::REPO
+    );
+    let archive = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let (full, increment) = (archive("full.tar"), archive("inc.tar"));
+    succeeded(&cli(&["backup", &spec, &full]));
+    // Writes on both members; the cluster grows meanwhile, so the log holds a
+    // configuration entry of the controlling origin between its data entries.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = [
+        timed_writer(
+            cluster.instances[0].repo_url("/statements"),
+            "a",
+            stop.clone(),
+        ),
+        timed_writer(
+            cluster.instances[1].repo_url("/statements"),
+            "b",
+            stop.clone(),
+        ),
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.grow(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let until = now_ms();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut writes = Vec::new();
+    for writer in writers {
+        writes.extend(writer.await.unwrap());
+    }
+    cluster.converge(Duration::from_secs(30)).await;
+    succeeded(&cli(&["backup", &spec, &increment, "--since", &full]));
+
+    let until_text = until.to_string();
+    succeeded(&cli(&[
+        "restore",
+        &full,
+        &increment,
+        &target.spec("as_of"),
+        "--until",
+        &until_text,
+    ]));
+    let restored = subjects(&client, &target, "as_of").await;
+    let held = |subject: &str| restored.binary_search(&subject.to_owned()).is_ok();
+    let before: Vec<&Write> = writes
+        .iter()
+        .filter(|w| w.acknowledged_ms.is_some_and(|t| t < until))
+        .collect();
+    let after: Vec<&Write> = writes.iter().filter(|w| w.sent_ms > until).collect();
+    for origin in ["http://example.org/a", "http://example.org/b"] {
+        assert!(
+            before
+                .iter()
+                .filter(|w| w.subject.starts_with(origin))
+                .count()
+                > 10,
+            "too few writes of {origin} before the time"
+        );
+    }
+    assert!(after.len() > 10, "too few writes after the time");
+    for write in &before {
+        assert!(
+            held(&write.subject),
+            "{} acknowledged before the time is missing",
+            write.subject
+        );
+    }
+    for write in &after {
+        assert!(
+            !held(&write.subject),
+            "{} sent after the time was restored",
+            write.subject
+        );
+    }
+    // The restored repository is in no cluster, and the whole chain is the member.
+    assert_eq!(
+        client
+            .get(target.url("/repositories/as_of/repl/status"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    succeeded(&cli(&["restore", &full, &increment, &target.spec("all")]));
+    assert_eq!(subjects(&client, &target, "all").await, {
+        let text = cluster.export(1).await;
+        let mut subjects: Vec<String> = text
+            .lines()
+            .map(|l| {
+                l.split(' ')
+                    .next()
+                    .unwrap()
+                    .trim_matches(['<', '>'])
+                    .to_owned()
+            })
+            .collect();
+        subjects.sort();
+        subjects
+    });
+}
