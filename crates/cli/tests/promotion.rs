@@ -330,6 +330,16 @@ async fn a_partition_during_promotion_leaves_exactly_one_instance_accepting_memb
         async || controlling_seen_by(&cluster, 0).await.0 == "node1",
     )
     .await;
+    let metrics = cluster.metrics(0).await;
+    assert!(
+        metrics.contains("quadmesh_replication_controlling{repository=\"shared\"} 0")
+            && metrics.contains("quadmesh_replication_config_epoch{repository=\"shared\"} 2"),
+        "{metrics}"
+    );
+    assert!(cluster
+        .metrics(1)
+        .await
+        .contains("quadmesh_replication_controlling{repository=\"shared\"} 1"));
     let (status, text) = grow_via(&cluster, 0, 4).await;
     assert_eq!(status, 409, "{text}");
     assert!(text.contains("node1"), "{text}");
