@@ -251,6 +251,8 @@ async fn a_copy_is_promoted_when_the_controlling_instance_is_gone_and_grows_and_
     let (status, text) = remove_via(&cluster, 0, "node2").await;
     assert_eq!(status, 409, "{text}");
     assert!(text.contains("removed"), "{text}");
+    let (status, text) = put(&cluster, 0, "/repl/promote", &[]).await;
+    assert_eq!(status, 409, "{text}");
     assert_eq!(controlling_seen_by(&cluster, 2).await.0, "node1");
 }
 

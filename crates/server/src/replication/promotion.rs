@@ -238,6 +238,9 @@ pub async fn promote(node: &Arc<Node>, authorization: &str) -> ApiResult<Cluster
         let repository = repository.clone();
         blocking(move || Ok(repository.cluster())).await?
     };
+    if cluster.removed {
+        return Err(StoreError::Removed(repository.name().to_owned()).into());
+    }
     let base = cluster.config.ok_or_else(|| {
         StoreError::from(MembershipError::NotInCluster(repository.name().to_owned()))
     })?;
