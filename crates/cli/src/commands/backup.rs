@@ -114,6 +114,12 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
                 None => String::new(),
             }
         );
+        let ends = replayed["chainEndsMs"].as_u64().unwrap_or_default();
+        if until.is_some_and(|until| until > ends) {
+            eprintln!(
+                "note: the chain ends at {ends} ms since the epoch, before the time asked for: what was written after its last backup is not in it"
+            );
+        }
     } else {
         let src = PathBuf::from(&sources[0]);
         let body = if src.as_os_str() == "-" {
