@@ -313,7 +313,9 @@ async fn a_partition_during_promotion_leaves_exactly_one_instance_accepting_memb
         3,
         "nothing was written"
     );
-    // The promoted one can.
+    // A copy cannot either; the promoted one can.
+    let (status, text) = grow_via(&cluster, 2, 3).await;
+    assert_eq!(status, 409, "{text}");
     let (status, text) = grow_via(&cluster, 1, 3).await;
     assert_eq!(status, 204, "{text}");
     writers.lock().unwrap().push(writer(
