@@ -323,3 +323,86 @@ async fn the_roles_keep_several_repositories_each_its_own_cluster() {
         "each repository is its own cluster"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_joining_through_the_old_controlling_instance_follows_a_promotion() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::default();
+    let mut controlling = Instance::new(
+        &dir.path().join("controlling"),
+        free_port(),
+        &[
+            "--role",
+            "controlling",
+            "--repo",
+            REPO,
+            "--instance-name",
+            "controlling",
+        ],
+    );
+    let controlling_address = format!("127.0.0.1:{}", controlling.port);
+    let copy_args = |name: &'static str| {
+        [
+            "--role",
+            "copy",
+            "--repo",
+            REPO,
+            "--instance-name",
+            name,
+            "--controlling",
+            controlling_address.as_str(),
+        ]
+        .map(str::to_owned)
+    };
+    let args = copy_args("copy-1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut copy = Instance::new(&dir.path().join("copy-1"), free_port(), &args);
+    controlling.start();
+    copy.start();
+    for instance in [&controlling, &copy] {
+        wait_for("ready", Duration::from_secs(60), async || {
+            ready(&client, instance).await.0 == 200
+        })
+        .await;
+    }
+    insert(&client, &controlling, "a", 10).await;
+    // Two members: a promotion needs both, so the controlling instance grants it here.
+    let response = client
+        .put(copy.url(&format!("/repositories/{REPO}/repl/promote")))
+        .send()
+        .await
+        .unwrap();
+    let status_code = response.status();
+    assert_eq!(status_code, 200, "{}", response.text().await.unwrap());
+    wait_for(
+        "the old controlling instance knows",
+        Duration::from_secs(10),
+        async || {
+            status(&client, &controlling).await["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["name"] == "copy-1" && i["role"] == "controlling")
+        },
+    )
+    .await;
+    // A new copy still pointed at the old controlling instance joins through copy-1.
+    let args = copy_args("copy-2");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut late = Instance::new(&dir.path().join("copy-2"), free_port(), &args);
+    late.start();
+    wait_for("copy-2 ready", Duration::from_secs(60), async || {
+        ready(&client, &late).await.0 == 200
+    })
+    .await;
+    let seen = status(&client, &late).await;
+    let names: Vec<&str> = seen["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["controlling", "copy-1", "copy-2"], "{seen}");
+    assert_eq!(seen["configEpoch"], 1, "{seen}");
+    assert_eq!(size(&client, &late).await, Some(10));
+}

@@ -34,16 +34,20 @@ pub enum MembershipError {
     NotControlling(String),
     #[error("'{0}' is not the controlling instance of the cluster")]
     NotTheControlling(String),
+    #[error("the cluster configuration changed meanwhile ({0}): try again")]
+    ChangedMeanwhile(String),
     #[error("instance '{name}' {detail}; removing it would discard them: repeat with force=true (quadmesh repl remove --force) to remove it anyway")]
     Unreplicated { name: String, detail: String },
 }
 
 /// The configuration of a replication cluster of one repository.
 ///
-/// Rules it keeps: it changes only at the controlling instance, each change raising
-/// `version` by one; an instance applies a configuration only if its version is newer
-/// than the one it has; member names and origin ids are unique, and the ids of removed
-/// members are remembered so that none is ever reused.
+/// Rules it keeps: it changes only at the controlling instance of its epoch, each change
+/// raising `version` by one, or by a promotion, which starts a newer epoch (see
+/// `promotion.rs` for who may make either); an instance applies a configuration only if
+/// it is newer (epoch first, then version) than the one it has; member names and origin
+/// ids are unique, and the ids of removed members are remembered so that none is ever
+/// reused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterConfig {
     pub cluster_id: String,
@@ -51,6 +55,9 @@ pub struct ClusterConfig {
     /// Authenticates instance-to-instance calls. Never a user password.
     pub token: String,
     pub version: u64,
+    /// The controlling instance's term: raised by each promotion (0 before any).
+    #[serde(default)]
+    pub epoch: u64,
     pub members: Vec<Member>,
     pub removed: Vec<OriginId>,
 }
@@ -62,6 +69,7 @@ impl ClusterConfig {
             repository,
             token,
             version: 1,
+            epoch: 0,
             members: vec![first],
             removed: Vec::new(),
         }
@@ -168,9 +176,12 @@ impl ClusterConfig {
         Ok(next)
     }
 
-    /// Votes needed for `quorum`: more than half of the members.
-    pub fn quorum(&self) -> usize {
-        self.members.len() / 2 + 1
+    /// Member `to` is promoted to controlling instance of the new `epoch` (it made this
+    /// change itself, once a majority granted it the epoch: see `promotion.rs`).
+    pub fn with_promoted(&self, to: &str, epoch: u64) -> Result<Self, MembershipError> {
+        let mut next = self.with_controlling_moved(to)?;
+        next.epoch = epoch;
+        Ok(next)
     }
 }
 
@@ -265,12 +276,12 @@ mod tests {
     }
 
     #[test]
-    fn quorum_is_more_than_half() {
+    fn quorums_of_one_two_and_three() {
         let mut c = config();
-        assert_eq!(c.quorum(), 1);
+        assert_eq!((c.promotion_quorum(), c.change_quorum()), (1, 1));
         c = c.with_member(member("b", 2, false)).unwrap();
-        assert_eq!(c.quorum(), 2);
+        assert_eq!((c.promotion_quorum(), c.change_quorum()), (2, 1));
         c = c.with_member(member("c", 3, false)).unwrap();
-        assert_eq!(c.quorum(), 2);
+        assert_eq!((c.promotion_quorum(), c.change_quorum()), (2, 2));
     }
 }

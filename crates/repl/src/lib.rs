@@ -11,6 +11,7 @@ mod digest;
 pub mod frame;
 mod heartbeat;
 mod lost_tail;
+mod promotion;
 pub mod pull;
 mod refusal;
 mod stamp;
@@ -24,6 +25,9 @@ pub use digest::ContentDigest;
 pub use frame::{Entry, EntryKind, FrameError};
 pub use heartbeat::Heartbeat;
 pub use lost_tail::AwaitingPeers;
+pub use promotion::{
+    decide_confirmation, decide_vote, ConfigPosition, ConsentRefusal, Promise, VoteRequest,
+};
 pub use pull::{PullCommand, PullEvent, PullFailure, Puller};
 pub use refusal::{admit_puller, PeerRefusal, RefusalCode, StreamCursor};
 pub use stamp::{HlcTime, OriginId, Stamp};

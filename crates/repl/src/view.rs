@@ -71,9 +71,10 @@ impl ClusterView {
         &self.config
     }
 
-    /// Adopts a newer configuration; an older or equal one is ignored.
+    /// Adopts a newer configuration (epoch first, then version); an older or equal one
+    /// is ignored.
     pub fn set_config(&mut self, config: ClusterConfig) -> bool {
-        if config.version <= self.config.version {
+        if !config.supersedes(&self.config) {
             return false;
         }
         self.peers.retain(|origin, _| config.is_member(*origin));

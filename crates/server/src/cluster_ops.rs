@@ -13,6 +13,7 @@
 use crate::audit::{self, Caller};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
+use crate::replication::promotion::require_confirmations;
 use crate::replication::snapshot_transfer::pack;
 use crate::replication::{Node, ORIGIN_HEADER, TOKEN_HEADER};
 use crate::state::AppState;
@@ -135,18 +136,23 @@ pub async fn remove_member(
 pub async fn set_controlling(state: &AppState, name: &str, instance: &str) -> ApiResult<()> {
     let instance = instance.to_owned();
     let node = controlling_node(state, name)?;
+    let base = require_consent_to_change(&node).await?;
     let repository = node.repository().clone();
     let to = instance.clone();
-    blocking(move || {
-        repository.commit_config(|current, _| {
+    let maintained = node.clone();
+    let (base, config) = blocking(move || {
+        let mut base = base;
+        let config = repository.commit_config(|current, _| {
             let current = current
                 .ok_or_else(|| MembershipError::NotInCluster(repository.name().to_owned()))?;
+            base = current.clone();
             Ok(current.with_controlling_moved(&to)?)
         })?;
-        node.maintain();
-        Ok(())
+        maintained.maintain();
+        Ok((base, config))
     })
     .await?;
+    require_confirmations(&node, &base, config.position()).await?;
     tracing::info!(target: "quadmesh::audit", repository = %name, %instance, "the controlling role moved");
     Ok(())
 }
@@ -217,6 +223,25 @@ pub fn controlling_node(state: &AppState, name: &str) -> ApiResult<Arc<Node>> {
     }
 }
 
+/// Before a change by the controlling instance: the committed configuration, once a
+/// change quorum of its members can confirm a change of it (nothing is written
+/// otherwise; see `replication::promotion`).
+async fn require_consent_to_change(node: &Arc<Node>) -> ApiResult<ClusterConfig> {
+    let repository = node.repository().clone();
+    let cluster = blocking(move || Ok(repository.cluster())).await?;
+    let name = node.repository().name().to_owned();
+    if cluster.removed {
+        // It may not know the configuration that removed it (a removed member's pulls
+        // are refused), so it must not go by the one it holds.
+        return Err(StoreError::Removed(name).into());
+    }
+    let base = cluster
+        .config
+        .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name)))?;
+    require_confirmations(node, &base, base.position()).await?;
+    Ok(base)
+}
+
 async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<()> {
     let GrowRequest {
         instance,
@@ -237,19 +262,18 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
     if node.config().member_named(&instance).is_some() {
         return Err(StoreError::from(MembershipError::NameTaken(instance)).into());
     }
+    let base = require_consent_to_change(&node).await?;
     let repository = node.repository().clone();
     let origin = OriginId(rand::random::<u64>() >> 1);
     let scratch = state.catalog.scratch_dir()?;
-    let (repo, member_name, member_address, dir) = (
-        repository.clone(),
-        instance.clone(),
-        address.clone(),
-        scratch.clone(),
-    );
-    let archive = blocking(move || {
-        repo.commit_config(|current, time| {
+    let (repo, member_name, member_address) =
+        (repository.clone(), instance.clone(), address.clone());
+    let (base, config) = blocking(move || {
+        let mut base = base;
+        let config = repo.commit_config(|current, time| {
             let current =
                 current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
+            base = current.clone();
             Ok(current.with_member(Member {
                 name: member_name,
                 origin,
@@ -258,18 +282,34 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
                 added_at: time,
             })?)
         })?;
-        let started = std::time::Instant::now();
-        let snapshot_state = repo.snapshot(&dir.join("store"))?;
-        let archive = dir.join("snapshot.tar");
-        pack(&dir.join("store"), &snapshot_state, &archive)
-            .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
-        tracing::info!(
-            millis = started.elapsed().as_millis() as u64,
-            "snapshot taken for a new instance"
-        );
-        Ok(archive)
+        Ok((base, config))
     })
-    .await;
+    .await?;
+    // In force before the new instance gets anything: one that never got its snapshot
+    // is taken out again below.
+    let confirmed = require_confirmations(&node, &base, config.position()).await;
+    let (repo, dir) = (repository.clone(), scratch.clone());
+    let archive = match confirmed {
+        Err(ApiError::Unavailable(why)) => Err(ApiError::Unavailable(format!(
+            "{why}; the new member is taken out again and got nothing"
+        ))),
+        Err(e) => Err(e),
+        Ok(()) => {
+            blocking(move || {
+                let started = std::time::Instant::now();
+                let snapshot_state = repo.snapshot(&dir.join("store"))?;
+                let archive = dir.join("snapshot.tar");
+                pack(&dir.join("store"), &snapshot_state, &archive)
+                    .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
+                tracing::info!(
+                    millis = started.elapsed().as_millis() as u64,
+                    "snapshot taken for a new instance"
+                );
+                Ok(archive)
+            })
+            .await
+        }
+    };
     let pushed = match archive {
         Ok(archive) => {
             push_snapshot(
@@ -364,6 +404,7 @@ async fn push_snapshot(
 async fn remove(state: &AppState, name: &str, instance: &str, force: bool) -> ApiResult<()> {
     let (name, instance) = (name.to_owned(), instance.to_owned());
     let node = controlling_node(state, &name)?;
+    let base = require_consent_to_change(&node).await?;
     let repository = node.repository().clone();
     if let Some(leaving) = node.config().member_named(&instance).map(|m| m.origin) {
         let repo = repository.clone();
@@ -394,18 +435,24 @@ async fn remove(state: &AppState, name: &str, instance: &str, force: bool) -> Ap
         }
     }
     let (repo, leaving) = (repository.clone(), instance.clone());
-    let (config, removed) = blocking(move || {
-        let mut removed = None;
+    let (base, config, removed) = blocking(move || {
+        let (mut removed, mut base) = (None, base);
         let config = repo.commit_config(|current, _| {
             let current =
                 current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
+            base = current.clone();
             let (next, member) = current.without_member(&leaving)?;
             removed = Some(member);
             Ok(next)
         })?;
-        Ok((config, removed.expect("set when the change succeeded")))
+        Ok((
+            base,
+            config,
+            removed.expect("set when the change succeeded"),
+        ))
     })
     .await?;
+    require_confirmations(&node, &base, config.position()).await?;
     // Tell it at once (it would also learn on its next pull); it may be gone already.
     let url = format!(
         "http://{}/repositories/{}/repl/removed",

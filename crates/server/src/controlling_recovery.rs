@@ -12,7 +12,10 @@
 //!   lost incarnation is reused; what only it held is gone with its volume, and the log
 //!   says so;
 //! - the configuration change is made here, by the controlling instance itself, so one
-//!   instance still changes the configuration.
+//!   instance still changes the configuration; it keeps the epoch of the configuration
+//!   it re-grew from, so a promotion made meanwhile (a newer epoch) supersedes it
+//!   wherever both arrive (it is not confirmed by other members: it changes no
+//!   membership but its own origin id).
 
 use crate::readiness::Readiness;
 use crate::replication::snapshot_transfer::{download, unpack};

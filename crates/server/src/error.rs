@@ -123,6 +123,7 @@ impl ApiError {
                 M::NotControlling(_) => "not_controlling",
                 M::NotTheControlling(_) => "not_the_controlling",
                 M::Unreplicated { .. } => "unreplicated",
+                M::ChangedMeanwhile(_) => "changed_meanwhile",
             }),
             ApiError::Store(StoreError::Removed(_)) => Some("removed"),
             ApiError::Store(StoreError::Expired { .. }) => Some("expired"),

@@ -19,6 +19,7 @@ mod middleware;
 mod multipart;
 mod params;
 mod permissions;
+mod point_in_time;
 mod readiness;
 mod replication;
 mod request_url;

@@ -141,6 +141,8 @@ fn render(state: AppState) -> Response {
     let writes_refused = Family::<RepositoryLabels, Gauge>::default();
     let store_damaged = Family::<RepositoryLabels, Gauge>::default();
     let repairs = Family::<ResultLabels, Counter>::default();
+    let config_epoch = Family::<RepositoryLabels, Gauge>::default();
+    let controlling = Family::<RepositoryLabels, Gauge>::default();
     let now = now_ms();
     for node in state.replication.nodes() {
         let status = node.status();
@@ -184,6 +186,18 @@ fn render(state: AppState) -> Response {
                 repository: status.repository.clone(),
             })
             .set(i64::from(node.repository().knows_damage()));
+        let labels = RepositoryLabels {
+            repository: status.repository.clone(),
+        };
+        config_epoch
+            .get_or_create(&labels)
+            .set(status.config_epoch as i64);
+        controlling.get_or_create(&labels).set(i64::from(
+            status
+                .instances
+                .iter()
+                .any(|i| i.state == "self" && i.role == "controlling"),
+        ));
         let frontier = node.frontier_ms.load(Ordering::Relaxed);
         if frontier > 0 {
             frontier_age
@@ -240,6 +254,16 @@ fn render(state: AppState) -> Response {
         "replication_writes_refused",
         "Whether this instance refuses writes to the repository (away longer than the log is kept, or removed)",
         writes_refused,
+    );
+    registry.register(
+        "replication_config_epoch",
+        "The epoch of the cluster configuration held here (raised by each promotion)",
+        config_epoch,
+    );
+    registry.register(
+        "replication_controlling",
+        "1 when the configuration held here names this instance as the controlling one (only the one of the newest epoch can change the membership)",
+        controlling,
     );
     registry.register(
         "frontier_age_seconds",

@@ -248,7 +248,7 @@ async fn copy(
     let (host, port) = advertise
         .rsplit_once(':')
         .ok_or("--advertise must be HOST:PORT")?;
-    let grow = |http: reqwest::Client| {
+    let grow = |http: reqwest::Client, controlling: String| {
         let url = format!("http://{controlling}/repositories/{repository}/repl/growCluster");
         let (user, password) = (user.clone(), password.clone());
         async move {
@@ -267,11 +267,28 @@ async fn copy(
         }
     };
     set_ready(state, Readiness::NotReady("joining the cluster".into()));
+    // The role may have moved (set-controlling, or a promotion): the instance at
+    // `--controlling` then names the one that grows the cluster now.
+    let mut controlling = controlling.to_owned();
     loop {
-        match grow(http.clone()).await {
+        match grow(http.clone(), controlling.clone()).await {
             Ok(r) if r.status().is_success() => {
                 tracing::info!(repository, instance, controlling, "joined the cluster");
                 return Ok(());
+            }
+            Ok(r) if error_code(&r) == Some("not_controlling") => {
+                match controlling_named_by(&http, &controlling, repository, &user, &password).await
+                {
+                    Some(named) if named != controlling => {
+                        tracing::warn!(repository, asked = %controlling, %named,
+                            "the controlling role moved; joining through the instance it names");
+                        controlling = named;
+                    }
+                    _ => {
+                        tracing::warn!(repository, %controlling, "not the controlling instance, and it names no other; retrying");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
             }
             Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
                 let name_taken = error_code(&r) == Some("name_taken");
@@ -309,6 +326,33 @@ async fn copy(
             }
         }
     }
+}
+
+/// The address of the controlling member in the configuration the instance at `at`
+/// holds (from its `repl/status`).
+async fn controlling_named_by(
+    http: &reqwest::Client,
+    at: &str,
+    repository: &str,
+    user: &str,
+    password: &str,
+) -> Option<String> {
+    let status: serde_json::Value = http
+        .get(format!("http://{at}/repositories/{repository}/repl/status"))
+        .basic_auth(user, Some(password))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    status["instances"]
+        .as_array()?
+        .iter()
+        .find(|i| i["role"] == "controlling")
+        .and_then(|i| i["address"].as_str())
+        .map(str::to_owned)
 }
 
 /// On SIGTERM, a copy leaves the cluster before the server stops (the seed's trap).

@@ -1,5 +1,5 @@
 use crate::error::{Result, StoreError};
-use quadmesh_repl::ClusterConfig;
+use quadmesh_repl::{ClusterConfig, Promise};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::Write;
@@ -18,6 +18,10 @@ pub struct ClusterState {
     /// more writes until it is removed and grown again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expired: Option<String>,
+    /// The newest promotion this instance granted (saved before the grant is answered):
+    /// it grants no other candidate that epoch and confirms no change of an older one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promised: Option<Promise>,
 }
 
 impl ClusterState {

@@ -6,6 +6,7 @@
 //! store, under the last-writer [`Register`] that makes replicas converge. This crate
 //! knows nothing of HTTP or of the network.
 
+mod backup_log;
 mod book;
 mod catalog;
 mod checkpoint;
@@ -29,6 +30,7 @@ mod snapshot;
 mod tracker;
 mod update;
 
+pub use backup_log::{BackupPin, BACKUP_LOG_KEPT_MS};
 pub use book::{Book, BookKind, BookRecord, MetaChange};
 pub use catalog::{validate_repository_name, Catalog};
 pub use cluster_state::ClusterState;

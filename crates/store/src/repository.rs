@@ -188,6 +188,8 @@ pub(crate) struct Writer {
     pub(crate) digests: DigestBook,
     /// No clock reading of this repository reaches this (ms); persisted in `clock.json`.
     clock_reserved: u64,
+    /// The last backup's cut: the log since it is kept for the next incremental backup.
+    pub(crate) backup_pin: Option<crate::backup_log::BackupPin>,
 }
 
 /// What became of a peer's transaction.
@@ -245,6 +247,7 @@ impl Repository {
             stable: VersionVector::new(),
             digests: DigestBook::new(checkpoint.digest.unwrap_or_default()),
             clock_reserved,
+            backup_pin: crate::backup_log::BackupPin::load(dir)?,
         };
         let namespaces = Namespaces::open(dir, options.log.fsync)?;
         let access = Book::open(dir, BookKind::Access, options.log.fsync, || {
@@ -826,12 +829,18 @@ impl Repository {
     /// applied only where the register says it is newer. An origin's transactions must
     /// come in sequence order: one past a gap is refused with [`StoreError::Gap`].
     pub fn apply_remote(&self, entry: &Entry) -> Result<Applied> {
+        self.apply_logged(entry, false)
+    }
+
+    /// [`Repository::apply_remote`], or with `skips_allowed` (replaying a backup's log,
+    /// whose configuration entries stay behind) an origin's sequence may jump forward.
+    pub(crate) fn apply_logged(&self, entry: &Entry, skips_allowed: bool) -> Result<Applied> {
         let mut writer = self.lock_writer();
         let have = writer.version_vector.get(entry.origin);
         if entry.seq <= have {
             return Ok(Applied::Duplicate);
         }
-        if entry.seq != have + 1 {
+        if entry.seq != have + 1 && !skips_allowed {
             return Err(StoreError::Gap {
                 origin: entry.origin,
                 have,
@@ -947,13 +956,22 @@ impl Repository {
         } else {
             writer.version_vector.clone()
         };
-        // Keep from the first entry some member still lacks (or that the store may not
-        // hold yet); seal the active segment when every entry in it can go.
+        // Keep from the first entry some member still lacks (or the next incremental
+        // backup needs, or that the store may not hold yet); seal the active segment
+        // when every entry in it can go.
+        let pinned = writer
+            .backup_pin
+            .as_ref()
+            .and_then(|pin| pin.in_force(self.clock.last()));
         let keep_from = writer
             .log
             .index()
             .iter()
-            .find(|e| !stable.covers(e.origin, e.seq) || e.end > writer.applied)
+            .find(|e| {
+                !stable.covers(e.origin, e.seq)
+                    || pinned.is_some_and(|pin| !pin.covers(e.origin, e.seq))
+                    || e.end > writer.applied
+            })
             .map(|e| e.start);
         let keep_from = match keep_from {
             Some(position) => position,
@@ -1249,14 +1267,14 @@ impl Writer {
         Ok(false)
     }
 
-    /// Takes a configuration if it is newer than ours; one without us means we were
-    /// removed.
+    /// Takes a configuration if it is newer than ours (epoch first, then version); one
+    /// without us means we were removed.
     fn adopt_config(&mut self, config: ClusterConfig, local: OriginId, dir: &Path) -> Result<()> {
         let newer = self
             .cluster
             .config
             .as_ref()
-            .is_none_or(|c| config.version > c.version);
+            .is_none_or(|c| config.supersedes(c));
         if !newer {
             return Ok(());
         }

@@ -77,6 +77,7 @@ impl Repository {
             config: state.config,
             removed: false,
             expired: None,
+            promised: None,
         }
         .save(dir)?;
         if let Some(records) = state.namespaces {

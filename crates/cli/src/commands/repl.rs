@@ -26,6 +26,14 @@ pub enum ReplCommand {
         controlling_spec: String,
         instance_name: String,
     },
+    /// Promote the member at SPEC to controlling instance when the controlling instance
+    /// is gone for good: takes effect only if a strict majority of the members grant it
+    /// (the old controlling instance, if it answers, counts like any other).
+    Promote {
+        /// USER:PASSWORD@HOST:PORT/REPO of the member to promote (the credentials must be
+        /// valid on every member).
+        spec: String,
+    },
     /// Remove an instance from the cluster. Refused while the instance may hold writes
     /// the others lack (it holds some, or it cannot be reached to tell), unless --force.
     Remove {
@@ -104,6 +112,20 @@ pub async fn run(command: ReplCommand) -> Result<()> {
             api.send(request).await?;
             println!("{instance_name} is now the controlling instance");
         }
+        ReplCommand::Promote { spec } => {
+            let api = Api::new(Spec::parse(&spec)?)?;
+            let answer: serde_json::Value = api
+                .send(api.request(Method::PUT, &repl_url(&api.spec, "promote")?))
+                .await?
+                .json()
+                .await?;
+            println!(
+                "{} is now the controlling instance (epoch {}, configuration version {})",
+                answer["controlling"].as_str().unwrap_or("?"),
+                answer["epoch"],
+                answer["configVersion"]
+            );
+        }
         ReplCommand::Remove {
             controlling_spec,
             instance_name,
@@ -180,10 +202,11 @@ fn status_table(status: &serde_json::Value) -> String {
             format!("this instance takes no writes: {reason}\n")
         });
     format!(
-        "cluster {} of repository {} (configuration {}), seen from {}\n{refused}{}",
+        "cluster {} of repository {} (configuration {}, epoch {}), seen from {}\n{refused}{}",
         status["cluster"].as_str().unwrap_or_default(),
         status["repository"].as_str().unwrap_or_default(),
         status["configVersion"],
+        status["configEpoch"],
         status["instance"].as_str().unwrap_or_default(),
         quadmesh_server::render_table(&header, &rows)
     )

@@ -4,6 +4,7 @@
 pub mod anti_entropy;
 pub mod durability;
 pub mod node;
+pub mod promotion;
 mod puller;
 pub mod removal;
 pub mod repair;

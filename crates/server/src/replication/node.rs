@@ -73,6 +73,8 @@ pub struct ClusterStatus {
     pub cluster: String,
     pub repository: String,
     pub config_version: u64,
+    /// The controlling instance's epoch (raised by each promotion).
+    pub config_epoch: u64,
     /// The instance that answered.
     pub instance: String,
     pub removed: bool,
@@ -428,6 +430,7 @@ impl Node {
             cluster: config.cluster_id.clone(),
             repository: self.repository.name().to_owned(),
             config_version: config.version,
+            config_epoch: config.epoch,
             instance,
             removed: cluster.removed,
             writes_refused: cluster

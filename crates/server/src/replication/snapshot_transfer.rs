@@ -12,16 +12,16 @@ const STATE_FILE: &str = "snapshot-state.json";
 const STORE_DIR: &str = "store";
 /// The last entry: the SHA-256 of every other entry, so that a truncated or damaged
 /// archive (a backup on a bad disk, a transfer cut short) is refused, never installed.
-const CHECKSUMS_FILE: &str = "checksums.json";
+pub(crate) const CHECKSUMS_FILE: &str = "checksums.json";
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads through `inner`, hashing what it reads.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
+pub(crate) struct Hashing<R> {
+    pub(crate) inner: R,
+    pub(crate) hasher: Sha256,
 }
 
 impl<R: Read> Read for Hashing<R> {
@@ -32,7 +32,7 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-fn sha256_of(path: &Path) -> io::Result<String> {
+pub(crate) fn sha256_of(path: &Path) -> io::Result<String> {
     let mut reader = Hashing {
         inner: BufReader::new(File::open(path)?),
         hasher: Sha256::new(),
@@ -41,7 +41,7 @@ fn sha256_of(path: &Path) -> io::Result<String> {
     Ok(hex(&reader.hasher.finalize()))
 }
 
-fn invalid(message: String) -> io::Error {
+pub(crate) fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
@@ -83,7 +83,7 @@ pub fn pack(store_dir: &Path, state: &SnapshotState, archive: &Path) -> io::Resu
         .sync_all()
 }
 
-fn append_bytes(
+pub(crate) fn append_bytes(
     builder: &mut tar::Builder<BufWriter<File>>,
     name: &str,
     bytes: &[u8],

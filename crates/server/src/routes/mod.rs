@@ -5,6 +5,7 @@ pub mod graph_store;
 pub mod info;
 pub mod namespaces;
 pub mod peer_snapshot;
+pub mod promotion;
 pub mod repl;
 pub mod repositories;
 pub mod roles;
@@ -131,6 +132,9 @@ pub fn router(state: AppState) -> Router {
             "/repositories/{repo}/repl/setControlling",
             put(repl::set_controlling),
         )
+        .route("/repositories/{repo}/repl/promote", put(promotion::promote))
+        .route("/repositories/{repo}/repl/vote", put(promotion::vote))
+        .route("/repositories/{repo}/repl/confirm", put(promotion::confirm))
         .route("/repositories/{repo}/repl/status", get(repl::status))
         .route("/repositories/{repo}/repl/install", put(repl::install))
         .route("/repositories/{repo}/repl/stream", get(repl::stream))

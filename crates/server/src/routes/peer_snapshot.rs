@@ -71,5 +71,5 @@ pub async fn snapshot(
         ));
     }
     tracing::info!(repository = %name, peer = ?origin, "sending a snapshot");
-    super::backup::archive_response(&state, repository).await
+    super::backup::archive_response(&state, repository, false).await
 }
