@@ -277,7 +277,7 @@ async fn copy(
     );
     loop {
         let up = http
-            .get(format!("http://{controlling}/version"))
+            .get(http.url(controlling, "/version"))
             .timeout(Duration::from_secs(5))
             .send()
             .await;
@@ -289,8 +289,11 @@ async fn copy(
     let (host, port) = advertise
         .rsplit_once(':')
         .ok_or("--advertise must be HOST:PORT")?;
-    let grow = |http: reqwest::Client| {
-        let url = format!("http://{controlling}/repositories/{repository}/repl/growCluster");
+    let grow = |http: crate::replication::peer_http::PeerHttp| {
+        let url = http.url(
+            controlling,
+            &format!("/repositories/{repository}/repl/growCluster"),
+        );
         let (user, password) = (user.clone(), password.clone());
         async move {
             http.put(url)
@@ -326,8 +329,9 @@ async fn copy(
                         "an instance of this name is still listed; removing it first"
                     );
                     let _ = http
-                        .put(format!(
-                            "http://{controlling}/repositories/{repository}/repl/remove"
+                        .put(http.url(
+                            controlling,
+                            &format!("/repositories/{repository}/repl/remove"),
                         ))
                         .basic_auth(&user, Some(&password))
                         .query(&[("instanceName", instance), ("force", "true")])
@@ -345,7 +349,10 @@ async fn copy(
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the controlling instance; retrying");
+                tracing::warn!(
+                    error = %crate::tls::describe(&e),
+                    "cannot reach the controlling instance; retrying"
+                );
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
@@ -378,7 +385,10 @@ async fn leave_one(state: &AppState, credentials: &Option<(String, String)>, rep
         .get(repository)
         .and_then(|node| node.config().controlling().map(|m| m.address.clone()))
         .unwrap_or_else(|| controlling.clone());
-    let url = format!("http://{controlling}/repositories/{repository}/repl/remove");
+    let url = state.replication.http().url(
+        &controlling,
+        &format!("/repositories/{repository}/repl/remove"),
+    );
     // Refused while the controlling instance cannot tell that the others hold all this
     // copy's writes: they are still being pulled (this server serves until it has
     // left), so ask again for a few seconds, then stay listed rather than lose them.

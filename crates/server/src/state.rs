@@ -32,7 +32,7 @@ impl AppState {
         config: ServerConfig,
         catalog: Catalog,
         auth: Auth,
-        peer_http: reqwest::Client,
+        peer_http: crate::replication::peer_http::PeerHttp,
     ) -> Self {
         AppState(Arc::new(Inner {
             replication: Replication::new(peer_http, config.log_retention),

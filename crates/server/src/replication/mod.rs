@@ -4,6 +4,7 @@
 pub mod anti_entropy;
 pub mod durability;
 pub mod node;
+pub mod peer_http;
 mod puller;
 pub mod removal;
 pub mod repair;
@@ -14,6 +15,7 @@ pub mod stream;
 pub use node::Node;
 pub use puller::STALL_AFTER;
 
+use peer_http::PeerHttp;
 use quadmesh_store::{Catalog, Repository};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -66,12 +68,12 @@ pub fn refusal_response(
 /// The replication nodes of a server, by repository name.
 pub struct Replication {
     nodes: Mutex<HashMap<String, Arc<Node>>>,
-    http: reqwest::Client,
+    http: PeerHttp,
     log_retention: Duration,
 }
 
 impl Replication {
-    pub fn new(http: reqwest::Client, log_retention: Duration) -> Self {
+    pub fn new(http: PeerHttp, log_retention: Duration) -> Self {
         Replication {
             nodes: Mutex::new(HashMap::new()),
             http,
@@ -124,7 +126,7 @@ impl Replication {
         self.lock().values().cloned().collect()
     }
 
-    pub fn http(&self) -> &reqwest::Client {
+    pub fn http(&self) -> &PeerHttp {
         &self.http
     }
 

@@ -30,7 +30,7 @@ pub struct Node {
     changed: watch::Sender<u64>,
     pullers: Mutex<HashMap<OriginId, JoinHandle<()>>>,
     maintainer: Mutex<Option<JoinHandle<()>>>,
-    http: reqwest::Client,
+    http: super::PeerHttp,
     /// How long an absent member's needs keep the log from being truncated.
     log_retention: Duration,
     /// The frontier's physical time (ms), as last computed (for metrics).
@@ -94,7 +94,7 @@ pub struct ClusterStatus {
 impl Node {
     pub fn start(
         repository: Arc<Repository>,
-        http: reqwest::Client,
+        http: super::PeerHttp,
         log_retention: Duration,
     ) -> Arc<Node> {
         let config = repository
@@ -140,7 +140,7 @@ impl Node {
         self.view().config().clone()
     }
 
-    pub(super) fn http(&self) -> &reqwest::Client {
+    pub(super) fn http(&self) -> &super::PeerHttp {
         &self.http
     }
 

@@ -302,7 +302,10 @@ async fn push_snapshot(
         .len();
     let body =
         reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
-    let url = format!("http://{address}/repositories/{repository}/repl/install");
+    let url = state
+        .replication
+        .http()
+        .url(address, &format!("/repositories/{repository}/repl/install"));
     let response = state
         .replication
         .http()
@@ -317,7 +320,10 @@ async fn push_snapshot(
         .send()
         .await
         .map_err(|e| {
-            ApiError::Upstream(format!("cannot reach the new instance at {address}: {e}"))
+            ApiError::Upstream(format!(
+                "cannot reach the new instance at {address}: {}",
+                crate::tls::describe(&e)
+            ))
         })?;
     if !response.status().is_success() {
         let status = response.status();
@@ -439,9 +445,9 @@ async fn remove_instance(state: AppState, name: String, uri: Uri) -> ApiResult<S
     })
     .await?;
     // Tell it at once (it would also learn on its next pull); it may be gone already.
-    let url = format!(
-        "http://{}/repositories/{}/repl/removed",
-        removed.address, name
+    let url = state.replication.http().url(
+        &removed.address,
+        &format!("/repositories/{name}/repl/removed"),
     );
     let told = state
         .replication
