@@ -103,8 +103,31 @@ struct TlsServer {
 
 impl TlsServer {
     async fn start(data_dir: &Path, extra: &[String], ca_pem: &str) -> TlsServer {
-        let port = free_port();
-        let mut command = serve_command(data_dir, IpAddr::from([127, 0, 0, 1]), port, extra, true);
+        Self::start_on(free_port(), data_dir, extra, ca_pem, true).await
+    }
+
+    /// Stops it and starts it again on its port and data, with `extra` flags.
+    async fn restart_with(&mut self, data_dir: &Path, extra: &[String], ca_pem: &str) {
+        if let Some(child) = self.child.take() {
+            terminate(child);
+        }
+        *self = Self::start_on(self.port, data_dir, extra, ca_pem, false).await;
+    }
+
+    async fn start_on(
+        port: u16,
+        data_dir: &Path,
+        extra: &[String],
+        ca_pem: &str,
+        with_credentials: bool,
+    ) -> TlsServer {
+        let mut command = serve_command(
+            data_dir,
+            IpAddr::from([127, 0, 0, 1]),
+            port,
+            extra,
+            with_credentials,
+        );
         command.env("QUADMESH_LOG", "info").stderr(Stdio::piped());
         let mut child = command.spawn().expect("start quadmesh");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -239,6 +262,27 @@ async fn https_with_the_ca_works_without_it_fails_and_plain_http_is_refused() {
         .unwrap();
     let uri = listed[0]["uri"].as_str().unwrap();
     assert!(uri.starts_with("https://"), "{uri}");
+
+    // The UI's sign-in cookie is for https only.
+    let browser = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca.pem.as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = browser
+        .post(server.url("/ui/login"))
+        .header("origin", format!("https://localhost:{}", server.port))
+        .form(&[("user", USER), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .expect("signed in")
+        .to_str()
+        .unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
 
     // Without it (the system's trust store only): the certificate is refused.
     let error = reqwest::Client::new()
@@ -595,6 +639,115 @@ async fn a_peer_with_a_certificate_from_another_ca_is_refused() {
     assert!(ok, "{stderr}");
     let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(status["instances"].as_array().unwrap().len(), 1, "{status}");
+}
+
+#[tokio::test]
+async fn a_member_that_comes_back_with_a_certificate_from_another_ca_is_not_pulled_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = Ca::new("our CA");
+    let theirs = Ca::new("another CA");
+    let (a_files, _) = TlsFiles::write(dir.path(), "a", &ours, &ours, &["localhost"]);
+    let (b_files, _) = TlsFiles::write(dir.path(), "b", &ours, &ours, &["localhost"]);
+    let a = TlsServer::start(&dir.path().join("a"), &a_files.args(), &ours.pem).await;
+    let b_data = dir.path().join("b");
+    let mut b = TlsServer::start(&b_data, &b_files.args(), &ours.pem).await;
+    let ca_file = a_files.ca.display().to_string();
+    let (ok, _, stderr) = quadmesh(&[
+        "--ca",
+        &ca_file,
+        "repl",
+        "create-cluster",
+        &a.spec("localhost"),
+        "a",
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = quadmesh(&[
+        "--ca",
+        &ca_file,
+        "repl",
+        "grow-cluster",
+        &a.spec("localhost"),
+        &b.spec("localhost"),
+        "b",
+    ]);
+    assert!(ok, "{stderr}");
+
+    // b comes back presenting a certificate from another CA (still trusting ours).
+    let (odd, _) = TlsFiles::write(dir.path(), "b-odd", &theirs, &ours, &["localhost"]);
+    b.restart_with(&b_data, &odd.args(), &theirs.pem).await;
+    let http = client(&ours.pem);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status: serde_json::Value = http
+            .get(a.url(&format!("/repositories/{REPO}/repl/status")))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let state = status["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "b")
+            .map(|m| m["state"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        if state.starts_with("disconnected") && state.contains("UnknownIssuer") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a does not show b refused for its certificate: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A write on b is not pulled by a; one on a still reaches b (b trusts our CA).
+    let write = |server: &TlsServer, http: &reqwest::Client, subject: &str| {
+        let request = http
+            .post(server.url(&format!("/repositories/{REPO}")))
+            .basic_auth(USER, Some(PASSWORD))
+            .form(&[(
+                "update",
+                format!(
+                    "INSERT DATA {{ <http://example.org/{subject}> <http://example.org/p> 1 }}"
+                ),
+            )]);
+        async move { assert!(request.send().await.unwrap().status().is_success()) }
+    };
+    write(&b, &client(&theirs.pem), "on-b").await;
+    write(&a, &http, "on-a").await;
+    let ask = |server: &TlsServer, http: &reqwest::Client, subject: &str| {
+        let request = http
+            .get(server.url(&format!("/repositories/{REPO}")))
+            .basic_auth(USER, Some(PASSWORD))
+            .query(&[(
+                "query",
+                format!("ASK {{ <http://example.org/{subject}> ?p ?o }}"),
+            )])
+            .header("accept", "application/sparql-results+json");
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()["boolean"]
+                == true
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ask(&b, &client(&theirs.pem), "on-a").await {
+        assert!(Instant::now() < deadline, "b did not pull a's write");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !ask(&a, &http, "on-b").await,
+        "a must not take data from an untrusted peer"
+    );
 }
 
 #[tokio::test]
