@@ -308,6 +308,18 @@ async fn https_with_the_ca_works_without_it_fails_and_plain_http_is_refused() {
         assert_eq!(String::from_utf8_lossy(&output.stdout), "200");
         let without = curl(&[]).unwrap();
         assert!(!without.status.success(), "curl without the CA must fail");
+        // HTTP/2 (ALPN): the URLs handed back still name the host and port used.
+        let listed = Command::new("curl")
+            .args(["-sS", "--http2", "--cacert", &ca_file, "-u"])
+            .arg(format!("{USER}:{PASSWORD}"))
+            .args(["-H", "accept: application/json", "-w", "\n%{http_version}"])
+            .arg(server.url("/repositories"))
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+        assert!(listed.ends_with("\n2"), "{listed}");
+        let expected = format!("\"https://localhost:{}/repositories/books\"", server.port);
+        assert!(listed.contains(&expected), "{listed}");
     }
 
     // Plain HTTP on the TLS port: a 400 naming https, and nothing done.

@@ -8,7 +8,7 @@
 use crate::tls::{Accepted, ServerTls};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request};
+use axum::http::{header, HeaderValue, Request};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -157,7 +157,7 @@ impl Connection {
     }
 
     /// Serves HTTP on `io` until the connection ends, falls idle or the server stops.
-    /// Requests that came over TLS carry `x-forwarded-proto: https` unless a proxy set
+    /// Every request has a `Host` (from the URI's authority under HTTP/2); those that came over TLS carry `x-forwarded-proto: https` unless a proxy set
     /// it, so that URLs handed back name the scheme the client used.
     async fn serve<I>(self, io: I, secure: bool)
     where
@@ -174,6 +174,18 @@ impl Connection {
         let tracked = activity.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(remote));
+            // HTTP/2 carries the host in the URI (`:authority`), not in a header: give
+            // it one, so that origin checks and URLs handed back see the same host
+            // whichever protocol ALPN chose.
+            if !request.headers().contains_key(header::HOST) {
+                if let Some(host) = request
+                    .uri()
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                {
+                    request.headers_mut().insert(header::HOST, host);
+                }
+            }
             if secure && !request.headers().contains_key(FORWARDED_PROTO) {
                 request
                     .headers_mut()
