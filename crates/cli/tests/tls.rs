@@ -38,9 +38,17 @@ impl Ca {
 
     /// A server certificate for `names` (DNS names or IP addresses): (PEM, key PEM, DER).
     fn issue(&self, names: &[&str]) -> (String, String, Vec<u8>) {
+        self.issue_until(names, None)
+    }
+
+    /// The same, valid until `not_after` (Unix seconds) when given.
+    fn issue_until(&self, names: &[&str], not_after: Option<i64>) -> (String, String, Vec<u8>) {
         let key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
+        if let Some(t) = not_after {
+            params.not_after = rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(t as u64);
+        }
         params
             .distinguished_name
             .push(DnType::CommonName, "quadmesh test server");
@@ -355,6 +363,22 @@ async fn https_with_the_ca_works_without_it_fails_and_plain_http_is_refused() {
         "a stalled handshake must be closed by the server ({read:?} after {:?})",
         started.elapsed()
     );
+    // A new connection: the pooled one fell to the same 2 s timeout just now.
+    let metrics = client(&ca.pem)
+        .get(server.url("/metrics"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("quadmesh_tls_handshake_failures_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no handshake failures counted in:\n{metrics}"));
+    assert!(failures >= 1, "{failures}");
 }
 
 #[tokio::test]
@@ -403,7 +427,7 @@ async fn replacing_the_certificate_files_takes_effect_without_a_restart() {
     assert_eq!(served_certificate(&response), first);
 
     // Rotation: a new key and certificate, as cert-manager writes them.
-    let (cert, key, second) = ca.issue(&["localhost"]);
+    let (cert, key, second) = ca.issue_until(&["localhost"], Some(SECOND_EXPIRY));
     assert_ne!(first, second);
     replace_file(&files.key, &key);
     replace_file(&files.cert, &cert);
@@ -454,7 +478,31 @@ async fn replacing_the_certificate_files_takes_effect_without_a_restart() {
         .unwrap();
     assert_eq!(served_certificate(&response), second);
     assert!(server.logged("holds no PEM certificate"));
+
+    // What operators watch: the served certificate's expiry, reloads and refusals.
+    let metrics = client(&ca.pem)
+        .get(server.url("/metrics"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        format!("quadmesh_tls_certificate_expiry_timestamp_seconds {SECOND_EXPIRY}"),
+        "quadmesh_tls_certificate_reloads_total 1".to_string(),
+        "quadmesh_tls_certificate_reload_failures_total 2".to_string(),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no '{line}' in:\n{metrics}"
+        );
+    }
 }
+
+/// 2031-05-06 07:08:09 UTC, the end of the rotated certificate's validity.
+const SECOND_EXPIRY: i64 = 1_935_817_689;
 
 #[tokio::test]
 async fn a_three_instance_cluster_replicates_over_tls() {

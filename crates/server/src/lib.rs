@@ -100,8 +100,8 @@ pub async fn serve(
         .map_err(|e| std::io::Error::other(e.to_string()))??;
     let addr = SocketAddr::new(config.bind, config.port);
     let peer_http = replication::peer_http::PeerHttp::new(&config.tls)?;
-    let server_tls = tls::ServerTls::start(&config.tls)?;
     let state = AppState::new(config, catalog, auth, peer_http);
+    let server_tls = tls::ServerTls::start(&state.config.tls, state.tls.clone())?;
     state.replication.start_existing(&state.catalog);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

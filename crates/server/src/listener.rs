@@ -143,10 +143,12 @@ impl Connection {
                 match result {
                     Ok(Ok(accepted)) => Some(accepted),
                     Ok(Err(e)) => {
+                        tls.handshake_failed();
                         tracing::debug!(%remote, error = %e, "TLS handshake failed");
                         None
                     }
                     Err(_) => {
+                        tls.handshake_failed();
                         tracing::debug!(%remote, "TLS handshake not done within the header-read timeout");
                         None
                     }

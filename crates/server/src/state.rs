@@ -25,6 +25,8 @@ pub struct Inner {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Anti-entropy repairs made and failed since the start.
     pub repairs: crate::replication::repair::RepairCounts,
+    /// The served certificate and TLS failures, for `/metrics`.
+    pub tls: Arc<crate::tls::TlsStatus>,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
             sessions: SessionRegistry::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
             repairs: Default::default(),
+            tls: Default::default(),
             http_metrics: crate::metrics::HttpMetrics::default(),
             ui_logins: crate::ui::UiLogins::default(),
             sign_in_throttle: Default::default(),

@@ -15,6 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::io::AsyncWriteExt;
@@ -132,6 +133,103 @@ pub fn fingerprint(certificate: &CertificateDer<'_>) -> String {
         .join(":")
 }
 
+/// What `/metrics` shows of TLS (read at scrape time).
+#[derive(Debug, Default)]
+pub struct TlsStatus {
+    /// Whether the port serves TLS.
+    pub serving: AtomicBool,
+    /// When the served certificate expires (Unix seconds; 0 if it could not be read).
+    pub expires_at: AtomicI64,
+    /// Changed pairs loaded since the start.
+    pub reloads: AtomicU64,
+    /// Changed pairs refused (the previous one kept) since the start.
+    pub reload_failures: AtomicU64,
+    /// Handshakes that failed or did not end within the header-read timeout.
+    pub handshake_failures: AtomicU64,
+}
+
+impl TlsStatus {
+    fn serve(&self, pair: &CertifiedKey) {
+        let expires_at = not_after(pair.cert[0].as_ref()).unwrap_or(0);
+        self.expires_at.store(expires_at, Ordering::Relaxed);
+        self.serving.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One DER element: (tag, contents, what follows).
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let length = if first < 0x80 {
+        first as usize
+    } else {
+        let bytes = (first & 0x7f) as usize;
+        if bytes == 0 || bytes > 4 || rest.len() < bytes {
+            return None;
+        }
+        let length = rest[..bytes]
+            .iter()
+            .fold(0usize, |n, &b| (n << 8) | b as usize);
+        rest = &rest[bytes..];
+        length
+    };
+    (rest.len() >= length).then(|| (tag, &rest[..length], &rest[length..]))
+}
+
+/// The end of a certificate's validity (Unix seconds), read from its DER: Certificate
+/// → TBSCertificate → [version], serial, signature, issuer, validity → notAfter.
+pub fn not_after(certificate: &[u8]) -> Option<i64> {
+    const EXPLICIT_VERSION: u8 = 0xA0;
+    let (_, certificate, _) = der_element(certificate)?;
+    let (_, tbs, _) = der_element(certificate)?;
+    let (tag, _, after_version) = der_element(tbs)?;
+    let fields = if tag == EXPLICIT_VERSION {
+        after_version
+    } else {
+        tbs
+    };
+    let (_, _, fields) = der_element(fields)?; // serial number
+    let (_, _, fields) = der_element(fields)?; // signature algorithm
+    let (_, _, fields) = der_element(fields)?; // issuer
+    let (_, validity, _) = der_element(fields)?;
+    let (_, _, validity) = der_element(validity)?; // notBefore
+    let (tag, time, _) = der_element(validity)?;
+    asn1_time(tag, time)
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`, tag 0x17) or GeneralizedTime (`YYYYMMDDHHMMSSZ`, 0x18), as
+/// certificates write them, in Unix seconds.
+fn asn1_time(tag: u8, text: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
+    let number = |s: &str| -> Option<i64> {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (year, rest) = match tag {
+        0x17 => {
+            let yy = number(text.get(..2)?)?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
+        }
+        0x18 => (number(text.get(..4)?)?, &text[4..]),
+        _ => return None,
+    };
+    if rest.len() != 10 {
+        return None;
+    }
+    let field = |i: usize| number(&rest[i..i + 2]);
+    let (month, day) = (field(0)?, field(2)?);
+    let (hour, minute, second) = (field(4)?, field(6)?, field(8)?);
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
 /// What identifies a file's version: modification time, length and inode (a Kubernetes
 /// secret volume swaps a symlink; metadata follows it).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,6 +257,7 @@ pub struct ReloadingCertificate {
     cert: PathBuf,
     key: PathBuf,
     current: RwLock<Arc<CertifiedKey>>,
+    status: Arc<TlsStatus>,
 }
 
 impl ReloadingCertificate {
@@ -189,6 +288,8 @@ impl ReloadingCertificate {
             match loaded {
                 Ok(Ok(pair)) => {
                     let print = fingerprint(&pair.cert[0]);
+                    self.status.serve(&pair);
+                    self.status.reloads.fetch_add(1, Ordering::Relaxed);
                     *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(pair);
                     tracing::info!(
                         cert = %self.cert.display(),
@@ -196,10 +297,13 @@ impl ReloadingCertificate {
                         "TLS certificate reloaded: new connections get it"
                     );
                 }
-                Ok(Err(e)) => tracing::error!(
-                    error = %e,
-                    "the changed TLS certificate or key cannot be used: still serving the previous certificate"
-                ),
+                Ok(Err(e)) => {
+                    self.status.reload_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        error = %e,
+                        "the changed TLS certificate or key cannot be used: still serving the previous certificate"
+                    )
+                }
                 Err(e) => tracing::error!(error = %e, "TLS reload task failed"),
             }
         }
@@ -225,6 +329,7 @@ pub enum Accepted {
 pub struct ServerTls {
     acceptor: tokio_rustls::TlsAcceptor,
     keep_plain_http: bool,
+    status: Arc<TlsStatus>,
 }
 
 /// The answer to plain HTTP on a port that takes only TLS.
@@ -232,16 +337,21 @@ const PLAIN_HTTP_REFUSED: &str = "refused: this server takes only HTTPS; use htt
 
 impl ServerTls {
     /// Loads the pair (a failure stops the start) and starts watching its files.
-    pub fn start(settings: &TlsSettings) -> Result<Option<ServerTls>, TlsError> {
+    pub fn start(
+        settings: &TlsSettings,
+        status: Arc<TlsStatus>,
+    ) -> Result<Option<ServerTls>, TlsError> {
         let Some((cert, key)) = &settings.cert_and_key else {
             return Ok(None);
         };
         let pair = load_pair(cert, key)?;
         tracing::info!(cert = %cert.display(), sha256 = %fingerprint(&pair.cert[0]), "serving TLS");
+        status.serve(&pair);
         let certificate = Arc::new(ReloadingCertificate {
             cert: cert.clone(),
             key: key.clone(),
             current: RwLock::new(Arc::new(pair)),
+            status: status.clone(),
         });
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -253,7 +363,15 @@ impl ServerTls {
         Ok(Some(ServerTls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             keep_plain_http: settings.keep_plain_http,
+            status,
         }))
+    }
+
+    /// Counts a handshake that failed or timed out.
+    pub fn handshake_failed(&self) {
+        self.status
+            .handshake_failures
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes a connection through its handshake (the caller bounds the time). A
@@ -382,4 +500,31 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_times_are_read_as_unix_seconds() {
+        assert_eq!(asn1_time(0x17, b"700101000000Z"), Some(0));
+        assert_eq!(asn1_time(0x17, b"491231235959Z"), Some(2_524_607_999));
+        assert_eq!(asn1_time(0x18, b"20270315120000Z"), Some(1_805_112_000));
+        assert_eq!(asn1_time(0x18, b"40960101000000Z"), Some(67_090_118_400));
+        assert_eq!(asn1_time(0x17, b"7001010000Z"), None);
+        assert_eq!(asn1_time(0x17, b"70010100000aZ"), None);
+        assert_eq!(asn1_time(0x04, b"700101000000Z"), None);
+    }
+
+    #[test]
+    fn der_lengths_are_bounded_by_the_input() {
+        assert_eq!(
+            der_element(&[0x30, 0x02, 1, 2, 3]),
+            Some((0x30, &[1u8, 2][..], &[3u8][..]))
+        );
+        assert_eq!(der_element(&[0x30, 0x82, 0x01, 0x00, 1]), None);
+        assert_eq!(der_element(&[0x30]), None);
+        assert_eq!(not_after(b"not a certificate"), None);
+    }
 }
