@@ -519,3 +519,91 @@ async fn whole_frames_lost_without_fsync_are_fetched_back_and_no_sequence_number
         response.text().await.unwrap()
     );
 }
+
+/// The simulation's seeds 17773 and 18568, with processes: the controlling instance
+/// loses its log's tail while a member is down for good. It must not wait for that
+/// member for ever (nothing could then change the cluster), nor resume before a
+/// majority answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_controlling_instance_with_a_lost_tail_resumes_once_a_majority_answered_and_the_rest_expired(
+) {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::launch(dir.path(), 3, &["--log-retention", "4"]).await;
+    cluster.form().await;
+    let mut acknowledged = Vec::new();
+    for i in 0..5 {
+        let t = triple("before", i);
+        let response = cluster.update(0, &format!("INSERT DATA {{ {t} }}")).await;
+        assert!(response.status().is_success());
+        acknowledged.push(t);
+    }
+    cluster.converge(Duration::from_secs(20)).await;
+    // A member goes away for good, and the controlling instance loses its tail.
+    cluster.instances[2].kill();
+    cluster.instances[0].kill();
+    let segment = last_segment(&cluster.instances[0].data_dir, Cluster::REPO);
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+    cluster.instances[0].start(false);
+    let started = Instant::now();
+    let mut refused = 0;
+    let mut after = 0;
+    while after < 5 {
+        let t = triple("after", after);
+        let response = cluster.update(0, &format!("INSERT DATA {{ {t} }}")).await;
+        match response.status().as_u16() {
+            200 | 204 => {
+                // Never before the absent member was expired (4 s without it).
+                assert!(
+                    started.elapsed() >= Duration::from_secs(3),
+                    "local writes resumed {:?} after the restart, before the absent member expired",
+                    started.elapsed()
+                );
+                acknowledged.push(t);
+                after += 1;
+            }
+            503 => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(40),
+                    "local writes never resumed: {}",
+                    response.text().await.unwrap()
+                );
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!("{other}: {}", response.text().await.unwrap()),
+        }
+    }
+    assert!(
+        refused > 0,
+        "no write was refused while the members were asked"
+    );
+    eprintln!(
+        "{refused} writes refused; local writes resumed {:?} after the restart",
+        started.elapsed()
+    );
+    // The member that answered holds everything acknowledged, and the controlling
+    // instance's sequence numbers went on from where its peers had them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let export = cluster.export(1).await;
+        if acknowledged.iter().all(|t| present(&export, t)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance 1 lacks acknowledged writes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let export = cluster.export(0).await;
+    for t in &acknowledged {
+        assert!(present(&export, t), "the controlling instance lacks {t}");
+    }
+}

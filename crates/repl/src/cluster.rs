@@ -79,6 +79,11 @@ impl ClusterConfig {
         self.members.iter().find(|m| m.controlling)
     }
 
+    /// The members' origin ids.
+    pub fn origins(&self) -> Vec<OriginId> {
+        self.members.iter().map(|m| m.origin).collect()
+    }
+
     pub fn is_member(&self, origin: OriginId) -> bool {
         self.member(origin).is_some()
     }

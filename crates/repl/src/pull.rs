@@ -63,6 +63,12 @@ pub enum PullFailure {
     /// this instance's version vector.
     #[error("the stream ended")]
     Ended,
+    /// The peer holds transactions of this instance's own origin that this instance
+    /// lost (a cut log tail), taken by the peer after this stream began: a stream sends
+    /// the caller's own transactions only up to what its server held when it was asked,
+    /// so a new stream fetches them back.
+    #[error("the peer holds this instance's own transactions up to #{theirs}, which it lost past #{ours}: asking again")]
+    HoldsOwnLost { theirs: u64, ours: u64 },
     #[error("member left the configuration")]
     NotAMember,
 }

@@ -23,7 +23,7 @@ pub struct ServerConfig {
     /// grown again.
     pub log_retention: Duration,
     /// What the server does about its cluster by itself.
-    pub role: crate::roles::Role,
+    pub role: Role,
     /// For testing only: how far this server's wall clock is shifted (ms, positive:
     /// ahead), to play an instance whose clock is off.
     pub clock_offset_ms: i64,
@@ -54,7 +54,7 @@ impl ServerConfig {
             fsync: true,
             checkpoint_interval: Duration::from_secs(60),
             log_retention: Duration::from_secs(24 * 3600),
-            role: crate::roles::Role::Standalone,
+            role: Role::Standalone,
             clock_offset_ms: 0,
             auto_repair: true,
             connections: crate::listener::ConnectionLimits {
@@ -63,6 +63,43 @@ impl ServerConfig {
                 idle_timeout: Duration::from_secs(120),
             },
             tls: Default::default(),
+        }
+    }
+}
+
+/// What the server does about its cluster by itself (`roles.rs` carries it out).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// No cluster is made or joined by the server itself.
+    Standalone,
+    Controlling {
+        /// Each its own cluster, controlled here.
+        repositories: Vec<String>,
+        instance: String,
+        /// `host:port` the others reach this instance at.
+        advertise: String,
+        /// `host:port`s where members of an existing cluster may answer (each host
+        /// resolved to all its addresses), asked before a new cluster is made.
+        peers: Vec<String>,
+    },
+    Copy {
+        /// Each its own cluster, joined here.
+        repositories: Vec<String>,
+        instance: String,
+        advertise: String,
+        /// `host:port` of the controlling instance.
+        controlling: String,
+    },
+}
+
+impl Role {
+    /// The replicated repositories the role keeps (none standalone).
+    pub fn repositories(&self) -> &[String] {
+        match self {
+            Role::Standalone => &[],
+            Role::Controlling { repositories, .. } | Role::Copy { repositories, .. } => {
+                repositories
+            }
         }
     }
 }

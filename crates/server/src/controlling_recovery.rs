@@ -14,8 +14,8 @@
 //! - the configuration change is made here, by the controlling instance itself, so one
 //!   instance still changes the configuration.
 
+use crate::readiness::Readiness;
 use crate::replication::snapshot_transfer::{download, unpack};
-use crate::roles::Readiness;
 use crate::state::AppState;
 use quadmesh_repl::OriginId;
 use quadmesh_store::StoreError;

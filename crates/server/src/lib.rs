@@ -4,15 +4,18 @@
 mod audit;
 mod auth;
 mod causal;
+mod cluster_ops;
 mod config;
 mod controlling_recovery;
 mod error;
 mod formats;
+mod http_metrics;
 mod listener;
 mod metrics;
 mod middleware;
 mod multipart;
 mod params;
+mod readiness;
 mod replication;
 mod request_url;
 mod results;
@@ -32,11 +35,11 @@ mod upload;
 
 pub use audit::TARGET as AUDIT_TARGET;
 pub use auth::{Auth, AuthError};
+pub use config::Role;
 pub use config::ServerConfig;
 pub use error::ApiError;
 pub use listener::ConnectionLimits;
 pub use results::render_table;
-pub use roles::Role;
 pub use routes::server::VERSION;
 pub use tls::{TlsError, TlsSettings};
 

@@ -9,22 +9,8 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub route: String,
-    pub method: String,
-    pub status: u16,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub route: String,
-    pub method: String,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RepositoryLabels {
@@ -46,27 +32,6 @@ struct ResultLabels {
 struct PeerLabels {
     repository: String,
     peer: String,
-}
-
-fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-}
-
-/// HTTP metrics, kept for the life of the server.
-pub struct HttpMetrics {
-    pub requests: Family<RequestLabels, Counter>,
-    pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    pub streams: crate::streaming::StreamMetrics,
-}
-
-impl Default for HttpMetrics {
-    fn default() -> Self {
-        HttpMetrics {
-            requests: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram),
-            streams: Default::default(),
-        }
-    }
 }
 
 /// Everything else is read at scrape time from the repositories and nodes (on a

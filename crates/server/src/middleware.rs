@@ -1,6 +1,6 @@
 use crate::audit::{self, Caller};
 use crate::error::ApiError;
-use crate::metrics::{RequestLabels, RouteLabels};
+use crate::http_metrics::{RequestLabels, RouteLabels};
 use crate::replication::durability::{Durability, ReplSettings};
 use crate::state::AppState;
 use crate::target::CommitInfo;
@@ -190,7 +190,9 @@ pub async fn durability(State(state): State<AppState>, request: Request, next: N
     if settings.durability == Durability::Min {
         return response;
     }
-    node.outstanding.fetch_add(1, Ordering::SeqCst);
+    // Counted while waiting, and uncounted however the wait ends: a client that goes
+    // away drops this future mid-wait.
+    let waiting = OutstandingCommit::new(&node.outstanding);
     // Counted against the configuration the commit was made under (or a newer one),
     // not the one read before it.
     let missing = node
@@ -200,11 +202,28 @@ pub async fn durability(State(state): State<AppState>, request: Request, next: N
             settings.timeout,
         )
         .await;
-    node.outstanding.fetch_sub(1, Ordering::SeqCst);
+    drop(waiting);
     if missing > 0 {
         let value =
             HeaderValue::from_str(&format!("missing={missing}")).expect("a valid header value");
         response.headers_mut().insert("x-durability", value);
     }
     response
+}
+
+/// One commit waiting for durability, counted in `transactionLatencyCount`'s gauge for
+/// as long as it lives.
+struct OutstandingCommit<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> OutstandingCommit<'a> {
+    fn new(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        OutstandingCommit(counter)
+    }
+}
+
+impl Drop for OutstandingCommit<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }

@@ -3,54 +3,13 @@
 //! a copy waits for the controlling instance, joins under a unique name, is ready once
 //! caught up, and on SIGTERM removes itself before exiting.
 
+use crate::cluster_ops::create_cluster_here;
+use crate::config::Role;
 use crate::controlling_recovery;
-use crate::routes::repl::create_cluster_here;
+use crate::readiness::Readiness;
 use crate::state::AppState;
 use quadmesh_store::StoreError;
 use std::time::Duration;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// No cluster is made or joined by the server itself.
-    Standalone,
-    Controlling {
-        /// Each its own cluster, controlled here.
-        repositories: Vec<String>,
-        instance: String,
-        /// `host:port` the others reach this instance at.
-        advertise: String,
-        /// `host:port`s where members of an existing cluster may answer (each host
-        /// resolved to all its addresses), asked before a new cluster is made.
-        peers: Vec<String>,
-    },
-    Copy {
-        /// Each its own cluster, joined here.
-        repositories: Vec<String>,
-        instance: String,
-        advertise: String,
-        /// `host:port` of the controlling instance.
-        controlling: String,
-    },
-}
-
-impl Role {
-    /// The replicated repositories the role keeps (none standalone).
-    pub fn repositories(&self) -> &[String] {
-        match self {
-            Role::Standalone => &[],
-            Role::Controlling { repositories, .. } | Role::Copy { repositories, .. } => {
-                repositories
-            }
-        }
-    }
-}
-
-/// Whether this instance serves traffic yet, and if not, why.
-#[derive(Clone, Debug)]
-pub enum Readiness {
-    Ready,
-    NotReady(String),
-}
 
 fn set_ready(state: &AppState, readiness: Readiness) {
     state.readiness.send_replace(readiness);

@@ -15,16 +15,16 @@ pub struct Inner {
     pub auth: Auth,
     pub sessions: SessionRegistry,
     pub replication: Replication,
-    pub http_metrics: crate::metrics::HttpMetrics,
-    pub ui_logins: crate::ui::UiLogins,
+    pub http_metrics: crate::http_metrics::HttpMetrics,
+    pub ui_logins: crate::ui::logins::UiLogins,
     /// Failed sign-ins per client address.
     pub sign_in_throttle: crate::signin_throttle::SignInThrottle,
     /// Whether this instance is ready for traffic (`/ready`).
-    pub readiness: tokio::sync::watch::Sender<crate::roles::Readiness>,
+    pub readiness: tokio::sync::watch::Sender<crate::readiness::Readiness>,
     /// Cancelled when the server begins to stop: long-lived pull streams end on it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Anti-entropy repairs made and failed since the start.
-    pub repairs: crate::replication::repair::RepairCounts,
+    pub repairs: crate::replication::RepairCounts,
     /// The served certificate and TLS failures, for `/metrics`.
     pub tls: Arc<crate::tls::TlsStatus>,
 }
@@ -45,10 +45,10 @@ impl AppState {
             shutdown: tokio_util::sync::CancellationToken::new(),
             repairs: Default::default(),
             tls: Default::default(),
-            http_metrics: crate::metrics::HttpMetrics::default(),
-            ui_logins: crate::ui::UiLogins::default(),
+            http_metrics: crate::http_metrics::HttpMetrics::default(),
+            ui_logins: crate::ui::logins::UiLogins::default(),
             sign_in_throttle: Default::default(),
-            readiness: tokio::sync::watch::Sender::new(crate::roles::Readiness::NotReady(
+            readiness: tokio::sync::watch::Sender::new(crate::readiness::Readiness::NotReady(
                 "starting".into(),
             )),
         }))

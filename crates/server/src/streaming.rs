@@ -10,12 +10,11 @@
 //! and is logged.
 
 use crate::error::{ApiError, ApiResult};
-use crate::metrics::HttpMetrics;
+use crate::http_metrics::HttpMetrics;
 use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use quadmesh_store::oxigraph::sparql::CancellationToken;
 use std::io::{self, Write};
@@ -27,15 +26,6 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 /// [`CHUNK_BYTES`], what one response holds in memory at most (plus the chunk being
 /// written).
 const QUEUED_CHUNKS: usize = 4;
-
-/// What the streams are doing, for `/metrics`.
-#[derive(Clone, Default)]
-pub struct StreamMetrics {
-    /// Producers running now.
-    pub active: Gauge,
-    /// Producers stopped because their client went away.
-    pub abandoned: Counter,
-}
 
 enum Piece {
     /// The first chunk; `complete` when it is the whole body.

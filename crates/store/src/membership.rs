@@ -16,6 +16,7 @@ impl Repository {
         }
         // Refused from now on even if recording it fails (then only until a restart).
         writer.cluster.expired = Some(reason.to_owned());
+        self.publish_cluster(&writer);
         writer.cluster.save(self.dir())?;
         Ok(true)
     }

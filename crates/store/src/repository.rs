@@ -10,7 +10,8 @@ use crate::tracker::{drop_emptied_graphs, effect_of, ChangeTracker};
 use oxigraph::model::{GraphNameRef, Quad};
 use oxigraph::store::Store;
 use quadmesh_repl::{
-    ClusterConfig, Entry, EntryKind, HlcTime, HybridClock, OriginId, Stamp, VersionVector,
+    AwaitingPeers, ClusterConfig, Entry, EntryKind, HlcTime, HybridClock, OriginId, Stamp,
+    VersionVector,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -125,6 +126,10 @@ pub struct Repository {
     /// What the store holds, published after each apply: readers wait on it without
     /// taking the writer lock.
     applied_vector: watch::Sender<VersionVector>,
+    /// The repository's place in its cluster, published whenever it changes: read
+    /// without the writer lock (which a commit holds across its fsync, a bulk load for
+    /// seconds).
+    cluster_published: watch::Sender<ClusterState>,
     /// Transactions committed here, and received from peers and applied (for metrics).
     local_commits: AtomicU64,
     remote_applied: AtomicU64,
@@ -148,8 +153,18 @@ struct Health {
     /// A write failed after its log append and could not be rolled back: no writes at
     /// all until a restart replays the log.
     stopped: Option<String>,
-    /// The log lost a torn tail: no local writes until every other member was heard.
-    awaiting: Option<(String, HashSet<OriginId>)>,
+    /// The log lost a torn tail: no local writes until the other members answered
+    /// (the rules are [`AwaitingPeers`]'s).
+    awaiting: Option<LostTailWait>,
+}
+
+/// Waiting for the other members' word after a lost tail.
+#[derive(Debug)]
+struct LostTailWait {
+    reason: String,
+    peers: AwaitingPeers,
+    /// The configuration's members when last evaluated (read without the writer lock).
+    members: Vec<OriginId>,
 }
 
 pub(crate) struct Writer {
@@ -256,8 +271,14 @@ impl Repository {
             );
         }
         let awaiting = awaiting_peers_on_open(name, dir, &writer, options.log.fsync)?;
+        let members = writer
+            .cluster
+            .config
+            .as_ref()
+            .map_or_else(Vec::new, ClusterConfig::origins);
         let appended = watch::Sender::new(writer.log.index().len() as u64);
         let applied_vector = watch::Sender::new(writer.version_vector.clone());
+        let cluster_published = watch::Sender::new(writer.cluster.clone());
         let repository = Repository {
             name: name.to_owned(),
             dir: dir.to_owned(),
@@ -269,6 +290,7 @@ impl Repository {
             writer: Mutex::new(writer),
             appended,
             applied_vector,
+            cluster_published,
             local_commits: AtomicU64::new(0),
             remote_applied: AtomicU64::new(0),
             rollbacks: AtomicU64::new(0),
@@ -277,7 +299,11 @@ impl Repository {
             damaged: AtomicBool::new(dir.join(DAMAGED_FILE).exists()),
             health: Mutex::new(Health {
                 stopped: None,
-                awaiting: awaiting.map(|reason| (reason, HashSet::new())),
+                awaiting: awaiting.map(|reason| LostTailWait {
+                    reason,
+                    peers: AwaitingPeers::new(),
+                    members,
+                }),
             }),
         };
         // A full disk must not keep the server from starting: the checkpoint is retried.
@@ -528,10 +554,10 @@ impl Repository {
                 reason: reason.clone(),
             });
         }
-        if let Some((reason, _)) = &health.awaiting {
+        if let Some(wait) = &health.awaiting {
             return Err(StoreError::AwaitingPeers {
                 repository: self.name.clone(),
-                reason: reason.clone(),
+                reason: wait.reason.clone(),
             });
         }
         Ok(())
@@ -546,7 +572,24 @@ impl Repository {
         let health = self.lock_health();
         match (&health.stopped, &health.awaiting) {
             (Some(reason), _) => Some(format!("takes no writes: {reason}")),
-            (None, Some((reason, _))) => Some(format!("takes no local writes yet: {reason}")),
+            (None, Some(wait)) => {
+                let waiting: Vec<String> = wait
+                    .peers
+                    .waiting_for(self.origin, &wait.members)
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect();
+                let blocked = if wait.peers.blocked(self.origin, &wait.members) {
+                    "; too many members expired for a majority to answer: re-grow this instance from a member"
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "takes no local writes yet: {} (waiting for: {}){blocked}",
+                    wait.reason,
+                    waiting.join(", ")
+                ))
+            }
             (None, None) => None,
         }
     }
@@ -612,39 +655,81 @@ impl Repository {
     }
 
     /// A peer's heartbeat: its version vector. After a crash cut our log's tail, local
-    /// writes resume once every other member reported no transaction of ours that we
-    /// lack (those it had were streamed back to us before its heartbeat).
-    pub fn on_peer_heartbeat(&self, peer: OriginId, theirs: &VersionVector) {
+    /// writes resume once the other members answered how far our transactions went
+    /// (those they had were streamed back to us before their heartbeat; see
+    /// [`AwaitingPeers`]). Says whether the peer holds transactions of ours that we
+    /// lack, which a new stream fetches back.
+    pub fn on_peer_heartbeat(&self, peer: OriginId, theirs: &VersionVector) -> bool {
+        if !self.awaiting_peers.load(Ordering::Acquire) {
+            // Not after a lost tail: no peer can hold more of ours than we wrote.
+            return false;
+        }
+        let writer = self.lock_writer();
+        let ours = writer.version_vector.get(self.origin);
+        let ahead = {
+            let mut health = self.lock_health();
+            let Some(wait) = health.awaiting.as_mut() else {
+                return false;
+            };
+            wait.peers.on_report(peer, theirs.get(self.origin), ours)
+        };
+        self.end_awaiting_if_answered(&writer);
+        ahead
+    }
+
+    /// This instance's view expired `peer` (silent longer than the log is kept): while
+    /// waiting after a lost tail, it counts as having answered, beside a majority that
+    /// did (see [`AwaitingPeers`]).
+    pub fn on_peer_expired(&self, peer: OriginId) {
         if !self.awaiting_peers.load(Ordering::Acquire) {
             return;
         }
         let writer = self.lock_writer();
-        let ours = writer.version_vector.get(self.origin);
+        let members: Vec<OriginId> = writer
+            .cluster
+            .config
+            .as_ref()
+            .map_or_else(Vec::new, ClusterConfig::origins);
+        if let Some(wait) = self.lock_health().awaiting.as_mut() {
+            wait.peers.on_expired(peer);
+            if wait.peers.blocked(self.origin, &members) {
+                tracing::error!(repository = %self.name, member = %peer,
+                    "after a lost log tail, too many members expired for a majority to say how far this instance's transactions went: local writes stay refused; re-grow this instance from a member (see the runbook)");
+            }
+        }
+        self.end_awaiting_if_answered(&writer);
+    }
+
+    fn end_awaiting_if_answered(&self, writer: &Writer) {
+        let members: Vec<OriginId> = writer
+            .cluster
+            .config
+            .as_ref()
+            .map_or_else(Vec::new, ClusterConfig::origins);
         let mut health = self.lock_health();
-        let Some((_, heard)) = health.awaiting.as_mut() else {
+        let Some(wait) = health.awaiting.as_mut() else {
             return;
         };
-        if theirs.get(self.origin) > ours {
+        wait.members = members;
+        if !wait.peers.satisfied(self.origin, &wait.members) {
             return;
         }
-        heard.insert(peer);
-        let all_heard = writer.cluster.config.as_ref().is_none_or(|config| {
-            config
-                .members
-                .iter()
-                .all(|m| m.origin == self.origin || heard.contains(&m.origin))
-        });
-        if all_heard {
-            if let Err(e) = fs::remove_file(self.dir.join(AWAITING_PEERS_FILE)) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(repository = %self.name, error = %e, "cannot remove the recovery marker; trying again at the next heartbeat");
-                    return;
-                }
+        let expired: Vec<String> = wait.peers.expired().map(|o| o.to_string()).collect();
+        if let Err(e) = fs::remove_file(self.dir.join(AWAITING_PEERS_FILE)) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(repository = %self.name, error = %e, "cannot remove the recovery marker; trying again at the next heartbeat");
+                return;
             }
-            health.awaiting = None;
-            self.awaiting_peers.store(false, Ordering::Release);
-            tracing::warn!(repository = %self.name, seq = ours,
+        }
+        health.awaiting = None;
+        self.awaiting_peers.store(false, Ordering::Release);
+        let seq = writer.version_vector.get(self.origin);
+        if expired.is_empty() {
+            tracing::warn!(repository = %self.name, seq,
                 "every other member reported how far this instance's transactions went; local writes resume");
+        } else {
+            tracing::warn!(repository = %self.name, seq, expired = ?expired,
+                "a majority of members reported how far this instance's transactions went and the others were expired (they must be grown again); local writes resume");
         }
     }
 
@@ -730,6 +815,7 @@ impl Repository {
         writer.digests.record(&version_vector);
         self.applied_vector
             .send_modify(|v| v.advance(indexed.origin, indexed.seq));
+        self.publish_cluster(writer);
         writer.applied = indexed.end;
         writer.entries_since_checkpoint += 1;
         self.appended.send_modify(|n| *n += 1);
@@ -915,6 +1001,7 @@ impl Repository {
         if !writer.cluster.removed {
             tracing::warn!(repository = %self.name, "this instance was removed from the cluster");
             writer.cluster.removed = true;
+            self.publish_cluster(&writer);
             writer.cluster.save(&self.dir)?;
         }
         Ok(())
@@ -929,12 +1016,30 @@ impl Repository {
         )
     }
 
+    /// What the store holds (published after each apply: no writer lock).
     pub fn version_vector(&self) -> VersionVector {
-        self.lock_writer().version_vector.clone()
+        self.applied_vector.borrow().clone()
     }
 
+    /// The repository's place in its cluster (published: no writer lock).
     pub fn cluster(&self) -> ClusterState {
-        self.lock_writer().cluster.clone()
+        self.cluster_published.borrow().clone()
+    }
+
+    /// Wakes when the repository's place in its cluster changes.
+    pub fn subscribe_cluster(&self) -> watch::Receiver<ClusterState> {
+        self.cluster_published.subscribe()
+    }
+
+    /// Publishes the writer's cluster state if it changed.
+    pub(crate) fn publish_cluster(&self, writer: &Writer) {
+        self.cluster_published.send_if_modified(|published| {
+            if *published == writer.cluster {
+                return false;
+            }
+            *published = writer.cluster.clone();
+            true
+        });
     }
 
     pub fn register_len(&self) -> usize {

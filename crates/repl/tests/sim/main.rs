@@ -48,8 +48,10 @@ fn random_config(seed: u64) -> Config {
     let mut rng = rng::Rng::new(seed.wrapping_mul(31).wrapping_add(7));
     Config {
         nodes: rng.range(3, 5) as usize,
-        // Longer than any silence the random faults cause (expiry has its scenario).
-        retention_ms: 60_000,
+        // Mostly longer than any silence the random faults cause; one schedule in two
+        // short enough that they expire members (`QUADMESH_SIM_RETENTION_MS` sets it).
+        retention_ms: env_u64("QUADMESH_SIM_RETENTION_MS")
+            .unwrap_or([60_000, 10_000, 5_000, 3_000][rng.range(0, 3) as usize]),
         chaos_ms: rng.range(2_000, 6_000) / STEP_MS * STEP_MS,
         write_chance: 0.15,
         random_faults: true,
@@ -75,7 +77,12 @@ fn run(seed: u64, config: &Config, trace: bool) -> Outcome {
         }
     }
     let mut violations = std::mem::take(&mut world.violations);
-    if !converged {
+    if !converged && world.blocked() {
+        // Safe but stuck until an operator re-grows the blocked instance: what was
+        // acknowledged must still be somewhere to re-grow from.
+        world.stats.blocked_needs_operator += 1;
+        violations.extend(check_kept_somewhere(&world));
+    } else if !converged {
         let state: Vec<String> = world
             .nodes
             .iter()
@@ -118,6 +125,34 @@ fn lww<'a>(entries: impl Iterator<Item = &'a quadmesh_repl::Entry>) -> BTreeSet<
         .filter(|(_, (_, p))| *p)
         .map(|(q, _)| q)
         .collect()
+}
+
+/// For a cluster left needing an operator: every acknowledged write not cut off by
+/// torn tails is in some instance's log, expired ones included.
+fn check_kept_somewhere(world: &World) -> Vec<String> {
+    let mut held: BTreeMap<(OriginId, u64), Stamp> = BTreeMap::new();
+    for node in &world.nodes {
+        if let Some(repo) = &node.repo {
+            held.extend(repo.disk.log.iter().map(|e| ((e.origin, e.seq), e.stamp())));
+        }
+    }
+    let mut violations = Vec::new();
+    for op in world.ops.iter().filter(|op| op.acknowledged) {
+        let Some((origin, seq, stamp)) = op.entry else {
+            continue;
+        };
+        if held.get(&(origin, seq)) == Some(&stamp) {
+            continue;
+        }
+        let cutters = world.cut_by.get(&(origin, seq)).map_or(0, |c| c.len());
+        let holders = op.holders_claimed.unwrap_or(1).max(1);
+        if cutters < holders {
+            violations.push(format!(
+                "acknowledged write {origin}#{seq} is in no instance's log (held by {holders}, cut by {cutters})"
+            ));
+        }
+    }
+    violations
 }
 
 fn check(world: &World) -> Vec<String> {
@@ -316,6 +351,7 @@ fn add(total: &mut Stats, s: &Stats) {
     total.gaps += s.gaps;
     total.expiries += s.expiries;
     total.needs_regrow += s.needs_regrow;
+    total.blocked_needs_operator += s.blocked_needs_operator;
     total.clock_steps_back += s.clock_steps_back;
 }
 
@@ -477,5 +513,75 @@ fn a_full_disk_refuses_writes_and_holds_replication_until_space_is_back() {
             stats.writes_refused_disk_full > 0 && stats.disk_full_holds > 0,
             "{stats:?}"
         );
+    }
+}
+
+#[test]
+fn the_controlling_instance_with_a_lost_tail_resumes_when_a_majority_answered_and_the_rest_expired()
+{
+    for seed in pinned() {
+        let stats = scenario(
+            seed,
+            3,
+            16_000,
+            vec![
+                // n2 goes away for longer than the log is kept ...
+                (
+                    500,
+                    Fault::Isolate {
+                        node: 2,
+                        ms: 13_000,
+                        silent: true,
+                    },
+                ),
+                // ... and meanwhile the controlling instance loses its log's tail.
+                (
+                    2_000,
+                    Fault::Crash {
+                        node: 0,
+                        cut: 2,
+                        down_ms: 300,
+                        clock_step_ms: 0,
+                    },
+                ),
+            ],
+        );
+        // Convergence (checked by `scenario`) needs n0 to take writes again: n1
+        // answered and n2 expired, so it does not wait for n2 for ever.
+        assert!(stats.expiries > 0, "{stats:?}");
+        assert_eq!(stats.blocked_needs_operator, 0, "{stats:?}");
+    }
+}
+
+#[test]
+fn an_instance_with_a_lost_tail_that_no_majority_can_answer_waits_for_an_operator() {
+    for seed in pinned() {
+        let stats = scenario(
+            seed,
+            3,
+            16_000,
+            vec![
+                (
+                    1_000,
+                    Fault::Crash {
+                        node: 0,
+                        cut: 2,
+                        down_ms: 300,
+                        clock_step_ms: 0,
+                    },
+                ),
+                // It comes back cut off from everyone for longer than the log is kept:
+                // it expires both others, yet they may hold its lost transactions.
+                (
+                    1_310,
+                    Fault::Isolate {
+                        node: 0,
+                        ms: 13_000,
+                        silent: true,
+                    },
+                ),
+            ],
+        );
+        assert_eq!(stats.blocked_needs_operator, 1, "{stats:?}");
     }
 }

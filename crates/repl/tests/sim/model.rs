@@ -15,8 +15,8 @@
 //! - removed and expired are recorded durably and refuse writes.
 
 use quadmesh_repl::{
-    ClockError, Entry, EntryKind, HlcTime, HybridClock, OriginId, PhysicalClock, Stamp,
-    VersionVector,
+    AwaitingPeers, ClockError, Entry, EntryKind, HlcTime, HybridClock, OriginId, PhysicalClock,
+    Stamp, VersionVector,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -92,8 +92,9 @@ pub struct Repo {
     pub vv: VersionVector,
     /// Per quad: the stamp of its last write and whether it is present after it.
     register: BTreeMap<Quad, (Stamp, bool)>,
-    /// Other members not yet heard from since a lost tail, if one was lost.
-    awaiting: Option<BTreeSet<OriginId>>,
+    /// After a lost tail, until the other members answered (the real rules).
+    awaiting: Option<AwaitingPeers>,
+    members: Vec<OriginId>,
     /// Log entries appended since opening (pull streams wait on it).
     pub appended: u64,
 }
@@ -108,9 +109,8 @@ impl Repo {
             clock,
             vv: VersionVector::new(),
             register: BTreeMap::new(),
-            awaiting: disk
-                .awaiting_marker
-                .then(|| members.iter().copied().filter(|m| *m != origin).collect()),
+            awaiting: disk.awaiting_marker.then(AwaitingPeers::new),
+            members: members.to_vec(),
             disk,
             appended: 0,
         };
@@ -214,21 +214,43 @@ impl Repo {
         (time, self.vv.clone())
     }
 
-    /// A peer's heartbeat: after a lost tail, local writes resume once every other
-    /// member reported no transaction of ours that we lack.
-    pub fn on_peer_heartbeat(&mut self, peer: OriginId, theirs: &VersionVector) {
+    /// A peer's heartbeat: after a lost tail, local writes resume once the other
+    /// members answered. Says whether the peer holds own transactions we lack.
+    pub fn on_peer_heartbeat(&mut self, peer: OriginId, theirs: &VersionVector) -> bool {
         let ours = self.vv.get(self.origin);
-        let Some(waiting) = self.awaiting.as_mut() else {
-            return;
-        };
-        if theirs.get(self.origin) > ours {
-            return;
+        let ahead = theirs.get(self.origin) > ours;
+        if let Some(waiting) = self.awaiting.as_mut() {
+            waiting.on_report(peer, theirs.get(self.origin), ours);
+            self.end_awaiting_if_answered();
         }
-        waiting.remove(&peer);
-        if waiting.is_empty() {
+        ahead
+    }
+
+    /// A member this instance's view expired.
+    pub fn on_peer_expired(&mut self, peer: OriginId) {
+        if let Some(waiting) = self.awaiting.as_mut() {
+            waiting.on_expired(peer);
+            self.end_awaiting_if_answered();
+        }
+    }
+
+    fn end_awaiting_if_answered(&mut self) {
+        if self
+            .awaiting
+            .as_ref()
+            .is_some_and(|w| w.satisfied(self.origin, &self.members))
+        {
             self.awaiting = None;
             self.disk.awaiting_marker = false;
         }
+    }
+
+    /// Awaiting peers, and never to be freed: so many members are expired that no
+    /// majority can answer (an operator must re-grow it from a member).
+    pub fn awaiting_blocked(&self) -> bool {
+        self.awaiting
+            .as_ref()
+            .is_some_and(|w| w.blocked(self.origin, &self.members))
     }
 
     pub fn is_awaiting(&self) -> bool {

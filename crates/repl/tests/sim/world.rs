@@ -55,6 +55,8 @@ pub struct Stats {
     pub writes_refused_awaiting: u64,
     pub writes_refused_disk_full: u64,
     pub writes_refused_expired: u64,
+    /// Runs that ended with an instance waiting for a majority that cannot answer.
+    pub blocked_needs_operator: u64,
     pub crashes: u64,
     /// Torn tails that cut transactions some other instance held.
     pub tails_cut_replicated: u64,
@@ -528,13 +530,20 @@ impl World {
                     self.stats.clock_holds += 1;
                     return Err(e.into());
                 }
-                repo.on_peer_heartbeat(heartbeat.origin, &heartbeat.version_vector);
+                let ahead = repo.on_peer_heartbeat(heartbeat.origin, &heartbeat.version_vector);
+                let (theirs, ours) = (
+                    heartbeat.version_vector.get(n.origin),
+                    repo.vv.get(n.origin),
+                );
                 n.view.on_heartbeat(
                     heartbeat.origin,
                     heartbeat.clock,
                     heartbeat.version_vector,
                     phys,
                 );
+                if ahead {
+                    return Err(PullFailure::HoldsOwnLost { theirs, ours });
+                }
             }
             PullCommand::Contact => self.nodes[node].view.on_contact(peer, phys),
             PullCommand::Close => {
@@ -584,6 +593,9 @@ impl World {
         for origin in &expired {
             self.stats.expiries += 1;
             self.log(|| format!("n{node} expires {origin}"));
+            if let Some(repo) = self.nodes[node].repo.as_mut() {
+                repo.on_peer_expired(*origin);
+            }
             if *origin == self.nodes[0].origin {
                 self.refuse_writes(node, "the controlling instance was silent too long".into());
             }
@@ -950,6 +962,17 @@ impl World {
                     && !self.nodes[0].view.is_expired(self.nodes[i].origin)
             })
             .collect()
+    }
+
+    /// A live member waits for its peers' word after a lost tail that no majority can
+    /// give any more: the cluster needs an operator (nothing converges by itself).
+    pub fn blocked(&self) -> bool {
+        self.live_members().iter().any(|&i| {
+            self.nodes[i]
+                .repo
+                .as_ref()
+                .is_some_and(|r| r.awaiting_blocked())
+        })
     }
 
     pub fn converged(&self) -> bool {

@@ -13,7 +13,9 @@ pub mod snapshot_transfer;
 pub mod stream;
 
 pub use node::Node;
-pub use puller::STALL_AFTER;
+
+/// A pull stream silent for this long is taken as dead (the pull machine's rule).
+pub const STALL_AFTER: Duration = Duration::from_millis(quadmesh_repl::pull::STALL_AFTER_MS);
 
 use peer_http::PeerHttp;
 use quadmesh_store::{Catalog, Repository};
@@ -99,7 +101,12 @@ impl Replication {
             }
             node.stop();
         }
-        let node = Node::start(repository.clone(), self.http.clone(), self.log_retention);
+        let node = Node::start(
+            repository.clone(),
+            self.http.clone(),
+            self.log_retention,
+            |node, peer| tokio::spawn(puller::pull_forever(node, peer)),
+        );
         nodes.insert(repository.name().to_owned(), node.clone());
         node
     }
@@ -141,4 +148,11 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Repairs done and failed, for metrics.
+#[derive(Debug, Default)]
+pub struct RepairCounts {
+    pub done: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
 }

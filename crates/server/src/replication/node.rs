@@ -1,10 +1,10 @@
 use super::now_ms;
-use super::puller::{pull_forever, STALL_AFTER};
+use super::STALL_AFTER;
 use quadmesh_repl::{ClusterConfig, ClusterView, OriginId};
 use quadmesh_store::Repository;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -29,6 +29,9 @@ pub struct Node {
     /// Bumped whenever the view learns something (durability waiters watch it).
     changed: watch::Sender<u64>,
     pullers: Mutex<HashMap<OriginId, JoinHandle<()>>>,
+    /// Starts pulling from a peer (the puller, which runs on this node: handed in, so
+    /// that the node does not depend on its own runtime).
+    spawn_puller: SpawnPuller,
     maintainer: Mutex<Option<JoinHandle<()>>>,
     http: super::PeerHttp,
     /// How long an absent member's needs keep the log from being truncated.
@@ -40,6 +43,9 @@ pub struct Node {
     /// Content comparisons with each peer.
     pub anti_entropy: super::anti_entropy::AntiEntropy,
 }
+
+/// Starts the task that pulls from `peer` for a node.
+pub type SpawnPuller = fn(Weak<Node>, OriginId) -> JoinHandle<()>;
 
 /// One member as `repl status` shows it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -96,6 +102,7 @@ impl Node {
         repository: Arc<Repository>,
         http: super::PeerHttp,
         log_retention: Duration,
+        spawn_puller: SpawnPuller,
     ) -> Arc<Node> {
         let config = repository
             .cluster()
@@ -106,6 +113,7 @@ impl Node {
             repository,
             changed: watch::Sender::new(0),
             pullers: Mutex::new(HashMap::new()),
+            spawn_puller,
             maintainer: Mutex::new(None),
             http,
             log_retention,
@@ -115,11 +123,21 @@ impl Node {
         });
         node.reconcile();
         let weak = Arc::downgrade(&node);
+        let mut cluster_changes = node.repository.subscribe_cluster();
         *node.maintainer.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
                 loop {
-                    tick.tick().await;
+                    // A new configuration is taken at once; expiry and the horizon on
+                    // the tick.
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        changed = cluster_changes.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                        }
+                    }
                     let Some(node) = weak.upgrade() else { return };
                     // Blocking: it reads the repository under its writer lock.
                     let _ = tokio::task::spawn_blocking(move || node.maintain()).await;
@@ -169,6 +187,8 @@ impl Node {
             for origin in view.expire_silent(now_ms(), self.log_retention.as_millis() as u64) {
                 tracing::warn!(repository = self.repository.name(), member = %origin,
                     "a member was away longer than the log is kept; it must be grown again");
+                // After a lost tail, nothing it holds can reach us any more.
+                self.repository.on_peer_expired(origin);
                 if Some(origin) == controlling {
                     // The controlling instance will not take our transactions any more
                     // either (it expires us by the same rule): what we would write now
@@ -238,7 +258,7 @@ impl Node {
         for member in config.members.iter().filter(|m| m.origin != local) {
             pullers
                 .entry(member.origin)
-                .or_insert_with(|| tokio::spawn(pull_forever(Arc::downgrade(self), member.origin)));
+                .or_insert_with(|| (self.spawn_puller)(Arc::downgrade(self), member.origin));
         }
     }
 

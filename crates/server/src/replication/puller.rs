@@ -14,16 +14,12 @@ use super::node::Node;
 use super::{PeerRefusal, ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER};
 use futures::StreamExt;
 use quadmesh_repl::frame::{self, Decoded};
-use quadmesh_repl::pull::STALL_AFTER_MS;
 use quadmesh_repl::{Entry, Heartbeat, OriginId, PullCommand, PullEvent, PullFailure, Puller};
 use quadmesh_store::{Applied, StoreError};
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// A pull stream silent for this long (8 heartbeat intervals) is taken as dead.
-pub const STALL_AFTER: Duration = Duration::from_millis(STALL_AFTER_MS);
 
 type Body = Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
@@ -115,7 +111,11 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
                     Ok(None)
                 }
                 PullCommand::MarkRemoved => {
-                    if let Err(e) = strong.repository().mark_removed() {
+                    let repository = strong.repository().clone();
+                    // Blocking: the writer lock and a file write.
+                    let marked =
+                        tokio::task::spawn_blocking(move || repository.mark_removed()).await;
+                    if let Ok(Err(e)) = marked {
                         tracing::error!(error = %e, "cannot record the removal");
                     }
                     Ok(None)
@@ -227,16 +227,25 @@ fn refusal(status: u16, text: &str) -> PullFailure {
 /// says of the peer.
 async fn take_heartbeat(node: &Arc<Node>, heartbeat: Heartbeat) -> Result<(), PullFailure> {
     node.repository().clock().observe(heartbeat.clock)?;
-    // After a crash that cut our log, local writes wait for every member's word.
-    node.repository()
-        .on_peer_heartbeat(heartbeat.origin, &heartbeat.version_vector);
-    if let Some(theirs) = heartbeat.digest {
-        let repository = node.repository().clone();
-        let version_vector = heartbeat.version_vector.clone();
-        let check =
-            tokio::task::spawn_blocking(move || repository.check_digest(&version_vector, &theirs))
-                .await
-                .map_err(|e| PullFailure::Held(e.to_string()))?;
+    // Blocking: after a lost tail the report is taken under the writer lock, and a
+    // digest is compared with the store's.
+    let repository = node.repository().clone();
+    let report = heartbeat.clone();
+    let (holds_own_lost, ours, check) = tokio::task::spawn_blocking(move || {
+        // After a crash that cut our log, local writes wait for the members' word.
+        let ahead = repository.on_peer_heartbeat(report.origin, &report.version_vector);
+        let ours = repository.version_vector().get(repository.origin());
+        let check = report.digest.map(|theirs| {
+            (
+                repository.check_digest(&report.version_vector, &theirs),
+                theirs,
+            )
+        });
+        (ahead, ours, check)
+    })
+    .await
+    .map_err(|e| PullFailure::Held(e.to_string()))?;
+    if let Some((check, theirs)) = check {
         node.anti_entropy.record(
             heartbeat.origin,
             &heartbeat.version_vector,
@@ -245,6 +254,7 @@ async fn take_heartbeat(node: &Arc<Node>, heartbeat: Heartbeat) -> Result<(), Pu
             super::now_ms(),
         );
     }
+    let theirs = heartbeat.version_vector.get(node.repository().origin());
     node.view().on_heartbeat(
         heartbeat.origin,
         heartbeat.clock,
@@ -252,6 +262,11 @@ async fn take_heartbeat(node: &Arc<Node>, heartbeat: Heartbeat) -> Result<(), Pu
         super::now_ms(),
     );
     node.touch();
+    if holds_own_lost {
+        // This stream will not send them (it sends our own only up to what the peer
+        // held when we asked): a new one does.
+        return Err(PullFailure::HoldsOwnLost { theirs, ours });
+    }
     Ok(())
 }
 
@@ -325,6 +340,7 @@ mod tests {
 
     #[test]
     fn a_stream_is_taken_as_dead_after_a_few_heartbeat_intervals() {
+        use crate::replication::STALL_AFTER;
         assert!(STALL_AFTER >= super::super::stream::HEARTBEAT_INTERVAL * 4);
         assert!(STALL_AFTER <= Duration::from_secs(3));
     }

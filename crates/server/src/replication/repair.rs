@@ -16,7 +16,7 @@ use quadmesh_repl::Member;
 use quadmesh_store::oxigraph::store::Store;
 use quadmesh_store::{RepairDeferred, Repaired, StoreError};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,13 +28,6 @@ const CATCH_UP_WITHIN: Duration = Duration::from_secs(30);
 const ANSWER_WITHIN: Duration = Duration::from_secs(120);
 /// After a failed attempt, the next one waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
-
-/// Repairs done and failed, for metrics.
-#[derive(Debug, Default)]
-pub struct RepairCounts {
-    pub done: AtomicU64,
-    pub failed: AtomicU64,
-}
 
 /// Why an instance repairs itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 //! - storage work (the heartbeat point, log reads) runs on blocking threads.
 
 use axum::body::{Body, Bytes};
-use quadmesh_repl::{Heartbeat, HlcTime, OriginId, VersionVector};
+use quadmesh_repl::{Heartbeat, HlcTime, OriginId, StreamCursor, VersionVector};
 use quadmesh_store::{LogPosition, Repository};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -142,10 +142,9 @@ async fn feed(
     theirs: VersionVector,
     outbox: &Outbox,
 ) -> Result<(), String> {
-    // The peer's own transactions are sent back only up to what we held when it asked:
-    // those it lost in a crash (its log's torn tail), never an echo of its new ones.
-    let lost_by_peer = repository.version_vector().get(peer);
-    let mut sent = theirs;
+    // What goes out: each transaction the peer lacks, once; its own only up to what we
+    // held when it asked (those it lost in a crash, never an echo of its new ones).
+    let mut cursor = StreamCursor::new(peer, theirs, &repository.version_vector());
     let mut position = LogPosition::default();
     let mut appended = repository.subscribe();
     loop {
@@ -160,11 +159,9 @@ async fn feed(
                 .map_err(|e| e.to_string())?;
         loop {
             let repo = repository.clone();
-            let wanted = sent.clone();
+            let wanted = cursor.clone();
             let (entries, next) = tokio::task::spawn_blocking(move || {
-                repo.entries_since(position, BATCH, |origin, seq| {
-                    (origin != peer || seq <= lost_by_peer) && !wanted.covers(origin, seq)
-                })
+                repo.entries_since(position, BATCH, |origin, seq| wanted.wants(origin, seq))
             })
             .await
             .map_err(|e| e.to_string())?
@@ -174,7 +171,7 @@ async fn feed(
             if !entries.is_empty() {
                 let mut bytes = Vec::new();
                 for entry in &entries {
-                    sent.advance(entry.origin, entry.seq);
+                    cursor.sent(entry.origin, entry.seq);
                     entry.encode_into(&mut bytes);
                 }
                 outbox.send(Bytes::from(bytes)).await?;

@@ -2,11 +2,11 @@
 //! `remove`, `status` — plus the instance-to-instance calls (`stream`, `install`,
 //! `removed`).
 
-use crate::audit::{self, Caller};
+use crate::audit::Caller;
+use crate::cluster_ops::{self, required, GrowRequest};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
 use crate::replication::removal::{confirm_removed, Membership};
-use crate::replication::snapshot_transfer::pack;
 use crate::replication::stream::pull_stream;
 use crate::replication::{
     refusal_response, Node, PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER,
@@ -19,24 +19,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use quadmesh_repl::{
-    admit_puller, ClusterConfig, Member, MembershipError, OriginId, Unreplicated, VersionVector,
-};
+use quadmesh_repl::{admit_puller, MembershipError, OriginId, VersionVector};
 use quadmesh_store::StoreError;
 use std::sync::Arc;
-
-fn required<'a>(params: &'a Params, name: &str) -> ApiResult<&'a str> {
-    params
-        .get(name)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::BadRequest(format!("parameter '{name}' is required")))
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect()
-}
 
 /// `host:port` from the `host` and `port` parameters (defaults: this machine's name
 /// and this server's port).
@@ -61,74 +46,8 @@ pub async fn create_cluster(
     let params = Params::from_uri(&uri);
     let instance = required(&params, "instanceName")?.to_owned();
     let address = address(&params, &state)?;
-    create_cluster_here(&state, &name, &instance, &address).await?;
+    cluster_ops::create_cluster_here(&state, &name, &instance, &address).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Makes repository `name` of this server the controlling instance of a new cluster.
-pub async fn create_cluster_here(
-    state: &AppState,
-    name: &str,
-    instance: &str,
-    address: &str,
-) -> ApiResult<()> {
-    let (st, name, instance, address) = (
-        state.clone(),
-        name.to_owned(),
-        instance.to_owned(),
-        address.to_owned(),
-    );
-    let repository = blocking(move || {
-        let repository = match st.catalog.get(&name) {
-            Ok(r) => r,
-            Err(StoreError::RepositoryNotFound(_)) => st.catalog.create(&name)?,
-            Err(e) => return Err(e.into()),
-        };
-        let origin = repository.origin();
-        repository.commit_config(|current, time| {
-            if current.is_some() {
-                return Err(MembershipError::AlreadyInCluster(name.clone()).into());
-            }
-            Ok(ClusterConfig::new(
-                random_hex(8),
-                name.clone(),
-                random_hex(32),
-                Member {
-                    name: instance.clone(),
-                    origin,
-                    address: address.clone(),
-                    controlling: true,
-                    added_at: time,
-                },
-            ))
-        })?;
-        tracing::info!(repository = %name, instance = %instance, %address, "created a replication cluster");
-        Ok(repository)
-    })
-    .await?;
-    state.replication.ensure(repository);
-    Ok(())
-}
-
-/// The node of a repository whose controlling instance this is.
-fn controlling_node(state: &AppState, name: &str) -> ApiResult<Arc<Node>> {
-    let node = state
-        .replication
-        .get(name)
-        .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name.to_owned())))?;
-    let config = node.config();
-    let controlling = config.controlling().cloned();
-    match controlling {
-        Some(c) if c.origin == node.repository().origin() => Ok(node),
-        Some(c) => Err(StoreError::from(MembershipError::NotControlling(format!(
-            "{} at {}",
-            c.name, c.address
-        )))
-        .into()),
-        None => Err(ApiError::Internal(
-            "the cluster has no controlling instance".into(),
-        )),
-    }
 }
 
 /// `PUT /repositories/NAME/repl/setControlling?instanceName=` (at the controlling
@@ -140,21 +59,8 @@ pub async fn set_controlling(
     uri: Uri,
 ) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
-    let instance = required(&params, "instanceName")?.to_owned();
-    let node = controlling_node(&state, &name)?;
-    let repository = node.repository().clone();
-    let to = instance.clone();
-    blocking(move || {
-        repository.commit_config(|current, _| {
-            let current = current
-                .ok_or_else(|| MembershipError::NotInCluster(repository.name().to_owned()))?;
-            Ok(current.with_controlling_moved(&to)?)
-        })?;
-        node.maintain();
-        Ok(())
-    })
-    .await?;
-    tracing::info!(target: "quadmesh::audit", repository = %name, %instance, "the controlling role moved");
+    let instance = required(&params, "instanceName")?;
+    cluster_ops::set_controlling(&state, &name, instance).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -167,173 +73,9 @@ pub async fn grow_cluster(
     caller: Caller,
     uri: Uri,
 ) -> ApiResult<StatusCode> {
-    let instance = Params::from_uri(&uri)
-        .get("instanceName")
-        .map(str::to_owned);
-    let outcome = grow(state, name.clone(), uri).await;
-    audit::change(
-        &caller,
-        "cluster-grow",
-        &name,
-        instance.as_deref(),
-        &outcome,
-    );
-    outcome
-}
-
-async fn grow(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> {
-    let params = Params::from_uri(&uri);
-    let instance = required(&params, "instanceName")?.to_owned();
-    let address = format!(
-        "{}:{}",
-        required(&params, "host")?,
-        params.number::<u16>("port")?.unwrap_or(10035)
-    );
-    let target_name = params
-        .get("name")
-        .filter(|n| !n.is_empty())
-        .unwrap_or(&name)
-        .to_owned();
-    if target_name != name {
-        // Members reach one another's copy under the cluster's repository name.
-        return Err(ApiError::BadRequest(format!(
-            "cannot grow repository '{name}' into a repository named '{target_name}': every instance of a cluster holds it under the same name; grow it into '{name}' on that server"
-        )));
-    }
-    let user = required(&params, "user")?.to_owned();
-    let password = required(&params, "password")?.to_owned();
-    let node = controlling_node(&state, &name)?;
-    if node.config().member_named(&instance).is_some() {
-        return Err(StoreError::from(MembershipError::NameTaken(instance)).into());
-    }
-    let repository = node.repository().clone();
-    let origin = OriginId(rand::random::<u64>() >> 1);
-    let scratch = state.catalog.scratch_dir()?;
-    let (repo, member_name, member_address, dir) = (
-        repository.clone(),
-        instance.clone(),
-        address.clone(),
-        scratch.clone(),
-    );
-    let archive = blocking(move || {
-        repo.commit_config(|current, time| {
-            let current =
-                current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
-            Ok(current.with_member(Member {
-                name: member_name,
-                origin,
-                address: member_address,
-                controlling: false,
-                added_at: time,
-            })?)
-        })?;
-        let started = std::time::Instant::now();
-        let snapshot_state = repo.snapshot(&dir.join("store"))?;
-        let archive = dir.join("snapshot.tar");
-        pack(&dir.join("store"), &snapshot_state, &archive)
-            .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
-        tracing::info!(
-            millis = started.elapsed().as_millis() as u64,
-            "snapshot taken for a new instance"
-        );
-        Ok(archive)
-    })
-    .await;
-    let pushed = match archive {
-        Ok(archive) => {
-            push_snapshot(
-                &state,
-                &address,
-                &target_name,
-                &instance,
-                origin,
-                &user,
-                &password,
-                &archive,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    let _ = tokio::fs::remove_dir_all(&scratch).await;
-    if let Err(error) = pushed {
-        // Undo the membership: an instance that never got its snapshot is not a member.
-        let repo = repository.clone();
-        let undo = instance.clone();
-        let _ = blocking(move || {
-            repo.commit_config(|current, _| {
-                let current =
-                    current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
-                Ok(current.without_member(&undo)?.0)
-            })?;
-            Ok(())
-        })
-        .await;
-        return Err(error);
-    }
-    let maintained = node.clone();
-    blocking(move || {
-        maintained.maintain();
-        Ok(())
-    })
-    .await?;
-    tracing::info!(repository = %name, %instance, %address, "grew the cluster");
+    let request = GrowRequest::from_params(&Params::from_uri(&uri))?;
+    cluster_ops::grow_cluster(&state, &caller, &name, request).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn push_snapshot(
-    state: &AppState,
-    address: &str,
-    repository: &str,
-    instance: &str,
-    origin: OriginId,
-    user: &str,
-    password: &str,
-    archive: &std::path::Path,
-) -> ApiResult<()> {
-    let file = tokio::fs::File::open(archive)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let length = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .len();
-    let body =
-        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
-    let url = state
-        .replication
-        .http()
-        .url(address, &format!("/repositories/{repository}/repl/install"));
-    let response = state
-        .replication
-        .http()
-        .put(&url)
-        .query(&[
-            ("instanceName", instance),
-            ("origin", &origin.0.to_string()),
-        ])
-        .basic_auth(user, Some(password))
-        .header("content-length", length)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            ApiError::Upstream(format!(
-                "cannot reach the new instance at {address}: {}",
-                crate::tls::describe(&e)
-            ))
-        })?;
-    if !response.status().is_success() {
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        return Err(ApiError::Upstream(format!(
-            "the new instance at {address} refused the snapshot: {status}: {}",
-            text.trim()
-        )));
-    }
-    Ok(())
 }
 
 /// `PUT /repositories/NAME/repl/install?instanceName=&origin=` (from the controlling
@@ -383,89 +125,10 @@ pub async fn remove(
     caller: Caller,
     uri: Uri,
 ) -> ApiResult<StatusCode> {
-    let instance = Params::from_uri(&uri)
-        .get("instanceName")
-        .map(str::to_owned);
-    let outcome = remove_instance(state, name.clone(), uri).await;
-    audit::change(
-        &caller,
-        "cluster-remove",
-        &name,
-        instance.as_deref(),
-        &outcome,
-    );
-    outcome
-}
-
-async fn remove_instance(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
-    let instance = required(&params, "instanceName")?.to_owned();
+    let instance = required(&params, "instanceName")?;
     let force = params.flag("force")?.unwrap_or(false);
-    let node = controlling_node(&state, &name)?;
-    let repository = node.repository().clone();
-    if let Some(leaving) = node.config().member_named(&instance).map(|m| m.origin) {
-        let repo = repository.clone();
-        let local = blocking(move || Ok(repo.version_vector())).await?;
-        let fresh_ms = crate::replication::STALL_AFTER.as_millis() as u64;
-        let verdict =
-            node.view()
-                .unreplicated(leaving, &local, crate::replication::now_ms(), fresh_ms);
-        let detail = match verdict {
-            Unreplicated::Nothing => None,
-            Unreplicated::Transactions(n) => Some(format!(
-                "holds {n} transaction{} no other member has yet",
-                if n == 1 { "" } else { "s" }
-            )),
-            Unreplicated::Unknown(why) => Some(format!(
-                "cannot be asked what it holds ({why}): it may hold acknowledged writes no other member has"
-            )),
-        };
-        if let Some(detail) = detail {
-            if !force {
-                return Err(StoreError::from(MembershipError::Unreplicated {
-                    name: instance,
-                    detail,
-                })
-                .into());
-            }
-            tracing::warn!(repository = %name, %instance, %detail, "removing an instance by force");
-        }
-    }
-    let (repo, leaving) = (repository.clone(), instance.clone());
-    let (config, removed) = blocking(move || {
-        let mut removed = None;
-        let config = repo.commit_config(|current, _| {
-            let current =
-                current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
-            let (next, member) = current.without_member(&leaving)?;
-            removed = Some(member);
-            Ok(next)
-        })?;
-        Ok((config, removed.expect("set when the change succeeded")))
-    })
-    .await?;
-    // Tell it at once (it would also learn on its next pull); it may be gone already.
-    let url = state.replication.http().url(
-        &removed.address,
-        &format!("/repositories/{name}/repl/removed"),
-    );
-    let told = state
-        .replication
-        .http()
-        .put(&url)
-        .header(TOKEN_HEADER, &config.token)
-        .header(ORIGIN_HEADER, repository.origin().0.to_string())
-        // It asks us back before it believes it.
-        .timeout(std::time::Duration::from_secs(8))
-        .send()
-        .await;
-    let maintained = node.clone();
-    blocking(move || {
-        maintained.maintain();
-        Ok(())
-    })
-    .await?;
-    tracing::info!(repository = %name, %instance, told = told.is_ok(), "removed an instance from the cluster");
+    cluster_ops::remove_member(&state, &caller, &name, instance, force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,7 +1,7 @@
 //! `/repositories`: list, create, delete.
 
-use crate::audit::{self, Caller};
-use crate::error::{blocking, ApiResult};
+use crate::audit::Caller;
+use crate::error::ApiResult;
 use crate::params::Params;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -54,20 +54,8 @@ pub async fn create(
 ) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
     let tolerate_existing = params.flag("override")? == Some(false);
-    let repository = name.clone();
-    let outcome = blocking(move || match state.catalog.create(&name) {
-        Ok(_) => {
-            tracing::info!(repository = %name, "created repository");
-            Ok(StatusCode::NO_CONTENT)
-        }
-        Err(quadmesh_store::StoreError::RepositoryExists(_)) if tolerate_existing => {
-            Ok(StatusCode::NO_CONTENT)
-        }
-        Err(e) => Err(e.into()),
-    })
-    .await;
-    audit::change(&caller, "repository-create", &repository, None, &outcome);
-    outcome
+    crate::cluster_ops::create_repository(&state, &caller, &name, tolerate_existing).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn delete(
@@ -75,15 +63,6 @@ pub async fn delete(
     Path(name): Path<String>,
     caller: Caller,
 ) -> ApiResult<StatusCode> {
-    let repository = name.clone();
-    let outcome = blocking(move || {
-        state.catalog.delete(&name)?;
-        state.sessions.close_for_repository(&name);
-        state.replication.stop(&name);
-        tracing::info!(repository = %name, "deleted repository");
-        Ok(StatusCode::NO_CONTENT)
-    })
-    .await;
-    audit::change(&caller, "repository-delete", &repository, None, &outcome);
-    outcome
+    crate::cluster_ops::delete_repository(&state, &caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

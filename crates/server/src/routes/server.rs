@@ -68,18 +68,20 @@ pub async fn ready(
     }
     let readiness = state.readiness.borrow().clone();
     let readiness = match readiness {
-        crate::roles::Readiness::Ready => {
+        crate::readiness::Readiness::Ready => {
             let st = state.clone();
             match tokio::task::spawn_blocking(move || crate::roles::writes_refused(&st)).await {
-                Ok(Some(reason)) => crate::roles::Readiness::NotReady(reason),
-                _ => crate::roles::Readiness::Ready,
+                Ok(Some(reason)) => crate::readiness::Readiness::NotReady(reason),
+                _ => crate::readiness::Readiness::Ready,
             }
         }
         not_ready => not_ready,
     };
     match &readiness {
-        crate::roles::Readiness::Ready => (axum::http::StatusCode::OK, "ready\n").into_response(),
-        crate::roles::Readiness::NotReady(reason) => (
+        crate::readiness::Readiness::Ready => {
+            (axum::http::StatusCode::OK, "ready\n").into_response()
+        }
+        crate::readiness::Readiness::NotReady(reason) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {reason}\n"),
         )

@@ -3,12 +3,15 @@
 //! SameSite=Strict) that the REST API accepts too, so the pages' scripts use the API.
 
 pub mod guard;
+pub mod logins;
 mod pages;
 
+pub use logins::{COOKIE, LOGIN_LIFETIME};
+
 use crate::audit::{self, Caller};
+use crate::cluster_ops::{self, GrowRequest};
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::routes::{repl, repositories};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -16,61 +19,6 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-pub const COOKIE: &str = "quadmesh_ui";
-const LOGIN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-
-/// Signed-in browsers: cookie token → expiry. In memory: a restart signs everyone out.
-#[derive(Default)]
-pub struct UiLogins(Mutex<HashMap<String, Instant>>);
-
-impl UiLogins {
-    fn open(&self) -> String {
-        let token: String = (0..32)
-            .map(|_| format!("{:02x}", rand::random::<u8>()))
-            .collect();
-        let mut logins = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        logins.retain(|_, expiry| *expiry > now);
-        logins.insert(token.clone(), now + LOGIN_LIFETIME);
-        token
-    }
-
-    /// Whether the request carries a live sign-in cookie.
-    pub fn check(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = cookie(headers) else {
-            return false;
-        };
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&token)
-            .is_some_and(|expiry| *expiry > Instant::now())
-    }
-
-    fn close(&self, headers: &HeaderMap) {
-        if let Some(token) = cookie(headers) {
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&token);
-        }
-    }
-}
-
-fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
 
 /// Paths of the UI that need no sign-in.
 pub fn is_open_path(path: &str) -> bool {
@@ -201,10 +149,7 @@ async fn create_repository(State(state): State<AppState>, caller: Caller, body: 
     let mut form = Params::default();
     form.extend_form(&body);
     let name = form.get("name").unwrap_or_default().trim().to_owned();
-    let uri: Uri = "/".parse().expect("a valid URI");
-    let result = repositories::create(State(state), Path(name.clone()), caller, uri)
-        .await
-        .map(|_| ());
+    let result = cluster_ops::create_repository(&state, &caller, &name, false).await;
     back("/ui", result, &format!("Created repository {name}."))
 }
 
@@ -213,9 +158,7 @@ async fn delete_repository(
     Path(name): Path<String>,
     caller: Caller,
 ) -> Response {
-    let result = repositories::delete(State(state), Path(name.clone()), caller)
-        .await
-        .map(|_| ());
+    let result = cluster_ops::delete_repository(&state, &caller, &name).await;
     back("/ui", result, &format!("Deleted repository {name}."))
 }
 
@@ -261,18 +204,6 @@ async fn replication_page(
     Html(pages::replication(&name, status.as_ref(), messages(&uri))).into_response()
 }
 
-fn query_uri(form: &Params, keys: &[&str]) -> Uri {
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(
-            keys.iter()
-                .filter_map(|k| form.get(k).map(|v| (*k, v.trim()))),
-        )
-        .finish();
-    format!("/?{query}")
-        .parse()
-        .expect("an encoded query is a valid URI")
-}
-
 async fn grow(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -282,10 +213,10 @@ async fn grow(
     let mut form = Params::default();
     form.extend_form(&body);
     let instance = form.get("instanceName").unwrap_or_default().to_owned();
-    let uri = query_uri(&form, &["host", "port", "user", "password", "instanceName"]);
-    let result = repl::grow_cluster(State(state), Path(name.clone()), caller, uri)
-        .await
-        .map(|_| ());
+    let result = match GrowRequest::from_params(&form) {
+        Ok(request) => cluster_ops::grow_cluster(&state, &caller, &name, request).await,
+        Err(e) => Err(e),
+    };
     back(
         &format!("/ui/repositories/{name}/replication"),
         result,
@@ -302,10 +233,13 @@ async fn remove(
     let mut form = Params::default();
     form.extend_form(&body);
     let instance = form.get("instanceName").unwrap_or_default().to_owned();
-    let uri = query_uri(&form, &["instanceName", "force"]);
-    let result = repl::remove(State(state), Path(name.clone()), caller, uri)
-        .await
-        .map(|_| ());
+    let result = match form.flag("force") {
+        Ok(force) => {
+            cluster_ops::remove_member(&state, &caller, &name, &instance, force.unwrap_or(false))
+                .await
+        }
+        Err(e) => Err(e),
+    };
     back(
         &format!("/ui/repositories/{name}/replication"),
         result,

@@ -1,0 +1,131 @@
+//! What an instance waits for after a crash cut the tail off its log: its peers' word
+//! on how far its own transactions went, so that it never stamps a sequence number a
+//! peer already holds with another transaction.
+
+use crate::stamp::OriginId;
+use std::collections::BTreeSet;
+
+/// The other members' reports since a lost tail.
+///
+/// Rules it keeps:
+/// - a member counts as having answered only while its *latest* report says it holds
+///   none of our transactions that we lack: a later report that it does (it took them
+///   from another member meanwhile) takes its answer back, until we fetched them;
+/// - a member this instance's view expired counts as answered (nothing more is taken
+///   from it, so nothing it holds can reach us), but expiry alone never frees us: a
+///   majority of the configuration (counting ourselves) must have answered, since the
+///   silent ones may be exactly those that hold our lost transactions. When expiry
+///   leaves no majority to answer, waiting is blocked for good and an operator decides
+///   (re-grow this instance from a member);
+/// - membership is read when asked, so a member removed from the configuration is
+///   waited for no more.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwaitingPeers {
+    answered: BTreeSet<OriginId>,
+    expired: BTreeSet<OriginId>,
+}
+
+impl AwaitingPeers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `peer` reported holding our own transactions up to `theirs`, while we hold up to
+    /// `ours`. Says whether it holds some we lack (to be fetched back by a new stream).
+    pub fn on_report(&mut self, peer: OriginId, theirs: u64, ours: u64) -> bool {
+        if theirs > ours {
+            self.answered.remove(&peer);
+            true
+        } else {
+            self.answered.insert(peer);
+            false
+        }
+    }
+
+    /// This instance's view expired `peer`.
+    pub fn on_expired(&mut self, peer: OriginId) {
+        self.expired.insert(peer);
+    }
+
+    /// Whether local writes may resume: every other member of `members` answered or
+    /// expired, and a majority answered.
+    pub fn satisfied(&self, local: OriginId, members: &[OriginId]) -> bool {
+        let others: Vec<OriginId> = members.iter().copied().filter(|m| *m != local).collect();
+        let answered = others.iter().filter(|m| self.answered.contains(m)).count();
+        others
+            .iter()
+            .all(|m| self.answered.contains(m) || self.expired.contains(m))
+            && (answered + 1) * 2 > others.len() + 1
+    }
+
+    /// Whether no majority can answer any more (too many members expired).
+    pub fn blocked(&self, local: OriginId, members: &[OriginId]) -> bool {
+        let others: Vec<OriginId> = members.iter().copied().filter(|m| *m != local).collect();
+        let answerable = others.iter().filter(|m| !self.expired.contains(m)).count();
+        (answerable + 1) * 2 <= others.len() + 1
+    }
+
+    /// The members still to answer (for status and logs).
+    pub fn waiting_for(&self, local: OriginId, members: &[OriginId]) -> Vec<OriginId> {
+        members
+            .iter()
+            .copied()
+            .filter(|m| *m != local && !self.answered.contains(m) && !self.expired.contains(m))
+            .collect()
+    }
+
+    /// The members counted by expiry rather than by their word.
+    pub fn expired(&self) -> impl Iterator<Item = OriginId> + '_ {
+        self.expired.iter().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: OriginId = OriginId(1);
+    const B: OriginId = OriginId(2);
+    const C: OriginId = OriginId(3);
+
+    #[test]
+    fn every_member_must_answer_and_a_later_report_can_take_the_answer_back() {
+        let members = [ME, B, C];
+        let mut a = AwaitingPeers::new();
+        assert!(!a.on_report(B, 5, 5));
+        assert!(!a.satisfied(ME, &members));
+        assert_eq!(a.waiting_for(ME, &members), vec![C]);
+        // B took our lost #6 from C meanwhile: its answer is void until we fetch it.
+        assert!(a.on_report(B, 6, 5));
+        assert!(!a.on_report(C, 5, 5));
+        assert!(!a.satisfied(ME, &members));
+        assert!(!a.on_report(B, 6, 6));
+        assert!(a.satisfied(ME, &members));
+    }
+
+    #[test]
+    fn an_expired_member_counts_only_beside_a_majority_that_answered() {
+        let members = [ME, B, C];
+        let mut a = AwaitingPeers::new();
+        a.on_expired(C);
+        assert!(!a.satisfied(ME, &members));
+        assert!(!a.blocked(ME, &members));
+        a.on_report(B, 3, 3);
+        assert!(a.satisfied(ME, &members));
+
+        let mut alone = AwaitingPeers::new();
+        alone.on_expired(B);
+        alone.on_expired(C);
+        assert!(alone.blocked(ME, &members));
+        assert!(!alone.satisfied(ME, &members));
+    }
+
+    #[test]
+    fn a_removed_member_is_waited_for_no_more() {
+        let mut a = AwaitingPeers::new();
+        a.on_report(B, 0, 0);
+        assert!(!a.satisfied(ME, &[ME, B, C]));
+        assert!(a.satisfied(ME, &[ME, B]));
+        assert!(AwaitingPeers::new().satisfied(ME, &[ME]));
+    }
+}

@@ -1,0 +1,444 @@
+//! Cluster and catalog operations as one typed service: what the REST routes, the web
+//! UI and the built-in roles do to repositories and their clusters goes through here,
+//! with typed arguments (never a handler called with a made-up request), audited
+//! alike whatever door it came in by.
+//!
+//! Rules it keeps:
+//! - membership changes are made only at the controlling instance
+//!   ([`controlling_node`]), as configuration transactions of the repository;
+//! - a grow that cannot hand its snapshot over undoes the membership it added;
+//! - a member that may hold transactions no other member has is removed only by force;
+//! - every change is written to the audit log with its caller and outcome.
+
+use crate::audit::{self, Caller};
+use crate::error::{blocking, ApiError, ApiResult};
+use crate::params::Params;
+use crate::replication::snapshot_transfer::pack;
+use crate::replication::{Node, ORIGIN_HEADER, TOKEN_HEADER};
+use crate::state::AppState;
+use quadmesh_repl::{ClusterConfig, Member, MembershipError, OriginId, Unreplicated};
+use quadmesh_store::StoreError;
+use std::sync::Arc;
+
+/// Where and how to grow a cluster by one instance.
+#[derive(Clone, Debug)]
+pub struct GrowRequest {
+    /// The new member's name.
+    pub instance: String,
+    /// `host:port` of the server that receives the snapshot.
+    pub address: String,
+    /// The repository name asked for on that server (must be the cluster's).
+    pub target_name: Option<String>,
+    /// Credentials for that server.
+    pub user: String,
+    pub password: String,
+}
+
+impl GrowRequest {
+    /// From AllegroGraph's `growCluster` parameters (query or form): `instanceName`,
+    /// `host`, `port` (10035), `name`, `user`, `password`.
+    pub fn from_params(params: &Params) -> ApiResult<Self> {
+        Ok(GrowRequest {
+            instance: required(params, "instanceName")?.to_owned(),
+            address: format!(
+                "{}:{}",
+                required(params, "host")?,
+                params.number::<u16>("port")?.unwrap_or(10035)
+            ),
+            target_name: params
+                .get("name")
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+            user: required(params, "user")?.to_owned(),
+            password: required(params, "password")?.to_owned(),
+        })
+    }
+}
+
+/// A parameter that must be present and non-empty.
+pub fn required<'a>(params: &'a Params, name: &str) -> ApiResult<&'a str> {
+    params
+        .get(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::BadRequest(format!("parameter '{name}' is required")))
+}
+
+/// Creates repository `name`; an existing one is an error unless `tolerate_existing`.
+pub async fn create_repository(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    tolerate_existing: bool,
+) -> ApiResult<()> {
+    let (st, repository) = (state.clone(), name.to_owned());
+    let outcome = blocking(move || match st.catalog.create(&repository) {
+        Ok(_) => {
+            tracing::info!(repository = %repository, "created repository");
+            Ok(())
+        }
+        Err(StoreError::RepositoryExists(_)) if tolerate_existing => Ok(()),
+        Err(e) => Err(e.into()),
+    })
+    .await;
+    audit::change(caller, "repository-create", name, None, &outcome);
+    outcome
+}
+
+/// Deletes repository `name`, its sessions and its replication.
+pub async fn delete_repository(state: &AppState, caller: &Caller, name: &str) -> ApiResult<()> {
+    let (st, repository) = (state.clone(), name.to_owned());
+    let outcome = blocking(move || {
+        st.catalog.delete(&repository)?;
+        st.sessions.close_for_repository(&repository);
+        st.replication.stop(&repository);
+        tracing::info!(repository = %repository, "deleted repository");
+        Ok(())
+    })
+    .await;
+    audit::change(caller, "repository-delete", name, None, &outcome);
+    outcome
+}
+
+/// Grows the cluster of repository `name` (at its controlling instance) by one
+/// instance: adds the member, hands a snapshot to the new server, which then pulls
+/// from the snapshot's cut.
+pub async fn grow_cluster(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    request: GrowRequest,
+) -> ApiResult<()> {
+    let instance = request.instance.clone();
+    let outcome = grow(state, name, request).await;
+    audit::change(caller, "cluster-grow", name, Some(&instance), &outcome);
+    outcome
+}
+
+/// Removes `instance` from the cluster of repository `name` (at its controlling
+/// instance). Refused when it may hold transactions no remaining member has — it holds
+/// some by its last report, or it cannot be heard from now, so nobody can tell —
+/// unless `force`: removing it discards them.
+pub async fn remove_member(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    instance: &str,
+    force: bool,
+) -> ApiResult<()> {
+    let outcome = remove(state, name, instance, force).await;
+    audit::change(caller, "cluster-remove", name, Some(instance), &outcome);
+    outcome
+}
+
+/// Moves the controlling role of repository `name`'s cluster to `instance` (at the
+/// current controlling instance): from then on only it grows and removes.
+pub async fn set_controlling(state: &AppState, name: &str, instance: &str) -> ApiResult<()> {
+    let instance = instance.to_owned();
+    let node = controlling_node(state, name)?;
+    let repository = node.repository().clone();
+    let to = instance.clone();
+    blocking(move || {
+        repository.commit_config(|current, _| {
+            let current = current
+                .ok_or_else(|| MembershipError::NotInCluster(repository.name().to_owned()))?;
+            Ok(current.with_controlling_moved(&to)?)
+        })?;
+        node.maintain();
+        Ok(())
+    })
+    .await?;
+    tracing::info!(target: "quadmesh::audit", repository = %name, %instance, "the controlling role moved");
+    Ok(())
+}
+
+/// Makes repository `name` of this server the controlling instance of a new cluster.
+pub async fn create_cluster_here(
+    state: &AppState,
+    name: &str,
+    instance: &str,
+    address: &str,
+) -> ApiResult<()> {
+    let (st, name, instance, address) = (
+        state.clone(),
+        name.to_owned(),
+        instance.to_owned(),
+        address.to_owned(),
+    );
+    let repository = blocking(move || {
+        let repository = match st.catalog.get(&name) {
+            Ok(r) => r,
+            Err(StoreError::RepositoryNotFound(_)) => st.catalog.create(&name)?,
+            Err(e) => return Err(e.into()),
+        };
+        let origin = repository.origin();
+        repository.commit_config(|current, time| {
+            if current.is_some() {
+                return Err(MembershipError::AlreadyInCluster(name.clone()).into());
+            }
+            Ok(ClusterConfig::new(
+                random_hex(8),
+                name.clone(),
+                random_hex(32),
+                Member {
+                    name: instance.clone(),
+                    origin,
+                    address: address.clone(),
+                    controlling: true,
+                    added_at: time,
+                },
+            ))
+        })?;
+        tracing::info!(repository = %name, instance = %instance, %address, "created a replication cluster");
+        Ok(repository)
+    })
+    .await?;
+    state.replication.ensure(repository);
+    Ok(())
+}
+
+/// The node of a repository whose controlling instance this is.
+pub fn controlling_node(state: &AppState, name: &str) -> ApiResult<Arc<Node>> {
+    let node = state
+        .replication
+        .get(name)
+        .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name.to_owned())))?;
+    let config = node.config();
+    let controlling = config.controlling().cloned();
+    match controlling {
+        Some(c) if c.origin == node.repository().origin() => Ok(node),
+        Some(c) => Err(StoreError::from(MembershipError::NotControlling(format!(
+            "{} at {}",
+            c.name, c.address
+        )))
+        .into()),
+        None => Err(ApiError::Internal(
+            "the cluster has no controlling instance".into(),
+        )),
+    }
+}
+
+async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<()> {
+    let GrowRequest {
+        instance,
+        address,
+        target_name,
+        user,
+        password,
+    } = request;
+    let name = name.to_owned();
+    let target_name = target_name.unwrap_or_else(|| name.clone());
+    if target_name != name {
+        // Members reach one another's copy under the cluster's repository name.
+        return Err(ApiError::BadRequest(format!(
+            "cannot grow repository '{name}' into a repository named '{target_name}': every instance of a cluster holds it under the same name; grow it into '{name}' on that server"
+        )));
+    }
+    let node = controlling_node(state, &name)?;
+    if node.config().member_named(&instance).is_some() {
+        return Err(StoreError::from(MembershipError::NameTaken(instance)).into());
+    }
+    let repository = node.repository().clone();
+    let origin = OriginId(rand::random::<u64>() >> 1);
+    let scratch = state.catalog.scratch_dir()?;
+    let (repo, member_name, member_address, dir) = (
+        repository.clone(),
+        instance.clone(),
+        address.clone(),
+        scratch.clone(),
+    );
+    let archive = blocking(move || {
+        repo.commit_config(|current, time| {
+            let current =
+                current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
+            Ok(current.with_member(Member {
+                name: member_name,
+                origin,
+                address: member_address,
+                controlling: false,
+                added_at: time,
+            })?)
+        })?;
+        let started = std::time::Instant::now();
+        let snapshot_state = repo.snapshot(&dir.join("store"))?;
+        let archive = dir.join("snapshot.tar");
+        pack(&dir.join("store"), &snapshot_state, &archive)
+            .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
+        tracing::info!(
+            millis = started.elapsed().as_millis() as u64,
+            "snapshot taken for a new instance"
+        );
+        Ok(archive)
+    })
+    .await;
+    let pushed = match archive {
+        Ok(archive) => {
+            push_snapshot(
+                state,
+                &address,
+                &target_name,
+                &instance,
+                origin,
+                &user,
+                &password,
+                &archive,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    if let Err(error) = pushed {
+        // Undo the membership: an instance that never got its snapshot is not a member.
+        let repo = repository.clone();
+        let undo = instance.clone();
+        let _ = blocking(move || {
+            repo.commit_config(|current, _| {
+                let current =
+                    current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
+                Ok(current.without_member(&undo)?.0)
+            })?;
+            Ok(())
+        })
+        .await;
+        return Err(error);
+    }
+    let maintained = node.clone();
+    blocking(move || {
+        maintained.maintain();
+        Ok(())
+    })
+    .await?;
+    tracing::info!(repository = %name, %instance, %address, "grew the cluster");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn push_snapshot(
+    state: &AppState,
+    address: &str,
+    repository: &str,
+    instance: &str,
+    origin: OriginId,
+    user: &str,
+    password: &str,
+    archive: &std::path::Path,
+) -> ApiResult<()> {
+    let file = tokio::fs::File::open(archive)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let length = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .len();
+    let body =
+        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let url = state
+        .replication
+        .http()
+        .url(address, &format!("/repositories/{repository}/repl/install"));
+    let response = state
+        .replication
+        .http()
+        .put(&url)
+        .query(&[
+            ("instanceName", instance),
+            ("origin", &origin.0.to_string()),
+        ])
+        .basic_auth(user, Some(password))
+        .header("content-length", length)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::Upstream(format!(
+                "cannot reach the new instance at {address}: {}",
+                crate::tls::describe(&e)
+            ))
+        })?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        return Err(ApiError::Upstream(format!(
+            "the new instance at {address} refused the snapshot: {status}: {}",
+            text.trim()
+        )));
+    }
+    Ok(())
+}
+
+async fn remove(state: &AppState, name: &str, instance: &str, force: bool) -> ApiResult<()> {
+    let (name, instance) = (name.to_owned(), instance.to_owned());
+    let node = controlling_node(state, &name)?;
+    let repository = node.repository().clone();
+    if let Some(leaving) = node.config().member_named(&instance).map(|m| m.origin) {
+        let repo = repository.clone();
+        let local = blocking(move || Ok(repo.version_vector())).await?;
+        let fresh_ms = crate::replication::STALL_AFTER.as_millis() as u64;
+        let verdict =
+            node.view()
+                .unreplicated(leaving, &local, crate::replication::now_ms(), fresh_ms);
+        let detail = match verdict {
+            Unreplicated::Nothing => None,
+            Unreplicated::Transactions(n) => Some(format!(
+                "holds {n} transaction{} no other member has yet",
+                if n == 1 { "" } else { "s" }
+            )),
+            Unreplicated::Unknown(why) => Some(format!(
+                "cannot be asked what it holds ({why}): it may hold acknowledged writes no other member has"
+            )),
+        };
+        if let Some(detail) = detail {
+            if !force {
+                return Err(StoreError::from(MembershipError::Unreplicated {
+                    name: instance,
+                    detail,
+                })
+                .into());
+            }
+            tracing::warn!(repository = %name, %instance, %detail, "removing an instance by force");
+        }
+    }
+    let (repo, leaving) = (repository.clone(), instance.clone());
+    let (config, removed) = blocking(move || {
+        let mut removed = None;
+        let config = repo.commit_config(|current, _| {
+            let current =
+                current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
+            let (next, member) = current.without_member(&leaving)?;
+            removed = Some(member);
+            Ok(next)
+        })?;
+        Ok((config, removed.expect("set when the change succeeded")))
+    })
+    .await?;
+    // Tell it at once (it would also learn on its next pull); it may be gone already.
+    let url = state.replication.http().url(
+        &removed.address,
+        &format!("/repositories/{name}/repl/removed"),
+    );
+    let told = state
+        .replication
+        .http()
+        .put(&url)
+        .header(TOKEN_HEADER, &config.token)
+        .header(ORIGIN_HEADER, repository.origin().0.to_string())
+        // It asks us back before it believes it.
+        .timeout(std::time::Duration::from_secs(8))
+        .send()
+        .await;
+    let maintained = node.clone();
+    blocking(move || {
+        maintained.maintain();
+        Ok(())
+    })
+    .await?;
+    tracing::info!(repository = %name, %instance, told = told.is_ok(), "removed an instance from the cluster");
+    Ok(())
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
