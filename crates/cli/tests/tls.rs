@@ -702,7 +702,8 @@ async fn a_peer_with_a_certificate_from_another_ca_is_refused() {
 }
 
 #[tokio::test]
-async fn a_member_that_comes_back_with_a_certificate_from_another_ca_is_not_pulled_from() {
+async fn a_member_back_with_a_certificate_from_another_ca_is_not_pulled_from_until_the_ca_file_trusts_it(
+) {
     let dir = tempfile::tempdir().unwrap();
     let ours = Ca::new("our CA");
     let theirs = Ca::new("another CA");
@@ -808,6 +809,19 @@ async fn a_member_that_comes_back_with_a_certificate_from_another_ca_is_not_pull
         !ask(&a, &http, "on-b").await,
         "a must not take data from an untrusted peer"
     );
+
+    // A CA rotation, without a restart: a's CA file gains the other CA, and a pulls
+    // from b again.
+    replace_file(&a_files.ca, &format!("{}{}", ours.pem, theirs.pem));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ask(&a, &http, "on-b").await {
+        assert!(
+            Instant::now() < deadline,
+            "a did not trust b after its CA file changed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(a.logged("TLS CA for peers reloaded"));
 }
 
 #[tokio::test]

@@ -403,10 +403,63 @@ impl ServerTls {
 
 /// Verifies a peer's certificate against the configured CA, for a fixed name when one
 /// is configured (else for the host it was reached at).
+///
+/// Rules it keeps: the CA file is re-read when it changes (a CA rotation adds the new
+/// CA to the bundle, renews the certificates, then drops the old CA); a bundle that
+/// does not load is logged and the previous one kept.
 #[derive(Debug)]
 struct PeerVerifier {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    ca: PathBuf,
+    inner: RwLock<Arc<rustls::client::WebPkiServerVerifier>>,
     name: Option<ServerName<'static>>,
+}
+
+impl PeerVerifier {
+    fn inner(&self) -> Arc<rustls::client::WebPkiServerVerifier> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn watch(self: Arc<Self>) {
+        let mut seen = FileStamp::of(&self.ca);
+        let mut tick = tokio::time::interval(RELOAD_CHECK_INTERVAL);
+        loop {
+            tick.tick().await;
+            let now = FileStamp::of(&self.ca);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            let ca = self.ca.clone();
+            match tokio::task::spawn_blocking(move || ca_verifier(&ca)).await {
+                Ok(Ok(verifier)) => {
+                    *self.inner.write().unwrap_or_else(|e| e.into_inner()) = verifier;
+                    tracing::info!(ca = %self.ca.display(), "TLS CA for peers reloaded");
+                }
+                Ok(Err(e)) => tracing::error!(
+                    error = %e,
+                    "the changed TLS CA file cannot be used: peers are still checked against the previous one"
+                ),
+                Err(e) => tracing::error!(error = %e, "TLS CA reload task failed"),
+            }
+        }
+    }
+}
+
+/// A verifier of certificates that chain to the CA certificates in `ca`.
+fn ca_verifier(ca: &Path) -> Result<Arc<rustls::client::WebPkiServerVerifier>, TlsError> {
+    let ca_error = |message: String| TlsError::Ca {
+        path: ca.to_owned(),
+        message,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates(ca)? {
+        roots
+            .add(certificate)
+            .map_err(|e| ca_error(e.to_string()))?;
+    }
+    rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| ca_error(e.to_string()))
 }
 
 impl rustls::client::danger::ServerCertVerifier for PeerVerifier {
@@ -419,7 +472,7 @@ impl rustls::client::danger::ServerCertVerifier for PeerVerifier {
         now: UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
         let name = self.name.as_ref().unwrap_or(server_name);
-        self.inner
+        self.inner()
             .verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
     }
 
@@ -429,7 +482,7 @@ impl rustls::client::danger::ServerCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.inner().verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -438,16 +491,17 @@ impl rustls::client::danger::ServerCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.inner().verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.inner().supported_verify_schemes()
     }
 }
 
 /// The TLS client configuration for connections to peers, when a CA is configured
-/// (`None`: the HTTP client's defaults, the system's trust store).
+/// (`None`: the HTTP client's defaults, the system's trust store). Watches the CA file
+/// (must run inside the Tokio runtime).
 pub fn peer_client_config(
     settings: &TlsSettings,
 ) -> Result<Option<rustls::ClientConfig>, TlsError> {
@@ -457,31 +511,23 @@ pub fn peer_client_config(
             None => Ok(None),
         };
     };
-    let ca_error = |message: String| TlsError::Ca {
-        path: ca.clone(),
-        message,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in certificates(ca)? {
-        roots
-            .add(certificate)
-            .map_err(|e| ca_error(e.to_string()))?;
-    }
     let name = match &settings.peer_name {
         Some(name) => {
             Some(ServerName::try_from(name.clone()).map_err(|_| TlsError::PeerName(name.clone()))?)
         }
         None => None,
     };
-    let inner =
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-            .build()
-            .map_err(|e| ca_error(e.to_string()))?;
+    let verifier = Arc::new(PeerVerifier {
+        ca: ca.clone(),
+        inner: RwLock::new(ca_verifier(ca)?),
+        name,
+    });
+    tokio::spawn(verifier.clone().watch());
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Setup(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PeerVerifier { inner, name }))
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     Ok(Some(config))
 }
