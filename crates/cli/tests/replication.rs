@@ -563,17 +563,20 @@ async fn register_and_log_follow_replication_lag_not_database_size() {
     assert!(held["logEntries"].as_u64().unwrap() >= 50, "{held}");
     assert!(held["registerEntries"].as_u64().unwrap() >= 50, "{held}");
 
-    // Away longer than the log is kept: the others let go, and on its return it is
-    // told it must be grown again.
+    // Away longer than the log is kept: the others let go of the log, and on its
+    // return it is told it must be grown again. The register waits until it is
+    // removed: a member that had not expired it could still relay its old writes.
     wait_for(
         "the log to be let go",
         Duration::from_secs(15),
-        async || {
-            let s = cluster.status(0).await;
-            s["logEntries"] == 0 && s["registerEntries"] == 0
-        },
+        async || cluster.status(0).await["logEntries"] == 0,
     )
     .await;
+    let expired = cluster.status(0).await;
+    assert!(
+        expired["registerEntries"].as_u64().unwrap() >= 50,
+        "{expired}"
+    );
     cluster.instances[2].start(false);
     wait_for(
         "the returning member to learn it must be re-grown",
@@ -597,6 +600,23 @@ async fn register_and_log_follow_replication_lag_not_database_size() {
         .unwrap()
         .clone();
     assert!(away["state"].as_str().unwrap().contains("grow"), "{status}");
+    // Removed (by force: it cannot be asked what it holds), it holds nothing back.
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/remove"))
+        .query(&[("instanceName", "node2"), ("force", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    for i in 0..2 {
+        wait_for(
+            "the register to be let go",
+            Duration::from_secs(15),
+            async || cluster.status(i).await["registerEntries"] == 0,
+        )
+        .await;
+    }
 }
 
 /// The state instance `from` shows for member `name`.

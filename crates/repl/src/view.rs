@@ -159,16 +159,31 @@ impl ClusterView {
         expired
     }
 
+    /// Whether this instance must refuse writes now that `expired` were expired: the
+    /// controlling instance is among them, so it will not take our transactions any
+    /// more either (it expires us by the same rule) and what we would write would be
+    /// lost. The controlling instance itself never refuses for that: the others are
+    /// grown again from it.
+    pub fn controlling_expired(&self, expired: &[OriginId]) -> bool {
+        self.config
+            .controlling()
+            .is_some_and(|c| c.origin != self.local && expired.contains(&c.origin))
+    }
+
     pub fn is_expired(&self, origin: OriginId) -> bool {
         self.peers.get(&origin).is_some_and(|p| p.expired)
     }
 
     /// No transaction this instance has not yet received can be older than this.
+    ///
+    /// An expired member still holds it back (at its last promise) until it is removed
+    /// from the configuration: this instance takes nothing more from it, but a member
+    /// that has not expired it may still relay its old transactions, which a register
+    /// that forgot newer writes to the same quads would let undo them.
     pub fn frontier(&self, local_clock: HlcTime) -> HlcTime {
         self.config
             .members
             .iter()
-            .filter(|m| !self.is_expired(m.origin))
             .map(|m| {
                 if m.origin == self.local {
                     local_clock
@@ -353,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn a_member_away_too_long_stops_holding_the_log_and_the_frontier() {
+    fn a_member_away_too_long_stops_holding_the_log_and_holds_the_frontier_until_removed() {
         let mut v = view();
         let local = vv(&[(1, 9)]);
         v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(1, 9)]), 1_000);
@@ -368,8 +383,23 @@ mod tests {
             "expiry happens once"
         );
         assert_eq!(v.stable_version_vector(&local), vv(&[(1, 9)]));
-        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
+        // The frontier stays at its last promise until it is removed: a member that did
+        // not expire it may still relay its old transactions.
+        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(300));
         assert!(v.is_expired(OriginId(3)));
+        let (config, _) = v.config().without_member("c").unwrap();
+        assert!(v.set_config(config));
+        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
+    }
+
+    #[test]
+    fn only_a_copy_refuses_writes_when_the_controlling_instance_expired() {
+        let controlling = view();
+        assert!(!controlling.controlling_expired(&[OriginId(2), OriginId(3)]));
+        let copy = ClusterView::new(OriginId(2), controlling.config().clone(), 0);
+        assert!(copy.controlling_expired(&[OriginId(1)]));
+        assert!(!copy.controlling_expired(&[OriginId(3)]));
+        assert!(!copy.controlling_expired(&[]));
     }
 
     #[test]

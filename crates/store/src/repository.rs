@@ -864,7 +864,11 @@ impl Repository {
         } else {
             HlcTime(u64::MAX)
         };
-        writer.register.prune(frontier);
+        // After a lost tail, our own lost transactions may still come back from peers,
+        // older than any frontier: nothing is forgotten until the members answered.
+        if !self.awaiting_peers.load(Ordering::Acquire) {
+            writer.register.prune(frontier);
+        }
         let stable = if replicated {
             writer.stable.clone()
         } else {

@@ -352,6 +352,7 @@ fn add(total: &mut Stats, s: &Stats) {
     total.expiries += s.expiries;
     total.needs_regrow += s.needs_regrow;
     total.blocked_needs_operator += s.blocked_needs_operator;
+    total.register_pruned += s.register_pruned;
     total.clock_steps_back += s.clock_steps_back;
 }
 

@@ -90,8 +90,11 @@ pub struct Repo {
     pub disk: Disk,
     pub clock: HybridClock<SimClock>,
     pub vv: VersionVector,
-    /// Per quad: the stamp of its last write and whether it is present after it.
+    /// Per quad: the stamp of its last write and whether it is present after it;
+    /// entries older than the frontier are forgotten (`prune`).
     register: BTreeMap<Quad, (Stamp, bool)>,
+    /// The quads present (the store).
+    store: BTreeSet<Quad>,
     /// After a lost tail, until the other members answered (the real rules).
     awaiting: Option<AwaitingPeers>,
     members: Vec<OriginId>,
@@ -109,6 +112,7 @@ impl Repo {
             clock,
             vv: VersionVector::new(),
             register: BTreeMap::new(),
+            store: BTreeSet::new(),
             awaiting: disk.awaiting_marker.then(AwaitingPeers::new),
             members: members.to_vec(),
             disk,
@@ -141,10 +145,27 @@ impl Repo {
                     .is_none_or(|(stamp, _)| entry.stamp() > *stamp);
                 if newer {
                     self.register.insert(quad, (entry.stamp(), present));
+                    if present {
+                        self.store.insert(quad);
+                    } else {
+                        self.store.remove(&quad);
+                    }
                 }
             }
         }
         self.vv.advance(entry.origin, entry.seq);
+    }
+
+    /// Forgets the register entries older than `frontier` (a missing entry counts as
+    /// oldest); says how many.
+    pub fn prune(&mut self, frontier: HlcTime) -> usize {
+        // Our own lost transactions may still come back, older than any frontier.
+        if self.awaiting.is_some() {
+            return 0;
+        }
+        let before = self.register.len();
+        self.register.retain(|_, (stamp, _)| stamp.time >= frontier);
+        before - self.register.len()
     }
 
     fn reserve(&mut self, time: HlcTime) {
@@ -259,10 +280,6 @@ impl Repo {
 
     /// The quads present.
     pub fn contents(&self) -> BTreeSet<Quad> {
-        self.register
-            .iter()
-            .filter(|(_, (_, present))| *present)
-            .map(|(q, _)| *q)
-            .collect()
+        self.store.clone()
     }
 }

@@ -57,6 +57,8 @@ pub struct Stats {
     pub writes_refused_expired: u64,
     /// Runs that ended with an instance waiting for a majority that cannot answer.
     pub blocked_needs_operator: u64,
+    /// Register entries forgotten behind the frontier.
+    pub register_pruned: u64,
     pub crashes: u64,
     /// Torn tails that cut transactions some other instance held.
     pub tails_cut_replicated: u64,
@@ -596,9 +598,17 @@ impl World {
             if let Some(repo) = self.nodes[node].repo.as_mut() {
                 repo.on_peer_expired(*origin);
             }
-            if *origin == self.nodes[0].origin {
-                self.refuse_writes(node, "the controlling instance was silent too long".into());
-            }
+        }
+        if self.nodes[node].view.controlling_expired(&expired) {
+            self.refuse_writes(node, "the controlling instance was silent too long".into());
+        }
+        // The register forgets what is older than the frontier, as the real one does
+        // at its checkpoints: a transaction older than it arriving later would then
+        // undo newer writes, which the last-writer-wins check catches.
+        let n = &mut self.nodes[node];
+        if let Some(repo) = n.repo.as_mut() {
+            let frontier = n.view.frontier(repo.clock.last());
+            self.stats.register_pruned += repo.prune(frontier) as u64;
         }
         for p in 0..self.nodes[node].pullers.len() {
             let peer = self.nodes[node].pullers[p].0.peer();

@@ -183,23 +183,21 @@ impl Node {
         let local = self.repository.version_vector();
         let (frontier, stable) = {
             let mut view = self.view();
-            let controlling = view.config().controlling().map(|m| m.origin);
-            for origin in view.expire_silent(now_ms(), self.log_retention.as_millis() as u64) {
+            let expired = view.expire_silent(now_ms(), self.log_retention.as_millis() as u64);
+            for origin in &expired {
                 tracing::warn!(repository = self.repository.name(), member = %origin,
                     "a member was away longer than the log is kept; it must be grown again");
                 // After a lost tail, nothing it holds can reach us any more.
-                self.repository.on_peer_expired(origin);
-                if Some(origin) == controlling {
-                    // The controlling instance will not take our transactions any more
-                    // either (it expires us by the same rule): what we would write now
-                    // would be lost. Refused before the view (and so status) shows it.
-                    let name = view.config().member(origin).map(|m| m.name.clone());
-                    self.refuse_writes(&format!(
-                        "the controlling instance {} was not heard from for longer than the log is kept ({} s)",
-                        name.unwrap_or_default(),
-                        self.log_retention.as_secs()
-                    ));
-                }
+                self.repository.on_peer_expired(*origin);
+            }
+            if view.controlling_expired(&expired) {
+                // Refused before the view (and so status) shows it.
+                let name = view.config().controlling().map(|m| m.name.clone());
+                self.refuse_writes(&format!(
+                    "the controlling instance {} was not heard from for longer than the log is kept ({} s)",
+                    name.unwrap_or_default(),
+                    self.log_retention.as_secs()
+                ));
             }
             (
                 view.frontier(self.repository.clock().last()),
