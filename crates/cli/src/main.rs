@@ -28,6 +28,10 @@ struct Cli {
     /// Log filter, e.g. info or quadmesh_server=debug (RUST_LOG works too).
     #[arg(long, global = true, env = "QUADMESH_LOG", default_value = "info")]
     log: String,
+    /// Client commands: trust only the CA certificate(s) in this PEM file for
+    /// https:// REPO-SPECs (default: the system's trust store). `serve` takes --tls-ca.
+    #[arg(long, global = true, env = "QUADMESH_CA")]
+    ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -92,6 +96,9 @@ fn init_logging(cli: &Cli) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    if let Some(ca) = cli.ca.clone() {
+        client::trust_ca(ca);
+    }
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

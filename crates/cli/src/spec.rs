@@ -1,12 +1,15 @@
 //! agtool's REPO-SPEC: `USER:PASSWORD@HOST:PORT/REPO` (credentials may also come from
 //! `QUADMESH_USER` / `QUADMESH_PASSWORD`; the repository is optional where a command
-//! acts on a server).
+//! acts on a server), optionally after `http://` or `https://` (TLS; `--ca` names the
+//! CA to trust).
 
 use anyhow::{bail, Context, Result};
 use std::fmt;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Spec {
+    /// `http` or `https`.
+    pub scheme: &'static str,
     pub user: String,
     pub password: String,
     pub host: String,
@@ -17,7 +20,11 @@ pub struct Spec {
 impl fmt::Debug for Spec {
     // Never print the password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:***@{}:{}", self.user, self.host, self.port)?;
+        write!(
+            f,
+            "{}://{}:***@{}:{}",
+            self.scheme, self.user, self.host, self.port
+        )?;
         if let Some(r) = &self.repository {
             write!(f, "/{r}")?;
         }
@@ -27,7 +34,14 @@ impl fmt::Debug for Spec {
 
 impl Spec {
     pub fn parse(text: &str) -> Result<Self> {
-        let rest = text.strip_prefix("http://").unwrap_or(text);
+        let (scheme, rest) = if let Some(rest) = text.strip_prefix("https://") {
+            ("https", rest)
+        } else {
+            ("http", text.strip_prefix("http://").unwrap_or(text))
+        };
+        if rest.contains("://") {
+            bail!("'{text}': only http:// and https:// are understood");
+        }
         let (credentials, location) = match rest.rsplit_once('@') {
             Some((c, l)) => (Some(c), l),
             None => (None, rest),
@@ -65,6 +79,7 @@ impl Spec {
             bail!("'{text}': no host; expected USER:PASSWORD@HOST:PORT/REPO");
         }
         Ok(Spec {
+            scheme,
             user,
             password,
             host,
@@ -74,7 +89,7 @@ impl Spec {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}:{}", self.host, self.port)
+        format!("{}://{}:{}", self.scheme, self.host, self.port)
     }
 
     pub fn repository(&self) -> Result<&str> {
@@ -134,6 +149,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("USER:PASSWORD"));
+    }
+
+    #[test]
+    fn the_scheme_is_http_unless_https_is_given() {
+        let s = Spec::parse("a:b@h:1/r").unwrap();
+        assert_eq!(s.base_url(), "http://h:1");
+        let s = Spec::parse("http://a:b@h:1/r").unwrap();
+        assert_eq!(s.base_url(), "http://h:1");
+        let s = Spec::parse("https://a:b@db.example:10035/r").unwrap();
+        assert_eq!(s.base_url(), "https://db.example:10035");
+        assert_eq!(
+            s.repository_url().unwrap(),
+            "https://db.example:10035/repositories/r"
+        );
+        assert!(Spec::parse("ftp://a:b@h:1/r")
+            .unwrap_err()
+            .to_string()
+            .contains("https://"));
     }
 
     #[test]

@@ -373,7 +373,10 @@ async fn push_snapshot(
         .len();
     let body =
         reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
-    let url = format!("http://{address}/repositories/{repository}/repl/install");
+    let url = state
+        .replication
+        .http()
+        .url(address, &format!("/repositories/{repository}/repl/install"));
     let response = state
         .replication
         .http()
@@ -388,7 +391,10 @@ async fn push_snapshot(
         .send()
         .await
         .map_err(|e| {
-            ApiError::Upstream(format!("cannot reach the new instance at {address}: {e}"))
+            ApiError::Upstream(format!(
+                "cannot reach the new instance at {address}: {}",
+                crate::tls::describe(&e)
+            ))
         })?;
     if !response.status().is_success() {
         let status = response.status();
@@ -454,9 +460,9 @@ async fn remove(state: &AppState, name: &str, instance: &str, force: bool) -> Ap
     .await?;
     require_confirmations(&node, &base, config.position()).await?;
     // Tell it at once (it would also learn on its next pull); it may be gone already.
-    let url = format!(
-        "http://{}/repositories/{}/repl/removed",
-        removed.address, name
+    let url = state.replication.http().url(
+        &removed.address,
+        &format!("/repositories/{name}/repl/removed"),
     );
     let told = state
         .replication

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub auto_repair: bool,
     /// Bounds on client and peer connections.
     pub connections: crate::listener::ConnectionLimits,
+    /// TLS on the port and towards peers (off by default).
+    pub tls: crate::tls::TlsSettings,
 }
 
 impl ServerConfig {
@@ -60,6 +62,7 @@ impl ServerConfig {
                 header_read_timeout: Duration::from_secs(30),
                 idle_timeout: Duration::from_secs(120),
             },
+            tls: Default::default(),
         }
     }
 }

@@ -122,7 +122,10 @@ async fn ask(
     user: &str,
     password: &str,
 ) -> Answer {
-    let url = format!("http://{address}/repositories/{repository}/repl/status");
+    let url = state.replication.http().url(
+        &address.to_string(),
+        &format!("/repositories/{repository}/repl/status"),
+    );
     let response = state
         .replication
         .http()
@@ -178,9 +181,9 @@ pub async fn regrow_from(
     )));
     let scratch = state.catalog.scratch_dir().map_err(|e| e.to_string())?;
     let result = async {
-        let url = format!(
-            "http://{}/repositories/{repository}/repl/snapshot",
-            member.address
+        let url = state.replication.http().url(
+            &member.address.to_string(),
+            &format!("/repositories/{repository}/repl/snapshot"),
         );
         let response = state
             .replication
@@ -189,7 +192,13 @@ pub async fn regrow_from(
             .basic_auth(user, Some(password))
             .send()
             .await
-            .map_err(|e| format!("cannot fetch a snapshot from {}: {e}", member.address))?;
+            .map_err(|e| {
+                format!(
+                    "cannot fetch a snapshot from {}: {}",
+                    member.address,
+                    crate::tls::describe(&e)
+                )
+            })?;
         if !response.status().is_success() {
             let status = response.status();
             let text = response.text().await.unwrap_or_default();

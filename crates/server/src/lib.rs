@@ -34,6 +34,7 @@ mod state;
 mod streaming;
 mod target;
 mod terms;
+mod tls;
 mod ui;
 mod upload;
 
@@ -45,6 +46,7 @@ pub use error::ApiError;
 pub use listener::ConnectionLimits;
 pub use results::render_table;
 pub use routes::server::VERSION;
+pub use tls::{TlsError, TlsSettings};
 
 use quadmesh_repl::{HybridClock, SystemClock};
 use quadmesh_store::{Catalog, LogOptions, RepositoryOptions};
@@ -67,8 +69,10 @@ pub enum ServeError {
     },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
-    #[error("cannot set up the HTTP client for peers: {0}")]
-    Http(String),
+    #[error(transparent)]
+    PeerHttp(#[from] replication::peer_http::PeerHttpError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Maximum clock offset tolerated from a peer, in milliseconds.
@@ -107,14 +111,19 @@ pub async fn serve(
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
     let addr = SocketAddr::new(config.bind, config.port);
-    let peer_http =
-        replication::resolver::peer_client().map_err(|e| ServeError::Http(e.to_string()))?;
+    let peer_http = replication::peer_http::PeerHttp::new(&config.tls)?;
     let state = AppState::new(config, catalog, auth, access, peer_http);
+    let server_tls = tls::ServerTls::start(&state.config.tls, state.tls.clone())?;
     state.replication.start_existing(&state.catalog);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
-    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "quadmesh is listening");
+    tracing::info!(
+        %addr,
+        tls = server_tls.is_some(),
+        data_dir = %state.config.data_dir.display(),
+        "quadmesh is listening"
+    );
 
     let maintenance = tokio::spawn(maintain(state.clone()));
     let scrubbing = tokio::spawn(scrub(state.clone()));
@@ -137,6 +146,7 @@ pub async fn serve(
         listener,
         routes::router(state.clone()),
         state.config.connections,
+        server_tls.map(Arc::new),
         |stream| {
             if let Err(e) = replication::configure_accepted(stream) {
                 tracing::debug!(error = %e, "cannot set TCP keepalive on a connection");

@@ -5,9 +5,10 @@
 //! (`axum::serve` has none of these: a connection that sent nothing, or half a request,
 //! was kept for ever.)
 
+use crate::tls::{Accepted, ServerTls};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::Request;
+use axum::http::{header, HeaderValue, Request};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
@@ -38,13 +39,14 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves; then takes no more
+/// Serves `app` on `listener` (through TLS when `tls` is given) until `shutdown` resolves; then takes no more
 /// connections, lets the requests in flight finish and returns when every connection
 /// has closed.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<ServerTls>>,
     configure: impl Fn(&tokio::net::TcpStream) + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -93,44 +95,22 @@ pub async fn serve(
             continue;
         };
         configure(&stream);
-        let (builder, app, mut stop) = (builder.clone(), app.clone(), stop.clone());
+        let (builder, app, stop, tls) = (builder.clone(), app.clone(), stop.clone(), tls.clone());
         tokio::spawn(async move {
-            let activity = Arc::new(Activity::new());
-            let tracked = activity.clone();
-            let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(remote));
-                let in_flight = tracked.begin();
-                let mut app = app.clone();
-                async move {
-                    let response = tower_service::Service::call(&mut app, request).await?;
-                    Ok::<_, std::convert::Infallible>(response.map(|inner| TrackedBody {
-                        inner,
-                        _in_flight: in_flight,
-                    }))
-                }
-            });
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            let mut draining = false;
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(%remote, error = %e, "connection ended");
-                        }
-                        break;
-                    }
-                    () = activity.idle_for(limits.idle_timeout), if !draining => {
-                        // Nothing in flight: dropping the connection loses no answer.
-                        tracing::debug!(%remote, "closing an idle connection");
-                        break;
-                    }
-                    changed = stop.changed(), if !draining => {
-                        let _ = changed;
-                        draining = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
-                }
+            let connection = Connection {
+                builder,
+                app,
+                stop,
+                remote,
+                limits,
+            };
+            match tls {
+                None => connection.serve(stream, false).await,
+                Some(tls) => match connection.handshake(&tls, stream).await {
+                    Some(Accepted::Tls(stream)) => connection.serve(*stream, true).await,
+                    Some(Accepted::Plain(stream)) => connection.serve(stream, false).await,
+                    Some(Accepted::Refused) | None => {}
+                },
             }
             drop(permit);
         });
@@ -141,6 +121,115 @@ pub async fn serve(
     let _ = permits.acquire_many(limits.max_connections as u32).await;
     Ok(())
 }
+
+/// One accepted connection and what it needs to be served.
+struct Connection {
+    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    app: Router,
+    stop: watch::Receiver<bool>,
+    remote: std::net::SocketAddr,
+    limits: ConnectionLimits,
+}
+
+impl Connection {
+    /// The TLS handshake, which must end within the header-read timeout (a client that
+    /// never finishes it holds a permit no longer than one that never sends headers);
+    /// `None` if it failed, timed out or the server began to stop.
+    async fn handshake(&self, tls: &ServerTls, stream: TcpStream) -> Option<Accepted> {
+        let remote = self.remote;
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            result = tokio::time::timeout(self.limits.header_read_timeout, tls.accept(stream)) => {
+                match result {
+                    Ok(Ok(accepted)) => Some(accepted),
+                    Ok(Err(e)) => {
+                        tls.handshake_failed();
+                        tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                        None
+                    }
+                    Err(_) => {
+                        tls.handshake_failed();
+                        tracing::debug!(%remote, "TLS handshake not done within the header-read timeout");
+                        None
+                    }
+                }
+            }
+            _ = stop.changed() => None,
+        }
+    }
+
+    /// Serves HTTP on `io` until the connection ends, falls idle or the server stops.
+    /// Every request has a `Host` (from the URI's authority under HTTP/2); those that came over TLS carry `x-forwarded-proto: https` unless a proxy set
+    /// it, so that URLs handed back name the scheme the client used.
+    async fn serve<I>(self, io: I, secure: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            builder,
+            app,
+            mut stop,
+            remote,
+            limits,
+        } = self;
+        let activity = Arc::new(Activity::new());
+        let tracked = activity.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            // HTTP/2 carries the host in the URI (`:authority`), not in a header: give
+            // it one, so that origin checks and URLs handed back see the same host
+            // whichever protocol ALPN chose.
+            if !request.headers().contains_key(header::HOST) {
+                if let Some(host) = request
+                    .uri()
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                {
+                    request.headers_mut().insert(header::HOST, host);
+                }
+            }
+            if secure && !request.headers().contains_key(FORWARDED_PROTO) {
+                request
+                    .headers_mut()
+                    .insert(FORWARDED_PROTO, HeaderValue::from_static("https"));
+            }
+            let in_flight = tracked.begin();
+            let mut app = app.clone();
+            async move {
+                let response = tower_service::Service::call(&mut app, request).await?;
+                Ok::<_, std::convert::Infallible>(response.map(|inner| TrackedBody {
+                    inner,
+                    _in_flight: in_flight,
+                }))
+            }
+        });
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        tokio::pin!(connection);
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%remote, error = %e, "connection ended");
+                    }
+                    break;
+                }
+                () = activity.idle_for(limits.idle_timeout), if !draining => {
+                    // Nothing in flight: dropping the connection loses no answer.
+                    tracing::debug!(%remote, "closing an idle connection");
+                    break;
+                }
+                changed = stop.changed(), if !draining => {
+                    let _ = changed;
+                    draining = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+const FORWARDED_PROTO: &str = "x-forwarded-proto";
 
 /// What one connection is doing: requests in flight, and since when none is.
 ///

@@ -295,6 +295,38 @@ fn render(state: AppState) -> Response {
         ahead_of_physical,
     );
 
+    if state.tls.serving.load(Ordering::Relaxed) {
+        let tls = &state.tls;
+        let expires_at = Gauge::<i64>::default();
+        expires_at.set(tls.expires_at.load(Ordering::Relaxed));
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the certificate served now expires (Unix time)",
+            expires_at,
+        );
+        for (name, help, value) in [
+            (
+                "tls_certificate_reloads",
+                "Changed certificate files loaded without a restart",
+                &tls.reloads,
+            ),
+            (
+                "tls_certificate_reload_failures",
+                "Changed certificate files that could not be used (the previous certificate kept)",
+                &tls.reload_failures,
+            ),
+            (
+                "tls_handshake_failures",
+                "TLS handshakes that failed or did not end within the header-read timeout",
+                &tls.handshake_failures,
+            ),
+        ] {
+            let counter = Counter::<u64>::default();
+            counter.inc_by(value.load(Ordering::Relaxed));
+            registry.register(name, help, counter);
+        }
+    }
+
     let sessions = Gauge::<i64>::default();
     sessions.set(state.sessions.open_count() as i64);
     registry.register("sessions_open", "Open sessions", sessions);

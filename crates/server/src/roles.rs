@@ -236,7 +236,7 @@ async fn copy(
     );
     loop {
         let up = http
-            .get(format!("http://{controlling}/version"))
+            .get(http.url(controlling, "/version"))
             .timeout(Duration::from_secs(5))
             .send()
             .await;
@@ -248,8 +248,11 @@ async fn copy(
     let (host, port) = advertise
         .rsplit_once(':')
         .ok_or("--advertise must be HOST:PORT")?;
-    let grow = |http: reqwest::Client, controlling: String| {
-        let url = format!("http://{controlling}/repositories/{repository}/repl/growCluster");
+    let grow = |http: crate::replication::peer_http::PeerHttp, controlling: String| {
+        let url = http.url(
+            &controlling,
+            &format!("/repositories/{repository}/repl/growCluster"),
+        );
         let (user, password) = (user.clone(), password.clone());
         async move {
             http.put(url)
@@ -302,8 +305,9 @@ async fn copy(
                         "an instance of this name is still listed; removing it first"
                     );
                     let _ = http
-                        .put(format!(
-                            "http://{controlling}/repositories/{repository}/repl/remove"
+                        .put(http.url(
+                            &controlling,
+                            &format!("/repositories/{repository}/repl/remove"),
                         ))
                         .basic_auth(&user, Some(&password))
                         .query(&[("instanceName", instance), ("force", "true")])
@@ -321,7 +325,10 @@ async fn copy(
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the controlling instance; retrying");
+                tracing::warn!(
+                    error = %crate::tls::describe(&e),
+                    "cannot reach the controlling instance; retrying"
+                );
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
@@ -331,14 +338,14 @@ async fn copy(
 /// The address of the controlling member in the configuration the instance at `at`
 /// holds (from its `repl/status`).
 async fn controlling_named_by(
-    http: &reqwest::Client,
+    http: &crate::replication::peer_http::PeerHttp,
     at: &str,
     repository: &str,
     user: &str,
     password: &str,
 ) -> Option<String> {
     let status: serde_json::Value = http
-        .get(format!("http://{at}/repositories/{repository}/repl/status"))
+        .get(http.url(at, &format!("/repositories/{repository}/repl/status")))
         .basic_auth(user, Some(password))
         .timeout(Duration::from_secs(5))
         .send()
@@ -381,7 +388,10 @@ async fn leave_one(state: &AppState, credentials: &Option<(String, String)>, rep
         .get(repository)
         .and_then(|node| node.config().controlling().map(|m| m.address.clone()))
         .unwrap_or_else(|| controlling.clone());
-    let url = format!("http://{controlling}/repositories/{repository}/repl/remove");
+    let url = state.replication.http().url(
+        &controlling,
+        &format!("/repositories/{repository}/repl/remove"),
+    );
     // Refused while the controlling instance cannot tell that the others hold all this
     // copy's writes: they are still being pulled (this server serves until it has
     // left), so ask again for a few seconds, then stay listed rather than lose them.

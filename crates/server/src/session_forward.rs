@@ -95,7 +95,7 @@ async fn forward(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let url = format!("http://{}{path}", member.address);
+    let url = state.replication.http().url(&member.address, path);
     let mut outgoing = state
         .replication
         .http()

@@ -27,6 +27,8 @@ pub struct Inner {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Anti-entropy repairs made and failed since the start.
     pub repairs: crate::replication::RepairCounts,
+    /// The served certificate and TLS failures, for `/metrics`.
+    pub tls: Arc<crate::tls::TlsStatus>,
 }
 
 impl AppState {
@@ -35,7 +37,7 @@ impl AppState {
         catalog: Catalog,
         auth: Auth,
         access: Arc<crate::access::Access>,
-        peer_http: reqwest::Client,
+        peer_http: crate::replication::peer_http::PeerHttp,
     ) -> Self {
         AppState(Arc::new(Inner {
             replication: Replication::new(peer_http, config.log_retention),
@@ -46,6 +48,7 @@ impl AppState {
             sessions: SessionRegistry::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
             repairs: Default::default(),
+            tls: Default::default(),
             http_metrics: crate::http_metrics::HttpMetrics::default(),
             ui_logins: crate::ui::logins::UiLogins::default(),
             sign_in_throttle: Default::default(),

@@ -1,6 +1,6 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use quadmesh_server::{Role, ServerConfig};
+use quadmesh_server::{Role, ServerConfig, TlsSettings};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,6 +85,28 @@ pub struct ServeArgs {
     /// HOST:PORT of the controlling instance (copy role).
     #[arg(long, env = "QUADMESH_CONTROLLING")]
     pub controlling: Option<String>,
+    /// PEM certificate chain to serve (turns TLS on, with --tls-key): plain HTTP on the
+    /// port is then refused unless --tls-keep-plain-http. Re-read when the file
+    /// changes (checked every second); a bad new pair is logged and the old one kept.
+    #[arg(long, env = "QUADMESH_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "QUADMESH_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificate(s) of the CA that issues the other instances' certificates: peers
+    /// are reached over https and trusted only if their certificate chains to it
+    /// (default: the system's trust store).
+    #[arg(long, env = "QUADMESH_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// The name peers' certificates must be valid for, whatever address they are
+    /// reached at (needed where instances advertise IP addresses, as on Swarm, and for
+    /// --peers); default: the host of each address. Needs --tls-ca.
+    #[arg(long, env = "QUADMESH_TLS_PEER_NAME")]
+    pub tls_peer_name: Option<String>,
+    /// Keep taking plain HTTP on the port while TLS is on (one port for both, told apart
+    /// by a connection's first byte): for moving a running cluster to TLS.
+    #[arg(long, env = "QUADMESH_TLS_KEEP_PLAIN_HTTP")]
+    pub tls_keep_plain_http: bool,
     /// For testing only: shift this server's view of the wall clock by this many
     /// milliseconds (positive: ahead), as if the machine's clock were off.
     #[arg(
@@ -177,6 +199,29 @@ impl ServeArgs {
         Ok(names)
     }
 
+    /// `--tls-*`: a certificate and its key together, the rest only where it means
+    /// something.
+    fn tls(&self) -> Result<TlsSettings> {
+        let cert_and_key = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
+            (Some(_), None) => bail!("--tls-cert is given without --tls-key (QUADMESH_TLS_KEY)"),
+            (None, Some(_)) => bail!("--tls-key is given without --tls-cert (QUADMESH_TLS_CERT)"),
+        };
+        if self.tls_keep_plain_http && cert_and_key.is_none() {
+            bail!("--tls-keep-plain-http needs --tls-cert and --tls-key");
+        }
+        if self.tls_peer_name.is_some() && self.tls_ca.is_none() {
+            bail!("--tls-peer-name needs --tls-ca (the CA that issues the peers' certificates)");
+        }
+        Ok(TlsSettings {
+            cert_and_key,
+            ca: self.tls_ca.clone(),
+            peer_name: self.tls_peer_name.clone(),
+            keep_plain_http: self.tls_keep_plain_http,
+        })
+    }
+
     pub fn config(&self) -> Result<ServerConfig> {
         let mut config = ServerConfig::new(&self.data_dir);
         config.bind = self.bind;
@@ -190,6 +235,7 @@ impl ServeArgs {
         config.role = self.role()?;
         config.clock_offset_ms = self.clock_offset_ms;
         config.auto_repair = !self.no_auto_repair;
+        config.tls = self.tls()?;
         config.connections = quadmesh_server::ConnectionLimits {
             max_connections: self.max_connections.max(1),
             header_read_timeout: Duration::from_secs(self.header_read_timeout.max(1)),

@@ -4,6 +4,7 @@
 pub mod anti_entropy;
 pub mod durability;
 pub mod node;
+pub mod peer_http;
 pub mod promotion;
 mod puller;
 pub mod removal;
@@ -17,6 +18,7 @@ pub use node::Node;
 /// A pull stream silent for this long is taken as dead (the pull machine's rule).
 pub const STALL_AFTER: Duration = Duration::from_millis(quadmesh_repl::pull::STALL_AFTER_MS);
 
+use peer_http::PeerHttp;
 use quadmesh_store::{Catalog, Repository};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -69,12 +71,12 @@ pub fn refusal_response(
 /// The replication nodes of a server, by repository name.
 pub struct Replication {
     nodes: Mutex<HashMap<String, Arc<Node>>>,
-    http: reqwest::Client,
+    http: PeerHttp,
     log_retention: Duration,
 }
 
 impl Replication {
-    pub fn new(http: reqwest::Client, log_retention: Duration) -> Self {
+    pub fn new(http: PeerHttp, log_retention: Duration) -> Self {
         Replication {
             nodes: Mutex::new(HashMap::new()),
             http,
@@ -132,7 +134,7 @@ impl Replication {
         self.lock().values().cloned().collect()
     }
 
-    pub fn http(&self) -> &reqwest::Client {
+    pub fn http(&self) -> &PeerHttp {
         &self.http
     }
 

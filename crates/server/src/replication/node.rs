@@ -33,7 +33,7 @@ pub struct Node {
     /// that the node does not depend on its own runtime).
     spawn_puller: SpawnPuller,
     maintainer: Mutex<Option<JoinHandle<()>>>,
-    http: reqwest::Client,
+    http: super::peer_http::PeerHttp,
     /// How long an absent member's needs keep the log from being truncated.
     log_retention: Duration,
     /// The frontier's physical time (ms), as last computed (for metrics).
@@ -102,7 +102,7 @@ pub struct ClusterStatus {
 impl Node {
     pub fn start(
         repository: Arc<Repository>,
-        http: reqwest::Client,
+        http: super::peer_http::PeerHttp,
         log_retention: Duration,
         spawn_puller: SpawnPuller,
     ) -> Arc<Node> {
@@ -160,7 +160,7 @@ impl Node {
         self.view().config().clone()
     }
 
-    pub(super) fn http(&self) -> &reqwest::Client {
+    pub(super) fn http(&self) -> &super::peer_http::PeerHttp {
         &self.http
     }
 

@@ -102,9 +102,9 @@ async fn ask_members(
     }
     let local = node.repository().origin();
     let asks = base.members.iter().filter(|m| m.origin != local).map(|m| {
-        let url = format!(
-            "http://{}/repositories/{}/repl/{what}",
-            m.address, base.repository
+        let url = node.http().url(
+            &m.address,
+            &format!("/repositories/{}/repl/{what}", base.repository),
         );
         let mut request = node
             .http()

@@ -194,10 +194,9 @@ async fn connect(node: &Arc<Node>, peer: OriginId) -> Result<Body, PullFailure> 
     let version_vector = tokio::task::spawn_blocking(move || repo.version_vector())
         .await
         .map_err(|e| PullFailure::Corrupt(e.to_string()))?;
-    let url = format!(
-        "http://{}/repositories/{}/repl/stream",
-        member.address,
-        repository.name()
+    let url = node.http().url(
+        &member.address,
+        &format!("/repositories/{}/repl/stream", repository.name()),
     );
     let response = node
         .http()
@@ -210,7 +209,7 @@ async fn connect(node: &Arc<Node>, peer: OriginId) -> Result<Body, PullFailure> 
         )
         .send()
         .await
-        .map_err(|e| PullFailure::Unreachable(e.to_string()))?;
+        .map_err(|e| PullFailure::Unreachable(crate::tls::describe(&e)))?;
     let status = response.status().as_u16();
     if status != 200 {
         let text = response.text().await.unwrap_or_default();

@@ -61,9 +61,9 @@ pub async fn confirm_removed(node: &Node, caller: Option<OriginId>) -> Result<()
         return Err(RemovalRefused::NotFromControlling);
     }
     let ours = node.repository().origin();
-    let url = format!(
-        "http://{}/repositories/{}/repl/membership",
-        controlling.address, config.repository
+    let url = node.http().url(
+        &controlling.address,
+        &format!("/repositories/{}/repl/membership", config.repository),
     );
     let response = node
         .http()

@@ -167,10 +167,9 @@ async fn fetch_and_repair(
         peer: peer.name.clone(),
         detail,
     };
-    let url = format!(
-        "http://{}/repositories/{}/repl/snapshot",
-        peer.address,
-        repository.name()
+    let url = state.replication.http().url(
+        &peer.address,
+        &format!("/repositories/{}/repl/snapshot", repository.name()),
     );
     let request = state
         .replication

@@ -52,22 +52,3 @@ impl Resolve for PeerResolver {
         })
     }
 }
-
-/// The HTTP client for instance-to-instance calls: no idle connections are kept, so
-/// every request connects (and resolves) anew. TCP keepalive probes, and a bound on how
-/// long sent data may stay unacknowledged, end connections to a peer that vanished
-/// (a machine gone, a black hole) even when nothing is being read; a peer that stays
-/// connected but sends nothing is the puller's business (it drops silent streams).
-pub fn peer_client() -> Result<reqwest::Client, reqwest::Error> {
-    use std::time::Duration;
-    let builder = reqwest::Client::builder()
-        .dns_resolver(std::sync::Arc::new(PeerResolver::from_env()))
-        .pool_max_idle_per_host(0)
-        .connect_timeout(Duration::from_secs(3))
-        .tcp_keepalive(super::TCP_KEEPALIVE_IDLE)
-        .tcp_keepalive_interval(super::TCP_KEEPALIVE_INTERVAL)
-        .tcp_keepalive_retries(super::TCP_KEEPALIVE_RETRIES);
-    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
-    let builder = builder.tcp_user_timeout(super::TCP_USER_TIMEOUT);
-    builder.build()
-}

@@ -8,13 +8,18 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::Json;
 
-/// The scheme and authority the client used, for URLs we hand back.
+/// The scheme and authority the client used, for URLs we hand back (the listener sets
+/// `x-forwarded-proto: https` on TLS connections unless a proxy did).
 pub fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost:10035");
-    format!("http://{host}")
+    let scheme = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
+        Some(b"https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
 }
 
 /// The repositories the caller may read.

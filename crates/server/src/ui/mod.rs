@@ -88,8 +88,15 @@ async fn login(State(state): State<AppState>, caller: Caller, body: Bytes) -> Re
     }
     state.sign_in_throttle.succeeded(from);
     let token = state.ui_logins.open(user);
+    // Over TLS only (unless plain HTTP is kept), the browser never sends it in clear.
+    let tls = &state.config.tls;
+    let secure = if tls.cert_and_key.is_some() && !tls.keep_plain_http {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
         LOGIN_LIFETIME.as_secs()
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/ui")).into_response()
