@@ -6,88 +6,74 @@
 //! created. Also the archive plumbing the peer snapshot and install routes share.
 
 use crate::error::{blocking, ApiError, ApiResult};
-use crate::replication::snapshot_transfer::{pack, unpack};
+use crate::replication::snapshot_transfer::{pack_stream, unpack_stream};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 use quadmesh_repl::OriginId;
 use quadmesh_store::{Repository, SnapshotState, StoreError};
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 
-/// A snapshot of `repository`, packed, as a response body. The scratch files are gone
-/// before the first byte is sent (the open file outlives its directory entry), so
-/// nothing is left behind whether the reader takes it all or goes away.
+/// A snapshot of `repository`, packed as it is sent (see
+/// [`pack_stream`]), as a response body. Its scratch directory goes when the packing
+/// ends, whether the reader takes it all or goes away.
 pub(crate) async fn archive_response(
     state: &AppState,
     repository: Arc<Repository>,
 ) -> ApiResult<Response> {
     let scratch = state.catalog.scratch_dir()?;
     let dir = scratch.clone();
-    let file = blocking(move || {
-        let snapshot_state = repository.snapshot(&dir.join("store"))?;
-        let archive = dir.join("snapshot.tar");
-        pack(&dir.join("store"), &snapshot_state, &archive)
-            .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
-        std::fs::File::open(&archive).map_err(|e| ApiError::Internal(e.to_string()))
-    })
-    .await;
-    let _ = tokio::fs::remove_dir_all(&scratch).await;
-    let file = tokio::fs::File::from_std(file?);
-    let length = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .len();
+    let taken = blocking(move || Ok(repository.snapshot(&dir.join("store"))?)).await;
+    let snapshot_state = match taken {
+        Ok(snapshot_state) => snapshot_state,
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(&scratch).await;
+            return Err(e);
+        }
+    };
+    let store = scratch.join("store");
     Ok((
-        [
-            ("content-type", "application/x-tar".to_owned()),
-            ("content-length", length.to_string()),
-        ],
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)),
+        [("content-type", "application/x-tar")],
+        Body::from_stream(pack_stream(scratch, store, snapshot_state)),
     )
         .into_response())
 }
 
-/// Receives an archive from a request body and unpacks and checks it in a scratch
-/// directory, then hands the store directory and state to `install` (blocking). The
-/// scratch directory is removed afterwards, whatever happened.
+/// Receives an archive from a request body, unpacking and checking it as it arrives in
+/// a scratch directory, then hands the store directory and state to `install`
+/// (blocking). The scratch directory is removed afterwards, whatever happened.
 pub(crate) async fn receive_archive<T: Send + 'static>(
     state: &AppState,
     body: Body,
     install: impl FnOnce(&std::path::Path, SnapshotState) -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
     let scratch = state.catalog.scratch_dir()?;
-    let archive = scratch.join("snapshot.tar");
     let result = async {
-        let mut file = tokio::fs::File::create(&archive)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
-            file.write_all(&chunk)
+        let (store, snapshot_state) =
+            unpack_stream(body.into_data_stream(), scratch.join("unpacked"))
                 .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-        }
-        file.sync_all()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let dir = scratch.clone();
-        blocking(move || {
-            let (store, snapshot_state) = unpack(&archive, &dir.join("unpacked"))
-                .map_err(|e| ApiError::BadRequest(format!("invalid archive: {e}")))?;
-            install(&store, snapshot_state)
-        })
-        .await
+                .map_err(archive_error)?;
+        blocking(move || install(&store, snapshot_state)).await
     }
     .await;
     let _ = tokio::fs::remove_dir_all(&scratch).await;
     result
+}
+
+/// What went wrong receiving an archive: the sender's fault (a damaged, truncated or
+/// broken-off archive: 400), or ours (a full disk: 507, anything else: 500).
+fn archive_error(e: std::io::Error) -> ApiError {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidData
+        | ErrorKind::UnexpectedEof
+        | ErrorKind::TimedOut
+        | ErrorKind::Other => ApiError::BadRequest(format!("invalid archive: {e}")),
+        ErrorKind::StorageFull => StoreError::DiskFull(e.to_string()).into(),
+        _ => ApiError::Internal(format!("cannot unpack the archive: {e}")),
+    }
 }
 
 /// `GET /repositories/NAME/backup`: the repository as a checksummed archive.

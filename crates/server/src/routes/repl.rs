@@ -6,7 +6,7 @@ use crate::audit::{self, Caller};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
 use crate::replication::removal::{confirm_removed, Membership};
-use crate::replication::snapshot_transfer::pack;
+use crate::replication::snapshot_transfer;
 use crate::replication::stream::pull_stream;
 use crate::replication::{
     refusal_response, Node, PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER,
@@ -215,7 +215,7 @@ async fn grow(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> 
         address.clone(),
         scratch.clone(),
     );
-    let archive = blocking(move || {
+    let taken = blocking(move || {
         repo.commit_config(|current, time| {
             let current =
                 current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
@@ -229,18 +229,21 @@ async fn grow(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> 
         })?;
         let started = std::time::Instant::now();
         let snapshot_state = repo.snapshot(&dir.join("store"))?;
-        let archive = dir.join("snapshot.tar");
-        pack(&dir.join("store"), &snapshot_state, &archive)
-            .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
         tracing::info!(
             millis = started.elapsed().as_millis() as u64,
             "snapshot taken for a new instance"
         );
-        Ok(archive)
+        Ok(snapshot_state)
     })
     .await;
-    let pushed = match archive {
-        Ok(archive) => {
+    let pushed = match taken {
+        Ok(snapshot_state) => {
+            // Packed as it is sent; the scratch directory goes when the packing ends.
+            let body = snapshot_transfer::pack_stream(
+                scratch.clone(),
+                scratch.join("store"),
+                snapshot_state,
+            );
             push_snapshot(
                 &state,
                 &address,
@@ -249,7 +252,7 @@ async fn grow(state: AppState, name: String, uri: Uri) -> ApiResult<StatusCode> 
                 origin,
                 &user,
                 &password,
-                &archive,
+                reqwest::Body::wrap_stream(body),
             )
             .await
         }
@@ -290,18 +293,8 @@ async fn push_snapshot(
     origin: OriginId,
     user: &str,
     password: &str,
-    archive: &std::path::Path,
+    body: reqwest::Body,
 ) -> ApiResult<()> {
-    let file = tokio::fs::File::open(archive)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let length = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .len();
-    let body =
-        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
     let url = format!("http://{address}/repositories/{repository}/repl/install");
     let response = state
         .replication
@@ -312,7 +305,6 @@ async fn push_snapshot(
             ("origin", &origin.0.to_string()),
         ])
         .basic_auth(user, Some(password))
-        .header("content-length", length)
         .body(body)
         .send()
         .await
