@@ -41,6 +41,15 @@ pub struct RunArgs {
     /// Where the servers keep their data (a fresh directory is made inside).
     #[arg(long, default_value = "/tmp")]
     pub work_dir: PathBuf,
+    /// Leave out loading the file with `quadmesh load` and `oxigraph load`.
+    #[arg(long)]
+    pub skip_cli_load: bool,
+    /// Leave out oxigraph's transactional HTTP load (the slowest step at 10M triples).
+    #[arg(long)]
+    pub skip_transactional: bool,
+    /// Leave out the 3-instance cluster (its load, commit latency and lag).
+    #[arg(long)]
+    pub skip_cluster: bool,
 }
 
 pub const REPO: &str = "bench";
@@ -445,58 +454,62 @@ async fn run_in(args: &RunArgs, work: &Path) -> Result<()> {
     // Ingest, each into a fresh store, alternating between the two systems: oxigraph's
     // bulk loader from a file, `quadmesh load`; then over HTTP: oxigraph's bulk path
     // (`no_transaction`), quadmesh, oxigraph's transactional path.
-    let oxigraph_load = measure({
-        let mut command = Command::new(&args.oxigraph);
-        command
-            .arg("load")
-            .arg("--location")
-            .arg(work.join("oxigraph-load"))
-            .arg("--file")
-            .arg(&data);
-        command
-    })
-    .context("oxigraph load")?;
-    let _ = std::fs::remove_dir_all(work.join("oxigraph-load"));
+    let mut loaded_peak = None;
+    if !args.skip_cli_load {
+        let oxigraph_load = measure({
+            let mut command = Command::new(&args.oxigraph);
+            command
+                .arg("load")
+                .arg("--location")
+                .arg(work.join("oxigraph-load"))
+                .arg("--file")
+                .arg(&data);
+            command
+        })
+        .context("oxigraph load")?;
+        let _ = std::fs::remove_dir_all(work.join("oxigraph-load"));
 
-    let loaded = Server::quadmesh(&args.quadmesh, "loaded", &work.join("loaded"))?;
-    http.create_repository(&loaded, REPO).await?;
-    let quadmesh_load = measure({
-        let mut command = Command::new(&args.quadmesh);
-        command
-            .arg("load")
-            .arg(spec(&loaded))
-            .arg(&data)
-            .arg("--quiet");
-        command
-    })
-    .context("quadmesh load")?;
-    ensure!(
-        http.quadmesh_size(&loaded, REPO).await? == triples,
-        "quadmesh load left the wrong number of triples"
-    );
-    row(
-        &format!("load a {data_mib:.0} MiB N-Triples file from the command line (triples/s)"),
-        &format!(
-            "{} (`quadmesh load`, to a server)",
-            rate(quadmesh_load.seconds)
-        ),
-        &format!(
-            "{} (`oxigraph load`: bulk loader, in process, no server)",
-            rate(oxigraph_load.seconds)
-        ),
-        &format!("{:.2}", oxigraph_load.seconds / quadmesh_load.seconds),
-        "CPU: parsing twice (check, then send), HTTP, indexing",
-    );
-    row(
-        "peak memory of the loading command (MiB)",
-        &format!("{:.0} (`quadmesh load`)", quadmesh_load.peak_mib),
-        &format!("{:.0} (`oxigraph load`)", oxigraph_load.peak_mib),
-        &format!("{:.2}", quadmesh_load.peak_mib / oxigraph_load.peak_mib),
-        "target: `quadmesh load` under 200 MiB for any file size",
-    );
-    let loaded_peak = loaded.peak_memory_mib();
-    drop(loaded);
-    let _ = std::fs::remove_dir_all(work.join("loaded"));
+        let loaded = Server::quadmesh(&args.quadmesh, "loaded", &work.join("loaded"))?;
+        http.create_repository(&loaded, REPO).await?;
+        let quadmesh_load = measure({
+            let mut command = Command::new(&args.quadmesh);
+            command
+                .arg("load")
+                .arg(spec(&loaded))
+                .arg(&data)
+                .arg("--quiet");
+            command
+        })
+        .context("quadmesh load")?;
+        ensure!(
+            http.quadmesh_size(&loaded, REPO).await? == triples,
+            "quadmesh load left the wrong number of triples"
+        );
+        row(
+            &format!("load a {data_mib:.0} MiB N-Triples file from the command line (triples/s)"),
+            &format!(
+                "{} (`quadmesh load`, to a server)",
+                rate(quadmesh_load.seconds)
+            ),
+            &format!(
+                "{} (`oxigraph load`: bulk loader, in process, no server)",
+                rate(oxigraph_load.seconds)
+            ),
+            &format!("{:.2}", oxigraph_load.seconds / quadmesh_load.seconds),
+            "CPU: parsing twice (check, then send), HTTP, indexing",
+        );
+        row(
+            "peak memory of the loading command (MiB)",
+            &format!("{:.0} (`quadmesh load`)", quadmesh_load.peak_mib),
+            &format!("{:.0} (`oxigraph load`)", oxigraph_load.peak_mib),
+            &format!("{:.2}", quadmesh_load.peak_mib / oxigraph_load.peak_mib),
+            "target: `quadmesh load` under 200 MiB for any file size",
+        );
+        let peak = loaded.peak_memory_mib();
+        drop(loaded);
+        let _ = std::fs::remove_dir_all(work.join("loaded"));
+        loaded_peak = Some(peak);
+    }
 
     let oxigraph = Server::oxigraph(&args.oxigraph, &work.join("oxigraph"))?;
     let started = Instant::now();
@@ -531,19 +544,23 @@ async fn run_in(args: &RunArgs, work: &Path) -> Result<()> {
         "quadmesh holds the wrong number of triples"
     );
 
-    let transactional = Server::oxigraph(&args.oxigraph, &work.join("oxigraph-tx"))?;
-    let started = Instant::now();
-    post_chunks(&http, &transactional.url("/store?default"), false, &data)
-        .await
-        .context("loading into oxigraph serve, transactionally")?;
-    let oxigraph_transactional = started.elapsed().as_secs_f64();
-    ensure!(
-        http.oxigraph_size(&transactional).await? == triples,
-        "oxigraph holds the wrong number of triples"
-    );
-    let transactional_peak = transactional.peak_memory_mib();
-    drop(transactional);
-    let _ = std::fs::remove_dir_all(work.join("oxigraph-tx"));
+    let mut transactional = None;
+    if !args.skip_transactional {
+        let server = Server::oxigraph(&args.oxigraph, &work.join("oxigraph-tx"))?;
+        let started = Instant::now();
+        post_chunks(&http, &server.url("/store?default"), false, &data)
+            .await
+            .context("loading into oxigraph serve, transactionally")?;
+        let oxigraph_transactional = started.elapsed().as_secs_f64();
+        ensure!(
+            http.oxigraph_size(&server).await? == triples,
+            "oxigraph holds the wrong number of triples"
+        );
+        let transactional_peak = server.peak_memory_mib();
+        drop(server);
+        let _ = std::fs::remove_dir_all(work.join("oxigraph-tx"));
+        transactional = Some((oxigraph_transactional, transactional_peak));
+    }
     let http_load = format!("{CHUNK}-line POSTs, one instance (triples/s)");
     row(
         &format!("load over HTTP in {http_load}"),
@@ -555,16 +572,18 @@ async fn run_in(args: &RunArgs, work: &Path) -> Result<()> {
         &format!("{:.2}", oxigraph_bulk / single_ingest),
         "CPU (parsing, indexing); each POST all-or-nothing, logged and fsynced",
     );
-    row(
-        &format!("load over HTTP in {http_load}, against a transaction per POST"),
-        &rate(single_ingest),
-        &format!(
-            "{} (`POST /store?default`: one transaction per POST)",
-            rate(oxigraph_transactional)
-        ),
-        &format!("{:.2}", oxigraph_transactional / single_ingest),
-        "like for like in guarantees: every POST all-or-nothing",
-    );
+    if let Some((oxigraph_transactional, _)) = transactional {
+        row(
+            &format!("load over HTTP in {http_load}, against a transaction per POST"),
+            &rate(single_ingest),
+            &format!(
+                "{} (`POST /store?default`: one transaction per POST)",
+                rate(oxigraph_transactional)
+            ),
+            &format!("{:.2}", oxigraph_transactional / single_ingest),
+            "like for like in guarantees: every POST all-or-nothing",
+        );
+    }
 
     // Queries: the same mix against oxigraph serve and one quadmesh instance, while
     // nothing else runs, in alternating rounds, after a pause in which both finish the
@@ -703,118 +722,21 @@ async fn run_in(args: &RunArgs, work: &Path) -> Result<()> {
     drop(oxigraph);
     let _ = std::fs::remove_dir_all(work.join("oxigraph"));
 
-    // A 3-instance cluster: the same POSTs to the controlling instance, until every
-    // instance holds everything.
-    let members: Vec<Server> = (0..3)
-        .map(|i| {
-            Server::quadmesh(
-                &args.quadmesh,
-                &format!("node{i}"),
-                &work.join(format!("node{i}")),
-            )
-        })
-        .collect::<Result<_>>()?;
-    http.create_repository(&members[0], REPO).await?;
-    cluster(&http, &members, REPO).await?;
-    let started = Instant::now();
-    post_chunks(
-        &http,
-        &members[0].url(&format!("/repositories/{REPO}/statements")),
-        true,
-        &data,
-    )
-    .await?;
-    converged(&http, &members, REPO, triples, started).await?;
-    let cluster_ingest = started.elapsed().as_secs_f64();
-    row(
-        "load over HTTP into a 3-instance cluster, until every instance holds all (triples/s)",
-        &rate(cluster_ingest),
-        &format!("{} (quadmesh alone)", rate(single_ingest)),
-        &format!("{:.2}", single_ingest / cluster_ingest),
-        "CPU: three instances index on two cores",
-    );
-    row(
-        "peak memory of each cluster member during that load (MiB)",
-        &members
-            .iter()
-            .map(|m| format!("{:.0}", m.peak_memory_mib()))
-            .collect::<Vec<_>>()
-            .join(" / "),
-        &format!("{oxigraph_peak:.0} (`oxigraph serve`, whole run)"),
-        "–",
-        "RocksDB write buffers and caches, per instance",
-    );
-
-    // Commit latency and replication lag, on a fresh small repository.
-    let lag_repo = "lag";
-    http.create_repository(&single, lag_repo).await?;
-    let (mut alone, _) = commits(
-        &http,
-        std::slice::from_ref(&single),
-        lag_repo,
-        200,
-        None,
-        None,
-        false,
-    )
-    .await?;
-    http.create_repository(&members[0], lag_repo).await?;
-    cluster(&http, &members, lag_repo).await?;
-    let mut figures = Vec::new();
-    for durability in ["min", "quorum", "max"] {
-        let settings = format!("durability={durability} distributedTransactionTimeout=10");
-        let (mut latencies, _) =
-            commits(&http, &members, lag_repo, 200, None, Some(&settings), false).await?;
-        figures.push((
-            durability,
-            percentile_ms(&mut latencies, 50.0),
-            percentile_ms(&mut latencies, 99.0),
-        ));
-    }
-    let alone_p50 = percentile_ms(&mut alone, 50.0);
-    for (durability, p50, p99) in &figures {
-        row(
-            &format!("commit latency, durability={durability}, 3 instances (p50 / p99 ms)"),
-            &format!("{p50:.2} / {p99:.2}"),
-            &format!(
-                "{alone_p50:.2} / {:.2} (one instance)",
-                percentile_ms(&mut alone, 99.0)
-            ),
-            &format!("{:.2}", p50 / alone_p50),
-            "fsync of the log; then a round trip to the members",
-        );
-    }
-    let count = (args.commit_rate * 5) as usize;
-    let (_, mut delays) = commits(
-        &http,
-        &members,
-        lag_repo,
-        count,
-        Some(args.commit_rate),
-        None,
-        true,
-    )
-    .await?;
-    row(
-        &format!(
-            "replication lag at {} commits/s (p50 / p99 / max ms)",
-            args.commit_rate
-        ),
-        &format!(
-            "{:.2} / {:.2} / {:.2}",
-            percentile_ms(&mut delays, 50.0),
-            percentile_ms(&mut delays, 99.0),
-            percentile_ms(&mut delays, 100.0)
-        ),
-        "100 ms (Amazon Neptune's stated typical lag)",
-        &format!("{:.3}", percentile_ms(&mut delays, 99.0) / 100.0),
-        "polling resolution ~1 ms; loopback",
-    );
-
-    // Scale-up: growing a fourth instance from the loaded repository, between two
-    // `cp -r` of its directory (after a rest, so that the source's compactions are done).
+    // Scale-up: the loaded instance becomes the first of a cluster, and a new instance
+    // is grown from it, between two `cp -r` of its repository's directory (after a
+    // rest, so that its compactions are done).
     tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
-    let source = members[0].data_dir.join("repositories").join(REPO);
+    http.ok(http
+        .0
+        .put(single.url(&format!("/repositories/{REPO}/repl/createCluster")))
+        .basic_auth(USER, Some(PASSWORD))
+        .query(&[
+            ("host", "127.0.0.1"),
+            ("port", &single.port.to_string()),
+            ("instanceName", &single.name),
+        ]))
+    .await?;
+    let source = single.data_dir.join("repositories").join(REPO);
     let copy = |n: usize| -> Result<f64> {
         let target = work.join(format!("copy{n}"));
         let started = Instant::now();
@@ -830,12 +752,12 @@ async fn run_in(args: &RunArgs, work: &Path) -> Result<()> {
     };
     let source_mib = dir_size_mib(&source);
     let copy_before = copy(0)?;
-    let fourth = Server::quadmesh(&args.quadmesh, "node3", &work.join("node3"))?;
+    let grown = Server::quadmesh(&args.quadmesh, "grown", &work.join("grown"))?;
     let started = Instant::now();
-    grow(&http, &members[0], &fourth, REPO).await?;
+    grow(&http, &single, &grown, REPO).await?;
     let grow_seconds = started.elapsed().as_secs_f64();
     ensure!(
-        http.quadmesh_size(&fourth, REPO).await? == triples,
+        http.quadmesh_size(&grown, REPO).await? == triples,
         "the grown instance lacks data"
     );
     let copy_after = copy(1)?;
@@ -845,22 +767,151 @@ async fn run_in(args: &RunArgs, work: &Path) -> Result<()> {
         &format!("{grow_seconds:.2}"),
         &format!("{copy_seconds:.2} (`cp -r` of its directory: {copy_before:.2} before, {copy_after:.2} after)"),
         &format!("{:.2}", grow_seconds / copy_seconds),
-        "disk and SHA-256 of every file on both sides; `cp -r` reads a warm page cache and syncs nothing",
+        "disk; SHA-256 of every file on both sides; the new instance syncs what it received, `cp -r` syncs nothing",
     );
+    let grown_peak = grown.peak_memory_mib();
+    drop(grown);
+    let _ = std::fs::remove_dir_all(work.join("grown"));
 
-    row(
-        "peak memory of each server over the run (MiB)",
-        &format!(
-            "{loaded_peak:.0} (`quadmesh load`'s server), {:.0} (HTTP loads, queries, export), {} (cluster), {:.0} (grown)",
-            single.peak_memory_mib(),
-            members
+    let mut cluster_peaks = Vec::new();
+    if !args.skip_cluster {
+        // A 3-instance cluster: the same POSTs to the controlling instance, until every
+        // instance holds everything.
+        let members: Vec<Server> = (0..3)
+            .map(|i| {
+                Server::quadmesh(
+                    &args.quadmesh,
+                    &format!("node{i}"),
+                    &work.join(format!("node{i}")),
+                )
+            })
+            .collect::<Result<_>>()?;
+        http.create_repository(&members[0], REPO).await?;
+        cluster(&http, &members, REPO).await?;
+        let started = Instant::now();
+        post_chunks(
+            &http,
+            &members[0].url(&format!("/repositories/{REPO}/statements")),
+            true,
+            &data,
+        )
+        .await?;
+        converged(&http, &members, REPO, triples, started).await?;
+        let cluster_ingest = started.elapsed().as_secs_f64();
+        row(
+            "load over HTTP into a 3-instance cluster, until every instance holds all (triples/s)",
+            &rate(cluster_ingest),
+            &format!("{} (quadmesh alone)", rate(single_ingest)),
+            &format!("{:.2}", single_ingest / cluster_ingest),
+            "CPU: three instances index on two cores",
+        );
+        row(
+            "peak memory of each cluster member during that load (MiB)",
+            &members
                 .iter()
                 .map(|m| format!("{:.0}", m.peak_memory_mib()))
                 .collect::<Vec<_>>()
                 .join(" / "),
-            fourth.peak_memory_mib(),
-        ),
-        &format!("{oxigraph_peak:.0} (bulk loads, queries, export), {transactional_peak:.0} (transactional loads)"),
+            &format!("{oxigraph_peak:.0} (`oxigraph serve`, whole run)"),
+            "–",
+            "RocksDB write buffers and caches, per instance",
+        );
+
+        // Commit latency and replication lag, on a fresh small repository.
+        let lag_repo = "lag";
+        http.create_repository(&single, lag_repo).await?;
+        let (mut alone, _) = commits(
+            &http,
+            std::slice::from_ref(&single),
+            lag_repo,
+            200,
+            None,
+            None,
+            false,
+        )
+        .await?;
+        http.create_repository(&members[0], lag_repo).await?;
+        cluster(&http, &members, lag_repo).await?;
+        let mut figures = Vec::new();
+        for durability in ["min", "quorum", "max"] {
+            let settings = format!("durability={durability} distributedTransactionTimeout=10");
+            let (mut latencies, _) =
+                commits(&http, &members, lag_repo, 200, None, Some(&settings), false).await?;
+            figures.push((
+                durability,
+                percentile_ms(&mut latencies, 50.0),
+                percentile_ms(&mut latencies, 99.0),
+            ));
+        }
+        let alone_p50 = percentile_ms(&mut alone, 50.0);
+        for (durability, p50, p99) in &figures {
+            row(
+                &format!("commit latency, durability={durability}, 3 instances (p50 / p99 ms)"),
+                &format!("{p50:.2} / {p99:.2}"),
+                &format!(
+                    "{alone_p50:.2} / {:.2} (one instance)",
+                    percentile_ms(&mut alone, 99.0)
+                ),
+                &format!("{:.2}", p50 / alone_p50),
+                "fsync of the log; then a round trip to the members",
+            );
+        }
+        let count = (args.commit_rate * 5) as usize;
+        let (_, mut delays) = commits(
+            &http,
+            &members,
+            lag_repo,
+            count,
+            Some(args.commit_rate),
+            None,
+            true,
+        )
+        .await?;
+        row(
+            &format!(
+                "replication lag at {} commits/s (p50 / p99 / max ms)",
+                args.commit_rate
+            ),
+            &format!(
+                "{:.2} / {:.2} / {:.2}",
+                percentile_ms(&mut delays, 50.0),
+                percentile_ms(&mut delays, 99.0),
+                percentile_ms(&mut delays, 100.0)
+            ),
+            "100 ms (Amazon Neptune's stated typical lag)",
+            &format!("{:.3}", percentile_ms(&mut delays, 99.0) / 100.0),
+            "polling resolution ~1 ms; loopback",
+        );
+        cluster_peaks = members.iter().map(Server::peak_memory_mib).collect();
+    }
+
+    let mut quadmesh_peaks = Vec::new();
+    if let Some(peak) = loaded_peak {
+        quadmesh_peaks.push(format!("{peak:.0} (`quadmesh load`'s server)"));
+    }
+    quadmesh_peaks.push(format!(
+        "{:.0} (HTTP loads, queries, export, grow source)",
+        single.peak_memory_mib()
+    ));
+    quadmesh_peaks.push(format!("{grown_peak:.0} (grown)"));
+    if !cluster_peaks.is_empty() {
+        quadmesh_peaks.push(format!(
+            "{} (cluster)",
+            cluster_peaks
+                .iter()
+                .map(|m| format!("{m:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        ));
+    }
+    let mut oxigraph_peaks = vec![format!("{oxigraph_peak:.0} (bulk loads, queries, export)")];
+    if let Some((_, peak)) = transactional {
+        oxigraph_peaks.push(format!("{peak:.0} (transactional loads)"));
+    }
+    row(
+        "peak memory of each server over the run (MiB)",
+        &quadmesh_peaks.join(", "),
+        &oxigraph_peaks.join(", "),
         "–",
         "peaks after a reset (SELECT, export) are in their own rows",
     );
