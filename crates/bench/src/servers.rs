@@ -136,8 +136,10 @@ pub struct Measured {
 }
 
 /// Runs `command` to its end (its output discarded, its errors shown on failure) and
-/// measures it. The peak memory comes from the kernel's account of the child
-/// (`wait4`), so a spike just before it exits is not missed.
+/// measures it. The peak memory is the child's own VmHWM, read every 10 ms while it
+/// runs (so growth in its last 10 ms could be missed). Not `wait4`'s `ru_maxrss`: the
+/// kernel records there the high-water mark of the memory the child was spawned from
+/// too (this benchmark's own), which would hide a small command's peak.
 pub fn measure(mut command: Command) -> Result<Measured> {
     let program = format!("{:?}", command.get_program());
     let started = Instant::now();
@@ -146,35 +148,32 @@ pub fn measure(mut command: Command) -> Result<Measured> {
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {program}"))?;
-    let pid = child.id() as libc::pid_t;
+    let pid = child.id();
     let mut stderr = child.stderr.take().expect("piped");
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
         text
     });
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value of that plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet waited for (nothing else waits for it:
-    // its `Child` is only dropped, which never waits); both pointers are to live locals.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watching = done.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut peak: f64 = 0.0;
+        while !watching.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = peak.max(status_mib(pid, "VmHWM:"));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        peak
+    });
+    let status = child.wait()?;
     let seconds = started.elapsed().as_secs_f64();
-    if waited != pid {
-        bail!(
-            "cannot wait for {program}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_mib = watcher.join().unwrap_or(0.0);
     let errors = reader.join().unwrap_or_default();
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+    if !status.success() {
         bail!("{program} failed ({status}): {}", errors.trim());
     }
-    drop(child);
-    Ok(Measured {
-        seconds,
-        peak_mib: usage.ru_maxrss as f64 / 1024.0,
-    })
+    Ok(Measured { seconds, peak_mib })
 }
 
 /// Where a server's standard error goes: `NAME.log` next to its data directory, so that
