@@ -4,7 +4,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::fmt::Write;
+use std::io::{self, Write};
 
 pub const NS: &str = "http://bench.quadmesh.example/";
 const INTEGER: &str = "http://www.w3.org/2001/XMLSchema#integer";
@@ -14,26 +14,37 @@ fn integer(n: u32) -> String {
 }
 
 /// N-Triples for `products` products (about 50 triples each).
+#[cfg(test)]
 pub fn generate(products: usize, seed: u64) -> String {
+    let mut out = Vec::with_capacity(products * 4200);
+    generate_into(products, seed, &mut out).expect("writing into memory");
+    String::from_utf8(out).expect("generated N-Triples are UTF-8")
+}
+
+/// Writes the N-Triples for `products` products (about 50 triples each) into `out`, as
+/// they are generated: the 10-million-triple dataset is never held in memory.
+pub fn generate_into(products: usize, seed: u64, out: &mut impl Write) -> io::Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
     let types = (products / 50).max(5);
     let producers = (products / 20).max(3);
     let features = (products / 4).max(20);
     let vendors = (products / 25).max(3);
     let reviewers = (products / 5).max(10);
-    let mut out = String::with_capacity(products * 4200);
-    let t = |out: &mut String, s: &str, p: &str, o: &str| {
-        writeln!(out, "<{NS}{s}> <{NS}{p}> {o} .").expect("writing to a String");
+    let mut failed = None;
+    let mut t = |out: &mut dyn Write, s: &str, p: &str, o: &str| {
+        if failed.is_none() {
+            failed = writeln!(out, "<{NS}{s}> <{NS}{p}> {o} .").err();
+        }
     };
     for producer in 0..producers {
         t(
-            &mut out,
+            out,
             &format!("producer{producer}"),
             "label",
             &format!("\"Producer {producer}\""),
         );
         t(
-            &mut out,
+            out,
             &format!("producer{producer}"),
             "country",
             &format!("<{NS}country{}>", producer % 12),
@@ -42,19 +53,19 @@ pub fn generate(products: usize, seed: u64) -> String {
     for p in 0..products {
         let s = format!("product{p}");
         t(
-            &mut out,
+            out,
             &s,
             "type",
             &format!("<{NS}ProductType{}>", rng.random_range(0..types)),
         );
         t(
-            &mut out,
+            out,
             &s,
             "label",
             &format!("\"product {p} {}\"", word(&mut rng)),
         );
         t(
-            &mut out,
+            out,
             &s,
             "comment",
             &format!(
@@ -65,14 +76,14 @@ pub fn generate(products: usize, seed: u64) -> String {
             ),
         );
         t(
-            &mut out,
+            out,
             &s,
             "producer",
             &format!("<{NS}producer{}>", rng.random_range(0..producers)),
         );
         for _ in 0..5 {
             t(
-                &mut out,
+                out,
                 &s,
                 "feature",
                 &format!("<{NS}feature{}>", rng.random_range(0..features)),
@@ -80,7 +91,7 @@ pub fn generate(products: usize, seed: u64) -> String {
         }
         for n in 1..=3 {
             t(
-                &mut out,
+                out,
                 &s,
                 &format!("numeric{n}"),
                 &integer(rng.random_range(1..2000)),
@@ -88,15 +99,15 @@ pub fn generate(products: usize, seed: u64) -> String {
         }
         for o in 0..4 {
             let offer = format!("offer{p}_{o}");
-            t(&mut out, &offer, "product", &format!("<{NS}{s}>"));
+            t(out, &offer, "product", &format!("<{NS}{s}>"));
             t(
-                &mut out,
+                out,
                 &offer,
                 "vendor",
                 &format!("<{NS}vendor{}>", rng.random_range(0..vendors)),
             );
             t(
-                &mut out,
+                out,
                 &offer,
                 "price",
                 &format!(
@@ -106,13 +117,13 @@ pub fn generate(products: usize, seed: u64) -> String {
                 ),
             );
             t(
-                &mut out,
+                out,
                 &offer,
                 "deliveryDays",
                 &integer(rng.random_range(1..15)),
             );
             t(
-                &mut out,
+                out,
                 &offer,
                 "validTo",
                 &format!(
@@ -121,31 +132,26 @@ pub fn generate(products: usize, seed: u64) -> String {
                     rng.random_range(1..29)
                 ),
             );
-            t(&mut out, &offer, "type", &format!("<{NS}Offer>"));
+            t(out, &offer, "type", &format!("<{NS}Offer>"));
         }
         for r in 0..2 {
             let review = format!("review{p}_{r}");
-            t(&mut out, &review, "reviewFor", &format!("<{NS}{s}>"));
+            t(out, &review, "reviewFor", &format!("<{NS}{s}>"));
             t(
-                &mut out,
+                out,
                 &review,
                 "reviewer",
                 &format!("<{NS}reviewer{}>", rng.random_range(0..reviewers)),
             );
+            t(out, &review, "rating", &integer(rng.random_range(1..11)));
             t(
-                &mut out,
-                &review,
-                "rating",
-                &integer(rng.random_range(1..11)),
-            );
-            t(
-                &mut out,
+                out,
                 &review,
                 "title",
                 &format!("\"{} {}\"", word(&mut rng), word(&mut rng)),
             );
             t(
-                &mut out,
+                out,
                 &review,
                 "text",
                 &format!(
@@ -156,10 +162,10 @@ pub fn generate(products: usize, seed: u64) -> String {
                     word(&mut rng)
                 ),
             );
-            t(&mut out, &review, "type", &format!("<{NS}Review>"));
+            t(out, &review, "type", &format!("<{NS}Review>"));
         }
     }
-    out
+    failed.map_or(Ok(()), Err)
 }
 
 fn word(rng: &mut StdRng) -> &'static str {

@@ -1,9 +1,11 @@
 //! `quadmesh-bench`: quadmesh against oxigraph's own server (`oxigraph serve`), in the
-//! same run, on the same generated data. Prints a table of figures and ratios.
+//! same run, on the same generated data. Prints a table of figures and ratios. `soak`
+//! runs a cluster under mixed load and watches its memory.
 
 mod generator;
 mod scenarios;
 mod servers;
+mod soak;
 mod stats;
 
 use anyhow::{Context, Result};
@@ -32,6 +34,26 @@ enum Command {
     },
     /// Run every benchmark and print the table.
     Run(scenarios::RunArgs),
+    /// Run a 3-instance cluster under mixed reads and writes, sampling its memory.
+    Soak(soak::SoakArgs),
+    /// Send the query mix to a running server (for profiling); prints queries/s.
+    Queries {
+        /// The SPARQL endpoint: `http://HOST:PORT/repositories/NAME`, or oxigraph's
+        /// `http://HOST:PORT/query`.
+        url: String,
+        /// Send the bench's credentials (a quadmesh started with them).
+        #[arg(long)]
+        auth: bool,
+        /// The products of the loaded dataset.
+        #[arg(long, default_value_t = 4000)]
+        products: usize,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 #[tokio::main]
@@ -49,7 +71,9 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Generate { products, seed } => {
             use std::io::Write;
-            std::io::stdout().write_all(generator::generate(products, seed).as_bytes())?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            generator::generate_into(products, seed, &mut out)?;
+            out.flush()?;
             Ok(())
         }
         Command::Run(args) => {
@@ -66,6 +90,28 @@ async fn run(command: Command) -> Result<()> {
                 oxigraph.display()
             );
             scenarios::run(args).await.context("benchmark failed")
+        }
+        Command::Queries {
+            url,
+            auth,
+            products,
+            clients,
+            seconds,
+            seed,
+        } => {
+            let http = reqwest::Client::new();
+            let rate =
+                scenarios::query_load(&http, url, auth, clients, seconds, products, seed).await?;
+            println!("{rate:.0} queries/s");
+            Ok(())
+        }
+        Command::Soak(args) => {
+            anyhow::ensure!(
+                args.quadmesh.exists(),
+                "no quadmesh binary at {}",
+                args.quadmesh.display()
+            );
+            soak::soak(args).await.context("soak failed")
         }
     }
 }

@@ -1,11 +1,12 @@
 //! The measurements. Each prints its rows as soon as it is done.
 
-use crate::generator::{generate, queries};
-use crate::servers::{Server, PASSWORD, USER};
+use crate::generator::{generate_into, queries};
+use crate::servers::{measure, Server, PASSWORD, USER};
 use crate::stats::percentile_ms;
 use anyhow::{ensure, Context, Result};
 use rand::SeedableRng;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,9 +21,13 @@ pub struct RunArgs {
     /// Concurrent query clients.
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
-    /// Seconds of queries per server.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds of queries per server in each round.
+    #[arg(long, default_value_t = 5)]
     pub query_seconds: u64,
+    /// Rounds of queries; each round measures oxigraph serve, then quadmesh, so that
+    /// other work on the machine falls on both alike.
+    #[arg(long, default_value_t = 4)]
+    pub query_rounds: usize,
     /// Seconds of rest between the loads and the queries.
     #[arg(long, default_value_t = 10)]
     pub settle_seconds: u64,
@@ -36,19 +41,37 @@ pub struct RunArgs {
     /// Where the servers keep their data (a fresh directory is made inside).
     #[arg(long, default_value = "/tmp")]
     pub work_dir: PathBuf,
+    /// Leave out loading the file with `quadmesh load` and `oxigraph load`.
+    #[arg(long)]
+    pub skip_cli_load: bool,
+    /// Leave out oxigraph's transactional HTTP load (the slowest step at 10M triples).
+    #[arg(long)]
+    pub skip_transactional: bool,
+    /// Leave out the 3-instance cluster (its load, commit latency and lag).
+    #[arg(long)]
+    pub skip_cluster: bool,
 }
 
-const REPO: &str = "bench";
+pub const REPO: &str = "bench";
+/// Lines per POST when loading over HTTP.
 const CHUNK: usize = 100_000;
 
-fn row(what: &str, quadmesh: &str, peer: &str, ratio: &str, limit: &str) {
+pub fn row(what: &str, quadmesh: &str, peer: &str, ratio: &str, limit: &str) {
     println!("| {what} | {quadmesh} | {peer} | {ratio} | {limit} |");
 }
 
-struct Http(reqwest::Client);
+pub struct Http(pub reqwest::Client);
 
 impl Http {
-    async fn ok(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+    pub fn new() -> Result<Http> {
+        Ok(Http(
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()?,
+        ))
+    }
+
+    pub async fn ok(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let response = request.send().await?;
         let status = response.status();
         if !status.is_success() {
@@ -57,7 +80,16 @@ impl Http {
         Ok(response)
     }
 
-    async fn quadmesh_size(&self, server: &Server, repo: &str) -> Result<usize> {
+    pub async fn create_repository(&self, server: &Server, repo: &str) -> Result<()> {
+        self.ok(self
+            .0
+            .put(server.url(&format!("/repositories/{repo}")))
+            .basic_auth(USER, Some(PASSWORD)))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn quadmesh_size(&self, server: &Server, repo: &str) -> Result<usize> {
         let r = self
             .ok(self
                 .0
@@ -84,38 +116,34 @@ impl Http {
     }
 }
 
-/// Chunks of whole lines.
-fn chunks(data: &str) -> Vec<String> {
-    let lines: Vec<&str> = data.lines().collect();
-    lines.chunks(CHUNK).map(|c| c.join("\n") + "\n").collect()
-}
-
-async fn load_quadmesh(http: &Http, server: &Server, repo: &str, parts: &[String]) -> Result<()> {
-    for part in parts {
-        http.ok(http
+/// Sends the file `data` (N-Triples) to `url` in POSTs of [`CHUNK`] lines, one after
+/// another, with the bench's credentials when `auth`.
+pub async fn post_chunks(http: &Http, url: &str, auth: bool, data: &Path) -> Result<()> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(std::fs::File::open(data)?);
+    loop {
+        let mut part = Vec::with_capacity(CHUNK * 90);
+        let mut lines = 0;
+        while lines < CHUNK && reader.read_until(b'\n', &mut part)? > 0 {
+            lines += 1;
+        }
+        if lines == 0 {
+            return Ok(());
+        }
+        let mut request = http
             .0
-            .post(server.url(&format!("/repositories/{repo}/statements")))
-            .basic_auth(USER, Some(PASSWORD))
+            .post(url)
             .header("content-type", "application/n-triples")
-            .body(part.clone()))
-            .await?;
+            .body(part);
+        if auth {
+            request = request.basic_auth(USER, Some(PASSWORD));
+        }
+        http.ok(request).await?;
     }
-    Ok(())
 }
 
-async fn load_oxigraph(http: &Http, server: &Server, parts: &[String]) -> Result<()> {
-    for part in parts {
-        http.ok(http
-            .0
-            .post(server.url("/store?default"))
-            .header("content-type", "application/n-triples")
-            .body(part.clone()))
-            .await?;
-    }
-    Ok(())
-}
-
-async fn cluster(http: &Http, servers: &[Server], repo: &str) -> Result<()> {
+/// Makes `repo` on `servers[0]` replicated and grows it onto the others.
+pub async fn cluster(http: &Http, servers: &[Server], repo: &str) -> Result<()> {
     let first = &servers[0];
     http.ok(http
         .0
@@ -150,8 +178,32 @@ async fn grow(http: &Http, controlling: &Server, new: &Server, repo: &str) -> Re
     Ok(())
 }
 
+/// Waits until every server holds `triples` in `repo`.
+pub async fn converged(
+    http: &Http,
+    servers: &[Server],
+    repo: &str,
+    triples: usize,
+    started: Instant,
+) -> Result<()> {
+    loop {
+        let mut all = true;
+        for m in servers {
+            all &= http.quadmesh_size(m, repo).await? == triples;
+        }
+        if all {
+            return Ok(());
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(3600),
+            "the cluster did not converge"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Queries from `clients` concurrent clients for `seconds`; returns queries per second.
-async fn query_load(
+pub async fn query_load(
     http: &reqwest::Client,
     url: String,
     auth: bool,
@@ -286,8 +338,589 @@ async fn commits(
     Ok((latencies, delays))
 }
 
-fn dir_size_mib(path: &std::path::Path) -> f64 {
-    fn walk(p: &std::path::Path) -> u64 {
+pub async fn run(args: RunArgs) -> Result<()> {
+    let work = args
+        .work_dir
+        .join(format!("quadmesh-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let result = run_in(&args, &work).await;
+    let errors = crate::servers::logged_errors(&work);
+    if !errors.is_empty() {
+        println!("\nerrors the servers logged:");
+        for line in errors {
+            println!("    {line}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+/// The load averages now (`/proc/loadavg`): how busy the machine was with other work.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Writes the dataset to `path`; returns its distinct triples (the generator may repeat
+/// a random feature; a store keeps it once) and its size in MiB.
+fn write_dataset(path: &Path, products: usize, seed: u64) -> Result<(usize, f64)> {
+    use std::hash::BuildHasher;
+    use std::io::{BufRead, Write};
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    generate_into(products, seed, &mut out)?;
+    out.flush()?;
+    drop(out);
+    // 64-bit hashes of the lines: at 10 million lines a collision is a few-in-a-million
+    // chance, and the counts are checked against both servers anyway.
+    let hasher = std::collections::hash_map::RandomState::new();
+    let mut seen = std::collections::HashSet::new();
+    for line in std::io::BufReader::new(std::fs::File::open(path)?).split(b'\n') {
+        seen.insert(hasher.hash_one(line?));
+    }
+    Ok((seen.len(), std::fs::metadata(path)?.len() as f64 / MIB))
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn spec(server: &Server) -> String {
+    format!("{USER}:{PASSWORD}@127.0.0.1:{}/{REPO}", server.port)
+}
+
+/// Runs `SELECT * { ?s ?p ?o }` as JSON and reads the answer to its end; returns the
+/// seconds, the bytes and the server's memory before and at its peak during it.
+async fn full_select(
+    http: &Http,
+    server: &Server,
+    url: String,
+    auth: bool,
+) -> Result<(f64, u64, f64, f64)> {
+    use futures::StreamExt;
+    let before = server.memory_mib();
+    server.reset_peak()?;
+    let started = Instant::now();
+    let mut request = http
+        .0
+        .post(url)
+        .header("content-type", "application/sparql-query")
+        .header("accept", "application/sparql-results+json")
+        .body("SELECT * WHERE { ?s ?p ?o }");
+    if auth {
+        request = request.basic_auth(USER, Some(PASSWORD));
+    }
+    let mut body = http.ok(request).await?.bytes_stream();
+    let mut bytes = 0;
+    while let Some(chunk) = body.next().await {
+        bytes += chunk?.len() as u64;
+    }
+    Ok((
+        started.elapsed().as_secs_f64(),
+        bytes,
+        before,
+        server.peak_memory_mib(),
+    ))
+}
+
+/// Counts the lines of a file.
+fn lines_of(path: &Path) -> Result<usize> {
+    use std::io::BufRead;
+    let mut count = 0;
+    for line in std::io::BufReader::new(std::fs::File::open(path)?).split(b'\n') {
+        line?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn memory_step(before: f64, peak: f64) -> String {
+    format!("{before:.0} → {peak:.0} (+{:.0})", peak - before)
+}
+
+async fn run_in(args: &RunArgs, work: &Path) -> Result<()> {
+    let http = Http::new()?;
+    let data = work.join("data.nt");
+    let (triples, data_mib) = write_dataset(&data, args.products, args.seed)?;
+    println!(
+        "quadmesh-bench: {} products, {triples} triples, {data_mib:.0} MiB of N-Triples (seed {}); {} CPUs; load average at the start {}\n",
+        args.products,
+        args.seed,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average(),
+    );
+    println!("| measurement | quadmesh | oxigraph / reference | ratio | limited by |");
+    println!("|---|---|---|---|---|");
+    let rate = |seconds: f64| format!("{:.0}", triples as f64 / seconds);
+
+    // Ingest, each into a fresh store, alternating between the two systems: oxigraph's
+    // bulk loader from a file, `quadmesh load`; then over HTTP: oxigraph's bulk path
+    // (`no_transaction`), quadmesh, oxigraph's transactional path.
+    let mut loaded_peak = None;
+    if !args.skip_cli_load {
+        let oxigraph_load = measure({
+            let mut command = Command::new(&args.oxigraph);
+            command
+                .arg("load")
+                .arg("--location")
+                .arg(work.join("oxigraph-load"))
+                .arg("--file")
+                .arg(&data);
+            command
+        })
+        .context("oxigraph load")?;
+        let _ = std::fs::remove_dir_all(work.join("oxigraph-load"));
+
+        let loaded = Server::quadmesh(&args.quadmesh, "loaded", &work.join("loaded"))?;
+        http.create_repository(&loaded, REPO).await?;
+        let quadmesh_load = measure({
+            let mut command = Command::new(&args.quadmesh);
+            command
+                .arg("load")
+                .arg(spec(&loaded))
+                .arg(&data)
+                .arg("--quiet");
+            command
+        })
+        .context("quadmesh load")?;
+        ensure!(
+            http.quadmesh_size(&loaded, REPO).await? == triples,
+            "quadmesh load left the wrong number of triples"
+        );
+        row(
+            &format!("load a {data_mib:.0} MiB N-Triples file from the command line (triples/s)"),
+            &format!(
+                "{} (`quadmesh load`, to a server)",
+                rate(quadmesh_load.seconds)
+            ),
+            &format!(
+                "{} (`oxigraph load`: bulk loader, in process, no server)",
+                rate(oxigraph_load.seconds)
+            ),
+            &format!("{:.2}", oxigraph_load.seconds / quadmesh_load.seconds),
+            "CPU: parsing twice (check, then send), HTTP, indexing",
+        );
+        row(
+            "peak memory of the loading command (MiB)",
+            &format!("{:.0} (`quadmesh load`)", quadmesh_load.peak_mib),
+            &format!("{:.0} (`oxigraph load`)", oxigraph_load.peak_mib),
+            &format!("{:.2}", quadmesh_load.peak_mib / oxigraph_load.peak_mib),
+            "target: `quadmesh load` under 200 MiB for any file size",
+        );
+        let peak = loaded.peak_memory_mib();
+        drop(loaded);
+        let _ = std::fs::remove_dir_all(work.join("loaded"));
+        loaded_peak = Some(peak);
+    }
+
+    let oxigraph = Server::oxigraph(&args.oxigraph, &work.join("oxigraph"))?;
+    let started = Instant::now();
+    post_chunks(
+        &http,
+        &oxigraph.url("/store?default&no_transaction"),
+        false,
+        &data,
+    )
+    .await
+    .context("loading into oxigraph serve")?;
+    let oxigraph_bulk = started.elapsed().as_secs_f64();
+    ensure!(
+        http.oxigraph_size(&oxigraph).await? == triples,
+        "oxigraph holds the wrong number of triples"
+    );
+
+    let single = Server::quadmesh(&args.quadmesh, "single", &work.join("single"))?;
+    http.create_repository(&single, REPO).await?;
+    let started = Instant::now();
+    post_chunks(
+        &http,
+        &single.url(&format!("/repositories/{REPO}/statements")),
+        true,
+        &data,
+    )
+    .await
+    .context("loading into quadmesh")?;
+    let single_ingest = started.elapsed().as_secs_f64();
+    ensure!(
+        http.quadmesh_size(&single, REPO).await? == triples,
+        "quadmesh holds the wrong number of triples"
+    );
+
+    let mut transactional = None;
+    if !args.skip_transactional {
+        let server = Server::oxigraph(&args.oxigraph, &work.join("oxigraph-tx"))?;
+        let started = Instant::now();
+        post_chunks(&http, &server.url("/store?default"), false, &data)
+            .await
+            .context("loading into oxigraph serve, transactionally")?;
+        let oxigraph_transactional = started.elapsed().as_secs_f64();
+        ensure!(
+            http.oxigraph_size(&server).await? == triples,
+            "oxigraph holds the wrong number of triples"
+        );
+        let transactional_peak = server.peak_memory_mib();
+        drop(server);
+        let _ = std::fs::remove_dir_all(work.join("oxigraph-tx"));
+        transactional = Some((oxigraph_transactional, transactional_peak));
+    }
+    let http_load = format!("{CHUNK}-line POSTs, one instance (triples/s)");
+    row(
+        &format!("load over HTTP in {http_load}"),
+        &rate(single_ingest),
+        &format!(
+            "{} (`POST /store?default&no_transaction`: bulk loader)",
+            rate(oxigraph_bulk)
+        ),
+        &format!("{:.2}", oxigraph_bulk / single_ingest),
+        "CPU (parsing, indexing); each POST all-or-nothing, logged and fsynced",
+    );
+    if let Some((oxigraph_transactional, _)) = transactional {
+        row(
+            &format!("load over HTTP in {http_load}, against a transaction per POST"),
+            &rate(single_ingest),
+            &format!(
+                "{} (`POST /store?default`: one transaction per POST)",
+                rate(oxigraph_transactional)
+            ),
+            &format!("{:.2}", oxigraph_transactional / single_ingest),
+            "like for like in guarantees: every POST all-or-nothing",
+        );
+    }
+
+    // Queries: the same mix against oxigraph serve and one quadmesh instance, while
+    // nothing else runs, in alternating rounds, after a pause in which both finish the
+    // compactions their loads started: users query long after a load.
+    tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
+    let (mut oxigraph_queries, mut quadmesh_queries, mut ratios) = (0.0, 0.0, Vec::new());
+    for _ in 0..args.query_rounds.max(1) {
+        let o = query_load(
+            &http.0,
+            oxigraph.url("/query"),
+            false,
+            args.clients,
+            args.query_seconds,
+            args.products,
+            args.seed,
+        )
+        .await?;
+        let q = query_load(
+            &http.0,
+            single.url(&format!("/repositories/{REPO}")),
+            true,
+            args.clients,
+            args.query_seconds,
+            args.products,
+            args.seed,
+        )
+        .await?;
+        oxigraph_queries += o;
+        quadmesh_queries += q;
+        ratios.push(q / o);
+    }
+    let rounds = args.query_rounds.max(1) as f64;
+    let (low, high) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+    row(
+        &format!(
+            "query mix, {} clients, {} alternating rounds of {} s (queries/s)",
+            args.clients, args.query_rounds, args.query_seconds
+        ),
+        &format!("{:.0}", quadmesh_queries / rounds),
+        &format!("{:.0} (`oxigraph serve`)", oxigraph_queries / rounds),
+        &format!(
+            "{:.2} (rounds {low:.2}–{high:.2})",
+            quadmesh_queries / oxigraph_queries
+        ),
+        "CPU (two cores shared by clients and server)",
+    );
+
+    // A full SELECT and an export: time, and the server's memory while it answers.
+    let (o_seconds, o_bytes, o_before, o_peak) =
+        full_select(&http, &oxigraph, oxigraph.url("/query"), false).await?;
+    let (q_seconds, q_bytes, q_before, q_peak) = full_select(
+        &http,
+        &single,
+        single.url(&format!("/repositories/{REPO}")),
+        true,
+    )
+    .await?;
+    row(
+        &format!(
+            "full `SELECT *` as JSON ({:.0} MiB) (s)",
+            q_bytes as f64 / MIB
+        ),
+        &format!("{q_seconds:.1}"),
+        &format!("{o_seconds:.1} ({:.0} MiB)", o_bytes as f64 / MIB),
+        &format!("{:.2}", q_seconds / o_seconds),
+        "CPU: decoding terms, writing JSON",
+    );
+    row(
+        "server memory during the full SELECT: before → peak (MiB)",
+        &memory_step(q_before, q_peak),
+        &memory_step(o_before, o_peak),
+        "–",
+        "target: quadmesh at most +100 MiB at 10M triples",
+    );
+    let export = work.join("export.nt");
+    let before = single.memory_mib();
+    single.reset_peak()?;
+    let quadmesh_export = measure({
+        let mut command = Command::new(&args.quadmesh);
+        command
+            .arg("export")
+            .arg(spec(&single))
+            .args(["--format", "ntriples", "--output"])
+            .arg(&export);
+        command
+    })
+    .context("quadmesh export")?;
+    let export_peak = single.peak_memory_mib();
+    ensure!(
+        lines_of(&export)? == triples,
+        "the export lacks triples or has too many"
+    );
+    let _ = std::fs::remove_file(&export);
+    let o_before = oxigraph.memory_mib();
+    oxigraph.reset_peak()?;
+    let started = Instant::now();
+    {
+        use futures::StreamExt;
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&export)?);
+        let mut body = http
+            .ok(http
+                .0
+                .get(oxigraph.url("/store?default"))
+                .header("accept", "application/n-triples"))
+            .await?
+            .bytes_stream();
+        while let Some(chunk) = body.next().await {
+            out.write_all(&chunk?)?;
+        }
+        out.flush()?;
+    }
+    let oxigraph_export = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&export);
+    row(
+        "export as N-Triples to a file (s)",
+        &format!("{:.1} (`quadmesh export`)", quadmesh_export.seconds),
+        &format!("{oxigraph_export:.1} (`GET /store?default`)"),
+        &format!("{:.2}", quadmesh_export.seconds / oxigraph_export),
+        "CPU: decoding terms, writing N-Triples",
+    );
+    row(
+        "server memory during the export: before → peak (MiB); the exporting command's peak",
+        &format!(
+            "{}; `quadmesh export` {:.0}",
+            memory_step(before, export_peak),
+            quadmesh_export.peak_mib
+        ),
+        &memory_step(o_before, oxigraph.peak_memory_mib()),
+        "–",
+        "target: at most +100 MiB at 10M triples",
+    );
+    let oxigraph_peak = oxigraph.peak_memory_mib();
+    drop(oxigraph);
+    let _ = std::fs::remove_dir_all(work.join("oxigraph"));
+
+    // Scale-up: the loaded instance becomes the first of a cluster, and a new instance
+    // is grown from it, between two `cp -r` of its repository's directory (after a
+    // rest, so that its compactions are done).
+    tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
+    http.ok(http
+        .0
+        .put(single.url(&format!("/repositories/{REPO}/repl/createCluster")))
+        .basic_auth(USER, Some(PASSWORD))
+        .query(&[
+            ("host", "127.0.0.1"),
+            ("port", &single.port.to_string()),
+            ("instanceName", &single.name),
+        ]))
+    .await?;
+    let source = single.data_dir.join("repositories").join(REPO);
+    let copy = |n: usize| -> Result<f64> {
+        let target = work.join(format!("copy{n}"));
+        let started = Instant::now();
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(&source)
+            .arg(&target)
+            .status()?;
+        ensure!(status.success(), "cp -r failed");
+        let seconds = started.elapsed().as_secs_f64();
+        let _ = std::fs::remove_dir_all(&target);
+        Ok(seconds)
+    };
+    let source_mib = dir_size_mib(&source);
+    let copy_before = copy(0)?;
+    let grown = Server::quadmesh(&args.quadmesh, "grown", &work.join("grown"))?;
+    let started = Instant::now();
+    grow(&http, &single, &grown, REPO).await?;
+    let grow_seconds = started.elapsed().as_secs_f64();
+    ensure!(
+        http.quadmesh_size(&grown, REPO).await? == triples,
+        "the grown instance lacks data"
+    );
+    let copy_after = copy(1)?;
+    let copy_seconds = (copy_before + copy_after) / 2.0;
+    row(
+        &format!("grow-cluster of a repository of {triples} triples ({source_mib:.0} MiB) (s)"),
+        &format!("{grow_seconds:.2}"),
+        &format!("{copy_seconds:.2} (`cp -r` of its directory: {copy_before:.2} before, {copy_after:.2} after)"),
+        &format!("{:.2}", grow_seconds / copy_seconds),
+        "disk; SHA-256 of every file on both sides; the new instance syncs what it received, `cp -r` syncs nothing",
+    );
+    let grown_peak = grown.peak_memory_mib();
+    drop(grown);
+    let _ = std::fs::remove_dir_all(work.join("grown"));
+
+    let mut cluster_peaks = Vec::new();
+    if !args.skip_cluster {
+        // A 3-instance cluster: the same POSTs to the controlling instance, until every
+        // instance holds everything.
+        let members: Vec<Server> = (0..3)
+            .map(|i| {
+                Server::quadmesh(
+                    &args.quadmesh,
+                    &format!("node{i}"),
+                    &work.join(format!("node{i}")),
+                )
+            })
+            .collect::<Result<_>>()?;
+        http.create_repository(&members[0], REPO).await?;
+        cluster(&http, &members, REPO).await?;
+        let started = Instant::now();
+        post_chunks(
+            &http,
+            &members[0].url(&format!("/repositories/{REPO}/statements")),
+            true,
+            &data,
+        )
+        .await?;
+        converged(&http, &members, REPO, triples, started).await?;
+        let cluster_ingest = started.elapsed().as_secs_f64();
+        row(
+            "load over HTTP into a 3-instance cluster, until every instance holds all (triples/s)",
+            &rate(cluster_ingest),
+            &format!("{} (quadmesh alone)", rate(single_ingest)),
+            &format!("{:.2}", single_ingest / cluster_ingest),
+            "CPU: three instances index on two cores",
+        );
+        row(
+            "peak memory of each cluster member during that load (MiB)",
+            &members
+                .iter()
+                .map(|m| format!("{:.0}", m.peak_memory_mib()))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            &format!("{oxigraph_peak:.0} (`oxigraph serve`, whole run)"),
+            "–",
+            "RocksDB write buffers and caches, per instance",
+        );
+
+        // Commit latency and replication lag, on a fresh small repository.
+        let lag_repo = "lag";
+        http.create_repository(&single, lag_repo).await?;
+        let (mut alone, _) = commits(
+            &http,
+            std::slice::from_ref(&single),
+            lag_repo,
+            200,
+            None,
+            None,
+            false,
+        )
+        .await?;
+        http.create_repository(&members[0], lag_repo).await?;
+        cluster(&http, &members, lag_repo).await?;
+        let mut figures = Vec::new();
+        for durability in ["min", "quorum", "max"] {
+            let settings = format!("durability={durability} distributedTransactionTimeout=10");
+            let (mut latencies, _) =
+                commits(&http, &members, lag_repo, 200, None, Some(&settings), false).await?;
+            figures.push((
+                durability,
+                percentile_ms(&mut latencies, 50.0),
+                percentile_ms(&mut latencies, 99.0),
+            ));
+        }
+        let alone_p50 = percentile_ms(&mut alone, 50.0);
+        for (durability, p50, p99) in &figures {
+            row(
+                &format!("commit latency, durability={durability}, 3 instances (p50 / p99 ms)"),
+                &format!("{p50:.2} / {p99:.2}"),
+                &format!(
+                    "{alone_p50:.2} / {:.2} (one instance)",
+                    percentile_ms(&mut alone, 99.0)
+                ),
+                &format!("{:.2}", p50 / alone_p50),
+                "fsync of the log; then a round trip to the members",
+            );
+        }
+        let count = (args.commit_rate * 5) as usize;
+        let (_, mut delays) = commits(
+            &http,
+            &members,
+            lag_repo,
+            count,
+            Some(args.commit_rate),
+            None,
+            true,
+        )
+        .await?;
+        row(
+            &format!(
+                "replication lag at {} commits/s (p50 / p99 / max ms)",
+                args.commit_rate
+            ),
+            &format!(
+                "{:.2} / {:.2} / {:.2}",
+                percentile_ms(&mut delays, 50.0),
+                percentile_ms(&mut delays, 99.0),
+                percentile_ms(&mut delays, 100.0)
+            ),
+            "100 ms (Amazon Neptune's stated typical lag)",
+            &format!("{:.3}", percentile_ms(&mut delays, 99.0) / 100.0),
+            "polling resolution ~1 ms; loopback",
+        );
+        cluster_peaks = members.iter().map(Server::peak_memory_mib).collect();
+    }
+
+    let mut quadmesh_peaks = Vec::new();
+    if let Some(peak) = loaded_peak {
+        quadmesh_peaks.push(format!("{peak:.0} (`quadmesh load`'s server)"));
+    }
+    quadmesh_peaks.push(format!(
+        "{:.0} (HTTP loads, queries, export, grow source)",
+        single.peak_memory_mib()
+    ));
+    quadmesh_peaks.push(format!("{grown_peak:.0} (grown)"));
+    if !cluster_peaks.is_empty() {
+        quadmesh_peaks.push(format!(
+            "{} (cluster)",
+            cluster_peaks
+                .iter()
+                .map(|m| format!("{m:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        ));
+    }
+    let mut oxigraph_peaks = vec![format!("{oxigraph_peak:.0} (bulk loads, queries, export)")];
+    if let Some((_, peak)) = transactional {
+        oxigraph_peaks.push(format!("{peak:.0} (transactional loads)"));
+    }
+    row(
+        "peak memory of each server over the run (MiB)",
+        &quadmesh_peaks.join(", "),
+        &oxigraph_peaks.join(", "),
+        "–",
+        "peaks after a reset (SELECT, export) are in their own rows",
+    );
+    println!("\nload average at the end: {}", load_average());
+    Ok(())
+}
+
+pub fn dir_size_mib(path: &Path) -> f64 {
+    fn walk(p: &Path) -> u64 {
         std::fs::read_dir(p)
             .map(|entries| {
                 entries
@@ -301,258 +934,5 @@ fn dir_size_mib(path: &std::path::Path) -> f64 {
             })
             .unwrap_or(0)
     }
-    walk(path) as f64 / (1024.0 * 1024.0)
-}
-
-pub async fn run(args: RunArgs) -> Result<()> {
-    let work = args
-        .work_dir
-        .join(format!("quadmesh-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&work)?;
-    let result = run_in(&args, &work).await;
-    let _ = std::fs::remove_dir_all(&work);
-    result
-}
-
-async fn run_in(args: &RunArgs, work: &std::path::Path) -> Result<()> {
-    let http = Http(
-        reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()?,
-    );
-    let data = generate(args.products, args.seed);
-    // Random features may repeat: count distinct triples, as a store does.
-    let triples = data.lines().collect::<std::collections::HashSet<_>>().len();
-    let parts = chunks(&data);
-    drop(data);
-    println!(
-        "quadmesh-bench: {} products, {triples} triples (seed {}), {} CPUs\n",
-        args.products,
-        args.seed,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!("| measurement | quadmesh | oxigraph serve / reference | ratio | limited by |");
-    println!("|---|---|---|---|---|");
-
-    // Ingest: oxigraph serve, one quadmesh, a 3-instance cluster.
-    let oxigraph = Server::oxigraph(&args.oxigraph, &work.join("oxigraph"))?;
-    let started = Instant::now();
-    load_oxigraph(&http, &oxigraph, &parts)
-        .await
-        .context("loading into oxigraph serve")?;
-    let oxigraph_ingest = started.elapsed().as_secs_f64();
-    ensure!(
-        http.oxigraph_size(&oxigraph).await? == triples,
-        "oxigraph holds the wrong number of triples"
-    );
-
-    let single = Server::quadmesh(&args.quadmesh, "single", &work.join("single"))?;
-    http.ok(http
-        .0
-        .put(single.url(&format!("/repositories/{REPO}")))
-        .basic_auth(USER, Some(PASSWORD)))
-        .await?;
-    let started = Instant::now();
-    load_quadmesh(&http, &single, REPO, &parts)
-        .await
-        .context("loading into quadmesh")?;
-    let single_ingest = started.elapsed().as_secs_f64();
-    ensure!(
-        http.quadmesh_size(&single, REPO).await? == triples,
-        "quadmesh holds the wrong number of triples"
-    );
-    row(
-        &format!("ingest {triples} triples over HTTP, one instance (triples/s)"),
-        &format!("{:.0}", triples as f64 / single_ingest),
-        &format!("{:.0}", triples as f64 / oxigraph_ingest),
-        &format!("{:.2}", oxigraph_ingest / single_ingest),
-        "CPU (parsing, indexing); one fsync per request",
-    );
-
-    // Queries: the same mix against oxigraph serve and one quadmesh instance, while
-    // nothing else runs (the cluster below would take CPU from both), after a pause in
-    // which both finish the compactions their loads started: users query long after a
-    // load, and that work is not query time.
-    tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
-    let oxigraph_qps = query_load(
-        &http.0,
-        oxigraph.url("/query"),
-        false,
-        args.clients,
-        args.query_seconds,
-        args.products,
-        args.seed,
-    )
-    .await?;
-    let quadmesh_qps = query_load(
-        &http.0,
-        single.url(&format!("/repositories/{REPO}")),
-        true,
-        args.clients,
-        args.query_seconds,
-        args.products,
-        args.seed,
-    )
-    .await?;
-    row(
-        &format!("query mix, {} clients (queries/s)", args.clients),
-        &format!("{quadmesh_qps:.0}"),
-        &format!("{oxigraph_qps:.0}"),
-        &format!("{:.2}", quadmesh_qps / oxigraph_qps),
-        "CPU (two cores shared by clients and server)",
-    );
-
-    let members: Vec<Server> = (0..3)
-        .map(|i| {
-            Server::quadmesh(
-                &args.quadmesh,
-                &format!("node{i}"),
-                &work.join(format!("node{i}")),
-            )
-        })
-        .collect::<Result<_>>()?;
-    cluster(&http, &members, REPO).await?;
-    let started = Instant::now();
-    load_quadmesh(&http, &members[0], REPO, &parts).await?;
-    loop {
-        let mut all = true;
-        for m in &members {
-            all &= http.quadmesh_size(m, REPO).await? == triples;
-        }
-        if all {
-            break;
-        }
-        ensure!(
-            started.elapsed() < Duration::from_secs(600),
-            "the cluster did not converge"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let cluster_ingest = started.elapsed().as_secs_f64();
-    row(
-        "ingest, 3-instance cluster, until every instance holds all (triples/s)",
-        &format!("{:.0}", triples as f64 / cluster_ingest),
-        &format!("{:.0} (quadmesh alone)", triples as f64 / single_ingest),
-        &format!("{:.2}", single_ingest / cluster_ingest),
-        "CPU: three instances index on two cores",
-    );
-
-    // Commit latency and replication lag, on a fresh small repository.
-    let lag_repo = "lag";
-    http.ok(http
-        .0
-        .put(single.url(&format!("/repositories/{lag_repo}")))
-        .basic_auth(USER, Some(PASSWORD)))
-        .await?;
-    let (mut alone, _) = commits(
-        &http,
-        std::slice::from_ref(&single),
-        lag_repo,
-        200,
-        None,
-        None,
-        false,
-    )
-    .await?;
-    cluster(&http, &members, lag_repo).await?;
-    let mut figures = Vec::new();
-    for durability in ["min", "quorum", "max"] {
-        let settings = format!("durability={durability} distributedTransactionTimeout=10");
-        let (mut latencies, _) =
-            commits(&http, &members, lag_repo, 200, None, Some(&settings), false).await?;
-        figures.push((
-            durability,
-            percentile_ms(&mut latencies, 50.0),
-            percentile_ms(&mut latencies, 99.0),
-        ));
-    }
-    let alone_p50 = percentile_ms(&mut alone, 50.0);
-    for (durability, p50, p99) in &figures {
-        row(
-            &format!("commit latency, durability={durability}, 3 instances (p50 / p99 ms)"),
-            &format!("{p50:.2} / {p99:.2}"),
-            &format!(
-                "{alone_p50:.2} / {:.2} (one instance)",
-                percentile_ms(&mut alone, 99.0)
-            ),
-            &format!("{:.2}", p50 / alone_p50),
-            "fsync of the log; then a round trip to the members",
-        );
-    }
-    let count = (args.commit_rate * 5) as usize;
-    let (_, mut delays) = commits(
-        &http,
-        &members,
-        lag_repo,
-        count,
-        Some(args.commit_rate),
-        None,
-        true,
-    )
-    .await?;
-    row(
-        &format!(
-            "replication lag at {} commits/s (p50 / p99 / max ms)",
-            args.commit_rate
-        ),
-        &format!(
-            "{:.2} / {:.2} / {:.2}",
-            percentile_ms(&mut delays, 50.0),
-            percentile_ms(&mut delays, 99.0),
-            percentile_ms(&mut delays, 100.0)
-        ),
-        "100 ms (Amazon Neptune's stated typical lag)",
-        &format!("{:.3}", percentile_ms(&mut delays, 99.0) / 100.0),
-        "polling resolution ~1 ms; loopback",
-    );
-
-    // Scale-up: growing a fourth instance from the bench repository, against cp -r.
-    let fourth = Server::quadmesh(&args.quadmesh, "node3", &work.join("node3"))?;
-    let started = Instant::now();
-    grow(&http, &members[0], &fourth, REPO).await?;
-    let grow_seconds = started.elapsed().as_secs_f64();
-    ensure!(
-        http.quadmesh_size(&fourth, REPO).await? == triples,
-        "the grown instance lacks data"
-    );
-    let source = members[0].data_dir.join("repositories").join(REPO);
-    let started = Instant::now();
-    let status = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(&source)
-        .arg(work.join("copy"))
-        .status()?;
-    ensure!(status.success(), "cp -r failed");
-    let copy_seconds = started.elapsed().as_secs_f64();
-    row(
-        &format!(
-            "scale-up: grow-cluster with {triples} triples ({:.0} MiB) (s)",
-            dir_size_mib(&source)
-        ),
-        &format!("{grow_seconds:.3}"),
-        &format!("{copy_seconds:.3} (cp -r of the data directory)"),
-        &format!("{:.2}", grow_seconds / copy_seconds),
-        "disk; snapshot tar + HTTP + untar",
-    );
-
-    // Peak memory.
-    let cluster_peak = members
-        .iter()
-        .map(Server::peak_memory_mib)
-        .fold(0.0, f64::max);
-    row(
-        "peak memory (MiB)",
-        &format!(
-            "{:.0} (one instance), {cluster_peak:.0} (largest cluster member)",
-            single.peak_memory_mib()
-        ),
-        &format!("{:.0}", oxigraph.peak_memory_mib()),
-        &format!(
-            "{:.2}",
-            single.peak_memory_mib() / oxigraph.peak_memory_mib()
-        ),
-        "RocksDB caches; whole requests held in memory",
-    );
-    let _ = fourth;
-    Ok(())
+    walk(path) as f64 / MIB
 }

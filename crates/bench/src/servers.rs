@@ -33,6 +33,7 @@ impl Server {
             .env("QUADMESH_PASSWORD", PASSWORD)
             .env("QUADMESH_LOG", "warn")
             .stdout(Stdio::null())
+            .stderr(log_file(data_dir, name)?)
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         Self::wait(
@@ -97,18 +98,131 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// Peak resident memory so far (VmHWM), in MiB.
+    /// Peak resident memory since the start or the last [`Server::reset_peak`] (VmHWM),
+    /// in MiB.
     pub fn peak_memory_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-            .map_or(0.0, |kb| kb / 1024.0)
+        status_mib(self.child.id(), "VmHWM:")
     }
+
+    /// Resident memory now (VmRSS), in MiB.
+    pub fn memory_mib(&self) -> f64 {
+        status_mib(self.child.id(), "VmRSS:")
+    }
+
+    /// Starts the peak ([`Server::peak_memory_mib`]) again from the memory now, so that
+    /// the peak of one request can be read (`/proc/PID/clear_refs`, Linux 4.0 on).
+    pub fn reset_peak(&self) -> Result<()> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
+            .context("cannot reset the peak memory of a server (/proc/PID/clear_refs)")
+    }
+}
+
+fn status_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// What a finished command took: wall time and its peak resident memory.
+pub struct Measured {
+    pub seconds: f64,
+    pub peak_mib: f64,
+}
+
+/// Runs `command` to its end (its output discarded, its errors shown on failure) and
+/// measures it. The peak memory is the child's own VmHWM, read every 10 ms while it
+/// runs (so growth in its last 10 ms could be missed). Not `wait4`'s `ru_maxrss`: the
+/// kernel records there the high-water mark of the memory the child was spawned from
+/// too (this benchmark's own), which would hide a small command's peak.
+pub fn measure(mut command: Command) -> Result<Measured> {
+    let program = format!("{:?}", command.get_program());
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {program}"))?;
+    let pid = child.id();
+    let mut stderr = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watching = done.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut peak: f64 = 0.0;
+        while !watching.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = peak.max(status_mib(pid, "VmHWM:"));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        peak
+    });
+    let status = child.wait()?;
+    let seconds = started.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_mib = watcher.join().unwrap_or(0.0);
+    let errors = reader.join().unwrap_or_default();
+    if !status.success() {
+        bail!("{program} failed ({status}): {}", errors.trim());
+    }
+    Ok(Measured { seconds, peak_mib })
+}
+
+/// Where a server's standard error goes: `NAME.log` next to its data directory, so that
+/// the table stays readable; [`logged_errors`] reports what it says.
+fn log_file(data_dir: &Path, name: &str) -> Result<std::fs::File> {
+    let dir = data_dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    Ok(std::fs::File::create(dir.join(format!("{name}.log")))?)
+}
+
+/// The lines of the servers' logs in `dir` that report an error, named by server.
+pub fn logged_errors(dir: &Path) -> Vec<String> {
+    let mut errors = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return errors;
+    };
+    let mut logs: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    for log in logs {
+        let name = log.file_stem().unwrap_or_default().to_string_lossy();
+        for line in std::fs::read_to_string(&log).unwrap_or_default().lines() {
+            if line.contains("ERROR") {
+                errors.push(format!("{name}: {}", without_colours(line)));
+            }
+        }
+    }
+    errors
+}
+
+/// `line` without its terminal colour codes (`ESC [ ... m`).
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Drop for Server {

@@ -14,7 +14,7 @@ use crate::audit::{self, Caller};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
 use crate::replication::promotion::require_confirmations;
-use crate::replication::snapshot_transfer::pack;
+use crate::replication::snapshot_transfer;
 use crate::replication::{Node, ORIGIN_HEADER, TOKEN_HEADER};
 use crate::state::AppState;
 use quadmesh_repl::{ClusterConfig, Member, MembershipError, OriginId, Unreplicated};
@@ -289,7 +289,7 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
     // is taken out again below.
     let confirmed = require_confirmations(&node, &base, config.position()).await;
     let (repo, dir) = (repository.clone(), scratch.clone());
-    let archive = match confirmed {
+    let taken = match confirmed {
         Err(ApiError::Unavailable(why)) => Err(ApiError::Unavailable(format!(
             "{why}; the new member is taken out again and got nothing"
         ))),
@@ -298,20 +298,23 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
             blocking(move || {
                 let started = std::time::Instant::now();
                 let snapshot_state = repo.snapshot(&dir.join("store"))?;
-                let archive = dir.join("snapshot.tar");
-                pack(&dir.join("store"), &snapshot_state, &archive)
-                    .map_err(|e| ApiError::Internal(format!("cannot write the snapshot: {e}")))?;
                 tracing::info!(
                     millis = started.elapsed().as_millis() as u64,
                     "snapshot taken for a new instance"
                 );
-                Ok(archive)
+                Ok(snapshot_state)
             })
             .await
         }
     };
-    let pushed = match archive {
-        Ok(archive) => {
+    let pushed = match taken {
+        Ok(snapshot_state) => {
+            // Packed as it is sent; the scratch directory goes when the packing ends.
+            let body = snapshot_transfer::pack_stream(
+                scratch.clone(),
+                scratch.join("store"),
+                snapshot_state,
+            );
             push_snapshot(
                 state,
                 &address,
@@ -320,7 +323,7 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
                 origin,
                 &user,
                 &password,
-                &archive,
+                reqwest::Body::wrap_stream(body),
             )
             .await
         }
@@ -361,18 +364,8 @@ async fn push_snapshot(
     origin: OriginId,
     user: &str,
     password: &str,
-    archive: &std::path::Path,
+    body: reqwest::Body,
 ) -> ApiResult<()> {
-    let file = tokio::fs::File::open(archive)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let length = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .len();
-    let body =
-        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
     let url = state
         .replication
         .http()
@@ -386,7 +379,6 @@ async fn push_snapshot(
             ("origin", &origin.0.to_string()),
         ])
         .basic_auth(user, Some(password))
-        .header("content-length", length)
         .body(body)
         .send()
         .await

@@ -8,7 +8,7 @@
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
 use crate::point_in_time::{pack_increment, replay, unpack_chain, Replayed};
-use crate::replication::snapshot_transfer::{pack, unpack};
+use crate::replication::snapshot_transfer::{pack, unpack_stream};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -73,33 +73,32 @@ pub(crate) async fn receive_archive<T: Send + 'static>(
     install: impl FnOnce(&std::path::Path, SnapshotState) -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
     let scratch = state.catalog.scratch_dir()?;
-    let archive = scratch.join("snapshot.tar");
     let result = async {
-        let mut file = tokio::fs::File::create(&archive)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
-            file.write_all(&chunk)
+        // Each store file is written straight into place as it arrives, hashed on the
+        // way; the checksums are compared before anything is installed.
+        let (store, snapshot_state) =
+            unpack_stream(body.into_data_stream(), scratch.join("unpacked"))
                 .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-        }
-        file.sync_all()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let dir = scratch.clone();
-        blocking(move || {
-            let (store, snapshot_state) = unpack(&archive, &dir.join("unpacked"))
-                .map_err(|e| ApiError::BadRequest(format!("invalid archive: {e}")))?;
-            install(&store, snapshot_state)
-        })
-        .await
+                .map_err(archive_error)?;
+        blocking(move || install(&store, snapshot_state)).await
     }
     .await;
     let _ = tokio::fs::remove_dir_all(&scratch).await;
     result
+}
+
+/// What went wrong receiving an archive: the sender's fault (a damaged, truncated or
+/// broken-off archive: 400), or ours (a full disk: 507, anything else: 500).
+fn archive_error(e: std::io::Error) -> ApiError {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidData
+        | ErrorKind::UnexpectedEof
+        | ErrorKind::TimedOut
+        | ErrorKind::Other => ApiError::BadRequest(format!("invalid archive: {e}")),
+        ErrorKind::StorageFull => StoreError::DiskFull(e.to_string()).into(),
+        _ => ApiError::Internal(format!("cannot unpack the archive: {e}")),
+    }
 }
 
 /// `GET /repositories/NAME/backup[?since=VECTOR]`: the repository as a checksummed

@@ -17,12 +17,15 @@ use axum::response::{IntoResponse, Response};
 use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode, Term};
 use quadmesh_store::oxigraph::sparql::{CancellationToken, Variable};
-use quadmesh_store::{apply_update, QueryForm, QueryRequest, StoreError, UpdateRequest};
+use quadmesh_store::{
+    apply_update, ParsedQuery, QueryForm, QueryRequest, StoreError, UpdateRequest,
+};
 use std::time::Duration;
 
 /// What a protocol request asks for.
 enum Operation {
-    Query(QueryRequest),
+    /// Parsed once, here: the parse that tells a query from an update is the one run.
+    Query(Box<ParsedQuery>),
     Update(UpdateRequest),
 }
 
@@ -70,7 +73,7 @@ pub async fn handle(
     };
     let operation = operation(&method, &params, direct_query, direct_update, &context)?;
     match operation {
-        Operation::Query(request) => {
+        Operation::Query(parsed) => {
             let timeout = params
                 .number::<f64>("timeout")?
                 .filter(|s| *s > 0.0)
@@ -79,7 +82,7 @@ pub async fn handle(
             run_query(
                 &state,
                 target,
-                request,
+                *parsed,
                 &headers,
                 params.get("format"),
                 timeout,
@@ -152,7 +155,7 @@ fn operation(
     };
     let request = query_request(text, params, context)?;
     match request.parse() {
-        Ok(_) => Ok(Operation::Query(request)),
+        Ok(parsed) => Ok(Operation::Query(Box::new(parsed))),
         // AllegroGraph's clients POST updates as `query=`: accept them when they parse
         // as an update, and report the query error otherwise.
         Err(query_error) if method == Method::POST => {
@@ -231,12 +234,11 @@ fn update_request(update: String, params: &Params, context: &Context) -> ApiResu
 async fn run_query(
     state: &AppState,
     target: Target,
-    request: QueryRequest,
+    parsed: ParsedQuery,
     headers: &HeaderMap,
     format_override: Option<&str>,
     timeout: Option<Duration>,
 ) -> ApiResult<Response> {
-    let parsed = request.parse()?;
     let (solutions, graph) = match parsed.form {
         QueryForm::Select | QueryForm::Ask => (
             solutions_format(headers, format_override)?,
