@@ -5,7 +5,10 @@
 //!
 //! Rules it keeps:
 //! - membership changes are made only at the controlling instance
-//!   ([`controlling_node`]), as configuration transactions of the repository;
+//!   ([`controlling_node`]), as configuration transactions of the repository, written
+//!   only once a change quorum of members can confirm a change of the configuration they
+//!   hold, and answered only once it confirmed the new one (`replication::promotion`):
+//!   an instance that a promotion replaced cannot change the membership any more;
 //! - a grow that cannot hand its snapshot over undoes the membership it added;
 //! - a member that may hold transactions no other member has is removed only by force;
 //! - every change is written to the audit log with its caller and outcome.
