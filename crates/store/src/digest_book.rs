@@ -1,7 +1,7 @@
 //! The content digest of a repository, kept as its store changes, with the digests it
 //! had at recent version vectors (what peers compare theirs with).
 
-use oxigraph::model::Quad;
+use oxigraph::model::{Literal, Quad, Term};
 use quadmesh_repl::{ContentDigest, VersionVector};
 use std::collections::VecDeque;
 
@@ -75,7 +75,7 @@ impl DigestBook {
     }
 
     pub fn inserted(&mut self, quad: &Quad) {
-        self.current.insert(quad.to_string().as_bytes());
+        self.current.insert(digest_key(quad).as_bytes());
     }
 
     /// Notes the digest after an entry took the repository to `version_vector`.
@@ -102,7 +102,63 @@ pub fn digest_of(
 ) -> crate::error::Result<ContentDigest> {
     let mut digest = ContentDigest::default();
     for quad in quads {
-        digest.insert(quad?.to_string().as_bytes());
+        digest.insert(digest_key(&quad?).as_bytes());
     }
     Ok(digest)
+}
+
+/// What the content digest hashes for a quad: its N-Quads form, with a typed literal in
+/// the canonical form the store keeps it in. oxigraph stores `"5.40"^^xsd:decimal` as the
+/// decimal 5.4 and `"05"^^xsd:int` as the integer 5, and reads them back so; hashing the
+/// quads as written would make the write path's digest and a scan of the store differ on
+/// ordinary data (a false "damaged store").
+pub fn digest_key(quad: &Quad) -> String {
+    match &quad.object {
+        Term::Literal(literal) => match canonical(literal) {
+            Some(object) => Quad::new(
+                quad.subject.clone(),
+                quad.predicate.clone(),
+                object,
+                quad.graph_name.clone(),
+            )
+            .to_string(),
+            None => quad.to_string(),
+        },
+        _ => quad.to_string(),
+    }
+}
+
+/// The literal as the store gives it back, when that differs: the XSD types oxigraph
+/// encodes natively (`storage/numeric_encoder.rs`), parsed and written out again; an
+/// invalid lexical form is kept as it is, as the store keeps it.
+fn canonical(literal: &Literal) -> Option<Literal> {
+    use oxsdatatypes::{
+        Boolean, Date, DateTime, DayTimeDuration, Decimal, Double, Duration, Float, GDay, GMonth,
+        GMonthDay, GYear, GYearMonth, Integer, Time, YearMonthDuration,
+    };
+    const XSD: &str = "http://www.w3.org/2001/XMLSchema#";
+    let value = literal.value();
+    let local = literal.datatype().as_str().strip_prefix(XSD)?;
+    let canonical: Literal = match local {
+        "boolean" => value.parse::<Boolean>().ok()?.into(),
+        "float" => value.parse::<Float>().ok()?.into(),
+        "double" => value.parse::<Double>().ok()?.into(),
+        "integer" | "byte" | "short" | "int" | "long" | "unsignedByte" | "unsignedShort"
+        | "unsignedInt" | "unsignedLong" | "positiveInteger" | "negativeInteger"
+        | "nonPositiveInteger" | "nonNegativeInteger" => value.parse::<Integer>().ok()?.into(),
+        "decimal" => value.parse::<Decimal>().ok()?.into(),
+        "dateTime" | "dateTimeStamp" => value.parse::<DateTime>().ok()?.into(),
+        "time" => value.parse::<Time>().ok()?.into(),
+        "date" => value.parse::<Date>().ok()?.into(),
+        "gYearMonth" => value.parse::<GYearMonth>().ok()?.into(),
+        "gYear" => value.parse::<GYear>().ok()?.into(),
+        "gMonthDay" => value.parse::<GMonthDay>().ok()?.into(),
+        "gDay" => value.parse::<GDay>().ok()?.into(),
+        "gMonth" => value.parse::<GMonth>().ok()?.into(),
+        "duration" => value.parse::<Duration>().ok()?.into(),
+        "yearMonthDuration" => value.parse::<YearMonthDuration>().ok()?.into(),
+        "dayTimeDuration" => value.parse::<DayTimeDuration>().ok()?.into(),
+        _ => return None,
+    };
+    (canonical != *literal).then_some(canonical)
 }

@@ -182,6 +182,40 @@ mod tests {
     }
 
     #[test]
+    fn literals_the_store_keeps_in_canonical_form_are_no_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let repository = open(&dir.path().join("repo"));
+        let xsd =
+            |t: &str| NamedNode::new_unchecked(format!("http://www.w3.org/2001/XMLSchema#{t}"));
+        let literals = [
+            Literal::new_typed_literal("5.40", xsd("decimal")),
+            Literal::new_typed_literal("007", xsd("integer")),
+            Literal::new_typed_literal("05", xsd("int")),
+            Literal::new_typed_literal("1.0E0", xsd("double")),
+            Literal::new_typed_literal("1", xsd("boolean")),
+            Literal::new_typed_literal("2026-11-25T10:00:00.50Z", xsd("dateTime")),
+            Literal::new_typed_literal("not a number", xsd("integer")),
+        ];
+        repository
+            .commit(|tracker| {
+                literals.iter().enumerate().try_for_each(|(i, l)| {
+                    tracker.insert(Quad::new(
+                        NamedNode::new_unchecked(format!("http://example.org/s{i}")),
+                        NamedNode::new_unchecked("http://example.org/p"),
+                        l.clone(),
+                        GraphName::DefaultGraph,
+                    ))
+                })
+            })
+            .unwrap();
+        assert!(
+            repository.scrub().unwrap(),
+            "a scan of the store agrees with the write path"
+        );
+        assert!(!repository.knows_damage());
+    }
+
+    #[test]
     fn a_repair_restores_lost_quads_removes_strays_and_keeps_later_writes() {
         let dir = tempfile::tempdir().unwrap();
         let repository = open(&dir.path().join("repo"));

@@ -397,7 +397,7 @@ impl Repository {
         let mut digests_after = writer.digests.current();
         for (quad, change) in &changes {
             if change.changes_locally() {
-                let text = quad.to_string();
+                let text = crate::digest_book::digest_key(quad);
                 if change.present {
                     digests_after.insert(text.as_bytes());
                 } else {
@@ -1250,14 +1250,14 @@ impl Writer {
         for quad in &effect.inserts {
             if self.register.admit(quad, stamp, true) && !transaction.contains(quad)? {
                 transaction.insert(quad);
-                digest.insert(quad.to_string().as_bytes());
+                digest.insert(crate::digest_book::digest_key(quad).as_bytes());
             }
         }
         let mut deleted_from = Vec::new();
         for quad in &effect.deletes {
             if self.register.admit(quad, stamp, false) && transaction.contains(quad)? {
                 transaction.remove(quad);
-                digest.remove(quad.to_string().as_bytes());
+                digest.remove(crate::digest_book::digest_key(quad).as_bytes());
                 deleted_from.push(&quad.graph_name);
             }
         }
