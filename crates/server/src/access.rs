@@ -88,14 +88,14 @@ pub enum Principal<'a> {
 }
 
 impl Principal<'_> {
-    fn tag(self) -> &'static str {
+    pub(crate) fn tag(self) -> &'static str {
         match self {
             Principal::User(_) => "user",
             Principal::Role(_) => "role",
         }
     }
 
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Principal::User(n) | Principal::Role(n) => n,
         }

@@ -108,20 +108,5 @@ pub async fn change_permission(
     existing_role(&state, &name)?;
     let permission = Permission::parse(&permission)?;
     let on = method == Method::PUT;
-    let records = state
-        .access
-        .set_permission(Principal::Role(&name), permission, on)?;
-    let outcome = publish(&state, records).await;
-    let action = if on {
-        "permission-grant"
-    } else {
-        "permission-revoke"
-    };
-    audit::access_change(
-        &caller,
-        action,
-        &format!("role {name}: {}", permission.as_str()),
-        &outcome,
-    );
-    outcome.map(|()| StatusCode::NO_CONTENT)
+    super::users::set_permission(&state, &caller, Principal::Role(&name), permission, on).await
 }

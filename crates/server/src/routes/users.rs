@@ -256,22 +256,7 @@ pub async fn change_permission(
     existing_user(&state, &name)?;
     let permission = Permission::parse(&permission)?;
     let on = method == axum::http::Method::PUT;
-    let records = state
-        .access
-        .set_permission(Principal::User(&name), permission, on)?;
-    let outcome = publish(&state, records).await;
-    let action = if on {
-        "permission-grant"
-    } else {
-        "permission-revoke"
-    };
-    audit::access_change(
-        &caller,
-        action,
-        &format!("user {name}: {}", permission.as_str()),
-        &outcome,
-    );
-    outcome.map(|()| StatusCode::NO_CONTENT)
+    set_permission(&state, &caller, Principal::User(&name), permission, on).await
 }
 
 pub async fn roles(
@@ -304,5 +289,35 @@ pub async fn change_role(
     let outcome = publish(&state, records).await;
     let action = if on { "role-grant" } else { "role-revoke" };
     audit::access_change(&caller, action, &format!("user {name}: {role}"), &outcome);
+    outcome.map(|()| StatusCode::NO_CONTENT)
+}
+
+/// Grants (`on`) or revokes `permission` of a user or role: published cluster-wide and
+/// written to the audit log (`/users/NAME/permissions/P` and `/roles/NAME/permissions/P`).
+pub(super) async fn set_permission(
+    state: &AppState,
+    caller: &Caller,
+    principal: Principal<'_>,
+    permission: Permission,
+    on: bool,
+) -> ApiResult<StatusCode> {
+    let records = state.access.set_permission(principal, permission, on)?;
+    let outcome = publish(state, records).await;
+    let action = if on {
+        "permission-grant"
+    } else {
+        "permission-revoke"
+    };
+    audit::access_change(
+        caller,
+        action,
+        &format!(
+            "{} {}: {}",
+            principal.tag(),
+            principal.name(),
+            permission.as_str()
+        ),
+        &outcome,
+    );
     outcome.map(|()| StatusCode::NO_CONTENT)
 }
