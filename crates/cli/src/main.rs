@@ -93,7 +93,6 @@ fn init_logging(cli: &Cli) {
 }
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,23 +100,17 @@ fn main() -> ExitCode {
         .block_on(async_main())
 }
 
-/// glibc gives threads that allocate at once arenas of their own, up to eight per core,
-/// and memory freed in one stays there: a server's many blocking threads then make its
-/// resident memory large and slowly climbing (`quadmesh-bench soak`, 3 instances with
-/// 192k triples: about 400–480 MiB each, growing ~10 MiB a minute, with glibc's
-/// default; 220–280 MiB and flat with two arenas). Two arenas, unless
-/// `MALLOC_ARENA_MAX` says otherwise; set before any thread starts.
-#[allow(unsafe_code)] // the one unsafe call in quadmesh: see SAFETY below
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: a plain setting of the C allocator, changed before any other thread
-        // exists (the runtime is built after this).
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
+/// jemalloc for every allocation of the process, RocksDB's included (`malloc` itself is
+/// replaced). With glibc's allocator a server's resident memory was large and kept
+/// climbing: glibc gives threads that allocate at once arenas of their own, and memory
+/// freed in one stays there, so a server whose work runs on a pool of blocking threads
+/// spread its allocations over many arenas (`quadmesh-bench soak`, 3 instances with 192k
+/// triples: 400–480 MiB each, growing ~10 MiB a minute; two arenas halved it but slowed
+/// allocation-heavy work). jemalloc bounds fragmentation per size class and returns
+/// freed pages to the system after a delay (10 s), from a background thread (the
+/// `background_threads` feature turns it on; `MALLOC_CONF` still overrides).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 async fn async_main() -> ExitCode {
     let cli = Cli::parse();
