@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::log::LogPosition;
-use crate::repository::Repository;
+use crate::repository::{HeartbeatPoint, Repository};
 use quadmesh_repl::{Entry, OriginId, VersionVector};
 
 impl Repository {
@@ -15,6 +15,31 @@ impl Repository {
         wanted: impl Fn(OriginId, u64) -> bool,
     ) -> Result<(Vec<Entry>, LogPosition)> {
         let writer = self.lock_writer();
+        Self::entries_locked(&writer, from, limit, wanted)
+    }
+
+    /// One round of a pull stream under one lock: the heartbeat's promise, and the
+    /// entries from `from` to the promise's end that `wanted` admits (at most `limit`;
+    /// the position returned is where the rest begin). One trip to a blocking thread
+    /// and one writer lock per round, where a promise and a read took two of each.
+    pub fn heartbeat_with_entries(
+        &self,
+        from: LogPosition,
+        limit: usize,
+        wanted: impl Fn(OriginId, u64) -> bool,
+    ) -> Result<(HeartbeatPoint, Vec<Entry>, LogPosition)> {
+        let mut writer = self.lock_writer();
+        let point = self.heartbeat_point_locked(&mut writer)?;
+        let (entries, next) = Self::entries_locked(&writer, from, limit, wanted)?;
+        Ok((point, entries, next))
+    }
+
+    fn entries_locked(
+        writer: &crate::repository::Writer,
+        from: LogPosition,
+        limit: usize,
+        wanted: impl Fn(OriginId, u64) -> bool,
+    ) -> Result<(Vec<Entry>, LogPosition)> {
         let index = writer.log.index();
         let first = index.partition_point(|e| e.start < from);
         let mut picked = Vec::new();

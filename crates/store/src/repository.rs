@@ -39,6 +39,18 @@ const AWAITING_PEERS_FILE: &str = "awaiting-peers.txt";
 const RUNNING_UNSYNCED_FILE: &str = "running-unsynced";
 /// Present while a scrub's finding of damage is not repaired (see `Repository::damaged`).
 const DAMAGED_FILE: &str = "damaged.txt";
+/// A heartbeat's promise: the clock, the version vector, the log's end and the content
+/// digest at that version vector (see [`Repository::heartbeat_point`]).
+pub type HeartbeatPoint = (
+    HlcTime,
+    VersionVector,
+    LogPosition,
+    quadmesh_repl::ContentDigest,
+);
+
+/// A checkpoint that holds the writer this long is logged: commits and replication
+/// wait behind it.
+const SLOW_CHECKPOINT: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Clone, Copy, Debug)]
 pub struct RepositoryOptions {
@@ -938,7 +950,20 @@ impl Repository {
     }
 
     fn checkpoint_locked(&self, writer: &mut Writer) -> Result<()> {
+        let started = std::time::Instant::now();
+        let result = self.checkpoint_timed(writer);
+        let held = started.elapsed();
+        if held >= SLOW_CHECKPOINT {
+            tracing::info!(repository = %self.name, ms = held.as_millis() as u64,
+                "a checkpoint held the writer (commits and replication wait meanwhile)");
+        }
+        result
+    }
+
+    fn checkpoint_timed(&self, writer: &mut Writer) -> Result<()> {
+        let flush_started = std::time::Instant::now();
         self.store.flush()?;
+        tracing::debug!(repository = %self.name, ms = flush_started.elapsed().as_millis() as u64, "checkpoint: store flushed");
         let replicated = writer.cluster.replicated();
         // Alone, no operation can arrive from anywhere with an older stamp.
         let frontier = if replicated {
@@ -1005,17 +1030,15 @@ impl Repository {
     /// fails (a full disk), the mark itself is promised, which is weaker but still kept.
     ///
     /// The content digest at that version vector comes with it (anti-entropy).
-    pub fn heartbeat_point(
-        &self,
-    ) -> Result<(
-        HlcTime,
-        VersionVector,
-        LogPosition,
-        quadmesh_repl::ContentDigest,
-    )> {
+    pub fn heartbeat_point(&self) -> Result<HeartbeatPoint> {
         let mut writer = self.lock_writer();
+        self.heartbeat_point_locked(&mut writer)
+    }
+
+    /// [`Repository::heartbeat_point`] under a writer lock already held.
+    pub(crate) fn heartbeat_point_locked(&self, writer: &mut Writer) -> Result<HeartbeatPoint> {
         let mut time = self.clock.now()?;
-        if let Err(e) = self.reserve(&mut writer, time) {
+        if let Err(e) = self.reserve(writer, time) {
             tracing::debug!(repository = %self.name, error = %e, "cannot move the clock's high-water mark");
             time = time.min(HlcTime::from_parts(writer.clock_reserved, 0));
         }

@@ -150,22 +150,21 @@ async fn feed(
     loop {
         appended.borrow_and_update();
         // The promise first: everything stamped before it is in the log up to its end,
-        // which the loop below sends before the heartbeat itself.
+        // which the loop below sends before the heartbeat itself. The first batch comes
+        // with it (one blocking trip per round); a peer far behind gets the rest in
+        // further batches.
         let repo = repository.clone();
-        let (clock, version_vector, _, digest) =
-            tokio::task::spawn_blocking(move || repo.heartbeat_point())
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-        loop {
-            let repo = repository.clone();
-            let wanted = cursor.clone();
-            let (entries, next) = tokio::task::spawn_blocking(move || {
-                repo.entries_since(position, BATCH, |origin, seq| wanted.wants(origin, seq))
+        let wanted = cursor.clone();
+        let ((clock, version_vector, _, digest), mut entries, mut next) =
+            tokio::task::spawn_blocking(move || {
+                repo.heartbeat_with_entries(position, BATCH, |origin, seq| {
+                    wanted.wants(origin, seq)
+                })
             })
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+        loop {
             position = next;
             let full = entries.len() == BATCH;
             if !entries.is_empty() {
@@ -179,6 +178,14 @@ async fn feed(
             if !full {
                 break;
             }
+            let repo = repository.clone();
+            let wanted = cursor.clone();
+            (entries, next) = tokio::task::spawn_blocking(move || {
+                repo.entries_since(position, BATCH, |origin, seq| wanted.wants(origin, seq))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         }
         let heartbeat = Heartbeat {
             origin: repository.origin(),
