@@ -3,6 +3,7 @@
 //! runs a cluster under mixed load and watches its memory.
 
 mod generator;
+mod lag;
 mod scenarios;
 mod servers;
 mod soak;
@@ -36,6 +37,20 @@ enum Command {
     Run(scenarios::RunArgs),
     /// Run a 3-instance cluster under mixed reads and writes, sampling its memory.
     Soak(soak::SoakArgs),
+    /// Replication lag at a high commit rate on a fresh 3-instance cluster (the run's
+    /// row, alone).
+    Lag {
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 16)]
+        writers: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long)]
+        quadmesh: PathBuf,
+        #[arg(long, default_value = "/tmp")]
+        work_dir: PathBuf,
+    },
     /// Send the query mix to a running server (for profiling); prints queries/s.
     Queries {
         /// The SPARQL endpoint: `http://HOST:PORT/repositories/NAME`, or oxigraph's
@@ -105,6 +120,13 @@ async fn run(command: Command) -> Result<()> {
             println!("{rate:.0} queries/s");
             Ok(())
         }
+        Command::Lag {
+            rate,
+            writers,
+            seconds,
+            quadmesh,
+            work_dir,
+        } => lag::lag_alone(&quadmesh, &work_dir, rate, writers, seconds).await,
         Command::Soak(args) => {
             anyhow::ensure!(
                 args.quadmesh.exists(),

@@ -108,6 +108,25 @@ async fn concurrent_writes_on_every_instance_converge() {
         ops.len()
     );
     assert!(ops.iter().all(|o| o.acknowledged));
+
+    // Every instance timed each transaction it applied from a peer (the lag histogram
+    // operators watch), and no other.
+    for i in 0..3 {
+        let metrics = cluster.metrics(i).await;
+        let timed = sample(&metrics, "quadmesh_replication_apply_delay_seconds_count");
+        let applied = sample(&metrics, "quadmesh_remote_transactions_applied_total");
+        assert!(timed > 0.0, "instance {i} timed no applied transaction");
+        assert_eq!(timed, applied, "instance {i}:\n{metrics}");
+    }
+}
+
+/// The value of the first sample of `name` in a `/metrics` text (0 when absent).
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

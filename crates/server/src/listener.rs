@@ -94,6 +94,11 @@ pub async fn serve(
             }
             continue;
         };
+        // Small writes leave at once: with Nagle's algorithm a pull stream's frame or a
+        // streamed result's chunk waits for the peer's delayed ACK (40 ms on Linux).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
         configure(&stream);
         let (builder, app, stop, tls) = (builder.clone(), app.clone(), stop.clone(), tls.clone());
         tokio::spawn(async move {

@@ -132,6 +132,11 @@ fn render(state: AppState) -> Response {
         register_entries,
     );
 
+    registry.register(
+        "replication_apply_delay_seconds",
+        "Seconds from a transaction's commit on its origin to its being applied here",
+        state.replication.apply_delay.clone(),
+    );
     let lag_transactions = Family::<PeerLabels, Gauge>::default();
     let lag_seconds = Family::<PeerLabels, Gauge<f64, AtomicU64>>::default();
     let connected = Family::<PeerLabels, Gauge>::default();

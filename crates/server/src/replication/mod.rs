@@ -19,6 +19,9 @@ pub use node::Node;
 pub const STALL_AFTER: Duration = Duration::from_millis(quadmesh_repl::pull::STALL_AFTER_MS);
 
 use peer_http::PeerHttp;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use quadmesh_store::{Catalog, Repository};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -73,6 +76,25 @@ pub struct Replication {
     nodes: Mutex<HashMap<String, Arc<Node>>>,
     http: PeerHttp,
     log_retention: Duration,
+    /// How long after its commit on the origin each transaction from a peer was
+    /// applied here, by repository (`/metrics`).
+    pub apply_delay: ApplyDelay,
+}
+
+/// Seconds from a transaction's stamp on its origin to its being applied here.
+pub type ApplyDelay = Family<RepositoryLabel, Histogram, fn() -> Histogram>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepositoryLabel {
+    pub repository: String,
+}
+
+/// Buckets fine enough to tell a lag of 1 ms from 5 ms (stamps have ms precision).
+fn apply_delay_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0, 60.0,
+    ])
 }
 
 impl Replication {
@@ -81,6 +103,7 @@ impl Replication {
             nodes: Mutex::new(HashMap::new()),
             http,
             log_retention,
+            apply_delay: ApplyDelay::new_with_constructor(apply_delay_histogram),
         }
     }
 
@@ -102,8 +125,15 @@ impl Replication {
             }
             node.stop();
         }
+        let apply_delay = self
+            .apply_delay
+            .get_or_create(&RepositoryLabel {
+                repository: repository.name().to_owned(),
+            })
+            .clone();
         let node = Node::start(
             repository.clone(),
+            apply_delay,
             self.http.clone(),
             self.log_retention,
             |node, peer| tokio::spawn(puller::pull_forever(node, peer)),
@@ -121,6 +151,9 @@ impl Replication {
         if let Some(node) = self.lock().remove(name) {
             node.stop();
         }
+        self.apply_delay.remove(&RepositoryLabel {
+            repository: name.to_owned(),
+        });
     }
 
     /// Stops every node (the server is stopping).

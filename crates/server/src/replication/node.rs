@@ -42,6 +42,9 @@ pub struct Node {
     pub outstanding: AtomicUsize,
     /// Content comparisons with each peer.
     pub anti_entropy: super::anti_entropy::AntiEntropy,
+    /// Seconds from a peer's commit to its application here (one observation per
+    /// transaction applied).
+    pub apply_delay: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// Starts the task that pulls from `peer` for a node.
@@ -102,6 +105,7 @@ pub struct ClusterStatus {
 impl Node {
     pub fn start(
         repository: Arc<Repository>,
+        apply_delay: prometheus_client::metrics::histogram::Histogram,
         http: super::peer_http::PeerHttp,
         log_retention: Duration,
         spawn_puller: SpawnPuller,
@@ -122,6 +126,7 @@ impl Node {
             frontier_ms: std::sync::atomic::AtomicU64::new(0),
             outstanding: AtomicUsize::new(0),
             anti_entropy: Default::default(),
+            apply_delay,
         });
         node.reconcile();
         let weak = Arc::downgrade(&node);

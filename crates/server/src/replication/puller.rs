@@ -276,11 +276,16 @@ async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(),
         return Ok(());
     }
     let repository = node.repository().clone();
+    let apply_delay = node.apply_delay.clone();
     let results = tokio::task::spawn_blocking(move || {
         let mut applied = Vec::new();
         for entry in entries {
             match repository.apply_remote(&entry) {
-                Ok(Applied::New) => applied.push((entry.origin, entry.time)),
+                Ok(Applied::New) => {
+                    let delay_ms = super::now_ms().saturating_sub(entry.time.millis());
+                    apply_delay.observe(delay_ms as f64 / 1000.0);
+                    applied.push((entry.origin, entry.time))
+                }
                 Ok(Applied::Duplicate) => {}
                 Err(e) => return (applied, Some(e)),
             }
