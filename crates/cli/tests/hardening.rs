@@ -96,6 +96,77 @@ async fn a_member_holding_the_token_cannot_mark_another_removed() {
     assert_eq!(refused.status(), 409);
 }
 
+/// Answers every request on a new loopback port with a pull refusal saying "removed",
+/// as anything answering at a member's address could; returns the port's address.
+async fn refuses_as_removed() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body =
+                    r#"{"code":"removed","message":"this instance was removed from the cluster"}"#;
+                let answer = format!(
+                    "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pull_answered_removed_is_not_believed_without_the_controlling_instance() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    cluster.form().await;
+    // Node 1's link to node 2 now reaches something that says "you were removed".
+    let impostor = refuses_as_removed().await;
+    cluster.proxies[1][2].as_ref().unwrap().retarget(impostor);
+    wait_for(
+        "node 1 to be told it was removed and to show it",
+        Duration::from_secs(20),
+        async || {
+            let status = cluster.status(1).await;
+            status.to_string().contains("does not confirm")
+        },
+    )
+    .await;
+    let status = cluster.status(1).await;
+    assert_eq!(status["removed"], false, "{status}");
+    let write = cluster
+        .update(1, "INSERT DATA { <http://e/s> <http://e/p> 1 }")
+        .await;
+    assert_eq!(write.status(), 204, "node 1 still takes writes");
+
+    // Once the link reaches node 2 again, node 1 pulls from it as before.
+    cluster.proxies[1][2]
+        .as_ref()
+        .unwrap()
+        .retarget(cluster.instances[2].socket());
+    cluster
+        .update(2, "INSERT DATA { <http://e/s> <http://e/p> 2 }")
+        .await;
+    cluster.converge(Duration::from_secs(30)).await;
+    let export = cluster.export(1).await;
+    assert!(
+        export.contains("\"2\"") || export.contains("> 2 "),
+        "{export}"
+    );
+}
+
 /// Open descriptors of a process (sockets included).
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))

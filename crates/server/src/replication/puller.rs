@@ -29,6 +29,10 @@ struct Open {
     buffer: Vec<u8>,
 }
 
+/// How long a puller waits before asking again a peer whose claim that this instance
+/// was removed the controlling instance did not confirm.
+const UNCONFIRMED_REMOVAL_RETRY: Duration = Duration::from_secs(5);
+
 /// Pulls from `peer` until the node goes away or the machine stops.
 pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
     let start = Instant::now();
@@ -46,6 +50,7 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
             }
         };
         let took_frames = matches!(event, PullEvent::Frames(_));
+        let mut unconfirmed_removal = false;
         let mut commands = machine.handle(now(), membership);
         commands.extend(machine.handle(now(), event));
         let mut next = None;
@@ -111,6 +116,19 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
                     Ok(None)
                 }
                 PullCommand::MarkRemoved => {
+                    if let Err(refused) =
+                        super::removal::controlling_lists_us_removed(&strong).await
+                    {
+                        tracing::warn!(repository = strong.repository().name(), peer = %peer,
+                            error = %refused,
+                            "a peer says this instance was removed; not believed without the controlling instance: pulling again later");
+                        strong.view().set_problem(
+                            peer,
+                            Some(format!("says this instance was removed, which the controlling instance does not confirm ({refused})")),
+                        );
+                        unconfirmed_removal = true;
+                        break;
+                    }
                     let repository = strong.repository().clone();
                     // Blocking: the writer lock and a file write.
                     let marked =
@@ -137,6 +155,15 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
                     break;
                 }
             }
+        }
+        if unconfirmed_removal {
+            // Start over with a new machine after a while (the old one has stopped).
+            drop(strong);
+            tokio::time::sleep(UNCONFIRMED_REMOVAL_RETRY).await;
+            machine = Puller::new(peer, now());
+            open = None;
+            event = PullEvent::Tick;
+            continue;
         }
         if machine.is_stopped() {
             return;

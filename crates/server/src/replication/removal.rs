@@ -60,6 +60,19 @@ pub async fn confirm_removed(node: &Node, caller: Option<OriginId>) -> Result<()
     if caller != Some(controlling.origin) {
         return Err(RemovalRefused::NotFromControlling);
     }
+    controlling_lists_us_removed(node).await
+}
+
+/// Rules it keeps: succeeds only when the controlling member of our configuration,
+/// reached at its configured address, reports our origin among the removed ones of
+/// the same cluster, whoever told us we were removed (a pull stream's refusal is
+/// checked here too: any instance answering at a member's address could send one).
+pub async fn controlling_lists_us_removed(node: &Node) -> Result<(), RemovalRefused> {
+    let config = node.config();
+    let controlling = config
+        .controlling()
+        .cloned()
+        .ok_or(RemovalRefused::NotFromControlling)?;
     let ours = node.repository().origin();
     let url = node.http().url(
         &controlling.address,
