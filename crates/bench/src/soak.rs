@@ -241,27 +241,40 @@ async fn soak_in(args: &SoakArgs, work: &Path) -> Result<()> {
     };
     let window_samples = ((window_minutes / minutes_per_sample).round() as usize)
         .clamp(1, samples.len().saturating_sub(1).max(1));
-    let first = &samples[samples.len() - 1 - window_samples.min(samples.len() - 1)];
-    let last = &samples[samples.len() - 1];
+    let window = &samples[samples.len() - 1 - window_samples.min(samples.len() - 1)..];
+    let (first, last) = (&window[0], &window[window.len() - 1]);
     let judged = window_samples as f64 * minutes_per_sample;
     let growth: Vec<f64> = first.iter().zip(last).map(|(a, b)| b - a).collect();
-    let flat = growth.iter().all(|g| *g / judged <= FLAT_MIB_PER_MINUTE);
+    // The trend: a least-squares slope over every sample of the window, so that one
+    // sample at either end (a compaction, a burst of requests) does not decide it.
+    let slopes: Vec<f64> = (0..first.len())
+        .map(|i| {
+            let points: Vec<(f64, f64)> = window
+                .iter()
+                .enumerate()
+                .map(|(k, sample)| (k as f64 * minutes_per_sample, sample[i]))
+                .collect();
+            slope(&points)
+        })
+        .collect();
+    let flat = slopes.iter().all(|s| *s <= FLAT_MIB_PER_MINUTE);
+    let joined = |values: &[f64], precision: usize| {
+        values
+            .iter()
+            .map(|v| format!("{v:+.precision$}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
     println!(
-        "\nRSS over the last {judged:.0} minutes: {} MiB ({} MiB/min): {}; {} queries, {} updates, {} failed requests; every instance holds {expected} triples at the end; load average at the end {}",
-        growth
-            .iter()
-            .map(|g| format!("{g:+.1}"))
-            .collect::<Vec<_>>()
-            .join(" / "),
-        growth
-            .iter()
-            .map(|g| format!("{:+.2}", g / judged))
-            .collect::<Vec<_>>()
-            .join(" / "),
+        "\nRSS over the last {judged:.0} minutes: trend {} MiB/min (least squares over {} samples); first to last sample {} MiB ({} MiB/min): {}; {} queries, {} updates, {} failed requests; every instance holds {expected} triples at the end; load average at the end {}",
+        joined(&slopes, 2),
+        window.len(),
+        joined(&growth, 1),
+        joined(&growth.iter().map(|g| g / judged).collect::<Vec<_>>(), 2),
         if flat {
-            format!("flat (at most {FLAT_MIB_PER_MINUTE} MiB/min on every instance)")
+            format!("flat (a trend of at most {FLAT_MIB_PER_MINUTE} MiB/min on every instance)")
         } else {
-            format!("NOT flat (more than {FLAT_MIB_PER_MINUTE} MiB/min on some instance)")
+            format!("NOT flat (a trend above {FLAT_MIB_PER_MINUTE} MiB/min on some instance)")
         },
         counts.queries.load(Ordering::Relaxed),
         counts.writes.load(Ordering::Relaxed),
@@ -269,4 +282,41 @@ async fn soak_in(args: &SoakArgs, work: &Path) -> Result<()> {
         load_average()
     );
     Ok(())
+}
+
+/// The least-squares slope of `points` (y per x); 0 for fewer than two distinct x.
+fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let spread: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    if spread == 0.0 {
+        return 0.0;
+    }
+    points
+        .iter()
+        .map(|p| (p.0 - mean_x) * (p.1 - mean_y))
+        .sum::<f64>()
+        / spread
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slope;
+
+    #[test]
+    fn the_trend_is_the_least_squares_slope() {
+        assert_eq!(slope(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]), 2.0);
+        // A rise at the start of the window and flat after it: a small trend.
+        let points: Vec<(f64, f64)> = [269.0, 301.0, 315.0, 314.0, 304.0, 302.0, 288.0, 284.0]
+            .iter()
+            .enumerate()
+            .map(|(k, y)| (k as f64, *y))
+            .collect();
+        assert!(slope(&points) < 0.0);
+        assert_eq!(slope(&[(1.0, 5.0)]), 0.0);
+    }
 }
