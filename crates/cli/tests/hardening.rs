@@ -140,7 +140,9 @@ async fn a_pull_answered_removed_is_not_believed_without_the_controlling_instanc
         Duration::from_secs(20),
         async || {
             let status = cluster.status(1).await;
-            status.to_string().contains("does not confirm")
+            status
+                .to_string()
+                .contains("nor a majority of the members confirm")
         },
     )
     .await;

@@ -116,15 +116,13 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
                     Ok(None)
                 }
                 PullCommand::MarkRemoved => {
-                    if let Err(refused) =
-                        super::removal::controlling_lists_us_removed(&strong).await
-                    {
+                    if let Err(refused) = super::removal::removal_confirmed(&strong).await {
                         tracing::warn!(repository = strong.repository().name(), peer = %peer,
                             error = %refused,
-                            "a peer says this instance was removed; not believed without the controlling instance: pulling again later");
+                            "a peer says this instance was removed; not believed without the controlling instance or a majority of the members: pulling again later");
                         strong.view().set_problem(
                             peer,
-                            Some(format!("says this instance was removed, which the controlling instance does not confirm ({refused})")),
+                            Some(format!("says this instance was removed, which neither the controlling instance nor a majority of the members confirm ({refused})")),
                         );
                         unconfirmed_removal = true;
                         break;

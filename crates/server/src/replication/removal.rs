@@ -73,9 +73,50 @@ pub async fn controlling_lists_us_removed(node: &Node) -> Result<(), RemovalRefu
         .controlling()
         .cloned()
         .ok_or(RemovalRefused::NotFromControlling)?;
+    let membership = membership_at(node, &controlling.address).await?;
+    if membership.cluster_id != config.cluster_id || !membership.removed {
+        return Err(RemovalRefused::NotRemoved);
+    }
+    Ok(())
+}
+
+/// Whether a pull's claim that this instance was removed holds.
+///
+/// Rules it keeps: succeeds when the controlling member of our configuration confirms
+/// it ([`controlling_lists_us_removed`]), or else when a strict majority of our
+/// configuration's members (ourselves counted as saying no), each asked at its
+/// configured address, list us as removed from the same cluster. The second way is
+/// for a promotion we missed: the members that granted it moved the controlling role
+/// elsewhere, and our configuration still names the old holder (perhaps ourselves).
+/// One impostor answering at one member's address is never a majority.
+pub async fn removal_confirmed(node: &Node) -> Result<(), RemovalRefused> {
+    let refused = match controlling_lists_us_removed(node).await {
+        Ok(()) => return Ok(()),
+        Err(refused) => refused,
+    };
+    let config = node.config();
+    let ours = node.repository().origin();
+    let mut saying_removed = 0;
+    for member in config.members.iter().filter(|m| m.origin != ours) {
+        if let Ok(membership) = membership_at(node, &member.address).await {
+            if membership.cluster_id == config.cluster_id && membership.removed {
+                saying_removed += 1;
+            }
+        }
+    }
+    if saying_removed * 2 > config.members.len() {
+        return Ok(());
+    }
+    Err(refused)
+}
+
+/// What the instance at `address` (a member's configured address) says of our
+/// membership.
+async fn membership_at(node: &Node, address: &str) -> Result<Membership, RemovalRefused> {
+    let config = node.config();
     let ours = node.repository().origin();
     let url = node.http().url(
-        &controlling.address,
+        address,
         &format!("/repositories/{}/repl/membership", config.repository),
     );
     let response = node
@@ -94,12 +135,8 @@ pub async fn controlling_lists_us_removed(node: &Node) -> Result<(), RemovalRefu
             response.status()
         )));
     }
-    let membership: Membership = response
+    response
         .json()
         .await
-        .map_err(|e| RemovalRefused::CannotConfirm(e.without_url().to_string()))?;
-    if membership.cluster_id != config.cluster_id || !membership.removed {
-        return Err(RemovalRefused::NotRemoved);
-    }
-    Ok(())
+        .map_err(|e| RemovalRefused::CannotConfirm(e.without_url().to_string()))
 }
