@@ -9,7 +9,6 @@
 use crate::servers::{Server, PASSWORD, USER};
 use crate::stats::percentile_ms;
 use anyhow::{ensure, Context, Result};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a run at one rate measured.
@@ -204,13 +203,9 @@ pub async fn lag_alone(
     std::fs::create_dir_all(&work)?;
     let result = async {
         let http = crate::scenarios::Http::new()?;
-        let members: Vec<Server> = (0..3)
-            .map(|i| Server::quadmesh(quadmesh, &format!("node{i}"), &work.join(format!("node{i}"))))
-            .collect::<Result<_>>()?;
-        http.create_repository(&members[0], "lag").await?;
-        crate::scenarios::cluster(&http, &members, "lag").await?;
-        let client = client()?;
-        let run = lag_at_rate(&client, &members, "lag", rate, seconds, writers).await?;
+        let members =
+            crate::scenarios::three_instance_cluster(&http, quadmesh, &work, "lag").await?;
+        let run = lag_at_rate(&http.0, &members, "lag", rate, seconds, writers).await?;
         println!(
             "{rate} commits/s asked, {:.0} acknowledged/s ({} failed) from {writers} writers on 3 instances; commit p50 {:.2} ms, p99 {:.2} ms; apply delay over {} transactions: p50 {:.2} ms, p99 {:.2} ms, max ≤{:.0} ms; load average {}",
             run.achieved_rate,
@@ -232,15 +227,6 @@ pub async fn lag_alone(
         let _ = std::fs::remove_dir_all(&work);
     }
     result
-}
-
-/// Shares one client across writers (reqwest pools connections per host).
-pub fn client() -> Result<Arc<reqwest::Client>> {
-    Ok(Arc::new(
-        reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()?,
-    ))
 }
 
 #[cfg(test)]

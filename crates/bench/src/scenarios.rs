@@ -148,6 +148,28 @@ pub async fn post_chunks(http: &Http, url: &str, auth: bool, data: &Path) -> Res
     }
 }
 
+/// Starts three quadmesh instances (`node0`–`node2`, data under `work`) and makes `repo`
+/// a cluster of them, `node0` controlling.
+pub async fn three_instance_cluster(
+    http: &Http,
+    quadmesh: &Path,
+    work: &Path,
+    repo: &str,
+) -> Result<Vec<Server>> {
+    let members: Vec<Server> = (0..3)
+        .map(|i| {
+            Server::quadmesh(
+                quadmesh,
+                &format!("node{i}"),
+                &work.join(format!("node{i}")),
+            )
+        })
+        .collect::<Result<_>>()?;
+    http.create_repository(&members[0], repo).await?;
+    cluster(http, &members, repo).await?;
+    Ok(members)
+}
+
 /// Makes `repo` on `servers[0]` replicated and grows it onto the others.
 pub async fn cluster(http: &Http, servers: &[Server], repo: &str) -> Result<()> {
     let first = &servers[0];
@@ -801,17 +823,7 @@ async fn run_in(args: &RunArgs, work: &Path) -> Result<()> {
     if !args.skip_cluster {
         // A 3-instance cluster: the same POSTs to the controlling instance, until every
         // instance holds everything.
-        let members: Vec<Server> = (0..3)
-            .map(|i| {
-                Server::quadmesh(
-                    &args.quadmesh,
-                    &format!("node{i}"),
-                    &work.join(format!("node{i}")),
-                )
-            })
-            .collect::<Result<_>>()?;
-        http.create_repository(&members[0], REPO).await?;
-        cluster(&http, &members, REPO).await?;
+        let members = three_instance_cluster(&http, &args.quadmesh, work, REPO).await?;
         let started = Instant::now();
         post_chunks(
             &http,
@@ -906,9 +918,8 @@ async fn run_in(args: &RunArgs, work: &Path) -> Result<()> {
             &format!("{:.3}", percentile_ms(&mut delays, 99.0) / 100.0),
             "polling resolution ~1 ms; loopback",
         );
-        let client = crate::lag::client()?;
         let run = crate::lag::lag_at_rate(
-            &client,
+            &http.0,
             &members,
             lag_repo,
             args.high_commit_rate,

@@ -3,7 +3,7 @@
 //! whether it stayed flat over the last part of the run.
 
 use crate::generator::{generate_into, queries};
-use crate::scenarios::{cluster, converged, load_average, post_chunks, Http, REPO};
+use crate::scenarios::{converged, load_average, post_chunks, three_instance_cluster, Http, REPO};
 use crate::servers::{Server, PASSWORD, USER};
 use anyhow::{ensure, Result};
 use rand::{Rng, SeedableRng};
@@ -85,17 +85,7 @@ async fn soak_in(args: &SoakArgs, work: &Path) -> Result<()> {
         generate_into(args.products, args.seed, &mut out)?;
         std::io::Write::flush(&mut out)?;
     }
-    let members: Vec<Server> = (0..3)
-        .map(|i| {
-            Server::quadmesh(
-                &args.quadmesh,
-                &format!("node{i}"),
-                &work.join(format!("node{i}")),
-            )
-        })
-        .collect::<Result<_>>()?;
-    http.create_repository(&members[0], REPO).await?;
-    cluster(&http, &members, REPO).await?;
+    let members = three_instance_cluster(&http, &args.quadmesh, work, REPO).await?;
     post_chunks(
         &http,
         &members[0].url(&format!("/repositories/{REPO}/statements")),

@@ -158,9 +158,10 @@ async fn a_pull_answered_removed_is_not_believed_without_the_controlling_instanc
         .as_ref()
         .unwrap()
         .retarget(cluster.instances[2].socket());
-    cluster
+    let write = cluster
         .update(2, "INSERT DATA { <http://e/s> <http://e/p> 2 }")
         .await;
+    assert_eq!(write.status(), 204, "node 2 takes writes");
     cluster.converge(Duration::from_secs(30)).await;
     let export = cluster.export(1).await;
     assert!(
