@@ -951,7 +951,7 @@ impl Repository {
 
     fn checkpoint_locked(&self, writer: &mut Writer) -> Result<()> {
         let started = std::time::Instant::now();
-        let result = self.checkpoint_timed(writer);
+        let result = self.checkpoint_work(writer);
         let held = started.elapsed();
         if held >= SLOW_CHECKPOINT {
             tracing::info!(repository = %self.name, ms = held.as_millis() as u64,
@@ -960,10 +960,8 @@ impl Repository {
         result
     }
 
-    fn checkpoint_timed(&self, writer: &mut Writer) -> Result<()> {
-        let flush_started = std::time::Instant::now();
+    fn checkpoint_work(&self, writer: &mut Writer) -> Result<()> {
         self.store.flush()?;
-        tracing::debug!(repository = %self.name, ms = flush_started.elapsed().as_millis() as u64, "checkpoint: store flushed");
         let replicated = writer.cluster.replicated();
         // Alone, no operation can arrive from anywhere with an older stamp.
         let frontier = if replicated {
