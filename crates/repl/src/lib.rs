@@ -14,6 +14,7 @@ mod lost_tail;
 mod promotion;
 pub mod pull;
 mod refusal;
+mod register;
 mod stamp;
 mod token;
 mod version_vector;
@@ -30,6 +31,7 @@ pub use promotion::{
 };
 pub use pull::{PullCommand, PullEvent, PullFailure, Puller};
 pub use refusal::{admit_puller, PeerRefusal, RefusalCode, StreamCursor};
+pub use register::{LastWrite, RangePattern, Register, Saved};
 pub use stamp::{HlcTime, OriginId, Stamp};
 pub use token::{CausalToken, TokenError};
 pub use version_vector::VersionVector;
