@@ -7,6 +7,10 @@
 //! indeterminate: they may or may not have happened. Reads with a causal token must
 //! see the client's own acknowledged write, whichever instance answers.
 //!
+//! Deletes come as explicit quads and as patterns (AllegroGraph's delete-by-triple
+//! without a context, `DELETE WHERE` of one pattern, a delete by object that covers
+//! several quads, now and then `CLEAR DEFAULT`): each covers the quads it matches.
+//!
 //! Runs about 25 s; `QUADMESH_HISTORY_SECS` sets another length.
 
 mod common;
@@ -23,13 +27,22 @@ const TOKEN: &str = "x-quadmesh-token";
 /// either way, as if they overlapped.
 const MARGIN: Duration = Duration::from_millis(3);
 
-fn quad(i: usize) -> String {
-    format!("<{EX}s{i}> <{EX}p> \"o{i}\"")
+/// Quads share their object with every fifth other one: a delete by object covers a
+/// class of them.
+const CLASSES: usize = 5;
+
+fn object(i: usize) -> String {
+    format!("\"o{}\"", i % CLASSES)
 }
 
-#[derive(Clone, Copy, Debug)]
+fn quad(i: usize) -> String {
+    format!("<{EX}s{i}> <{EX}p> {}", object(i))
+}
+
+#[derive(Clone, Debug)]
 struct Op {
-    quad: usize,
+    /// The quads the operation names or its pattern matches.
+    quads: Vec<usize>,
     insert: bool,
     started: Instant,
     ended: Instant,
@@ -63,7 +76,9 @@ async fn client_run(
         if rng.random_bool(0.1) {
             // Read-your-writes: a quad only this client writes, then a read elsewhere.
             own += 1;
-            let private = format!("<{EX}client{seed}> <{EX}wrote> \"{own}\"");
+            // In a graph of its own: the `CLEAR DEFAULT`s of other clients leave it alone.
+            let private =
+                format!("GRAPH <{EX}private> {{ <{EX}client{seed}> <{EX}wrote> \"{own}\" }}");
             let written = http
                 .post(&urls[instance])
                 .basic_auth(common::USER, Some(common::PASSWORD))
@@ -101,22 +116,63 @@ async fn client_run(
             continue;
         }
         let q = rng.random_range(0..universe);
-        let insert = rng.random_bool(0.5);
-        let update = format!(
-            "{} DATA {{ {} }}",
-            if insert { "INSERT" } else { "DELETE" },
-            quad(q)
-        );
+        let class: Vec<usize> = (0..universe)
+            .filter(|i| i % CLASSES == q % CLASSES)
+            .collect();
+        let roll = rng.random_range(0..100);
+        let (insert, quads, request) = match roll {
+            0..50 => (
+                true,
+                vec![q],
+                http.post(&urls[instance])
+                    .form(&[("update", format!("INSERT DATA {{ {} }}", quad(q)))]),
+            ),
+            50..70 => (
+                false,
+                vec![q],
+                http.post(&urls[instance])
+                    .form(&[("update", format!("DELETE DATA {{ {} }}", quad(q)))]),
+            ),
+            // agraph-python's removeTriples(s, p, o): no context, every graph.
+            70..85 => (
+                false,
+                vec![q],
+                http.delete(format!("{}/statements", urls[instance]))
+                    .query(&[
+                        ("subj", format!("<{EX}s{q}>")),
+                        ("pred", format!("<{EX}p>")),
+                        ("obj", object(q)),
+                    ]),
+            ),
+            85..93 => (
+                false,
+                class,
+                http.post(&urls[instance]).form(&[(
+                    "update",
+                    format!("DELETE WHERE {{ ?s <{EX}p> {} }}", object(q)),
+                )]),
+            ),
+            93..99 => (
+                false,
+                class,
+                http.delete(format!("{}/statements", urls[instance]))
+                    .query(&[("obj", object(q))]),
+            ),
+            _ => (
+                false,
+                (0..universe).collect(),
+                http.post(&urls[instance])
+                    .form(&[("update", "CLEAR DEFAULT".to_owned())]),
+            ),
+        };
         let started = Instant::now();
-        let response = http
-            .post(&urls[instance])
+        let response = request
             .basic_auth(common::USER, Some(common::PASSWORD))
-            .form(&[("update", update)])
             .send()
             .await;
         let acknowledged = matches!(&response, Ok(r) if r.status().is_success());
         log.ops.push(Op {
-            quad: q,
+            quads,
             insert,
             started,
             ended: Instant::now(),
@@ -207,14 +263,13 @@ async fn every_acknowledged_write_holds_under_kills_and_partitions() {
     let export = cluster.export(0).await;
     let mut findings = Vec::new();
     for q in 0..universe {
-        let on_q: Vec<&Op> = ops.iter().filter(|o| o.quad == q).collect();
+        let on_q: Vec<&Op> = ops.iter().filter(|o| o.quads.contains(&q)).collect();
         let present = export.lines().any(|l| l.starts_with(&quad(q)));
         if !explained(&on_q, present) {
             let last = on_q
                 .iter()
                 .filter(|o| o.acknowledged)
-                .max_by_key(|o| o.started)
-                .copied();
+                .max_by_key(|o| o.started);
             findings.push(format!(
                 "quad {q} is {} but the last acknowledged operation was {last:?}",
                 if present { "present" } else { "absent" }

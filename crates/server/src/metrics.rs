@@ -79,6 +79,7 @@ fn render(state: AppState) -> Response {
     let applied = Family::<RepositoryLabels, Counter>::default();
     let log_entries = Family::<RepositoryLabels, Gauge>::default();
     let register_entries = Family::<RepositoryLabels, Gauge>::default();
+    let register_tombstones = Family::<RepositoryLabels, Gauge>::default();
     let writes_refused = Family::<RepositoryLabels, Gauge>::default();
     let rollbacks = Family::<RepositoryLabels, Counter>::default();
     for repository in state.catalog.list() {
@@ -100,6 +101,9 @@ fn render(state: AppState) -> Response {
         register_entries
             .get_or_create(&labels)
             .set(repository.register_len() as i64);
+        register_tombstones
+            .get_or_create(&labels)
+            .set(repository.tombstones_len() as i64);
     }
     registry.register(
         "commits",
@@ -130,6 +134,11 @@ fn render(state: AppState) -> Response {
         "register_entries",
         "Last-writer register entries kept",
         register_entries,
+    );
+    registry.register(
+        "register_tombstones",
+        "Range tombstones (deletes by pattern) kept until every member sent everything older",
+        register_tombstones,
     );
 
     registry.register(

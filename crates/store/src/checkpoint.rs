@@ -1,5 +1,6 @@
 use crate::error::{Result, StoreError};
 use crate::log::LogPosition;
+use crate::pattern::QuadPattern;
 use crate::register::Register;
 use oxigraph::io::{RdfFormat, RdfParser};
 use quadmesh_repl::{HlcTime, OriginId, Stamp, VersionVector};
@@ -19,6 +20,9 @@ pub struct Checkpoint {
     pub clock: HlcTime,
     /// Register entries: N-Quads quad, HLC time, origin, present.
     pub register: Vec<(String, u64, u64, bool)>,
+    /// Range tombstones: the pattern (JSON), HLC time, origin.
+    #[serde(default)]
+    pub tombstones: Vec<(String, u64, u64)>,
     /// For each origin, the highest sequence number no longer in the log.
     #[serde(default)]
     pub truncated: VersionVector,
@@ -70,8 +74,21 @@ impl Checkpoint {
             .collect()
     }
 
+    pub fn encode_tombstones(register: &Register) -> Vec<(String, u64, u64)> {
+        register
+            .tombstones()
+            .map(|(pattern, stamp)| (pattern.to_text(), stamp.time.0, stamp.origin.0))
+            .collect()
+    }
+
     pub fn decode_register(&self) -> Result<Register> {
         let mut register = Register::new();
+        for (pattern, time, origin) in &self.tombstones {
+            register.add_tombstone(
+                QuadPattern::from_text(pattern)?,
+                Stamp::new(HlcTime(*time), OriginId(*origin)),
+            );
+        }
         for (nquad, time, origin, present) in &self.register {
             let quad = RdfParser::from_format(RdfFormat::NQuads)
                 .for_slice(nquad.as_bytes())

@@ -128,6 +128,14 @@ pub fn digest_key(quad: &Quad) -> String {
     }
 }
 
+/// The term as the store gives it back (a literal in its canonical form).
+pub(crate) fn canonical_term(term: Term) -> Term {
+    match &term {
+        Term::Literal(literal) => canonical(literal).map_or(term, Term::Literal),
+        _ => term,
+    }
+}
+
 /// The literal as the store gives it back, when that differs: the XSD types oxigraph
 /// encodes natively (`storage/numeric_encoder.rs`), parsed and written out again; an
 /// invalid lexical form is kept as it is, as the store keeps it.

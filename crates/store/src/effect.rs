@@ -1,30 +1,39 @@
 use crate::error::{Result, StoreError};
+use crate::pattern::QuadPattern;
 use oxigraph::io::{RdfFormat, RdfParser};
 use oxigraph::model::Quad;
 use std::io::Write;
 
-/// A concrete change to a repository: quads inserted and quads deleted.
+/// A change to a repository: range deletes (every quad matching a pattern), then quads
+/// inserted and quads deleted.
 ///
 /// Every write, whatever its origin (SPARQL Update, `/statements`, graph store, load,
 /// session commit, a peer's transaction), reduces to an `Effect` before it is stamped,
 /// logged and applied. An effect never lists one quad both as inserted and deleted, and
 /// blank nodes keep their stored labels, so that every instance applies the same quads.
+/// Its range deletes come first: its inserts and deletes are applied after them, with
+/// the same stamp (a replace is a clear and then inserts).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Effect {
     pub inserts: Vec<Quad>,
     pub deletes: Vec<Quad>,
+    /// Range deletes: on every instance, each matching quad whose last write is older
+    /// goes, and older writes arriving later are refused (range tombstones).
+    pub patterns: Vec<QuadPattern>,
 }
 
 impl Effect {
     pub fn is_empty(&self) -> bool {
-        self.inserts.is_empty() && self.deletes.is_empty()
+        self.inserts.is_empty() && self.deletes.is_empty() && self.patterns.is_empty()
     }
 
     pub fn len(&self) -> usize {
         self.inserts.len() + self.deletes.len()
     }
 
-    /// Serialises as two N-Quads sections, each preceded by its byte length (u64 LE).
+    /// Serialises as two N-Quads sections, each preceded by its byte length (u64 LE),
+    /// then, only when there are range deletes, a third section of them (JSON): an
+    /// effect without them is encoded as before range deletes existed.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 * self.len() + 16);
         for quads in [&self.inserts, &self.deletes] {
@@ -36,6 +45,11 @@ impl Effect {
             }
             let len = (out.len() - len_at - 8) as u64;
             out[len_at..len_at + 8].copy_from_slice(&len.to_le_bytes());
+        }
+        if !self.patterns.is_empty() {
+            let patterns = QuadPattern::encode_all(&self.patterns);
+            out.extend_from_slice(&(patterns.len() as u64).to_le_bytes());
+            out.extend_from_slice(&patterns);
         }
         out
     }
@@ -63,12 +77,28 @@ impl Effect {
             sections.push(quads);
             rest = &rest[len..];
         }
+        let mut patterns = Vec::new();
         if !rest.is_empty() {
-            return Err(corrupt("trailing bytes".into()));
+            if rest.len() < 8 {
+                return Err(corrupt("range delete section length missing".into()));
+            }
+            let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
+            rest = &rest[8..];
+            if rest.len() != len {
+                return Err(corrupt("range delete section length does not match".into()));
+            }
+            patterns = QuadPattern::decode_all(rest)?;
+            if patterns.is_empty() {
+                return Err(corrupt("empty range delete section".into()));
+            }
         }
         let deletes = sections.pop().expect("two sections");
         let inserts = sections.pop().expect("two sections");
-        Ok(Effect { inserts, deletes })
+        Ok(Effect {
+            inserts,
+            deletes,
+            patterns,
+        })
     }
 }
 
@@ -90,11 +120,23 @@ mod tests {
             deletes: vec![Quad::new(
                 ex.clone(),
                 ex.clone(),
-                ex,
+                ex.clone(),
                 GraphName::DefaultGraph,
             )],
+            patterns: vec![],
         };
         assert_eq!(Effect::decode(&effect.encode()).unwrap(), effect);
+        let with_patterns = Effect {
+            patterns: vec![
+                QuadPattern::everything(),
+                QuadPattern::graph(&GraphName::NamedNode(ex)),
+            ],
+            ..effect
+        };
+        assert_eq!(
+            Effect::decode(&with_patterns.encode()).unwrap(),
+            with_patterns
+        );
     }
 
     #[test]
@@ -108,6 +150,7 @@ mod tests {
                 GraphName::DefaultGraph,
             )],
             deletes: vec![],
+            patterns: vec![QuadPattern::everything()],
         };
         let bytes = effect.encode();
         assert!(Effect::decode(&bytes[..bytes.len() - 3]).is_err());

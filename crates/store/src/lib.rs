@@ -20,7 +20,10 @@ mod feed;
 mod log;
 mod membership;
 mod namespaces;
+mod pattern;
 mod query;
+#[cfg(test)]
+mod range_delete_tests;
 mod rdf_input;
 mod register;
 mod repair;
@@ -39,6 +42,7 @@ pub use effect::Effect;
 pub use error::{Result, StoreError};
 pub use log::{IndexedEntry, LogOptions, LogPosition, TxLog};
 pub use namespaces::{check_namespace, Namespaces, DEFAULT_NAMESPACES};
+pub use pattern::{GraphSelector, QuadPattern};
 pub use query::{evaluation_error, ParsedQuery, QueryForm, QueryRequest};
 pub use rdf_input::{
     fresh_blank_node, parse_rdf, parse_rdf_stream, rename_blank_nodes, BlankNodeRenamer, BlankNodes,

@@ -16,7 +16,7 @@ use crate::repository::Repository;
 use crate::tracker::drop_emptied_graphs;
 use oxigraph::model::Quad;
 use oxigraph::store::Store;
-use quadmesh_repl::{EntryKind, VersionVector};
+use quadmesh_repl::{EntryKind, RangePattern, VersionVector};
 use std::collections::HashSet;
 
 /// At most this many quads are changed in one store transaction.
@@ -78,20 +78,25 @@ impl Repository {
             .copied()
             .collect();
         let mut touched: HashSet<Quad> = HashSet::new();
+        let mut later_patterns = Vec::new();
         for entry in writer.log.read_entries(&later)? {
             if entry.kind == EntryKind::Data {
                 let effect = Effect::decode(&entry.payload)?;
                 touched.extend(effect.inserts);
                 touched.extend(effect.deletes);
+                later_patterns.extend(effect.patterns);
             }
         }
+        // A quad a later range delete matches was touched by it too.
+        let touched =
+            |quad: &Quad| touched.contains(quad) || later_patterns.iter().any(|p| p.matches(quad));
 
         let store = self.store();
         let mut repaired = Repaired::default();
         let mut batch = Vec::new();
         for quad in snapshot.iter() {
             let quad = quad?;
-            if !touched.contains(&quad) && !store.contains(&quad)? {
+            if !touched(&quad) && !store.contains(&quad)? {
                 batch.push(quad);
                 if batch.len() == REPAIR_BATCH {
                     repaired.restored += insert_all(store, &mut batch)?;
@@ -104,7 +109,7 @@ impl Repository {
         let mut extra = Vec::new();
         for quad in store.iter() {
             let quad = quad?;
-            if !touched.contains(&quad) && !snapshot.contains(&quad)? {
+            if !touched(&quad) && !snapshot.contains(&quad)? {
                 extra.push(quad);
             }
         }

@@ -405,27 +405,27 @@ impl Repository {
         let mut transaction = self.store.start_transaction()?;
         let mut tracker = ChangeTracker::new(&mut transaction);
         build(&mut tracker)?;
-        let changes = tracker.into_changes();
+        let writes = tracker.into_writes();
         let mut digests_after = writer.digests.current();
-        for (quad, change) in &changes {
-            if change.changes_locally() {
-                let text = crate::digest_book::digest_key(quad);
-                if change.present {
-                    digests_after.insert(text.as_bytes());
-                } else {
-                    digests_after.remove(text.as_bytes());
-                }
+        for (quad, present) in writes.local_changes() {
+            let text = crate::digest_book::digest_key(quad);
+            if present {
+                digests_after.insert(text.as_bytes());
+            } else {
+                digests_after.remove(text.as_bytes());
             }
         }
         drop_emptied_graphs(
             &mut transaction,
-            changes
-                .iter()
-                .filter(|(_, c)| !c.present)
+            writes
+                .local_changes()
+                .filter(|(_, present)| !present)
                 .map(|(q, _)| &q.graph_name),
         )?;
-        // In a cluster every quad the write names is stamped, changed here or not.
-        let effect = effect_of(changes, writer.cluster.replicated());
+        let swept = writes.swept.len();
+        // In a cluster every quad the write names is stamped, changed here or not, and
+        // every range delete is kept as a tombstone.
+        let effect = effect_of(writes, writer.cluster.replicated());
         if effect.is_empty() {
             return Ok(CommitReceipt::default());
         }
@@ -435,6 +435,9 @@ impl Repository {
             transaction.commit()?;
             writer.digests.set_current(digests_after);
             if writer.cluster.replicated() {
+                for pattern in &effect.patterns {
+                    writer.register.add_tombstone(pattern.clone(), stamp);
+                }
                 for quad in &effect.inserts {
                     writer.register.record(quad.clone(), stamp, true);
                 }
@@ -448,7 +451,7 @@ impl Repository {
         Ok(CommitReceipt {
             transaction: Some((entry.seq, stamp)),
             inserted: effect.inserts.len(),
-            deleted: effect.deletes.len(),
+            deleted: effect.deletes.len() + swept,
         })
     }
 
@@ -495,7 +498,7 @@ impl Repository {
         }
         let effect = Effect {
             inserts,
-            deletes: Vec::new(),
+            ..Effect::default()
         };
         let entry = self.stamp_entry(&mut writer, EntryKind::Data, effect.encode())?;
         let stamp = entry.stamp();
@@ -875,9 +878,10 @@ impl Repository {
             if let Some(effect) = &effect {
                 // Admission records in the register before the store commits: put it back
                 // if the commit fails, so that the transaction is admitted again later.
-                let saved = writer
-                    .register
-                    .save(effect.inserts.iter().chain(&effect.deletes));
+                let saved = writer.register.save(
+                    effect.inserts.iter().chain(&effect.deletes),
+                    effect.patterns.iter(),
+                );
                 return match writer.apply(&self.store, effect, entry.stamp()) {
                     Ok(bulk) => Ok(bulk),
                     Err(e) => {
@@ -1008,6 +1012,7 @@ impl Repository {
             version_vector: writer.version_vector.clone(),
             clock: self.clock.last(),
             register: Checkpoint::encode_register(&writer.register),
+            tombstones: Checkpoint::encode_tombstones(&writer.register),
             truncated: writer.truncated.clone(),
             digest: Some(writer.digests.current()),
         };
@@ -1162,6 +1167,12 @@ impl Repository {
         self.lock_writer().register.len()
     }
 
+    /// Range tombstones (deletes by pattern) the register keeps until the frontier
+    /// passes them.
+    pub fn tombstones_len(&self) -> usize {
+        self.lock_writer().register.tombstones_len()
+    }
+
     /// Number of entries in the log, and of its segment files.
     pub fn log_len(&self) -> (usize, usize) {
         let writer = self.lock_writer();
@@ -1250,7 +1261,10 @@ impl Writer {
     /// Applies each operation of `effect` that the register admits; says whether it
     /// went through the bulk loader.
     fn apply(&mut self, store: &Store, effect: &Effect, stamp: Stamp) -> Result<bool> {
-        if effect.deletes.is_empty() && effect.inserts.len() >= BULK_INSERTS {
+        if effect.deletes.is_empty()
+            && effect.patterns.is_empty()
+            && effect.inserts.len() >= BULK_INSERTS
+        {
             let admitted: Vec<&Quad> = effect
                 .inserts
                 .iter()
@@ -1268,21 +1282,32 @@ impl Writer {
         }
         let mut transaction = store.start_transaction()?;
         let mut digest = self.digests.current();
+        let mut deleted_from = Vec::new();
+        // Range deletes first: each matching quad written before them goes.
+        for pattern in &effect.patterns {
+            for quad in pattern.matches_in(&transaction)? {
+                if self.register.sweeps(&quad, stamp) {
+                    transaction.remove(&quad);
+                    digest.remove(crate::digest_book::digest_key(&quad).as_bytes());
+                    deleted_from.push(quad.graph_name);
+                }
+            }
+            self.register.add_tombstone(pattern.clone(), stamp);
+        }
         for quad in &effect.inserts {
             if self.register.admit(quad, stamp, true) && !transaction.contains(quad)? {
                 transaction.insert(quad);
                 digest.insert(crate::digest_book::digest_key(quad).as_bytes());
             }
         }
-        let mut deleted_from = Vec::new();
         for quad in &effect.deletes {
             if self.register.admit(quad, stamp, false) && transaction.contains(quad)? {
                 transaction.remove(quad);
                 digest.remove(crate::digest_book::digest_key(quad).as_bytes());
-                deleted_from.push(&quad.graph_name);
+                deleted_from.push(quad.graph_name.clone());
             }
         }
-        drop_emptied_graphs(&mut transaction, deleted_from)?;
+        drop_emptied_graphs(&mut transaction, &deleted_from)?;
         transaction.commit()?;
         self.digests.set_current(digest);
         Ok(false)

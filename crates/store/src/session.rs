@@ -3,10 +3,8 @@
 
 use crate::error::Result;
 use crate::repository::{CommitReceipt, Repository};
-use crate::tracker::{ChangeTracker, QuadChange};
-use oxigraph::model::Quad;
+use crate::tracker::{ChangeTracker, Writes};
 use oxigraph::store::{Store, Transaction};
-use std::collections::HashMap;
 
 type StoreTransaction<'a> = Transaction<'a>;
 
@@ -21,8 +19,9 @@ self_cell::self_cell!(
     }
 );
 
-/// Pending changes of a session: quad → wanted presence (and presence when the session
-/// first wrote it), and, for a session that does not auto-commit, the snapshot it reads.
+/// Pending changes of a session: its range deletes and, per quad, the wanted presence
+/// (and presence when the session first wrote it), and, for a session that does not
+/// auto-commit, the snapshot it reads.
 ///
 /// Rules it keeps:
 /// - a session without auto-commit reads the repository as of its start, or of its
@@ -34,14 +33,15 @@ self_cell::self_cell!(
 ///   overwritten since, for as long as the session lives (sessions have a lifetime).
 #[derive(Default)]
 pub struct PendingChanges {
-    changes: HashMap<Quad, QuadChange>,
+    changes: Writes,
     snapshot: Option<Snapshot>,
 }
 
 impl std::fmt::Debug for PendingChanges {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingChanges")
-            .field("changes", &self.changes.len())
+            .field("changes", &self.changes.quads.len())
+            .field("patterns", &self.changes.patterns.len())
             .field("snapshot", &self.snapshot.is_some())
             .finish()
     }
@@ -53,7 +53,7 @@ impl PendingChanges {
     }
 
     pub fn len(&self) -> usize {
-        self.changes.len()
+        self.changes.quads.len() + self.changes.patterns.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -62,36 +62,48 @@ impl PendingChanges {
 
     /// Drops the pending changes and the snapshot (a rollback).
     pub fn clear(&mut self) {
-        self.changes.clear();
+        self.changes = Writes::default();
         self.snapshot = None;
     }
 }
 
-fn write_all(transaction: &mut Transaction<'_>, changes: &HashMap<Quad, QuadChange>) {
-    for (quad, change) in changes {
+/// Brings a fresh snapshot to the session's view: its range deletes, then its writes.
+fn write_all(transaction: &mut Transaction<'_>, changes: &Writes) -> Result<()> {
+    for pattern in &changes.patterns {
+        for quad in pattern.matches_in(transaction)? {
+            transaction.remove(&quad);
+        }
+    }
+    for (quad, change) in &changes.quads {
         if change.present {
             transaction.insert(quad);
         } else {
             transaction.remove(quad);
         }
     }
+    Ok(())
 }
 
 /// Puts back in `transaction` the presence each quad had before a failed request:
-/// as `before` wanted it, or as it was when first written.
-fn undo(
-    transaction: &mut Transaction<'_>,
-    before: &HashMap<Quad, QuadChange>,
-    after: &HashMap<Quad, QuadChange>,
-) {
-    for (quad, change) in after {
-        let wanted = before.get(quad).map_or(change.was_present, |b| b.present);
+/// as `before` wanted it, or as it was when first written (quads a range delete of the
+/// failed request removed were present).
+fn undo(transaction: &mut Transaction<'_>, before: &Writes, after: &Writes) {
+    for (quad, change) in &after.quads {
+        let wanted = before
+            .quads
+            .get(quad)
+            .map_or(change.was_present, |b| b.present);
         if change.present != wanted {
             if wanted {
                 transaction.insert(quad);
             } else {
                 transaction.remove(quad);
             }
+        }
+    }
+    for quad in after.swept.difference(&before.swept) {
+        if !after.quads.contains_key(quad) {
+            transaction.insert(quad);
         }
     }
 }
@@ -114,7 +126,7 @@ impl Repository {
             let changes = &pending.changes;
             pending.snapshot = Some(Snapshot::try_new(self.store().clone(), |store| {
                 let mut transaction = store.start_transaction()?;
-                write_all(&mut transaction, changes);
+                write_all(&mut transaction, changes)?;
                 Ok::<_, crate::error::StoreError>(transaction)
             })?);
         }
@@ -123,11 +135,11 @@ impl Repository {
         let current = std::mem::take(changes);
         let snapshot = snapshot.as_mut().expect("made above");
         let (result, after) = snapshot.with_dependent_mut(|_, transaction| {
-            let mut tracker = ChangeTracker::with_changes(transaction, current);
+            let mut tracker = ChangeTracker::with_writes(transaction, current);
             match work(&mut tracker) {
-                Ok(result) => (Ok(result), tracker.into_changes()),
+                Ok(result) => (Ok(result), tracker.into_writes()),
                 Err(e) => {
-                    let after = tracker.into_changes();
+                    let after = tracker.into_writes();
                     undo(transaction, &before, &after);
                     (Err(e), before)
                 }
@@ -143,7 +155,11 @@ impl Repository {
     pub fn commit_pending(&self, pending: &mut PendingChanges) -> Result<CommitReceipt> {
         let changes = std::mem::take(&mut pending.changes);
         let receipt = self.commit(|tracker| {
-            for (quad, change) in &changes {
+            // Its range deletes first, on the store as it is now; then its writes.
+            for pattern in &changes.patterns {
+                tracker.remove_pattern(pattern.clone())?;
+            }
+            for (quad, change) in &changes.quads {
                 if change.present {
                     tracker.insert(quad.clone())?;
                 } else {

@@ -19,6 +19,9 @@ pub struct SnapshotState {
     pub version_vector: VersionVector,
     pub clock: HlcTime,
     pub register: Vec<(String, u64, u64, bool)>,
+    /// Range tombstones (absent from snapshots of servers older than them).
+    #[serde(default)]
+    pub tombstones: Vec<(String, u64, u64)>,
     pub config: Option<ClusterConfig>,
     /// The content digest at `version_vector`.
     #[serde(default)]
@@ -43,6 +46,7 @@ impl Repository {
             version_vector: writer.version_vector.clone(),
             clock: self.clock().last(),
             register: Checkpoint::encode_register(&writer.register),
+            tombstones: Checkpoint::encode_tombstones(&writer.register),
             config: writer.cluster.config.clone(),
             digest: Some(writer.digests.current()),
             namespaces: Some(self.book(BookKind::Namespaces).records()),
@@ -69,6 +73,7 @@ impl Repository {
             version_vector: state.version_vector,
             clock: state.clock,
             register: state.register,
+            tombstones: state.tombstones,
             truncated: VersionVector::new(),
             digest: state.digest,
         }

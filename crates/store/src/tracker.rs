@@ -1,7 +1,9 @@
 use crate::effect::Effect;
 use crate::error::Result;
+use crate::pattern::QuadPattern;
 use oxigraph::model::{GraphName, NamedOrBlankNodeRef, Quad, QuadRef};
 use oxigraph::store::Transaction;
+use quadmesh_repl::RangePattern;
 use std::collections::{HashMap, HashSet};
 
 /// What a request (or a session) did to one quad: whether the quad was there when the
@@ -19,6 +21,32 @@ impl QuadChange {
     }
 }
 
+/// The writes of a request or a session: range deletes, in order, and per quad named
+/// the net change; plus the quads the range deletes removed here that no write names.
+#[derive(Clone, Debug, Default)]
+pub struct Writes {
+    pub quads: HashMap<Quad, QuadChange>,
+    pub patterns: Vec<QuadPattern>,
+    /// Quads present before that a range delete removed and no later write names: the
+    /// pattern covers them on every instance, so they are not listed one by one.
+    pub swept: HashSet<Quad>,
+}
+
+impl Writes {
+    pub fn is_empty(&self) -> bool {
+        self.quads.is_empty() && self.patterns.is_empty()
+    }
+
+    /// Quads whose presence changes here: (quad, present after).
+    pub fn local_changes(&self) -> impl Iterator<Item = (&Quad, bool)> {
+        self.quads
+            .iter()
+            .filter(|(_, c)| c.changes_locally())
+            .map(|(q, c)| (q, c.present))
+            .chain(self.swept.iter().map(|q| (q, false)))
+    }
+}
+
 /// Records the writes made through it on an oxigraph transaction.
 ///
 /// Rules it keeps:
@@ -29,30 +57,28 @@ impl QuadChange {
 ///   instance still holds, or deleting one it has not received yet, is a write the
 ///   user made and must be stamped, or last-writer-wins could never let it win over an
 ///   older operation still on its way from another instance;
+/// - a delete by pattern is recorded as the pattern (a range tombstone), which every
+///   instance applies to what it holds, and quads written earlier in the same request
+///   that it matches are recorded as deleted: the transaction's explicit writes, which
+///   are applied after its patterns everywhere, then end as they end here;
 /// - it also remembers whether each quad was present before the first operation, so
 ///   that a repository outside a cluster can log only what really changes.
 pub struct ChangeTracker<'t, 's> {
     transaction: &'t mut Transaction<'s>,
-    changes: HashMap<Quad, QuadChange>,
+    writes: Writes,
 }
 
 impl<'t, 's> ChangeTracker<'t, 's> {
     pub fn new(transaction: &'t mut Transaction<'s>) -> Self {
-        ChangeTracker {
-            transaction,
-            changes: HashMap::new(),
-        }
+        Self::with_writes(transaction, Writes::default())
     }
 
-    /// Starts from changes recorded earlier (a session's pending work), which must
+    /// Starts from writes recorded earlier (a session's pending work), which must
     /// already be visible in the transaction.
-    pub fn with_changes(
-        transaction: &'t mut Transaction<'s>,
-        changes: HashMap<Quad, QuadChange>,
-    ) -> Self {
+    pub fn with_writes(transaction: &'t mut Transaction<'s>, writes: Writes) -> Self {
         ChangeTracker {
             transaction,
-            changes,
+            writes,
         }
     }
 
@@ -74,6 +100,38 @@ impl<'t, 's> ChangeTracker<'t, 's> {
         self.write(quad, false)
     }
 
+    /// Removes every quad matching `pattern`, here and, as a range tombstone, on every
+    /// instance (each matching quad written before this transaction). Answers how many
+    /// quads it removed here.
+    pub fn remove_pattern(&mut self, pattern: QuadPattern) -> Result<usize> {
+        // A pattern naming one quad outright is that quad's explicit delete: the same
+        // effect on every instance, and no tombstone to keep.
+        if let Some(quad) = pattern.names_one_quad() {
+            let here = self.transaction.contains(&quad)?;
+            self.remove(quad)?;
+            return Ok(usize::from(here));
+        }
+        let matches = pattern.matches_in(self.transaction)?;
+        for quad in &matches {
+            self.transaction.remove(quad);
+            match self.writes.quads.get_mut(quad) {
+                Some(change) => change.present = false,
+                None => {
+                    self.writes.swept.insert(quad.clone());
+                }
+            }
+        }
+        // Quads named earlier but not here (deletes of quads not received yet) are
+        // matched too: the pattern removes them everywhere.
+        for (quad, change) in &mut self.writes.quads {
+            if change.present && pattern.matches(quad) {
+                change.present = false;
+            }
+        }
+        self.writes.patterns.push(pattern);
+        Ok(matches.len())
+    }
+
     fn write(&mut self, quad: Quad, present: bool) -> Result<()> {
         let now = self.transaction.contains(&quad)?;
         if now != present {
@@ -83,31 +141,35 @@ impl<'t, 's> ChangeTracker<'t, 's> {
                 self.transaction.remove(&quad);
             }
         }
-        self.changes
+        // A quad a range delete removed earlier in this request was present before it.
+        let was_present = self.writes.swept.remove(&quad) || now;
+        self.writes
+            .quads
             .entry(quad)
             .and_modify(|change| change.present = present)
             .or_insert(QuadChange {
-                was_present: now,
+                was_present,
                 present,
             });
         Ok(())
     }
 
-    pub fn changes(&self) -> &HashMap<Quad, QuadChange> {
-        &self.changes
+    pub fn writes(&self) -> &Writes {
+        &self.writes
     }
 
-    pub fn into_changes(self) -> HashMap<Quad, QuadChange> {
-        self.changes
+    pub fn into_writes(self) -> Writes {
+        self.writes
     }
 }
 
-/// Splits recorded changes into an [`Effect`]: every quad written when `all_named`
-/// (a replicated repository, where each named quad must be stamped), else only the
-/// quads whose presence really changes.
-pub fn effect_of(changes: HashMap<Quad, QuadChange>, all_named: bool) -> Effect {
+/// Splits recorded writes into an [`Effect`]: every quad written when `all_named`
+/// (a replicated repository, where each named quad must be stamped, and every range
+/// delete is kept as a tombstone), else only the quads whose presence really changes
+/// (and the range deletes only if they removed something here).
+pub fn effect_of(writes: Writes, all_named: bool) -> Effect {
     let mut effect = Effect::default();
-    for (quad, change) in changes {
+    for (quad, change) in writes.quads {
         if !all_named && !change.changes_locally() {
             continue;
         }
@@ -116,6 +178,9 @@ pub fn effect_of(changes: HashMap<Quad, QuadChange>, all_named: bool) -> Effect 
         } else {
             effect.deletes.push(quad);
         }
+    }
+    if all_named || !writes.swept.is_empty() {
+        effect.patterns = writes.patterns;
     }
     effect
 }

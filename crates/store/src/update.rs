@@ -2,13 +2,12 @@
 //! [`ChangeTracker`], so that an update replicates as its effect and not as text.
 
 use crate::error::{Result, StoreError};
+use crate::pattern::{GraphSelector, QuadPattern as RangeDelete};
 use crate::rdf_input::{fresh_blank_node, rename_blank_nodes};
 use crate::tracker::ChangeTracker;
-use oxigraph::model::{
-    BlankNode, GraphName, GraphNameRef, NamedNode, NamedOrBlankNode, Quad, Term,
-};
+use oxigraph::model::{BlankNode, GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
 use oxigraph::sparql::{QueryResults, QuerySolution, SparqlEvaluator};
-use spargebra::algebra::{GraphTarget, QueryDataset};
+use spargebra::algebra::{GraphPattern, GraphTarget, QueryDataset};
 use spargebra::term::{
     GraphNamePattern, GroundQuadPattern, GroundTerm, GroundTermPattern, NamedNodePattern,
     QuadPattern, TermPattern,
@@ -123,6 +122,14 @@ fn apply_operation(
             pattern,
         } => {
             let dataset = using.clone().or_else(|| request.protocol_dataset());
+            // DELETE WHERE of one quad pattern removes everything matching it: a range
+            // tombstone, which holds on every instance (see `single_pattern_delete`).
+            if dataset.is_none() && insert.is_empty() {
+                if let Some(quad_pattern) = single_pattern_delete(delete, pattern) {
+                    tracker.remove_pattern(quad_pattern)?;
+                    return Ok(());
+                }
+            }
             let query = spargebra::Query::Select {
                 dataset,
                 pattern: (**pattern).clone(),
@@ -171,11 +178,15 @@ fn apply_operation(
         }
         GraphUpdateOperation::Clear { graph, silent }
         | GraphUpdateOperation::Drop { graph, silent } => {
-            let quads = quads_of_target(tracker, graph)?;
             // Graphs exist while they hold a quad; SPARQL 1.1 Update §3.2.2/3.2.3: a
             // missing graph is an error unless SILENT.
             if let GraphTarget::NamedNode(name) = graph {
-                if quads.is_empty() && !silent {
+                let exists = tracker
+                    .transaction()
+                    .quads_for_pattern(None, None, None, Some(name.as_ref().into()))
+                    .next()
+                    .is_some();
+                if !exists && !silent {
                     let verb = if matches!(operation, GraphUpdateOperation::Drop { .. }) {
                         "DROP"
                     } else {
@@ -186,9 +197,15 @@ fn apply_operation(
                     )));
                 }
             }
-            for quad in quads {
-                tracker.remove(quad)?;
-            }
+            // A range tombstone: writes to the target older than this update, wherever
+            // they were made, stay cleared when they arrive here later.
+            let selector = match graph {
+                GraphTarget::NamedNode(name) => GraphSelector::Named(name.clone().into()),
+                GraphTarget::DefaultGraph => GraphSelector::Default,
+                GraphTarget::NamedGraphs => GraphSelector::AllNamed,
+                GraphTarget::AllGraphs => GraphSelector::Any,
+            };
+            tracker.remove_pattern(RangeDelete::new(None, None, None, selector))?;
             Ok(())
         }
         // Graphs exist through their quads here: an empty graph needs nothing stored,
@@ -209,22 +226,81 @@ fn apply_operation(
     }
 }
 
-fn quads_of_target(tracker: &ChangeTracker<'_, '_>, target: &GraphTarget) -> Result<Vec<Quad>> {
-    let transaction = tracker.transaction();
-    let collect = |graph: Option<GraphNameRef<'_>>| -> Result<Vec<Quad>> {
-        Ok(transaction
-            .quads_for_pattern(None, None, None, graph)
-            .collect::<Result<Vec<_>, _>>()?)
+/// The range delete a `DELETE { T } WHERE { P }` is, when `P` is one triple pattern
+/// (in the default graph, or in `GRAPH <g>` or `GRAPH ?g`) with distinct variables and
+/// the template `T` is that same pattern in the same graph: it removes exactly the quads
+/// matching the pattern's fixed terms. Anything else (joins, filters, a template that
+/// differs, blank nodes, repeated variables) acts on the quads this instance holds.
+fn single_pattern_delete(
+    template: &[GroundQuadPattern],
+    pattern: &GraphPattern,
+) -> Option<RangeDelete> {
+    let [deleted] = template else { return None };
+    let (graph, inner) = match pattern {
+        GraphPattern::Graph { name, inner } => (Some(name), &**inner),
+        other => (None, other),
     };
-    match target {
-        GraphTarget::NamedNode(graph) => collect(Some(graph.as_ref().into())),
-        GraphTarget::DefaultGraph => collect(Some(GraphNameRef::DefaultGraph)),
-        GraphTarget::AllGraphs => collect(None),
-        GraphTarget::NamedGraphs => Ok(collect(None)?
-            .into_iter()
-            .filter(|q| !q.graph_name.is_default_graph())
-            .collect()),
+    let GraphPattern::Bgp { patterns } = inner else {
+        return None;
+    };
+    let [triple] = patterns.as_slice() else {
+        return None;
+    };
+    let selector = match (graph, &deleted.graph_name) {
+        (None, GraphNamePattern::DefaultGraph) => GraphSelector::Default,
+        (Some(NamedNodePattern::NamedNode(g)), GraphNamePattern::NamedNode(t)) if g == t => {
+            GraphSelector::Named(g.clone().into())
+        }
+        (Some(NamedNodePattern::Variable(g)), GraphNamePattern::Variable(t)) if g == t => {
+            GraphSelector::AllNamed
+        }
+        _ => return None,
+    };
+    let mut variables = Vec::new();
+    if let GraphNamePattern::Variable(v) = &deleted.graph_name {
+        variables.push(v.clone());
     }
+    let mut fixed =
+        |where_term: &TermPattern, template_term: &GroundTermPattern| -> Option<Option<Term>> {
+            match (where_term, template_term) {
+                (TermPattern::Variable(a), GroundTermPattern::Variable(b)) if a == b => {
+                    if variables.contains(a) {
+                        return None;
+                    }
+                    variables.push(a.clone());
+                    Some(None)
+                }
+                (TermPattern::NamedNode(a), GroundTermPattern::NamedNode(b)) if a == b => {
+                    Some(Some(a.clone().into()))
+                }
+                (TermPattern::Literal(a), GroundTermPattern::Literal(b)) if a == b => {
+                    Some(Some(a.clone().into()))
+                }
+                _ => None,
+            }
+        };
+    let subject = match fixed(&triple.subject, &deleted.subject)? {
+        None => None,
+        Some(Term::NamedNode(n)) => Some(n.into()),
+        Some(_) => return None,
+    };
+    let predicate_term = match (&triple.predicate, &deleted.predicate) {
+        (NamedNodePattern::Variable(a), NamedNodePattern::Variable(b)) if a == b => fixed(
+            &TermPattern::Variable(a.clone()),
+            &GroundTermPattern::Variable(b.clone()),
+        )?,
+        (NamedNodePattern::NamedNode(a), NamedNodePattern::NamedNode(b)) if a == b => {
+            Some(Term::NamedNode(a.clone()))
+        }
+        _ => return None,
+    };
+    let predicate = match predicate_term {
+        None => None,
+        Some(Term::NamedNode(n)) => Some(n),
+        Some(_) => return None,
+    };
+    let object = fixed(&triple.object, &deleted.object)?;
+    Some(RangeDelete::new(subject, predicate, object, selector))
 }
 
 fn graph_name(graph: &spargebra::term::GraphName) -> GraphName {

@@ -86,6 +86,8 @@ pub struct ClusterStatus {
     pub writes_refused: Option<String>,
     /// Last-writer register entries kept by the answering instance.
     pub register_entries: usize,
+    /// Range tombstones (deletes by pattern) kept by the answering instance.
+    pub register_tombstones: usize,
     /// Transactions in the answering instance's log.
     pub log_entries: usize,
     /// Whether the answering instance's contents were last seen to differ from a
@@ -444,6 +446,7 @@ impl Node {
                 .map(|e| e.to_string())
                 .or_else(|| self.repository.write_refusal()),
             register_entries: self.repository.register_len(),
+            register_tombstones: self.repository.tombstones_len(),
             log_entries: self.repository.log_len().0,
             diverged: !self.anti_entropy.divergent().is_empty() || self.repository.knows_damage(),
             store_damaged: self.repository.knows_damage(),

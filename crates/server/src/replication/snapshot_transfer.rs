@@ -425,6 +425,7 @@ mod tests {
             version_vector: VersionVector::new(),
             clock: HlcTime(42),
             register: Vec::new(),
+            tombstones: Vec::new(),
             config: None,
             digest: None,
             namespaces: None,

@@ -20,7 +20,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode, Quad};
-use quadmesh_store::{parse_rdf_stream, BlankNodes, StoreError};
+use quadmesh_store::{parse_rdf_stream, BlankNodes, ChangeTracker, QuadPattern, StoreError};
 
 /// Which graph a request to `/rdf-graphs/service` is about.
 enum Selection {
@@ -254,15 +254,11 @@ async fn serve(
                 let mut existed = false;
                 let mut applied = Ok(());
                 let written = target.write(|tracker| {
-                    let old = tracker
-                        .transaction()
-                        .quads_for_pattern(None, None, None, Some(g.as_ref()))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    existed = !old.is_empty();
+                    existed = graph_holds_quads(tracker, &g)?;
                     if replace {
-                        for quad in old {
-                            tracker.remove(quad)?;
-                        }
+                        // A range tombstone: older writes to the graph arriving from
+                        // other instances later stay replaced.
+                        tracker.remove_pattern(QuadPattern::graph(&g))?;
                     }
                     applied = source.each_quad(&g, |quad| tracker.insert(quad));
                     applied
@@ -286,13 +282,10 @@ async fn serve(
             let (existed, written) = blocking(move || {
                 let mut existed = false;
                 let written = target.write(|tracker| {
-                    let old = tracker
-                        .transaction()
-                        .quads_for_pattern(None, None, None, Some(g.as_ref()))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    existed = !old.is_empty();
-                    for quad in old {
-                        tracker.remove(quad)?;
+                    existed = graph_holds_quads(tracker, &g)?;
+                    // A named graph missing here is answered 404 and nothing is written.
+                    if existed || g.is_default_graph() {
+                        tracker.remove_pattern(QuadPattern::graph(&g))?;
                     }
                     Ok(())
                 })?;
@@ -308,4 +301,17 @@ async fn serve(
             "method {other} is not supported by the graph store"
         ))),
     }
+}
+
+/// Whether `graph` holds a quad in the tracker's view.
+fn graph_holds_quads(
+    tracker: &ChangeTracker<'_, '_>,
+    graph: &GraphName,
+) -> quadmesh_store::Result<bool> {
+    Ok(tracker
+        .transaction()
+        .quads_for_pattern(None, None, None, Some(graph.as_ref()))
+        .next()
+        .transpose()?
+        .is_some())
 }

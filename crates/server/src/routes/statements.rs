@@ -18,7 +18,8 @@ use axum::Json;
 use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
 use quadmesh_store::{
-    apply_update, parse_rdf_stream, BlankNodes, ChangeTracker, StoreError, UpdateRequest,
+    apply_update, parse_rdf_stream, BlankNodes, ChangeTracker, GraphSelector, QuadPattern,
+    StoreError, UpdateRequest,
 };
 
 /// A statement pattern from `subj`, `pred`, `obj` and the (repeatable) `context`;
@@ -64,40 +65,33 @@ impl Pattern {
         }
     }
 
-    /// The matching quads in a view, collected.
-    pub fn matches(&self, view: &crate::target::View<'_, '_>) -> quadmesh_store::Result<Vec<Quad>> {
-        self.iter(view).collect()
-    }
-
-    /// The quads this pattern names outright: every term and the graphs given.
-    fn named_quads(&self) -> Option<Vec<Quad>> {
-        let (Some(s), Some(p), Some(o), Some(graphs)) =
-            (&self.subject, &self.predicate, &self.object, &self.graphs)
-        else {
-            return None;
+    /// The range deletes this pattern is: one per graph named, or one over every graph.
+    fn quad_patterns(&self) -> Vec<QuadPattern> {
+        let pattern = |graph: GraphSelector| {
+            QuadPattern::new(
+                self.subject.clone(),
+                self.predicate.clone(),
+                self.object.clone(),
+                graph,
+            )
         };
-        Some(
-            graphs
+        match &self.graphs {
+            None => vec![pattern(GraphSelector::Any)],
+            Some(graphs) => graphs
                 .iter()
-                .map(|g| Quad::new(s.clone(), p.clone(), o.clone(), g.clone()))
+                .map(|g| pattern(GraphSelector::of(g)))
                 .collect(),
-        )
+        }
     }
 
-    /// Removes what matches here, and answers how many quads that was. A pattern that
-    /// names its quads outright removes them even where this instance does not hold
-    /// them (yet): the delete is stamped and wins over older inserts still on their way.
+    /// Removes what matches, and answers how many quads that was here. The delete is a
+    /// range tombstone (see `ChangeTracker::remove_pattern`): on every instance it
+    /// removes what matches and was written before it, including writes still on their
+    /// way here, and refuses those that arrive later.
     fn remove_matches(&self, tracker: &mut ChangeTracker<'_, '_>) -> quadmesh_store::Result<usize> {
-        let quads = {
-            let view = crate::target::View::Transaction(tracker.transaction());
-            self.matches(&view)?
-        };
-        let count = quads.len();
-        for quad in quads {
-            tracker.remove(quad)?;
-        }
-        for quad in self.named_quads().unwrap_or_default() {
-            tracker.remove(quad)?;
+        let mut count = 0;
+        for pattern in self.quad_patterns() {
+            count += tracker.remove_pattern(pattern)?;
         }
         Ok(count)
     }
