@@ -89,16 +89,18 @@ async fn until_expands(
 }
 
 async fn listed(cluster: &Cluster, index: usize) -> Vec<(String, String)> {
-    let list: Vec<serde_json::Value> = cluster
-        .client
-        .get(cluster.instances[index].repo_url("/namespaces"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    list.iter()
+    let list = common::success_json(
+        cluster
+            .client
+            .get(cluster.instances[index].repo_url("/namespaces"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    list.as_array()
+        .unwrap_or_else(|| panic!("namespaces are not a list: {list}"))
+        .iter()
         .map(|n| {
             (
                 n["prefix"].as_str().unwrap().to_owned(),
@@ -338,15 +340,15 @@ async fn admin(cluster: &Cluster, index: usize, method: reqwest::Method, path: &
 }
 
 async fn effective_access(cluster: &Cluster, index: usize, user: &str) -> serde_json::Value {
-    cluster
-        .client
-        .get(cluster.instances[index].url(&format!("/users/{user}/effectiveAccess")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    common::success_json(
+        cluster
+            .client
+            .get(cluster.instances[index].url(&format!("/users/{user}/effectiveAccess")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,7 +5,9 @@
 
 #![allow(dead_code)]
 
-use super::{free_port, serve_command, wait_until_up_at, Client, PASSWORD, USER};
+use super::{
+    free_port, serve_command, success_json, success_text, wait_until_up_at, Client, PASSWORD, USER,
+};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -417,18 +419,18 @@ impl Cluster {
             .unwrap()
     }
 
-    /// Sorted N-Quads of an instance: identical text means identical quads.
+    /// Sorted N-Quads of an instance: identical text means identical quads. Panics on
+    /// an error answer (with its status and body).
     pub async fn export(&self, index: usize) -> String {
-        let text = self
-            .client
-            .get(self.instances[index].repo_url("/statements"))
-            .header("accept", "application/n-quads")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = success_text(
+            self.client
+                .get(self.instances[index].repo_url("/statements"))
+                .header("accept", "application/n-quads")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         let mut lines: Vec<&str> = text.lines().collect();
         lines.sort_unstable();
         lines.join("\n")
@@ -436,25 +438,26 @@ impl Cluster {
 
     /// The `/metrics` text of an instance.
     pub async fn metrics(&self, index: usize) -> String {
-        self.client
-            .get(self.instances[index].url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        success_text(
+            self.client
+                .get(self.instances[index].url("/metrics"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
+    /// `repl/status` of an instance; panics on an error answer.
     pub async fn status(&self, index: usize) -> serde_json::Value {
-        self.client
-            .get(self.instances[index].repo_url("/repl/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        success_json(
+            self.client
+                .get(self.instances[index].repo_url("/repl/status"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// Waits until every running instance exports the same quads and reports the same
