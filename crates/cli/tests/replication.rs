@@ -108,6 +108,13 @@ async fn concurrent_writes_on_every_instance_converge() {
         ops.len()
     );
     assert!(ops.iter().all(|o| o.acknowledged));
+    // The check above must have examined something: a quad is decided when its last
+    // write started after every opposite one had ended, which most quads see.
+    assert!(
+        decided >= universe / 3,
+        "only {decided} of {universe} quads had a write clearly after every opposite one: \
+         the real-time check examined too little"
+    );
 
     // Every instance timed each transaction it applied from a peer (the lag histogram
     // operators watch), and no other.
