@@ -676,7 +676,7 @@ async fn a_silent_link_is_shown_disconnected_then_reconnects_and_converges() {
     let mut seen = String::new();
     wait_for(
         "node1 to show node0 as disconnected",
-        Duration::from_secs(6),
+        common::PATIENCE,
         async || {
             seen = state_of(&cluster, 1, "node0").await;
             seen.starts_with("disconnected: ")
@@ -689,7 +689,7 @@ async fn a_silent_link_is_shown_disconnected_then_reconnects_and_converges() {
     );
     wait_for(
         "node0 to show node1 as disconnected",
-        Duration::from_secs(6),
+        common::PATIENCE,
         async || {
             state_of(&cluster, 0, "node1")
                 .await

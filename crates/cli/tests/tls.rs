@@ -354,18 +354,20 @@ async fn https_with_the_ca_works_without_it_fails_and_plain_http_is_refused() {
         .status();
     assert_eq!(status, 404, "the plain request must have changed nothing");
 
-    // A handshake that never completes is closed within the header-read timeout.
+    // A handshake that never completes is closed after the header-read timeout (2 s
+    // here; the bound below is loose for a busy machine, yet well under the default
+    // 30 s, so it still tells the setting was used).
     let mut stalled = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stalled.write_all(&[0x16, 0x03, 0x01]).unwrap();
     stalled
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(40)))
         .unwrap();
     let started = Instant::now();
     let mut rest = Vec::new();
     let read = stalled.read_to_end(&mut rest);
     let timed_out = matches!(&read, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
     assert!(
-        !timed_out && started.elapsed() < Duration::from_secs(6),
+        !timed_out && started.elapsed() < Duration::from_secs(20),
         "a stalled handshake must be closed by the server ({read:?} after {:?})",
         started.elapsed()
     );

@@ -284,6 +284,11 @@ pub async fn select_one(client: &Client, url: &str, query: &str) -> String {
         .to_owned()
 }
 
+/// How long a test waits for what should happen soon (replication, expiry, a restart
+/// noticed): generous, because a busy two-core machine may stall any process for
+/// seconds. Tests print how long things took; they assert no speed.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
 /// Polls `check` every 100 ms until it holds; panics naming `what` after `within`.
 pub async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + within;
