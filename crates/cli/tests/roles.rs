@@ -10,6 +10,10 @@ use std::time::Duration;
 
 const REPO: &str = "demo";
 
+/// These tests run one at a time: each starts two or three instances, which the others'
+/// would starve on two cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Instance {
     port: u16,
     data_dir: PathBuf,
@@ -108,6 +112,7 @@ async fn insert(client: &Client, instance: &Instance, tag: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_controlling_instance_that_lost_its_data_regrows_from_a_copy_and_never_forks() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let client = Client::default();
     let copy_port = free_port();
@@ -246,6 +251,7 @@ async fn a_controlling_instance_that_lost_its_data_regrows_from_a_copy_and_never
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_roles_keep_several_repositories_each_its_own_cluster() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let client = Client::default();
     let mut controlling = Instance::new(
@@ -335,6 +341,7 @@ async fn the_roles_keep_several_repositories_each_its_own_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_joining_through_the_old_controlling_instance_follows_a_promotion() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let client = Client::default();
     let mut controlling = Instance::new(

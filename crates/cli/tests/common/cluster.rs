@@ -245,6 +245,12 @@ impl Drop for Instance {
     }
 }
 
+/// One cluster at a time in a test binary. Cargo runs test binaries one after another
+/// but the tests inside one in parallel; several clusters of three to five processes
+/// at once on two cores starve one another (and every deadline with them).
+static ONE_CLUSTER_AT_A_TIME: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> =
+    std::sync::LazyLock::new(Arc::default);
+
 pub struct Cluster {
     pub dir: PathBuf,
     pub instances: Vec<Instance>,
@@ -252,13 +258,19 @@ pub struct Cluster {
     pub proxies: Vec<Vec<Option<Proxy>>>,
     pub client: Client,
     generation: usize,
+    /// Held while the cluster lives; dropped after the instances (fields drop in order),
+    /// so the next cluster starts once these processes are gone.
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl Cluster {
     pub const REPO: &'static str = "shared";
 
-    /// `n` instances, not yet in a cluster; `extra` flags for every `serve`.
+    /// `n` instances, not yet in a cluster; `extra` flags for every `serve`. Waits for
+    /// any other cluster of this test binary to be dropped first (a test must not launch
+    /// a second cluster while it holds one).
     pub async fn launch(dir: &Path, n: usize, extra: &[&str]) -> Cluster {
+        let turn = ONE_CLUSTER_AT_A_TIME.clone().lock_owned().await;
         let mut instances = Vec::new();
         for index in 0..n {
             let data_dir = dir.join(format!("node{index}"));
@@ -280,6 +292,7 @@ impl Cluster {
             proxies: Vec::new(),
             client: Client::default(),
             generation: 0,
+            _turn: turn,
         };
         cluster.rebuild_network().await;
         for instance in &mut cluster.instances {
