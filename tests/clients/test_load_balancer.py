@@ -3,7 +3,8 @@ agraph-python behind a load balancer that sends every request to the next instan
 a three-instance cluster (``quadmesh local-cluster``), as the seed's deployment does:
 sessions work without affinity (an instance that does not hold a session forwards to
 the one that does), a session reads its own writes, commit publishes them everywhere,
-rollback drops them.
+rollback drops them. What every instance holds is asked of each instance directly,
+never through the balancer.
 """
 
 import http.client
@@ -123,6 +124,7 @@ def balanced():
     proxy = RoundRobin(ports)
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
     thread.start()
+    proxy.ports = ports
     yield proxy, password
     proxy.shutdown()
     # local-cluster stops its instances on Ctrl-C (SIGINT), copies leaving first.
@@ -139,16 +141,31 @@ def balanced():
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _connect(proxy, password):
-    server = AllegroGraphServer(host="127.0.0.1", port=proxy.server_address[1], user="admin", password=password)
+def _connect_to(port, password):
+    server = AllegroGraphServer(host="127.0.0.1", port=port, user="admin", password=password)
     return server.openCatalog().getRepository(REPO, "OPEN").getConnection()
 
 
-def _wait_for(check, what, within=10):
+def _connect(proxy, password):
+    """Through the balancer: each request goes to the next instance."""
+    return _connect_to(proxy.server_address[1], password)
+
+
+def _each_instance(proxy, password):
+    """One connection straight to each instance, bypassing the balancer: what each
+    instance holds, not what some instance answers."""
+    return [_connect_to(port, password) for port in proxy.ports]
+
+
+def _wait_until(read, expected, what, within=30):
+    """Polls read() until it gives expected; fails naming what it last gave."""
     deadline = time.time() + within
-    while not check():
+    while True:
+        seen = read()
+        if seen == expected:
+            return
         if time.time() > deadline:
-            raise AssertionError(what)
+            raise AssertionError("%s: %r, not %r, after %d s" % (what, seen, expected, within))
         time.sleep(0.1)
 
 
@@ -166,14 +183,19 @@ def test_a_session_commits_through_a_round_robin_balancer(balanced):
             assert sess.size() == 2
             assert len(list(sess.getStatements(URI(EX + "s1"), None, None))) == 1
         assert plain.size() == 0
+        for index, direct in enumerate(_each_instance(proxy, password)):
+            assert direct.size() == 0, "instance %d shows uncommitted writes" % index
         sess.commit()
     finally:
         sess.closeSession()
     backends = {index for index, _, path in proxy.served[before:] if "/sessions/" in path}
     assert backends == {0, 1, 2}, "the session's requests did not go round the instances"
-    # Every instance has the commit soon (each size() goes to the next one).
-    for _ in range(3):
-        _wait_for(lambda: plain.size() == 2, "a committed write did not reach every instance")
+    # Every instance has the commit soon: each asked directly, not through the balancer
+    # (which would pass as soon as any one instance, the session's own, had it).
+    for index, direct in enumerate(_each_instance(proxy, password)):
+        _wait_until(direct.size, 2, "size on instance %d after the commit" % index)
+        assert len(list(direct.getStatements(URI(EX + "s1"), None, None))) == 1, index
+        assert len(list(direct.getStatements(URI(EX + "s2"), None, None))) == 1, index
 
 
 def test_a_rolled_back_session_leaves_nothing_on_any_instance(balanced):
@@ -191,6 +213,7 @@ def test_a_rolled_back_session_leaves_nothing_on_any_instance(balanced):
         sess.commit()
     finally:
         sess.closeSession()
-    for _ in range(3):
-        _wait_for(lambda: plain.size() == start + 1, "the commit after a rollback did not reach every instance")
-        assert list(plain.getStatements(URI(EX + "gone"), None, None)) == []
+    for index, direct in enumerate(_each_instance(proxy, password)):
+        _wait_until(direct.size, start + 1, "size on instance %d after the rollback and commit" % index)
+        assert len(list(direct.getStatements(URI(EX + "after"), None, None))) == 1, index
+        assert list(direct.getStatements(URI(EX + "gone"), None, None)) == [], index

@@ -66,7 +66,7 @@ def test_controlling_and_copies_in_containers(image, network):
     for n, ip in enumerate([ctl, c1, c2]):
         insert(ip, n)
     for ip in [ctl, c1, c2]:
-        wait_for("3 statements on %s" % ip, lambda ip=ip: size(ip) == 3, timeout=10, interval=0.05)
+        wait_for("3 statements on %s" % ip, lambda ip=ip: size(ip) == 3, timeout=30, interval=0.05)
 
     # kill the controlling instance and start it again on its volume at a new address.
     sh("docker", "kill", controlling)

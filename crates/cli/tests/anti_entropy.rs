@@ -113,11 +113,9 @@ async fn a_damaged_replica_is_reported_taken_out_of_service_and_repaired() {
         },
     )
     .await;
-    wait_for(
-        "node0 to see node2 differ",
-        Duration::from_secs(5),
-        async || comparison(&cluster.status(0).await, "node2") == "differs",
-    )
+    wait_for("node0 to see node2 differ", common::PATIENCE, async || {
+        comparison(&cluster.status(0).await, "node2") == "differs"
+    })
     .await;
     // Lag says nothing is missing; the content comparison says otherwise.
     let status = cluster.status(0).await;

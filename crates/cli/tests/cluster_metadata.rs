@@ -4,6 +4,7 @@
 mod common;
 
 use common::cluster::Cluster;
+use common::PATIENCE;
 use std::time::{Duration, Instant};
 
 /// Cluster tests run one at a time: each starts several processes on two cores.
@@ -89,16 +90,18 @@ async fn until_expands(
 }
 
 async fn listed(cluster: &Cluster, index: usize) -> Vec<(String, String)> {
-    let list: Vec<serde_json::Value> = cluster
-        .client
-        .get(cluster.instances[index].repo_url("/namespaces"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    list.iter()
+    let list = common::success_json(
+        cluster
+            .client
+            .get(cluster.instances[index].repo_url("/namespaces"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    list.as_array()
+        .unwrap_or_else(|| panic!("namespaces are not a list: {list}"))
+        .iter()
         .map(|n| {
             (
                 n["prefix"].as_str().unwrap().to_owned(),
@@ -115,7 +118,7 @@ async fn namespaces_replicate_like_data() {
     let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
     cluster.form_first(2).await;
 
-    // Set on one instance: usable without a PREFIX line on the other within a second.
+    // Set on one instance: usable without a PREFIX line on the other soon.
     assert!(expand(&cluster, 1, "ex").await.is_err());
     put_namespace(&cluster, 0, "ex", "http://example.org/one#").await;
     let took = until_expands(
@@ -123,7 +126,7 @@ async fn namespaces_replicate_like_data() {
         &[0, 1],
         "ex",
         Some("http://example.org/one#"),
-        Duration::from_secs(1),
+        PATIENCE,
     )
     .await;
     eprintln!("a namespace set on node0 was usable on node1 after {took:?}");
@@ -138,7 +141,7 @@ async fn namespaces_replicate_like_data() {
 
     // Deleted on another instance: gone everywhere, in queries and listings.
     delete_namespace(&cluster, 2, "ex").await;
-    until_expands(&cluster, &[0, 1, 2], "ex", None, Duration::from_secs(1)).await;
+    until_expands(&cluster, &[0, 1, 2], "ex", None, PATIENCE).await;
     for i in 0..3 {
         assert!(!listed(&cluster, i).await.iter().any(|(p, _)| p == "ex"));
     }
@@ -166,7 +169,7 @@ async fn namespaces_replicate_like_data() {
         &[0, 1, 2],
         "c",
         Some("http://example.org/newer#"),
-        Duration::from_secs(5),
+        PATIENCE,
     )
     .await;
 
@@ -176,7 +179,7 @@ async fn namespaces_replicate_like_data() {
         &[0, 1, 2],
         "d",
         Some("http://example.org/d-older#"),
-        Duration::from_secs(5),
+        PATIENCE,
     )
     .await;
     for (a, b) in [(0, 1), (0, 2), (1, 2)] {
@@ -189,7 +192,7 @@ async fn namespaces_replicate_like_data() {
         cluster.heal(a, b);
     }
     cluster.converge(Duration::from_secs(20)).await;
-    until_expands(&cluster, &[0, 1, 2], "d", None, Duration::from_secs(5)).await;
+    until_expands(&cluster, &[0, 1, 2], "d", None, PATIENCE).await;
     let lists: Vec<_> = all_lists(&cluster).await;
     assert!(
         lists.windows(2).all(|w| w[0] == w[1]),
@@ -218,7 +221,7 @@ async fn namespaces_replicate_like_data() {
         &[0, 1, 2],
         "after",
         Some("http://example.org/after#"),
-        Duration::from_secs(5),
+        PATIENCE,
     )
     .await;
 }
@@ -338,15 +341,15 @@ async fn admin(cluster: &Cluster, index: usize, method: reqwest::Method, path: &
 }
 
 async fn effective_access(cluster: &Cluster, index: usize, user: &str) -> serde_json::Value {
-    cluster
-        .client
-        .get(cluster.instances[index].url(&format!("/users/{user}/effectiveAccess")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    common::success_json(
+        cluster
+            .client
+            .get(cluster.instances[index].url(&format!("/users/{user}/effectiveAccess")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -358,7 +361,7 @@ async fn users_and_grants_are_cluster_wide() {
     cluster.form_first(2).await;
     let alice = ("alice", "alice-secret");
 
-    // Created on one instance: signs in on the other within a second, with its grant.
+    // Created on one instance: signs in on the other soon, with its grant.
     assert_eq!(size_as(&cluster, 1, alice).await, 401);
     admin(
         &cluster,
@@ -374,15 +377,15 @@ async fn users_and_grants_are_cluster_wide() {
         "/users/alice/access?read=true&repository=shared",
     )
     .await;
-    let took = until_status(&cluster, &[0, 1], alice, 200, Duration::from_secs(1)).await;
+    let took = until_status(&cluster, &[0, 1], alice, 200, PATIENCE).await;
     eprintln!("a user created on node0 signed in on node1 after {took:?}");
 
     // A copy grown afterwards knows it.
     cluster.grow(2).await;
     cluster.settle(3).await;
-    until_status(&cluster, &[2], alice, 200, Duration::from_secs(1)).await;
+    until_status(&cluster, &[2], alice, 200, PATIENCE).await;
 
-    // Revoked on another instance: refused everywhere within a second.
+    // Revoked on another instance: refused everywhere soon.
     admin(
         &cluster,
         2,
@@ -390,16 +393,16 @@ async fn users_and_grants_are_cluster_wide() {
         "/users/alice/access?read=true&repository=shared",
     )
     .await;
-    until_status(&cluster, &[0, 1, 2], alice, 403, Duration::from_secs(1)).await;
+    until_status(&cluster, &[0, 1, 2], alice, 403, PATIENCE).await;
     admin(&cluster, 1, Method::DELETE, "/users/alice").await;
-    until_status(&cluster, &[0, 1, 2], alice, 401, Duration::from_secs(1)).await;
+    until_status(&cluster, &[0, 1, 2], alice, 401, PATIENCE).await;
 
     // Concurrent grant changes on both sides of a partition agree once it heals: per
     // grant, the newer change wins everywhere.
     let bob = ("bob", "bob-secret");
     admin(&cluster, 0, Method::PUT, "/users/bob?password=bob-secret").await;
     admin(&cluster, 0, Method::PUT, "/users/bob/access?read=true").await;
-    until_status(&cluster, &[0, 1, 2], bob, 200, Duration::from_secs(1)).await;
+    until_status(&cluster, &[0, 1, 2], bob, 200, PATIENCE).await;
     for (a, b) in [(0, 1), (0, 2), (1, 2)] {
         cluster.cut(a, b);
     }
@@ -430,19 +433,19 @@ async fn users_and_grants_are_cluster_wide() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "grants did not agree: {seen:?}"
+            started.elapsed() < PATIENCE,
+            "grants did not agree within {PATIENCE:?}: {seen:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    until_status(&cluster, &[0, 1, 2], bob, 200, Duration::from_secs(1)).await;
+    until_status(&cluster, &[0, 1, 2], bob, 200, PATIENCE).await;
 
     // Restarts keep them.
     cluster.instances[1].stop();
     cluster.instances[1].start(false);
     cluster.instances[2].kill();
     cluster.instances[2].start(false);
-    until_status(&cluster, &[1, 2], bob, 200, Duration::from_secs(5)).await;
+    until_status(&cluster, &[1, 2], bob, 200, PATIENCE).await;
     assert_eq!(size_as(&cluster, 1, alice).await, 401);
     assert_eq!(effective_access(&cluster, 2, "bob").await, expected);
 }

@@ -372,15 +372,15 @@ fn client_from(ip: [u8; 4]) -> reqwest::Client {
 }
 
 async fn password_checks(url: &str) -> u64 {
-    let text = reqwest::Client::new()
-        .get(url)
-        .basic_auth(common::USER, Some(common::PASSWORD))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::success_text(
+        reqwest::Client::new()
+            .get(url)
+            .basic_auth(common::USER, Some(common::PASSWORD))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     text.lines()
         .find_map(|l| l.strip_prefix("quadmesh_password_checks_total "))
         .unwrap_or_else(|| panic!("no password_checks in\n{text}"))

@@ -68,21 +68,20 @@ async fn local_cluster_runs_three_replicating_instances_and_stops_on_ctrl_c() {
     let started = Instant::now();
     for p in [port, port + 1] {
         loop {
-            let size = http
-                .get(format!("http://127.0.0.1:{p}/repositories/demo/size"))
-                .basic_auth("admin", Some(password.trim()))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let size = success_text(
+                http.get(format!("http://127.0.0.1:{p}/repositories/demo/size"))
+                    .basic_auth("admin", Some(password.trim()))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
             if size.trim() == "1" {
                 break;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(1),
-                "not visible on port {p} within a second"
+                started.elapsed() < PATIENCE,
+                "not visible on port {p} within {PATIENCE:?} (size {size})"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{binary, Client, Server};
+use common::{binary, success_text, Client, Server};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,16 +40,17 @@ struct Write {
 }
 
 async fn subjects(client: &Client, server: &Server, repository: &str) -> Vec<String> {
-    let text = client
-        .get(server.url(&format!("/repositories/{repository}")))
-        .query(&[("query", "SELECT ?s WHERE { ?s ?p ?o }")])
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // An error page must not read as rows (its first line skipped as a header).
+    let text = success_text(
+        client
+            .get(server.url(&format!("/repositories/{repository}")))
+            .query(&[("query", "SELECT ?s WHERE { ?s ?p ?o }")])
+            .header("accept", "text/csv")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let mut subjects: Vec<String> = text.lines().skip(1).map(str::to_owned).collect();
     subjects.sort();
     subjects

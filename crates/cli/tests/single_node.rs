@@ -411,7 +411,17 @@ async fn sessions_expire_and_never_block_other_writers() {
     let client = Client::default();
     create_repository(&client, &server, REPO).await;
     let repo_url = server.url(&format!("/repositories/{REPO}"));
-    let session = open_session(&client, &server, REPO, "&lifetime=2").await;
+    // Long enough that no stall of a busy machine between two requests (a ping every
+    // quarter of it) outlasts it.
+    const LIFETIME: Duration = Duration::from_secs(8);
+    let session = open_session(
+        &client,
+        &server,
+        REPO,
+        &format!("&lifetime={}", LIFETIME.as_secs()),
+    )
+    .await;
+    let touched = Instant::now();
     let response = client
         .put(format!("{session}/statement"))
         .query(&[
@@ -425,45 +435,53 @@ async fn sessions_expire_and_never_block_other_writers() {
         .unwrap();
     assert_eq!(response.status(), 204);
 
-    // Another writer goes ahead while the session holds uncommitted work.
+    // Another writer goes ahead while the session holds uncommitted work: it is done
+    // while the session is still open (a writer that waited for the session would
+    // wait for its expiry, and the ping below would find it gone).
     let response = client
         .post(format!("{repo_url}/statements"))
         .header("content-type", "application/n-triples")
         .body(ntriples(5))
-        .timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(size(&client, &server, REPO).await, 5);
+    assert_eq!(sessions_open(&client, &server).await, 1);
 
-    // Pinging keeps it; silence ends it, and its work is rolled back.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(
-        client
+    // Pinging keeps it past its lifetime; silence ends it, and its work is rolled back.
+    while touched.elapsed() < LIFETIME + LIFETIME / 4 {
+        tokio::time::sleep(LIFETIME / 4).await;
+        let status = client
             .get(format!("{session}/session/ping"))
             .send()
             .await
             .unwrap()
-            .status(),
-        204
+            .status();
+        assert_eq!(
+            status,
+            204,
+            "ping {:?} after the session opened",
+            touched.elapsed()
+        );
+    }
+    let last_touch = Instant::now();
+    let text = success_text(client.get(format!("{session}/size")).send().await.unwrap()).await;
+    // The session reads its snapshot plus its own write: the other writer's five quads
+    // came after it started.
+    assert_eq!(text.trim(), "1");
+    wait_for(
+        "the silent session to expire",
+        LIFETIME + PATIENCE,
+        async || sessions_open(&client, &server).await == 0,
+    )
+    .await;
+    assert!(
+        last_touch.elapsed() >= LIFETIME,
+        "the session expired {:?} after its last use, before its lifetime",
+        last_touch.elapsed()
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(
-        client
-            .get(format!("{session}/size"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-            .trim(),
-        // The session reads its snapshot plus its own write: the other writer's five
-        // quads came after it started.
-        "1"
-    );
-    tokio::time::sleep(Duration::from_millis(3000)).await;
     assert_eq!(
         client
             .post(format!("{session}/commit"))
@@ -474,6 +492,17 @@ async fn sessions_expire_and_never_block_other_writers() {
         404
     );
     assert_eq!(size(&client, &server, REPO).await, 5);
+}
+
+/// `quadmesh_sessions_open` of a server (reading `/metrics` uses no session).
+async fn sessions_open(client: &Client, server: &Server) -> u64 {
+    let text = success_text(client.get(server.url("/metrics")).send().await.unwrap()).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("quadmesh_sessions_open "))
+        .unwrap_or_else(|| panic!("no quadmesh_sessions_open in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]

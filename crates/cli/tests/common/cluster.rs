@@ -5,7 +5,9 @@
 
 #![allow(dead_code)]
 
-use super::{free_port, serve_command, wait_until_up_at, Client, PASSWORD, USER};
+use super::{
+    free_port, serve_command, success_json, success_text, wait_until_up_at, Client, PASSWORD, USER,
+};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -243,6 +245,12 @@ impl Drop for Instance {
     }
 }
 
+/// One cluster at a time in a test binary. Cargo runs test binaries one after another
+/// but the tests inside one in parallel; several clusters of three to five processes
+/// at once on two cores starve one another (and every deadline with them).
+static ONE_CLUSTER_AT_A_TIME: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> =
+    std::sync::LazyLock::new(Arc::default);
+
 pub struct Cluster {
     pub dir: PathBuf,
     pub instances: Vec<Instance>,
@@ -250,13 +258,19 @@ pub struct Cluster {
     pub proxies: Vec<Vec<Option<Proxy>>>,
     pub client: Client,
     generation: usize,
+    /// Held while the cluster lives; dropped after the instances (fields drop in order),
+    /// so the next cluster starts once these processes are gone.
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl Cluster {
     pub const REPO: &'static str = "shared";
 
-    /// `n` instances, not yet in a cluster; `extra` flags for every `serve`.
+    /// `n` instances, not yet in a cluster; `extra` flags for every `serve`. Waits for
+    /// any other cluster of this test binary to be dropped first (a test must not launch
+    /// a second cluster while it holds one).
     pub async fn launch(dir: &Path, n: usize, extra: &[&str]) -> Cluster {
+        let turn = ONE_CLUSTER_AT_A_TIME.clone().lock_owned().await;
         let mut instances = Vec::new();
         for index in 0..n {
             let data_dir = dir.join(format!("node{index}"));
@@ -278,6 +292,7 @@ impl Cluster {
             proxies: Vec::new(),
             client: Client::default(),
             generation: 0,
+            _turn: turn,
         };
         cluster.rebuild_network().await;
         for instance in &mut cluster.instances {
@@ -417,18 +432,18 @@ impl Cluster {
             .unwrap()
     }
 
-    /// Sorted N-Quads of an instance: identical text means identical quads.
+    /// Sorted N-Quads of an instance: identical text means identical quads. Panics on
+    /// an error answer (with its status and body).
     pub async fn export(&self, index: usize) -> String {
-        let text = self
-            .client
-            .get(self.instances[index].repo_url("/statements"))
-            .header("accept", "application/n-quads")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = success_text(
+            self.client
+                .get(self.instances[index].repo_url("/statements"))
+                .header("accept", "application/n-quads")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         let mut lines: Vec<&str> = text.lines().collect();
         lines.sort_unstable();
         lines.join("\n")
@@ -436,25 +451,26 @@ impl Cluster {
 
     /// The `/metrics` text of an instance.
     pub async fn metrics(&self, index: usize) -> String {
-        self.client
-            .get(self.instances[index].url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        success_text(
+            self.client
+                .get(self.instances[index].url("/metrics"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
+    /// `repl/status` of an instance; panics on an error answer.
     pub async fn status(&self, index: usize) -> serde_json::Value {
-        self.client
-            .get(self.instances[index].repo_url("/repl/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        success_json(
+            self.client
+                .get(self.instances[index].repo_url("/repl/status"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// Waits until every running instance exports the same quads and reports the same

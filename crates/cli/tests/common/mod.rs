@@ -224,15 +224,37 @@ pub fn ntriples(n: usize) -> String {
     out
 }
 
-pub async fn size(client: &Client, server: &Server, repository: &str) -> u64 {
-    let text = client
-        .get(server.url(&format!("/repositories/{repository}/size")))
-        .send()
-        .await
-        .unwrap()
+/// The body of a successful (2xx) answer. Anything else panics with the URL, the
+/// status and the body: an error page must never pass for a result (two instances
+/// answering the same error are not "the same contents").
+pub async fn success_text(response: reqwest::Response) -> String {
+    let status = response.status();
+    let url = response.url().clone();
+    let body = response
         .text()
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{url} answered {status}, and its body could not be read: {e}"));
+    assert!(status.is_success(), "{url} answered {status}: {body}");
+    body
+}
+
+/// The JSON body of a successful (2xx) answer; panics as [`success_text`] does, or when
+/// the body is not JSON.
+pub async fn success_json(response: reqwest::Response) -> serde_json::Value {
+    let url = response.url().clone();
+    let body = success_text(response).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url} answered no JSON ({e}): {body}"))
+}
+
+pub async fn size(client: &Client, server: &Server, repository: &str) -> u64 {
+    let text = success_text(
+        client
+            .get(server.url(&format!("/repositories/{repository}/size")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     text.trim()
         .parse()
         .unwrap_or_else(|_| panic!("size is not a number: {text}"))
@@ -261,6 +283,11 @@ pub async fn select_one(client: &Client, url: &str, query: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// How long a test waits for what should happen soon (replication, expiry, a restart
+/// noticed): generous, because a busy two-core machine may stall any process for
+/// seconds. Tests print how long things took; they assert no speed.
+pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Polls `check` every 100 ms until it holds; panics naming `what` after `within`.
 pub async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
