@@ -8,6 +8,7 @@ mod scenarios;
 mod servers;
 mod soak;
 mod stats;
+mod tombstones;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -51,6 +52,8 @@ enum Command {
         #[arg(long, default_value = "/tmp")]
         work_dir: PathBuf,
     },
+    /// What deletes by pattern (range tombstones) cost on a 3-instance cluster.
+    Tombstones(tombstones::TombstoneArgs),
     /// Send the query mix to a running server (for profiling); prints queries/s.
     Queries {
         /// The SPARQL endpoint: `http://HOST:PORT/repositories/NAME`, or oxigraph's
@@ -127,6 +130,9 @@ async fn run(command: Command) -> Result<()> {
             quadmesh,
             work_dir,
         } => lag::lag_alone(&quadmesh, &work_dir, rate, writers, seconds).await,
+        Command::Tombstones(args) => tombstones::tombstones(args)
+            .await
+            .context("tombstone benchmark failed"),
         Command::Soak(args) => {
             anyhow::ensure!(
                 args.quadmesh.exists(),

@@ -168,6 +168,16 @@ impl<P: RangePattern> Register<P> {
     pub fn prune(&mut self, frontier: HlcTime) -> (usize, usize) {
         let before = self.entries.len();
         self.entries.retain(|_, last| last.stamp.time >= frontier);
+        let tombstones = self.prune_tombstones(frontier);
+        (before - self.entries.len(), tombstones)
+    }
+
+    /// Drops the tombstones strictly older than `frontier` (cheap while few are live:
+    /// done whenever the frontier moves, where entries wait for a checkpoint).
+    pub fn prune_tombstones(&mut self, frontier: HlcTime) -> usize {
+        if self.tombstones.is_empty() {
+            return 0;
+        }
         let old: Vec<P> = self
             .tombstones
             .iter()
@@ -177,7 +187,7 @@ impl<P: RangePattern> Register<P> {
         for pattern in &old {
             self.remove_tombstone(pattern);
         }
-        (before - self.entries.len(), old.len())
+        old.len()
     }
 
     /// What the register holds for `items` and `patterns` now, to put back with

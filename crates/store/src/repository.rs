@@ -931,6 +931,11 @@ impl Repository {
         let mut writer = self.lock_writer();
         writer.frontier = frontier;
         writer.stable = stable;
+        // Range tombstones go as soon as the frontier passes them (register entries
+        // wait for the next checkpoint); after a lost tail nothing is forgotten.
+        if writer.cluster.replicated() && !self.awaiting_peers.load(Ordering::Acquire) {
+            writer.register.prune_tombstones(frontier);
+        }
     }
 
     /// A clean stop: checkpoints, and makes the log durable if it is not synced at every
