@@ -275,6 +275,76 @@ async fn idle_and_half_sent_connections_are_closed_and_bounded() {
     assert_eq!(answered.status(), 200);
 }
 
+/// A raw `GET /version` from the source address `from`: the status line's code, or
+/// `None` when the server closed the connection without answering.
+async fn version_from(from: std::net::Ipv4Addr, port: u16) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    stream
+        .write_all(b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ').nth(1)?.parse().ok()
+}
+
+/// A connection that never sends a byte is closed at the header-read timeout, as a
+/// half-sent one is, not at the (much longer) idle timeout; and one client address
+/// holds at most its own cap of connections while another address is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn silent_connections_close_at_the_header_timeout_and_one_address_is_capped() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::Server::start_with(
+        dir.path(),
+        &[
+            "--header-read-timeout",
+            "2",
+            "--idle-timeout",
+            "600",
+            "--max-connections-per-client",
+            "100",
+        ],
+    );
+    let pid = server.pid();
+    let baseline = open_fds(pid);
+
+    let mut silent = open_connections(server.port, 80);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(open_fds(pid) >= baseline + 70, "the connections were taken");
+    wait_for(
+        "silent and half-sent connections to be closed at the header-read timeout",
+        Duration::from_secs(30),
+        async || open_fds(pid) <= baseline + 5,
+    )
+    .await;
+    assert!(silent.iter_mut().all(closed_by_server));
+
+    // 150 from 127.0.0.1: it keeps at most 100; 127.0.0.2 is still answered.
+    let mut many = open_connections(server.port, 150);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = open_fds(pid);
+    assert!(
+        held <= baseline + 100 + 5,
+        "{held} descriptors for a cap of 100 per address"
+    );
+    assert!(
+        held >= baseline + 90,
+        "{held} descriptors: the connections were taken"
+    );
+    let other = version_from([127, 0, 0, 2].into(), server.port).await;
+    assert_eq!(
+        other,
+        Some(200),
+        "another client address must still be served"
+    );
+    assert!(many.iter_mut().all(closed_by_server));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_in_flight_outlasts_the_idle_timeout_and_headers_are_bounded() {
     let _serial = SERIAL.lock().await;

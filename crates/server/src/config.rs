@@ -59,6 +59,7 @@ impl ServerConfig {
             auto_repair: true,
             connections: crate::listener::ConnectionLimits {
                 max_connections: 1024,
+                max_connections_per_client: 512,
                 header_read_timeout: Duration::from_secs(30),
                 idle_timeout: Duration::from_secs(120),
             },

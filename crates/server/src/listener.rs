@@ -30,8 +30,12 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub struct ConnectionLimits {
     /// Connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Connections open at once from one client address; more from it are closed as
+    /// soon as they are accepted (a load balancer or proxy is one address: raise it).
+    pub max_connections_per_client: usize,
     /// Time a client has to send a request's headers, counted from when the server
-    /// waits for them (so also on a kept-alive HTTP/1 connection between requests).
+    /// waits for them (so also on a kept-alive HTTP/1 connection between requests),
+    /// and for a new connection from when it was accepted, whether or not a byte came.
     pub header_read_timeout: Duration,
     /// A connection with no request in flight for this long is closed (whatever the
     /// protocol, also before its first byte). A request in flight — a pull stream, a
@@ -62,6 +66,7 @@ pub async fn serve(
         .max_header_list_size(MAX_HEADER_BYTES as u32);
     let builder = Arc::new(builder);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = Arc::new(PerClient::default());
     let (stopping, stop) = watch::channel(false);
     tokio::pin!(shutdown);
     let mut refused_since_warning = 0u64;
@@ -94,6 +99,13 @@ pub async fn serve(
             }
             continue;
         };
+        let Some(client_slot) = per_client.take(remote.ip(), limits.max_connections_per_client)
+        else {
+            drop(stream);
+            tracing::debug!(%remote, limit = limits.max_connections_per_client,
+                "connection limit per client address reached: closing a new connection");
+            continue;
+        };
         // Small writes leave at once: with Nagle's algorithm a pull stream's frame or a
         // streamed result's chunk waits for the peer's delayed ACK (40 ms on Linux).
         if let Err(e) = stream.set_nodelay(true) {
@@ -117,6 +129,7 @@ pub async fn serve(
                     Some(Accepted::Refused) | None => {}
                 },
             }
+            drop(client_slot);
             drop(permit);
         });
     }
@@ -211,8 +224,15 @@ impl Connection {
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
         let mut draining = false;
+        // hyper's header timeout starts with the first byte: a connection that sends
+        // nothing must have its first request's headers in by then all the same.
+        let first_request_due = Instant::now() + limits.header_read_timeout;
         loop {
             tokio::select! {
+                () = tokio::time::sleep_until(first_request_due), if !activity.began() => {
+                    tracing::debug!(%remote, "no request within the header-read timeout: closing");
+                    break;
+                }
                 result = connection.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!(%remote, error = %e, "connection ended");
@@ -236,6 +256,51 @@ impl Connection {
 
 const FORWARDED_PROTO: &str = "x-forwarded-proto";
 
+/// Connections open per client address.
+///
+/// Rules it keeps: a count is taken only below the limit and given back exactly once,
+/// when its `ClientSlot` is dropped; an address with no connection has no entry.
+#[derive(Default)]
+struct PerClient {
+    open: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+impl PerClient {
+    fn take(self: &Arc<Self>, address: std::net::IpAddr, limit: usize) -> Option<ClientSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(address).or_default();
+        if *count >= limit {
+            if *count == 0 {
+                open.remove(&address);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            owner: self.clone(),
+            address,
+        })
+    }
+}
+
+/// One open connection of a client address, counted until dropped.
+struct ClientSlot {
+    owner: Arc<PerClient>,
+    address: std::net::IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.owner.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
 /// What one connection is doing: requests in flight, and since when none is.
 ///
 /// Rules it keeps: `in_flight` counts requests whose response has not been sent whole
@@ -244,6 +309,8 @@ const FORWARDED_PROTO: &str = "x-forwarded-proto";
 struct Activity {
     in_flight: AtomicUsize,
     idle_since: Mutex<Instant>,
+    /// Set once the first request's headers arrived.
+    began: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -251,12 +318,18 @@ impl Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
+            began: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
+        self.began.store(true, Ordering::SeqCst);
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight(self.clone())
+    }
+
+    fn began(&self) -> bool {
+        self.began.load(Ordering::SeqCst)
     }
 
     /// Resolves once no request has been in flight for `timeout` (checked at least

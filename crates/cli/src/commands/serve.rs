@@ -42,8 +42,17 @@ pub struct ServeArgs {
     /// Connections (clients and peers) open at once; more are closed when accepted.
     #[arg(long, env = "QUADMESH_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Connections open at once from one client address (a load balancer or a proxy
+    /// in front is one address: raise it to --max-connections there).
+    #[arg(
+        long,
+        env = "QUADMESH_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 512
+    )]
+    pub max_connections_per_client: usize,
     /// Seconds a client has to send a request's headers (also the longest wait for the
-    /// next request on a kept-alive HTTP/1.1 connection).
+    /// next request on a kept-alive HTTP/1.1 connection, and for the first request on a
+    /// new connection, whether or not it sent a byte).
     #[arg(long, env = "QUADMESH_HEADER_READ_TIMEOUT", default_value_t = 30)]
     pub header_read_timeout: u64,
     /// Seconds a connection may stay open with no request in flight.
@@ -238,6 +247,7 @@ impl ServeArgs {
         config.tls = self.tls()?;
         config.connections = quadmesh_server::ConnectionLimits {
             max_connections: self.max_connections.max(1),
+            max_connections_per_client: self.max_connections_per_client.max(1),
             header_read_timeout: Duration::from_secs(self.header_read_timeout.max(1)),
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
         };
