@@ -342,6 +342,7 @@ fn add(total: &mut Stats, s: &Stats) {
     total.writes_refused_awaiting += s.writes_refused_awaiting;
     total.writes_refused_disk_full += s.writes_refused_disk_full;
     total.writes_refused_expired += s.writes_refused_expired;
+    total.writes_refused_clock_fence += s.writes_refused_clock_fence;
     total.crashes += s.crashes;
     total.tails_cut_replicated += s.tails_cut_replicated;
     total.lost_tail_fetched_back += s.lost_tail_fetched_back;

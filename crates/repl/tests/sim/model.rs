@@ -12,7 +12,9 @@
 //!   replayed time;
 //! - after a crash that cut a torn tail off the log, no local write until every other
 //!   member reported no transaction of ours that we lack (`awaiting_peers`);
-//! - removed and expired are recorded durably and refuse writes.
+//! - removed and expired are recorded durably and refuse writes;
+//! - a clock further than the maximum offset from a majority's refuses local writes
+//!   (the clock fence of issue 25; the world decides it from what the instance heard).
 
 use quadmesh_repl::{
     AwaitingPeers, ClockError, Entry, EntryKind, HlcTime, HybridClock, OriginId, PhysicalClock,
@@ -42,7 +44,7 @@ impl PhysicalClock for SimClock {
 /// The maximum peer clock offset the clocks accept (ms).
 pub const MAX_OFFSET_MS: u64 = 500;
 /// How far the high-water mark moves ahead of a reading (ms), as `clock.json`.
-const MARK_AHEAD_MS: u64 = 200;
+pub const MARK_AHEAD_MS: u64 = 200;
 
 /// A transaction's writes: (quad, present after it).
 pub fn encode(ops: &[(Quad, bool)]) -> Vec<u8> {
@@ -67,6 +69,8 @@ pub struct Disk {
 pub enum CommitError {
     DiskFull,
     AwaitingPeers,
+    /// The clock is further than the maximum offset from a majority's (issue 25).
+    ClockFenced,
     Expired,
     Removed,
     Clock(ClockError),
@@ -87,6 +91,7 @@ pub enum Applied {
 
 pub struct Repo {
     pub origin: OriginId,
+    physical: SimClock,
     pub disk: Disk,
     pub clock: HybridClock<SimClock>,
     pub vv: VersionVector,
@@ -105,10 +110,12 @@ pub struct Repo {
 impl Repo {
     /// Opens a repository from what its disk holds: replays the log.
     pub fn open(origin: OriginId, disk: Disk, clock: SimClock, members: &[OriginId]) -> Repo {
+        let physical = clock.clone();
         let clock = HybridClock::new(clock, MAX_OFFSET_MS);
         clock.restore(HlcTime::from_parts(disk.clock_mark_ms, 0));
         let mut repo = Repo {
             origin,
+            physical,
             clock,
             vv: VersionVector::new(),
             register: BTreeMap::new(),
@@ -174,8 +181,14 @@ impl Repo {
         }
     }
 
-    /// A local write, stamped, logged and applied.
-    pub fn commit(&mut self, ops: &[(Quad, bool)], disk_full: bool) -> Result<Entry, CommitError> {
+    /// A local write, stamped, logged and applied. `clock_fenced`: the world's clock
+    /// fence (issue 25) found this instance's clock too far from a majority's.
+    pub fn commit(
+        &mut self,
+        ops: &[(Quad, bool)],
+        disk_full: bool,
+        clock_fenced: bool,
+    ) -> Result<Entry, CommitError> {
         if self.disk.removed {
             return Err(CommitError::Removed);
         }
@@ -188,6 +201,9 @@ impl Repo {
         if disk_full {
             // The mark cannot move nor the log grow: nothing is written.
             return Err(CommitError::DiskFull);
+        }
+        if clock_fenced {
+            return Err(CommitError::ClockFenced);
         }
         let time = self.clock.now().map_err(CommitError::Clock)?;
         self.reserve(time);
@@ -233,6 +249,16 @@ impl Repo {
             self.reserve(time);
         }
         (time, self.vv.clone())
+    }
+
+    /// What a reading of the clock would be now, at least (ms): its physical time, or
+    /// the last reading when that is ahead.
+    pub fn clock_reading_ms(&self) -> u64 {
+        self.clock.last().millis().max(self.clock_physical_ms())
+    }
+
+    pub fn clock_physical_ms(&self) -> u64 {
+        self.physical.now_millis()
     }
 
     /// A peer's heartbeat: after a lost tail, local writes resume once the other

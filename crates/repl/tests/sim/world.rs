@@ -10,9 +10,10 @@
 //! several peers in any order, and again after every reconnect. Faults: delay spikes,
 //! frames delivered twice, connections reset or silently dead (half-open), partitions,
 //! crashes that lose a torn tail of the log, physical clocks skewed and stepped, full
-//! disks.
+//! disks. Writes pass the clock fence of issue 25 (`clock_fenced`), which the real
+//! server does not have yet.
 
-use crate::model::{Applied, ApplyError, CommitError, Disk, Quad, Repo, SimClock};
+use crate::model::{Applied, ApplyError, CommitError, Disk, Quad, Repo, SimClock, MAX_OFFSET_MS};
 use crate::rng::Rng;
 use quadmesh_repl::{
     admit_puller, ClusterConfig, ClusterView, Entry, Heartbeat, HlcTime, Member, OriginId,
@@ -55,6 +56,8 @@ pub struct Stats {
     pub writes_refused_awaiting: u64,
     pub writes_refused_disk_full: u64,
     pub writes_refused_expired: u64,
+    /// Refused by the clock fence (issue 25).
+    pub writes_refused_clock_fence: u64,
     /// Runs that ended with an instance waiting for a majority that cannot answer.
     pub blocked_needs_operator: u64,
     /// Register entries forgotten behind the frontier.
@@ -77,7 +80,10 @@ enum Msg {
     Request(VersionVector),
     Accepted,
     Refused(PeerRefusal),
-    Frames(Vec<Entry>),
+    /// A round of a pull stream, and the sender's physical time and clock reading when
+    /// it sent it: what the clock fence of issue 25 needs (a heartbeat's own clock is a
+    /// promise, held back at the high-water mark while the sender's disk is full).
+    Frames(Vec<Entry>, (u64, u64)),
     Reset,
 }
 
@@ -108,8 +114,20 @@ pub struct Node {
     pub disk_full: bool,
     offset: Arc<AtomicI64>,
     next_maintain: u64,
+    /// The clock fence's samples (issue 25), per peer, from its latest round. Forgotten
+    /// at a restart.
+    clock_samples: BTreeMap<OriginId, ClockSample>,
     /// Durability waits: op index, seq, needed, deadline.
     waits: Vec<(usize, u64, usize, u64)>,
+}
+
+/// What the clock fence knows of a peer's clock: its physical time and its clock's
+/// reading when it sent a round, and our physical time when the round arrived (ms).
+#[derive(Clone, Copy, Debug)]
+struct ClockSample {
+    physical_ms: u64,
+    reading_ms: u64,
+    received_ms: u64,
 }
 
 /// A scripted fault (scenarios), or the random ones.
@@ -241,6 +259,7 @@ impl World {
                 disk_full: false,
                 offset,
                 next_maintain: 0,
+                clock_samples: BTreeMap::new(),
                 waits: Vec::new(),
             });
         }
@@ -303,7 +322,7 @@ impl World {
         };
         let at = (self.now + delay).max(c.last_delivery);
         self.conns[conn].last_delivery = at;
-        let duplicate = matches!(msg, Msg::Frames(_)) && self.rng.chance(0.01);
+        let duplicate = matches!(msg, Msg::Frames(..)) && self.rng.chance(0.01);
         for _ in 0..=usize::from(duplicate) {
             self.order += 1;
             self.flights.push(Some(InFlight {
@@ -397,7 +416,17 @@ impl World {
             Msg::Refused(refusal) => {
                 PullEvent::Failed(PullFailure::refused(410, Some(refusal), ""))
             }
-            Msg::Frames(entries) => PullEvent::Frames(entries),
+            Msg::Frames(entries, (physical_ms, reading_ms)) => {
+                // A sample for the clock fence, whether or not the clock takes it.
+                let n = &mut self.nodes[client];
+                let sample = ClockSample {
+                    physical_ms,
+                    reading_ms,
+                    received_ms: n.repo.as_ref().expect("up").clock_physical_ms(),
+                };
+                n.clock_samples.insert(server_origin, sample);
+                PullEvent::Frames(entries)
+            }
             Msg::Reset => PullEvent::Failed(PullFailure::Unreachable("connection reset".into())),
             Msg::Request(_) => return,
         };
@@ -438,7 +467,8 @@ impl World {
                 }
                 .to_entry(),
             );
-            self.send(conn, false, Msg::Frames(frames));
+            let clock = (repo.clock_physical_ms(), repo.clock_reading_ms());
+            self.send(conn, false, Msg::Frames(frames, clock));
         }
     }
 
@@ -642,16 +672,18 @@ impl World {
             return;
         }
         let disk_full = self.nodes[node].disk_full;
-        let result = self.nodes[node]
-            .repo
-            .as_mut()
-            .expect("up")
-            .commit(&[(quad, present)], disk_full);
+        let fenced = self.clock_fenced(node);
+        let result = self.nodes[node].repo.as_mut().expect("up").commit(
+            &[(quad, present)],
+            disk_full,
+            fenced,
+        );
         match result {
             Err(e) => {
                 match e {
                     CommitError::AwaitingPeers => self.stats.writes_refused_awaiting += 1,
                     CommitError::DiskFull => self.stats.writes_refused_disk_full += 1,
+                    CommitError::ClockFenced => self.stats.writes_refused_clock_fence += 1,
                     CommitError::Expired | CommitError::Removed => {
                         self.stats.writes_refused_expired += 1
                     }
@@ -685,6 +717,28 @@ impl World {
         self.ops.push(op);
     }
 
+    /// The clock fence (issue 25), from what this node knows: its physical clock and its
+    /// clock's reading (which may run ahead of it, restored from the high-water mark)
+    /// must each be within the maximum offset of a majority of the members' (itself
+    /// included), each estimated from the peer's latest round plus the time since it
+    /// arrived. A peer not heard from since the restart does not count.
+    fn clock_fenced(&self, node: usize) -> bool {
+        let n = &self.nodes[node];
+        let repo = n.repo.as_ref().expect("up");
+        let physical = repo.clock_physical_ms();
+        let reading = repo.clock_reading_ms();
+        let agreeing = n
+            .clock_samples
+            .values()
+            .filter(|sample| {
+                let since = physical.saturating_sub(sample.received_ms);
+                physical.abs_diff(sample.physical_ms + since) <= MAX_OFFSET_MS
+                    && reading.abs_diff(sample.reading_ms + since) <= MAX_OFFSET_MS
+            })
+            .count();
+        1 + agreeing < self.config.members.len() / 2 + 1
+    }
+
     /// Whether a transaction with this stamp is in some log or on its way somewhere.
     fn exists_anywhere(&self, k: (OriginId, u64), stamp: Stamp) -> bool {
         let held = |log: &[Entry]| {
@@ -699,7 +753,7 @@ impl World {
         }) || self.flights.iter().flatten().any(|f| {
             // Frames on a dead connection never arrive.
             let c = &self.conns[f.conn];
-            c.live && !c.silent && matches!(&f.msg, Msg::Frames(entries) if held(entries))
+            c.live && !c.silent && matches!(&f.msg, Msg::Frames(entries, _) if held(entries))
         })
     }
 
@@ -835,6 +889,7 @@ impl World {
         self.nodes[node].view =
             ClusterView::new(self.nodes[node].origin, self.config.clone(), phys);
         self.nodes[node].next_maintain = self.now;
+        self.nodes[node].clock_samples.clear();
         self.start_pullers(node);
     }
 
