@@ -13,7 +13,10 @@
 //! disks. Writes pass the clock fence of issue 25 (`clock_fenced`), which the real
 //! server does not have yet.
 
-use crate::model::{Applied, ApplyError, CommitError, Disk, Quad, Repo, SimClock, MAX_OFFSET_MS};
+use crate::check::{tx_id, History, Instance, TxId};
+use crate::model::{
+    Applied, ApplyError, CommitError, Disk, Quad, Repo, SimClock, MARK_AHEAD_MS, MAX_OFFSET_MS,
+};
 use crate::rng::Rng;
 use quadmesh_repl::{
     admit_puller, ClusterConfig, ClusterView, Entry, Heartbeat, HlcTime, Member, OriginId,
@@ -31,7 +34,7 @@ const MAINTAIN_MS: u64 = 200;
 /// Quads the clients write: few, so that writes conflict.
 pub const QUADS: u8 = 6;
 /// The simulated epoch (ms since 1970), so physical times look real.
-const EPOCH_MS: u64 = 1_700_000_000_000;
+pub const EPOCH_MS: u64 = 1_700_000_000_000;
 
 /// One client operation, as the client saw it.
 #[derive(Clone, Debug)]
@@ -48,6 +51,9 @@ pub struct Op {
     /// Members that held it when it was acknowledged, by the view (durability).
     pub holders_claimed: Option<usize>,
     pub needed: usize,
+    /// Ground truth when it was invoked: so many members' clocks were off that the rest
+    /// were no majority (see [`World::clock_majority_off`]).
+    pub clock_majority_off: bool,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -60,6 +66,21 @@ pub struct Stats {
     pub writes_refused_clock_fence: u64,
     /// Runs that ended with an instance waiting for a majority that cannot answer.
     pub blocked_needs_operator: u64,
+    /// Acknowledged writes gone because their origin's crash cut them before any other
+    /// instance applied them (durability 1 on a log that lost its tail).
+    pub lost_cut_before_replicated: u64,
+    /// Acknowledged writes gone with their expired origin, no other instance having
+    /// applied them.
+    pub lost_with_expired_origin: u64,
+    /// Acknowledged writes gone because every instance that applied them lost them in
+    /// a torn tail.
+    pub lost_every_copy_cut: u64,
+    /// Acknowledged writes whose only copies are on members the cluster expired.
+    pub lost_only_on_expired_members: u64,
+    /// Real-time inversions while most clocks were off (beyond the clock fence).
+    pub real_time_clock_majority_off: u64,
+    /// Writes invoked while most clocks were off.
+    pub writes_clock_majority_off: u64,
     /// Register entries forgotten behind the frontier.
     pub register_pruned: u64,
     pub crashes: u64,
@@ -188,12 +209,18 @@ pub struct World {
     pub stats: Stats,
     /// Every (origin, seq) ever stamped, with its stamp.
     pub issued: BTreeMap<(OriginId, u64), Stamp>,
-    /// Transactions cut off a log by a torn tail, and by which nodes.
-    pub cut_by: BTreeMap<(OriginId, u64), BTreeSet<usize>>,
+    /// Ground truth, kept by the world whatever the code under test believes: which
+    /// nodes ever applied each transaction (its origin when it committed it, the others
+    /// when they took it from a peer) ...
+    pub applied_by: BTreeMap<TxId, BTreeSet<usize>>,
+    /// ... and which nodes' crashes cut it off their log in a torn tail.
+    pub cut_by: BTreeMap<TxId, BTreeSet<usize>>,
+    /// When each node last heard each other node (by index): a stream it accepted or a
+    /// round of it delivered to one of our pullers, or our own (re)start. Ground truth
+    /// for expiry.
+    heard_at: Vec<Vec<u64>>,
     /// Each node's highest sequence number ever held of each origin (durability).
     pub ever_held: Vec<VersionVector>,
-    /// The largest clock offset any node had (ms), for real-time order.
-    pub max_abs_offset: u64,
     pub violations: Vec<String>,
     pub trace: bool,
 }
@@ -233,16 +260,16 @@ impl World {
             ops: Vec::new(),
             stats: Stats::default(),
             issued: BTreeMap::new(),
+            applied_by: BTreeMap::new(),
             cut_by: BTreeMap::new(),
+            heard_at: vec![vec![0; nodes]; nodes],
             ever_held: vec![VersionVector::new(); nodes],
-            max_abs_offset: 0,
             violations: Vec::new(),
             trace: false,
             rng: Rng::new(0),
         };
         for (i, &origin) in origins.iter().enumerate() {
             let offset = rng.range(0, 2 * MAX_SKEW_MS) as i64 - MAX_SKEW_MS as i64;
-            world.max_abs_offset = world.max_abs_offset.max(offset.unsigned_abs());
             let offset = Arc::new(AtomicI64::new(offset));
             let clock = SimClock {
                 now: clock_now.clone(),
@@ -403,7 +430,8 @@ impl World {
         if !self.up(client) {
             return;
         }
-        let server_origin = self.nodes[self.conns[conn].server].origin;
+        let server = self.conns[conn].server;
+        let server_origin = self.nodes[server].origin;
         let Some(p) = self.nodes[client]
             .pullers
             .iter()
@@ -411,6 +439,11 @@ impl World {
         else {
             return;
         };
+        if matches!(msg, Msg::Accepted | Msg::Frames(..)) {
+            // A refusal is heard too, but it is no replication: a peer that refuses us
+            // (as expired itself) may well be expired.
+            self.heard_at[client][server] = self.now;
+        }
         let event = match msg {
             Msg::Accepted => PullEvent::Opened,
             Msg::Refused(refusal) => {
@@ -538,6 +571,10 @@ impl World {
                             }
                             n.view.on_transaction(entry.origin, entry.time);
                             self.ever_held[node].advance(entry.origin, entry.seq);
+                            self.applied_by
+                                .entry(tx_id(&entry))
+                                .or_default()
+                                .insert(node);
                         }
                         Ok(Applied::Duplicate) => {}
                         Err(ApplyError::Gap) => {
@@ -625,6 +662,15 @@ impl World {
         for origin in &expired {
             self.stats.expiries += 1;
             self.log(|| format!("n{node} expires {origin}"));
+            // Expiry excuses losing what only the expired member holds: it must follow
+            // a silence the world saw, not only one the view believes in.
+            let silence = self.now - self.heard_at[node][self.index_of(*origin)];
+            if silence <= retention_ms {
+                self.violations.push(format!(
+                    "expiry: n{node} expired {origin} after {silence} ms without hearing from it, \
+                     not more than the retention of {retention_ms} ms"
+                ));
+            }
             if let Some(repo) = self.nodes[node].repo.as_mut() {
                 repo.on_peer_expired(*origin);
             }
@@ -666,7 +712,9 @@ impl World {
             acknowledged: false,
             holders_claimed: None,
             needed,
+            clock_majority_off: self.clock_majority_off(),
         };
+        self.stats.writes_clock_majority_off += u64::from(op.clock_majority_off);
         if !self.up(node) {
             self.ops.push(op);
             return;
@@ -694,6 +742,10 @@ impl World {
             Ok(entry) => {
                 let k = (entry.origin, entry.seq);
                 self.ever_held[node].advance(entry.origin, entry.seq);
+                self.applied_by
+                    .entry(tx_id(&entry))
+                    .or_default()
+                    .insert(node);
                 if let Some(old) = self.issued.get(&k) {
                     if *old != entry.stamp() && self.exists_anywhere(k, *old) {
                         self.violations.push(format!(
@@ -737,6 +789,28 @@ impl World {
             })
             .count();
         1 + agreeing < self.config.members.len() / 2 + 1
+    }
+
+    /// Ground truth: whether so many members' clocks are off — the physical clock
+    /// further from real time than the normal skew, or the clock's reading further ahead
+    /// than normal operation takes it (a peer's time up to the maximum offset ahead,
+    /// the high-water mark's lead after a restart) — that the rest are no majority. The
+    /// clock fence (issue 25) trusts a majority's clocks, so it cannot keep writes in
+    /// real-time order then.
+    pub fn clock_majority_off(&self) -> bool {
+        let real = EPOCH_MS + self.now;
+        let off = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.offset.load(Ordering::Relaxed).unsigned_abs() > MAX_SKEW_MS
+                    || n.repo.as_ref().is_some_and(|r| {
+                        r.clock_reading_ms() > real + MAX_SKEW_MS + MAX_OFFSET_MS + MARK_AHEAD_MS
+                    })
+            })
+            .count();
+        let members = self.nodes.len();
+        members - off < members / 2 + 1
     }
 
     /// Whether a transaction with this stamp is in some log or on its way somewhere.
@@ -853,12 +927,9 @@ impl World {
         self.nodes[node].waits.clear();
         let (disk, lost) = repo.crash(cut);
         for entry in &lost {
-            let k = (entry.origin, entry.seq);
-            self.cut_by.entry(k).or_default().insert(node);
-            let elsewhere =
-                self.nodes.iter().enumerate().any(|(i, n)| {
-                    i != node && n.repo.as_ref().is_some_and(|r| r.vv.covers(k.0, k.1))
-                });
+            let id = tx_id(entry);
+            self.cut_by.entry(id).or_default().insert(node);
+            let elsewhere = self.applied_by[&id].iter().any(|&i| i != node);
             if elsewhere {
                 self.stats.tails_cut_replicated += 1;
             }
@@ -875,7 +946,6 @@ impl World {
             self.stats.clock_steps_back += 1;
         }
         self.nodes[node].offset.store(offset, Ordering::Relaxed);
-        self.max_abs_offset = self.max_abs_offset.max(offset.unsigned_abs());
         let disk = self.nodes[node].disk.take().expect("down");
         let origins: Vec<OriginId> = self.config.members.iter().map(|m| m.origin).collect();
         let clock = SimClock {
@@ -890,6 +960,7 @@ impl World {
             ClusterView::new(self.nodes[node].origin, self.config.clone(), phys);
         self.nodes[node].next_maintain = self.now;
         self.nodes[node].clock_samples.clear();
+        self.heard_at[node] = vec![self.now; self.nodes.len()];
         self.start_pullers(node);
     }
 
@@ -1049,11 +1120,32 @@ impl World {
         })
     }
 
-    pub fn expired_origins(&self) -> BTreeSet<OriginId> {
-        (0..self.nodes.len())
-            .filter(|i| !self.live_members().contains(i))
-            .map(|i| self.nodes[i].origin)
-            .collect()
+    /// What the checker judges: every node's final log and quads, the operations as the
+    /// clients saw them, and the world's ground truth about each transaction.
+    pub fn history(&self) -> History {
+        let live = self.live_members();
+        History {
+            instances: self
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let disk = n
+                        .repo
+                        .as_ref()
+                        .map_or_else(|| n.disk.as_ref().expect("down"), |r| &r.disk);
+                    Instance {
+                        origin: n.origin,
+                        log: disk.log.clone(),
+                        contents: n.repo.as_ref().map(|r| r.contents()),
+                        live: live.contains(&i),
+                    }
+                })
+                .collect(),
+            ops: self.ops.clone(),
+            applied_by: self.applied_by.clone(),
+            cut_by: self.cut_by.clone(),
+        }
     }
 }
 
