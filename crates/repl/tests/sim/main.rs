@@ -11,7 +11,7 @@
 //! QUADMESH_SIM_STRICT=1 ...          # the known limits (`check::Excused`) are violations too
 //! ```
 //!
-//! What is checked (`check.rs`),
+//! What is checked (`check.rs`, itself tested in `selftest.rs` on hand-built histories),
 //! after the faults end and the cluster was given time to heal:
 //! - convergence: every live member (up, expired neither by itself nor by the
 //!   controlling instance) holds the same transactions and the same quads, and none is
@@ -46,6 +46,8 @@
 mod check;
 mod model;
 mod rng;
+#[cfg(test)]
+mod selftest;
 mod world;
 
 use check::{Ending, Strictness};
