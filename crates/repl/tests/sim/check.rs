@@ -112,23 +112,14 @@ pub enum Strictness {
     CountKnownLimits,
 }
 
-/// What a transaction's payload does to one quad: `Some(present after it)`, or `None`
-/// when it leaves the quad alone.
-pub fn effect(payload: &[u8], quad: Quad) -> Option<bool> {
-    model::decode(payload)
-        .into_iter()
-        .rev()
-        .find(|(q, _)| *q == quad)
-        .map(|(_, present)| present)
-}
-
-/// Last-writer-wins over a log, straight from its definition: per quad, the transaction
-/// with the newest stamp among those that touch it decides.
-pub fn lww<'a>(entries: impl Iterator<Item = &'a Entry>) -> BTreeSet<Quad> {
+/// Per quad, the newest transaction of a log that touches it — naming it, or deleting a
+/// pattern it matches —: its stamp and what it leaves of the quad.
+fn newest_per_quad<'a>(entries: impl Iterator<Item = &'a Entry>) -> BTreeMap<Quad, (Stamp, bool)> {
     let mut newest: BTreeMap<Quad, (Stamp, bool)> = BTreeMap::new();
     for entry in entries {
+        let effect = model::decode(&entry.payload);
         for quad in 0..QUADS {
-            if let Some(present) = effect(&entry.payload, quad) {
+            if let Some(present) = effect.on(quad) {
                 let slot = newest.entry(quad).or_insert((entry.stamp(), present));
                 if entry.stamp() >= slot.0 {
                     *slot = (entry.stamp(), present);
@@ -137,6 +128,12 @@ pub fn lww<'a>(entries: impl Iterator<Item = &'a Entry>) -> BTreeSet<Quad> {
         }
     }
     newest
+}
+
+/// Last-writer-wins over a log, straight from its definition: per quad, the transaction
+/// with the newest stamp among those that touch it decides.
+pub fn lww<'a>(entries: impl Iterator<Item = &'a Entry>) -> BTreeSet<Quad> {
+    newest_per_quad(entries)
         .into_iter()
         .filter(|(_, (_, p))| *p)
         .map(|(q, _)| q)
@@ -188,10 +185,15 @@ pub fn check(h: &History, ending: Ending, strictness: Strictness) -> (Vec<String
     for &i in &live {
         let instance = &h.instances[i];
         let contents = instance.contents.as_ref().expect("live");
-        if *contents != lww(instance.log.iter()) {
+        let newest = newest_per_quad(instance.log.iter());
+        let expected: BTreeSet<Quad> = newest
+            .iter()
+            .filter(|(_, (_, p))| *p)
+            .map(|(q, _)| *q)
+            .collect();
+        if *contents != expected {
             violations.push(format!(
-                "last-writer-wins: n{i} holds {contents:?}, its log says {:?}",
-                lww(instance.log.iter())
+                "last-writer-wins: n{i} holds {contents:?}, its log says {expected:?}"
             ));
         }
         let log = by_id(&instance.log);
@@ -200,20 +202,22 @@ pub fn check(h: &History, ending: Ending, strictness: Strictness) -> (Vec<String
             // unless a newer transaction in its log touches the quad.
             let newest_acked = acked
                 .iter()
-                .filter(|(op, (o, s, st))| op.quad == quad && log.get(&(*o, *s)) == Some(st))
+                .filter(|(op, (o, s, st))| {
+                    op.effect.on(quad).is_some() && log.get(&(*o, *s)) == Some(st)
+                })
                 .max_by_key(|(_, (_, _, stamp))| *stamp);
             let Some((op, (_, _, stamp))) = newest_acked else {
                 continue;
             };
-            let newer_in_log = instance
-                .log
-                .iter()
-                .any(|e| e.stamp() > *stamp && effect(&e.payload, quad).is_some());
-            if !newer_in_log && contents.contains(&quad) != op.present {
+            let present = op.effect.on(quad).expect("touches it");
+            let newer_in_log = newest.get(&quad).is_some_and(|(s, _)| s > stamp);
+            if !newer_in_log && contents.contains(&quad) != present {
                 violations.push(format!(
-                    "undone: n{i}: the acknowledged write of q{quad} = {} ({}) is undone",
-                    op.present,
-                    show(*stamp)
+                    "undone: n{i}: the acknowledged {} ({}) leaves q{quad} {}, yet it is {}",
+                    op.effect,
+                    show(*stamp),
+                    if present { "present" } else { "absent" },
+                    if present { "absent" } else { "present" },
                 ));
             }
         }
@@ -253,18 +257,23 @@ pub fn check(h: &History, ending: Ending, strictness: Strictness) -> (Vec<String
             excused.only_on_expired_members += 1;
         } else {
             violations.push(format!(
-                "lost: acknowledged write {origin}#{seq} (q{} = {} at n{}, held by {:?} of {} asked) \
+                "lost: acknowledged write {origin}#{seq} ({} at n{}, held by {:?} of {} asked) \
                  is gone; applied by {applied:?}, cut by {cut:?}, live {live:?}",
-                op.quad, op.present, op.node, op.holders_claimed, op.needed,
+                op.effect, op.node, op.holders_claimed, op.needed,
             ));
         }
     }
 
-    // Real-time order, over the acknowledged writes kept.
-    let kept_acked: Vec<&(&Op, TxId)> = acked.iter().filter(|(_, id)| kept.contains(id)).collect();
-    for (a, (ao, _, astamp)) in &kept_acked {
-        for (b, (bo, _, bstamp)) in &kept_acked {
-            if a.quad != b.quad {
+    // Real-time order, over the acknowledged writes kept that touch a quad in common (a
+    // range delete and an insert of a quad it covers too).
+    let kept_acked: Vec<(&Op, TxId, u64)> = acked
+        .iter()
+        .filter(|(_, id)| kept.contains(id))
+        .map(|&(op, id)| (op, id, op.effect.touched()))
+        .collect();
+    for (a, (ao, _, astamp), a_touched) in &kept_acked {
+        for (b, (bo, _, bstamp), b_touched) in &kept_acked {
+            if a_touched & b_touched == 0 {
                 continue;
             }
             let a_done = a.completed.expect("acknowledged");
@@ -281,12 +290,13 @@ pub fn check(h: &History, ending: Ending, strictness: Strictness) -> (Vec<String
                 excused.real_time_clock_majority_off += 1;
             } else {
                 violations.push(format!(
-                    "real-time: q{}: n{} wrote at {}..{a_done} ({}), n{} at {} ({}), yet the earlier wins",
-                    a.quad,
+                    "real-time: n{} wrote {} at {}..{a_done} ({}), n{} {} at {} ({}), yet the earlier wins",
                     a.node,
+                    a.effect,
                     a.invoked,
                     show(*astamp),
                     b.node,
+                    b.effect,
                     b.invoked,
                     show(*bstamp)
                 ));

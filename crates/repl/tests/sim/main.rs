@@ -20,7 +20,10 @@
 //!   needs an operator (at most one run in fifty may end so); every other check below
 //!   holds for blocked runs as well;
 //! - every live instance's quads are last-writer-wins over its log: for each quad, the
-//!   write with the newest stamp (HLC time, then origin) among the transactions in it;
+//!   transaction with the newest stamp (HLC time, then origin) among those in it that
+//!   touch the quad — naming it, or deleting a pattern it matches (range deletes:
+//!   AllegroGraph's `DELETE /statements` without context, SPARQL CLEAR/DROP) — decides,
+//!   a transaction's explicit writes coming after its own range deletes;
 //! - no acknowledged write lost: each is in the live instances' logs (in some instance's
 //!   log, to re-grow from, when blocked), unless no other instance ever applied it and
 //!   its origin's crash cut it off or its origin was expired. The world records, as
@@ -30,10 +33,12 @@
 //!   violations with `QUADMESH_SIM_STRICT`: every instance that applied the write
 //!   lost it in a torn tail, or the only copies left are on expired members;
 //! - no acknowledged write undone: at each live instance, for each quad, the state is
-//!   that of the newest acknowledged write in its log, unless a newer transaction there
-//!   touches the quad;
-//! - real-time order: of two acknowledged writes to one quad, one completed before the
-//!   other began, the later has the newer stamp — at one instance always (the clock
+//!   what the newest acknowledged write touching it in its log leaves, unless a newer
+//!   transaction there touches the quad (a quad an acknowledged range delete covered
+//!   ends absent unless a newer write names it);
+//! - real-time order: of two acknowledged writes touching a quad in common (a range
+//!   delete and an insert of a quad it covers), one completed before the other began,
+//!   the later has the newer stamp — at one instance always (the clock
 //!   never goes back, across restarts too), across instances when the gap exceeds the
 //!   maximum clock offset plus a fixed slack (`check::REAL_TIME_WINDOW_MS`), however far
 //!   a clock was stepped: writes need the clock fence (issue 25, modelled in the world's
@@ -51,6 +56,7 @@ mod selftest;
 mod world;
 
 use check::{Ending, Strictness};
+use model::Effect;
 use std::time::Instant;
 use world::{Config, Fault, Stats, World, STEP_MS};
 
@@ -266,12 +272,27 @@ fn add(total: &mut Stats, s: &Stats) {
     total.real_time_clock_majority_off += s.real_time_clock_majority_off;
     total.writes_clock_majority_off += s.writes_clock_majority_off;
     total.register_pruned += s.register_pruned;
+    total.tombstones_pruned += s.tombstones_pruned;
+    total.range_deletes_acknowledged += s.range_deletes_acknowledged;
+    total.swept_by_range_deletes += s.swept_by_range_deletes;
+    total.refused_by_tombstone += s.refused_by_tombstone;
     total.clock_steps_back += s.clock_steps_back;
 }
 
 /// A scripted fault case, with writes from the seed; asserts that the fault happened
 /// and every promise held.
 fn scenario(seed: u64, nodes: usize, chaos_ms: u64, script: Vec<(u64, Fault)>) -> Stats {
+    scenario_with_writes(seed, nodes, chaos_ms, script, Vec::new())
+}
+
+/// A scripted fault case with some writes scripted too (at, node, effect).
+fn scenario_with_writes(
+    seed: u64,
+    nodes: usize,
+    chaos_ms: u64,
+    script: Vec<(u64, Fault)>,
+    scripted_writes: Vec<(u64, usize, Effect)>,
+) -> Stats {
     let config = Config {
         nodes,
         retention_ms: 10_000,
@@ -279,7 +300,7 @@ fn scenario(seed: u64, nodes: usize, chaos_ms: u64, script: Vec<(u64, Fault)>) -
         write_chance: 0.2,
         random_faults: false,
         script,
-        scripted_writes: Vec::new(),
+        scripted_writes,
     };
     let trace = std::env::var_os("QUADMESH_SIM_TRACE").is_some();
     let outcome = run(seed, &config, trace);
@@ -299,7 +320,11 @@ fn pinned() -> Vec<u64> {
 #[test]
 fn a_lost_tail_is_fetched_back_and_no_sequence_number_is_reused() {
     for seed in pinned() {
-        let stats = scenario(
+        // n1 writes just before its crash, time enough for its peers to receive it.
+        let writes = (0..3)
+            .map(|i| (1_440 + 10 * i, 1, Effect::write(i as u8, true)))
+            .collect();
+        let stats = scenario_with_writes(
             seed,
             3,
             6_000,
@@ -323,6 +348,7 @@ fn a_lost_tail_is_fetched_back_and_no_sequence_number_is_reused() {
                     },
                 ),
             ],
+            writes,
         );
         assert!(stats.tails_cut_replicated > 0, "{stats:?}");
         assert!(stats.writes_refused_awaiting > 0, "{stats:?}");

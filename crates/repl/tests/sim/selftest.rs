@@ -2,7 +2,7 @@
 //! promise, must be reported — and the narrow excuses must stay narrow.
 
 use crate::check::{check, tx_id, Ending, Excused, History, Instance, Strictness, TxId};
-use crate::model::{self, Quad};
+use crate::model::{self, Effect, Quad};
 use crate::world::{Config, Op, World, EPOCH_MS};
 use quadmesh_repl::{Entry, EntryKind, HlcTime, OriginId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,23 +11,29 @@ fn origin(node: usize) -> OriginId {
     OriginId(100 + node as u64)
 }
 
-/// A transaction of `node`, stamped `ms` into the simulation.
+/// A transaction of `node`, stamped `ms` into the simulation, of explicit writes.
 fn tx(node: usize, seq: u64, ms: u64, writes: &[(Quad, bool)]) -> Entry {
+    let effect = Effect {
+        sweeps: Vec::new(),
+        writes: writes.to_vec(),
+    };
+    tx_of(node, seq, ms, &effect)
+}
+
+fn tx_of(node: usize, seq: u64, ms: u64, effect: &Effect) -> Entry {
     Entry {
         kind: EntryKind::Data,
         origin: origin(node),
         seq,
         time: HlcTime::from_parts(EPOCH_MS + ms, 0),
-        payload: model::encode(writes),
+        payload: model::encode(effect),
     }
 }
 
-/// The acknowledged client operation that committed `entry` (its first write).
+/// The acknowledged client operation that committed `entry`.
 fn acked(entry: &Entry, node: usize, invoked: u64, completed: u64) -> Op {
-    let (quad, present) = model::decode(&entry.payload)[0];
     Op {
-        quad,
-        present,
+        effect: model::decode(&entry.payload),
         node,
         entry: Some(tx_id(entry)),
         invoked,

@@ -15,7 +15,8 @@
 
 use crate::check::{tx_id, History, Instance, TxId};
 use crate::model::{
-    Applied, ApplyError, CommitError, Disk, Quad, Repo, SimClock, MARK_AHEAD_MS, MAX_OFFSET_MS,
+    Applied, ApplyError, CommitError, Disk, Effect, Quad, Repo, SimClock, MARK_AHEAD_MS,
+    MAX_OFFSET_MS,
 };
 use crate::rng::Rng;
 use quadmesh_repl::{
@@ -39,8 +40,8 @@ pub const EPOCH_MS: u64 = 1_700_000_000_000;
 /// One client operation, as the client saw it.
 #[derive(Clone, Debug)]
 pub struct Op {
-    pub quad: Quad,
-    pub present: bool,
+    /// What it asked for: range deletes, then explicit writes.
+    pub effect: Effect,
     pub node: usize,
     /// Set once stamped (a refused write has none).
     pub entry: Option<(OriginId, u64, Stamp)>,
@@ -81,8 +82,14 @@ pub struct Stats {
     pub real_time_clock_majority_off: u64,
     /// Writes invoked while most clocks were off.
     pub writes_clock_majority_off: u64,
-    /// Register entries forgotten behind the frontier.
+    /// Register entries and tombstones forgotten behind the frontier.
     pub register_pruned: u64,
+    pub tombstones_pruned: u64,
+    /// Acknowledged range deletes, quads they removed, and explicit writes refused as
+    /// older than a range delete covering them (arriving after it).
+    pub range_deletes_acknowledged: u64,
+    pub swept_by_range_deletes: u64,
+    pub refused_by_tombstone: u64,
     pub crashes: u64,
     /// Torn tails that cut transactions some other instance held.
     pub tails_cut_replicated: u64,
@@ -188,7 +195,7 @@ pub struct Config {
     pub write_chance: f64,
     pub random_faults: bool,
     pub script: Vec<(u64, Fault)>,
-    pub scripted_writes: Vec<(u64, usize, Quad, bool)>,
+    pub scripted_writes: Vec<(u64, usize, Effect)>,
 }
 
 pub struct World {
@@ -564,7 +571,11 @@ impl World {
                 for entry in entries {
                     let n = &mut self.nodes[node];
                     let repo = n.repo.as_mut().expect("up");
-                    match repo.apply_remote(&entry, disk_full) {
+                    let applied = repo.apply_remote(&entry, disk_full);
+                    self.stats.swept_by_range_deletes += std::mem::take(&mut repo.swept);
+                    self.stats.refused_by_tombstone +=
+                        std::mem::take(&mut repo.refused_by_tombstone);
+                    match applied {
                         Ok(Applied::New) => {
                             if entry.origin == n.origin {
                                 self.stats.lost_tail_fetched_back += 1;
@@ -684,7 +695,9 @@ impl World {
         let n = &mut self.nodes[node];
         if let Some(repo) = n.repo.as_mut() {
             let frontier = n.view.frontier(repo.clock.last());
-            self.stats.register_pruned += repo.prune(frontier) as u64;
+            let (entries, tombstones) = repo.prune(frontier);
+            self.stats.register_pruned += entries as u64;
+            self.stats.tombstones_pruned += tombstones as u64;
         }
         for p in 0..self.nodes[node].pullers.len() {
             let peer = self.nodes[node].pullers[p].0.peer();
@@ -696,15 +709,14 @@ impl World {
 
     // ---- clients ----
 
-    fn write(&mut self, node: usize, quad: Quad, present: bool) {
+    fn write(&mut self, node: usize, effect: Effect) {
         let needed = if self.rng.chance(0.2) {
             self.nodes.len()
         } else {
             1
         };
         let mut op = Op {
-            quad,
-            present,
+            effect: effect.clone(),
             node,
             entry: None,
             invoked: self.now,
@@ -721,11 +733,9 @@ impl World {
         }
         let disk_full = self.nodes[node].disk_full;
         let fenced = self.clock_fenced(node);
-        let result = self.nodes[node].repo.as_mut().expect("up").commit(
-            &[(quad, present)],
-            disk_full,
-            fenced,
-        );
+        let repo = self.nodes[node].repo.as_mut().expect("up");
+        let result = repo.commit(&effect, disk_full, fenced);
+        self.stats.swept_by_range_deletes += std::mem::take(&mut repo.swept);
         match result {
             Err(e) => {
                 match e {
@@ -756,7 +766,7 @@ impl World {
                 }
                 self.issued.insert(k, entry.stamp());
                 op.entry = Some((entry.origin, entry.seq, entry.stamp()));
-                self.log(|| format!("n{node} commits {}#{} q{quad}={present}", k.0, k.1));
+                self.log(|| format!("n{node} commits {}#{} {effect}", k.0, k.1));
                 let index = self.ops.len();
                 self.ops.push(op);
                 self.nodes[node]
@@ -843,6 +853,7 @@ impl World {
                 op.acknowledged = true;
                 op.holders_claimed = Some(holders);
                 self.stats.writes_acknowledged += 1;
+                self.stats.range_deletes_acknowledged += u64::from(!op.effect.sweeps.is_empty());
                 // The durability promise: that many members really hold it.
                 let origin = self.nodes[node].origin;
                 let really = self
@@ -1056,8 +1067,8 @@ impl World {
         for (_, fault) in config.script.iter().filter(|(at, _)| *at == now) {
             self.inject(fault.clone());
         }
-        for &(_, node, quad, present) in config.scripted_writes.iter().filter(|w| w.0 == now) {
-            self.write(node, quad, present);
+        for (_, node, effect) in config.scripted_writes.iter().filter(|w| w.0 == now) {
+            self.write(*node, effect.clone());
         }
         if chaos {
             if config.random_faults {
@@ -1065,11 +1076,16 @@ impl World {
             }
             if self.rng.chance(config.write_chance) {
                 let node = self.rng.below(self.nodes.len() as u64) as usize;
-                let quad = self.rng.below(u64::from(QUADS)) as Quad;
-                let present = self.rng.chance(0.5);
-                self.write(node, quad, present);
+                let effect = self.random_effect();
+                self.write(node, effect);
             }
         }
+    }
+
+    /// A client's write: one quad inserted or deleted.
+    fn random_effect(&mut self) -> Effect {
+        let q = self.rng.below(u64::from(QUADS)) as Quad;
+        Effect::write(q, self.rng.chance(0.5))
     }
 
     /// Ends every fault: links healed, disks freed, clocks back within the skew bound
