@@ -246,6 +246,14 @@ fn random_schedules_keep_every_promise() {
             total.writes_refused_disk_full > 0 && total.gaps + total.crashes > 0,
             "{total:?}"
         );
+        // Range deletes removed quads, refused older inserts that came after them, and
+        // their tombstones were pruned.
+        assert!(
+            total.swept_by_range_deletes > 0
+                && total.refused_by_tombstone > 0
+                && total.tombstones_pruned > 0,
+            "{total:?}"
+        );
     }
 }
 

@@ -2,7 +2,7 @@
 //! promise, must be reported — and the narrow excuses must stay narrow.
 
 use crate::check::{check, tx_id, Ending, Excused, History, Instance, Strictness, TxId};
-use crate::model::{self, Effect, Quad};
+use crate::model::{self, Effect, Pattern, Quad};
 use crate::world::{Config, Op, World, EPOCH_MS};
 use quadmesh_repl::{Entry, EntryKind, HlcTime, OriginId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -224,6 +224,83 @@ fn an_inversion_while_most_clocks_were_off_is_counted_and_reported_when_strict()
     op.clock_majority_off = true;
     h.ops = vec![acked(&first, 0, 100, 100), op];
     assert!(reported(&h, Ending::Converged, LENIENT, "real-time"));
+}
+
+fn clear(pattern: Pattern) -> Effect {
+    Effect {
+        sweeps: vec![pattern],
+        writes: Vec::new(),
+    }
+}
+
+#[test]
+fn a_range_delete_leaves_what_it_covers_absent_unless_a_newer_write_names_it() {
+    // q1 and q3 inserted, then every odd quad deleted; q3 inserted again after that.
+    let a = tx(0, 1, 100, &[(1, true), (3, true)]);
+    let b = tx_of(1, 1, 200, &clear(Pattern::Class(1)));
+    let c = tx(2, 1, 300, &[(3, true)]);
+    let mut h = converged(3, &[a.clone(), b.clone(), c.clone()]);
+    h.ops = vec![
+        acked(&a, 0, 100, 100),
+        acked(&b, 1, 200, 200),
+        acked(&c, 2, 300, 300),
+    ];
+    assert_eq!(h.instances[0].contents, Some(BTreeSet::from([3])));
+    clean(&h, Ending::Converged, STRICT);
+    // An instance where the older insert of q1 came after the delete and was taken.
+    h.instances[1].contents = Some(BTreeSet::from([1, 3]));
+    assert!(reported(&h, Ending::Converged, STRICT, "last-writer-wins"));
+    assert!(reported(&h, Ending::Converged, STRICT, "undone"));
+    // One where the delete swept q3's newer insert away.
+    h.instances[1].contents = Some(BTreeSet::new());
+    assert!(reported(&h, Ending::Converged, STRICT, "undone"));
+    // A quad of the other class is not the delete's to remove.
+    let d = tx(0, 2, 150, &[(2, true)]);
+    let mut h = converged(3, &[a, d, b, c]);
+    assert_eq!(h.instances[0].contents, Some(BTreeSet::from([2, 3])));
+    h.instances[2].contents = Some(BTreeSet::from([3]));
+    assert!(reported(&h, Ending::Converged, STRICT, "last-writer-wins"));
+}
+
+#[test]
+fn within_a_transaction_the_explicit_writes_follow_its_range_deletes() {
+    // A replace: every quad deleted, then q2 inserted, in one transaction.
+    let replace = Effect {
+        sweeps: vec![Pattern::All],
+        writes: vec![(2, true)],
+    };
+    let a = tx(0, 1, 100, &[(0, true), (2, true)]);
+    let b = tx_of(1, 1, 200, &replace);
+    let mut h = converged(3, &[a.clone(), b.clone()]);
+    h.ops = vec![acked(&a, 0, 100, 100), acked(&b, 1, 200, 200)];
+    assert_eq!(h.instances[0].contents, Some(BTreeSet::from([2])));
+    clean(&h, Ending::Converged, STRICT);
+    for instance in &mut h.instances {
+        instance.contents = Some(BTreeSet::new());
+    }
+    assert!(reported(&h, Ending::Converged, STRICT, "last-writer-wins"));
+    assert!(reported(&h, Ending::Converged, STRICT, "undone"));
+}
+
+#[test]
+fn a_range_delete_undone_by_an_insert_acknowledged_before_it_began_is_reported() {
+    use crate::check::REAL_TIME_WINDOW_MS as W;
+    // n0's insert of q4 completed at 100 ms; n1's delete of everything began well after,
+    // yet is stamped older: the insert survives it.
+    let insert = tx(0, 1, 5_000, &[(4, true)]);
+    let delete = tx_of(1, 1, 4_000, &clear(Pattern::All));
+    let mut h = converged(3, &[insert.clone(), delete.clone()]);
+    assert_eq!(h.instances[0].contents, Some(BTreeSet::from([4])));
+    let begun = 100 + W + 10;
+    h.ops = vec![acked(&insert, 0, 100, 100), acked(&delete, 1, begun, begun)];
+    assert!(reported(&h, Ending::Converged, STRICT, "real-time"));
+    // And the other way round: a delete acknowledged, then an insert of a quad of
+    // another class than it covers, stamped older — no quad in common, no order owed.
+    let delete = tx_of(0, 1, 5_000, &clear(Pattern::Class(0)));
+    let insert = tx(1, 1, 4_000, &[(3, true)]);
+    let mut h = converged(3, &[delete.clone(), insert.clone()]);
+    h.ops = vec![acked(&delete, 0, 100, 100), acked(&insert, 1, begun, begun)];
+    assert!(!reported(&h, Ending::Converged, STRICT, "real-time"));
 }
 
 /// A real run's final state, with one replicated acknowledged write taken out of every

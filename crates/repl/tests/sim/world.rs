@@ -1,6 +1,6 @@
 //! The simulated cluster: instances (the pull state machine, a [`ClusterView`] and a
-//! model repository each), a network of pull streams, clients, faults, and a clock that
-//! moves in fixed steps. Everything is decided by one seeded [`Rng`]; nothing reads a
+//! model repository each), a network of pull streams, clients (inserts and deletes of
+//! one quad, range deletes, replaces), faults, and a clock that moves in fixed steps. Everything is decided by one seeded [`Rng`]; nothing reads a
 //! real clock or iterates a randomly ordered map, so a seed replays exactly.
 //!
 //! The network carries pull streams as the real one does: a request with the caller's
@@ -15,13 +15,14 @@
 
 use crate::check::{tx_id, History, Instance, TxId};
 use crate::model::{
-    Applied, ApplyError, CommitError, Disk, Effect, Quad, Repo, SimClock, MARK_AHEAD_MS,
-    MAX_OFFSET_MS,
+    Applied, ApplyError, CommitError, Disk, Effect, Pattern, Quad, Repo, SimClock, CLASSES,
+    MARK_AHEAD_MS, MAX_OFFSET_MS,
 };
 use crate::rng::Rng;
 use quadmesh_repl::{
     admit_puller, ClusterConfig, ClusterView, Entry, Heartbeat, HlcTime, Member, OriginId,
-    PeerRefusal, PullCommand, PullEvent, PullFailure, Puller, Stamp, StreamCursor, VersionVector,
+    PeerRefusal, PullCommand, PullEvent, PullFailure, Puller, RangePattern, Stamp, StreamCursor,
+    VersionVector,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -1082,10 +1083,32 @@ impl World {
         }
     }
 
-    /// A client's write: one quad inserted or deleted.
+    /// A client's write: mostly one quad inserted or deleted; one in eight a range
+    /// delete (of every quad one time in four, else of a residue class), and one in
+    /// three of those a replace: the range delete, then inserts of quads it covers.
     fn random_effect(&mut self) -> Effect {
-        let q = self.rng.below(u64::from(QUADS)) as Quad;
-        Effect::write(q, self.rng.chance(0.5))
+        let quad = |rng: &mut Rng| rng.below(u64::from(QUADS)) as Quad;
+        if !self.rng.chance(0.125) {
+            let q = quad(&mut self.rng);
+            return Effect::write(q, self.rng.chance(0.5));
+        }
+        let pattern = if self.rng.chance(0.25) {
+            Pattern::All
+        } else {
+            Pattern::Class(self.rng.below(u64::from(CLASSES)) as u8)
+        };
+        let mut effect = Effect {
+            sweeps: vec![pattern],
+            writes: Vec::new(),
+        };
+        if self.rng.chance(1.0 / 3.0) {
+            for q in 0..QUADS {
+                if pattern.matches(&q) && self.rng.chance(0.5) {
+                    effect.writes.push((q, true));
+                }
+            }
+        }
+        effect
     }
 
     /// Ends every fault: links healed, disks freed, clocks back within the skew bound
