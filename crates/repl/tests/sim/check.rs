@@ -1,9 +1,11 @@
 //! The checker: what a run must end with, judged from a [`History`] — every instance's
-//! final log and quads, the operations as their clients saw them, and the world's own
-//! record of which instances applied each transaction and whose torn tails cut it.
-//! Nothing here asks the code under test what happened: only how the run ended
-//! ([`Ending`]) and which instances take part in convergence (`live`) come from it,
-//! and neither can excuse a write that another instance applied.
+//! final log and quads, the operations as their clients saw them (each with whether
+//! most clocks were off when it began), and the world's own record of which instances
+//! applied each transaction and whose torn tails cut it. Nothing here asks the code
+//! under test what happened: only how the run ended ([`Ending`]) and which instances
+//! take part in convergence (`live`) come from it, and neither can excuse losing a write
+//! a live instance applied and never lost in a torn tail (and the world checks each
+//! expiry against real silence).
 //!
 //! Every violation starts with the name of the promise it breaks (`diverged`,
 //! `last-writer-wins`, `lost`, `undone`, `real-time`), which the self-tests match.
