@@ -784,7 +784,10 @@ impl World {
     /// clock's reading (which may run ahead of it, restored from the high-water mark)
     /// must each be within the maximum offset of a majority of the members' (itself
     /// included), each estimated from the peer's latest round plus the time since it
-    /// arrived. A peer not heard from since the restart does not count.
+    /// arrived. Only a peer heard from within the time after which a stream counts as
+    /// silent counts: an older sample may predate a step of the peer's clock (seed
+    /// 509327: a sample taken while the peer's clock was stepped back let an instance
+    /// stepped back as far agree with it after the peer's clock was put right).
     fn clock_fenced(&self, node: usize) -> bool {
         let n = &self.nodes[node];
         let repo = n.repo.as_ref().expect("up");
@@ -795,7 +798,8 @@ impl World {
             .values()
             .filter(|sample| {
                 let since = physical.saturating_sub(sample.received_ms);
-                physical.abs_diff(sample.physical_ms + since) <= MAX_OFFSET_MS
+                since <= quadmesh_repl::pull::STALL_AFTER_MS
+                    && physical.abs_diff(sample.physical_ms + since) <= MAX_OFFSET_MS
                     && reading.abs_diff(sample.reading_ms + since) <= MAX_OFFSET_MS
             })
             .count();
