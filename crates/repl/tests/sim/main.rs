@@ -42,7 +42,8 @@
 //!   never goes back, across restarts too), across instances when the gap exceeds the
 //!   maximum clock offset plus a fixed slack (`check::REAL_TIME_WINDOW_MS`), however far
 //!   a clock was stepped: writes need the clock fence (issue 25, modelled in the world's
-//!   write path: a clock further than the maximum offset from a majority's refuses).
+//!   write path: a clock further than the maximum offset from a majority's, as heard
+//!   within the last 2 s, refuses).
 //!   The fence trusts a majority's clocks: an inversion with a write made while most
 //!   clocks were off (world ground truth) is counted, and a violation when strict;
 //! - durability: a write acknowledged as held by k members was held by k;
