@@ -7,34 +7,59 @@
 //! QUADMESH_SIM_SEED=1234 cargo test -p quadmesh-repl --test sim -- --nocapture
 //! QUADMESH_SIM_SEED=1234 QUADMESH_SIM_TRACE=1 ...   # with a trace of events
 //! QUADMESH_SIM_SEEDS=100000 cargo test -p quadmesh-repl --release --test sim  # longer
+//! QUADMESH_SIM_MAX_FAILURES=100 ...   # go on past the first 5 failing seeds
+//! QUADMESH_SIM_STRICT=1 ...          # the known limits (`check::Excused`) are violations too
 //! ```
 //!
-//! What is checked, after the faults end and the cluster was given time to heal:
-//! - convergence: every live member (up, not expired) holds the same version vector and
-//!   the same quads, and none is still waiting for its peers after a lost tail;
-//! - every instance's quads are last-writer-wins over its log: for each quad, the write
-//!   with the newest stamp (HLC time, then origin) among the transactions in the log;
-//! - no acknowledged write lost: each is in the final log, unless every copy of it was
-//!   cut off by torn tails (at least as many instances cut it as held it when it was
-//!   acknowledged) or its origin was expired (its writes are its alone);
-//! - no acknowledged write undone: for each quad, the final state is that of the newest
-//!   acknowledged write, unless a write with a newer stamp is in the log;
-//! - real-time order: of two acknowledged writes to one quad, one completed before the
-//!   other began, the later has the newer stamp — at one instance always (the clock
-//!   never goes back, across restarts too), across instances when the gap exceeds what
-//!   clock offsets allow;
+//! What is checked (`check.rs`, itself tested in `selftest.rs` on hand-built histories),
+//! after the faults end and the cluster was given time to heal:
+//! - convergence: every live member (up, expired neither by itself nor by the
+//!   controlling instance) holds the same transactions and the same quads, and none is
+//!   still waiting for its peers after a lost tail — unless the run is *blocked*: an
+//!   instance waits after a lost tail for a majority that expiry made impossible, which
+//!   needs an operator (at most one run in fifty may end so); every other check below
+//!   holds for blocked runs as well;
+//! - every live instance's quads are last-writer-wins over its log: for each quad, the
+//!   transaction with the newest stamp (HLC time, then origin) among those in it that
+//!   touch the quad — naming it, or deleting a pattern it matches (range deletes:
+//!   AllegroGraph's `DELETE /statements` without context, SPARQL CLEAR/DROP) — decides,
+//!   a transaction's explicit writes coming after its own range deletes;
+//! - no acknowledged write lost: each is in the live instances' logs (in some instance's
+//!   log, to re-grow from, when blocked), unless no other instance ever applied it and
+//!   its origin's crash cut it off or its origin was expired. The world records, as
+//!   ground truth, which instances applied each transaction and whose torn tails cut it,
+//!   and checks that every expiry followed that much real silence. Two more losses no
+//!   code could avoid here, or the design accepts, are counted and printed, and are
+//!   violations with `QUADMESH_SIM_STRICT`: every instance that applied the write
+//!   lost it in a torn tail, or the only copies left are on expired members;
+//! - no acknowledged write undone: at each live instance, for each quad, the state is
+//!   what the newest acknowledged write touching it in its log leaves, unless a newer
+//!   transaction there touches the quad (a quad an acknowledged range delete covered
+//!   ends absent unless a newer write names it);
+//! - real-time order: of two acknowledged writes touching a quad in common (a range
+//!   delete and an insert of a quad it covers), one completed before the other began,
+//!   the later has the newer stamp — at one instance always (the clock
+//!   never goes back, across restarts too), across instances when the gap exceeds the
+//!   maximum clock offset plus a fixed slack (`check::REAL_TIME_WINDOW_MS`), however far
+//!   a clock was stepped: writes need the clock fence (issue 25, modelled in the world's
+//!   write path: a clock further than the maximum offset from a majority's, as heard
+//!   within the last 2 s, refuses).
+//!   The fence trusts a majority's clocks: an inversion with a write made while most
+//!   clocks were off (world ground truth) is counted, and a violation when strict;
 //! - durability: a write acknowledged as held by k members was held by k;
 //! - no sequence number is stamped twice while the first transaction with it exists.
 
+mod check;
 mod model;
 mod rng;
+#[cfg(test)]
+mod selftest;
 mod world;
 
-use model::{Quad, MAX_OFFSET_MS};
-use quadmesh_repl::{OriginId, Stamp};
-use std::collections::{BTreeMap, BTreeSet};
+use check::{Ending, Strictness};
+use model::Effect;
 use std::time::Instant;
-use world::{Config, Fault, Stats, World, QUADS, STEP_MS};
+use world::{Config, Fault, Stats, World, STEP_MS};
 
 /// How long the healed cluster may take to converge (simulated ms).
 const HEAL_WITHIN_MS: u64 = 40_000;
@@ -77,12 +102,15 @@ fn run(seed: u64, config: &Config, trace: bool) -> Outcome {
         }
     }
     let mut violations = std::mem::take(&mut world.violations);
-    if !converged && world.blocked() {
+    let ending = if converged {
+        Ending::Converged
+    } else if world.blocked() {
         // Safe but stuck until an operator re-grows the blocked instance: what was
-        // acknowledged must still be somewhere to re-grow from.
+        // acknowledged must still be somewhere to re-grow from; every other promise
+        // holds as in any run.
         world.stats.blocked_needs_operator += 1;
-        violations.extend(check_kept_somewhere(&world));
-    } else if !converged {
+        Ending::Blocked
+    } else {
         let state: Vec<String> = world
             .nodes
             .iter()
@@ -100,168 +128,24 @@ fn run(seed: u64, config: &Config, trace: bool) -> Outcome {
         violations.push(format!(
             "not converged {HEAL_WITHIN_MS} ms after healing: {state:?}"
         ));
+        Ending::NotConverged
+    };
+    let strictness = if std::env::var_os("QUADMESH_SIM_STRICT").is_some() {
+        Strictness::Strict
     } else {
-        violations.extend(check(&world));
-    }
+        Strictness::CountKnownLimits
+    };
+    let (found, excused) = check::check(&world.history(), ending, strictness);
+    violations.extend(found);
+    world.stats.lost_cut_before_replicated += excused.cut_before_replicated;
+    world.stats.lost_with_expired_origin += excused.origin_expired_unreplicated;
+    world.stats.lost_every_copy_cut += excused.every_copy_cut;
+    world.stats.lost_only_on_expired_members += excused.only_on_expired_members;
+    world.stats.real_time_clock_majority_off += excused.real_time_clock_majority_off;
     Outcome {
         stats: world.stats.clone(),
         violations,
     }
-}
-
-/// Last-writer-wins over a log: the quads present.
-fn lww<'a>(entries: impl Iterator<Item = &'a quadmesh_repl::Entry>) -> BTreeSet<Quad> {
-    let mut newest: BTreeMap<Quad, (Stamp, bool)> = BTreeMap::new();
-    for entry in entries {
-        for (quad, present) in model::decode(&entry.payload) {
-            let slot = newest.entry(quad).or_insert((entry.stamp(), present));
-            if entry.stamp() >= slot.0 {
-                *slot = (entry.stamp(), present);
-            }
-        }
-    }
-    newest
-        .into_iter()
-        .filter(|(_, (_, p))| *p)
-        .map(|(q, _)| q)
-        .collect()
-}
-
-/// For a cluster left needing an operator: every acknowledged write not cut off by
-/// torn tails is in some instance's log, expired ones included.
-fn check_kept_somewhere(world: &World) -> Vec<String> {
-    let mut held: BTreeMap<(OriginId, u64), Stamp> = BTreeMap::new();
-    for node in &world.nodes {
-        if let Some(repo) = &node.repo {
-            held.extend(repo.disk.log.iter().map(|e| ((e.origin, e.seq), e.stamp())));
-        }
-    }
-    let mut violations = Vec::new();
-    for op in world.ops.iter().filter(|op| op.acknowledged) {
-        let Some((origin, seq, stamp)) = op.entry else {
-            continue;
-        };
-        if held.get(&(origin, seq)) == Some(&stamp) {
-            continue;
-        }
-        let cutters = world.cut_by.get(&(origin, seq)).map_or(0, |c| c.len());
-        let holders = op.holders_claimed.unwrap_or(1).max(1);
-        if cutters < holders {
-            violations.push(format!(
-                "acknowledged write {origin}#{seq} is in no instance's log (held by {holders}, cut by {cutters})"
-            ));
-        }
-    }
-    violations
-}
-
-fn check(world: &World) -> Vec<String> {
-    let mut violations = Vec::new();
-    let live = world.live_members();
-    let expired = world.expired_origins();
-    let first = world.nodes[live[0]].repo.as_ref().expect("live");
-    // The final log, by (origin, seq).
-    let final_log: BTreeMap<(OriginId, u64), Stamp> = first
-        .disk
-        .log
-        .iter()
-        .map(|e| ((e.origin, e.seq), e.stamp()))
-        .collect();
-    for &i in &live {
-        let repo = world.nodes[i].repo.as_ref().expect("live");
-        if repo.contents() != first.contents() {
-            violations.push(format!(
-                "n{i} holds {:?}, n{} holds {:?}",
-                repo.contents(),
-                live[0],
-                first.contents()
-            ));
-        }
-        if repo.contents() != lww(repo.disk.log.iter()) {
-            violations.push(format!(
-                "n{i}'s quads are not last-writer-wins over its log"
-            ));
-        }
-        for e in &repo.disk.log {
-            if final_log.get(&(e.origin, e.seq)) != Some(&e.stamp()) {
-                violations.push(format!(
-                    "n{i} holds {}#{} stamped {:?}, n{} another or none",
-                    e.origin,
-                    e.seq,
-                    e.stamp(),
-                    live[0]
-                ));
-            }
-        }
-    }
-    let survives =
-        |origin: OriginId, seq: u64, stamp: Stamp| final_log.get(&(origin, seq)) == Some(&stamp);
-    let acked: Vec<_> = world
-        .ops
-        .iter()
-        .filter(|op| op.acknowledged)
-        .filter_map(|op| op.entry.map(|e| (op, e)))
-        .collect();
-    for (op, (origin, seq, stamp)) in &acked {
-        if survives(*origin, *seq, *stamp) || expired.contains(origin) {
-            continue;
-        }
-        let cutters = world.cut_by.get(&(*origin, *seq)).map_or(0, |c| c.len());
-        let held = op.holders_claimed.unwrap_or(1).max(1);
-        if cutters < held {
-            violations.push(format!(
-                "acknowledged write {origin}#{seq} (q{} = {} at n{}, held by {held} of {} asked) lost; cut by {cutters}",
-                op.quad, op.present, op.node, op.needed
-            ));
-        }
-    }
-    // Undone: the newest surviving acknowledged write of each quad decides it, unless a
-    // newer write is in the log.
-    let contents = first.contents();
-    for quad in 0..QUADS {
-        let newest_acked = acked
-            .iter()
-            .filter(|(op, (o, s, st))| op.quad == quad && survives(*o, *s, *st))
-            .max_by_key(|(_, (_, _, stamp))| *stamp);
-        let Some((op, (_, _, stamp))) = newest_acked else {
-            continue;
-        };
-        let newer_in_log = first.disk.log.iter().any(|e| {
-            e.stamp() > *stamp && model::decode(&e.payload).iter().any(|(q, _)| *q == quad)
-        });
-        if !newer_in_log && contents.contains(&quad) != op.present {
-            violations.push(format!(
-                "acknowledged write of q{quad} = {} ({stamp:?}) undone",
-                op.present
-            ));
-        }
-    }
-    // Real-time order.
-    let epsilon = 2 * world.max_abs_offset + MAX_OFFSET_MS + 201;
-    let surviving: Vec<_> = acked
-        .iter()
-        .filter(|(_, (o, s, st))| survives(*o, *s, *st))
-        .collect();
-    for (a, (ao, _, astamp)) in &surviving {
-        for (b, (bo, _, bstamp)) in &surviving {
-            if a.quad != b.quad {
-                continue;
-            }
-            let a_done = a.completed.expect("acknowledged");
-            let ordered = if ao == bo {
-                a_done < b.invoked
-            } else {
-                a_done + epsilon < b.invoked
-            };
-            if ordered && astamp >= bstamp {
-                violations.push(format!(
-                    "q{}: {ao} wrote at {}..{a_done} ({astamp:?}), {bo} at {} ({bstamp:?}), yet the earlier wins",
-                    a.quad, a.invoked, b.invoked
-                ));
-            }
-        }
-    }
-    violations
 }
 
 fn report(seed: u64, outcome: &Outcome) -> Option<String> {
@@ -298,25 +182,54 @@ fn random_schedules_keep_every_promise() {
     let started = Instant::now();
     let mut total = Stats::default();
     let mut failures = Vec::new();
+    // Runs with losses the design accepts (see `check::Excused`).
+    let (mut runs_every_copy_cut, mut runs_only_on_expired) = (0u64, 0u64);
+    let mut ran = 0u64;
     for &seed in &seeds {
         let outcome = run(seed, &random_config(seed), trace);
+        ran += 1;
         add(&mut total, &outcome.stats);
+        runs_every_copy_cut += u64::from(outcome.stats.lost_every_copy_cut > 0);
+        runs_only_on_expired += u64::from(outcome.stats.lost_only_on_expired_members > 0);
         if let Some(failure) = report(seed, &outcome) {
             eprintln!("{failure}");
             failures.push(failure);
-            if failures.len() >= 5 {
+            if failures.len() as u64 >= env_u64("QUADMESH_SIM_MAX_FAILURES").unwrap_or(5) {
                 break;
             }
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    let share = |n: u64| 100.0 * n as f64 / ran as f64;
     eprintln!(
-        "{} schedules in {secs:.1} s ({:.0}/s); faults exercised: {total:?}",
-        seeds.len(),
-        seeds.len() as f64 / secs
+        "{ran} schedules in {secs:.1} s ({:.0}/s), {} failed; {} ({:.2}%) blocked, needing an \
+         operator; acknowledged writes lost as allowed: {} cut before another instance applied \
+         them, {} with their expired origin; lost as the design accepts: {} with every copy cut \
+         ({runs_every_copy_cut} runs, {:.2}%), {} left only on expired members \
+         ({runs_only_on_expired} runs, {:.2}%); real-time inversions while most clocks were off \
+         (beyond the clock fence): {} ({} writes made then); faults exercised: {total:?}",
+        ran as f64 / secs,
+        failures.len(),
+        total.blocked_needs_operator,
+        share(total.blocked_needs_operator),
+        total.lost_cut_before_replicated,
+        total.lost_with_expired_origin,
+        total.lost_every_copy_cut,
+        share(runs_every_copy_cut),
+        total.lost_only_on_expired_members,
+        share(runs_only_on_expired),
+        total.real_time_clock_majority_off,
+        total.writes_clock_majority_off,
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    if seeds.len() >= 100 {
+    if ran >= 100 {
+        // A blocked run is checked for less (nothing converges), and whether a run is
+        // blocked is the code under test's say: at most one run in fifty may end so.
+        assert!(
+            total.blocked_needs_operator * 50 <= ran,
+            "{} of {ran} runs blocked",
+            total.blocked_needs_operator
+        );
         // The sweep exercises every fault it claims to.
         assert!(
             total.tails_cut_replicated > 0 && total.lost_tail_fetched_back > 0,
@@ -334,6 +247,14 @@ fn random_schedules_keep_every_promise() {
             total.writes_refused_disk_full > 0 && total.gaps + total.crashes > 0,
             "{total:?}"
         );
+        // Range deletes removed quads, refused older inserts that came after them, and
+        // their tombstones were pruned.
+        assert!(
+            total.swept_by_range_deletes > 0
+                && total.refused_by_tombstone > 0
+                && total.tombstones_pruned > 0,
+            "{total:?}"
+        );
     }
 }
 
@@ -342,6 +263,7 @@ fn add(total: &mut Stats, s: &Stats) {
     total.writes_refused_awaiting += s.writes_refused_awaiting;
     total.writes_refused_disk_full += s.writes_refused_disk_full;
     total.writes_refused_expired += s.writes_refused_expired;
+    total.writes_refused_clock_fence += s.writes_refused_clock_fence;
     total.crashes += s.crashes;
     total.tails_cut_replicated += s.tails_cut_replicated;
     total.lost_tail_fetched_back += s.lost_tail_fetched_back;
@@ -352,13 +274,34 @@ fn add(total: &mut Stats, s: &Stats) {
     total.expiries += s.expiries;
     total.needs_regrow += s.needs_regrow;
     total.blocked_needs_operator += s.blocked_needs_operator;
+    total.lost_cut_before_replicated += s.lost_cut_before_replicated;
+    total.lost_with_expired_origin += s.lost_with_expired_origin;
+    total.lost_every_copy_cut += s.lost_every_copy_cut;
+    total.lost_only_on_expired_members += s.lost_only_on_expired_members;
+    total.real_time_clock_majority_off += s.real_time_clock_majority_off;
+    total.writes_clock_majority_off += s.writes_clock_majority_off;
     total.register_pruned += s.register_pruned;
+    total.tombstones_pruned += s.tombstones_pruned;
+    total.range_deletes_acknowledged += s.range_deletes_acknowledged;
+    total.swept_by_range_deletes += s.swept_by_range_deletes;
+    total.refused_by_tombstone += s.refused_by_tombstone;
     total.clock_steps_back += s.clock_steps_back;
 }
 
 /// A scripted fault case, with writes from the seed; asserts that the fault happened
 /// and every promise held.
 fn scenario(seed: u64, nodes: usize, chaos_ms: u64, script: Vec<(u64, Fault)>) -> Stats {
+    scenario_with_writes(seed, nodes, chaos_ms, script, Vec::new())
+}
+
+/// A scripted fault case with some writes scripted too (at, node, effect).
+fn scenario_with_writes(
+    seed: u64,
+    nodes: usize,
+    chaos_ms: u64,
+    script: Vec<(u64, Fault)>,
+    scripted_writes: Vec<(u64, usize, Effect)>,
+) -> Stats {
     let config = Config {
         nodes,
         retention_ms: 10_000,
@@ -366,7 +309,7 @@ fn scenario(seed: u64, nodes: usize, chaos_ms: u64, script: Vec<(u64, Fault)>) -
         write_chance: 0.2,
         random_faults: false,
         script,
-        scripted_writes: Vec::new(),
+        scripted_writes,
     };
     let trace = std::env::var_os("QUADMESH_SIM_TRACE").is_some();
     let outcome = run(seed, &config, trace);
@@ -386,7 +329,11 @@ fn pinned() -> Vec<u64> {
 #[test]
 fn a_lost_tail_is_fetched_back_and_no_sequence_number_is_reused() {
     for seed in pinned() {
-        let stats = scenario(
+        // n1 writes just before its crash, time enough for its peers to receive it.
+        let writes = (0..3)
+            .map(|i| (1_440 + 10 * i, 1, Effect::write(i as u8, true)))
+            .collect();
+        let stats = scenario_with_writes(
             seed,
             3,
             6_000,
@@ -410,6 +357,7 @@ fn a_lost_tail_is_fetched_back_and_no_sequence_number_is_reused() {
                     },
                 ),
             ],
+            writes,
         );
         assert!(stats.tails_cut_replicated > 0, "{stats:?}");
         assert!(stats.writes_refused_awaiting > 0, "{stats:?}");

@@ -1,6 +1,6 @@
 //! The simulated cluster: instances (the pull state machine, a [`ClusterView`] and a
-//! model repository each), a network of pull streams, clients, faults, and a clock that
-//! moves in fixed steps. Everything is decided by one seeded [`Rng`]; nothing reads a
+//! model repository each), a network of pull streams, clients (inserts and deletes of
+//! one quad, range deletes, replaces), faults, and a clock that moves in fixed steps. Everything is decided by one seeded [`Rng`]; nothing reads a
 //! real clock or iterates a randomly ordered map, so a seed replays exactly.
 //!
 //! The network carries pull streams as the real one does: a request with the caller's
@@ -10,13 +10,19 @@
 //! several peers in any order, and again after every reconnect. Faults: delay spikes,
 //! frames delivered twice, connections reset or silently dead (half-open), partitions,
 //! crashes that lose a torn tail of the log, physical clocks skewed and stepped, full
-//! disks.
+//! disks. Writes pass the clock fence of issue 25 (`clock_fenced`), which the real
+//! server does not have yet.
 
-use crate::model::{Applied, ApplyError, CommitError, Disk, Quad, Repo, SimClock};
+use crate::check::{tx_id, History, Instance, TxId};
+use crate::model::{
+    Applied, ApplyError, CommitError, Disk, Effect, Pattern, Quad, Repo, SimClock, CLASSES,
+    MARK_AHEAD_MS, MAX_OFFSET_MS,
+};
 use crate::rng::Rng;
 use quadmesh_repl::{
     admit_puller, ClusterConfig, ClusterView, Entry, Heartbeat, HlcTime, Member, OriginId,
-    PeerRefusal, PullCommand, PullEvent, PullFailure, Puller, Stamp, StreamCursor, VersionVector,
+    PeerRefusal, PullCommand, PullEvent, PullFailure, Puller, RangePattern, Stamp, StreamCursor,
+    VersionVector,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -30,13 +36,13 @@ const MAINTAIN_MS: u64 = 200;
 /// Quads the clients write: few, so that writes conflict.
 pub const QUADS: u8 = 6;
 /// The simulated epoch (ms since 1970), so physical times look real.
-const EPOCH_MS: u64 = 1_700_000_000_000;
+pub const EPOCH_MS: u64 = 1_700_000_000_000;
 
 /// One client operation, as the client saw it.
 #[derive(Clone, Debug)]
 pub struct Op {
-    pub quad: Quad,
-    pub present: bool,
+    /// What it asked for: range deletes, then explicit writes.
+    pub effect: Effect,
     pub node: usize,
     /// Set once stamped (a refused write has none).
     pub entry: Option<(OriginId, u64, Stamp)>,
@@ -47,6 +53,9 @@ pub struct Op {
     /// Members that held it when it was acknowledged, by the view (durability).
     pub holders_claimed: Option<usize>,
     pub needed: usize,
+    /// Ground truth when it was invoked: so many members' clocks were off that the rest
+    /// were no majority (see [`World::clock_majority_off`]).
+    pub clock_majority_off: bool,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -55,10 +64,33 @@ pub struct Stats {
     pub writes_refused_awaiting: u64,
     pub writes_refused_disk_full: u64,
     pub writes_refused_expired: u64,
+    /// Refused by the clock fence (issue 25).
+    pub writes_refused_clock_fence: u64,
     /// Runs that ended with an instance waiting for a majority that cannot answer.
     pub blocked_needs_operator: u64,
-    /// Register entries forgotten behind the frontier.
+    /// Acknowledged writes gone because their origin's crash cut them before any other
+    /// instance applied them (durability 1 on a log that lost its tail).
+    pub lost_cut_before_replicated: u64,
+    /// Acknowledged writes gone with their expired origin, no other instance having
+    /// applied them.
+    pub lost_with_expired_origin: u64,
+    /// Acknowledged writes gone because every instance that applied them lost them in
+    /// a torn tail.
+    pub lost_every_copy_cut: u64,
+    /// Acknowledged writes whose only copies are on members the cluster expired.
+    pub lost_only_on_expired_members: u64,
+    /// Real-time inversions while most clocks were off (beyond the clock fence).
+    pub real_time_clock_majority_off: u64,
+    /// Writes invoked while most clocks were off.
+    pub writes_clock_majority_off: u64,
+    /// Register entries and tombstones forgotten behind the frontier.
     pub register_pruned: u64,
+    pub tombstones_pruned: u64,
+    /// Acknowledged range deletes, quads they removed, and explicit writes refused as
+    /// older than a range delete covering them (arriving after it).
+    pub range_deletes_acknowledged: u64,
+    pub swept_by_range_deletes: u64,
+    pub refused_by_tombstone: u64,
     pub crashes: u64,
     /// Torn tails that cut transactions some other instance held.
     pub tails_cut_replicated: u64,
@@ -77,7 +109,10 @@ enum Msg {
     Request(VersionVector),
     Accepted,
     Refused(PeerRefusal),
-    Frames(Vec<Entry>),
+    /// A round of a pull stream, and the sender's physical time and clock reading when
+    /// it sent it: what the clock fence of issue 25 needs (a heartbeat's own clock is a
+    /// promise, held back at the high-water mark while the sender's disk is full).
+    Frames(Vec<Entry>, (u64, u64)),
     Reset,
 }
 
@@ -108,8 +143,20 @@ pub struct Node {
     pub disk_full: bool,
     offset: Arc<AtomicI64>,
     next_maintain: u64,
+    /// The clock fence's samples (issue 25), per peer, from its latest round. Forgotten
+    /// at a restart.
+    clock_samples: BTreeMap<OriginId, ClockSample>,
     /// Durability waits: op index, seq, needed, deadline.
     waits: Vec<(usize, u64, usize, u64)>,
+}
+
+/// What the clock fence knows of a peer's clock: its physical time and its clock's
+/// reading when it sent a round, and our physical time when the round arrived (ms).
+#[derive(Clone, Copy, Debug)]
+struct ClockSample {
+    physical_ms: u64,
+    reading_ms: u64,
+    received_ms: u64,
 }
 
 /// A scripted fault (scenarios), or the random ones.
@@ -149,7 +196,7 @@ pub struct Config {
     pub write_chance: f64,
     pub random_faults: bool,
     pub script: Vec<(u64, Fault)>,
-    pub scripted_writes: Vec<(u64, usize, Quad, bool)>,
+    pub scripted_writes: Vec<(u64, usize, Effect)>,
 }
 
 pub struct World {
@@ -170,12 +217,18 @@ pub struct World {
     pub stats: Stats,
     /// Every (origin, seq) ever stamped, with its stamp.
     pub issued: BTreeMap<(OriginId, u64), Stamp>,
-    /// Transactions cut off a log by a torn tail, and by which nodes.
-    pub cut_by: BTreeMap<(OriginId, u64), BTreeSet<usize>>,
+    /// Ground truth, kept by the world whatever the code under test believes: which
+    /// nodes ever applied each transaction (its origin when it committed it, the others
+    /// when they took it from a peer) ...
+    pub applied_by: BTreeMap<TxId, BTreeSet<usize>>,
+    /// ... and which nodes' crashes cut it off their log in a torn tail.
+    pub cut_by: BTreeMap<TxId, BTreeSet<usize>>,
+    /// When each node last heard each other node (by index): a stream it accepted or a
+    /// round of it delivered to one of our pullers, or our own (re)start. Ground truth
+    /// for expiry.
+    heard_at: Vec<Vec<u64>>,
     /// Each node's highest sequence number ever held of each origin (durability).
     pub ever_held: Vec<VersionVector>,
-    /// The largest clock offset any node had (ms), for real-time order.
-    pub max_abs_offset: u64,
     pub violations: Vec<String>,
     pub trace: bool,
 }
@@ -215,16 +268,16 @@ impl World {
             ops: Vec::new(),
             stats: Stats::default(),
             issued: BTreeMap::new(),
+            applied_by: BTreeMap::new(),
             cut_by: BTreeMap::new(),
+            heard_at: vec![vec![0; nodes]; nodes],
             ever_held: vec![VersionVector::new(); nodes],
-            max_abs_offset: 0,
             violations: Vec::new(),
             trace: false,
             rng: Rng::new(0),
         };
         for (i, &origin) in origins.iter().enumerate() {
             let offset = rng.range(0, 2 * MAX_SKEW_MS) as i64 - MAX_SKEW_MS as i64;
-            world.max_abs_offset = world.max_abs_offset.max(offset.unsigned_abs());
             let offset = Arc::new(AtomicI64::new(offset));
             let clock = SimClock {
                 now: clock_now.clone(),
@@ -241,6 +294,7 @@ impl World {
                 disk_full: false,
                 offset,
                 next_maintain: 0,
+                clock_samples: BTreeMap::new(),
                 waits: Vec::new(),
             });
         }
@@ -303,7 +357,7 @@ impl World {
         };
         let at = (self.now + delay).max(c.last_delivery);
         self.conns[conn].last_delivery = at;
-        let duplicate = matches!(msg, Msg::Frames(_)) && self.rng.chance(0.01);
+        let duplicate = matches!(msg, Msg::Frames(..)) && self.rng.chance(0.01);
         for _ in 0..=usize::from(duplicate) {
             self.order += 1;
             self.flights.push(Some(InFlight {
@@ -384,7 +438,8 @@ impl World {
         if !self.up(client) {
             return;
         }
-        let server_origin = self.nodes[self.conns[conn].server].origin;
+        let server = self.conns[conn].server;
+        let server_origin = self.nodes[server].origin;
         let Some(p) = self.nodes[client]
             .pullers
             .iter()
@@ -392,12 +447,27 @@ impl World {
         else {
             return;
         };
+        if matches!(msg, Msg::Accepted | Msg::Frames(..)) {
+            // A refusal is heard too, but it is no replication: a peer that refuses us
+            // (as expired itself) may well be expired.
+            self.heard_at[client][server] = self.now;
+        }
         let event = match msg {
             Msg::Accepted => PullEvent::Opened,
             Msg::Refused(refusal) => {
                 PullEvent::Failed(PullFailure::refused(410, Some(refusal), ""))
             }
-            Msg::Frames(entries) => PullEvent::Frames(entries),
+            Msg::Frames(entries, (physical_ms, reading_ms)) => {
+                // A sample for the clock fence, whether or not the clock takes it.
+                let n = &mut self.nodes[client];
+                let sample = ClockSample {
+                    physical_ms,
+                    reading_ms,
+                    received_ms: n.repo.as_ref().expect("up").clock_physical_ms(),
+                };
+                n.clock_samples.insert(server_origin, sample);
+                PullEvent::Frames(entries)
+            }
             Msg::Reset => PullEvent::Failed(PullFailure::Unreachable("connection reset".into())),
             Msg::Request(_) => return,
         };
@@ -438,7 +508,8 @@ impl World {
                 }
                 .to_entry(),
             );
-            self.send(conn, false, Msg::Frames(frames));
+            let clock = (repo.clock_physical_ms(), repo.clock_reading_ms());
+            self.send(conn, false, Msg::Frames(frames, clock));
         }
     }
 
@@ -501,13 +572,21 @@ impl World {
                 for entry in entries {
                     let n = &mut self.nodes[node];
                     let repo = n.repo.as_mut().expect("up");
-                    match repo.apply_remote(&entry, disk_full) {
+                    let applied = repo.apply_remote(&entry, disk_full);
+                    self.stats.swept_by_range_deletes += std::mem::take(&mut repo.swept);
+                    self.stats.refused_by_tombstone +=
+                        std::mem::take(&mut repo.refused_by_tombstone);
+                    match applied {
                         Ok(Applied::New) => {
                             if entry.origin == n.origin {
                                 self.stats.lost_tail_fetched_back += 1;
                             }
                             n.view.on_transaction(entry.origin, entry.time);
                             self.ever_held[node].advance(entry.origin, entry.seq);
+                            self.applied_by
+                                .entry(tx_id(&entry))
+                                .or_default()
+                                .insert(node);
                         }
                         Ok(Applied::Duplicate) => {}
                         Err(ApplyError::Gap) => {
@@ -595,6 +674,15 @@ impl World {
         for origin in &expired {
             self.stats.expiries += 1;
             self.log(|| format!("n{node} expires {origin}"));
+            // Expiry excuses losing what only the expired member holds: it must follow
+            // a silence the world saw, not only one the view believes in.
+            let silence = self.now - self.heard_at[node][self.index_of(*origin)];
+            if silence <= retention_ms {
+                self.violations.push(format!(
+                    "expiry: n{node} expired {origin} after {silence} ms without hearing from it, \
+                     not more than the retention of {retention_ms} ms"
+                ));
+            }
             if let Some(repo) = self.nodes[node].repo.as_mut() {
                 repo.on_peer_expired(*origin);
             }
@@ -608,7 +696,9 @@ impl World {
         let n = &mut self.nodes[node];
         if let Some(repo) = n.repo.as_mut() {
             let frontier = n.view.frontier(repo.clock.last());
-            self.stats.register_pruned += repo.prune(frontier) as u64;
+            let (entries, tombstones) = repo.prune(frontier);
+            self.stats.register_pruned += entries as u64;
+            self.stats.tombstones_pruned += tombstones as u64;
         }
         for p in 0..self.nodes[node].pullers.len() {
             let peer = self.nodes[node].pullers[p].0.peer();
@@ -620,15 +710,14 @@ impl World {
 
     // ---- clients ----
 
-    fn write(&mut self, node: usize, quad: Quad, present: bool) {
+    fn write(&mut self, node: usize, effect: Effect) {
         let needed = if self.rng.chance(0.2) {
             self.nodes.len()
         } else {
             1
         };
         let mut op = Op {
-            quad,
-            present,
+            effect: effect.clone(),
             node,
             entry: None,
             invoked: self.now,
@@ -636,22 +725,24 @@ impl World {
             acknowledged: false,
             holders_claimed: None,
             needed,
+            clock_majority_off: self.clock_majority_off(),
         };
+        self.stats.writes_clock_majority_off += u64::from(op.clock_majority_off);
         if !self.up(node) {
             self.ops.push(op);
             return;
         }
         let disk_full = self.nodes[node].disk_full;
-        let result = self.nodes[node]
-            .repo
-            .as_mut()
-            .expect("up")
-            .commit(&[(quad, present)], disk_full);
+        let fenced = self.clock_fenced(node);
+        let repo = self.nodes[node].repo.as_mut().expect("up");
+        let result = repo.commit(&effect, disk_full, fenced);
+        self.stats.swept_by_range_deletes += std::mem::take(&mut repo.swept);
         match result {
             Err(e) => {
                 match e {
                     CommitError::AwaitingPeers => self.stats.writes_refused_awaiting += 1,
                     CommitError::DiskFull => self.stats.writes_refused_disk_full += 1,
+                    CommitError::ClockFenced => self.stats.writes_refused_clock_fence += 1,
                     CommitError::Expired | CommitError::Removed => {
                         self.stats.writes_refused_expired += 1
                     }
@@ -662,6 +753,10 @@ impl World {
             Ok(entry) => {
                 let k = (entry.origin, entry.seq);
                 self.ever_held[node].advance(entry.origin, entry.seq);
+                self.applied_by
+                    .entry(tx_id(&entry))
+                    .or_default()
+                    .insert(node);
                 if let Some(old) = self.issued.get(&k) {
                     if *old != entry.stamp() && self.exists_anywhere(k, *old) {
                         self.violations.push(format!(
@@ -672,7 +767,7 @@ impl World {
                 }
                 self.issued.insert(k, entry.stamp());
                 op.entry = Some((entry.origin, entry.seq, entry.stamp()));
-                self.log(|| format!("n{node} commits {}#{} q{quad}={present}", k.0, k.1));
+                self.log(|| format!("n{node} commits {}#{} {effect}", k.0, k.1));
                 let index = self.ops.len();
                 self.ops.push(op);
                 self.nodes[node]
@@ -683,6 +778,54 @@ impl World {
             }
         }
         self.ops.push(op);
+    }
+
+    /// The clock fence (issue 25), from what this node knows: its physical clock and its
+    /// clock's reading (which may run ahead of it, restored from the high-water mark)
+    /// must each be within the maximum offset of a majority of the members' (itself
+    /// included), each estimated from the peer's latest round plus the time since it
+    /// arrived. Only a peer heard from within the time after which a stream counts as
+    /// silent counts: an older sample may predate a step of the peer's clock (seed
+    /// 509327: a sample taken while the peer's clock was stepped back let an instance
+    /// stepped back as far agree with it after the peer's clock was put right).
+    fn clock_fenced(&self, node: usize) -> bool {
+        let n = &self.nodes[node];
+        let repo = n.repo.as_ref().expect("up");
+        let physical = repo.clock_physical_ms();
+        let reading = repo.clock_reading_ms();
+        let agreeing = n
+            .clock_samples
+            .values()
+            .filter(|sample| {
+                let since = physical.saturating_sub(sample.received_ms);
+                since <= quadmesh_repl::pull::STALL_AFTER_MS
+                    && physical.abs_diff(sample.physical_ms + since) <= MAX_OFFSET_MS
+                    && reading.abs_diff(sample.reading_ms + since) <= MAX_OFFSET_MS
+            })
+            .count();
+        1 + agreeing < self.config.members.len() / 2 + 1
+    }
+
+    /// Ground truth: whether so many members' clocks are off — the physical clock
+    /// further from real time than the normal skew, or the clock's reading further ahead
+    /// than normal operation takes it (a peer's time up to the maximum offset ahead,
+    /// the high-water mark's lead after a restart) — that the rest are no majority. The
+    /// clock fence (issue 25) trusts a majority's clocks, so it cannot keep writes in
+    /// real-time order then.
+    pub fn clock_majority_off(&self) -> bool {
+        let real = EPOCH_MS + self.now;
+        let off = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.offset.load(Ordering::Relaxed).unsigned_abs() > MAX_SKEW_MS
+                    || n.repo.as_ref().is_some_and(|r| {
+                        r.clock_reading_ms() > real + MAX_SKEW_MS + MAX_OFFSET_MS + MARK_AHEAD_MS
+                    })
+            })
+            .count();
+        let members = self.nodes.len();
+        members - off < members / 2 + 1
     }
 
     /// Whether a transaction with this stamp is in some log or on its way somewhere.
@@ -699,7 +842,7 @@ impl World {
         }) || self.flights.iter().flatten().any(|f| {
             // Frames on a dead connection never arrive.
             let c = &self.conns[f.conn];
-            c.live && !c.silent && matches!(&f.msg, Msg::Frames(entries) if held(entries))
+            c.live && !c.silent && matches!(&f.msg, Msg::Frames(entries, _) if held(entries))
         })
     }
 
@@ -715,6 +858,7 @@ impl World {
                 op.acknowledged = true;
                 op.holders_claimed = Some(holders);
                 self.stats.writes_acknowledged += 1;
+                self.stats.range_deletes_acknowledged += u64::from(!op.effect.sweeps.is_empty());
                 // The durability promise: that many members really hold it.
                 let origin = self.nodes[node].origin;
                 let really = self
@@ -799,12 +943,9 @@ impl World {
         self.nodes[node].waits.clear();
         let (disk, lost) = repo.crash(cut);
         for entry in &lost {
-            let k = (entry.origin, entry.seq);
-            self.cut_by.entry(k).or_default().insert(node);
-            let elsewhere =
-                self.nodes.iter().enumerate().any(|(i, n)| {
-                    i != node && n.repo.as_ref().is_some_and(|r| r.vv.covers(k.0, k.1))
-                });
+            let id = tx_id(entry);
+            self.cut_by.entry(id).or_default().insert(node);
+            let elsewhere = self.applied_by[&id].iter().any(|&i| i != node);
             if elsewhere {
                 self.stats.tails_cut_replicated += 1;
             }
@@ -821,7 +962,6 @@ impl World {
             self.stats.clock_steps_back += 1;
         }
         self.nodes[node].offset.store(offset, Ordering::Relaxed);
-        self.max_abs_offset = self.max_abs_offset.max(offset.unsigned_abs());
         let disk = self.nodes[node].disk.take().expect("down");
         let origins: Vec<OriginId> = self.config.members.iter().map(|m| m.origin).collect();
         let clock = SimClock {
@@ -835,6 +975,8 @@ impl World {
         self.nodes[node].view =
             ClusterView::new(self.nodes[node].origin, self.config.clone(), phys);
         self.nodes[node].next_maintain = self.now;
+        self.nodes[node].clock_samples.clear();
+        self.heard_at[node] = vec![self.now; self.nodes.len()];
         self.start_pullers(node);
     }
 
@@ -930,8 +1072,8 @@ impl World {
         for (_, fault) in config.script.iter().filter(|(at, _)| *at == now) {
             self.inject(fault.clone());
         }
-        for &(_, node, quad, present) in config.scripted_writes.iter().filter(|w| w.0 == now) {
-            self.write(node, quad, present);
+        for (_, node, effect) in config.scripted_writes.iter().filter(|w| w.0 == now) {
+            self.write(*node, effect.clone());
         }
         if chaos {
             if config.random_faults {
@@ -939,11 +1081,38 @@ impl World {
             }
             if self.rng.chance(config.write_chance) {
                 let node = self.rng.below(self.nodes.len() as u64) as usize;
-                let quad = self.rng.below(u64::from(QUADS)) as Quad;
-                let present = self.rng.chance(0.5);
-                self.write(node, quad, present);
+                let effect = self.random_effect();
+                self.write(node, effect);
             }
         }
+    }
+
+    /// A client's write: mostly one quad inserted or deleted; one in eight a range
+    /// delete (of every quad one time in four, else of a residue class), and one in
+    /// three of those a replace: the range delete, then inserts of quads it covers.
+    fn random_effect(&mut self) -> Effect {
+        let quad = |rng: &mut Rng| rng.below(u64::from(QUADS)) as Quad;
+        if !self.rng.chance(0.125) {
+            let q = quad(&mut self.rng);
+            return Effect::write(q, self.rng.chance(0.5));
+        }
+        let pattern = if self.rng.chance(0.25) {
+            Pattern::All
+        } else {
+            Pattern::Class(self.rng.below(u64::from(CLASSES)) as u8)
+        };
+        let mut effect = Effect {
+            sweeps: vec![pattern],
+            writes: Vec::new(),
+        };
+        if self.rng.chance(1.0 / 3.0) {
+            for q in 0..QUADS {
+                if pattern.matches(&q) && self.rng.chance(0.5) {
+                    effect.writes.push((q, true));
+                }
+            }
+        }
+        effect
     }
 
     /// Ends every fault: links healed, disks freed, clocks back within the skew bound
@@ -994,11 +1163,32 @@ impl World {
         })
     }
 
-    pub fn expired_origins(&self) -> BTreeSet<OriginId> {
-        (0..self.nodes.len())
-            .filter(|i| !self.live_members().contains(i))
-            .map(|i| self.nodes[i].origin)
-            .collect()
+    /// What the checker judges: every node's final log and quads, the operations as the
+    /// clients saw them, and the world's ground truth about each transaction.
+    pub fn history(&self) -> History {
+        let live = self.live_members();
+        History {
+            instances: self
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let disk = n
+                        .repo
+                        .as_ref()
+                        .map_or_else(|| n.disk.as_ref().expect("down"), |r| &r.disk);
+                    Instance {
+                        origin: n.origin,
+                        log: disk.log.clone(),
+                        contents: n.repo.as_ref().map(|r| r.contents()),
+                        live: live.contains(&i),
+                    }
+                })
+                .collect(),
+            ops: self.ops.clone(),
+            applied_by: self.applied_by.clone(),
+            cut_by: self.cut_by.clone(),
+        }
     }
 }
 

@@ -1,0 +1,346 @@
+//! The checker's own tests: hand-built final states and histories, each breaking one
+//! promise, must be reported — and the narrow excuses must stay narrow.
+
+use crate::check::{check, tx_id, Ending, Excused, History, Instance, Strictness, TxId};
+use crate::model::{self, Effect, Pattern, Quad};
+use crate::world::{Config, Op, World, EPOCH_MS};
+use quadmesh_repl::{Entry, EntryKind, HlcTime, OriginId};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn origin(node: usize) -> OriginId {
+    OriginId(100 + node as u64)
+}
+
+/// A transaction of `node`, stamped `ms` into the simulation, of explicit writes.
+fn tx(node: usize, seq: u64, ms: u64, writes: &[(Quad, bool)]) -> Entry {
+    let effect = Effect {
+        sweeps: Vec::new(),
+        writes: writes.to_vec(),
+    };
+    tx_of(node, seq, ms, &effect)
+}
+
+fn tx_of(node: usize, seq: u64, ms: u64, effect: &Effect) -> Entry {
+    Entry {
+        kind: EntryKind::Data,
+        origin: origin(node),
+        seq,
+        time: HlcTime::from_parts(EPOCH_MS + ms, 0),
+        payload: model::encode(effect),
+    }
+}
+
+/// The acknowledged client operation that committed `entry`.
+fn acked(entry: &Entry, node: usize, invoked: u64, completed: u64) -> Op {
+    Op {
+        effect: model::decode(&entry.payload),
+        node,
+        entry: Some(tx_id(entry)),
+        invoked,
+        completed: Some(completed),
+        acknowledged: true,
+        holders_claimed: Some(1),
+        needed: 1,
+        clock_majority_off: false,
+    }
+}
+
+/// `nodes` live instances, each holding `log` and the quads last-writer-wins gives.
+fn converged(nodes: usize, log: &[Entry]) -> History {
+    let contents = crate::check::lww(log.iter());
+    History {
+        instances: (0..nodes)
+            .map(|i| Instance {
+                origin: origin(i),
+                log: log.to_vec(),
+                contents: Some(contents.clone()),
+                live: true,
+            })
+            .collect(),
+        ops: Vec::new(),
+        applied_by: log
+            .iter()
+            .map(|e| (tx_id(e), (0..nodes).collect()))
+            .collect(),
+        cut_by: BTreeMap::new(),
+    }
+}
+
+fn applied(h: &mut History, id: TxId, by: &[usize]) {
+    h.applied_by.insert(id, by.iter().copied().collect());
+}
+
+fn cut(h: &mut History, id: TxId, by: &[usize]) {
+    h.cut_by.insert(id, by.iter().copied().collect());
+}
+
+fn reported(h: &History, ending: Ending, strictness: Strictness, promise: &str) -> bool {
+    let (violations, _) = check(h, ending, strictness);
+    violations.iter().any(|v| v.starts_with(promise))
+}
+
+fn clean(h: &History, ending: Ending, strictness: Strictness) -> Excused {
+    let (violations, excused) = check(h, ending, strictness);
+    assert!(violations.is_empty(), "{violations:#?}");
+    excused
+}
+
+const LENIENT: Strictness = Strictness::CountKnownLimits;
+const STRICT: Strictness = Strictness::Strict;
+
+#[test]
+fn a_valid_history_passes() {
+    let a = tx(0, 1, 100, &[(0, true)]);
+    let b = tx(1, 1, 2_000, &[(0, false)]);
+    let mut h = converged(3, &[a.clone(), b.clone()]);
+    h.ops = vec![acked(&a, 0, 100, 100), acked(&b, 1, 2_000, 2_000)];
+    clean(&h, Ending::Converged, STRICT);
+}
+
+#[test]
+fn an_acknowledged_write_another_instance_applied_must_not_be_lost() {
+    let kept = tx(1, 1, 50, &[(1, true)]);
+    let gone = tx(0, 1, 100, &[(0, true)]);
+    let mut h = converged(3, std::slice::from_ref(&kept));
+    h.ops = vec![acked(&gone, 0, 100, 100)];
+    // Its origin's crash cut it, but n1 had applied it: it must have been fetched back.
+    applied(&mut h, tx_id(&gone), &[0, 1]);
+    cut(&mut h, tx_id(&gone), &[0]);
+    assert!(reported(&h, Ending::Converged, LENIENT, "lost"));
+    // Blocked runs are held to it too (some instance must hold it to re-grow from).
+    assert!(reported(&h, Ending::Blocked, LENIENT, "lost"));
+    // Its origin expired, but n1 (live) had applied it.
+    h.instances[0].live = false;
+    assert!(reported(&h, Ending::Converged, LENIENT, "lost"));
+}
+
+#[test]
+fn only_a_write_no_other_instance_applied_may_go_with_its_origins_tail_or_expiry() {
+    let gone = tx(0, 1, 100, &[(0, true)]);
+    let mut h = converged(3, &[]);
+    h.ops = vec![acked(&gone, 0, 100, 100)];
+    applied(&mut h, tx_id(&gone), &[0]);
+    // Neither cut nor expired: lost.
+    assert!(reported(&h, Ending::Converged, STRICT, "lost"));
+    cut(&mut h, tx_id(&gone), &[0]);
+    let excused = clean(&h, Ending::Converged, STRICT);
+    assert_eq!(excused.cut_before_replicated, 1);
+    h.cut_by.clear();
+    h.instances[0].live = false;
+    let excused = clean(&h, Ending::Converged, STRICT);
+    assert_eq!(excused.origin_expired_unreplicated, 1);
+}
+
+#[test]
+fn losses_the_design_accepts_are_counted_and_reported_when_strict() {
+    let gone = tx(0, 1, 100, &[(0, true)]);
+    let mut h = converged(3, &[]);
+    h.ops = vec![acked(&gone, 0, 100, 100)];
+    // Every copy cut off by torn tails.
+    applied(&mut h, tx_id(&gone), &[0, 1]);
+    cut(&mut h, tx_id(&gone), &[0, 1]);
+    assert_eq!(
+        clean(&h, Ending::Converged, LENIENT).every_copy_cut,
+        1,
+        "counted"
+    );
+    assert!(reported(&h, Ending::Converged, STRICT, "lost"));
+    // The only copy left is on an expired member.
+    cut(&mut h, tx_id(&gone), &[0]);
+    h.instances[1].live = false;
+    assert_eq!(
+        clean(&h, Ending::Converged, LENIENT).only_on_expired_members,
+        1
+    );
+    assert!(reported(&h, Ending::Converged, STRICT, "lost"));
+    // A copy left on a live member that is not in the final log is lost, however lenient.
+    h.instances[1].live = true;
+    assert!(reported(&h, Ending::Converged, LENIENT, "lost"));
+}
+
+#[test]
+fn an_older_write_applied_over_a_newer_one_is_reported() {
+    let newer = tx(1, 1, 300, &[(0, false)]);
+    let older = tx(0, 1, 200, &[(0, true)]);
+    let mut h = converged(3, &[newer.clone(), older.clone()]);
+    h.ops = vec![acked(&older, 0, 200, 200), acked(&newer, 1, 300, 300)];
+    // n2 let the older insert win over the newer delete that reached it first.
+    h.instances[2].contents = Some(BTreeSet::from([0]));
+    assert!(reported(&h, Ending::Converged, STRICT, "last-writer-wins"));
+    assert!(reported(&h, Ending::Converged, STRICT, "undone"));
+    assert!(reported(&h, Ending::Converged, STRICT, "diverged"));
+    // Every instance did the same: no divergence, still wrong.
+    for instance in &mut h.instances {
+        instance.contents = Some(BTreeSet::from([0]));
+    }
+    assert!(!reported(&h, Ending::Converged, STRICT, "diverged"));
+    assert!(reported(&h, Ending::Converged, STRICT, "last-writer-wins"));
+    assert!(reported(&h, Ending::Blocked, STRICT, "undone"));
+}
+
+#[test]
+fn a_real_time_inversion_is_reported_beyond_the_window_and_only_there() {
+    use crate::check::REAL_TIME_WINDOW_MS as W;
+    // n0's write completed at 100 ms; n1's began later, yet is stamped older.
+    let first = tx(0, 1, 5_000, &[(0, true)]);
+    for (begun, inversion) in [(100 + W + 10, true), (100 + W, false)] {
+        let later = tx(1, 1, 4_000, &[(0, false)]);
+        let mut h = converged(3, &[first.clone(), later.clone()]);
+        h.ops = vec![acked(&first, 0, 100, 100), acked(&later, 1, begun, begun)];
+        assert_eq!(
+            reported(&h, Ending::Converged, STRICT, "real-time"),
+            inversion,
+            "n1 began at {begun}"
+        );
+        // Blocked runs are held to it too.
+        assert_eq!(
+            reported(&h, Ending::Blocked, STRICT, "real-time"),
+            inversion
+        );
+    }
+    // At one instance the order holds however close the writes.
+    let a = tx(0, 1, 5_000, &[(0, true)]);
+    let b = tx(0, 2, 4_000, &[(0, false)]);
+    let mut h = converged(3, &[a.clone(), b.clone()]);
+    h.ops = vec![acked(&a, 0, 100, 100), acked(&b, 0, 110, 110)];
+    assert!(reported(&h, Ending::Converged, STRICT, "real-time"));
+}
+
+#[test]
+fn an_inversion_while_most_clocks_were_off_is_counted_and_reported_when_strict() {
+    let first = tx(0, 1, 5_000, &[(0, true)]);
+    let later = tx(1, 1, 4_000, &[(0, false)]);
+    let mut h = converged(3, &[first.clone(), later.clone()]);
+    let mut op = acked(&later, 1, 3_000, 3_000);
+    op.clock_majority_off = true;
+    h.ops = vec![acked(&first, 0, 100, 100), op];
+    let excused = clean(&h, Ending::Converged, LENIENT);
+    assert_eq!(excused.real_time_clock_majority_off, 1);
+    assert!(reported(&h, Ending::Converged, STRICT, "real-time"));
+    // At one instance, never: its clock only moves forward whatever physical time does.
+    let later = tx(0, 2, 4_000, &[(0, false)]);
+    let mut h = converged(3, &[first.clone(), later.clone()]);
+    let mut op = acked(&later, 0, 3_000, 3_000);
+    op.clock_majority_off = true;
+    h.ops = vec![acked(&first, 0, 100, 100), op];
+    assert!(reported(&h, Ending::Converged, LENIENT, "real-time"));
+}
+
+fn clear(pattern: Pattern) -> Effect {
+    Effect {
+        sweeps: vec![pattern],
+        writes: Vec::new(),
+    }
+}
+
+#[test]
+fn a_range_delete_leaves_what_it_covers_absent_unless_a_newer_write_names_it() {
+    // q1 and q3 inserted, then every odd quad deleted; q3 inserted again after that.
+    let a = tx(0, 1, 100, &[(1, true), (3, true)]);
+    let b = tx_of(1, 1, 200, &clear(Pattern::Class(1)));
+    let c = tx(2, 1, 300, &[(3, true)]);
+    let mut h = converged(3, &[a.clone(), b.clone(), c.clone()]);
+    h.ops = vec![
+        acked(&a, 0, 100, 100),
+        acked(&b, 1, 200, 200),
+        acked(&c, 2, 300, 300),
+    ];
+    assert_eq!(h.instances[0].contents, Some(BTreeSet::from([3])));
+    clean(&h, Ending::Converged, STRICT);
+    // An instance where the older insert of q1 came after the delete and was taken.
+    h.instances[1].contents = Some(BTreeSet::from([1, 3]));
+    assert!(reported(&h, Ending::Converged, STRICT, "last-writer-wins"));
+    assert!(reported(&h, Ending::Converged, STRICT, "undone"));
+    // One where the delete swept q3's newer insert away.
+    h.instances[1].contents = Some(BTreeSet::new());
+    assert!(reported(&h, Ending::Converged, STRICT, "undone"));
+    // A quad of the other class is not the delete's to remove.
+    let d = tx(0, 2, 150, &[(2, true)]);
+    let mut h = converged(3, &[a, d, b, c]);
+    assert_eq!(h.instances[0].contents, Some(BTreeSet::from([2, 3])));
+    h.instances[2].contents = Some(BTreeSet::from([3]));
+    assert!(reported(&h, Ending::Converged, STRICT, "last-writer-wins"));
+}
+
+#[test]
+fn within_a_transaction_the_explicit_writes_follow_its_range_deletes() {
+    // A replace: every quad deleted, then q2 inserted, in one transaction.
+    let replace = Effect {
+        sweeps: vec![Pattern::All],
+        writes: vec![(2, true)],
+    };
+    let a = tx(0, 1, 100, &[(0, true), (2, true)]);
+    let b = tx_of(1, 1, 200, &replace);
+    let mut h = converged(3, &[a.clone(), b.clone()]);
+    h.ops = vec![acked(&a, 0, 100, 100), acked(&b, 1, 200, 200)];
+    assert_eq!(h.instances[0].contents, Some(BTreeSet::from([2])));
+    clean(&h, Ending::Converged, STRICT);
+    for instance in &mut h.instances {
+        instance.contents = Some(BTreeSet::new());
+    }
+    assert!(reported(&h, Ending::Converged, STRICT, "last-writer-wins"));
+    assert!(reported(&h, Ending::Converged, STRICT, "undone"));
+}
+
+#[test]
+fn a_range_delete_undone_by_an_insert_acknowledged_before_it_began_is_reported() {
+    use crate::check::REAL_TIME_WINDOW_MS as W;
+    // n0's insert of q4 completed at 100 ms; n1's delete of everything began well after,
+    // yet is stamped older: the insert survives it.
+    let insert = tx(0, 1, 5_000, &[(4, true)]);
+    let delete = tx_of(1, 1, 4_000, &clear(Pattern::All));
+    let mut h = converged(3, &[insert.clone(), delete.clone()]);
+    assert_eq!(h.instances[0].contents, Some(BTreeSet::from([4])));
+    let begun = 100 + W + 10;
+    h.ops = vec![acked(&insert, 0, 100, 100), acked(&delete, 1, begun, begun)];
+    assert!(reported(&h, Ending::Converged, STRICT, "real-time"));
+    // And the other way round: a delete acknowledged, then an insert of a quad of
+    // another class than it covers, stamped older — no quad in common, no order owed.
+    let delete = tx_of(0, 1, 5_000, &clear(Pattern::Class(0)));
+    let insert = tx(1, 1, 4_000, &[(3, true)]);
+    let mut h = converged(3, &[delete.clone(), insert.clone()]);
+    h.ops = vec![acked(&delete, 0, 100, 100), acked(&insert, 1, begun, begun)];
+    assert!(!reported(&h, Ending::Converged, STRICT, "real-time"));
+}
+
+/// A real run's final state, with one replicated acknowledged write taken out of every
+/// log (and the quads recomputed, so that only the loss is wrong).
+#[test]
+fn a_replicated_write_dropped_from_a_real_runs_final_state_is_reported() {
+    let config = Config {
+        nodes: 3,
+        retention_ms: 60_000,
+        chaos_ms: 3_000,
+        write_chance: 0.2,
+        random_faults: false,
+        script: Vec::new(),
+        scripted_writes: Vec::new(),
+    };
+    let mut world = World::new(7, config.nodes);
+    while world.now < config.chaos_ms {
+        world.step(true, &config);
+    }
+    world.heal();
+    while !world.converged() {
+        assert!(world.now < 60_000, "a run without faults converges");
+        world.step(false, &config);
+    }
+    let mut h = world.history();
+    clean(&h, Ending::Converged, STRICT);
+    let victim = h
+        .ops
+        .iter()
+        .filter(|op| op.acknowledged)
+        .filter_map(|op| op.entry)
+        .find(|id| h.applied_by[id].len() > 1)
+        .expect("a replicated acknowledged write");
+    for instance in &mut h.instances {
+        instance.log.retain(|e| tx_id(e) != victim);
+        instance.contents = Some(crate::check::lww(instance.log.iter()));
+    }
+    let (violations, _) = check(&h, Ending::Converged, LENIENT);
+    assert!(
+        violations.iter().any(|v| v.starts_with("lost")),
+        "{violations:#?}"
+    );
+}
