@@ -73,6 +73,9 @@ impl Http {
         Ok(Http(
             reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
+                // Under the servers' 30 s keep-alive wait: a pooled connection is never
+                // reused just as the server closes it.
+                .pool_idle_timeout(std::time::Duration::from_secs(20))
                 .build()?,
         ))
     }

@@ -57,7 +57,9 @@ async fn run(args: &TombstoneArgs, work: &Path) -> Result<()> {
     let data = work.join("graph.nt");
     write_graph(&data, args.triples)?;
 
-    // 1. CLEAR GRAPH of `triples`.
+    // 1. CLEAR GRAPH of `triples`. No timed checkpoint meanwhile, so that the log's
+    // growth is the CLEAR's entry (the log is truncated at checkpoints).
+    std::env::set_var("QUADMESH_CHECKPOINT_INTERVAL", "86400");
     let members = three_instance_cluster(&http, &args.quadmesh, &work.join("clear"), REPO).await?;
     for chunk in chunks(&data, 100_000)? {
         http.ok(http
@@ -80,6 +82,7 @@ async fn run(args: &TombstoneArgs, work: &Path) -> Result<()> {
     let log_after = log_bytes(&members[1])?;
     let commits_after = metric(&http, &members[1], "quadmesh_commits_total").await?;
     drop(members);
+    std::env::remove_var("QUADMESH_CHECKPOINT_INTERVAL");
 
     let oxigraph = Server::oxigraph(&args.oxigraph, &work.join("oxigraph"))?;
     for chunk in chunks(&data, 100_000)? {
@@ -115,15 +118,21 @@ async fn run(args: &TombstoneArgs, work: &Path) -> Result<()> {
     // 2. Pattern deletes at a steady rate.
     let members = three_instance_cluster(&http, &args.quadmesh, &work.join("rate"), REPO).await?;
     let (sent, failed, peak, samples) = pattern_deletes_at_rate(&http, &members, args).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after_idle = metric(&http, &members[0], "quadmesh_register_tombstones").await?;
+    let at_end = metric(&http, &members[0], "quadmesh_register_tombstones").await?;
+    let ended = Instant::now();
+    caught_up(&http, &members).await?;
+    let catch_up = ended.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = metric(&http, &members[0], "quadmesh_register_tombstones").await?;
     let log_entries = metric(&http, &members[0], "quadmesh_log_entries").await?;
     println!(
         "{} pattern deletes/s asked for {} s: {:.0}/s acknowledged ({failed} failed); tombstones live on an instance: \
-         peak {peak}, {after_idle} 3 s after the last; log entries kept: {log_entries}, log {} bytes; samples (s, tombstones, log entries): {samples:?}",
+         peak {peak}, {at_end} at the last delete, {after} 1 s after every instance had applied everything ({:.1} s later); \
+         log entries kept: {log_entries}, log {} bytes; samples (s, tombstones, log entries): {samples:?}",
         args.rate,
         args.seconds,
         sent as f64 / args.seconds as f64,
+        catch_up.as_secs_f64(),
         log_bytes(&members[0])?,
     );
     drop(members);
@@ -160,6 +169,8 @@ async fn run(args: &TombstoneArgs, work: &Path) -> Result<()> {
         task.await??;
     }
     let made_in = started.elapsed();
+    // Both instances applied every tombstone before inserts are timed.
+    caught_up(&http, &members[..2]).await?;
     let live = metric(&http, &members[1], "quadmesh_register_tombstones").await?;
     let with = lag_at_rate(&http.0, &members[..2], REPO, 200, 10, 4).await?;
     stop(&members[2], false)?;
@@ -326,6 +337,38 @@ async fn pattern_deletes_at_rate(
         failed += bad;
     }
     Ok((sent, failed, peak, samples))
+}
+
+/// Waits until every server reports the same version vector for itself (each has
+/// applied everything the others committed).
+async fn caught_up(http: &Http, servers: &[Server]) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let mut vectors = Vec::new();
+        for server in servers {
+            let status: serde_json::Value = http
+                .ok(http
+                    .0
+                    .get(server.url(&format!("/repositories/{REPO}/repl/status")))
+                    .basic_auth(USER, Some(PASSWORD)))
+                .await?
+                .json()
+                .await?;
+            let own = status["instances"]
+                .as_array()
+                .and_then(|a| a.iter().find(|m| m["state"] == "self"))
+                .map(|m| m["versionVector"].clone());
+            vectors.push(own);
+        }
+        if vectors.windows(2).all(|w| w[0] == w[1]) {
+            return Ok(());
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the instances did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Stops (SIGSTOP) or continues (SIGCONT) a server's process.

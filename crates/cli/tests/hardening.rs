@@ -349,7 +349,12 @@ async fn silent_connections_close_at_the_header_timeout_and_one_address_is_cappe
 async fn a_request_in_flight_outlasts_the_idle_timeout_and_headers_are_bounded() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = common::Server::start_with(dir.path(), &["--idle-timeout", "1"]);
+    // The header-read timeout is shorter than the upload too: it bounds the wait for
+    // a request's headers, never a request in flight.
+    let server = common::Server::start_with(
+        dir.path(),
+        &["--idle-timeout", "1", "--header-read-timeout", "2"],
+    );
     let client = common::Client::default();
     let created = client
         .put(server.url("/repositories/slow"))
@@ -357,7 +362,8 @@ async fn a_request_in_flight_outlasts_the_idle_timeout_and_headers_are_bounded()
         .await
         .unwrap();
     assert_eq!(created.status(), 204);
-    // An upload trickling in over four idle timeouts is a request in flight.
+    // An upload trickling in over four idle timeouts (two header-read timeouts) on the
+    // same connection is a request in flight.
     let chunks = futures::stream::iter(0..8).then(|i| async move {
         tokio::time::sleep(Duration::from_millis(500)).await;
         Ok::<_, std::io::Error>(format!("<http://e/s{i}> <http://e/p> \"{i}\" .\n"))

@@ -226,10 +226,17 @@ impl Connection {
         let mut draining = false;
         // hyper's header timeout starts with the first byte: a connection that sends
         // nothing must have its first request's headers in by then all the same.
+        // (Whether the first request came is looked at when the deadline passes: a
+        // `select!` precondition is only evaluated when the loop comes round.)
         let first_request_due = Instant::now() + limits.header_read_timeout;
+        let mut first_request_seen = false;
         loop {
             tokio::select! {
-                () = tokio::time::sleep_until(first_request_due), if !activity.began() => {
+                () = tokio::time::sleep_until(first_request_due), if !first_request_seen => {
+                    if activity.began() {
+                        first_request_seen = true;
+                        continue;
+                    }
                     tracing::debug!(%remote, "no request within the header-read timeout: closing");
                     break;
                 }
