@@ -2,7 +2,7 @@
 //! on how far its own transactions went, so that it never stamps a sequence number a
 //! peer already holds with another transaction.
 
-use crate::stamp::OriginId;
+use crate::stamp::{HlcTime, OriginId};
 use std::collections::BTreeSet;
 
 /// The other members' reports since a lost tail.
@@ -40,6 +40,21 @@ impl AwaitingPeers {
             self.answered.insert(peer);
             false
         }
+    }
+
+    /// The heartbeat promise of an instance waiting after a lost tail, for the clock
+    /// reading `now`, where `last_own_logged` is the time of its own transaction with
+    /// the highest sequence number still in its log (`None`: none is).
+    ///
+    /// A promise says that no transaction of ours a receiver has not had from our log is
+    /// older. Our lost transactions are not in our log, yet other members may still be
+    /// passing them on, and they were stamped before `now`: a receiver that pruned its
+    /// register past them would let them win over newer writes when they arrive. They
+    /// were stamped after our last surviving own transaction (an origin's stamps grow
+    /// with its sequence numbers), so the promise goes no further than that; with none
+    /// left in the log, it promises nothing (pruning waits until the members answered).
+    pub fn promise(now: HlcTime, last_own_logged: Option<HlcTime>) -> HlcTime {
+        now.min(last_own_logged.unwrap_or(HlcTime(0)))
     }
 
     /// This instance's view expired `peer`.

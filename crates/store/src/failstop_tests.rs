@@ -165,6 +165,14 @@ fn after_a_torn_tail_local_writes_wait_for_every_peer_and_lost_entries_come_back
     let repository = open(dir.path(), clock(0));
     let me = repository.origin();
     assert_eq!(repository.version_vector().get(me), 4);
+    // While waiting, heartbeats promise no later than our last surviving transaction:
+    // the lost one (stamped after it) may still reach peers from other members.
+    let (promise, _, _, _) = repository.heartbeat_point().unwrap();
+    assert!(
+        promise <= logged[logged.len() - 2].time,
+        "a promise past our own lost transaction"
+    );
+    assert!(promise < lost.time);
     let error = insert(&repository, 100).unwrap_err();
     assert!(matches!(error, StoreError::AwaitingPeers { .. }), "{error}");
     assert!(repository.write_refusal().is_some());
@@ -186,6 +194,11 @@ fn after_a_torn_tail_local_writes_wait_for_every_peer_and_lost_entries_come_back
     assert_eq!(repository.apply_remote(&lost).unwrap(), Applied::New);
     repository.on_peer_heartbeat(peer, &theirs);
     assert!(repository.write_refusal().is_none());
+    let (promise, _, _, _) = repository.heartbeat_point().unwrap();
+    assert!(
+        promise > lost.time,
+        "the promise moves on once the wait is over"
+    );
     assert_eq!(insert(&repository, 100).unwrap().0, 6);
 
     // A clean stop (this log is not synced at every append: only a clean stop tells the

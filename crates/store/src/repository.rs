@@ -1050,6 +1050,16 @@ impl Repository {
             tracing::debug!(repository = %self.name, error = %e, "cannot move the clock's high-water mark");
             time = time.min(HlcTime::from_parts(writer.clock_reserved, 0));
         }
+        if self.awaiting_peers.load(Ordering::Acquire) {
+            let last_own = writer
+                .log
+                .index()
+                .iter()
+                .rev()
+                .find(|e| e.origin == self.origin)
+                .map(|e| e.time);
+            time = AwaitingPeers::promise(time, last_own);
+        }
         Ok((
             time,
             writer.version_vector.clone(),

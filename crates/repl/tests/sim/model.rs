@@ -390,6 +390,16 @@ impl Repo {
         } else {
             self.reserve(time);
         }
+        if self.awaiting.is_some() {
+            let last_own = self
+                .disk
+                .log
+                .iter()
+                .rev()
+                .find(|e| e.origin == self.origin)
+                .map(|e| e.time);
+            time = AwaitingPeers::promise(time, last_own);
+        }
         (time, self.vv.clone())
     }
 
