@@ -214,6 +214,27 @@ fn a_failed_request_in_a_session_puts_back_what_its_range_delete_removed() {
         .unwrap();
     assert!(seen, "the failed request's range delete was not undone");
     assert!(pending.is_empty());
+
+    // Swept by one request, then re-inserted by a failed one: still absent after it.
+    repository
+        .in_session(&mut pending, true, |tracker| {
+            tracker
+                .remove_pattern(QuadPattern::everything())
+                .map(|_| ())
+        })
+        .unwrap();
+    let failed = repository.in_session(&mut pending, true, |tracker| {
+        tracker.insert(q.clone())?;
+        Err::<(), _>(crate::StoreError::Unsupported("fails".into()))
+    });
+    assert!(failed.is_err());
+    let seen = repository
+        .in_session(&mut pending, true, |tracker| tracker.contains(q.as_ref()))
+        .unwrap();
+    assert!(
+        !seen,
+        "a failed request brought back a quad swept before it"
+    );
 }
 
 #[test]

@@ -89,10 +89,11 @@ fn write_all(transaction: &mut Transaction<'_>, changes: &Writes) -> Result<()> 
 /// failed request removed were present).
 fn undo(transaction: &mut Transaction<'_>, before: &Writes, after: &Writes) {
     for (quad, change) in &after.quads {
-        let wanted = before
-            .quads
-            .get(quad)
-            .map_or(change.was_present, |b| b.present);
+        // Swept by an earlier request: absent before this one.
+        let wanted = match before.quads.get(quad) {
+            Some(b) => b.present,
+            None => change.was_present && !before.swept.contains(quad),
+        };
         if change.present != wanted {
             if wanted {
                 transaction.insert(quad);
