@@ -237,25 +237,32 @@ fn last_segment(data_dir: &Path, repository: &str) -> PathBuf {
     segments.pop().expect("a log segment")
 }
 
+/// A flipped bit inside one repository's log: that repository does not open and is
+/// refused naming the file and the offset (nothing of its log is cut), while the
+/// server starts and serves its other repositories; deleting it is allowed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_flipped_bit_inside_the_log_stops_the_instance_naming_file_and_offset() {
+async fn a_flipped_bit_inside_a_log_takes_only_that_repository_out_naming_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = common::Server::start(dir.path());
     let client = common::Client::default();
-    let response = client
-        .put(server.url("/repositories/damaged"))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-    for i in 0..40 {
+    for name in ["damaged", "healthy"] {
         let response = client
-            .post(server.url("/repositories/damaged"))
-            .form(&[("update", format!("INSERT DATA {{ {} }}", triple("t", i)))])
+            .put(server.url(&format!("/repositories/{name}")))
             .send()
             .await
             .unwrap();
         assert!(response.status().is_success());
+    }
+    for i in 0..40 {
+        for name in ["damaged", "healthy"] {
+            let response = client
+                .post(server.url(&format!("/repositories/{name}")))
+                .form(&[("update", format!("INSERT DATA {{ {} }}", triple("t", i)))])
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success());
+        }
     }
     server.kill();
     let segment = last_segment(dir.path(), "damaged");
@@ -266,40 +273,88 @@ async fn a_flipped_bit_inside_the_log_stops_the_instance_naming_file_and_offset(
     bytes[eleventh + 38 + 5] ^= 0x08;
     std::fs::write(&segment, &bytes).unwrap();
 
-    let mut command = common::serve_command(
-        dir.path(),
-        std::net::IpAddr::from([127, 0, 0, 1]),
-        common::free_port(),
-        &[],
-        false,
+    server.restart();
+    assert_eq!(
+        common::size(&client, &server, "healthy").await,
+        40,
+        "the undamaged repository is served"
     );
-    command.stderr(std::process::Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().ok();
-            panic!("the server started on a damaged log");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(!status.success());
-    eprintln!("{stderr}");
+    let refused = client
+        .get(server.url("/repositories/damaged/size"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let message = refused.text().await.unwrap();
     assert!(
-        stderr.contains(&segment.display().to_string()),
-        "the file is not named: {stderr}"
+        message.contains(&segment.display().to_string()),
+        "the file is not named: {message}"
     );
     assert!(
-        stderr.contains(&format!("offset {eleventh}")),
-        "the offset is not named: {stderr}"
+        message.contains(&format!("offset {eleventh}")),
+        "the offset is not named: {message}"
+    );
+    let written = client
+        .post(server.url("/repositories/damaged"))
+        .form(&[("update", "INSERT DATA { <http://e/s> <http://e/p> 1 }")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        written.status(),
+        503,
+        "a damaged repository takes no writes"
+    );
+    let listed: serde_json::Value = client
+        .get(server.url("/repositories"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let damaged = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "damaged")
+        .expect("the damaged repository is listed");
+    assert_eq!(damaged["readable"], false);
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("quadmesh_repository_unavailable{repository=\"damaged\"} 1"),
+        "{metrics}"
     );
     // Nothing was cut.
     assert_eq!(std::fs::read(&segment).unwrap(), bytes);
+    // Its name cannot be taken while it is there; deleting it is allowed.
+    let taken = client
+        .put(server.url("/repositories/damaged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 503);
+    let deleted = client
+        .delete(server.url("/repositories/damaged"))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let made = client
+        .put(server.url("/repositories/damaged"))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success());
+    assert_eq!(common::size(&client, &server, "damaged").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -51,6 +51,7 @@ impl ApiError {
             ApiError::Store(e) => match e {
                 StoreError::RepositoryNotFound(_) => StatusCode::NOT_FOUND,
                 StoreError::RepositoryExists(_) => StatusCode::CONFLICT,
+                StoreError::RepositoryUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::InvalidRepositoryName(_)
                 | StoreError::Syntax(_)
                 | StoreError::InvalidRdf(_)

@@ -82,6 +82,12 @@ fn render(state: AppState) -> Response {
     let register_tombstones = Family::<RepositoryLabels, Gauge>::default();
     let writes_refused = Family::<RepositoryLabels, Gauge>::default();
     let rollbacks = Family::<RepositoryLabels, Counter>::default();
+    let unavailable = Family::<RepositoryLabels, Gauge>::default();
+    for repository in state.catalog.unavailable().into_keys() {
+        unavailable
+            .get_or_create(&RepositoryLabels { repository })
+            .set(1);
+    }
     for repository in state.catalog.list() {
         let labels = RepositoryLabels {
             repository: repository.name().to_owned(),
@@ -114,6 +120,11 @@ fn render(state: AppState) -> Response {
         "repository_writes_refused",
         "1 while a repository refuses writes (a failure it could not undo, or waiting for its peers after a crash cut its log)",
         writes_refused,
+    );
+    registry.register(
+        "repository_unavailable",
+        "1 for a repository on this server that could not be opened (its log or files are damaged); the others are served",
+        unavailable,
     );
     registry.register(
         "log_rollbacks",

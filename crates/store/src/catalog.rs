@@ -12,12 +12,17 @@ use std::sync::{Arc, RwLock};
 ///
 /// Rules it keeps: a name maps to at most one open repository; a repository that is
 /// deleted is first taken out of the catalog, then moved aside, then removed, so a
-/// crash midway never leaves a half-deleted repository under its name.
+/// crash midway never leaves a half-deleted repository under its name; a repository
+/// whose data is damaged (a log damaged inside, a corrupt file) does not open and is
+/// kept as *unavailable* with the reason — every request for it is refused with that
+/// reason, its name cannot be taken by a new repository, deleting it is allowed — while
+/// the others are served.
 pub struct Catalog {
     root: PathBuf,
     clock: Arc<HybridClock>,
     options: RepositoryOptions,
     repositories: RwLock<BTreeMap<String, Arc<Repository>>>,
+    unavailable: RwLock<BTreeMap<String, String>>,
 }
 
 pub fn validate_repository_name(name: &str) -> Result<()> {
@@ -43,6 +48,7 @@ impl Catalog {
         let root = data_dir.join("repositories");
         fs::create_dir_all(&root)?;
         let mut repositories = BTreeMap::new();
+        let mut unavailable = BTreeMap::new();
         for entry in fs::read_dir(&root)? {
             let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else {
@@ -58,25 +64,58 @@ impl Catalog {
             {
                 continue;
             }
-            let repository = Repository::open(&name, &entry.path(), clock.clone(), options, false)?;
-            tracing::info!(repository = %name, "opened repository");
-            repositories.insert(name, Arc::new(repository));
+            match Repository::open(&name, &entry.path(), clock.clone(), options, false) {
+                Ok(repository) => {
+                    tracing::info!(repository = %name, "opened repository");
+                    repositories.insert(name, Arc::new(repository));
+                }
+                // Damage confined to this repository's files: the others are served.
+                Err(e @ (StoreError::LogDamaged { .. } | StoreError::Corrupt { .. })) => {
+                    tracing::error!(repository = %name, error = %e,
+                        "REPOSITORY NOT AVAILABLE: it could not be opened; the server's other repositories are served");
+                    unavailable.insert(name, e.to_string());
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(Catalog {
             root,
             clock,
             options,
             repositories: RwLock::new(repositories),
+            unavailable: RwLock::new(unavailable),
         })
     }
 
     pub fn get(&self, name: &str) -> Result<Arc<Repository>> {
+        if let Some(reason) = self.unavailable_reason(name) {
+            return Err(StoreError::RepositoryUnavailable {
+                name: name.to_owned(),
+                reason,
+            });
+        }
         self.repositories
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned()
             .ok_or_else(|| StoreError::RepositoryNotFound(name.to_owned()))
+    }
+
+    fn unavailable_reason(&self, name: &str) -> Option<String> {
+        self.unavailable
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Repositories on this server that could not be opened, with the reason.
+    pub fn unavailable(&self) -> BTreeMap<String, String> {
+        self.unavailable
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn list(&self) -> Vec<Arc<Repository>> {
@@ -127,6 +166,12 @@ impl Catalog {
         if repositories.contains_key(name) {
             return Err(StoreError::RepositoryExists(name.to_owned()));
         }
+        if let Some(reason) = self.unavailable_reason(name) {
+            return Err(StoreError::RepositoryUnavailable {
+                name: name.to_owned(),
+                reason: format!("{reason} (delete it before making a repository of that name)"),
+            });
+        }
         let dir = self.root.join(name);
         if dir.exists() {
             // Not in the catalog, so not a complete repository: an interrupted create.
@@ -152,6 +197,20 @@ impl Catalog {
     }
 
     pub fn delete(&self, name: &str) -> Result<()> {
+        // A damaged repository that did not open goes the same way, files and all.
+        let damaged = self
+            .unavailable
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        if damaged.is_some() {
+            let aside = self
+                .root
+                .join(format!(".deleted-{name}-{:x}", rand::random::<u32>()));
+            fs::rename(self.root.join(name), &aside)?;
+            fs::remove_dir_all(&aside)?;
+            return Ok(());
+        }
         let repository = self
             .repositories
             .write()

@@ -9,6 +9,11 @@ pub enum StoreError {
     RepositoryNotFound(String),
     #[error("repository '{0}' already exists")]
     RepositoryExists(String),
+    /// The repository is on this server but could not be opened (its log is damaged):
+    /// it serves nothing until an operator acts; the server's other repositories are
+    /// served meanwhile.
+    #[error("repository '{name}' is not available on this instance: {reason}")]
+    RepositoryUnavailable { name: String, reason: String },
     #[error("invalid repository name '{0}': use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'")]
     InvalidRepositoryName(String),
     #[error("SPARQL syntax error: {0}")]
@@ -38,9 +43,10 @@ pub enum StoreError {
     #[error(
         "the replication log is damaged: {file}, byte offset {offset}: {detail}. \
          quadmesh does not cut it, because transactions after it would be lost. \
-         To recover: if this instance is in a cluster, move this server's data directory \
-         aside, remove the instance from the cluster (repl remove) and grow it again from \
-         a healthy member; a standalone repository can be restored from a backup, or, \
+         The repository is out of service on this instance; the server's others are \
+         served. To recover: if this instance is in a cluster, delete the repository here \
+         (DELETE /repositories/NAME), remove the instance from the cluster (repl remove) \
+         and grow it again from a healthy member; a standalone repository can be restored from a backup, or, \
          accepting the loss of every transaction after the damage, the segment cut at \
          that offset (truncate -s {offset} {file}) and later segments removed",
         file = .file.display()

@@ -45,6 +45,20 @@ pub async fn list(
             })
         })
         .collect();
+    // Damaged ones are listed too, neither readable nor writable, with the reason.
+    let mut rows = rows;
+    for (name, reason) in state.catalog.unavailable() {
+        if rights.can(&name, Need::Read) {
+            rows.push(serde_json::json!({
+                "id": name,
+                "uri": format!("{base}/repositories/{name}"),
+                "title": name,
+                "readable": false,
+                "writable": false,
+                "unavailable": reason,
+            }));
+        }
+    }
     Ok(Json(serde_json::Value::Array(rows)))
 }
 
