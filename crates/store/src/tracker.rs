@@ -3,7 +3,6 @@ use crate::error::Result;
 use crate::pattern::QuadPattern;
 use oxigraph::model::{GraphName, NamedOrBlankNodeRef, Quad, QuadRef};
 use oxigraph::store::Transaction;
-use quadmesh_repl::RangePattern;
 use std::collections::{HashMap, HashSet};
 
 /// What a request (or a session) did to one quad: whether the quad was there when the
@@ -121,13 +120,8 @@ impl<'t, 's> ChangeTracker<'t, 's> {
                 }
             }
         }
-        // Quads named earlier but not here (deletes of quads not received yet) are
-        // matched too: the pattern removes them everywhere.
-        for (quad, change) in &mut self.writes.quads {
-            if change.present && pattern.matches(quad) {
-                change.present = false;
-            }
-        }
+        // (A quad written present earlier in this request is in the transaction, so
+        // among the matches; one written absent stays absent.)
         self.writes.patterns.push(pattern);
         Ok(matches.len())
     }
