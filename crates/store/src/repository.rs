@@ -98,10 +98,15 @@ pub struct CommitReceipt {
 /// written by exactly one writer at a time.
 ///
 /// Rules it keeps:
-/// - every change goes through [`Repository::commit`] (local),
-///   [`Repository::commit_config`] (cluster configuration) or
-///   [`Repository::apply_remote`] (a peer's transaction): stamped, appended to the log
-///   durably, and only then applied to the store;
+/// - every change goes through [`Repository::commit`] (local; its deletes by pattern
+///   as range tombstones), [`Repository::commit_inserts`] (loads),
+///   [`Repository::commit_config`] (cluster configuration),
+///   [`Repository::commit_book`] (namespaces, users: a `Meta` entry) or
+///   [`Repository::apply_remote`] (a peer's transaction; `apply_archived` replays a
+///   backup's the same way): stamped, appended to the log durably, and only then
+///   applied to the store. Two paths change state without a new log entry, both
+///   restoring what the log already says: `repair_from` (a damaged store from a peer's
+///   snapshot) and `merge_books` (a peer's book records, with their own stamps);
 /// - the writer lock orders commits, so sequence numbers of this origin have no gaps,
 ///   each origin's transactions are applied in sequence order without gaps, and the log
 ///   order is the apply order;
