@@ -116,25 +116,86 @@ fn a_failed_log_write_takes_no_sequence_number() {
     assert_eq!(repository.size(None).unwrap(), 2);
 }
 
+#[test]
+fn a_failed_fsync_fails_the_write_and_takes_no_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut synced = options();
+    synced.log.fsync = true;
+    let open_synced = || Repository::open("r", dir.path(), clock(0), synced, true).unwrap();
+    let repository = open_synced();
+    assert_eq!(insert(&repository, 1).unwrap().0, 1);
+    // The frame is written but the disk cannot sync it: the write must not be
+    // acknowledged, nor reach the store.
+    repository.lock_writer().log.fail_next_sync();
+    assert!(
+        insert(&repository, 2).is_err(),
+        "a write was acknowledged although its log entry was never synced"
+    );
+    assert_eq!(repository.size(None).unwrap(), 1);
+    assert_eq!(repository.version_vector().get(repository.origin()), 1);
+    assert_eq!(insert(&repository, 3).unwrap().0, 2);
+    drop(repository);
+    let repository = open_synced();
+    assert_eq!(repository.version_vector().get(repository.origin()), 2);
+    assert_eq!(repository.size(None).unwrap(), 2);
+}
+
+/// Two members, `me` controlling and `peer`, as a configuration made at `time`.
+fn two_members(me: OriginId, peer: OriginId, time: quadmesh_repl::HlcTime) -> ClusterConfig {
+    let member = |name: &str, origin, controlling| Member {
+        name: name.into(),
+        origin,
+        address: format!("{name}:1"),
+        controlling,
+        added_at: time,
+    };
+    ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", me, true))
+        .with_member(member("b", peer, false))
+        .unwrap()
+}
+
+#[test]
+fn a_transaction_that_cannot_be_applied_is_taken_back_out_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = open(dir.path(), clock(0));
+    let me = repository.origin();
+    assert_eq!(insert(&repository, 1).unwrap().0, 1);
+    // Applying a configuration saves cluster.json; a directory in its place makes that
+    // fail (whoever runs the test, root included) after the entry was appended.
+    let cluster_file = dir.path().join("cluster.json");
+    let _ = fs::remove_file(&cluster_file);
+    fs::create_dir(&cluster_file).unwrap();
+    let error = repository
+        .commit_config(|_, time| Ok(two_members(me, OriginId(77), time)))
+        .unwrap_err();
+    assert_eq!(repository.rollbacks(), 1, "{error}");
+    assert_eq!(
+        repository.log_len().0,
+        1,
+        "the entry that could not be applied is still in the log"
+    );
+    assert!(!repository.cluster().replicated());
+    assert!(repository.write_refusal().is_none());
+    // Its sequence number is free again, and a restart replays nothing of it.
+    fs::remove_dir(&cluster_file).unwrap();
+    assert_eq!(insert(&repository, 2).unwrap().0, 2);
+    drop(repository);
+    let repository = open(dir.path(), clock(0));
+    assert_eq!(repository.version_vector().get(me), 2);
+    assert_eq!(repository.size(None).unwrap(), 2);
+    assert!(
+        !repository.cluster().replicated(),
+        "the configuration that was refused came back with the log"
+    );
+}
+
 /// A repository in a two-member cluster with `peer`, holding `n` transactions of its own
 /// after its configuration; returns them as logged.
 fn replicated(dir: &Path, peer: OriginId, n: usize) -> Vec<Entry> {
     let repository = open(dir, clock(0));
     let me = repository.origin();
     repository
-        .commit_config(|_, time| {
-            let member = |name: &str, origin, controlling| Member {
-                name: name.into(),
-                origin,
-                address: format!("{name}:1"),
-                controlling,
-                added_at: time,
-            };
-            Ok(
-                ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", me, true))
-                    .with_member(member("b", peer, false))?,
-            )
-        })
+        .commit_config(|_, time| Ok(two_members(me, peer, time)))
         .unwrap();
     for i in 0..n {
         insert(&repository, i).unwrap();

@@ -74,6 +74,9 @@ pub struct TxLog {
     /// Unit tests: the next frame write stops after this many bytes, with ENOSPC.
     #[cfg(test)]
     fail_next_write_after: Option<usize>,
+    /// Unit tests: the next sync of a frame fails, as a disk that cannot write it back.
+    #[cfg(test)]
+    fail_next_sync: bool,
 }
 
 /// Bytes cut off the end of the log on open.
@@ -157,6 +160,8 @@ impl TxLog {
             cut_on_open,
             #[cfg(test)]
             fail_next_write_after: None,
+            #[cfg(test)]
+            fail_next_sync: false,
         })
     }
 
@@ -182,13 +187,7 @@ impl TxLog {
             self.rotate()?;
         }
         let bytes = entry.encode();
-        let written = self.write_frame(&bytes).and_then(|()| {
-            if self.options.fsync {
-                self.active.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let written = self.write_frame(&bytes).and_then(|()| self.sync_frame());
         if let Err(error) = written {
             self.cut_back(self.active_len, &error.to_string());
             return Err(StoreError::Log(error));
@@ -240,6 +239,27 @@ impl TxLog {
     #[cfg(test)]
     pub(crate) fn fail_next_write_after(&mut self, bytes: usize) {
         self.fail_next_write_after = Some(bytes);
+    }
+
+    /// Makes the frame just written durable, when the log is synced at every append:
+    /// `append` returns only after this did.
+    fn sync_frame(&mut self) -> std::io::Result<()> {
+        if !self.options.fsync {
+            return Ok(());
+        }
+        // In unit tests a sync can be made to fail (EIO), as on a disk that cannot write
+        // the frame back: the frame may then be lost at any moment, so the append fails.
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_sync) {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        self.active.sync_data()
+    }
+
+    /// Unit tests: the next sync of a frame fails with EIO.
+    #[cfg(test)]
+    pub(crate) fn fail_next_sync(&mut self) {
+        self.fail_next_sync = true;
     }
 
     /// Takes back the last entry appended, which must be `indexed`: the repository could
@@ -647,6 +667,36 @@ mod tests {
         let log = TxLog::open(dir.path(), ONE_SEGMENT).unwrap();
         assert!(log.cut_on_open().is_none());
         assert_eq!(seqs(&log), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_failed_sync_fails_the_append_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let synced = LogOptions {
+            fsync: true,
+            ..ONE_SEGMENT
+        };
+        let mut log = TxLog::open(dir.path(), synced).unwrap();
+        log.append(&entry(1)).unwrap();
+        let end = log.end();
+        // The frame was written but the disk could not sync it: not durable, so not
+        // appended (an acknowledgement may only follow the sync).
+        log.fail_next_sync();
+        assert!(
+            log.append(&entry(2)).is_err(),
+            "an append whose sync failed succeeded"
+        );
+        assert_eq!(log.end(), end);
+        assert_eq!(
+            fs::metadata(segment_path(dir.path(), 1)).unwrap().len(),
+            end.offset
+        );
+        assert_eq!(seqs(&log), vec![1]);
+        log.append(&entry(2)).unwrap();
+        drop(log);
+        let log = TxLog::open(dir.path(), synced).unwrap();
+        assert!(log.cut_on_open().is_none());
+        assert_eq!(seqs(&log), vec![1, 2]);
     }
 
     #[test]
