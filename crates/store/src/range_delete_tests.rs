@@ -47,30 +47,40 @@ fn log_of(from: &Repository, skip: usize) -> Vec<Entry> {
     entries.into_iter().skip(skip).collect()
 }
 
+/// Members of one cluster, named `names`: the first controlling, the others having
+/// taken its configuration.
+fn cluster(dir: &Path, names: &[&str]) -> Vec<Repository> {
+    let members: Vec<Repository> = names.iter().map(|name| open(&dir.join(name))).collect();
+    let origins: Vec<_> = members.iter().map(Repository::origin).collect();
+    members[0]
+        .commit_config(|_, time| {
+            let member = |i: usize| Member {
+                name: names[i].into(),
+                origin: origins[i],
+                address: format!("{}:1", names[i]),
+                controlling: i == 0,
+                added_at: time,
+            };
+            let mut config = ClusterConfig::new("c".into(), "r".into(), "t".into(), member(0));
+            for i in 1..names.len() {
+                config = config.with_member(member(i))?;
+            }
+            Ok(config)
+        })
+        .unwrap();
+    for other in &members[1..] {
+        for entry in log_of(&members[0], 0) {
+            other.apply_remote(&entry).unwrap();
+        }
+        assert!(other.cluster().replicated());
+    }
+    members
+}
+
 /// Two members of one cluster: `a` controlling, `b` having taken `a`'s configuration.
 fn pair(dir: &Path) -> (Repository, Repository) {
-    let a = open(&dir.join("a"));
-    let b = open(&dir.join("b"));
-    let (oa, ob) = (a.origin(), b.origin());
-    a.commit_config(|_, time| {
-        let member = |name: &str, origin, controlling| Member {
-            name: name.into(),
-            origin,
-            address: format!("{name}:1"),
-            controlling,
-            added_at: time,
-        };
-        Ok(
-            ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", oa, true))
-                .with_member(member("b", ob, false))?,
-        )
-    })
-    .unwrap();
-    for entry in log_of(&a, 0) {
-        b.apply_remote(&entry).unwrap();
-    }
-    assert!(b.cluster().replicated());
-    (a, b)
+    let mut members = cluster(dir, &["a", "b"]).into_iter();
+    (members.next().unwrap(), members.next().unwrap())
 }
 
 /// Hands `to` every entry of `from` it lacks.
@@ -124,6 +134,44 @@ fn a_delete_by_triple_holds_against_the_insert_it_had_not_received_in_either_ord
     let effect = crate::effect::Effect::decode(&own[0].payload).unwrap();
     assert_eq!(effect.patterns, vec![by_triple("t")]);
     assert!(effect.deletes.is_empty());
+}
+
+/// The tombstone of a delete by pattern received from a peer, not only one made here:
+/// `c` takes `b`'s delete before `a`'s older insert, which it must then refuse (and a
+/// newer insert from `a` must still stand), also after a checkpoint and a restart.
+#[test]
+fn a_range_delete_received_from_a_peer_refuses_an_older_insert_from_a_third() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut members = cluster(dir.path(), &["a", "b", "c"]).into_iter();
+    let (a, b, c) = (
+        members.next().unwrap(),
+        members.next().unwrap(),
+        members.next().unwrap(),
+    );
+    let older = quad("t", Some("g"));
+    a.commit(|tracker| tracker.insert(older.clone())).unwrap();
+    let a_seen = log_of(&a, 0).len();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    b.commit(|tracker| tracker.remove_pattern(by_triple("t")).map(drop))
+        .unwrap();
+    deliver(&b, &c);
+    // c checkpoints and restarts before the older insert arrives.
+    c.checkpoint().unwrap();
+    drop(c);
+    let c = open(&dir.path().join("c"));
+    deliver(&a, &c);
+    assert!(
+        !holds(&c, &older),
+        "an insert older than a delete by pattern received earlier from another peer survived it"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    a.commit(|tracker| tracker.insert(older.clone())).unwrap();
+    assert!(log_of(&a, 0).len() > a_seen);
+    deliver(&a, &c);
+    assert!(
+        holds(&c, &older),
+        "an insert newer than the delete was refused"
+    );
 }
 
 #[test]
