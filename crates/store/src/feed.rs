@@ -87,3 +87,63 @@ impl Repository {
         reason
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::log::LogOptions;
+    use crate::repository::{Repository, RepositoryOptions};
+    use oxigraph::model::{GraphName, Literal, NamedNode, Quad};
+    use quadmesh_repl::{HlcTime, HybridClock, SystemClock};
+    use std::sync::{Arc, Mutex};
+
+    /// A pull stream's round promises, with its heartbeat's clock, that every
+    /// transaction of this origin stamped before it is among the entries it sends: the
+    /// promise must be read before the log is (under the same writer lock), or a commit
+    /// in between would be promised without being sent. Any clock reading taken while
+    /// the round reads the log — where such a commit would take its stamp — must come
+    /// after the promise.
+    #[test]
+    fn a_round_promises_nothing_it_does_not_send() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = RepositoryOptions {
+            log: LogOptions {
+                fsync: false,
+                segment_bytes: 1 << 20,
+            },
+            checkpoint_every: 10_000,
+        };
+        let clock = Arc::new(HybridClock::new(SystemClock::with_offset_ms(0), 500));
+        let repository = Repository::open("r", dir.path(), clock, options, true).unwrap();
+        let mut stamps = Vec::new();
+        for i in 0..3 {
+            let quad = Quad::new(
+                NamedNode::new_unchecked(format!("http://example.org/s{i}")),
+                NamedNode::new_unchecked("http://example.org/p"),
+                Literal::from(i),
+                GraphName::DefaultGraph,
+            );
+            let receipt = repository.commit(|tracker| tracker.insert(quad)).unwrap();
+            stamps.push(receipt.transaction.unwrap().1.time);
+        }
+        let read_meanwhile: Mutex<Vec<HlcTime>> = Mutex::default();
+        let ((promise, _, _, _), entries, _) = repository
+            .heartbeat_with_entries(Default::default(), 512, |_, _| {
+                let reading = repository.clock().now().unwrap();
+                read_meanwhile.lock().unwrap().push(reading);
+                true
+            })
+            .unwrap();
+        let sent: Vec<HlcTime> = entries.iter().map(|e| e.time).collect();
+        assert_eq!(sent, stamps, "the round sends the whole log");
+        let read_meanwhile = read_meanwhile.into_inner().unwrap();
+        assert_eq!(read_meanwhile.len(), 3);
+        for reading in read_meanwhile {
+            assert!(
+                reading > promise,
+                "the heartbeat promised {promise:?} after the log was read (a reading of \
+                 {reading:?} meanwhile): a transaction stamped then would be promised \
+                 but not sent"
+            );
+        }
+    }
+}
