@@ -236,21 +236,7 @@ async fn update(http: &Http, server: &Server, text: &str) -> Result<()> {
 }
 
 async fn wait_sizes(http: &Http, servers: &[Server], size: usize) -> Result<()> {
-    let started = Instant::now();
-    loop {
-        let mut all = true;
-        for server in servers {
-            all &= http.quadmesh_size(server, REPO).await? == size;
-        }
-        if all {
-            return Ok(());
-        }
-        ensure!(
-            started.elapsed() < Duration::from_secs(1800),
-            "the instances never held {size} triples"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::scenarios::converged(http, servers, REPO, size, Instant::now()).await
 }
 
 /// Bytes in the repository's log directory on `server`.
