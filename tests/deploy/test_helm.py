@@ -272,3 +272,38 @@ def test_the_dashboard_parses_and_names_only_exported_metrics():
     # And the check can fail: a misspelt metric is caught.
     dashboard["panels"][0]["targets"][0]["expr"] = "quadmesh_replication_lagg_seconds"
     assert dashboard_metrics(dashboard) - exported_metrics()
+
+
+def documented_values():
+    """The values named in the first column of the chart README's table."""
+    names = set()
+    for line in (CHART / "README.md").read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        first = line.split("|")[1]
+        items = re.findall(r"`([^`]+)`", first)
+        parent = items[0].rsplit(".", 1)[0] if "." in items[0] else ""
+        for item in items:
+            names.add(parent + item if item.startswith(".") else item)
+    return names
+
+
+def value_paths(values, prefix=""):
+    for key, value in values.items():
+        path = prefix + key
+        yield path
+        if isinstance(value, dict):
+            yield from value_paths(value, path + ".")
+
+
+def test_the_readme_table_documents_every_value():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    paths = set(value_paths(values))
+    documented = documented_values()
+    assert documented <= paths, documented - paths
+    undocumented = [p for p in paths if not any(p == d or p.startswith(d + ".") for d in documented)
+                    and not any(d.startswith(p + ".") for d in documented)]
+    assert undocumented == [], undocumented
+    # Every value the schema knows is in values.yaml, and the other way round.
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert set(schema["properties"]) - {"global"} == set(values)
