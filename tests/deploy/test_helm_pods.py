@@ -48,7 +48,7 @@ class Pods:
     def secret_value(self, name, key):
         return base64.b64decode(self.docs[("Secret", name)]["data"][key]).decode()
 
-    def env(self, container, pod_name):
+    def env(self, container, pod_name, labels=None):
         """The container's environment as the kubelet makes it: $(VAR) expanded from
         the variables before it."""
         env = {}
@@ -59,8 +59,10 @@ class Pods:
             else:
                 source = entry["valueFrom"]
                 if "fieldRef" in source:
-                    assert source["fieldRef"]["fieldPath"] == "metadata.name", source
-                    value = pod_name
+                    path = source["fieldRef"]["fieldPath"]
+                    label = re.fullmatch(r"metadata\.labels\['(.+)'\]", path)
+                    assert path == "metadata.name" or label, source
+                    value = labels[label.group(1)] if label else pod_name
                 elif "secretKeyRef" in source:
                     ref = source["secretKeyRef"]
                     value = self.secret_value(ref["name"], ref["key"])
@@ -76,7 +78,14 @@ class Pods:
         for mount in container.get("volumeMounts", []):
             name = mount["name"]
             ro = ",readonly" if mount.get("readOnly") else ""
-            if name in claims or "emptyDir" in volumes.get(name, {}):
+            if "persistentVolumeClaim" in volumes.get(name, {}):
+                # A claim mounted into a pod with fsGroup: the group owns it, writable.
+                directory = os.path.join(self.secrets_dir, pod_name, name)
+                os.makedirs(directory, exist_ok=True)
+                os.chown(directory, 0, group)
+                os.chmod(directory, 0o2770)
+                args += ["--mount", "type=bind,source=%s,target=%s%s" % (directory, mount["mountPath"], ro)]
+            elif name in claims or "emptyDir" in volumes.get(name, {}):
                 volume = "%s-%s-%s" % (self.network, pod_name, name)
                 args += ["--mount", "type=volume,source=%s,target=%s%s" % (volume, mount["mountPath"], ro)]
             elif "secret" in volumes.get(name, {}):
@@ -130,6 +139,36 @@ class Pods:
         sh(*args)
         return pod_name
 
+    def run_backup_job(self, job_name):
+        """The rendered CronJob's pod, run to completion: each container once, as the
+        Job's pod would run it; returns the files it wrote, read from its volume."""
+        cronjob = next(d for (kind, _), d in self.docs.items() if kind == "CronJob")
+        spec = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        labels = {"batch.kubernetes.io/job-name": job_name}
+        written = {}
+        for container in spec["containers"]:
+            security, pod_security = container["securityContext"], spec["securityContext"]
+            name = "%s-%s-%s" % (self.network, job_name, container["name"])
+            args = ["docker", "run", "--name", name, "--label", "qm-test=" + self.network,
+                    "--network", self.network, "--read-only", "--cap-drop", "ALL",
+                    "--security-opt", "no-new-privileges",
+                    "--user", "%d:%d" % (pod_security["runAsUser"], pod_security["runAsGroup"]),
+                    "--group-add", str(pod_security["fsGroup"])]
+            assert security["readOnlyRootFilesystem"] and security["capabilities"]["drop"] == ["ALL"]
+            for key, value in self.env(container, job_name, labels).items():
+                args += ["-e", "%s=%s" % (key, value)]
+            args += self.volume_args(spec, container, "backup", set())
+            env = self.env(container, job_name, labels)
+            # The kubelet expands $(VAR) in args from the container's environment.
+            expanded = [re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), a)
+                        for a in container.get("args", [])]
+            sh(*(args + [container["image"]] + expanded))
+            mount = next(m for m in container["volumeMounts"] if m["name"] == "backup")["mountPath"]
+            directory = os.path.join(self.secrets_dir, "backup", "backup")
+            for file in os.listdir(directory):
+                written[os.path.join(mount, file)] = os.path.join(directory, file)
+        return written
+
     def probe_ok(self, pod_name, probe):
         statefulset = pod_name.rsplit("-", 1)[0]
         (container,) = self.statefulset(statefulset)["spec"]["template"]["spec"]["containers"]
@@ -169,7 +208,7 @@ class Pods:
 def pods(image):
     repository, _, tag = IMAGE.rpartition(":")
     docs = render({"auth": {"user": USER, "password": PASSWORD}, "image": {"repository": repository, "tag": tag},
-                   "repositories": ["demo"]})
+                   "repositories": ["demo"], "backup": {"enabled": True}})
     network = "qm-helm-%s" % uuid.uuid4().hex[:8]
     prefix = "172.30.%d" % random.randint(1, 250)
     sh("docker", "network", "create", "--subnet", prefix + ".0/24", network)
@@ -296,3 +335,15 @@ def test_rendered_pods_form_a_cluster_and_scale_with_writes_going_on(pods):
     sizes = {p: subjects(pods, p) for p in started}
     assert len({frozenset(s) for s in sizes.values()}) == 1, {p: len(s) for p, s in sizes.items()}
     assert members(pods) == sorted(started)
+
+    # The backup CronJob's pod backs the repository up into its volume; the archive
+    # restores into a new repository with everything in it.
+    files = pods.run_backup_job("quadmesh-backup-29420000")
+    assert list(files) == ["/backup/quadmesh-backup-29420000-demo.backup"], files
+    ctl = pods.container("quadmesh-controlling-0")
+    sh("docker", "cp", files["/backup/quadmesh-backup-29420000-demo.backup"], ctl + ":/data/demo.backup")
+    sh("docker", "exec", ctl, "/usr/local/bin/quadmesh", "restore", "/data/demo.backup",
+       "%s:%s@127.0.0.1:10035/restored" % (USER, PASSWORD))
+    r = requests.get("http://%s:10035/repositories/restored/size" % pods.ips["quadmesh-controlling-0"],
+                     auth=AUTH, timeout=5)
+    assert int(r.text) == len(sizes[started[0]]) + 3, r.text
