@@ -7,8 +7,10 @@ for readiness; the stop is the rendered preStop sleep, then SIGTERM with the ren
 grace period. Container names and network aliases are the pods' DNS names, so the
 rendered addresses (QUADMESH_ADVERTISE, QUADMESH_CONTROLLING, QUADMESH_PEERS) resolve.
 The controlling instance and two copies form a cluster and replicate; the copies are
-scaled 2 -> 4 -> 2 (highest ordinal first, as a StatefulSet does) while writes go on,
-and every acknowledged write is on every instance afterwards. The dashboard names only
+scaled 2 -> 4 -> 2 (highest ordinal first, as a StatefulSet does) and the image tag is
+rolled (every pod replaced in turn, the controlling one on its volume) while writes go
+on, and every acknowledged write is on every instance afterwards; the backup CronJob's
+pod writes an archive that restores with all of them. The dashboard names only
 metric families the running server's /metrics has."""
 
 import base64
@@ -193,6 +195,20 @@ class Pods:
         time.sleep(container["lifecycle"]["preStop"]["sleep"]["seconds"])
         sh("docker", "stop", "-t", str(spec["terminationGracePeriodSeconds"]), "%s-%s" % (self.network, pod_name))
 
+    def replace(self, pod_name):
+        """A rolling update's step: the pod stopped as Kubernetes stops it, removed with
+        its emptyDir volumes (a claim stays), and started again from the current docs."""
+        self.stop(pod_name)
+        statefulset, ordinal = pod_name.rsplit("-", 1)
+        claims = {c["metadata"]["name"] for c in self.statefulset(statefulset)["spec"].get(
+            "volumeClaimTemplates", [])}
+        sh("docker", "rm", "-f", self.container(pod_name))
+        for volume in self.statefulset(statefulset)["spec"]["template"]["spec"]["volumes"]:
+            if "emptyDir" in volume and volume["name"] not in claims:
+                sh("docker", "volume", "rm", "%s-%s-%s" % (self.network, pod_name, volume["name"]))
+        self.start(statefulset, int(ordinal))
+        self.wait_ready(pod_name)
+
     def container(self, pod_name):
         return "%s-%s" % (self.network, pod_name)
 
@@ -204,11 +220,15 @@ class Pods:
         shutil.rmtree(self.secrets_dir, ignore_errors=True)
 
 
+def values_for(tag):
+    repository = IMAGE.rpartition(":")[0]
+    return {"auth": {"user": USER, "password": PASSWORD}, "image": {"repository": repository, "tag": tag},
+            "repositories": ["demo"], "backup": {"enabled": True}}
+
+
 @pytest.fixture()
 def pods(image):
-    repository, _, tag = IMAGE.rpartition(":")
-    docs = render({"auth": {"user": USER, "password": PASSWORD}, "image": {"repository": repository, "tag": tag},
-                   "repositories": ["demo"], "backup": {"enabled": True}})
+    docs = render(values_for(IMAGE.rpartition(":")[2]))
     network = "qm-helm-%s" % uuid.uuid4().hex[:8]
     prefix = "172.30.%d" % random.randint(1, 250)
     sh("docker", "network", "create", "--subnet", prefix + ".0/24", network)
@@ -218,6 +238,8 @@ def pods(image):
     finally:
         pods.cleanup()
         sh("docker", "network", "rm", network, check=False)
+        if getattr(pods, "rolled_tag", None):
+            sh("docker", "rmi", pods.rolled_tag, check=False)
 
 
 class Writer(threading.Thread):
@@ -322,6 +344,20 @@ def test_rendered_pods_form_a_cluster_and_scale_with_writes_going_on(pods):
             writer.set_serving(serving)
             pods.stop(pod_name)
         wait_for("3 members", lambda: len(members(pods)) == 3, timeout=90)
+
+        # Roll the image tag (helm upgrade --set image.tag=...): each pod replaced in
+        # turn, highest ordinal first, out of the load balancers while it is down.
+        rolled = IMAGE.rpartition(":")[2] + "-rolled-" + pods.network[-8:]
+        sh("docker", "tag", IMAGE, "%s:%s" % (IMAGE.rpartition(":")[0], rolled))
+        pods.rolled_tag = "%s:%s" % (IMAGE.rpartition(":")[0], rolled)
+        pods.docs = by_identity(render(values_for(rolled)))
+        for pod_name in [copy + "-1", copy + "-0", controlling + "-0"]:
+            writer.set_serving(set(started) - {pod_name})
+            pods.replace(pod_name)
+            image_of = sh("docker", "inspect", "-f", "{{.Config.Image}}", pods.container(pod_name))
+            assert image_of == pods.rolled_tag, image_of
+            writer.set_serving(started)
+            wait_for("3 members", lambda: members(pods) == sorted(started), timeout=90)
         time.sleep(1)
     finally:
         writer.done.set()
