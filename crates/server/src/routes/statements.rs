@@ -104,6 +104,8 @@ pub async fn get(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let params = Params::from_uri(&uri);
+    super::sparql::check_infer(&params)?;
+    super::metadata::check_user_attributes(&headers)?;
     let pattern = Pattern::from_params(&params)?;
     let limit: Option<usize> = params.number("limit")?;
     let offset: usize = params.number("offset")?.unwrap_or(0);
@@ -303,6 +305,7 @@ async fn upload(
                     .unwrap_or_else(|| request_url(&headers, &uri)),
             ),
             prefixes: target.repository().namespaces().for_queries(),
+            default_dataset: super::metadata::dataset_behavior(&state, target.repository()),
             ..UpdateRequest::new(update)
         };
         request.parse()?;
