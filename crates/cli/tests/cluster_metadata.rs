@@ -512,7 +512,7 @@ async fn metadata_json(cluster: &Cluster, index: usize, path: &str) -> serde_jso
 async fn settings_and_attribute_definitions_replicate_like_data() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    let cluster = Cluster::launch(dir.path(), 3, &[]).await;
     cluster.form_first(2).await;
     let defined = cluster
         .client
