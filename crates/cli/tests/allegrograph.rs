@@ -857,6 +857,15 @@ async fn infer_is_refused_unless_false() {
         r.select(WHO_KNOWS_ALICE, &[("infer", "false")]).await.len(),
         3
     );
+    // AllegroGraph's range queries are refused, not answered as the plain pattern.
+    let response = r
+        .client
+        .get(format!("{}/statements", r.url))
+        .query(&[("obj", "\"1\""), ("objEnd", "\"9\"")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 501);
 }
 
 #[tokio::test]

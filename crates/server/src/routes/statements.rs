@@ -106,6 +106,15 @@ pub async fn get(
     let params = Params::from_uri(&uri);
     super::sparql::check_infer(&params)?;
     super::metadata::check_user_attributes(&headers)?;
+    // AllegroGraph's range queries: refused rather than answered as the plain pattern.
+    if let Some(name) = ["subjEnd", "predEnd", "objEnd"]
+        .into_iter()
+        .find(|n| params.get(n).is_some_and(|v| !v.is_empty()))
+    {
+        return Err(ApiError::NotSupported(format!(
+            "{name}: range queries on statements are not supported by quadmesh (see docs/compatibility.md)"
+        )));
+    }
     let pattern = Pattern::from_params(&params)?;
     let limit: Option<usize> = params.number("limit")?;
     let offset: usize = params.number("offset")?.unwrap_or(0);
