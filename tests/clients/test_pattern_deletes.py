@@ -40,6 +40,8 @@ def _own_vector(port, password):
 
 def _count(port, password, prefix):
     query = (
+        # Every graph's quads once: the null graph alone, then the named graphs.
+        'PREFIX franzOption_defaultDatasetBehavior: <franz:rdf> '
         'SELECT (COUNT(*) AS ?n) { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } '
         'FILTER(STRSTARTS(STR(?s), "%s")) }' % (EX + prefix)
     )

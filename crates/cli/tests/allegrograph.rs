@@ -500,7 +500,7 @@ async fn unknown_allegrograph_endpoints_say_so() {
         ),
         ("/repositories/ag/functor", 501, "Prolog functors"),
         (
-            "/repositories/ag/attributes/definitions",
+            "/repositories/ag/attributes/triples",
             501,
             "triple attributes",
         ),
@@ -525,4 +525,471 @@ async fn unknown_allegrograph_endpoints_say_so() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+}
+
+/// issue 24's data: `alice knows bob`, `carol knows alice` in the default graph, `bob
+/// knows alice` in graph g1.
+const KNOWS: &str = "<http://ex.org/alice> <http://ex.org/knows> <http://ex.org/bob> .\n<http://ex.org/carol> <http://ex.org/knows> <http://ex.org/alice> .\n<http://ex.org/bob> <http://ex.org/knows> <http://ex.org/alice> <http://ex.org/g1> .\n";
+
+const WHO_KNOWS_ALICE: &str = "SELECT ?who { ?who <http://ex.org/knows> ?x }";
+const ALICE: (&str, &str) = ("$x", "<http://ex.org/alice>");
+
+fn who(rows: Vec<Vec<String>>) -> Vec<String> {
+    rows.into_iter().map(|r| r[0].clone()).collect()
+}
+
+const BOB_AND_CAROL: [&str; 2] = ["<http://ex.org/bob>", "<http://ex.org/carol>"];
+const CAROL: [&str; 1] = ["<http://ex.org/carol>"];
+
+impl Repo {
+    async fn status_of(&self, query: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(self.url.clone())
+            .query(&[("query", query)])
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn update(&self, update: &str) {
+        let response = self
+            .client
+            .post(self.url.clone())
+            .form(&[("update", update)])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{}",
+            response.text().await.unwrap()
+        );
+    }
+
+    async fn json(&self, url: &str) -> serde_json::Value {
+        success_json(self.client.get(url.to_owned()).send().await.unwrap()).await
+    }
+
+    async fn set_dataset(&self, value: Option<&str>) {
+        let url = format!("{}/defaultDatasetBehavior", self.url);
+        let response = match value {
+            Some(v) => self.client.put(url).query(&[("value", v)]).send().await,
+            None => self.client.delete(url).send().await,
+        }
+        .unwrap();
+        assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn a_query_without_a_dataset_sees_every_graph_as_allegrograph_does() {
+    let r = Repo::start().await;
+    r.add(KNOWS).await;
+    // AllegroGraph's default: the default graph is every graph's quads.
+    assert_eq!(
+        who(r.select(WHO_KNOWS_ALICE, &[ALICE]).await),
+        BOB_AND_CAROL
+    );
+    // Per query: franz:rdf and franz:default name the null graph alone, franz:all all.
+    for (option, expected) in [
+        ("franz:rdf", &CAROL[..]),
+        ("franz:default", &CAROL[..]),
+        ("franz:all", &BOB_AND_CAROL[..]),
+    ] {
+        let query =
+            format!("PREFIX franzOption_defaultDatasetBehavior: <{option}>\n{WHO_KNOWS_ALICE}");
+        assert_eq!(who(r.select(&query, &[ALICE]).await), expected, "{option}");
+    }
+    // FROM DEFAULT is the null graph; with FROM <g1> it merges g1 in; FROM <g1> alone
+    // is g1.
+    let from = |clauses: &str| format!("SELECT ?who {clauses} {{ ?who <http://ex.org/knows> ?x }}");
+    assert_eq!(who(r.select(&from("FROM DEFAULT"), &[ALICE]).await), CAROL);
+    assert_eq!(
+        who(r
+            .select(&from("FROM DEFAULT FROM <http://ex.org/g1>"), &[ALICE])
+            .await),
+        BOB_AND_CAROL
+    );
+    assert_eq!(
+        who(r.select(&from("from default"), &[ALICE]).await),
+        CAROL,
+        "keywords in any case"
+    );
+    assert_eq!(
+        who(r.select(&from("FROM <http://ex.org/g1>"), &[ALICE]).await),
+        ["<http://ex.org/bob>"]
+    );
+    // GRAPH ?g still ranges over the named graphs only.
+    assert_eq!(
+        who(r
+            .select(
+                "SELECT ?who { GRAPH ?g { ?who <http://ex.org/knows> ?x } }",
+                &[ALICE]
+            )
+            .await),
+        ["<http://ex.org/bob>"]
+    );
+    // An option quadmesh does not implement, or a value it does not know: 400.
+    for query in [
+        format!("PREFIX franzOption_defaultDatasetBehavior: <franz:none>\n{WHO_KNOWS_ALICE}"),
+        format!("PREFIX franzOption_clauseReorderer: <franz:identity>\n{WHO_KNOWS_ALICE}"),
+    ] {
+        let (status, text) = r.status_of(&query).await;
+        assert_eq!(status, 400, "{query}: {text}");
+        assert!(text.contains("franzOption_"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_repository_setting_chooses_the_w3c_default_graph() {
+    let r = Repo::start().await;
+    r.add(KNOWS).await;
+    let setting = || async {
+        success_json(
+            r.client
+                .get(format!("{}/defaultDatasetBehavior", r.url))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    assert_eq!(setting().await["defaultDatasetBehavior"], "all");
+    assert_eq!(setting().await["source"], "server");
+    r.set_dataset(Some("rdf")).await;
+    assert_eq!(setting().await["defaultDatasetBehavior"], "rdf");
+    assert_eq!(setting().await["source"], "repository");
+    assert_eq!(who(r.select(WHO_KNOWS_ALICE, &[ALICE]).await), CAROL);
+    // The query's own option still wins.
+    let all = format!("PREFIX franzOption_defaultDatasetBehavior: <franz:all>\n{WHO_KNOWS_ALICE}");
+    assert_eq!(who(r.select(&all, &[ALICE]).await), BOB_AND_CAROL);
+    // It survives a restart.
+    let mut r = r;
+    r.server.stop();
+    r.server.restart();
+    // Pooled connections went with the old process.
+    r.client = Client::default();
+    assert_eq!(who(r.select(WHO_KNOWS_ALICE, &[ALICE]).await), CAROL);
+    // A value it does not know is refused; deleting it brings the server's back.
+    let response = r
+        .client
+        .put(format!("{}/defaultDatasetBehavior", r.url))
+        .query(&[("value", "some")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    r.set_dataset(None).await;
+    assert_eq!(
+        who(r.select(WHO_KNOWS_ALICE, &[ALICE]).await),
+        BOB_AND_CAROL
+    );
+}
+
+#[tokio::test]
+async fn the_server_setting_chooses_the_w3c_default_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--default-dataset", "rdf"]);
+    let client = Client::default();
+    success_text(
+        client
+            .put(server.url("/repositories/ag"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let r = Repo {
+        client,
+        url: server.url("/repositories/ag"),
+        server,
+        _dir: dir,
+    };
+    r.add(KNOWS).await;
+    assert_eq!(who(r.select(WHO_KNOWS_ALICE, &[ALICE]).await), CAROL);
+    r.set_dataset(Some("all")).await;
+    assert_eq!(
+        who(r.select(WHO_KNOWS_ALICE, &[ALICE]).await),
+        BOB_AND_CAROL
+    );
+}
+
+#[tokio::test]
+async fn an_update_where_sees_what_a_query_sees_and_writes_the_null_graph() {
+    let r = Repo::start().await;
+    r.add(KNOWS).await;
+    // The WHERE sees every graph; the template without GRAPH writes the null graph.
+    r.update("INSERT { ?who <http://ex.org/fan> true } WHERE { ?who <http://ex.org/knows> <http://ex.org/alice> }").await;
+    let fans = "SELECT ?who FROM DEFAULT { ?who <http://ex.org/fan> true }";
+    assert_eq!(who(r.select(fans, &[]).await), BOB_AND_CAROL);
+    // Under the W3C option, the null graph alone.
+    r.update("DELETE WHERE { ?who <http://ex.org/fan> ?any }")
+        .await;
+    r.update("PREFIX franzOption_defaultDatasetBehavior: <franz:rdf>\nINSERT { ?who <http://ex.org/fan> true } WHERE { ?who <http://ex.org/knows> <http://ex.org/alice> }").await;
+    assert_eq!(who(r.select(fans, &[]).await), CAROL);
+    // And under the repository's setting.
+    r.update("DELETE WHERE { ?who <http://ex.org/fan> ?any }")
+        .await;
+    r.set_dataset(Some("rdf")).await;
+    r.update("INSERT { ?who <http://ex.org/fan> true } WHERE { ?who <http://ex.org/knows> <http://ex.org/alice> }").await;
+    assert_eq!(who(r.select(fans, &[]).await), CAROL);
+    r.set_dataset(None).await;
+    // A DELETE whose template has no GRAPH deletes from the null graph only, whatever
+    // the WHERE saw: bob's statement in g1 stays.
+    r.update("DELETE { ?who <http://ex.org/knows> ?x } WHERE { ?who <http://ex.org/knows> ?x }")
+        .await;
+    assert_eq!(
+        who(r.select(WHO_KNOWS_ALICE, &[ALICE]).await),
+        ["<http://ex.org/bob>"]
+    );
+    assert_eq!(
+        r.size().await,
+        2,
+        "bob's quad in g1 and carol's fan statement"
+    );
+}
+
+#[tokio::test]
+async fn a_blank_node_is_bound_by_the_id_quadmesh_returned() {
+    let r = Repo::start().await;
+    r.add("_:b1 <http://ex.org/point> \"one\" .\n_:b2 <http://ex.org/point> \"two\" .\n")
+        .await;
+    let rows = r
+        .select("SELECT * { ?s <http://ex.org/point> \"one\" }", &[])
+        .await;
+    let id = rows[0][0].clone();
+    assert!(id.starts_with("_:"), "{id}");
+    let rows = r
+        .select(
+            "SELECT * { ?s <http://ex.org/point> ?o }",
+            &[("$s", id.as_str())],
+        )
+        .await;
+    assert_eq!(rows.len(), 1);
+    assert!(
+        rows[0].contains(&id) && rows[0].contains(&"\"one\"".to_owned()),
+        "{rows:?}"
+    );
+    // An id the store does not hold matches nothing.
+    let rows = r
+        .select(
+            "SELECT * { ?s <http://ex.org/point> ?o }",
+            &[("$s", "_:nosuch")],
+        )
+        .await;
+    assert!(rows.is_empty());
+    // A variable outside the results cannot take a blank node: 400, saying so.
+    let response = r
+        .client
+        .get(r.url.clone())
+        .query(&[
+            ("query", "SELECT ?o { ?s <http://ex.org/point> ?o }"),
+            ("$s", id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("blank node"));
+}
+
+#[tokio::test]
+async fn extended_nquads_are_written() {
+    let r = Repo::start().await;
+    r.add("<http://ex.org/s> <http://ex.org/p> <http://ex.org/o> .\n<http://ex.org/s> <http://ex.org/p> \"x\" <http://ex.org/g> .\n")
+        .await;
+    let response = r
+        .client
+        .get(format!("{}/statements", r.url))
+        .header("accept", "application/x-extended-nquads")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/x-extended-nquads"
+    );
+    let mut lines: Vec<String> = response
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "<http://ex.org/s> <http://ex.org/p> \"x\" <http://ex.org/g> .",
+            "<http://ex.org/s> <http://ex.org/p> <http://ex.org/o> .",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn infer_is_refused_unless_false() {
+    let r = Repo::start().await;
+    r.add(KNOWS).await;
+    for value in ["true", "rdfs++", "restriction", "hasvalue"] {
+        let response = r
+            .client
+            .get(r.url.clone())
+            .query(&[("query", WHO_KNOWS_ALICE), ("infer", value)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 501, "query infer={value}");
+        assert!(response.text().await.unwrap().contains("reasoning"));
+        let response = r
+            .client
+            .get(format!("{}/statements", r.url))
+            .query(&[("infer", value)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 501, "statements infer={value}");
+    }
+    assert_eq!(
+        r.select(WHO_KNOWS_ALICE, &[("infer", "false")]).await.len(),
+        3
+    );
+    // AllegroGraph's range queries are refused, not answered as the plain pattern.
+    let response = r
+        .client
+        .get(format!("{}/statements", r.url))
+        .query(&[("obj", "\"1\""), ("objEnd", "\"9\"")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 501);
+}
+
+#[tokio::test]
+async fn attribute_definitions_filters_and_duplicate_suppression_answer_truthfully() {
+    let mut r = Repo::start().await;
+    let url = format!("{}/attributes/definitions", r.url);
+    assert_eq!(r.json(&url).await, serde_json::json!([]));
+    let response = r
+        .client
+        .post(url.clone())
+        .query(&[
+            ("name", "level"),
+            ("allowed-values", "low"),
+            ("allowed-values", "high"),
+            ("ordered", "true"),
+            ("minimum-number", "0"),
+            ("maximum-number", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    let expected = serde_json::json!([{
+        "name": "level", "ordered": true, "minimum-number": 0, "maximum-number": 1,
+        "allowed-values": ["low", "high"],
+    }]);
+    assert_eq!(r.json(&url).await, expected);
+    // Kept across a restart (the repository's metadata book).
+    r.server.stop();
+    r.server.restart();
+    // Pooled connections went with the old process.
+    r.client = Client::default();
+    assert_eq!(r.json(&url).await, expected);
+    // Bad definitions are refused.
+    let response = r
+        .client
+        .post(url.clone())
+        .query(&[
+            ("name", "x"),
+            ("minimum-number", "3"),
+            ("maximum-number", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let response = r
+        .client
+        .delete(url.clone())
+        .query(&[("name", "level")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(r.json(&url).await, serde_json::json!([]));
+    let response = r
+        .client
+        .delete(url.clone())
+        .query(&[("name", "level")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    // Attributes on statements are still not supported.
+    let response = r
+        .client
+        .get(format!("{}/attributes/triples", r.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 501);
+    // No static filter is ever set: get answers none, clear succeeds, set is refused.
+    let filter = format!("{}/attributes/staticFilter", r.url);
+    assert_eq!(
+        r.client.get(filter.clone()).send().await.unwrap().status(),
+        204
+    );
+    assert_eq!(
+        r.client
+            .delete(filter.clone())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let response = r
+        .client
+        .post(filter)
+        .query(&[("filter", "(attribute-set>= user.level triple.level)")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 501);
+    // User attributes: a JSON object is accepted, anything else refused.
+    let query = |header: &str| {
+        r.client
+            .get(r.url.clone())
+            .query(&[("query", "ASK {}")])
+            .header("x-user-attributes", header.to_owned())
+            .send()
+    };
+    assert_eq!(query("{\"level\": \"low\"}").await.unwrap().status(), 200);
+    assert_eq!(query("{\"level\": 3}").await.unwrap().status(), 400);
+    assert_eq!(query("not json").await.unwrap().status(), 400);
+    // Duplicate suppression: the policy the store keeps is spog.
+    let suppression = format!("{}/suppressDuplicates", r.url);
+    assert_eq!(r.json(&suppression).await, "spog");
+    let set = |kind: &str| {
+        r.client
+            .put(suppression.clone())
+            .query(&[("type", kind.to_owned())])
+            .send()
+    };
+    assert_eq!(set("spog").await.unwrap().status(), 204);
+    let response = set("spo").await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("spog"));
+    let response = r.client.delete(suppression.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("cannot be disabled"));
+    assert_eq!(r.json(&suppression).await, "spog");
 }

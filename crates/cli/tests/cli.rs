@@ -68,16 +68,23 @@ fn repo_load_query_export() {
     ]));
     assert!(out.contains("loaded 2 statements"), "{out}");
 
-    // The table names the column and counts rows.
+    // The table names the column and counts rows; without a dataset the query sees
+    // every graph (AllegroGraph's default), with FROM DEFAULT the default graph alone.
     let table = ok(&quadmesh(&[
         "query",
         &spec,
         "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }",
     ]));
     assert!(
-        table.contains("| n ") && table.contains("2500") && table.contains("1 row"),
+        table.contains("| n ") && table.contains("2502") && table.contains("1 row"),
         "{table}"
     );
+    let table = ok(&quadmesh(&[
+        "query",
+        &spec,
+        "SELECT (COUNT(*) AS ?n) FROM DEFAULT WHERE { ?s ?p ?o }",
+    ]));
+    assert!(table.contains("2500"), "{table}");
     let query_file = dir.path().join("q.rq");
     std::fs::write(
         &query_file,

@@ -495,3 +495,77 @@ async fn a_backup_carries_namespaces() {
     assert!(!original.iter().any(|n| n["prefix"] == "foaf"));
     assert_eq!(namespaces("restored").await, original);
 }
+
+/// What instance `index` answers at `path` under the repository, as JSON.
+async fn metadata_json(cluster: &Cluster, index: usize, path: &str) -> serde_json::Value {
+    let response = cluster
+        .client
+        .get(cluster.instances[index].repo_url(path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn settings_and_attribute_definitions_replicate_like_data() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    cluster.form_first(2).await;
+    let defined = cluster
+        .client
+        .post(cluster.instances[0].repo_url("/attributes/definitions"))
+        .query(&[("name", "level"), ("allowed-values", "low")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(defined.status(), 204);
+    let set = cluster
+        .client
+        .put(cluster.instances[1].repo_url("/defaultDatasetBehavior"))
+        .query(&[("value", "rdf")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 204);
+    let started = Instant::now();
+    let expected_definitions = serde_json::json!([{
+        "name": "level", "ordered": false, "minimum-number": 0, "maximum-number": null,
+        "allowed-values": ["low"],
+    }]);
+    loop {
+        let mut all = true;
+        for i in 0..2 {
+            all &=
+                metadata_json(&cluster, i, "/attributes/definitions").await == expected_definitions;
+            all &= metadata_json(&cluster, i, "/defaultDatasetBehavior").await
+                ["defaultDatasetBehavior"]
+                == "rdf";
+        }
+        if all {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the metadata did not reach both instances"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "settings and definitions were on both instances after {:?}",
+        started.elapsed()
+    );
+    // A copy grown afterwards has them (the snapshot carries the book).
+    cluster.grow(2).await;
+    cluster.settle(3).await;
+    assert_eq!(
+        metadata_json(&cluster, 2, "/attributes/definitions").await,
+        expected_definitions
+    );
+    assert_eq!(
+        metadata_json(&cluster, 2, "/defaultDatasetBehavior").await["defaultDatasetBehavior"],
+        "rdf"
+    );
+}

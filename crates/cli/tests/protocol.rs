@@ -24,7 +24,8 @@ struct Endpoint {
 impl Endpoint {
     async fn start() -> Endpoint {
         let dir = tempfile::tempdir().unwrap();
-        let server = Server::start(dir.path());
+        // The W3C manifests assume the default graph is the store's default graph alone.
+        let server = Server::start_with(dir.path(), &["--default-dataset", "rdf"]);
         let client = Client::default();
         let response = client
             .put(server.url("/repositories/sparql"))

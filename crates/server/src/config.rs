@@ -12,6 +12,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Timeout of a query that names none.
     pub default_query_timeout: Option<Duration>,
+    /// What a query or update without a dataset sees as its default graph, for
+    /// repositories without a setting of their own: every graph (AllegroGraph's
+    /// default) or the null graph alone (W3C).
+    pub default_dataset: quadmesh_store::DatasetBehavior,
     /// Lifetime of a session that names none (agraph-python pings every 250 s).
     pub default_session_lifetime: Duration,
     pub max_session_lifetime: Duration,
@@ -49,6 +53,7 @@ impl ServerConfig {
             port: 10035,
             max_body_bytes: 1 << 30,
             default_query_timeout: None,
+            default_dataset: quadmesh_store::DatasetBehavior::All,
             default_session_lifetime: Duration::from_secs(300),
             max_session_lifetime: Duration::from_secs(24 * 3600),
             fsync: true,

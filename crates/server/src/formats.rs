@@ -42,6 +42,10 @@ pub enum GraphFormat {
     Count,
     /// `text/table`: columns s, p, o, g.
     Table,
+    /// AllegroGraph's extended N-Quads (`application/x-extended-nquads`): N-Quads with
+    /// each statement's attributes after its graph; statements carry none here, so the
+    /// lines are plain N-Quads.
+    ExtendedNQuads,
 }
 
 impl GraphFormat {
@@ -52,6 +56,7 @@ impl GraphFormat {
             GraphFormat::Quints => "application/x-quints+json",
             GraphFormat::Count => "text/integer",
             GraphFormat::Table => "text/table",
+            GraphFormat::ExtendedNQuads => "application/x-extended-nquads",
         }
     }
 }
@@ -134,6 +139,7 @@ fn graph_by_name(media: &str, default: RdfFormat) -> Option<GraphFormat> {
     match media {
         "application/json" => Some(GraphFormat::AgJson),
         "application/x-quints+json" => Some(GraphFormat::Quints),
+        "application/x-extended-nquads" | "nqx" => Some(GraphFormat::ExtendedNQuads),
         "text/integer" => Some(GraphFormat::Count),
         "text/table" | "table" => Some(GraphFormat::Table),
         m if is_wildcard(m) => Some(GraphFormat::Rdf(default)),
@@ -160,7 +166,7 @@ pub fn graph_format(
         return Ok(found);
     }
     Err(ApiError::NotAcceptable(format!(
-        "none of the accepted types ({}) is an RDF format quadmesh writes; use text/turtle, application/n-triples, application/n-quads, application/trig, application/rdf+xml, application/ld+json, application/json, application/x-quints+json or text/table",
+        "none of the accepted types ({}) is an RDF format quadmesh writes; use text/turtle, application/n-triples, application/n-quads, application/trig, application/rdf+xml, application/ld+json, application/json, application/x-quints+json, application/x-extended-nquads or text/table",
         wanted.join(", ")
     )))
 }

@@ -129,6 +129,9 @@ pub fn write_quads(
     mut out: impl Write,
 ) -> Result<()> {
     match format {
+        GraphFormat::ExtendedNQuads => {
+            return write_quads(quads, GraphFormat::Rdf(RdfFormat::NQuads), spill, out)
+        }
         GraphFormat::Rdf(f) => {
             let mut serializer = RdfSerializer::from_format(f).for_writer(out);
             for quad in quads {

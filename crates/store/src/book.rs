@@ -1,5 +1,5 @@
 //! Books: small keyed records that replicate with a repository but are not quads
-//! (namespaces; users, roles and grants). Each key holds its last write — a value, or
+//! (namespaces; users, roles and grants; settings and attribute definitions). Each key holds its last write — a value, or
 //! none for a deletion — with the stamp of that write; a write is taken only if its
 //! stamp is newer than the one kept, exactly as the register decides quads.
 //!
@@ -23,6 +23,10 @@ pub enum BookKind {
     Namespaces,
     /// Users, roles and grants of the deployment (see the server's `access` module).
     Access,
+    /// The repository's settings and AllegroGraph metadata that are not quads: keys
+    /// `setting/NAME` (e.g. `setting/defaultDatasetBehavior`) and `attribute/NAME`
+    /// (attribute definitions), values JSON.
+    Metadata,
 }
 
 impl BookKind {
@@ -30,6 +34,7 @@ impl BookKind {
         match self {
             BookKind::Namespaces => "namespaces-book.json",
             BookKind::Access => "access-book.json",
+            BookKind::Metadata => "metadata-book.json",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! SPARQL queries as the protocol delivers them: dataset, bindings, paging, timeout.
 
 use crate::error::{Result, StoreError};
+use crate::franz_options::{read_options, DatasetBehavior};
 use oxigraph::model::{GraphName, NamedNode, Term};
 use oxigraph::sparql::{
     CancellationToken, PreparedSparqlQuery, QueryEvaluationError, SparqlEvaluator, Variable,
@@ -36,6 +37,9 @@ pub struct QueryRequest {
     pub bindings: Vec<(Variable, Term)>,
     pub limit: Option<usize>,
     pub offset: usize,
+    /// The default graph of a query without a dataset (the repository's setting); the
+    /// query's own `franzOption_defaultDatasetBehavior` wins.
+    pub default_dataset: DatasetBehavior,
 }
 
 /// A parsed query, ready to run on the store or on a session's view.
@@ -43,6 +47,10 @@ pub struct ParsedQuery {
     pub form: QueryForm,
     query: Query,
     request: QueryRequest,
+    /// The query said `FROM DEFAULT`: the null graph is part of its default graph.
+    from_default: bool,
+    /// What the default graph is when nothing names a dataset.
+    behavior: DatasetBehavior,
 }
 
 impl QueryRequest {
@@ -55,8 +63,9 @@ impl QueryRequest {
 
     pub fn parse(&self) -> Result<ParsedQuery> {
         let parser = sparql_parser(self.base_iri.as_deref(), &self.prefixes)?;
+        let (options, text) = read_options(&self.query, true)?;
         let mut query = parser
-            .parse_query(&self.query)
+            .parse_query(&text)
             .map_err(|e| StoreError::Syntax(e.to_string()))?;
         let form = match &query {
             Query::Select { .. } => QueryForm::Select,
@@ -70,8 +79,26 @@ impl QueryRequest {
             | Query::Describe { pattern, .. }
             | Query::Ask { pattern, .. } => pattern,
         };
-        if !self.bindings.is_empty() {
-            bind_in_where(pattern, &self.bindings)?;
+        let projected = projected_variables(pattern);
+        let in_where: Vec<(Variable, Term)> = self
+            .bindings
+            .iter()
+            .filter(|(_, value)| !value.is_blank_node())
+            .cloned()
+            .collect();
+        for (variable, value) in &self.bindings {
+            // A blank node cannot be written in a query: it is substituted by the
+            // evaluator, which needs the variable in the result.
+            if value.is_blank_node() && !projected.as_ref().is_none_or(|p| p.contains(variable)) {
+                return Err(StoreError::InvalidTerm(format!(
+                    "{value} for ?{}: a blank node can be bound only to a variable the query returns (add ?{} to its SELECT)",
+                    variable.as_str(),
+                    variable.as_str()
+                )));
+            }
+        }
+        if !in_where.is_empty() {
+            bind_in_where(pattern, &in_where)?;
         }
         if self.limit.is_some() || self.offset > 0 {
             *pattern = GraphPattern::Slice {
@@ -87,6 +114,8 @@ impl QueryRequest {
             form,
             query,
             request: self.clone(),
+            from_default: options.from_default,
+            behavior: options.dataset_behavior.unwrap_or(self.default_dataset),
         })
     }
 }
@@ -98,10 +127,35 @@ impl ParsedQuery {
         let mut prepared = SparqlEvaluator::new()
             .with_cancellation_token(cancellation)
             .for_query(self.query.clone());
+        for (variable, value) in &self.request.bindings {
+            if value.is_blank_node() {
+                prepared = prepared.substitute_variable(variable.clone(), value.clone());
+            }
+        }
+        let query_dataset = match &self.query {
+            Query::Select { dataset, .. }
+            | Query::Construct { dataset, .. }
+            | Query::Describe { dataset, .. }
+            | Query::Ask { dataset, .. } => dataset,
+        };
         if !self.request.default_graphs.is_empty() {
+            // The protocol's dataset replaces the query's.
             prepared
                 .dataset_mut()
                 .set_default_graph(self.request.default_graphs.clone());
+        } else if self.from_default {
+            // `FROM DEFAULT`: the null graph, merged with the query's FROM graphs.
+            let mut graphs = vec![GraphName::DefaultGraph];
+            if let Some(dataset) = query_dataset {
+                graphs.extend(dataset.default.iter().cloned().map(GraphName::from));
+            }
+            prepared.dataset_mut().set_default_graph(graphs);
+        } else if query_dataset.is_none()
+            && self.request.named_graphs.is_empty()
+            && self.behavior == DatasetBehavior::All
+        {
+            // AllegroGraph: without a dataset, the default graph is every graph.
+            prepared.dataset_mut().set_default_graph_as_union();
         }
         if !self.request.named_graphs.is_empty() {
             prepared.dataset_mut().set_available_named_graphs(
@@ -180,6 +234,22 @@ fn bind_in_where(pattern: &mut GraphPattern, bindings: &[(Variable, Term)]) -> R
         right: Box::new(inner),
     };
     Ok(())
+}
+
+/// The variables a query's results carry, or `None` for all of them (`SELECT *`,
+/// CONSTRUCT, ASK, DESCRIBE: no projection at the top).
+fn projected_variables(pattern: &GraphPattern) -> Option<Vec<Variable>> {
+    let mut at = pattern;
+    loop {
+        at = match at {
+            GraphPattern::Project { variables, .. } => return Some(variables.clone()),
+            GraphPattern::Slice { inner, .. }
+            | GraphPattern::Distinct { inner }
+            | GraphPattern::Reduced { inner }
+            | GraphPattern::OrderBy { inner, .. } => inner,
+            _ => return None,
+        };
+    }
 }
 
 /// Maps an evaluation failure: cancellation is the timeout firing.

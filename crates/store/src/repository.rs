@@ -140,6 +140,7 @@ pub struct Repository {
     namespaces: Namespaces,
     /// Users, roles and grants as this repository's cluster replicates them.
     access: Book,
+    metadata: Book,
     writer: Mutex<Writer>,
     /// Counts appended log entries; pull streams wait on it.
     appended: watch::Sender<u64>,
@@ -270,9 +271,13 @@ impl Repository {
         let access = Book::open(dir, BookKind::Access, options.log.fsync, || {
             Ok(BTreeMap::new())
         })?;
+        let metadata = Book::open(dir, BookKind::Metadata, options.log.fsync, || {
+            Ok(BTreeMap::new())
+        })?;
         let books = Books {
             namespaces: namespaces.book(),
             access: &access,
+            metadata: &metadata,
         };
         let replayed = writer.replay(&store, &clock, dir, &books)?;
         // After a crash the store may already hold entries the checkpoint does not
@@ -319,6 +324,7 @@ impl Repository {
             options,
             namespaces,
             access,
+            metadata,
             writer: Mutex::new(writer),
             appended,
             applied_vector,
@@ -372,10 +378,16 @@ impl Repository {
         &self.access
     }
 
+    /// Settings and attribute definitions as replicated with this repository.
+    pub fn metadata_book(&self) -> &Book {
+        &self.metadata
+    }
+
     pub(crate) fn book(&self, kind: BookKind) -> &Book {
         match kind {
             BookKind::Namespaces => self.namespaces.book(),
             BookKind::Access => &self.access,
+            BookKind::Metadata => &self.metadata,
         }
     }
 
@@ -840,9 +852,12 @@ impl Repository {
         &self,
         namespaces: &BTreeMap<String, BookRecord>,
         access: &BTreeMap<String, BookRecord>,
+        metadata: &BTreeMap<String, BookRecord>,
     ) -> Result<usize> {
         let _writer = self.lock_writer();
-        Ok(self.namespaces.book().merge(namespaces)? + self.access.merge(access)?)
+        Ok(self.namespaces.book().merge(namespaces)?
+            + self.access.merge(access)?
+            + self.metadata.merge(metadata)?)
     }
 
     /// Applies a transaction received from a peer: logged first, then each quad operation
@@ -1224,6 +1239,7 @@ impl Repository {
 struct Books<'a> {
     namespaces: &'a Book,
     access: &'a Book,
+    metadata: &'a Book,
 }
 
 impl Books<'_> {
@@ -1231,6 +1247,7 @@ impl Books<'_> {
         match kind {
             BookKind::Namespaces => self.namespaces,
             BookKind::Access => self.access,
+            BookKind::Metadata => self.metadata,
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct SnapshotState {
     pub namespaces: Option<BTreeMap<String, BookRecord>>,
     #[serde(default)]
     pub access: Option<BTreeMap<String, BookRecord>>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, BookRecord>>,
 }
 
 impl Repository {
@@ -51,6 +53,7 @@ impl Repository {
             digest: Some(writer.digests.current()),
             namespaces: Some(self.book(BookKind::Namespaces).records()),
             access: Some(self.book(BookKind::Access).records()),
+            metadata: Some(self.book(BookKind::Metadata).records()),
         })
     }
 
@@ -90,6 +93,9 @@ impl Repository {
         }
         if let Some(records) = state.access {
             Book::install(dir, BookKind::Access, records)?;
+        }
+        if let Some(records) = state.metadata {
+            Book::install(dir, BookKind::Metadata, records)?;
         }
         clock.observe(state.clock).ok();
         Repository::open(name, dir, clock, options, false)

@@ -2,6 +2,7 @@
 //! [`ChangeTracker`], so that an update replicates as its effect and not as text.
 
 use crate::error::{Result, StoreError};
+use crate::franz_options::{read_options, DatasetBehavior};
 use crate::pattern::{GraphSelector, QuadPattern as RangeDelete};
 use crate::rdf_input::{fresh_blank_node, rename_blank_nodes};
 use crate::tracker::ChangeTracker;
@@ -26,6 +27,10 @@ pub struct UpdateRequest {
     pub using_graphs: Vec<NamedNode>,
     /// `using-named-graph-uri`.
     pub using_named_graphs: Vec<NamedNode>,
+    /// What a WHERE without USING, WITH or protocol dataset sees as its default graph
+    /// (the repository's setting); the update's `franzOption_defaultDatasetBehavior`
+    /// wins. Templates without GRAPH always write to and delete from the null graph.
+    pub default_dataset: DatasetBehavior,
 }
 
 impl UpdateRequest {
@@ -38,8 +43,14 @@ impl UpdateRequest {
 
     /// Parses the update text; errors name the problem.
     pub fn parse(&self) -> Result<Update> {
+        Ok(self.parse_with_behavior()?.0)
+    }
+
+    /// The update, and what its WHERE clauses without a dataset see.
+    fn parse_with_behavior(&self) -> Result<(Update, DatasetBehavior)> {
+        let (options, text) = read_options(&self.update, false)?;
         let update = crate::query::sparql_parser(self.base_iri.as_deref(), &self.prefixes)?
-            .parse_update(&self.update)
+            .parse_update(&text)
             .map_err(|e| StoreError::Syntax(e.to_string()))?;
         // SPARQL 1.1 Protocol 2.2.3: a protocol dataset and USING/WITH in the update
         // contradict each other.
@@ -54,7 +65,10 @@ impl UpdateRequest {
                 "using-graph-uri/using-named-graph-uri cannot be combined with an update that has USING or WITH".into(),
             ));
         }
-        Ok(update)
+        Ok((
+            update,
+            options.dataset_behavior.unwrap_or(self.default_dataset),
+        ))
     }
 
     fn protocol_dataset(&self) -> Option<QueryDataset> {
@@ -71,9 +85,9 @@ impl UpdateRequest {
 /// Applies every operation of `update`, in order, through `tracker`: later operations
 /// see the effect of earlier ones, and the tracker ends up holding the net effect.
 pub fn apply_update(tracker: &mut ChangeTracker<'_, '_>, request: &UpdateRequest) -> Result<()> {
-    let update = request.parse()?;
+    let (update, behavior) = request.parse_with_behavior()?;
     for operation in &update.operations {
-        apply_operation(tracker, operation, &update, request)?;
+        apply_operation(tracker, operation, &update, request, behavior)?;
     }
     Ok(())
 }
@@ -83,6 +97,7 @@ fn apply_operation(
     operation: &GraphUpdateOperation,
     update: &Update,
     request: &UpdateRequest,
+    behavior: DatasetBehavior,
 ) -> Result<()> {
     match operation {
         GraphUpdateOperation::InsertData { data } => {
@@ -124,20 +139,27 @@ fn apply_operation(
             let dataset = using.clone().or_else(|| request.protocol_dataset());
             // DELETE WHERE of one quad pattern removes everything matching it: a range
             // tombstone, which holds on every instance (see `single_pattern_delete`).
+            // Whether the WHERE sees every graph or the null graph alone, the template
+            // deletes from the graph it names, so the range is the same.
             if dataset.is_none() && insert.is_empty() {
                 if let Some(quad_pattern) = single_pattern_delete(delete, pattern) {
                     tracker.remove_pattern(quad_pattern)?;
                     return Ok(());
                 }
             }
+            let union = dataset.is_none() && behavior == DatasetBehavior::All;
             let query = spargebra::Query::Select {
                 dataset,
                 pattern: (**pattern).clone(),
                 base_iri: update.base_iri.clone(),
             };
             let solutions = {
-                let results = SparqlEvaluator::new()
-                    .for_query(query)
+                let mut prepared = SparqlEvaluator::new().for_query(query);
+                if union {
+                    // AllegroGraph: a WHERE without a dataset sees every graph.
+                    prepared.dataset_mut().set_default_graph_as_union();
+                }
+                let results = prepared
                     .on_transaction(tracker.transaction())
                     .execute()
                     .map_err(|e| StoreError::Evaluation(e.to_string()))?;

@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// Timeout of queries that set none, in seconds (0: none).
     #[arg(long, env = "QUADMESH_QUERY_TIMEOUT", default_value_t = 0)]
     pub query_timeout: u64,
+    /// What a query without FROM, FROM NAMED or a dataset parameter sees as its default
+    /// graph: `all` (AllegroGraph: every graph's quads) or `rdf` (W3C: the default graph
+    /// alone). A repository's own setting wins (`/repositories/NAME/defaultDatasetBehavior`).
+    #[arg(long, env = "QUADMESH_DEFAULT_DATASET", default_value = "all", value_parser = parse_dataset_behavior)]
+    pub default_dataset: quadmesh_store::DatasetBehavior,
     /// Do not fsync the replication log on each commit (faster; a power loss may lose
     /// acknowledged commits, a process crash does not).
     #[arg(long, env = "QUADMESH_NO_FSYNC")]
@@ -238,6 +243,7 @@ impl ServeArgs {
         config.max_body_bytes = self.max_body_mb.saturating_mul(1 << 20);
         config.default_query_timeout =
             (self.query_timeout > 0).then(|| Duration::from_secs(self.query_timeout));
+        config.default_dataset = self.default_dataset;
         config.fsync = !self.no_fsync;
         config.checkpoint_interval = Duration::from_secs(self.checkpoint_interval.max(1));
         config.log_retention = Duration::from_secs(self.log_retention);
@@ -259,6 +265,13 @@ impl ServeArgs {
 /// the host name resolves to when that is not a loopback address (in a container: its
 /// address on the network, which other containers reach even where they cannot resolve
 /// its host name, as on Swarm), else the host name.
+fn parse_dataset_behavior(
+    value: &str,
+) -> std::result::Result<quadmesh_store::DatasetBehavior, String> {
+    quadmesh_store::DatasetBehavior::parse(value)
+        .ok_or_else(|| format!("'{value}': use all (AllegroGraph) or rdf (W3C)"))
+}
+
 fn default_advertise(port: u16) -> String {
     use std::net::ToSocketAddrs;
     let host = ServeArgs::host_name();

@@ -237,12 +237,13 @@ async fn fetch_and_repair(
         });
     }
     // The snapshot's books too: merging by stamp can only bring back what we lost.
-    let (namespaces, access) = (
+    let (namespaces, access, metadata) = (
         snapshot_state.namespaces.unwrap_or_default(),
         snapshot_state.access.unwrap_or_default(),
+        snapshot_state.metadata.unwrap_or_default(),
     );
     let outcome = tokio::task::spawn_blocking(move || {
-        repository.merge_books(&namespaces, &access)?;
+        repository.merge_books(&namespaces, &access, &metadata)?;
         repository.repair_from(&snapshot, &at)
     })
     .await

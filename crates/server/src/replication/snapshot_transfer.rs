@@ -430,6 +430,7 @@ mod tests {
             digest: None,
             namespaces: None,
             access: None,
+            metadata: None,
         };
         pack_into(&store, &state, Vec::new()).unwrap()
     }

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod graph_store;
 pub mod info;
+pub mod metadata;
 pub mod namespaces;
 pub mod peer_snapshot;
 pub mod promotion;
@@ -50,6 +51,30 @@ fn repository_routes() -> Router<AppState> {
         )
         .route("/rdf-graphs/service", any(graph_store::handle))
         .route("/rdf-graphs/{*graph}", any(graph_store::direct))
+        .route(
+            "/defaultDatasetBehavior",
+            get(metadata::get_dataset)
+                .put(metadata::put_dataset)
+                .delete(metadata::delete_dataset),
+        )
+        .route(
+            "/attributes/definitions",
+            get(metadata::list_definitions)
+                .post(metadata::define)
+                .delete(metadata::undefine),
+        )
+        .route(
+            "/attributes/staticFilter",
+            get(metadata::get_static_filter)
+                .post(metadata::set_static_filter)
+                .delete(metadata::clear_static_filter),
+        )
+        .route(
+            "/suppressDuplicates",
+            get(metadata::get_suppression)
+                .put(metadata::put_suppression)
+                .delete(metadata::delete_suppression),
+        )
         .route("/commit", post(sessions::commit))
         .route("/rollback", post(sessions::rollback))
 }

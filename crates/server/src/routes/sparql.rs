@@ -64,7 +64,10 @@ pub async fn handle(
             }
         }
     }
+    check_infer(&params)?;
+    super::metadata::check_user_attributes(&headers)?;
     let context = Context {
+        default_dataset: super::metadata::dataset_behavior(&state, target.repository()),
         base_iri: params
             .get("baseURI")
             .map(str::to_owned)
@@ -100,6 +103,23 @@ pub async fn handle(
 struct Context {
     base_iri: String,
     prefixes: Vec<(String, String)>,
+    default_dataset: quadmesh_store::DatasetBehavior,
+}
+
+/// AllegroGraph's `infer` (agraph-python sends `infer=false` unless asked): reasoning
+/// is not built, so any value asking for it is refused rather than ignored.
+pub fn check_infer(params: &Params) -> ApiResult<()> {
+    for value in params.all("infer") {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "false" | "no" | "0" | "none" => {}
+            other => {
+                return Err(ApiError::NotSupported(format!(
+                    "infer={other}: reasoning is not supported by quadmesh (AllegroGraph's RDFS++ and restriction reasoners are not built); send infer=false or leave it out, see docs/compatibility.md"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a body declared in another charset than UTF-8 (the protocol's only one).
@@ -218,6 +238,7 @@ fn query_request(query: String, params: &Params, context: &Context) -> ApiResult
         bindings,
         limit: params.number("limit")?,
         offset: params.number("offset")?.unwrap_or(0),
+        default_dataset: context.default_dataset,
     })
 }
 
@@ -228,6 +249,7 @@ fn update_request(update: String, params: &Params, context: &Context) -> ApiResu
         prefixes: context.prefixes.clone(),
         using_graphs: graph_list(params, &["using-graph-uri"])?,
         using_named_graphs: graph_list(params, &["using-named-graph-uri"])?,
+        default_dataset: context.default_dataset,
     })
 }
 

@@ -104,6 +104,17 @@ pub async fn get(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let params = Params::from_uri(&uri);
+    super::sparql::check_infer(&params)?;
+    super::metadata::check_user_attributes(&headers)?;
+    // AllegroGraph's range queries: refused rather than answered as the plain pattern.
+    if let Some(name) = ["subjEnd", "predEnd", "objEnd"]
+        .into_iter()
+        .find(|n| params.get(n).is_some_and(|v| !v.is_empty()))
+    {
+        return Err(ApiError::NotSupported(format!(
+            "{name}: range queries on statements are not supported by quadmesh (see docs/compatibility.md)"
+        )));
+    }
     let pattern = Pattern::from_params(&params)?;
     let limit: Option<usize> = params.number("limit")?;
     let offset: usize = params.number("offset")?.unwrap_or(0);
@@ -303,6 +314,7 @@ async fn upload(
                     .unwrap_or_else(|| request_url(&headers, &uri)),
             ),
             prefixes: target.repository().namespaces().for_queries(),
+            default_dataset: super::metadata::dataset_behavior(&state, target.repository()),
             ..UpdateRequest::new(update)
         };
         request.parse()?;

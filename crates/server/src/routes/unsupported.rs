@@ -10,7 +10,10 @@ use axum::http::Method;
 /// segment after `/repositories/NAME/`, and what the feature is.
 const REPOSITORY_FEATURES: &[(&str, &str)] = &[
     ("freetext", "free-text indices"),
-    ("attributes", "triple attributes"),
+    (
+        "attributes",
+        "triple attributes (attribute definitions are kept)",
+    ),
     ("functor", "Prolog functors"),
     ("eval", "server-side Lisp/Prolog evaluation"),
     ("prolog", "Prolog queries"),
@@ -20,7 +23,6 @@ const REPOSITORY_FEATURES: &[(&str, &str)] = &[
     ("tripleCache", "the triple cache"),
     ("bulkMode", "bulk mode"),
     ("noCommit", "no-commit mode"),
-    ("suppressDuplicates", "duplicate suppression settings"),
     ("materializeEntailed", "materialized reasoning"),
     ("spin", "SPIN functions and magic properties"),
     ("snaGenerators", "social network analysis generators"),
