@@ -418,4 +418,82 @@ async fn controlling_instance_moves_the_role_and_undo_repl_keeps_the_data() {
             .len(),
         2
     );
+
+    // createCluster and growCluster take agraph-python's parameters, and refuse values
+    // they cannot honour instead of ignoring them.
+    for (call_name, params, expected, says) in [
+        (
+            "createCluster",
+            vec![("instanceName", "x"), ("scheme", "https")],
+            400,
+            "scheme",
+        ),
+        (
+            "createCluster",
+            vec![("instanceName", "x"), ("scheme", "gopher")],
+            400,
+            "scheme",
+        ),
+        (
+            "createCluster",
+            vec![("instanceName", "x"), ("ifExists", "error")],
+            409,
+            "exists",
+        ),
+        (
+            "createCluster",
+            vec![("instanceName", "x"), ("ifExists", "maybe")],
+            400,
+            "ifExists",
+        ),
+        (
+            "createCluster",
+            vec![("instanceName", "x"), ("colour", "blue")],
+            400,
+            "colour",
+        ),
+        (
+            "growCluster",
+            vec![("instanceName", "x"), ("catalog", "elsewhere")],
+            400,
+            "catalog",
+        ),
+        (
+            "growCluster",
+            vec![("instanceName", "x"), ("colour", "blue")],
+            400,
+            "colour",
+        ),
+    ] {
+        let (status, body) = call(&cluster, 2, call_name, &params).await;
+        assert_eq!(status, expected, "{call_name} {params:?}: {body}");
+        assert!(body.contains(says), "{call_name} {params:?}: {body}");
+    }
+    // With agraph-python's defaults (scheme=http, ifExists=supersede, credentials) a
+    // cluster is made, and the data is kept.
+    let (host, port) = (
+        cluster.instances[2].host(),
+        cluster.instances[2].port.to_string(),
+    );
+    let (status, body) = call(
+        &cluster,
+        2,
+        "createCluster",
+        &[
+            ("host", host.as_str()),
+            ("port", port.as_str()),
+            ("instanceName", "alone"),
+            ("user", "someone"),
+            ("password", "secret"),
+            ("scheme", "http"),
+            ("ifExists", "supersede"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    assert!(holds(&cluster, 2, "after-leaving").await);
+    assert_eq!(
+        member(&cluster.status(2).await, "alone")["role"],
+        "controlling"
+    );
 }

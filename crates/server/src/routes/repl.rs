@@ -36,6 +36,29 @@ fn only_known(params: &Params, call: &str, known: &[&str]) -> ApiResult<()> {
     }
 }
 
+/// A `scheme` parameter must be how instances are reached here: `https` with TLS,
+/// `http` without.
+fn check_scheme(params: &Params, state: &AppState) -> ApiResult<()> {
+    let ours = state.replication.http().scheme();
+    match params.get("scheme").filter(|s| !s.is_empty()) {
+        None => Ok(()),
+        Some(s) if s.eq_ignore_ascii_case(ours) => Ok(()),
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {
+            Err(ApiError::BadRequest(format!(
+                "scheme '{s}' is not how instances are reached: they talk {ours} here (TLS is {})",
+                if ours == "https" {
+                    "configured"
+                } else {
+                    "not configured"
+                }
+            )))
+        }
+        Some(s) => Err(ApiError::BadRequest(format!(
+            "parameter 'scheme' must be http or https, got '{s}'"
+        ))),
+    }
+}
+
 /// A `timeout` parameter in seconds (AllegroGraph's, for stop and remove).
 fn timeout_param(params: &Params, default: Duration) -> ApiResult<Duration> {
     match params.get("timeout").filter(|v| !v.is_empty()) {
@@ -66,16 +89,47 @@ fn address(params: &Params, state: &AppState) -> ApiResult<String> {
     Ok(format!("{host}:{port}"))
 }
 
-/// `PUT /repositories/NAME/repl/createCluster?host=&port=&instanceName=`: makes the
-/// repository (created if missing, data kept if not) the first, controlling instance.
+/// `PUT /repositories/NAME/repl/createCluster?host=&port=&instanceName=&user=&password=&
+/// scheme=&ifExists=`: makes the repository (created if missing, data kept if not) the
+/// first, controlling instance. `user` and `password` (AllegroGraph's credentials for
+/// the other instances to use here) are not needed: instances authenticate one another
+/// with the cluster token. `scheme` must be the one this server is reached with;
+/// `ifExists=error` refuses an existing repository, `supersede` and `open` keep its data.
 pub async fn create_cluster(
     State(state): State<AppState>,
     Path(name): Path<String>,
     uri: Uri,
 ) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
+    only_known(
+        &params,
+        "createCluster",
+        &[
+            "host",
+            "port",
+            "instanceName",
+            "user",
+            "password",
+            "scheme",
+            "ifExists",
+        ],
+    )?;
     let instance = required(&params, "instanceName")?.to_owned();
     let address = address(&params, &state)?;
+    check_scheme(&params, &state)?;
+    match params.get("ifExists").filter(|s| !s.is_empty()) {
+        None | Some("supersede") | Some("open") => {}
+        Some("error") => {
+            if state.catalog.get(&name).is_ok() {
+                return Err(StoreError::RepositoryExists(name).into());
+            }
+        }
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "parameter 'ifExists' must be supersede, open or error, got '{other}'"
+            )))
+        }
+    }
     cluster_ops::create_cluster_here(&state, &name, &instance, &address).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -224,7 +278,31 @@ pub async fn grow_cluster(
     caller: Caller,
     uri: Uri,
 ) -> ApiResult<StatusCode> {
-    let request = GrowRequest::from_params(&Params::from_uri(&uri))?;
+    let params = Params::from_uri(&uri);
+    only_known(
+        &params,
+        "growCluster",
+        &[
+            "instanceName",
+            "host",
+            "port",
+            "name",
+            "user",
+            "password",
+            "scheme",
+            "catalog",
+        ],
+    )?;
+    check_scheme(&params, &state)?;
+    if let Some(catalog) = params
+        .get("catalog")
+        .filter(|c| !c.is_empty() && !matches!(*c, "root" | "/" | "*"))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "catalog '{catalog}': quadmesh has only the root catalog"
+        )));
+    }
+    let request = GrowRequest::from_params(&params)?;
     cluster_ops::grow_cluster(&state, &caller, &name, request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
