@@ -497,3 +497,57 @@ async fn controlling_instance_moves_the_role_and_undo_repl_keeps_the_data() {
         "controlling"
     );
 }
+
+/// `quadmesh repl ARGS…`: its standard output, after asserting it succeeded.
+fn quadmesh_repl(args: &[&str]) -> String {
+    let output = std::process::Command::new(common::binary())
+        .arg("repl")
+        .args(args)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "quadmesh repl {args:?}: {said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    said
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_command_line_speaks_agtools_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::launch(dir.path(), 2, &[]).await;
+    cluster.form().await;
+    let node0 = &cluster.instances[0];
+    let spec = format!(
+        "{}:{}@{}:{}/{}",
+        common::USER,
+        common::PASSWORD,
+        node0.ip,
+        node0.port,
+        Cluster::REPO
+    );
+    quadmesh_repl(&[
+        "settings",
+        &spec,
+        "--durability",
+        "quorum",
+        "--transaction-latency-count",
+        "4",
+    ]);
+    let status = cluster.status(0).await;
+    assert_eq!(status["settings"]["durability"], "quorum", "{status}");
+    assert_eq!(status["settings"]["transactionLatencyCount"], 4, "{status}");
+    quadmesh_repl(&["stop", &spec, "node1", "--timeout", "20"]);
+    let table = quadmesh_repl(&["status", &spec]);
+    assert!(table.contains("stopped"), "{table}");
+    assert!(table.contains("durability=quorum"), "{table}");
+    quadmesh_repl(&["start", &spec, "node1"]);
+    assert_eq!(member(&cluster.status(0).await, "node1")["stopped"], false);
+    quadmesh_repl(&["controlling-instance", &spec, "node1"]);
+    assert_eq!(
+        member(&cluster.status(0).await, "node1")["role"],
+        "controlling"
+    );
+}
