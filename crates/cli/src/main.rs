@@ -51,7 +51,8 @@ enum Command {
     /// Create, delete or list repositories.
     #[command(subcommand)]
     Repo(commands::repo::RepoCommand),
-    /// Replication clusters: create-cluster, grow-cluster, remove, status.
+    /// Replication clusters: create-cluster, grow-cluster, remove, stop, start,
+    /// controlling-instance, settings, status.
     #[command(subcommand)]
     Repl(commands::repl::ReplCommand),
     /// Load RDF files into a repository.

@@ -38,6 +38,117 @@ pub enum MembershipError {
     ChangedMeanwhile(String),
     #[error("instance '{name}' {detail}; removing it would discard them: repeat with force=true (quadmesh repl remove --force) to remove it anyway")]
     Unreplicated { name: String, detail: String },
+    #[error("'{0}' is the controlling instance and cannot be stopped: move the role first (controllingInstance)")]
+    StoppingControlling(String),
+    #[error("instance '{0}' is already stopped")]
+    AlreadyStopped(String),
+    #[error("instance '{0}' is not stopped")]
+    NotStopped(String),
+}
+
+/// How many members must hold a commit before it is answered (AllegroGraph's
+/// `durability`): written `min`, `quorum`, `max` or a count of at least 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Durability {
+    /// The committing instance alone.
+    Min,
+    /// More than half of the members.
+    Quorum,
+    /// Every member.
+    Max,
+    /// This many members, the committing one included.
+    Count(usize),
+}
+
+impl Durability {
+    /// Members that must hold a commit, out of `members`.
+    pub fn needed(self, members: usize) -> usize {
+        match self {
+            Durability::Min => 1,
+            Durability::Quorum => members / 2 + 1,
+            Durability::Max => members,
+            Durability::Count(n) => n,
+        }
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        Ok(match value {
+            "min" => Durability::Min,
+            "quorum" => Durability::Quorum,
+            "max" => Durability::Max,
+            n => Durability::Count(n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                format!("durability must be min, quorum, max or a count of at least 1, got '{n}'")
+            })?),
+        })
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Durability::Min => f.write_str("min"),
+            Durability::Quorum => f.write_str("quorum"),
+            Durability::Max => f.write_str("max"),
+            Durability::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl From<Durability> for String {
+    fn from(d: Durability) -> String {
+        d.to_string()
+    }
+}
+
+impl TryFrom<String> for Durability {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        value.parse()
+    }
+}
+
+/// The cluster's defaults for commits that name no `x-repl-settings` (AllegroGraph's
+/// `repl/settings`); each one unset keeps quadmesh's built-in default. Times in
+/// milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitDefaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<Durability>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed_transaction_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_latency_count: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_latency_timeout_ms: Option<u64>,
+}
+
+impl CommitDefaults {
+    pub fn is_empty(&self) -> bool {
+        *self == CommitDefaults::default()
+    }
+
+    /// These defaults with every value `other` sets taken from it.
+    pub fn merged(&self, other: &CommitDefaults) -> CommitDefaults {
+        CommitDefaults {
+            durability: other.durability.or(self.durability),
+            distributed_transaction_timeout_ms: other
+                .distributed_transaction_timeout_ms
+                .or(self.distributed_transaction_timeout_ms),
+            transaction_latency_count: other
+                .transaction_latency_count
+                .or(self.transaction_latency_count),
+            transaction_latency_timeout_ms: other
+                .transaction_latency_timeout_ms
+                .or(self.transaction_latency_timeout_ms),
+        }
+    }
 }
 
 /// The configuration of a replication cluster of one repository.
@@ -60,6 +171,13 @@ pub struct ClusterConfig {
     pub epoch: u64,
     pub members: Vec<Member>,
     pub removed: Vec<OriginId>,
+    /// Members stopped by an operator (`repl/stop`): nobody pulls from them and they
+    /// pull from nobody until started again; they stay members, and catch up then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<OriginId>,
+    /// Defaults for commits without `x-repl-settings` (`repl/settings`).
+    #[serde(default, skip_serializing_if = "CommitDefaults::is_empty")]
+    pub settings: CommitDefaults,
 }
 
 impl ClusterConfig {
@@ -72,7 +190,53 @@ impl ClusterConfig {
             epoch: 0,
             members: vec![first],
             removed: Vec::new(),
+            stopped: Vec::new(),
+            settings: CommitDefaults::default(),
         }
+    }
+
+    /// Whether member `origin` is stopped (`repl/stop`).
+    pub fn is_stopped(&self, origin: OriginId) -> bool {
+        self.stopped.contains(&origin)
+    }
+
+    /// Whether this configuration has replication running between `a` and `b`: both
+    /// are members and neither is stopped.
+    pub fn replicates_between(&self, a: OriginId, b: OriginId) -> bool {
+        self.is_member(a) && self.is_member(b) && !self.is_stopped(a) && !self.is_stopped(b)
+    }
+
+    /// Member `name` stopped (`stopped`) or started again. The controlling instance is
+    /// never stopped (it makes every change, and the others learn changes from it).
+    pub fn with_stopped(&self, name: &str, stopped: bool) -> Result<Self, MembershipError> {
+        let member = self
+            .member_named(name)
+            .ok_or_else(|| MembershipError::UnknownInstance(name.to_owned()))?;
+        if stopped && member.controlling {
+            return Err(MembershipError::StoppingControlling(name.to_owned()));
+        }
+        let origin = member.origin;
+        match (stopped, self.is_stopped(origin)) {
+            (true, true) => return Err(MembershipError::AlreadyStopped(name.to_owned())),
+            (false, false) => return Err(MembershipError::NotStopped(name.to_owned())),
+            _ => {}
+        }
+        let mut next = self.clone();
+        next.version += 1;
+        if stopped {
+            next.stopped.push(origin);
+        } else {
+            next.stopped.retain(|o| *o != origin);
+        }
+        Ok(next)
+    }
+
+    /// The cluster's commit defaults with every value `settings` sets replaced.
+    pub fn with_settings(&self, settings: &CommitDefaults) -> Self {
+        let mut next = self.clone();
+        next.version += 1;
+        next.settings = self.settings.merged(settings);
+        next
     }
 
     pub fn member(&self, origin: OriginId) -> Option<&Member> {
@@ -120,6 +284,7 @@ impl ClusterConfig {
         let mut next = self.clone();
         next.version += 1;
         next.members.retain(|m| m.name != name);
+        next.stopped.retain(|o| *o != member.origin);
         next.removed.push(member.origin);
         Ok((next, member))
     }
@@ -273,6 +438,56 @@ mod tests {
             grown.with_controlling_moved("x"),
             Err(MembershipError::UnknownInstance("x".into()))
         );
+    }
+
+    #[test]
+    fn members_stop_and_start_and_the_controlling_one_never_stops() {
+        let grown = config().with_member(member("b", 2, false)).unwrap();
+        let stopped = grown.with_stopped("b", true).unwrap();
+        assert_eq!(stopped.version, grown.version + 1);
+        assert!(stopped.is_stopped(OriginId(2)));
+        assert!(!stopped.replicates_between(OriginId(1), OriginId(2)));
+        assert_eq!(
+            stopped.with_stopped("b", true),
+            Err(MembershipError::AlreadyStopped("b".into()))
+        );
+        assert_eq!(
+            grown.with_stopped("a", true),
+            Err(MembershipError::StoppingControlling("a".into()))
+        );
+        let started = stopped.with_stopped("b", false).unwrap();
+        assert!(started.replicates_between(OriginId(1), OriginId(2)));
+        assert_eq!(
+            started.with_stopped("b", false),
+            Err(MembershipError::NotStopped("b".into()))
+        );
+        let (removed, _) = stopped.without_member("b").unwrap();
+        assert!(removed.stopped.is_empty());
+    }
+
+    #[test]
+    fn settings_merge_and_old_configurations_read() {
+        let c = config().with_settings(&CommitDefaults {
+            durability: Some(Durability::Quorum),
+            ..Default::default()
+        });
+        let c = c.with_settings(&CommitDefaults {
+            transaction_latency_count: Some(3),
+            ..Default::default()
+        });
+        assert_eq!(c.settings.durability, Some(Durability::Quorum));
+        assert_eq!(c.settings.transaction_latency_count, Some(3));
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains("\"durability\":\"quorum\""), "{json}");
+        let back: ClusterConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+        // A configuration written before these fields existed reads as before.
+        let old = serde_json::to_value(config()).unwrap();
+        assert!(old.get("stopped").is_none() && old.get("settings").is_none());
+        let read: ClusterConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(read, config());
+        assert_eq!("3".parse::<Durability>(), Ok(Durability::Count(3)));
+        assert!("0".parse::<Durability>().is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod version_vector;
 mod view;
 
 pub use clock::{ClockError, HybridClock, PhysicalClock, Refusals, SystemClock};
-pub use cluster::{ClusterConfig, Member, MembershipError};
+pub use cluster::{ClusterConfig, CommitDefaults, Durability, Member, MembershipError};
 pub use digest::ContentDigest;
 pub use frame::{Entry, EntryKind, FrameError};
 pub use heartbeat::Heartbeat;

@@ -20,9 +20,12 @@ use crate::replication::promotion::require_confirmations;
 use crate::replication::snapshot_transfer;
 use crate::replication::{Node, ORIGIN_HEADER, TOKEN_HEADER};
 use crate::state::AppState;
-use quadmesh_repl::{ClusterConfig, Member, MembershipError, OriginId, Unreplicated};
+use quadmesh_repl::{
+    ClusterConfig, CommitDefaults, Member, MembershipError, OriginId, Unreplicated,
+};
 use quadmesh_store::StoreError;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Where and how to grow a cluster by one instance.
 #[derive(Clone, Debug)]
@@ -127,11 +130,197 @@ pub async fn remove_member(
     caller: &Caller,
     name: &str,
     instance: &str,
-    force: bool,
+    options: RemoveOptions,
 ) -> ApiResult<()> {
-    let outcome = remove(state, name, instance, force).await;
+    let outcome = remove(state, name, instance, options).await;
     audit::change(caller, "cluster-remove", name, Some(instance), &outcome);
     outcome
+}
+
+/// How `remove` goes about it (AllegroGraph's `force`, `timeout`, `undo-repl`).
+#[derive(Clone, Copy, Debug)]
+pub struct RemoveOptions {
+    /// Remove it even if it may hold transactions no other member has.
+    pub force: bool,
+    /// How long the removed instance is given to hear of it.
+    pub timeout: Duration,
+    /// The removed instance keeps its data as an ordinary repository (it must be told
+    /// within `timeout`, or the answer says it was not).
+    pub undo_repl: bool,
+}
+
+impl Default for RemoveOptions {
+    fn default() -> Self {
+        RemoveOptions {
+            force: false,
+            timeout: Duration::from_secs(8),
+            undo_repl: false,
+        }
+    }
+}
+
+/// Changes the configuration of repository `name`'s cluster at its controlling
+/// instance with `change`, once a change quorum can confirm it, and waits for the
+/// confirmations of the new one. Returns the new configuration.
+async fn change_config(
+    node: &Arc<Node>,
+    change: impl FnOnce(&ClusterConfig) -> Result<ClusterConfig, MembershipError> + Send + 'static,
+) -> ApiResult<ClusterConfig> {
+    let base = require_consent_to_change(node).await?;
+    let repository = node.repository().clone();
+    let maintained = node.clone();
+    let (base, config) = blocking(move || {
+        let mut base = base;
+        let config = repository.commit_config(|current, _| {
+            let current = current
+                .ok_or_else(|| MembershipError::NotInCluster(repository.name().to_owned()))?;
+            base = current.clone();
+            Ok(change(current)?)
+        })?;
+        maintained.maintain();
+        Ok((base, config))
+    })
+    .await?;
+    require_confirmations(node, &base, config.position()).await?;
+    Ok(config)
+}
+
+/// Stops replication to and from `instance` (at the controlling instance): it stays a
+/// member, takes no transactions from the others and gives them none until started
+/// again, when it catches up both ways. The instance is given `timeout` to learn it;
+/// if it does not, the stop is undone (503) unless `force`, which keeps it: it stops
+/// as soon as it hears of it.
+pub async fn stop_member(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    instance: &str,
+    force: bool,
+    timeout: Duration,
+) -> ApiResult<()> {
+    let outcome = stop(state, name, instance, force, timeout).await;
+    audit::change(caller, "cluster-stop", name, Some(instance), &outcome);
+    outcome
+}
+
+async fn stop(
+    state: &AppState,
+    name: &str,
+    instance: &str,
+    force: bool,
+    timeout: Duration,
+) -> ApiResult<()> {
+    let node = controlling_node(state, name)?;
+    let to = instance.to_owned();
+    let config = change_config(&node, move |current| current.with_stopped(&to, true)).await?;
+    let member = config
+        .member_named(instance)
+        .cloned()
+        .ok_or_else(|| StoreError::from(MembershipError::UnknownInstance(instance.into())))?;
+    let position = config.position();
+    match wait_until_member_has(&node, &member, (position.epoch, position.version), timeout).await {
+        Ok(()) => {
+            tracing::info!(repository = %name, %instance, "stopped replication to and from an instance");
+            Ok(())
+        }
+        Err(why) if force => {
+            tracing::warn!(repository = %name, %instance, %why, "stopped an instance that could not be told (force): it stops once it hears of it");
+            Ok(())
+        }
+        Err(why) => {
+            let to = instance.to_owned();
+            let undone =
+                change_config(&node, move |current| current.with_stopped(&to, false)).await;
+            Err(ApiError::Unavailable(format!(
+                "instance '{instance}' could not be told within {:.0} s that it is stopped ({why}); {}; force=true stops it anyway (it stops once it hears of it)",
+                timeout.as_secs_f64(),
+                match undone {
+                    Ok(_) => "the stop was undone".to_owned(),
+                    Err(e) => format!("undoing the stop failed too ({e}): start it with repl/start"),
+                }
+            )))
+        }
+    }
+}
+
+/// Starts replication to and from a stopped `instance` again (at the controlling
+/// instance): it catches up with what the others wrote meanwhile, and they with
+/// what it wrote. It learns of it within a second (it asks), or when it comes back.
+pub async fn start_member(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    instance: &str,
+) -> ApiResult<()> {
+    let outcome = async {
+        let node = controlling_node(state, name)?;
+        let to = instance.to_owned();
+        change_config(&node, move |current| current.with_stopped(&to, false)).await?;
+        tracing::info!(repository = %name, %instance, "started replication to and from an instance again");
+        Ok(())
+    }
+    .await;
+    audit::change(caller, "cluster-start", name, Some(instance), &outcome);
+    outcome
+}
+
+/// Sets the cluster's defaults for commits without `x-repl-settings` (at the
+/// controlling instance; they travel with the configuration to every member). A
+/// durability no configuration of this size can meet is refused (409).
+pub async fn set_commit_defaults(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    settings: CommitDefaults,
+) -> ApiResult<()> {
+    let outcome = async {
+        let node = controlling_node(state, name)?;
+        let members = node.config().members.len();
+        if let Some(durability) = settings.durability {
+            let needed = durability.needed(members);
+            if needed > members {
+                return Err(ApiError::Conflict(format!(
+                    "durability {durability} cannot be met: the cluster has {members} instance{}",
+                    if members == 1 { "" } else { "s" }
+                )));
+            }
+        }
+        change_config(&node, move |current| Ok(current.with_settings(&settings))).await?;
+        Ok(())
+    }
+    .await;
+    audit::change(caller, "cluster-settings", name, None, &outcome);
+    outcome
+}
+
+/// Waits until `member`, asked at its address, holds a configuration at `position` or
+/// newer, for at most `timeout`; the last reason it did not, otherwise.
+async fn wait_until_member_has(
+    node: &Arc<Node>,
+    member: &Member,
+    position: (u64, u64),
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let why = match crate::replication::removal::membership_of(
+            node,
+            &member.address,
+            member.origin,
+            left.clamp(Duration::from_millis(100), Duration::from_secs(5)),
+        )
+        .await
+        {
+            Ok(m) if m.position() >= position => return Ok(()),
+            Ok(m) => format!("it holds configuration {} of epoch {}", m.version, m.epoch),
+            Err(e) => e.to_string(),
+        };
+        if tokio::time::Instant::now() + Duration::from_millis(100) >= deadline {
+            return Err(why);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Moves the controlling role of repository `name`'s cluster to `instance` (at the
@@ -402,7 +591,13 @@ async fn push_snapshot(
     Ok(())
 }
 
-async fn remove(state: &AppState, name: &str, instance: &str, force: bool) -> ApiResult<()> {
+async fn remove(
+    state: &AppState,
+    name: &str,
+    instance: &str,
+    options: RemoveOptions,
+) -> ApiResult<()> {
+    let force = options.force;
     let (name, instance) = (name.to_owned(), instance.to_owned());
     let node = controlling_node(state, &name)?;
     let base = require_consent_to_change(&node).await?;
@@ -463,12 +658,25 @@ async fn remove(state: &AppState, name: &str, instance: &str, force: bool) -> Ap
         .replication
         .http()
         .put(&url)
+        .query(&[(
+            "undo-repl",
+            if options.undo_repl { "true" } else { "false" },
+        )])
         .header(TOKEN_HEADER, &config.token)
         .header(ORIGIN_HEADER, repository.origin().0.to_string())
         // It asks us back before it believes it.
-        .timeout(std::time::Duration::from_secs(8))
+        .timeout(options.timeout)
         .send()
         .await;
+    let told = match told {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!(
+            "it answered {}: {}",
+            response.status(),
+            response.text().await.unwrap_or_default().trim()
+        )),
+        Err(e) => Err(crate::tls::describe(&e)),
+    };
     let maintained = node.clone();
     blocking(move || {
         maintained.maintain();
@@ -476,7 +684,13 @@ async fn remove(state: &AppState, name: &str, instance: &str, force: bool) -> Ap
     })
     .await?;
     tracing::info!(repository = %name, %instance, told = told.is_ok(), "removed an instance from the cluster");
-    Ok(())
+    match told {
+        Err(why) if options.undo_repl => Err(ApiError::Upstream(format!(
+            "instance '{instance}' was removed from the cluster, but it could not be told within {:.0} s to keep its data as an ordinary repository (undo-repl): {why}; it takes no writes until deleted there",
+            options.timeout.as_secs_f64()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn random_hex(bytes: usize) -> String {

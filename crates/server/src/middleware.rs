@@ -6,7 +6,7 @@ use crate::state::AppState;
 use crate::target::CommitInfo;
 use axum::extract::{Request, State};
 use axum::http::header;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::atomic::Ordering;
@@ -160,23 +160,42 @@ pub(crate) fn repository_of(state: &AppState, path: &str) -> Option<String> {
 /// many wait for durability, and after a commit waits until enough members hold it,
 /// answering `x-durability: missing=N` when the wait ran out.
 pub async fn durability(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(header) = request
+    let header = request
         .headers()
         .get("x-repl-settings")
         .and_then(|v| v.to_str().ok())
-    else {
-        return next.run(request).await;
-    };
-    let settings = match ReplSettings::parse(header) {
-        Ok(s) => s,
-        Err(e) => return e.into_response(),
-    };
-    let node =
-        repository_of(&state, request.uri().path()).and_then(|name| state.replication.get(&name));
+        .map(str::to_owned);
+    let path = request.uri().path();
+    let node = repository_of(&state, path).and_then(|name| state.replication.get(&name));
     // Outside a cluster this instance is every member there is: any durability is met
     // once the commit is (AllegroGraph accepts the settings there too).
     let Some(node) = node else {
+        if let Some(Err(e)) = header.as_deref().map(ReplSettings::parse) {
+            return e.into_response();
+        }
         return next.run(request).await;
+    };
+    let defaults = node.config().settings;
+    let settings = match header.as_deref() {
+        Some(header) => {
+            match ReplSettings::parse_over(header, ReplSettings::from_defaults(&defaults)) {
+                Ok(s) => s,
+                Err(e) => return e.into_response(),
+            }
+        }
+        // The cluster's defaults (`repl/settings`) hold for requests that may commit;
+        // reads, and the replication calls themselves (which must stay usable to
+        // change the settings back), are left alone.
+        None if defaults.is_empty()
+            || matches!(
+                *request.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS
+            )
+            || path.contains("/repl/") =>
+        {
+            return next.run(request).await;
+        }
+        None => ReplSettings::from_defaults(&defaults),
     };
     let members = node.newest_config().await.members.len();
     let node = Some(node);

@@ -1152,6 +1152,18 @@ impl Repository {
     }
 
     /// Records that this instance was removed from its cluster (a peer said so).
+    /// This instance was removed with `undo-repl`: the repository leaves replication
+    /// altogether and keeps its data as an ordinary repository, taking writes again.
+    /// Its origin id stays its own (never reused by the cluster it left, which retired it).
+    pub fn leave_cluster(&self) -> Result<()> {
+        let mut writer = self.lock_writer();
+        tracing::warn!(repository = %self.name, "removed from the cluster: kept as an ordinary repository (undo-repl)");
+        writer.cluster = ClusterState::default();
+        self.publish_cluster(&writer);
+        writer.cluster.save(&self.dir)?;
+        Ok(())
+    }
+
     pub fn mark_removed(&self) -> Result<()> {
         let mut writer = self.lock_writer();
         if !writer.cluster.removed {

@@ -34,6 +34,48 @@ pub enum ReplCommand {
         /// valid on every member).
         spec: String,
     },
+    /// Move the controlling role (agtool's spelling of set-controlling). With --force at
+    /// another member, naming that member itself: it takes the role by a promotion.
+    #[command(name = "controlling-instance")]
+    ControllingInstance {
+        spec: String,
+        instance_name: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop replication to and from an instance (at the controlling instance): it stays
+    /// a member and catches up when started again.
+    Stop {
+        controlling_spec: String,
+        instance_name: String,
+        /// Seconds the instance is given to hear of it (else the stop is undone).
+        #[arg(long, default_value_t = 180.0)]
+        timeout: f64,
+        /// Keep it stopped even if it cannot be told now (it stops once it hears of it).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Start replication to and from a stopped instance again.
+    Start {
+        controlling_spec: String,
+        instance_name: String,
+    },
+    /// Set the cluster's defaults for commits that send no x-repl-settings.
+    Settings {
+        controlling_spec: String,
+        /// min, quorum, max or a number of instances.
+        #[arg(long)]
+        durability: Option<String>,
+        /// Seconds a commit waits for its durability.
+        #[arg(long)]
+        distributed_transaction_timeout: Option<f64>,
+        /// Commits that may wait for durability at once.
+        #[arg(long)]
+        transaction_latency_count: Option<u64>,
+        /// Seconds a commit waits for a place among them.
+        #[arg(long)]
+        transaction_latency_timeout: Option<f64>,
+    },
     /// Remove an instance from the cluster. Refused while the instance may hold writes
     /// the others lack (it holds some, or it cannot be reached to tell), unless --force.
     Remove {
@@ -42,6 +84,12 @@ pub enum ReplCommand {
         /// Remove it even if that discards writes only it holds.
         #[arg(long)]
         force: bool,
+        /// Seconds the removed instance is given to hear of it.
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// The removed instance keeps its data as an ordinary repository.
+        #[arg(long)]
+        undo_repl: bool,
     },
     /// Show the instances of the cluster, their state and lag.
     Status {
@@ -130,16 +178,97 @@ pub async fn run(command: ReplCommand) -> Result<()> {
             controlling_spec,
             instance_name,
             force,
+            timeout,
+            undo_repl,
+        } => {
+            let api = Api::new(Spec::parse(&controlling_spec)?)?;
+            let mut query = vec![
+                ("instanceName", instance_name.clone()),
+                ("force", force.to_string()),
+                ("undo-repl", undo_repl.to_string()),
+            ];
+            if let Some(timeout) = timeout {
+                query.push(("timeout", timeout.to_string()));
+            }
+            let request = api
+                .request(Method::PUT, &repl_url(&api.spec, "remove")?)
+                .query(&query);
+            api.send(request).await?;
+            println!("removed {instance_name} from the cluster");
+        }
+        ReplCommand::ControllingInstance {
+            spec,
+            instance_name,
+            force,
+        } => {
+            let api = Api::new(Spec::parse(&spec)?)?;
+            let request = api
+                .request(Method::PUT, &repl_url(&api.spec, "controllingInstance")?)
+                .query(&[
+                    ("instanceName", instance_name.clone()),
+                    ("force", force.to_string()),
+                ]);
+            api.send(request).await?;
+            println!("{instance_name} is now the controlling instance");
+        }
+        ReplCommand::Stop {
+            controlling_spec,
+            instance_name,
+            timeout,
+            force,
         } => {
             let api = Api::new(Spec::parse(&controlling_spec)?)?;
             let request = api
-                .request(Method::PUT, &repl_url(&api.spec, "remove")?)
+                .request(Method::PUT, &repl_url(&api.spec, "stop")?)
                 .query(&[
-                    ("instanceName", instance_name.as_str()),
-                    ("force", if force { "true" } else { "false" }),
+                    ("instanceName", instance_name.clone()),
+                    ("timeout", timeout.to_string()),
+                    ("force", force.to_string()),
                 ]);
             api.send(request).await?;
-            println!("removed {instance_name} from the cluster");
+            println!("stopped replication to and from {instance_name}");
+        }
+        ReplCommand::Start {
+            controlling_spec,
+            instance_name,
+        } => {
+            let api = Api::new(Spec::parse(&controlling_spec)?)?;
+            let request = api
+                .request(Method::PUT, &repl_url(&api.spec, "start")?)
+                .query(&[("instanceName", instance_name.as_str())]);
+            api.send(request).await?;
+            println!("started replication to and from {instance_name}");
+        }
+        ReplCommand::Settings {
+            controlling_spec,
+            durability,
+            distributed_transaction_timeout,
+            transaction_latency_count,
+            transaction_latency_timeout,
+        } => {
+            let api = Api::new(Spec::parse(&controlling_spec)?)?;
+            let mut query = Vec::new();
+            if let Some(v) = durability {
+                query.push(("durability", v));
+            }
+            if let Some(v) = distributed_transaction_timeout {
+                query.push(("distributedTransactionTimeout", v.to_string()));
+            }
+            if let Some(v) = transaction_latency_count {
+                query.push(("transactionLatencyCount", v.to_string()));
+            }
+            if let Some(v) = transaction_latency_timeout {
+                query.push(("transactionLatencyTimeout", v.to_string()));
+            }
+            anyhow::ensure!(
+                !query.is_empty(),
+                "name at least one setting: --durability, --distributed-transaction-timeout, --transaction-latency-count, --transaction-latency-timeout"
+            );
+            let request = api
+                .request(Method::POST, &repl_url(&api.spec, "settings")?)
+                .query(&query);
+            api.send(request).await?;
+            println!("the cluster's commit settings are changed");
         }
         ReplCommand::Status { spec, json } => {
             let api = Api::new(Spec::parse(&spec)?)?;
@@ -196,11 +325,26 @@ fn status_table(status: &serde_json::Value) -> String {
             ]
         })
         .collect();
-    let refused = status["writesRefused"]
+    let mut refused = status["writesRefused"]
         .as_str()
         .map_or(String::new(), |reason| {
             format!("this instance takes no writes: {reason}\n")
         });
+    if status["stopped"] == true {
+        refused.push_str(
+            "this instance is stopped: nothing replicates to or from it until it is started\n",
+        );
+    }
+    let settings = &status["settings"];
+    if settings.is_object() {
+        refused.push_str(&format!(
+            "commit defaults: durability={} distributedTransactionTimeout={} transactionLatencyCount={} transactionLatencyTimeout={}\n",
+            settings["durability"].as_str().unwrap_or("?"),
+            settings["distributedTransactionTimeout"],
+            settings["transactionLatencyCount"],
+            settings["transactionLatencyTimeout"],
+        ));
+    }
     format!(
         "cluster {} of repository {} (configuration {}, epoch {}), seen from {}\n{refused}{}",
         status["cluster"].as_str().unwrap_or_default(),

@@ -3,17 +3,8 @@
 use crate::error::ApiError;
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Durability {
-    /// The committing instance alone.
-    Min,
-    /// More than half of the members.
-    Quorum,
-    /// Every member.
-    Max,
-    /// This many members, the committing one included.
-    Count(usize),
-}
+use quadmesh_repl::CommitDefaults;
+pub use quadmesh_repl::Durability;
 
 /// Parsed `x-repl-settings`, e.g.
 /// `durability=quorum distributedTransactionTimeout=5 transactionLatencyCount=3`.
@@ -37,37 +28,105 @@ impl Default for ReplSettings {
 }
 
 fn seconds(name: &str, value: &str) -> Result<Duration, ApiError> {
+    seconds_value(value)
+        .map_err(|why| ApiError::BadRequest(format!("x-repl-settings: {name} {why}")))
+}
+
+/// A non-negative number of seconds, or why not.
+fn seconds_value(value: &str) -> Result<Duration, String> {
     value
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "x-repl-settings: {name} must be a number of seconds, got '{value}'"
-            ))
-        })
+        .ok_or_else(|| format!("must be a number of seconds, got '{value}'"))
+}
+
+/// The names `repl/settings` takes, as AllegroGraph spells them.
+pub const SETTING_NAMES: [&str; 4] = [
+    "durability",
+    "distributedTransactionTimeout",
+    "transactionLatencyCount",
+    "transactionLatencyTimeout",
+];
+
+/// One `repl/settings` parameter into `defaults`; a bad value is an error naming it.
+pub fn set_default(defaults: &mut CommitDefaults, name: &str, value: &str) -> Result<(), ApiError> {
+    let bad = |why: String| ApiError::BadRequest(format!("parameter '{name}' {why}"));
+    match name {
+        "durability" => {
+            defaults.durability = Some(value.parse().map_err(|e: String| {
+                ApiError::BadRequest(format!("parameter 'durability': {e}"))
+            })?)
+        }
+        "distributedTransactionTimeout" => {
+            defaults.distributed_transaction_timeout_ms =
+                Some(seconds_value(value).map_err(bad)?.as_millis() as u64)
+        }
+        "transactionLatencyCount" => {
+            defaults.transaction_latency_count = Some(value.parse().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "parameter 'transactionLatencyCount' must be a count, got '{value}'"
+                ))
+            })?)
+        }
+        "transactionLatencyTimeout" => {
+            defaults.transaction_latency_timeout_ms =
+                Some(seconds_value(value).map_err(bad)?.as_millis() as u64)
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown parameter '{other}': repl/settings takes {}",
+                SETTING_NAMES.join(", ")
+            )))
+        }
+    }
+    Ok(())
 }
 
 impl ReplSettings {
+    /// quadmesh's defaults with the cluster's (`repl/settings`) in force over them.
+    pub fn from_defaults(defaults: &CommitDefaults) -> Self {
+        let builtin = ReplSettings::default();
+        ReplSettings {
+            durability: defaults.durability.unwrap_or(builtin.durability),
+            timeout: defaults
+                .distributed_transaction_timeout_ms
+                .map_or(builtin.timeout, Duration::from_millis),
+            latency_count: defaults.transaction_latency_count.or(builtin.latency_count),
+            latency_timeout: defaults
+                .transaction_latency_timeout_ms
+                .map_or(builtin.latency_timeout, Duration::from_millis),
+        }
+    }
+
+    /// The settings shown by `repl/status`, as AllegroGraph names them (seconds).
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "durability": self.durability.to_string(),
+            "distributedTransactionTimeout": self.timeout.as_secs_f64(),
+            "transactionLatencyCount": self.latency_count,
+            "transactionLatencyTimeout": self.latency_timeout.as_secs_f64(),
+        })
+    }
+
     pub fn parse(header: &str) -> Result<Self, ApiError> {
-        let mut settings = ReplSettings::default();
+        Self::parse_over(header, ReplSettings::default())
+    }
+
+    /// `x-repl-settings` over `base` (the cluster's defaults): what the header names
+    /// wins, the rest stays.
+    pub fn parse_over(header: &str, base: ReplSettings) -> Result<Self, ApiError> {
+        let mut settings = base;
         for item in header.split_whitespace() {
             let (key, value) = item.split_once('=').ok_or_else(|| {
                 ApiError::BadRequest(format!("x-repl-settings: '{item}' is not NAME=VALUE"))
             })?;
             match key {
                 "durability" => {
-                    settings.durability = match value {
-                        "min" => Durability::Min,
-                        "quorum" => Durability::Quorum,
-                        "max" => Durability::Max,
-                        n => Durability::Count(n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                            ApiError::BadRequest(format!(
-                                "x-repl-settings: durability must be min, quorum, max or a count of at least 1, got '{n}'"
-                            ))
-                        })?),
-                    }
+                    settings.durability = value
+                        .parse()
+                        .map_err(|e| ApiError::BadRequest(format!("x-repl-settings: {e}")))?
                 }
                 "distributedTransactionTimeout" => settings.timeout = seconds(key, value)?,
                 "transactionLatencyCount" => {
@@ -86,12 +145,7 @@ impl ReplSettings {
 
     /// Members that must hold a commit, out of `members`.
     pub fn needed(&self, members: usize) -> usize {
-        match self.durability {
-            Durability::Min => 1,
-            Durability::Quorum => members / 2 + 1,
-            Durability::Max => members,
-            Durability::Count(n) => n,
-        }
+        self.durability.needed(members)
     }
 }
 
@@ -108,6 +162,27 @@ mod tests {
         assert_eq!(s.needed(3), 2);
         assert_eq!(ReplSettings::parse("durability=max").unwrap().needed(3), 3);
         assert_eq!(ReplSettings::parse("durability=2").unwrap().needed(3), 2);
+    }
+
+    #[test]
+    fn the_header_wins_over_the_cluster_defaults() {
+        let mut defaults = CommitDefaults::default();
+        set_default(&mut defaults, "durability", "quorum").unwrap();
+        set_default(&mut defaults, "distributedTransactionTimeout", "2.5").unwrap();
+        let base = ReplSettings::from_defaults(&defaults);
+        assert_eq!(base.durability, Durability::Quorum);
+        assert_eq!(base.timeout, Duration::from_millis(2500));
+        let s = ReplSettings::parse_over("durability=max", base).unwrap();
+        assert_eq!(
+            (s.durability, s.timeout),
+            (Durability::Max, Duration::from_millis(2500))
+        );
+        assert!(set_default(&mut defaults, "durability", "most").is_err());
+        assert!(set_default(&mut defaults, "transactionLatencyCount", "-1").is_err());
+        assert!(set_default(&mut defaults, "colour", "blue")
+            .unwrap_err()
+            .to_string()
+            .contains("colour"));
     }
 
     #[test]

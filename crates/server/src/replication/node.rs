@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 
 /// How often a node refreshes its view: pullers, frontier, stable version vector.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(200);
+/// How often a stopped instance asks the controlling one whether it was started.
+const STOPPED_POLL: Duration = Duration::from_secs(1);
 
 /// The replication of one repository at this instance: a puller per other member, and
 /// the [`ClusterView`] they keep up to date.
@@ -22,7 +24,10 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(200);
 ///   [`STALL_AFTER`]);
 /// - once this instance knows it is expired (the controlling instance silent longer
 ///   than the log retention, or a peer refusing it as expired), writes are refused
-///   before status shows it; the controlling instance never refuses for that.
+///   before status shows it; the controlling instance never refuses for that;
+/// - no puller runs for a stopped member (`repl/stop`), and a stopped instance runs
+///   none at all until the controlling instance says it was started (it asks every
+///   second: it cannot learn it by pulling) or a configuration saying so arrives.
 pub struct Node {
     repository: Arc<Repository>,
     view: Mutex<ClusterView>,
@@ -33,6 +38,12 @@ pub struct Node {
     /// that the node does not depend on its own runtime).
     spawn_puller: SpawnPuller,
     maintainer: Mutex<Option<JoinHandle<()>>>,
+    /// While this instance is stopped (`repl/stop`): asks the controlling instance
+    /// every [`STOPPED_POLL`] whether it was started again.
+    watcher: Mutex<Option<JoinHandle<()>>>,
+    /// The configuration position (epoch, version) at which the controlling instance
+    /// said this instance runs again, before the configuration itself arrived here.
+    started_at: Mutex<Option<(u64, u64)>>,
     http: super::peer_http::PeerHttp,
     /// How long an absent member's needs keep the log from being truncated.
     log_retention: Duration,
@@ -58,6 +69,9 @@ pub struct InstanceStatus {
     pub address: String,
     pub role: &'static str,
     pub state: String,
+    /// Whether it is stopped (`repl/stop`): nothing replicates to or from it until it
+    /// is started again.
+    pub stopped: bool,
     pub origin: String,
     pub version_vector: HashMap<String, u64>,
     pub lag_transactions: u64,
@@ -81,6 +95,11 @@ pub struct ClusterStatus {
     /// The instance that answered.
     pub instance: String,
     pub removed: bool,
+    /// Whether the answering instance is stopped (`repl/stop`).
+    pub stopped: bool,
+    /// What commits without `x-repl-settings` get (`repl/settings`, else quadmesh's
+    /// defaults), as AllegroGraph names them (times in seconds).
+    pub settings: serde_json::Value,
     /// Why this instance refuses writes to the repository, when it does (it was away
     /// longer than the log is kept, or removed).
     pub writes_refused: Option<String>,
@@ -123,6 +142,8 @@ impl Node {
             pullers: Mutex::new(HashMap::new()),
             spawn_puller,
             maintainer: Mutex::new(None),
+            watcher: Mutex::new(None),
+            started_at: Mutex::new(None),
             http,
             log_retention,
             frontier_ms: std::sync::atomic::AtomicU64::new(0),
@@ -152,7 +173,65 @@ impl Node {
                     let _ = tokio::task::spawn_blocking(move || node.maintain()).await;
                 }
             }));
+        let weak = Arc::downgrade(&node);
+        *node.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STOPPED_POLL);
+            loop {
+                tick.tick().await;
+                let Some(node) = weak.upgrade() else { return };
+                if node.is_stopped_here() {
+                    node.ask_whether_started().await;
+                }
+            }
+        }));
         node
+    }
+
+    /// Whether this instance is stopped (`repl/stop`) as far as it knows: its
+    /// configuration says so, and the controlling instance has not said otherwise
+    /// since.
+    pub fn is_stopped_here(&self) -> bool {
+        let view = self.view();
+        let config = view.config();
+        if !config.is_stopped(self.repository.origin()) {
+            return false;
+        }
+        let started = *self.started_at.lock().unwrap_or_else(|e| e.into_inner());
+        started.is_none_or(|at| at <= (config.epoch, config.version))
+    }
+
+    /// Asks the controlling instance of our configuration whether this instance was
+    /// started again; if so, pulls again (the configuration that says so comes with
+    /// the pulls).
+    async fn ask_whether_started(self: &Arc<Self>) {
+        let config = self.config();
+        let Some(controlling) = config.controlling().cloned() else {
+            return;
+        };
+        let Ok(membership) = super::removal::membership_of(
+            self,
+            &controlling.address,
+            self.repository.origin(),
+            STOPPED_POLL * 3,
+        )
+        .await
+        else {
+            return;
+        };
+        if membership.cluster_id == config.cluster_id
+            && !membership.stopped
+            && !membership.removed
+            && membership.position() > (config.epoch, config.version)
+        {
+            tracing::info!(
+                repository = self.repository.name(),
+                "this instance was started again: replicating"
+            );
+            *self.started_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(membership.position());
+            self.reconcile();
+            self.touch();
+        }
     }
 
     pub fn repository(&self) -> &Arc<Repository> {
@@ -250,19 +329,28 @@ impl Node {
         }
     }
 
-    /// One puller per other member; none for members that left.
+    /// One puller per other member; none for members that left or are stopped, and
+    /// none at all while this instance is stopped.
     fn reconcile(self: &Arc<Self>) {
         let config = self.config();
         let local = self.repository.origin();
+        let stopped_here = self.is_stopped_here();
         let mut pullers = self.pullers.lock().unwrap_or_else(|e| e.into_inner());
         pullers.retain(|origin, task| {
-            let keep = config.is_member(*origin);
+            let keep = config.is_member(*origin) && !config.is_stopped(*origin) && !stopped_here;
             if !keep {
                 task.abort();
             }
             keep
         });
-        for member in config.members.iter().filter(|m| m.origin != local) {
+        if stopped_here {
+            return;
+        }
+        for member in config
+            .members
+            .iter()
+            .filter(|m| m.origin != local && !config.is_stopped(m.origin))
+        {
             pullers
                 .entry(member.origin)
                 .or_insert_with(|| (self.spawn_puller)(Arc::downgrade(self), member.origin));
@@ -282,6 +370,14 @@ impl Node {
 
     pub fn stop(&self) {
         self.stop_pullers();
+        if let Some(task) = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
         if let Some(task) = self
             .maintainer
             .lock()
@@ -353,6 +449,7 @@ impl Node {
     }
 
     pub fn status(&self) -> ClusterStatus {
+        let stopped_here = self.is_stopped_here();
         let cluster = self.repository.cluster();
         let local_vv = self.repository.version_vector();
         let now = now_ms();
@@ -370,8 +467,17 @@ impl Node {
                 } else {
                     peer.map(|p| p.version_vector.clone()).unwrap_or_default()
                 };
+                let stopped = if is_self {
+                    stopped_here
+                } else {
+                    config.is_stopped(m.origin)
+                };
                 let state = if is_self {
                     if cluster.removed { "removed" } else { "self" }.to_owned()
+                } else if stopped {
+                    "stopped".to_owned()
+                } else if stopped_here {
+                    "not replicating: this instance is stopped".to_owned()
                 } else {
                     match peer {
                         Some(p) if p.problem.is_some() => p.problem.clone().unwrap_or_default(),
@@ -395,6 +501,7 @@ impl Node {
                     address: m.address.clone(),
                     role: if m.controlling { "controlling" } else { "copy" },
                     state,
+                    stopped,
                     origin: m.origin.to_string(),
                     version_vector: vv.iter().map(|(o, s)| (o.to_string(), s)).collect(),
                     lag_transactions,
@@ -440,6 +547,8 @@ impl Node {
             config_epoch: config.epoch,
             instance,
             removed: cluster.removed,
+            stopped: stopped_here,
+            settings: super::durability::ReplSettings::from_defaults(&config.settings).describe(),
             writes_refused: cluster
                 .check_writable(self.repository.name())
                 .err()

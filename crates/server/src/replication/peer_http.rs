@@ -65,6 +65,11 @@ impl PeerHttp {
 
     /// The URL of `path` (absolute, with its query) on the peer at `address`
     /// (`HOST:PORT`).
+    /// `https` when TLS is configured, else `http`: how every instance is reached.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
     pub fn url(&self, address: &str, path: &str) -> String {
         format!("{}://{address}{path}", self.scheme)
     }

@@ -25,6 +25,12 @@ pub struct Membership {
     pub cluster_id: String,
     pub version: u64,
     pub removed: bool,
+    /// The answering configuration's epoch (absent from older releases: 0).
+    #[serde(default)]
+    pub epoch: u64,
+    /// Whether that member is stopped (`repl/stop`) in it.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 impl Membership {
@@ -33,7 +39,14 @@ impl Membership {
             cluster_id: config.cluster_id.clone(),
             version: config.version,
             removed: config.removed.contains(&origin),
+            epoch: config.epoch,
+            stopped: config.is_stopped(origin),
         }
+    }
+
+    /// The answering configuration's position: epoch, then version.
+    pub fn position(&self) -> (u64, u64) {
+        (self.epoch, self.version)
     }
 }
 
@@ -112,7 +125,21 @@ pub async fn removal_confirmed(node: &Node) -> Result<(), RemovalRefused> {
 
 /// What the instance at `address` (a member's configured address) says of our
 /// membership.
-async fn membership_at(node: &Node, address: &str) -> Result<Membership, RemovalRefused> {
+pub(crate) async fn membership_at(
+    node: &Node,
+    address: &str,
+) -> Result<Membership, RemovalRefused> {
+    membership_of(node, address, node.repository().origin(), CONFIRM_TIMEOUT).await
+}
+
+/// What the instance at `address` (a member's configured address) says of member
+/// `about`, asked within `timeout`.
+pub(crate) async fn membership_of(
+    node: &Node,
+    address: &str,
+    about: OriginId,
+    timeout: Duration,
+) -> Result<Membership, RemovalRefused> {
     let config = node.config();
     let ours = node.repository().origin();
     let url = node.http().url(
@@ -122,10 +149,10 @@ async fn membership_at(node: &Node, address: &str) -> Result<Membership, Removal
     let response = node
         .http()
         .get(&url)
-        .query(&[("origin", ours.0.to_string())])
+        .query(&[("origin", about.0.to_string())])
         .header(TOKEN_HEADER, &config.token)
         .header(ORIGIN_HEADER, ours.0.to_string())
-        .timeout(CONFIRM_TIMEOUT)
+        .timeout(timeout)
         .send()
         .await
         .map_err(|e| RemovalRefused::CannotConfirm(e.without_url().to_string()))?;

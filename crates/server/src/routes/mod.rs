@@ -153,6 +153,13 @@ pub fn router(state: AppState) -> Router {
             put(repl::grow_cluster),
         )
         .route("/repositories/{repo}/repl/remove", put(repl::remove))
+        .route("/repositories/{repo}/repl/stop", put(repl::stop))
+        .route("/repositories/{repo}/repl/start", put(repl::start))
+        .route("/repositories/{repo}/repl/settings", post(repl::settings))
+        .route(
+            "/repositories/{repo}/repl/controllingInstance",
+            put(repl::controlling_instance),
+        )
         .route(
             "/repositories/{repo}/repl/setControlling",
             put(repl::set_controlling),

@@ -1,6 +1,7 @@
 //! Replication REST, spelled as AllegroGraph's: `createCluster`, `growCluster`,
-//! `remove`, `status` — plus the instance-to-instance calls (`stream`, `install`,
-//! `removed`).
+//! `remove`, `stop`, `start`, `controllingInstance` (and quadmesh's `setControlling`),
+//! `settings`, `status` — plus the instance-to-instance calls (`stream`, `install`,
+//! `removed`). Every parameter a route does not know is refused (400), never ignored.
 
 use crate::audit::Caller;
 use crate::cluster_ops::{self, required, GrowRequest};
@@ -22,6 +23,58 @@ use axum::Json;
 use quadmesh_repl::{admit_puller, MembershipError, OriginId, VersionVector};
 use quadmesh_store::StoreError;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Refuses (400) a parameter not among `known`, naming it and what the call takes.
+fn only_known(params: &Params, call: &str, known: &[&str]) -> ApiResult<()> {
+    match params.iter().find(|(k, _)| !known.contains(k)) {
+        Some((unknown, _)) => Err(ApiError::BadRequest(format!(
+            "repl/{call} does not take parameter '{unknown}' (it takes {})",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A `scheme` parameter must be how instances are reached here: `https` with TLS,
+/// `http` without.
+fn check_scheme(params: &Params, state: &AppState) -> ApiResult<()> {
+    let ours = state.replication.http().scheme();
+    match params.get("scheme").filter(|s| !s.is_empty()) {
+        None => Ok(()),
+        Some(s) if s.eq_ignore_ascii_case(ours) => Ok(()),
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {
+            Err(ApiError::BadRequest(format!(
+                "scheme '{s}' is not how instances are reached: they talk {ours} here (TLS is {})",
+                if ours == "https" {
+                    "configured"
+                } else {
+                    "not configured"
+                }
+            )))
+        }
+        Some(s) => Err(ApiError::BadRequest(format!(
+            "parameter 'scheme' must be http or https, got '{s}'"
+        ))),
+    }
+}
+
+/// A `timeout` parameter in seconds (AllegroGraph's, for stop and remove).
+fn timeout_param(params: &Params, default: Duration) -> ApiResult<Duration> {
+    match params.get("timeout").filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "parameter 'timeout' must be a number of seconds (at most a day), got '{v}'"
+                ))
+            }),
+    }
+}
 
 /// `host:port` from the `host` and `port` parameters (defaults: this machine's name
 /// and this server's port).
@@ -36,16 +89,47 @@ fn address(params: &Params, state: &AppState) -> ApiResult<String> {
     Ok(format!("{host}:{port}"))
 }
 
-/// `PUT /repositories/NAME/repl/createCluster?host=&port=&instanceName=`: makes the
-/// repository (created if missing, data kept if not) the first, controlling instance.
+/// `PUT /repositories/NAME/repl/createCluster?host=&port=&instanceName=&user=&password=&
+/// scheme=&ifExists=`: makes the repository (created if missing, data kept if not) the
+/// first, controlling instance. `user` and `password` (AllegroGraph's credentials for
+/// the other instances to use here) are not needed: instances authenticate one another
+/// with the cluster token. `scheme` must be the one this server is reached with;
+/// `ifExists=error` refuses an existing repository, `supersede` and `open` keep its data.
 pub async fn create_cluster(
     State(state): State<AppState>,
     Path(name): Path<String>,
     uri: Uri,
 ) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
+    only_known(
+        &params,
+        "createCluster",
+        &[
+            "host",
+            "port",
+            "instanceName",
+            "user",
+            "password",
+            "scheme",
+            "ifExists",
+        ],
+    )?;
     let instance = required(&params, "instanceName")?.to_owned();
     let address = address(&params, &state)?;
+    check_scheme(&params, &state)?;
+    match params.get("ifExists").filter(|s| !s.is_empty()) {
+        None | Some("supersede") | Some("open") => {}
+        Some("error") => {
+            if state.catalog.get(&name).is_ok() {
+                return Err(StoreError::RepositoryExists(name).into());
+            }
+        }
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "parameter 'ifExists' must be supersede, open or error, got '{other}'"
+            )))
+        }
+    }
     cluster_ops::create_cluster_here(&state, &name, &instance, &address).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -59,8 +143,129 @@ pub async fn set_controlling(
     uri: Uri,
 ) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
+    only_known(&params, "setControlling", &["instanceName"])?;
     let instance = required(&params, "instanceName")?;
     cluster_ops::set_controlling(&state, &name, instance).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /repositories/NAME/repl/controllingInstance?instanceName=&force=`
+/// (AllegroGraph's name for `setControlling`): at the controlling instance, the role
+/// moves to that member. With `force=true` it may be asked at another member, naming
+/// that member itself: it then takes the role by a promotion (as `repl/promote`: a
+/// majority of the members must grant it; Basic credentials valid on every member).
+pub async fn controlling_instance(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<StatusCode> {
+    let params = Params::from_uri(&uri);
+    only_known(&params, "controllingInstance", &["instanceName", "force"])?;
+    let instance = required(&params, "instanceName")?;
+    let force = params.flag("force")?.unwrap_or(false);
+    let node = state
+        .replication
+        .get(&name)
+        .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name.clone())))?;
+    let config = node.config();
+    let here = config
+        .member(node.repository().origin())
+        .map(|m| m.name.clone());
+    let controlling_here = config
+        .controlling()
+        .is_some_and(|c| c.origin == node.repository().origin());
+    if controlling_here || !force {
+        cluster_ops::set_controlling(&state, &name, instance).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    if here.as_deref() != Some(instance) {
+        return Err(ApiError::Conflict(format!(
+            "force=true away from the controlling instance makes the member it is asked at the controlling one: ask it at instance '{instance}' itself (this is '{}')",
+            here.unwrap_or_default()
+        )));
+    }
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("Basic "))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "force=true takes the role by a promotion, which needs Basic credentials (valid on every member)".into(),
+            )
+        })?
+        .to_owned();
+    crate::replication::promotion::promote(&node, &authorization).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /repositories/NAME/repl/stop?instanceName=&timeout=&force=` (at the controlling
+/// instance): replication to and from that member stops until `repl/start`; it stays
+/// a member. `timeout` (seconds, 180) bounds how long it is given to hear of it; if
+/// it does not, the stop is undone (503) unless `force=true`.
+pub async fn stop(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    caller: Caller,
+    uri: Uri,
+) -> ApiResult<StatusCode> {
+    let params = Params::from_uri(&uri);
+    only_known(
+        &params,
+        "stop",
+        &["instanceName", "timeout", "force", "undo-repl"],
+    )?;
+    let instance = required(&params, "instanceName")?;
+    let force = params.flag("force")?.unwrap_or(false);
+    let timeout = timeout_param(&params, Duration::from_secs(180))?;
+    if params.flag("undo-repl")?.unwrap_or(false) {
+        return Err(ApiError::BadRequest(
+            "undo-repl=true applies to repl/remove: a stopped instance stays a member".into(),
+        ));
+    }
+    cluster_ops::stop_member(&state, &caller, &name, instance, force, timeout).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /repositories/NAME/repl/start?instanceName=` (at the controlling instance): a
+/// stopped member replicates again and catches up.
+pub async fn start(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    caller: Caller,
+    uri: Uri,
+) -> ApiResult<StatusCode> {
+    let params = Params::from_uri(&uri);
+    only_known(&params, "start", &["instanceName"])?;
+    let instance = required(&params, "instanceName")?;
+    cluster_ops::start_member(&state, &caller, &name, instance).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /repositories/NAME/repl/settings?durability=&distributedTransactionTimeout=&
+/// transactionLatencyCount=&transactionLatencyTimeout=` (at the controlling instance;
+/// query or form body): the cluster's defaults for commits that send no
+/// `x-repl-settings`, kept with its configuration. Values not given stay as they were.
+pub async fn settings(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    caller: Caller,
+    uri: Uri,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let mut params = Params::from_uri(&uri);
+    params.extend_form(&body);
+    let mut defaults = quadmesh_repl::CommitDefaults::default();
+    for (key, value) in params.iter() {
+        crate::replication::durability::set_default(&mut defaults, key, value)?;
+    }
+    if defaults.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "repl/settings needs at least one of {}",
+            crate::replication::durability::SETTING_NAMES.join(", ")
+        )));
+    }
+    cluster_ops::set_commit_defaults(&state, &caller, &name, defaults).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -73,7 +278,31 @@ pub async fn grow_cluster(
     caller: Caller,
     uri: Uri,
 ) -> ApiResult<StatusCode> {
-    let request = GrowRequest::from_params(&Params::from_uri(&uri))?;
+    let params = Params::from_uri(&uri);
+    only_known(
+        &params,
+        "growCluster",
+        &[
+            "instanceName",
+            "host",
+            "port",
+            "name",
+            "user",
+            "password",
+            "scheme",
+            "catalog",
+        ],
+    )?;
+    check_scheme(&params, &state)?;
+    if let Some(catalog) = params
+        .get("catalog")
+        .filter(|c| !c.is_empty() && !matches!(*c, "root" | "/" | "*"))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "catalog '{catalog}': quadmesh has only the root catalog"
+        )));
+    }
+    let request = GrowRequest::from_params(&params)?;
     cluster_ops::grow_cluster(&state, &caller, &name, request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -126,28 +355,129 @@ pub async fn remove(
     uri: Uri,
 ) -> ApiResult<StatusCode> {
     let params = Params::from_uri(&uri);
+    only_known(
+        &params,
+        "remove",
+        &["instanceName", "force", "timeout", "undo-repl"],
+    )?;
     let instance = required(&params, "instanceName")?;
-    let force = params.flag("force")?.unwrap_or(false);
-    cluster_ops::remove_member(&state, &caller, &name, instance, force).await?;
+    let options = cluster_ops::RemoveOptions {
+        force: params.flag("force")?.unwrap_or(false),
+        timeout: timeout_param(&params, cluster_ops::RemoveOptions::default().timeout)?,
+        undo_repl: params.flag("undo-repl")?.unwrap_or(false),
+    };
+    cluster_ops::remove_member(&state, &caller, &name, instance, options).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /repositories/NAME/repl/status`.
+/// `GET /repositories/NAME/repl/status?form=json|text&if-after=N&hide=true`: JSON
+/// (without `form`, or `form=json`) or a table for people (`form=text`).
+/// `if-after=N` answers 204 with nothing while the configuration version is N or
+/// older (a caller polls for changes); `hide=true` leaves out the instances that need
+/// no attention (connected or this one, nothing to catch up, not stopped).
 pub async fn status(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    uri: Uri,
 ) -> ApiResult<Response> {
+    let params = Params::from_uri(&uri);
+    only_known(&params, "status", &["form", "if-after", "hide"])?;
+    let text = match params.get("form") {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "parameter 'form' must be text or json, got '{other}'"
+            )))
+        }
+    };
+    let if_after: Option<u64> = params.number("if-after")?;
+    let hide = params.flag("hide")?.unwrap_or(false);
     state.catalog.get(&name)?;
     let node = state
         .replication
         .get(&name)
         .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name.clone())))?;
-    let status = blocking(move || {
+    let mut status = blocking(move || {
         node.maintain();
         Ok(node.status())
     })
     .await?;
+    if if_after.is_some_and(|after| status.config_version <= after) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    if hide {
+        status.instances.retain(|i| {
+            let fine = i.state == "self" || i.state == "connected";
+            !(fine && !i.stopped && i.lag_transactions == 0)
+        });
+    }
+    if text {
+        return Ok((
+            [("content-type", "text/plain; charset=utf-8")],
+            status_table(&status),
+        )
+            .into_response());
+    }
     Ok(Json(status).into_response())
+}
+
+/// `repl/status` as a table for people (`form=text`).
+fn status_table(status: &crate::replication::node::ClusterStatus) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Repository {} in cluster {}, configuration {} (epoch {}), as instance {} sees it{}",
+        status.repository,
+        status.cluster,
+        status.config_version,
+        status.config_epoch,
+        status.instance,
+        if status.stopped { " (stopped)" } else { "" }
+    );
+    let s = &status.settings;
+    let _ = writeln!(
+        out,
+        "Commit defaults: durability={} distributedTransactionTimeout={} transactionLatencyCount={} transactionLatencyTimeout={}",
+        s["durability"].as_str().unwrap_or("?"),
+        s["distributedTransactionTimeout"],
+        if s["transactionLatencyCount"].is_null() { "none".to_owned() } else { s["transactionLatencyCount"].to_string() },
+        s["transactionLatencyTimeout"],
+    );
+    if let Some(refused) = &status.writes_refused {
+        let _ = writeln!(out, "Writes refused here: {refused}");
+    }
+    let header: Vec<String> = [
+        "instance",
+        "repository",
+        "address",
+        "role",
+        "state",
+        "behind (transactions)",
+        "last contact",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let rows: Vec<Vec<String>> = status
+        .instances
+        .iter()
+        .map(|i| {
+            vec![
+                i.name.clone(),
+                status.repository.clone(),
+                i.address.clone(),
+                i.role.to_owned(),
+                i.state.clone(),
+                i.lag_transactions.to_string(),
+                i.last_contact_ms_ago.map_or("never".to_owned(), |ms| {
+                    format!("{:.1} s ago", ms as f64 / 1000.0)
+                }),
+            ]
+        })
+        .collect();
+    out.push_str(&crate::results::render_table(&header, &rows));
+    out
 }
 
 /// The node, if the request carries its cluster's token.
@@ -232,8 +562,10 @@ pub async fn removed(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> ApiResult<StatusCode> {
     let node = authenticated_peer(&state, &name, &headers)?;
+    let undo_repl = Params::from_uri(&uri).flag("undo-repl")?.unwrap_or(false);
     let caller = headers
         .get(ORIGIN_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -244,7 +576,13 @@ pub async fn removed(
         return Err(refused.into());
     }
     let repository = node.repository().clone();
-    blocking(move || Ok(repository.mark_removed()?)).await?;
+    if undo_repl {
+        // Kept as an ordinary repository: no node, no cluster, writes taken again.
+        blocking(move || Ok(repository.leave_cluster()?)).await?;
+        state.replication.stop(&name);
+    } else {
+        blocking(move || Ok(repository.mark_removed()?)).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -277,8 +277,17 @@ async fn remove(
     let instance = form.get("instanceName").unwrap_or_default().to_owned();
     let result = match form.flag("force") {
         Ok(force) => {
-            cluster_ops::remove_member(&state, &caller, &name, &instance, force.unwrap_or(false))
-                .await
+            cluster_ops::remove_member(
+                &state,
+                &caller,
+                &name,
+                &instance,
+                cluster_ops::RemoveOptions {
+                    force: force.unwrap_or(false),
+                    ..Default::default()
+                },
+            )
+            .await
         }
         Err(e) => Err(e),
     };
