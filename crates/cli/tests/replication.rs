@@ -1037,3 +1037,96 @@ async fn the_controlling_role_moves_and_only_the_new_holder_changes_membership()
     )
     .await;
 }
+
+/// A grow whose snapshot cannot be handed over (here: the new server refuses the
+/// credentials) takes the new member out again, as a membership change like any other:
+/// confirmed by a change quorum, so every member ends without it. When too few members
+/// can confirm the undo, the grow says so, naming the member to remove, instead of
+/// leaving a configuration change in force that nobody confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_grow_is_undone_on_every_member() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    cluster.form_first(2).await;
+    let grow_with_a_wrong_password = async || {
+        let new = &cluster.instances[2];
+        cluster
+            .client
+            .put(cluster.instances[0].repo_url("/repl/growCluster"))
+            .query(&[
+                ("host", new.host()),
+                ("port", new.port.to_string()),
+                ("name", Cluster::REPO.to_string()),
+                ("user", common::USER.to_string()),
+                ("password", "not-the-password".to_string()),
+                ("instanceName", new.name.clone()),
+            ])
+            .send()
+            .await
+            .unwrap()
+    };
+    let names = |status: &serde_json::Value| -> Vec<String> {
+        status["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // node1 cannot be reached: the three-member configuration cannot confirm its undo.
+    cluster.cut(0, 1);
+    let response = grow_with_a_wrong_password().await;
+    assert_eq!(response.status(), 503);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("could not be taken out again") && text.contains("node2"),
+        "{text}"
+    );
+    cluster.heal(0, 1);
+    // It never got anything: removing it by force discards nothing.
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/remove"))
+        .query(&[("instanceName", "node2"), ("force", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    cluster.settle(2).await;
+
+    // Every member reachable: the grow fails and is undone everywhere.
+    let before = cluster.status(0).await["configVersion"].as_u64().unwrap();
+    let response = grow_with_a_wrong_password().await;
+    assert!(
+        response.status().is_client_error() || response.status().is_server_error(),
+        "{}",
+        response.status()
+    );
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("could not be taken out again"), "{text}");
+    for index in 0..2 {
+        let status = cluster.status(index).await;
+        assert_eq!(names(&status), vec!["node0", "node1"], "{status}");
+        assert!(
+            status["configVersion"].as_u64().unwrap() > before,
+            "the undo is a newer configuration: {status}"
+        );
+    }
+    cluster.settle(2).await;
+    let response = cluster
+        .update(1, &format!("INSERT DATA {{ {} }}", quad(1)))
+        .await;
+    assert!(response.status().is_success());
+    wait_for(
+        "the write to reach node0",
+        Duration::from_secs(20),
+        async || cluster.export(0).await.lines().count() == 1,
+    )
+    .await;
+    // And it grows properly afterwards.
+    cluster.grow(2).await;
+    cluster.settle(3).await;
+    assert_eq!(cluster.export(2).await.lines().count(), 1);
+}

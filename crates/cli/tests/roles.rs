@@ -422,3 +422,127 @@ async fn a_copy_joining_through_the_old_controlling_instance_follows_a_promotion
     assert_eq!(seen["configEpoch"], 1, "{seen}");
     assert_eq!(size(&client, &late).await, Some(10));
 }
+
+/// A copy stopping (SIGTERM, as Kubernetes scales it down) while clients write to it:
+/// every write it acknowledged is at the controlling instance once it has gone. Writes
+/// that reach it while it leaves are refused (503 `leaving`), never acknowledged and
+/// then lost with the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_stopping_under_writes_loses_none_it_acknowledged() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::default();
+    let mut controlling = Instance::new(
+        &dir.path().join("controlling"),
+        free_port(),
+        &["--role", "controlling", "--repo", REPO],
+    );
+    let controlling_address = format!("127.0.0.1:{}", controlling.port);
+    let mut copy = Instance::new(
+        &dir.path().join("copy"),
+        free_port(),
+        &[
+            "--role",
+            "copy",
+            "--repo",
+            REPO,
+            "--instance-name",
+            "copy-1",
+            "--controlling",
+            &controlling_address,
+        ],
+    );
+    controlling.start();
+    copy.start();
+    for instance in [&controlling, &copy] {
+        wait_for("ready", Duration::from_secs(60), async || {
+            ready(&client, instance).await.0 == 200
+        })
+        .await;
+    }
+    let url = copy.url(&format!("/repositories/{REPO}/statements"));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut refused = Vec::new();
+                for i in 0.. {
+                    let subject = format!("http://example.org/w{w}-{i}");
+                    let result = client
+                        .post(url.clone())
+                        .header("content-type", "application/n-triples")
+                        .body(format!("<{subject}> <http://example.org/p> \"{i}\" .\n"))
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    match result {
+                        Ok(r) if r.status().is_success() => acknowledged.push(subject),
+                        Ok(r) => refused.push((
+                            r.status().as_u16(),
+                            r.headers()
+                                .get("x-quadmesh-error")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string(),
+                        )),
+                        // The process is gone (or going): indeterminate, and the end.
+                        Err(_) => break,
+                    }
+                }
+                (acknowledged, refused)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let child = copy.child.take().unwrap();
+    tokio::task::spawn_blocking(move || common::terminate(child))
+        .await
+        .unwrap();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        let (mut a, refused) = writer.await.unwrap();
+        for (status, code) in &refused {
+            assert_eq!(
+                (*status, code.as_str()),
+                (503, "leaving"),
+                "a write to a leaving copy is refused as leaving"
+            );
+        }
+        acknowledged.append(&mut a);
+    }
+    assert!(
+        acknowledged.len() > 20,
+        "the copy took writes before it stopped: {}",
+        acknowledged.len()
+    );
+    let status = status(&client, &controlling).await;
+    assert_eq!(
+        status["instances"].as_array().unwrap().len(),
+        1,
+        "the copy left: {status}"
+    );
+    let held: std::collections::HashSet<String> = common::success_json(
+        client
+            .get(controlling.url(&format!("/repositories/{REPO}")))
+            .query(&[("query", "SELECT ?s { ?s <http://example.org/p> ?o }")])
+            .header("accept", "application/sparql-results+json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await["results"]["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["s"]["value"].as_str().unwrap().to_string())
+        .collect();
+    let lost: Vec<&String> = acknowledged.iter().filter(|s| !held.contains(*s)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} writes the copy acknowledged are not at the controlling instance: {:?}",
+        lost.len(),
+        acknowledged.len(),
+        &lost[..lost.len().min(5)]
+    );
+}

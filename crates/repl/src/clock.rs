@@ -90,6 +90,11 @@ impl<P: PhysicalClock> HybridClock<P> {
         }
     }
 
+    /// The physical clock's time now (ms since the epoch).
+    pub fn physical_ms(&self) -> u64 {
+        self.physical.now_millis()
+    }
+
     pub fn max_offset_ms(&self) -> u64 {
         self.max_offset_ms
     }

@@ -6,6 +6,7 @@
 //! a clock it was not handed; everything here is testable with plain values.
 
 mod clock;
+mod clock_fence;
 mod cluster;
 mod digest;
 pub mod frame;
@@ -21,6 +22,7 @@ mod version_vector;
 mod view;
 
 pub use clock::{ClockError, HybridClock, PhysicalClock, Refusals, SystemClock};
+pub use clock_fence::{ClockFence, ClockSample, FenceVerdict, OwnClock};
 pub use cluster::{ClusterConfig, CommitDefaults, Durability, Member, MembershipError};
 pub use digest::ContentDigest;
 pub use frame::{Entry, EntryKind, FrameError};

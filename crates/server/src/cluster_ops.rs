@@ -9,7 +9,8 @@
 //!   only once a change quorum of members can confirm a change of the configuration they
 //!   hold, and answered only once it confirmed the new one (`replication::promotion`):
 //!   an instance that a promotion replaced cannot change the membership any more;
-//! - a grow that cannot hand its snapshot over undoes the membership it added;
+//! - a grow that cannot hand its snapshot over undoes the membership it added, waiting
+//!   for the same confirmations as every other membership change;
 //! - a member that may hold transactions no other member has is removed only by force;
 //! - every change is written to the audit log with its caller and outcome.
 
@@ -524,17 +525,12 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
     let _ = tokio::fs::remove_dir_all(&scratch).await;
     if let Err(error) = pushed {
         // Undo the membership: an instance that never got its snapshot is not a member.
-        let repo = repository.clone();
-        let undo = instance.clone();
-        let _ = blocking(move || {
-            repo.commit_config(|current, _| {
-                let current =
-                    current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
-                Ok(current.without_member(&undo)?.0)
-            })?;
-            Ok(())
-        })
-        .await;
+        if let Err(undo) = undo_grow(&node, &instance).await {
+            tracing::error!(repository = %name, %instance, error = %undo, "could not undo a failed grow");
+            return Err(ApiError::Unavailable(format!(
+                "{error}; and the new member '{instance}' could not be taken out again ({undo}): remove it (repl remove) once the cluster can confirm the change"
+            )));
+        }
         return Err(error);
     }
     let maintained = node.clone();
@@ -545,6 +541,25 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
     .await?;
     tracing::info!(repository = %name, %instance, %address, "grew the cluster");
     Ok(())
+}
+
+/// Takes a member added by a grow that failed out again, as any membership change:
+/// only once a change quorum can confirm, and answered once it confirmed.
+async fn undo_grow(node: &Arc<Node>, instance: &str) -> ApiResult<()> {
+    let base = require_consent_to_change(node).await?;
+    let (repo, undo) = (node.repository().clone(), instance.to_owned());
+    let (base, config) = blocking(move || {
+        let mut base = base;
+        let config = repo.commit_config(|current, _| {
+            let current =
+                current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
+            base = current.clone();
+            Ok(current.without_member(&undo)?.0)
+        })?;
+        Ok((base, config))
+    })
+    .await?;
+    require_confirmations(node, &base, config.position()).await
 }
 
 #[allow(clippy::too_many_arguments)]

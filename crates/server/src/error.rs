@@ -68,9 +68,9 @@ impl ApiError {
                 StoreError::Gap { .. } => StatusCode::CONFLICT,
                 StoreError::Removed(_) | StoreError::Expired { .. } => StatusCode::CONFLICT,
                 StoreError::Clock(_) => StatusCode::SERVICE_UNAVAILABLE,
-                StoreError::WritesStopped { .. } | StoreError::AwaitingPeers { .. } => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                StoreError::WritesStopped { .. }
+                | StoreError::AwaitingPeers { .. }
+                | StoreError::Leaving(_) => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
                 e @ (StoreError::Storage(_) | StoreError::Log(_)) if e.is_disk_full() => {
                     StatusCode::INSUFFICIENT_STORAGE
@@ -131,6 +131,7 @@ impl ApiError {
             }),
             ApiError::Store(StoreError::Removed(_)) => Some("removed"),
             ApiError::Store(StoreError::Expired { .. }) => Some("expired"),
+            ApiError::Store(StoreError::Leaving(_)) => Some("leaving"),
             _ => None,
         }
     }

@@ -364,6 +364,26 @@ async fn controlling_named_by(
 
 /// On SIGTERM, a copy leaves the cluster before the server stops (the seed's trap).
 pub async fn leave(state: &AppState, credentials: &Option<(String, String)>) {
+    if !matches!(state.config.role, Role::Copy { .. }) {
+        return;
+    }
+    set_ready(
+        state,
+        Readiness::NotReady("this instance is leaving its cluster".into()),
+    );
+    // Then stop acknowledging local writes: one acknowledged after the members last
+    // pulled from this copy would be lost with it. Remote transactions still apply and
+    // peers still pull until the copy has left.
+    for repository in state.config.role.repositories() {
+        let Ok(handle) = state.catalog.get(repository) else {
+            continue;
+        };
+        if let Err(e) =
+            tokio::task::spawn_blocking(move || handle.stop_local_writes_for_leaving()).await
+        {
+            tracing::warn!(error = %e, repository, "could not stop local writes before leaving");
+        }
+    }
     for repository in state.config.role.repositories() {
         leave_one(state, credentials, repository).await;
     }

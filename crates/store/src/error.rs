@@ -76,6 +76,9 @@ pub enum StoreError {
         have: u64,
         got: u64,
     },
+    /// This instance is leaving its cluster (stopping): writes go to another instance.
+    #[error("repository '{0}' takes no local writes: this instance is leaving its cluster; send the write to another instance")]
+    Leaving(String),
     #[error("repository '{0}' was removed from its replication cluster and takes no more writes")]
     Removed(String),
     #[error("repository '{repository}' takes no more writes at this instance: {reason}; remove this instance from the cluster and grow it again")]

@@ -177,6 +177,10 @@ struct Health {
     /// The log lost a torn tail: no local writes until the other members answered
     /// (the rules are [`AwaitingPeers`]'s).
     awaiting: Option<LostTailWait>,
+    /// This instance is leaving its cluster (a copy stopping): it acknowledges no more
+    /// local writes, since a write acknowledged now might not be pulled by anyone before
+    /// the process ends.
+    leaving: bool,
 }
 
 /// Waiting for the other members' word after a lost tail.
@@ -342,6 +346,7 @@ impl Repository {
                     peers: AwaitingPeers::new(),
                     members,
                 }),
+                leaving: false,
             }),
         };
         // A full disk must not keep the server from starting: the checkpoint is retried.
@@ -619,7 +624,18 @@ impl Repository {
                 reason: wait.reason.clone(),
             });
         }
+        if health.leaving {
+            return Err(StoreError::Leaving(self.name.clone()));
+        }
         Ok(())
+    }
+
+    /// Refuses every local write from now on (remote transactions still apply, and
+    /// peers still pull): this instance is leaving its cluster. Takes the writer lock,
+    /// so a write in progress ends first and none starts after this returns. Blocking.
+    pub fn stop_local_writes_for_leaving(&self) {
+        let _writer = self.lock_writer();
+        self.lock_health().leaving = true;
     }
 
     fn lock_health(&self) -> MutexGuard<'_, Health> {
@@ -648,6 +664,9 @@ impl Repository {
                     wait.reason,
                     waiting.join(", ")
                 ))
+            }
+            (None, None) if health.leaving => {
+                Some("takes no local writes: this instance is leaving its cluster".into())
             }
             (None, None) => None,
         }

@@ -186,6 +186,7 @@ pub fn wait_until_up_at(address: std::net::SocketAddr) {
 }
 
 /// An HTTP client that authenticates as the superuser.
+#[derive(Clone)]
 pub struct Client {
     pub http: reqwest::Client,
 }

@@ -10,8 +10,8 @@
 //! several peers in any order, and again after every reconnect. Faults: delay spikes,
 //! frames delivered twice, connections reset or silently dead (half-open), partitions,
 //! crashes that lose a torn tail of the log, physical clocks skewed and stepped, full
-//! disks. Writes pass the clock fence of issue 25 (`clock_fenced`), which the real
-//! server does not have yet.
+//! disks. Writes pass the clock fence of issue 25 (`clock_fenced`): the engine's
+//! [`ClockFence`], as the server's.
 
 use crate::check::{tx_id, History, Instance, TxId};
 use crate::model::{
@@ -20,9 +20,9 @@ use crate::model::{
 };
 use crate::rng::Rng;
 use quadmesh_repl::{
-    admit_puller, ClusterConfig, ClusterView, Entry, Heartbeat, HlcTime, Member, OriginId,
-    PeerRefusal, PullCommand, PullEvent, PullFailure, Puller, RangePattern, Stamp, StreamCursor,
-    VersionVector,
+    admit_puller, ClockFence, ClockSample, ClusterConfig, ClusterView, Entry, Heartbeat, HlcTime,
+    Member, OriginId, OwnClock, PeerRefusal, PullCommand, PullEvent, PullFailure, Puller,
+    RangePattern, Stamp, StreamCursor, VersionVector,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -143,20 +143,24 @@ pub struct Node {
     pub disk_full: bool,
     offset: Arc<AtomicI64>,
     next_maintain: u64,
-    /// The clock fence's samples (issue 25), per peer, from its latest round. Forgotten
-    /// at a restart.
-    clock_samples: BTreeMap<OriginId, ClockSample>,
+    /// The clock fence (issue 25, the engine's rule) with a sample per peer from its
+    /// latest round. Forgotten at a restart.
+    clock_fence: ClockFence,
     /// Durability waits: op index, seq, needed, deadline.
     waits: Vec<(usize, u64, usize, u64)>,
 }
 
-/// What the clock fence knows of a peer's clock: its physical time and its clock's
-/// reading when it sent a round, and our physical time when the round arrived (ms).
-#[derive(Clone, Copy, Debug)]
-struct ClockSample {
-    physical_ms: u64,
-    reading_ms: u64,
-    received_ms: u64,
+/// The fence every simulated node keeps: the samples count for as long as a stream
+/// counts as live (`QUADMESH_SIM_SAMPLE_LIFETIME_MS` overrides, to try other lives). An
+/// older sample may predate a step of the peer's clock (seed 509327: a sample taken
+/// while the peer's clock was stepped back let an instance stepped back as far agree
+/// with it after the peer's clock was put right).
+fn new_clock_fence() -> ClockFence {
+    let lifetime = std::env::var("QUADMESH_SIM_SAMPLE_LIFETIME_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(quadmesh_repl::pull::STALL_AFTER_MS);
+    ClockFence::new(MAX_OFFSET_MS, lifetime)
 }
 
 /// A scripted fault (scenarios), or the random ones.
@@ -294,7 +298,7 @@ impl World {
                 disk_full: false,
                 offset,
                 next_maintain: 0,
-                clock_samples: BTreeMap::new(),
+                clock_fence: new_clock_fence(),
                 waits: Vec::new(),
             });
         }
@@ -459,13 +463,15 @@ impl World {
             }
             Msg::Frames(entries, (physical_ms, reading_ms)) => {
                 // A sample for the clock fence, whether or not the clock takes it.
-                let n = &mut self.nodes[client];
+                // Taken by the world's monotonic time, with no uncertainty: the round's
+                // transit is part of the delay the world adds, not of the sample.
                 let sample = ClockSample {
-                    physical_ms,
-                    reading_ms,
-                    received_ms: n.repo.as_ref().expect("up").clock_physical_ms(),
+                    peer_physical_ms: physical_ms,
+                    peer_reading_ms: reading_ms,
+                    monotonic_ms: self.now,
+                    uncertainty_ms: 0,
                 };
-                n.clock_samples.insert(server_origin, sample);
+                self.nodes[client].clock_fence.record(server_origin, sample);
                 PullEvent::Frames(entries)
             }
             Msg::Reset => PullEvent::Failed(PullFailure::Unreachable("connection reset".into())),
@@ -780,30 +786,19 @@ impl World {
         self.ops.push(op);
     }
 
-    /// The clock fence (issue 25), from what this node knows: its physical clock and its
-    /// clock's reading (which may run ahead of it, restored from the high-water mark)
-    /// must each be within the maximum offset of a majority of the members' (itself
-    /// included), each estimated from the peer's latest round plus the time since it
-    /// arrived. Only a peer heard from within the time after which a stream counts as
-    /// silent counts: an older sample may predate a step of the peer's clock (seed
-    /// 509327: a sample taken while the peer's clock was stepped back let an instance
-    /// stepped back as far agree with it after the peer's clock was put right).
+    /// The clock fence (issue 25): the engine's [`ClockFence`] over this node's samples,
+    /// its physical clock and its clock's reading (which may run ahead of it, restored
+    /// from the high-water mark), projected by the world's monotonic time.
     fn clock_fenced(&self, node: usize) -> bool {
         let n = &self.nodes[node];
         let repo = n.repo.as_ref().expect("up");
-        let physical = repo.clock_physical_ms();
-        let reading = repo.clock_reading_ms();
-        let agreeing = n
-            .clock_samples
-            .values()
-            .filter(|sample| {
-                let since = physical.saturating_sub(sample.received_ms);
-                since <= quadmesh_repl::pull::STALL_AFTER_MS
-                    && physical.abs_diff(sample.physical_ms + since) <= MAX_OFFSET_MS
-                    && reading.abs_diff(sample.reading_ms + since) <= MAX_OFFSET_MS
-            })
-            .count();
-        1 + agreeing < self.config.members.len() / 2 + 1
+        let own = OwnClock {
+            physical_ms: repo.clock_physical_ms(),
+            reading_ms: repo.clock_reading_ms(),
+            monotonic_ms: self.now,
+        };
+        let members: Vec<OriginId> = self.config.members.iter().map(|m| m.origin).collect();
+        n.clock_fence.verdict(n.origin, &members, own).is_fenced()
     }
 
     /// Ground truth: whether so many members' clocks are off — the physical clock
@@ -975,7 +970,7 @@ impl World {
         self.nodes[node].view =
             ClusterView::new(self.nodes[node].origin, self.config.clone(), phys);
         self.nodes[node].next_maintain = self.now;
-        self.nodes[node].clock_samples.clear();
+        self.nodes[node].clock_fence.clear();
         self.heard_at[node] = vec![self.now; self.nodes.len()];
         self.start_pullers(node);
     }
