@@ -41,6 +41,13 @@ def exceptions():
     return listed
 
 
+def key(item):
+    """`FILE::NAME` of a collected test; a parametrized test is listed once, by the name
+    of its function (every parameter set is left out)."""
+    name = getattr(item, "originalname", None) or item.name
+    return "%s::%s" % (pathlib.Path(item.location[0]).name, name)
+
+
 class Deselect:
     """Leaves out the listed tests (`FILE::NAME`), and fails if one is not found, so
     that the list names only tests that exist."""
@@ -51,11 +58,8 @@ class Deselect:
     def pytest_collection_modifyitems(self, config, items):
         keep, dropped = [], []
         for item in items:
-            key = "%s::%s" % (pathlib.Path(item.location[0]).name, item.name)
-            (dropped if key in self.listed else keep).append(item)
-        missing = self.listed - {
-            "%s::%s" % (pathlib.Path(i.location[0]).name, i.name) for i in dropped
-        }
+            (dropped if key(item) in self.listed else keep).append(item)
+        missing = self.listed - {key(i) for i in dropped}
         if missing:
             raise pytest.UsageError("listed in docs/compatibility.md but not in the suite: %s" % sorted(missing))
         items[:] = keep

@@ -140,7 +140,7 @@ async fn a_damaged_replica_is_reported_taken_out_of_service_and_repaired() {
     let metrics = cluster.metrics(0).await;
     assert!(
         metrics.contains(&format!(
-            "quadmesh_replication_contents_differ{{repository=\"{}\",peer=\"node2\"}} 1",
+            "quadmesh_replication_contents_differ{{repository=\"{0}\",peer=\"node2\",peer_repository=\"{0}\"}} 1",
             Cluster::REPO
         )),
         "{metrics}"

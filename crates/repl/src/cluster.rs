@@ -1,7 +1,9 @@
 use crate::stamp::{HlcTime, OriginId};
 use serde::{Deserialize, Serialize};
 
-/// One instance of a cluster.
+/// One instance of a cluster: a repository (`repository`) on a server (`address`).
+/// Instances of one cluster may hold it under different names, and one server may hold
+/// several of them (each under its own name).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// The instance name users see (`instanceName`); unique in the cluster.
@@ -10,6 +12,12 @@ pub struct Member {
     pub origin: OriginId,
     /// `host:port` where the others reach it; the host is resolved at every connection.
     pub address: String,
+    /// The name of its repository on that server (in the root catalog): the others pull
+    /// from and call it under this name. Configurations written before members had one
+    /// hold every member under the cluster's name ([`ClusterConfig::repository`]):
+    /// read without it, it is filled in from there (empty only while being read).
+    #[serde(default)]
+    pub repository: String,
     pub controlling: bool,
     /// When the configuration that added it was stamped: until it sends anything, it
     /// counts as having promised no write older than this.
@@ -20,6 +28,12 @@ pub struct Member {
 pub enum MembershipError {
     #[error("an instance named '{0}' is already in the cluster")]
     NameTaken(String),
+    #[error("instance '{name}' already holds repository '{repository}' at {address}: give the new instance another repository name or server")]
+    PlaceTaken {
+        name: String,
+        address: String,
+        repository: String,
+    },
     #[error("no instance named '{0}' is in the cluster")]
     UnknownInstance(String),
     #[error("'{0}' is the controlling instance and cannot be removed")]
@@ -158,10 +172,17 @@ impl CommitDefaults {
 /// `promotion.rs` for who may make either); an instance applies a configuration only if
 /// it is newer (epoch first, then version) than the one it has; member names and origin
 /// ids are unique, and the ids of removed members are remembered so that none is ever
-/// reused.
+/// reused; no two members hold the same repository at the same address.
+///
+/// Read from JSON (`cluster.json`, configuration log entries, snapshots), a member
+/// without a repository name — written before members had one — holds it under the
+/// cluster's name, as every member then did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct ClusterConfig {
     pub cluster_id: String,
+    /// The cluster's name: the repository it was created from. Members may hold it
+    /// under other names ([`Member::repository`]).
     pub repository: String,
     /// Authenticates instance-to-instance calls. Never a user password.
     pub token: String,
@@ -178,6 +199,24 @@ pub struct ClusterConfig {
     /// Defaults for commits without `x-repl-settings` (`repl/settings`).
     #[serde(default, skip_serializing_if = "CommitDefaults::is_empty")]
     pub settings: CommitDefaults,
+}
+
+impl Serialize for ClusterConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ClusterConfig::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClusterConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut config = ClusterConfig::deserialize(deserializer)?;
+        for member in &mut config.members {
+            if member.repository.is_empty() {
+                member.repository = config.repository.clone();
+            }
+        }
+        Ok(config)
+    }
 }
 
 impl ClusterConfig {
@@ -260,9 +299,23 @@ impl ClusterConfig {
         self.member(origin).is_some()
     }
 
+    /// The member holding repository `repository` at `address`, if one does.
+    pub fn member_at(&self, address: &str, repository: &str) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| m.address == address && m.repository == repository)
+    }
+
     pub fn with_member(&self, member: Member) -> Result<Self, MembershipError> {
         if self.member_named(&member.name).is_some() {
             return Err(MembershipError::NameTaken(member.name));
+        }
+        if let Some(there) = self.member_at(&member.address, &member.repository) {
+            return Err(MembershipError::PlaceTaken {
+                name: there.name.clone(),
+                address: member.address,
+                repository: member.repository,
+            });
         }
         if self.is_member(member.origin) || self.removed.contains(&member.origin) {
             return Err(MembershipError::OriginReused(member.origin));
@@ -333,6 +386,7 @@ impl ClusterConfig {
                     name: name.to_owned(),
                     origin,
                     address: address.clone(),
+                    repository: old.repository.clone(),
                     controlling: true,
                     added_at,
                 };
@@ -359,6 +413,7 @@ mod tests {
             name: name.into(),
             origin: OriginId(origin),
             address: format!("{name}:10035"),
+            repository: "r".into(),
             controlling,
             added_at: HlcTime(origin),
         }
@@ -488,6 +543,52 @@ mod tests {
         assert_eq!(read, config());
         assert_eq!("3".parse::<Durability>(), Ok(Durability::Count(3)));
         assert!("0".parse::<Durability>().is_err());
+    }
+
+    #[test]
+    fn members_hold_the_cluster_under_their_own_names_several_per_server() {
+        let mut second = member("b", 2, false);
+        second.address = "a:10035".into();
+        second.repository = "r2".into();
+        let grown = config().with_member(second).unwrap();
+        assert_eq!(grown.member_at("a:10035", "r2").unwrap().name, "b");
+        assert_eq!(grown.member_at("a:10035", "r").unwrap().name, "a");
+        let mut again = member("c", 3, false);
+        again.address = "a:10035".into();
+        again.repository = "r2".into();
+        assert_eq!(
+            grown.with_member(again),
+            Err(MembershipError::PlaceTaken {
+                name: "b".into(),
+                address: "a:10035".into(),
+                repository: "r2".into()
+            })
+        );
+        // Round trip keeps each member's name.
+        let json = serde_json::to_string(&grown).unwrap();
+        let back: ClusterConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, grown);
+        // Re-made under a new origin, the controlling member keeps its repository.
+        let back = grown
+            .with_controlling_reincarnated("a", OriginId(9), "a:10035".into(), HlcTime(9))
+            .unwrap();
+        assert_eq!(back.controlling().unwrap().repository, "r");
+    }
+
+    #[test]
+    fn configurations_without_member_repositories_read_as_the_clusters_name() {
+        // As the release before member repository names wrote them (cluster.json, a
+        // configuration log entry, a snapshot).
+        let old = r#"{"cluster_id":"c","repository":"people","token":"t","version":3,"epoch":0,
+            "members":[{"name":"a","origin":1,"address":"a:10035","controlling":true,"added_at":1},
+                       {"name":"b","origin":2,"address":"b:10035","controlling":false,"added_at":2}],
+            "removed":[]}"#;
+        let read: ClusterConfig = serde_json::from_str(old).unwrap();
+        assert!(read.members.iter().all(|m| m.repository == "people"));
+        assert_eq!(read.member_at("b:10035", "people").unwrap().name, "b");
+        // Written again, it says so for every member.
+        let written = serde_json::to_value(&read).unwrap();
+        assert_eq!(written["members"][1]["repository"], "people");
     }
 
     #[test]

@@ -185,6 +185,7 @@ mod tests {
             name: name.into(),
             origin: OriginId(origin),
             address: format!("{name}:10035"),
+            repository: "r".into(),
             controlling,
             added_at: HlcTime(origin),
         }

@@ -125,6 +125,7 @@ mod tests {
             name: name.into(),
             origin: OriginId(origin),
             address: String::new(),
+            repository: name.into(),
             controlling: origin == 1,
             added_at: HlcTime(0),
         };

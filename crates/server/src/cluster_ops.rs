@@ -35,7 +35,9 @@ pub struct GrowRequest {
     pub instance: String,
     /// `host:port` of the server that receives the snapshot.
     pub address: String,
-    /// The repository name asked for on that server (must be the cluster's).
+    /// The new instance's repository name on that server (none: the name it has at the
+    /// controlling instance). Any name that server has no repository under: several
+    /// instances of one cluster may live on one server, each under its own name.
     pub target_name: Option<String>,
     /// Credentials for that server.
     pub user: String,
@@ -44,8 +46,21 @@ pub struct GrowRequest {
 
 impl GrowRequest {
     /// From AllegroGraph's `growCluster` parameters (query or form): `instanceName`,
-    /// `host`, `port` (10035), `name`, `user`, `password`.
+    /// `host`, `port` (10035), `name`, `catalog`, `user`, `password`. quadmesh has the
+    /// root catalog only: `catalog` may be absent, empty, `root` or `/`; any other is
+    /// refused (400), since the instance could not be placed there.
     pub fn from_params(params: &Params) -> ApiResult<Self> {
+        if let Some(catalog) = params
+            .get("catalog")
+            .filter(|c| !c.is_empty() && !matches!(*c, "root" | "/"))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "catalog '{catalog}': quadmesh has only the root catalog, where every repository lives; omit catalog (or give root) and choose the new instance's repository with name"
+            )));
+        }
+        if let Some(name) = params.get("name").filter(|n| !n.is_empty()) {
+            quadmesh_store::validate_repository_name(name)?;
+        }
         Ok(GrowRequest {
             instance: required(params, "instanceName")?.to_owned(),
             address: format!(
@@ -307,7 +322,7 @@ async fn wait_until_member_has(
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let why = match crate::replication::removal::membership_of(
             node,
-            &member.address,
+            member,
             member.origin,
             left.clamp(Duration::from_millis(100), Duration::from_secs(5)),
         )
@@ -382,6 +397,7 @@ pub async fn create_cluster_here(
                     name: instance.clone(),
                     origin,
                     address: address.clone(),
+                    repository: name.clone(),
                     controlling: true,
                     added_at: time,
                 },
@@ -406,8 +422,8 @@ pub fn controlling_node(state: &AppState, name: &str) -> ApiResult<Arc<Node>> {
     match controlling {
         Some(c) if c.origin == node.repository().origin() => Ok(node),
         Some(c) => Err(StoreError::from(MembershipError::NotControlling(format!(
-            "{} at {}",
-            c.name, c.address
+            "{}: repository {} at {}",
+            c.name, c.repository, c.address
         )))
         .into()),
         None => Err(ApiError::Internal(
@@ -444,23 +460,32 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
         password,
     } = request;
     let name = name.to_owned();
+    // The new instance's repository on its server: any name (several instances of one
+    // cluster may share a server, each under its own name).
     let target_name = target_name.unwrap_or_else(|| name.clone());
-    if target_name != name {
-        // Members reach one another's copy under the cluster's repository name.
-        return Err(ApiError::BadRequest(format!(
-            "cannot grow repository '{name}' into a repository named '{target_name}': every instance of a cluster holds it under the same name; grow it into '{name}' on that server"
-        )));
-    }
     let node = controlling_node(state, &name)?;
-    if node.config().member_named(&instance).is_some() {
+    let known = node.config();
+    if known.member_named(&instance).is_some() {
         return Err(StoreError::from(MembershipError::NameTaken(instance)).into());
+    }
+    if let Some(there) = known.member_at(&address, &target_name) {
+        return Err(StoreError::from(MembershipError::PlaceTaken {
+            name: there.name.clone(),
+            address,
+            repository: target_name,
+        })
+        .into());
     }
     let base = require_consent_to_change(&node).await?;
     let repository = node.repository().clone();
     let origin = OriginId(rand::random::<u64>() >> 1);
     let scratch = state.catalog.scratch_dir()?;
-    let (repo, member_name, member_address) =
-        (repository.clone(), instance.clone(), address.clone());
+    let (repo, member_name, member_address, member_repository) = (
+        repository.clone(),
+        instance.clone(),
+        address.clone(),
+        target_name.clone(),
+    );
     let (base, config) = blocking(move || {
         let mut base = base;
         let config = repo.commit_config(|current, time| {
@@ -471,6 +496,7 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
                 name: member_name,
                 origin,
                 address: member_address,
+                repository: member_repository,
                 controlling: false,
                 added_at: time,
             })?)
@@ -539,7 +565,7 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
         Ok(())
     })
     .await?;
-    tracing::info!(repository = %name, %instance, %address, "grew the cluster");
+    tracing::info!(repository = %name, %instance, %address, instance_repository = %target_name, "grew the cluster");
     Ok(())
 }
 
@@ -665,10 +691,7 @@ async fn remove(
     .await?;
     require_confirmations(&node, &base, config.position()).await?;
     // Tell it at once (it would also learn on its next pull); it may be gone already.
-    let url = state.replication.http().url(
-        &removed.address,
-        &format!("/repositories/{name}/repl/removed"),
-    );
+    let url = state.replication.http().repl_url(&removed, "removed");
     let told = state
         .replication
         .http()

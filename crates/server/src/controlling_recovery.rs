@@ -8,6 +8,9 @@
 //! - a member is believed only when its cluster names this instance as its
 //!   controlling member; a cluster controlled by another name is reported and the role
 //!   is not taken (no second cluster, no stolen one);
+//! - members are asked for the repository under this instance's own name (`--peers`
+//!   names servers, not repositories): the built-in roles hold a cluster under one name
+//!   everywhere; a member holding it under another name is not found this way;
 //! - the old origin id is retired (as a removed member's), so no sequence number of the
 //!   lost incarnation is reused; what only it held is gone with its volume, and the log
 //!   says so;
@@ -226,8 +229,13 @@ pub async fn regrow_from(
                 .config
                 .clone()
                 .ok_or("the member's snapshot holds no cluster")?;
-            if config.cluster_id != cluster || config.repository != name {
-                return Err("the member's snapshot is of another cluster".to_owned());
+            // This instance's place in that cluster must be this repository (members
+            // may hold the cluster under other names, but this one is ours).
+            let ours = config.member_named(&instance).map(|m| m.repository.as_str());
+            if config.cluster_id != cluster || ours != Some(name.as_str()) {
+                return Err(format!(
+                    "the member's snapshot is of another cluster, or places instance '{instance}' elsewhere than repository '{name}'"
+                ));
             }
             let lost = config
                 .member_named(&instance)

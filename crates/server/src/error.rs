@@ -116,6 +116,7 @@ impl ApiError {
         match self {
             ApiError::Store(StoreError::Membership(m)) => Some(match m {
                 M::NameTaken(_) => "name_taken",
+                M::PlaceTaken { .. } => "place_taken",
                 M::UnknownInstance(_) => "unknown_instance",
                 M::RemovingControlling(_) => "removing_controlling",
                 M::OriginReused(_) => "origin_reused",

@@ -32,6 +32,8 @@ struct ResultLabels {
 struct PeerLabels {
     repository: String,
     peer: String,
+    /// The peer's own repository name (members may hold the cluster under another).
+    peer_repository: String,
 }
 
 /// Everything else is read at scrape time from the repositories and nodes (on a
@@ -175,6 +177,7 @@ fn render(state: AppState) -> Response {
             let labels = PeerLabels {
                 repository: status.repository.clone(),
                 peer: instance.name.clone(),
+                peer_repository: instance.repository.clone(),
             };
             lag_transactions
                 .get_or_create(&labels)

@@ -248,10 +248,13 @@ async fn copy(
     let (host, port) = advertise
         .rsplit_once(':')
         .ok_or("--advertise must be HOST:PORT")?;
-    let grow = |http: crate::replication::peer_http::PeerHttp, controlling: String| {
+    // The controlling instance: its address, and its repository's name there (ours,
+    // unless the instance it names holds the cluster under another).
+    let grow = |http: crate::replication::peer_http::PeerHttp,
+                (controlling, its_repository): (String, String)| {
         let url = http.url(
             &controlling,
-            &format!("/repositories/{repository}/repl/growCluster"),
+            &format!("/repositories/{its_repository}/repl/growCluster"),
         );
         let (user, password) = (user.clone(), password.clone());
         async move {
@@ -273,19 +276,24 @@ async fn copy(
     // The role may have moved (set-controlling, or a promotion): the instance at
     // `--controlling` then names the one that grows the cluster now.
     let mut controlling = controlling.to_owned();
+    let mut its_repository = repository.to_owned();
     loop {
-        match grow(http.clone(), controlling.clone()).await {
+        match grow(http.clone(), (controlling.clone(), its_repository.clone())).await {
             Ok(r) if r.status().is_success() => {
                 tracing::info!(repository, instance, controlling, "joined the cluster");
                 return Ok(());
             }
             Ok(r) if error_code(&r) == Some("not_controlling") => {
-                match controlling_named_by(&http, &controlling, repository, &user, &password).await
+                match controlling_named_by(&http, &controlling, &its_repository, &user, &password)
+                    .await
                 {
-                    Some(named) if named != controlling => {
-                        tracing::warn!(repository, asked = %controlling, %named,
+                    Some((named, named_repository))
+                        if (&named, &named_repository) != (&controlling, &its_repository) =>
+                    {
+                        tracing::warn!(repository, asked = %controlling, %named, %named_repository,
                             "the controlling role moved; joining through the instance it names");
                         controlling = named;
+                        its_repository = named_repository;
                     }
                     _ => {
                         tracing::warn!(repository, %controlling, "not the controlling instance, and it names no other; retrying");
@@ -307,7 +315,7 @@ async fn copy(
                     let _ = http
                         .put(http.url(
                             &controlling,
-                            &format!("/repositories/{repository}/repl/remove"),
+                            &format!("/repositories/{its_repository}/repl/remove"),
                         ))
                         .basic_auth(&user, Some(&password))
                         .query(&[("instanceName", instance), ("force", "true")])
@@ -335,15 +343,15 @@ async fn copy(
     }
 }
 
-/// The address of the controlling member in the configuration the instance at `at`
-/// holds (from its `repl/status`).
+/// The address and repository name of the controlling member in the configuration the
+/// instance at `at` (holding `repository`) holds (from its `repl/status`).
 async fn controlling_named_by(
     http: &crate::replication::peer_http::PeerHttp,
     at: &str,
     repository: &str,
     user: &str,
     password: &str,
-) -> Option<String> {
+) -> Option<(String, String)> {
     let status: serde_json::Value = http
         .get(http.url(at, &format!("/repositories/{repository}/repl/status")))
         .basic_auth(user, Some(password))
@@ -358,8 +366,11 @@ async fn controlling_named_by(
         .as_array()?
         .iter()
         .find(|i| i["role"] == "controlling")
-        .and_then(|i| i["address"].as_str())
-        .map(str::to_owned)
+        .and_then(|i| {
+            let address = i["address"].as_str()?.to_owned();
+            let its = i["repository"].as_str().unwrap_or(repository).to_owned();
+            Some((address, its))
+        })
 }
 
 /// On SIGTERM, a copy leaves the cluster before the server stops (the seed's trap).
@@ -402,16 +413,18 @@ async fn leave_one(state: &AppState, credentials: &Option<(String, String)>, rep
         return;
     };
     // The controlling instance the configuration names (the role may have moved since
-    // this copy joined through `--controlling`).
-    let controlling = state
+    // this copy joined through `--controlling`), under its own repository name.
+    let url = match state
         .replication
         .get(repository)
-        .and_then(|node| node.config().controlling().map(|m| m.address.clone()))
-        .unwrap_or_else(|| controlling.clone());
-    let url = state.replication.http().url(
-        &controlling,
-        &format!("/repositories/{repository}/repl/remove"),
-    );
+        .and_then(|node| node.config().controlling().cloned())
+    {
+        Some(member) => state.replication.http().repl_url(&member, "remove"),
+        None => state.replication.http().url(
+            controlling,
+            &format!("/repositories/{repository}/repl/remove"),
+        ),
+    };
     // Refused while the controlling instance cannot tell that the others hold all this
     // copy's writes: they are still being pulled (this server serves until it has
     // left), so ask again for a few seconds, then stay listed rather than lose them.

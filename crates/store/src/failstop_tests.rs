@@ -146,6 +146,7 @@ fn two_members(me: OriginId, peer: OriginId, time: quadmesh_repl::HlcTime) -> Cl
         name: name.into(),
         origin,
         address: format!("{name}:1"),
+        repository: "r".into(),
         controlling,
         added_at: time,
     };

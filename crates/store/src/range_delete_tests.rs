@@ -58,6 +58,7 @@ fn cluster(dir: &Path, names: &[&str]) -> Vec<Repository> {
                 name: names[i].into(),
                 origin: origins[i],
                 address: format!("{}:1", names[i]),
+                repository: "r".into(),
                 controlling: i == 0,
                 added_at: time,
             };

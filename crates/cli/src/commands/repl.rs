@@ -13,7 +13,8 @@ pub enum ReplCommand {
         spec: String,
         instance_name: String,
     },
-    /// Copy the cluster's repository to the server of NEW-SPEC and join it there.
+    /// Copy the cluster's repository to the server of NEW-SPEC and join it there, as the
+    /// repository NEW-SPEC names (any name: several instances may share a server).
     #[command(name = "grow-cluster")]
     GrowCluster {
         controlling_spec: String,
@@ -145,8 +146,10 @@ pub async fn run(command: ReplCommand) -> Result<()> {
                 ]);
             api.send(request).await?;
             println!(
-                "grew the cluster: {instance_name} at {}:{}",
-                new.host, new.port
+                "grew the cluster: {instance_name} at {}:{} as repository {}",
+                new.host,
+                new.port,
+                new.repository()?
             );
         }
         ReplCommand::SetControlling {
@@ -291,6 +294,7 @@ pub async fn run(command: ReplCommand) -> Result<()> {
 fn status_table(status: &serde_json::Value) -> String {
     let header: Vec<String> = [
         "instance",
+        "repository",
         "address",
         "role",
         "state",
@@ -312,6 +316,11 @@ fn status_table(status: &serde_json::Value) -> String {
                 .map_or(0, |vv| vv.values().filter_map(|v| v.as_u64()).sum());
             vec![
                 i["name"].as_str().unwrap_or_default().to_owned(),
+                i["repository"]
+                    .as_str()
+                    .or(status["repository"].as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
                 i["address"].as_str().unwrap_or_default().to_owned(),
                 i["role"].as_str().unwrap_or_default().to_owned(),
                 i["state"].as_str().unwrap_or_default().to_owned(),

@@ -250,6 +250,7 @@ impl World {
             name: format!("n{i}"),
             origin: origins[i],
             address: format!("n{i}:10035"),
+            repository: "r".into(),
             controlling: i == 0,
             added_at: HlcTime::ZERO,
         };

@@ -67,6 +67,9 @@ pub type SpawnPuller = fn(Weak<Node>, OriginId) -> JoinHandle<()>;
 pub struct InstanceStatus {
     pub name: String,
     pub address: String,
+    /// Its repository's name on that server (instances of a cluster may hold it under
+    /// different names).
+    pub repository: String,
     pub role: &'static str,
     pub state: String,
     /// Whether it is stopped (`repl/stop`): nothing replicates to or from it until it
@@ -210,7 +213,7 @@ impl Node {
         };
         let Ok(membership) = super::removal::membership_of(
             self,
-            &controlling.address,
+            &controlling,
             self.repository.origin(),
             STOPPED_POLL * 3,
         )
@@ -499,6 +502,7 @@ impl Node {
                 let status = InstanceStatus {
                     name: m.name.clone(),
                     address: m.address.clone(),
+                    repository: m.repository.clone(),
                     role: if m.controlling { "controlling" } else { "copy" },
                     state,
                     stopped,

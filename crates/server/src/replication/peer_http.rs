@@ -1,9 +1,12 @@
 //! The one HTTP client for instance-to-instance calls (pullers, snapshot transfers,
 //! removal notices, controlling recovery, the roles, session forwarding), and the URLs
-//! it is sent to: `https` whenever TLS is configured (see `crate::tls`).
+//! it is sent to: `https` whenever TLS is configured (see `crate::tls`); a member's
+//! replication calls go to its own repository name (`repl_url`), which may differ from
+//! ours and from the cluster's.
 
 use super::resolver::PeerResolver;
 use crate::tls::{TlsError, TlsSettings};
+use quadmesh_repl::Member;
 use std::time::Duration;
 
 /// The client for peers and the scheme they are reached with.
@@ -72,5 +75,14 @@ impl PeerHttp {
 
     pub fn url(&self, address: &str, path: &str) -> String {
         format!("{}://{address}{path}", self.scheme)
+    }
+
+    /// The URL of replication call `call` (`stream`, `membership`, ...) of `member`: at
+    /// its address, under its own repository name.
+    pub fn repl_url(&self, member: &Member, call: &str) -> String {
+        self.url(
+            &member.address,
+            &format!("/repositories/{}/repl/{call}", member.repository),
+        )
     }
 }

@@ -102,10 +102,7 @@ async fn ask_members(
     }
     let local = node.repository().origin();
     let asks = base.members.iter().filter(|m| m.origin != local).map(|m| {
-        let url = node.http().url(
-            &m.address,
-            &format!("/repositories/{}/repl/{what}", base.repository),
-        );
+        let url = node.http().repl_url(m, what);
         let mut request = node
             .http()
             .put(&url)

@@ -219,10 +219,7 @@ async fn connect(node: &Arc<Node>, peer: OriginId) -> Result<Body, PullFailure> 
     let version_vector = tokio::task::spawn_blocking(move || repo.version_vector())
         .await
         .map_err(|e| PullFailure::Corrupt(e.to_string()))?;
-    let url = node.http().url(
-        &member.address,
-        &format!("/repositories/{}/repl/stream", repository.name()),
-    );
+    let url = node.http().repl_url(&member, "stream");
     let response = node
         .http()
         .get(&url)

@@ -10,7 +10,7 @@
 //! cannot make this true.
 
 use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
-use quadmesh_repl::{ClusterConfig, OriginId};
+use quadmesh_repl::{ClusterConfig, Member, OriginId};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -86,7 +86,7 @@ pub async fn controlling_lists_us_removed(node: &Node) -> Result<(), RemovalRefu
         .controlling()
         .cloned()
         .ok_or(RemovalRefused::NotFromControlling)?;
-    let membership = membership_at(node, &controlling.address).await?;
+    let membership = membership_at(node, &controlling).await?;
     if membership.cluster_id != config.cluster_id || !membership.removed {
         return Err(RemovalRefused::NotRemoved);
     }
@@ -111,7 +111,7 @@ pub async fn removal_confirmed(node: &Node) -> Result<(), RemovalRefused> {
     let ours = node.repository().origin();
     let mut saying_removed = 0;
     for member in config.members.iter().filter(|m| m.origin != ours) {
-        if let Ok(membership) = membership_at(node, &member.address).await {
+        if let Ok(membership) = membership_at(node, member).await {
             if membership.cluster_id == config.cluster_id && membership.removed {
                 saying_removed += 1;
             }
@@ -123,29 +123,26 @@ pub async fn removal_confirmed(node: &Node) -> Result<(), RemovalRefused> {
     Err(refused)
 }
 
-/// What the instance at `address` (a member's configured address) says of our
-/// membership.
+/// What `member` (asked at its configured address, under its repository name) says of
+/// our membership.
 pub(crate) async fn membership_at(
     node: &Node,
-    address: &str,
+    member: &Member,
 ) -> Result<Membership, RemovalRefused> {
-    membership_of(node, address, node.repository().origin(), CONFIRM_TIMEOUT).await
+    membership_of(node, member, node.repository().origin(), CONFIRM_TIMEOUT).await
 }
 
-/// What the instance at `address` (a member's configured address) says of member
-/// `about`, asked within `timeout`.
+/// What `member` (asked at its configured address, under its repository name) says of
+/// member `about`, asked within `timeout`.
 pub(crate) async fn membership_of(
     node: &Node,
-    address: &str,
+    member: &Member,
     about: OriginId,
     timeout: Duration,
 ) -> Result<Membership, RemovalRefused> {
     let config = node.config();
     let ours = node.repository().origin();
-    let url = node.http().url(
-        address,
-        &format!("/repositories/{}/repl/membership", config.repository),
-    );
+    let url = node.http().repl_url(member, "membership");
     let response = node
         .http()
         .get(&url)

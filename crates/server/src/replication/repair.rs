@@ -167,10 +167,7 @@ async fn fetch_and_repair(
         peer: peer.name.clone(),
         detail,
     };
-    let url = state.replication.http().url(
-        &peer.address,
-        &format!("/repositories/{}/repl/snapshot", repository.name()),
-    );
+    let url = state.replication.http().repl_url(peer, "snapshot");
     let request = state
         .replication
         .http()

@@ -269,9 +269,11 @@ pub async fn settings(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `PUT /repositories/NAME/repl/growCluster?host=&port=&name=&user=&password=&instanceName=`
-/// (at the controlling instance): adds the instance, copies a snapshot to the server
-/// at `host:port` as repository `name`, which then streams from the snapshot's cut.
+/// `PUT /repositories/NAME/repl/growCluster?host=&port=&name=&catalog=&user=&password=&
+/// instanceName=` (at the controlling instance): adds the instance, copies a snapshot
+/// to the server at `host:port` as repository `name` (any name, this server included;
+/// default: NAME), which then streams from the snapshot's cut. `catalog`: the root one
+/// only (see `GrowRequest::from_params`).
 pub async fn grow_cluster(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -294,14 +296,6 @@ pub async fn grow_cluster(
         ],
     )?;
     check_scheme(&params, &state)?;
-    if let Some(catalog) = params
-        .get("catalog")
-        .filter(|c| !c.is_empty() && !matches!(*c, "root" | "/" | "*"))
-    {
-        return Err(ApiError::BadRequest(format!(
-            "catalog '{catalog}': quadmesh has only the root catalog"
-        )));
-    }
     let request = GrowRequest::from_params(&params)?;
     cluster_ops::grow_cluster(&state, &caller, &name, request).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -328,11 +322,23 @@ pub async fn install(
     }
     let (st, installed_name) = (state.clone(), name.clone());
     let result = super::backup::receive_archive(&state, body, move |store, snapshot_state| {
-        if let Some(cluster) = snapshot_state.config.as_ref().map(|c| &c.repository) {
-            if *cluster != installed_name {
-                return Err(ApiError::BadRequest(format!(
-                    "the snapshot is of a cluster of repository '{cluster}', which cannot be installed as '{installed_name}': every instance holds it under the same name"
-                )));
+        // The members reach the new instance under the repository name its member
+        // entry names: it must be installed under that one.
+        if let Some(config) = snapshot_state.config.as_ref() {
+            match config.member(origin) {
+                Some(member) if member.repository != installed_name => {
+                    return Err(ApiError::BadRequest(format!(
+                        "the snapshot places instance '{}' as repository '{}', not '{installed_name}'",
+                        member.name, member.repository
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    return Err(ApiError::BadRequest(format!(
+                        "the snapshot's configuration of cluster {} has no member of origin {origin}",
+                        config.cluster_id
+                    )));
+                }
             }
         }
         Ok(st.catalog.install(&installed_name, store, snapshot_state, origin)?)
@@ -465,7 +471,7 @@ fn status_table(status: &crate::replication::node::ClusterStatus) -> String {
         .map(|i| {
             vec![
                 i.name.clone(),
-                status.repository.clone(),
+                i.repository.clone(),
                 i.address.clone(),
                 i.role.to_owned(),
                 i.state.clone(),

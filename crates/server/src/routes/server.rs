@@ -5,16 +5,31 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+/// quadmesh's own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The AllegroGraph release whose HTTP protocol quadmesh speaks (as agraph-python 105.4
+/// speaks it to AllegroGraph 8), less what docs/compatibility.md lists as missing.
+pub const ALLEGROGRAPH_PROTOCOL: &str = "8.0.0";
+
+/// What `/version` answers: the AllegroGraph protocol version, which AllegroGraph's
+/// clients compare against to know which calls they may make (agraph-python's tests skip
+/// replication below 8.0), with quadmesh's own version as a PEP 440 local label, e.g.
+/// `8.0.0+quadmesh.0.1.0` (`packaging` reads it as 8.0.0; the Java client's digit
+/// scan as 8.0.0.0.1.0).
+pub fn reported_version() -> String {
+    format!("{ALLEGROGRAPH_PROTOCOL}+quadmesh.{VERSION}")
+}
 
 /// The version; a JSON string for clients that ask for JSON (agraph-python does).
 pub async fn version(headers: HeaderMap) -> Response {
+    let version = reported_version();
     if accepted(&headers).iter().any(|m| m == "application/json") {
-        return Json(VERSION).into_response();
+        return Json(version).into_response();
     }
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{VERSION}\n"),
+        format!("{version}\n"),
     )
         .into_response()
 }

@@ -39,6 +39,8 @@ const REPOSITORY_FEATURES: &[(&str, &str)] = &[
     ("nd", "nD geospatial indices"),
     ("dedup", "duplicate removal"),
     ("uploadFile", "server-side file loading"),
+    ("graphql", "GraphQL queries"),
+    ("query-options", "query options kept per repository"),
 ];
 
 /// AllegroGraph's server-level endpoints quadmesh lacks.
@@ -62,6 +64,9 @@ pub async fn fallback(method: Method, OriginalUri(uri): OriginalUri) -> ApiError
     let path = uri.path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let feature = match segments.as_slice() {
+        ["repositories" | "sessions", _, "statements", "transform", ..] => {
+            Some("document import with transformation rules (addDocumentData: JSON and CSV)")
+        }
         ["repositories" | "sessions", _, first, ..] => feature(REPOSITORY_FEATURES, first),
         ["catalogs", _, ..] => Some("catalogs other than the root catalog"),
         [first, ..] => feature(SERVER_FEATURES, first),

@@ -181,8 +181,9 @@ pub fn replication(
                 String::new()
             };
             format!(
-                r#"<tr class="instance"><td>{}</td><td><code>{}</code></td><td>{}</td><td class="state-{}">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{remove}</td></tr>"#,
+                r#"<tr class="instance"><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td class="state-{}">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{remove}</td></tr>"#,
                 escape(&i.name),
+                escape(&i.repository),
                 escape(&i.address),
                 i.role,
                 escape(state_class),
@@ -199,7 +200,7 @@ pub fn replication(
         &format!(
             r#"<h1>{n} · replication</h1>{}{}
 <p class="muted">Cluster <code>{}</code>, configuration {}, seen from <strong>{}</strong>. Register entries: {}; log entries: {}.</p>
-<table id="instances"><thead><tr><th>Instance</th><th>Address</th><th>Role</th><th>State</th><th>Lag (transactions)</th><th>Lag (ms)</th><th>Last contact</th><th></th></tr></thead><tbody>{rows}</tbody></table>
+<table id="instances"><thead><tr><th>Instance</th><th>Repository</th><th>Address</th><th>Role</th><th>State</th><th>Lag (transactions)</th><th>Lag (ms)</th><th>Last contact</th><th></th></tr></thead><tbody>{rows}</tbody></table>
 {}"#,
             message_html(messages),
             status
@@ -228,5 +229,6 @@ const GROW_FORM: &str = r#"<h2>Grow the cluster</h2>
 <form class="row" method="post" action="/ui/repositories/{n}/grow">
 <input type="text" name="instanceName" placeholder="instance name" required>
 <input type="text" name="host" placeholder="host" required><input type="number" name="port" value="10035" required>
+<input type="text" name="name" placeholder="repository there (default: {n})">
 <input type="text" name="user" placeholder="its user" required><input type="password" name="password" placeholder="its password" required>
 <button>Grow</button></form>"#;
