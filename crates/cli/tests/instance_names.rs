@@ -459,6 +459,7 @@ async fn a_grow_into_another_name_on_another_server() {
     b.stop();
     insert(&client, &a, "people", "while-b-down").await;
     b.restart();
+    let pair = [(&a, "people"), (&b, "people-copy")];
     everywhere(&client, &pair, "while-b-down").await;
     insert(&client, &b, "people-copy", "after-restart").await;
     everywhere(&client, &pair, "after-restart").await;
@@ -542,6 +543,7 @@ async fn a_cluster_json_without_member_repository_names_still_loads_and_replicat
     assert_eq!(write_old_form(&b.data_dir, "books"), 2);
     a.restart();
     b.restart();
+    let pair = [(&a, "books"), (&b, "books")];
     settle(&client, &pair).await;
     let at_b = status(&client, &b, "books").await;
     assert_eq!(member(&at_b, "a")["repository"], "books", "{at_b}");

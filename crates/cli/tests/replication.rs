@@ -822,42 +822,99 @@ async fn an_expired_member_refuses_writes_and_is_removed_only_by_force() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn growing_into_a_repository_of_another_name_is_refused_up_front() {
+async fn growing_into_a_repository_the_target_holds_changes_nothing_and_another_name_works() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::launch(dir.path(), 2, &[]).await;
     cluster.form_first(1).await;
     let new = &cluster.instances[1];
-    let response = cluster
-        .client
-        .put(cluster.instances[0].repo_url("/repl/growCluster"))
-        .query(&[
-            ("host", new.host()),
-            ("port", new.port.to_string()),
-            ("name", "elsewhere".to_string()),
-            ("user", common::USER.to_string()),
-            ("password", common::PASSWORD.to_string()),
-            ("instanceName", new.name.clone()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
+    let grow_into = |name: &'static str| {
+        cluster
+            .client
+            .put(cluster.instances[0].repo_url("/repl/growCluster"))
+            .query(&[
+                ("host", new.host()),
+                ("port", new.port.to_string()),
+                ("name", name.to_string()),
+                ("user", common::USER.to_string()),
+                ("password", common::PASSWORD.to_string()),
+                ("instanceName", new.name.clone()),
+            ])
+            .send()
+    };
+    // The target already holds a repository of that name: it refuses the snapshot,
+    // keeps its repository as it was, and the new member is taken out again.
+    common::success_text(
+        cluster
+            .client
+            .put(new.url("/repositories/elsewhere"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    common::success_text(
+        cluster
+            .client
+            .post(new.url("/repositories/elsewhere"))
+            .form(&[("update", "INSERT DATA { <urn:mine> <urn:p> 1 }")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let response = grow_into("elsewhere").await.unwrap();
+    let status = response.status();
     let text = response.text().await.unwrap();
-    assert!(text.contains("same name"), "{text}");
-    // Nothing changed: no new member, no repository made on the other server.
-    let status = cluster.status(0).await;
-    assert_eq!(status["instances"].as_array().unwrap().len(), 1, "{status}");
-    let response = cluster
-        .client
-        .get(new.url("/repositories/elsewhere/size"))
-        .send()
+    assert!(!status.is_success(), "{status}: {text}");
+    assert!(text.contains("already exists"), "{text}");
+    let at_controlling = cluster.status(0).await;
+    assert_eq!(
+        at_controlling["instances"].as_array().unwrap().len(),
+        1,
+        "{at_controlling}"
+    );
+    let size = common::success_text(
+        cluster
+            .client
+            .get(new.url("/repositories/elsewhere/size"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(size.trim(), "1");
+
+    // Under a name it does not hold, it works, through the same network of proxies.
+    let response = grow_into("grown-here").await.unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    let at_controlling = cluster.status(0).await;
+    assert_eq!(
+        at_controlling["instances"][1]["repository"], "grown-here",
+        "{at_controlling}"
+    );
+    assert!(cluster
+        .update(0, "INSERT DATA { <urn:grown> <urn:p> 1 }")
         .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
-    // Under the same name it works.
-    cluster.grow(1).await;
-    cluster.settle(2).await;
+        .status()
+        .is_success());
+    wait_for(
+        "the write at the grown instance",
+        common::PATIENCE,
+        async || {
+            let answer = cluster
+                .client
+                .get(new.url("/repositories/grown-here"))
+                .query(&[("query", "ASK { <urn:grown> <urn:p> 1 }")])
+                .header("accept", "application/sparql-results+json")
+                .send()
+                .await
+                .unwrap();
+            answer.status().is_success()
+                && answer.json::<serde_json::Value>().await.unwrap()["boolean"] == true
+        },
+    )
+    .await;
 }
 
 /// Writes with `durability=max` at `instance` until `stop`; returns the values of those

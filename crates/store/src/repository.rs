@@ -1459,3 +1459,26 @@ fn awaiting_peers_on_open(
     tracing::warn!(repository = name, %reason, "local writes are refused for now");
     Ok(Some(reason))
 }
+
+#[cfg(test)]
+mod config_entry_tests {
+    use super::decode_config;
+
+    #[test]
+    fn configuration_entries_of_both_forms_decode() {
+        // Written by the release before members had their own repository names: every
+        // member holds the cluster's.
+        let old = br#"{"cluster_id":"c","repository":"books","token":"t","version":2,"epoch":0,
+            "members":[{"name":"a","origin":1,"address":"a:10035","controlling":true,"added_at":1},
+                       {"name":"b","origin":2,"address":"b:10035","controlling":false,"added_at":2}],
+            "removed":[]}"#;
+        let config = decode_config(old).unwrap();
+        assert!(config.members.iter().all(|m| m.repository == "books"));
+        // Written now: each member's own name is kept.
+        let mut new = config.clone();
+        new.members[1].repository = "books-eu".into();
+        let decoded = decode_config(&serde_json::to_vec(&new).unwrap()).unwrap();
+        assert_eq!(decoded.members[1].repository, "books-eu");
+        assert_eq!(decoded, new);
+    }
+}
