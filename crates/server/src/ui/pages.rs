@@ -229,6 +229,6 @@ const GROW_FORM: &str = r#"<h2>Grow the cluster</h2>
 <form class="row" method="post" action="/ui/repositories/{n}/grow">
 <input type="text" name="instanceName" placeholder="instance name" required>
 <input type="text" name="host" placeholder="host" required><input type="number" name="port" value="10035" required>
-<input type="text" name="name" placeholder="repository there (default: {n})">
+<input type="text" name="name" placeholder="repository ({n})" title="the repository name on that server (default: {n}; any name, that server included)">
 <input type="text" name="user" placeholder="its user" required><input type="password" name="password" placeholder="its password" required>
 <button>Grow</button></form>"#;
