@@ -675,3 +675,89 @@ async fn a_controlling_instance_with_a_lost_tail_resumes_once_a_majority_answere
         assert!(present(&export, t), "the controlling instance lacks {t}");
     }
 }
+
+/// Issue 25, case 1: one instance's clock 20 s ahead (the allowed offset is 500 ms).
+/// Seen before the clock fence: it was ready, acknowledged an insert of T, and that
+/// insert beat a delete of T acknowledged elsewhere later in real time, so T came back.
+/// Now the instance refuses local writes (503 `clock_fenced`, naming the offset) and is
+/// not ready while its clock is off, and takes writes again once it is fixed; whatever
+/// it acknowledged, the later delete holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clock_far_ahead_is_fenced_and_never_undoes_a_later_delete() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    cluster.form().await;
+    cluster.instances[2].stop();
+    cluster.instances[2]
+        .extra
+        .push("--clock-offset-ms=20000".into());
+    cluster.instances[2].start(false);
+    let t = triple("skewed", 0);
+    // The skewed instance: its insert of T is refused, or (were there no fence)
+    // acknowledged; either way the later delete must hold.
+    let skewed = cluster.update(2, &format!("INSERT DATA {{ {t} }}")).await;
+    let skewed_status = skewed.status();
+    let code = skewed
+        .headers()
+        .get("x-quadmesh-error")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = skewed.text().await.unwrap();
+    assert_eq!(skewed_status, 503, "{text}");
+    assert_eq!(code.as_deref(), Some("clock_fenced"), "{text}");
+    assert!(text.contains("ms off a member's clock"), "{text}");
+    let ready = cluster
+        .client
+        .get(cluster.instances[2].url("/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let why = ready.text().await.unwrap();
+    assert!(why.contains("maximum offset"), "{why}");
+    let status = cluster.status(2).await;
+    assert!(status["clockFenced"].is_string(), "{status}");
+    let offset = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|m| m["clockOffsetMs"].as_i64())
+        .unwrap_or_else(|| panic!("no clock offset measured: {status}"));
+    assert!((19_000..21_000).contains(&offset), "{status}");
+    let metrics = cluster.metrics(2).await;
+    assert!(
+        metrics.contains("quadmesh_replication_clock_fenced{repository=\"shared\"} 1"),
+        "{metrics}"
+    );
+    // The others agree with each other: they take writes. T inserted, then deleted,
+    // both acknowledged, after the skewed instance's attempt.
+    let insert = cluster.update(0, &format!("INSERT DATA {{ {t} }}")).await;
+    assert!(insert.status().is_success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delete = cluster.update(1, &format!("DELETE DATA {{ {t} }}")).await;
+    assert!(delete.status().is_success());
+    // The clock is fixed: the instance takes writes again (once its hybrid clock no
+    // longer counts on from a time it issued while ahead).
+    cluster.instances[2].stop();
+    cluster.instances[2].extra.pop();
+    cluster.instances[2].start(false);
+    let after = triple("fixed", 0);
+    common::wait_for(
+        "the instance with its clock fixed to take writes",
+        Duration::from_secs(60),
+        async || {
+            cluster
+                .update(2, &format!("INSERT DATA {{ {after} }}"))
+                .await
+                .status()
+                .is_success()
+        },
+    )
+    .await;
+    cluster.converge(Duration::from_secs(30)).await;
+    for i in 0..3 {
+        let export = cluster.export(i).await;
+        assert!(!present(&export, &t), "node{i} holds T again:\n{export}");
+        assert!(present(&export, &after), "node{i} lacks a write:\n{export}");
+    }
+}

@@ -70,7 +70,8 @@ impl ApiError {
                 StoreError::Clock(_) => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::WritesStopped { .. }
                 | StoreError::AwaitingPeers { .. }
-                | StoreError::Leaving(_) => StatusCode::SERVICE_UNAVAILABLE,
+                | StoreError::Leaving(_)
+                | StoreError::ClockFenced { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
                 e @ (StoreError::Storage(_) | StoreError::Log(_)) if e.is_disk_full() => {
                     StatusCode::INSUFFICIENT_STORAGE
@@ -132,6 +133,7 @@ impl ApiError {
             ApiError::Store(StoreError::Removed(_)) => Some("removed"),
             ApiError::Store(StoreError::Expired { .. }) => Some("expired"),
             ApiError::Store(StoreError::Leaving(_)) => Some("leaving"),
+            ApiError::Store(StoreError::ClockFenced { .. }) => Some("clock_fenced"),
             _ => None,
         }
     }

@@ -135,6 +135,16 @@ pub fn writes_refused(state: &AppState) -> Option<String> {
             .check_writable(repository.name())
             .err()
             .map(|e| e.to_string())
+            .or_else(|| {
+                // The clock fence (issue 25): an instance whose clock is not known to
+                // agree with a majority's is sent no traffic.
+                repository.clock_fence_refusal().map(|reason| {
+                    format!(
+                        "repository '{}' takes no local writes: {reason}",
+                        repository.name()
+                    )
+                })
+            })
     })
 }
 

@@ -79,6 +79,11 @@ pub enum StoreError {
     /// This instance is leaving its cluster (stopping): writes go to another instance.
     #[error("repository '{0}' takes no local writes: this instance is leaving its cluster; send the write to another instance")]
     Leaving(String),
+    /// The clock fence: this instance's clock is not known to be within the maximum
+    /// offset of a majority of its cluster's members (issue 25), so a write stamped
+    /// now might be unbeatable by later writes elsewhere.
+    #[error("repository '{repository}' takes no local writes at this instance: {reason}; fix this machine's clock (NTP) or send the write to another instance")]
+    ClockFenced { repository: String, reason: String },
     #[error("repository '{0}' was removed from its replication cluster and takes no more writes")]
     Removed(String),
     #[error("repository '{repository}' takes no more writes at this instance: {reason}; remove this instance from the cluster and grow it again")]

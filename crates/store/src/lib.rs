@@ -17,6 +17,7 @@ mod error;
 #[cfg(test)]
 mod failstop_tests;
 mod feed;
+mod fence;
 mod franz_options;
 mod log;
 mod membership;
@@ -41,6 +42,7 @@ pub use cluster_state::ClusterState;
 pub use digest_book::DigestCheck;
 pub use effect::Effect;
 pub use error::{Result, StoreError};
+pub use fence::{FenceKeeper, FIRST_SAMPLES_GRACE};
 pub use franz_options::{read_options, DatasetBehavior, FranzOptions};
 pub use log::{IndexedEntry, LogOptions, LogPosition, TxLog};
 pub use namespaces::{check_namespace, Namespaces, DEFAULT_NAMESPACES};

@@ -2,6 +2,7 @@
 //! every other member over the main port and serving pull streams to them.
 
 pub mod anti_entropy;
+pub mod clock_probe;
 pub mod durability;
 pub mod node;
 pub mod peer_http;
@@ -138,6 +139,7 @@ impl Replication {
             self.log_retention,
             |node, peer| tokio::spawn(puller::pull_forever(node, peer)),
         );
+        node.keep_prober(tokio::spawn(clock_probe::run(Arc::downgrade(&node))));
         nodes.insert(repository.name().to_owned(), node.clone());
         node
     }

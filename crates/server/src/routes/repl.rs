@@ -7,6 +7,7 @@ use crate::audit::Caller;
 use crate::cluster_ops::{self, required, GrowRequest};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
+use crate::replication::clock_probe::ClockReading;
 use crate::replication::removal::{confirm_removed, Membership};
 use crate::replication::stream::pull_stream;
 use crate::replication::{
@@ -519,7 +520,8 @@ pub async fn stream(
         .ok_or_else(|| ApiError::BadRequest(format!("missing or invalid {ORIGIN_HEADER}")))?;
     let origin = OriginId(origin);
     let expired = node.view().is_expired(origin);
-    if let Err(refusal) = admit_puller(&node.config(), origin, expired) {
+    let self_expired = node.repository().cluster().expired.is_some();
+    if let Err(refusal) = admit_puller(&node.config(), origin, expired, self_expired) {
         let status = match refusal.code {
             RefusalCode::Removed | RefusalCode::NotAMember => StatusCode::FORBIDDEN,
             RefusalCode::Expired | RefusalCode::LogTruncated => StatusCode::GONE,
@@ -552,6 +554,17 @@ pub async fn stream(
         ),
     )
         .into_response())
+}
+
+/// `GET /repositories/NAME/repl/clock` (a peer, with the cluster token): this
+/// instance's clock now, for the caller's clock fence.
+pub async fn clock(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<ClockReading>> {
+    let node = authenticated_peer(&state, &name, &headers)?;
+    Ok(Json(ClockReading::of(node.repository().clock())))
 }
 
 /// `PUT /repositories/NAME/repl/removed` (the controlling instance, with the token and
