@@ -16,9 +16,10 @@ pub struct PeerProgress {
     pub connected: bool,
     /// Why we cannot replicate from it, when that is so (e.g. it needs re-growing).
     pub problem: Option<String>,
-    /// It was away longer than the log is kept: it no longer counts for the frontier or
-    /// the log, and nothing more is taken from it. Only growing it again (under a new
-    /// id) brings it back.
+    /// It was away longer than the log is kept: it no longer counts for the log (it
+    /// still holds the frontier back until removed), and only what it hands over is
+    /// taken from it (see `Puller`). Only growing it again (under a new id) brings it
+    /// back.
     pub expired: bool,
 }
 
@@ -178,9 +179,9 @@ impl ClusterView {
     /// No transaction this instance has not yet received can be older than this.
     ///
     /// An expired member still holds it back (at its last promise) until it is removed
-    /// from the configuration: this instance takes nothing more from it, but a member
-    /// that has not expired it may still relay its old transactions, which a register
-    /// that forgot newer writes to the same quads would let undo them.
+    /// from the configuration: it may still hand over its old transactions, or a member
+    /// that has not expired it relay them, and a register that forgot newer writes to
+    /// the same quads would let them undo those.
     pub fn frontier(&self, local_clock: HlcTime) -> HlcTime {
         self.config
             .members
