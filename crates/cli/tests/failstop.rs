@@ -452,27 +452,28 @@ async fn a_clock_stepped_back_across_a_restart_never_makes_stamps_go_backwards()
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
     cluster.form().await;
-    // Instance 1's clock runs 12 s ahead: the others hold its transactions for that
-    // long, a window wide enough to look at on a busy machine.
-    cluster.instances[1].stop();
-    cluster.instances[1].extra = vec!["--clock-offset-ms".into(), "12000".into()];
-    cluster.instances[1].start(false);
+    // Instances 1 and 2 run 12 s ahead (a majority, so the clock fence lets them
+    // write): instance 0 holds their transactions for that long, a window wide enough
+    // to look at on a busy machine.
+    for i in [1, 2] {
+        cluster.instances[i].stop();
+        cluster.instances[i].extra = vec!["--clock-offset-ms".into(), "12000".into()];
+        cluster.instances[i].start(false);
+    }
     let t = triple("ahead", 0);
-    assert!(cluster
-        .update(1, &format!("INSERT DATA {{ {t} }}"))
-        .await
-        .status()
-        .is_success());
-    // Restarted (a crash) with a correct clock, it deletes what it wrote.
-    cluster.instances[1].kill();
-    cluster.instances[1].extra.clear();
-    cluster.instances[1].start(false);
-    assert!(cluster
-        .update(1, &format!("DELETE DATA {{ {t} }}"))
-        .await
-        .status()
-        .is_success());
-    // The others hold its transactions until their clocks catch up, and show it.
+    common::wait_for(
+        "instance 1, 12 s ahead with instance 2, to take a write",
+        Duration::from_secs(30),
+        async || {
+            cluster
+                .update(1, &format!("INSERT DATA {{ {t} }}"))
+                .await
+                .status()
+                .is_success()
+        },
+    )
+    .await;
+    // Instance 0 holds their transactions until its clock catches up, and shows it.
     let deadline = Instant::now() + Duration::from_secs(10);
     let ahead = loop {
         let status = cluster.status(0).await;
@@ -493,6 +494,31 @@ async fn a_clock_stepped_back_across_a_restart_never_makes_stamps_go_backwards()
             .lines()
             .any(|l| l.starts_with("quadmesh_clock_peer_refusals_total ") && !l.ends_with(" 0")),
         "{metrics}"
+    );
+    // Restarted (a crash) with a correct clock, it deletes what it wrote. Its clock
+    // counts on from the time it issued (12 s ahead of its physical time), so the
+    // fence refuses its writes until its physical clock has caught up: had the stamps
+    // gone back with the clock, the delete would be taken at once, stamped before the
+    // insert, and lose to it.
+    cluster.instances[1].kill();
+    cluster.instances[1].extra.clear();
+    cluster.instances[1].start(false);
+    let restarted = Instant::now();
+    common::wait_for(
+        "instance 1, its clock stepped back, to take a write",
+        Duration::from_secs(40),
+        async || {
+            cluster
+                .update(1, &format!("DELETE DATA {{ {t} }}"))
+                .await
+                .status()
+                .is_success()
+        },
+    )
+    .await;
+    eprintln!(
+        "the delete was taken {:?} after the restart",
+        restarted.elapsed()
     );
     let took = cluster.converge(Duration::from_secs(30)).await;
     eprintln!("converged {took:?} after the restart");
