@@ -34,6 +34,10 @@ pub const TOKEN_HEADER: &str = "x-quadmesh-cluster-token";
 pub const ORIGIN_HEADER: &str = "x-quadmesh-origin";
 /// Header carrying the caller's version vector (JSON) on a pull request.
 pub const VERSION_VECTOR_HEADER: &str = "x-quadmesh-version-vector";
+/// Header of a pull stream's answer carrying the serving instance's clock
+/// (`clock_probe::ClockReading` as JSON): opening a stream measures the peer's clock
+/// for the clock fence, so a peer shown connected has been measured.
+pub const CLOCK_HEADER: &str = "x-quadmesh-clock";
 
 /// TCP keepalive on every connection, peer and client alike: first probe after this
 /// much idleness, then every `TCP_KEEPALIVE_INTERVAL`, given up after

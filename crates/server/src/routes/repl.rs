@@ -11,7 +11,7 @@ use crate::replication::clock_probe::ClockReading;
 use crate::replication::removal::{confirm_removed, Membership};
 use crate::replication::stream::pull_stream;
 use crate::replication::{
-    refusal_response, Node, PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER,
+    refusal_response, Node, PeerRefusal, RefusalCode, CLOCK_HEADER, ORIGIN_HEADER, TOKEN_HEADER,
     VERSION_VECTOR_HEADER,
 };
 use crate::secrets::constant_time_eq;
@@ -544,8 +544,13 @@ pub async fn stream(
             StatusCode::GONE,
         ));
     }
+    let clock = serde_json::to_string(&ClockReading::of(node.repository().clock()))
+        .expect("a clock reading serialises");
     Ok((
-        [("content-type", "application/x-quadmesh-frames")],
+        [
+            ("content-type", "application/x-quadmesh-frames".to_owned()),
+            (CLOCK_HEADER, clock),
+        ],
         pull_stream(
             node.repository().clone(),
             origin,
@@ -615,7 +620,13 @@ pub async fn membership(
     );
     let repository = node.repository().clone();
     // The committed configuration, which may be newer than the node's view.
-    let config = blocking(move || Ok(repository.cluster().config)).await?;
+    let (config, held) = blocking(move || {
+        Ok((
+            repository.cluster().config,
+            repository.version_vector().get(origin),
+        ))
+    })
+    .await?;
     let config = config.ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name)))?;
-    Ok(Json(Membership::of(&config, origin)))
+    Ok(Json(Membership::of(&config, origin, held)))
 }
