@@ -216,6 +216,7 @@ def test_construct_results_as_a_graph_cut_when_large(browser, cluster):
     assert len(browser.find_elements(By.CSS_SELECTOR, "#graph-svg .graph-node")) == 8 + 7
     assert len(browser.find_elements(By.CSS_SELECTOR, "#graph-svg .graph-edges line")) == 13 + 7
     assert "cut" not in browser.find_element(By.ID, "graph-note").text
+    browser.execute_script("document.getElementById('view-graph').scrollIntoView()")
     shot(browser, "results-graph")
 
     type_query(browser, "CONSTRUCT { ?i ex:value ?v } WHERE { ?i ex:value ?v }")
@@ -324,6 +325,7 @@ def test_replication_charts_refresh_live(browser, cluster):
 
 def test_users_roles_and_namespaces_pages(browser, cluster):
     base, admin, _ = cluster
+    sign_in(browser, base, "admin", admin[1])
     browser.get(base + "/ui/users")
     wait(browser, EC.presence_of_element_located((By.ID, "new-user")))
     browser.find_element(By.ID, "new-user-name").send_keys("reader")
@@ -350,9 +352,11 @@ def test_users_roles_and_namespaces_pages(browser, cluster):
     browser.find_element(By.ID, "add-namespace").click()
     wait(browser, lambda d: "https://schema.org/" in d.find_element(By.ID, "namespaces").text)
     shot(browser, "namespaces")
-    row = [r for r in browser.find_elements(By.CSS_SELECTOR, "#namespaces tr.namespace") if "schema" in r.text][0]
+    row = [r for r in browser.find_elements(By.CSS_SELECTOR, "#namespaces tr.namespace")
+           if r.find_element(By.TAG_NAME, "td").text == "schema"][0]
     row.find_element(By.CSS_SELECTOR, "button.delete-namespace").click()
     wait(browser, lambda d: "https://schema.org/" not in d.find_element(By.ID, "namespaces").text)
+    assert "rdfs" in browser.find_element(By.ID, "namespaces").text
     no_console_errors(browser)
 
     # The reader sees the same pages, without a control, and only its own account.
@@ -362,8 +366,9 @@ def test_users_roles_and_namespaces_pages(browser, cluster):
         wait(browser, EC.presence_of_element_located((By.ID, table)))
         assert browser.find_elements(By.CSS_SELECTOR, "form[data-rest-method], button[data-rest-method]") == [], path
         assert browser.find_elements(By.ID, "read-only")
-    assert [r.text.split()[0] for r in browser.find_elements(By.CSS_SELECTOR, "#users tr.user")] == ["reader"]
     browser.get(base + "/ui/users")
+    assert [r.text.split()[0] for r in browser.find_elements(By.CSS_SELECTOR, "#users tr.user")] == ["reader"]
+    assert "demo: read" in browser.find_element(By.ID, "users").text
     shot(browser, "users-read-only")
     browser.get(base + "/ui/repositories/demo")
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".CodeMirror")))

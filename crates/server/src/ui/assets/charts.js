@@ -25,7 +25,7 @@
   }
 
   function clock(ms) {
-    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
   }
 
   // series: [{name, points: [[time ms, value]]}]
@@ -39,12 +39,12 @@
       const v = (max * i) / 4;
       picture.appendChild(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "chart-grid" }));
       const label = svg("text", { x: L - 6, y: y(v) + 4, class: "chart-axis chart-y" });
-      label.textContent = Number.isInteger(v) ? v : v.toFixed(1);
+      label.textContent = String(Number(v.toFixed(2)));
       picture.appendChild(label);
     }
     for (let i = 0; i <= 3; i++) {
       const t = from + ((to - from) * i) / 3;
-      const label = svg("text", { x: x(t), y: H - 8, class: "chart-axis chart-x" });
+      const label = svg("text", { x: x(t), y: H - 8, class: "chart-axis chart-x" + (i === 3 ? " chart-x-last" : i === 0 ? " chart-x-first" : "") });
       label.textContent = clock(t);
       picture.appendChild(label);
     }

@@ -62,7 +62,7 @@ const Graph = (function () {
           let dx = a.x - b.x, dy = a.y - b.y;
           let d2 = dx * dx + dy * dy;
           if (d2 < 0.01) { dx = 0.1; dy = 0.1; d2 = 0.02; }
-          const f = 900 / d2;
+          const f = 400 / d2;
           a.vx += dx * f; a.vy += dy * f;
           b.vx -= dx * f; b.vy -= dy * f;
         }
@@ -70,7 +70,7 @@ const Graph = (function () {
       for (const e of edges) {
         const dx = e.b.x - e.a.x, dy = e.b.y - e.a.y;
         const d = Math.sqrt(dx * dx + dy * dy) || 0.1;
-        const f = (d - 70) * 0.05 / d;
+        const f = (d - 50) * 0.05 / d;
         e.a.vx += dx * f; e.a.vy += dy * f;
         e.b.vx -= dx * f; e.b.vy -= dy * f;
       }
