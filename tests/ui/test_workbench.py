@@ -226,6 +226,16 @@ def test_construct_results_as_a_graph_cut_when_large(browser, cluster):
     note = wait(browser, EC.visibility_of_element_located((By.ID, "graph-note")))
     assert "cut at 300 nodes" in note.text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#graph-svg .graph-node")) == 300
+
+    # ASK answers in a line; DESCRIBE is drawn like CONSTRUCT.
+    type_query(browser, "ASK { ex:ada foaf:knows ex:grace }")
+    ctrl(browser, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "boolean").text == "Answer: true")
+    type_query(browser, "DESCRIBE ex:ada")
+    ctrl(browser, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "row-count").text == "3 rows")
+    browser.find_element(By.ID, "view-graph").click()
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#graph-svg .graph-node")) == 4)
     no_console_errors(browser)
 
 
