@@ -146,6 +146,7 @@ def test_the_editor_at_the_keyboard(browser, cluster):
 
 def test_results_come_a_thousand_rows_at_a_time_and_download_streamed(browser, cluster):
     base, admin, _ = cluster
+    sign_in(browser, base, "admin", admin[1])
     browser.get(base + "/ui/repositories/demo")
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".CodeMirror")))
     query = "SELECT ?item ?value WHERE { ?item ex:value ?value } ORDER BY ?value"
@@ -200,8 +201,39 @@ def test_results_come_a_thousand_rows_at_a_time_and_download_streamed(browser, c
     no_console_errors(browser)
 
 
+def metric(base, admin, name):
+    for line in requests.get(base + "/metrics", auth=admin).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(name + " not in /metrics")
+
+
+def test_a_result_of_millions_of_rows_is_read_only_as_far_as_shown(browser, cluster):
+    base, admin, _ = cluster
+    sign_in(browser, base, "admin", admin[1])
+    browser.get(base + "/ui/repositories/demo")
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".CodeMirror")))
+    abandoned = metric(base, admin, "quadmesh_result_streams_abandoned_total")
+    # 2,500 × 2,500 = 6,250,000 rows.
+    type_query(browser, "SELECT ?a ?b WHERE { ?a ex:value ?x . ?b ex:value ?y }")
+    started = time.time()
+    ctrl(browser, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "row-count").text == "First 1,000 rows (more to come)")
+    assert time.time() - started < 10
+    # The page still answers at once, and the server's stream waits for it.
+    assert browser.execute_script("return 1 + 1") == 2
+    assert metric(base, admin, "quadmesh_result_streams_running") >= 1
+    # Another query lets the first stream go: the server stops producing it.
+    type_query(browser, "ASK { ?s ?p ?o }")
+    ctrl(browser, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "boolean").text == "Answer: true")
+    wait(browser, lambda d: metric(base, admin, "quadmesh_result_streams_abandoned_total") > abandoned)
+    no_console_errors(browser)
+
+
 def test_construct_results_as_a_graph_cut_when_large(browser, cluster):
     base, admin, _ = cluster
+    sign_in(browser, base, "admin", admin[1])
     browser.get(base + "/ui/repositories/demo")
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".CodeMirror")))
     type_query(browser, "CONSTRUCT { ?a foaf:knows ?b . ?a foaf:name ?n } WHERE { ?a foaf:knows ?b ; foaf:name ?n }")
@@ -241,6 +273,7 @@ def test_construct_results_as_a_graph_cut_when_large(browser, cluster):
 
 def test_history_and_saved_queries(browser, cluster):
     base, admin, port = cluster
+    sign_in(browser, base, "admin", admin[1])
     browser.get(base + "/ui/repositories/demo")
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".CodeMirror")))
     # The earlier tests' queries are in this browser's history, newest first.
@@ -280,6 +313,7 @@ def test_history_and_saved_queries(browser, cluster):
 
 def test_upload_shows_its_progress(browser, cluster):
     base, admin, _ = cluster
+    sign_in(browser, base, "admin", admin[1])
     browser.get(base + "/ui/repositories/demo")
     wait(browser, EC.presence_of_element_located((By.ID, "upload-form")))
     big = tempfile.NamedTemporaryFile("w", suffix=".nt", delete=False)
@@ -307,6 +341,7 @@ def test_upload_shows_its_progress(browser, cluster):
 
 def test_replication_charts_refresh_live(browser, cluster):
     base, admin, _ = cluster
+    sign_in(browser, base, "admin", admin[1])
     browser.get(base + "/ui/repositories/demo/replication")
     charts = wait(browser, EC.presence_of_element_located((By.ID, "lag-chart")))
     assert charts
