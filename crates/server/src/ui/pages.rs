@@ -150,7 +150,7 @@ pub fn repository(name: &str, size: usize, writable: bool) -> String {
 <form class="row" id="upload-form"><input type="file" id="file" accept=".ttl,.nt,.nq,.trig,.rdf,.owl,.xml,.jsonld,.n3"><button id="upload">Upload</button></form>
 <div class="row"><progress id="upload-progress" hidden></progress><span id="upload-progress-text" class="muted" role="status"></span></div>
 <p class="muted">Turtle, N-Triples, N-Quads, TriG, RDF/XML or JSON-LD; a file with an error anywhere changes nothing.</p>"#,
-            r#"<form class="row inline" id="save-form"><input type="text" id="save-name" placeholder="name" aria-label="Name of the saved query"><button class="secondary" id="save">Save query</button></form>"#,
+            r#"<form class="row inline" id="save-form"><input type="text" id="save-name" placeholder="name" aria-label="Name of the saved query"><button class="secondary" id="save">Save query</button><button type="button" class="danger" id="forget" title="Delete the saved query of this name">Delete saved</button></form>"#,
         )
     } else {
         (

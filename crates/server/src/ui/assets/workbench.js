@@ -197,23 +197,34 @@
     }
     saved.value = "";
   });
-  const saveForm = document.getElementById("save-form");
-  if (saveForm) saveForm.addEventListener("submit", (event) => {
-    event.preventDefault();
+  // Saving an empty query deletes the saved query of that name.
+  function store(query, done) {
     const name = document.getElementById("save-name").value.trim();
     if (!name) return show("Name the query first.", "error");
     fetch(savedUrl, {
       method: "POST",
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: "name=" + encodeURIComponent(name) + "&query=" + encodeURIComponent(editor.getValue()),
+      body: "name=" + encodeURIComponent(name) + "&query=" + encodeURIComponent(query),
     })
       .then(async (r) => {
         if (!r.ok) throw new Error(await r.text());
-        show("Saved the query as " + name + ".", "notice");
+        show(done + name + ".", "notice");
         return loadSaved();
       })
       .catch((error) => show(error.message, "error"));
-  });
+  }
+  const saveForm = document.getElementById("save-form");
+  if (saveForm) {
+    saveForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      store(editor.getValue(), "Saved the query as ");
+    });
+    document.getElementById("forget").addEventListener("click", () => {
+      if (confirm("Delete the saved query " + document.getElementById("save-name").value.trim() + "?")) {
+        store("", "Deleted the saved query ");
+      }
+    });
+  }
   loadSaved().catch(() => {});
 
   // ---- Running ----------------------------------------------------------------------
