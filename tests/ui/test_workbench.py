@@ -384,6 +384,7 @@ def test_users_roles_and_namespaces_pages(browser, cluster):
     browser.find_element(By.ID, "new-user-password").send_keys("reader-secret")
     browser.find_element(By.ID, "create-user").click()
     wait(browser, lambda d: "reader" in d.find_element(By.ID, "users").text)
+    assert browser.find_element(By.ID, "notice").text == "Created user reader."
     row = [r for r in browser.find_elements(By.CSS_SELECTOR, "#users tr.user") if "reader" in r.text][0]
     row.find_element(By.NAME, "repository").send_keys("demo")
     row.find_element(By.XPATH, ".//button[text()='Grant']").click()

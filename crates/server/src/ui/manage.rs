@@ -26,9 +26,10 @@ fn grants_html(state: &AppState, who: Principal<'_>, may_change: bool, url: &str
             };
             let revoke = if may_change {
                 format!(
-                    r#" <button class="danger small" data-rest-method="DELETE" data-rest-url="{url}/access?read=true&amp;write=true&amp;catalog={}&amp;repository={}" data-confirm="Revoke this access?">revoke</button>"#,
+                    r#" <button class="danger small" data-rest-method="DELETE" data-rest-url="{url}/access?read=true&amp;write=true&amp;catalog={}&amp;repository={}" data-confirm="Revoke this access?" data-done="Revoked access to {}">revoke</button>"#,
                     enc(&g.catalog),
-                    enc(&g.repository)
+                    enc(&g.repository),
+                    escape(&g.repository)
                 )
             } else {
                 String::new()
@@ -59,7 +60,7 @@ fn permissions_html(state: &AppState, who: Principal<'_>, may_change: bool, url:
                     ("PUT", name.to_owned(), "permission")
                 };
                 format!(
-                    r#"<button class="{class} small" data-rest-method="{method}" data-rest-url="{url}/permissions/{name}" aria-pressed="{}">{label}</button> "#,
+                    r#"<button class="{class} small" data-rest-method="{method}" data-rest-url="{url}/permissions/{name}" data-done="Changed permission {name}" aria-pressed="{}">{label}</button> "#,
                     method == "DELETE"
                 )
             } else {
@@ -69,7 +70,7 @@ fn permissions_html(state: &AppState, who: Principal<'_>, may_change: bool, url:
         .collect()
 }
 
-const ACCESS_FORM: &str = r#"<form class="row inline" data-rest-method="PUT" data-rest-url="{url}/access"><input type="text" name="repository" placeholder="repository or *" aria-label="Repository" required><label><input type="checkbox" name="read" value="true" checked> read</label><label><input type="checkbox" name="write" value="true"> write</label><button class="secondary small">Grant</button></form>"#;
+const ACCESS_FORM: &str = r#"<form class="row inline" data-rest-method="PUT" data-rest-url="{url}/access" data-done="Granted access to {repository}"><input type="text" name="repository" placeholder="repository or *" aria-label="Repository" required><label><input type="checkbox" name="read" value="true" checked> read</label><label><input type="checkbox" name="write" value="true"> write</label><button class="secondary small">Grant</button></form>"#;
 
 pub async fn users_page(State(state): State<AppState>, rights: Rights, uri: Uri) -> Response {
     let superuser = rights.is_super();
@@ -93,7 +94,7 @@ pub async fn users_page(State(state): State<AppState>, rights: Rights, uri: Uri)
                 .map(|role| {
                     let remove = if may_change {
                         format!(
-                            r#" <button class="danger small" data-rest-method="DELETE" data-rest-url="{url}/roles/{}" aria-label="Take role {r} away">×</button>"#,
+                            r#" <button class="danger small" data-rest-method="DELETE" data-rest-url="{url}/roles/{}" aria-label="Take role {r} away" data-done="Took role {r} away">×</button>"#,
                             enc(role),
                             r = escape(role)
                         )
@@ -105,8 +106,8 @@ pub async fn users_page(State(state): State<AppState>, rights: Rights, uri: Uri)
                 .collect();
             let controls = if may_change {
                 format!(
-                    r#"<form class="row inline" data-rest-method="PUT" data-rest-url="{url}/roles/{{role}}"><input type="text" name="role" placeholder="role" aria-label="Role to add to {n}" required><button class="secondary small">Add role</button></form>{}
-<p><button class="danger small delete-user" data-rest-method="DELETE" data-rest-url="{url}" data-confirm="Delete user {n}?">Delete user</button></p>"#,
+                    r#"<form class="row inline" data-rest-method="PUT" data-rest-url="{url}/roles/{{role}}" data-done="Added role {{role}}"><input type="text" name="role" placeholder="role" aria-label="Role to add to {n}" required><button class="secondary small">Add role</button></form>{}
+<p><button class="danger small delete-user" data-rest-method="DELETE" data-rest-url="{url}" data-confirm="Delete user {n}?" data-done="Deleted user {n}">Delete user</button></p>"#,
                     ACCESS_FORM.replace("{url}", &url)
                 )
             } else {
@@ -127,7 +128,7 @@ pub async fn users_page(State(state): State<AppState>, rights: Rights, uri: Uri)
         .collect();
     let create = if superuser {
         r#"<h2>New user</h2>
-<form class="row" id="new-user" data-rest-method="PUT" data-rest-url="/users/{name}"><input type="text" name="name" id="new-user-name" placeholder="name" aria-label="User name" required><input type="password" name="password" id="new-user-password" placeholder="password" aria-label="Password" required autocomplete="new-password"><button id="create-user">Create user</button></form>"#
+<form class="row" id="new-user" data-rest-method="PUT" data-rest-url="/users/{name}" data-done="Created user {name}"><input type="text" name="name" id="new-user-name" placeholder="name" aria-label="User name" required><input type="password" name="password" id="new-user-password" placeholder="password" aria-label="Password" required autocomplete="new-password"><button id="create-user">Create user</button></form>"#
     } else {
         r#"<p class="muted" id="read-only">Only the superuser manages users; this is your own account.</p>"#
     };
@@ -161,7 +162,7 @@ pub async fn roles_page(State(state): State<AppState>, rights: Rights, uri: Uri)
             let url = format!("/roles/{}", enc(name));
             let controls = if superuser {
                 format!(
-                    r#"{}<p><button class="danger small delete-role" data-rest-method="DELETE" data-rest-url="{url}" data-confirm="Delete role {n}?">Delete role</button></p>"#,
+                    r#"{}<p><button class="danger small delete-role" data-rest-method="DELETE" data-rest-url="{url}" data-confirm="Delete role {n}?" data-done="Deleted role {n}">Delete role</button></p>"#,
                     ACCESS_FORM.replace("{url}", &url)
                 )
             } else {
@@ -176,7 +177,7 @@ pub async fn roles_page(State(state): State<AppState>, rights: Rights, uri: Uri)
         .collect();
     let create = if superuser {
         r#"<h2>New role</h2>
-<form class="row" id="new-role" data-rest-method="PUT" data-rest-url="/roles/{name}"><input type="text" name="name" id="new-role-name" placeholder="name" aria-label="Role name" required><button id="create-role">Create role</button></form>"#
+<form class="row" id="new-role" data-rest-method="PUT" data-rest-url="/roles/{name}" data-done="Created role {name}"><input type="text" name="name" id="new-role-name" placeholder="name" aria-label="Role name" required><button id="create-role">Create role</button></form>"#
     } else {
         r#"<p class="muted" id="read-only">Only the superuser manages roles; these are yours.</p>"#
     };
@@ -218,7 +219,7 @@ pub async fn namespaces_page(
         .map(|(prefix, namespace)| {
             let delete = if may_change {
                 format!(
-                    r#"<button class="danger small delete-namespace" data-rest-method="DELETE" data-rest-url="{url}/{}" aria-label="Delete prefix {p}">Delete</button>"#,
+                    r#"<button class="danger small delete-namespace" data-rest-method="DELETE" data-rest-url="{url}/{}" aria-label="Delete prefix {p}" data-done="Deleted prefix {p}">Delete</button>"#,
                     enc(prefix),
                     p = escape(prefix)
                 )
@@ -235,7 +236,7 @@ pub async fn namespaces_page(
     let add = if may_change {
         format!(
             r#"<h2>Add or change a prefix</h2>
-<form class="row" id="new-namespace" data-rest-method="PUT" data-rest-url="{url}/{{prefix}}" data-rest-body="namespace"><input type="text" name="prefix" id="new-prefix" placeholder="prefix" aria-label="Prefix" required><input type="text" name="namespace" id="new-namespace-iri" placeholder="http://example.org/" aria-label="Namespace IRI" size="40" required><button id="add-namespace">Save</button></form>"#
+<form class="row" id="new-namespace" data-rest-method="PUT" data-rest-url="{url}/{{prefix}}" data-rest-body="namespace" data-done="Saved prefix {{prefix}}"><input type="text" name="prefix" id="new-prefix" placeholder="prefix" aria-label="Prefix" required><input type="text" name="namespace" id="new-namespace-iri" placeholder="http://example.org/" aria-label="Namespace IRI" size="40" required><button id="add-namespace">Save</button></form>"#
         )
     } else {
         r#"<p class="muted" id="read-only">You may read this repository's prefixes, not change them.</p>"#.to_owned()

@@ -41,7 +41,8 @@
     }
     const query = params.toString();
     const body = bodyField ? form.elements[bodyField].value.trim() : undefined;
-    send(form.dataset.restMethod, url + (query ? (url.includes("?") ? "&" : "?") + query : ""), body, "Done.");
+    const done = (form.dataset.done || "Done").replace(/\{(\w+)\}/g, (_, name) => form.elements[name].value.trim());
+    send(form.dataset.restMethod, url + (query ? (url.includes("?") ? "&" : "?") + query : ""), body, done + ".");
   });
 
   document.addEventListener("click", (event) => {
@@ -49,6 +50,6 @@
     if (!button) return;
     event.preventDefault();
     if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
-    send(button.dataset.restMethod, button.dataset.restUrl, undefined, "Done.");
+    send(button.dataset.restMethod, button.dataset.restUrl, undefined, (button.dataset.done || "Done") + ".");
   });
 })();

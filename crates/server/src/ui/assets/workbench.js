@@ -132,7 +132,10 @@
     }
     editor.setCursor(CodeMirror.Pos(line, ch));
     editor.focus();
-    show("Syntax error at line " + (line + 1) + ", column " + (ch + 1) + ": " + text, "error");
+    // The parser's list of what it expected can be long: the start is shown, all of it
+    // in the mark's title.
+    const brief = text.length > 240 ? text.slice(0, 240) + "…" : text;
+    show("Syntax error at line " + (line + 1) + ", column " + (ch + 1) + ": " + brief, "error");
   }
 
   fetch(base + "/namespaces", { headers: { Accept: "application/json" } })
