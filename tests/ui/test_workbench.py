@@ -269,6 +269,13 @@ def test_construct_results_as_a_graph_cut_when_large(browser, cluster):
     wait(browser, lambda d: d.find_element(By.ID, "row-count").text == "3 rows")
     browser.find_element(By.ID, "view-graph").click()
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#graph-svg .graph-node")) == 4)
+
+    # An update runs from the same editor.
+    size = int(browser.find_element(By.ID, "size").text)
+    type_query(browser, "INSERT DATA { ex:zed foaf:name \"Zed\" }")
+    ctrl(browser, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "message").text == "Update done.")
+    wait(browser, lambda d: int(d.find_element(By.ID, "size").text) == size + 1)
     no_console_errors(browser)
 
 
@@ -277,7 +284,15 @@ def test_history_and_saved_queries(browser, cluster):
     sign_in(browser, base, "admin", admin[1])
     browser.get(base + "/ui/repositories/demo")
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".CodeMirror")))
-    # The earlier tests' queries are in this browser's history, newest first.
+    type_query(browser, "ASK { ex:ada foaf:knows ex:grace }")
+    ctrl(browser, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "boolean").text == "Answer: true")
+    type_query(browser, "DESCRIBE ex:ada")
+    ctrl(browser, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "row-count").text == "3 rows")
+    # After a reload, the queries run are in this browser's history, newest first.
+    browser.refresh()
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".CodeMirror")))
     history = Select(browser.find_element(By.ID, "history"))
     texts = [o.text for o in history.options]
     assert texts[0].startswith("History (")

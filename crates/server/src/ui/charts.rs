@@ -58,8 +58,8 @@ pub async fn samples(
     if let Err(e) = rights.require(&name, Need::Read) {
         return e.into_response();
     }
-    if state.catalog.get(&name).is_err() {
-        return ApiError::NotFound(format!("repository '{name}' does not exist")).into_response();
+    if let Err(e) = state.catalog.get(&name) {
+        return ApiError::from(e).into_response();
     }
     let now = crate::replication::now_ms();
     Json(serde_json::json!({

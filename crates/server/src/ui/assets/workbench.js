@@ -404,7 +404,7 @@
       views.append(tableTab, graphTab);
     }
 
-    async function page() {
+    async function nextPage() {
       more.disabled = true;
       const batch = [];
       while (batch.length < PAGE) {
@@ -437,13 +437,13 @@
         : shown.toLocaleString("en") + (shown === 1 ? " row" : " rows");
       if (graphView && !graphView.hidden) Graph.draw(graphView, triples, namespaces);
     }
-    more.addEventListener("click", () => page().catch((e) => show(e.message, "error")));
+    more.addEventListener("click", () => nextPage().catch((e) => show(e.message, "error")));
     keyboardCells(element);
     const parts = [count, views, element];
     if (graphView) parts.push(graphView);
     parts.push(more);
     results.replaceChildren(...parts);
-    page().catch((e) => show(e.message, "error"));
+    nextPage().catch((e) => show(e.message, "error"));
   }
 
   function tab(text, id, selected) {
@@ -498,7 +498,6 @@
       document.getElementById("size").textContent = n.trim();
     });
   }
-  page.refreshSize = refreshSize;
 
   document.getElementById("run").addEventListener("click", () => run());
 })();
