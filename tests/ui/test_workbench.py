@@ -403,8 +403,10 @@ def test_users_roles_and_namespaces_pages(browser, cluster):
     row = [r for r in browser.find_elements(By.CSS_SELECTOR, "#users tr.user") if "reader" in r.text][0]
     row.find_element(By.NAME, "repository").send_keys("demo")
     row.find_element(By.XPATH, ".//button[text()='Grant']").click()
-    wait(browser, lambda d: "demo: read" in [r for r in d.find_elements(By.CSS_SELECTOR, "#users tr.user")
-                                              if "reader" in r.text][0].text)
+    reader_row = lambda d: " ".join(r.text for r in d.find_elements(By.CSS_SELECTOR, "#users tr.user")
+                                    if "reader" in r.text)
+    # The page is drawn again: the reader's row then shows the grant.
+    wait(browser, lambda d: "demo: read" in reader_row(d))
     assert requests.get(base + "/users/reader/access", auth=admin).json()[0]["repository"] == "demo"
     shot(browser, "users")
 

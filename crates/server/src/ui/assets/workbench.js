@@ -14,6 +14,7 @@
   const message = document.getElementById("message");
   const downloads = document.getElementById("downloads");
   const PAGE = 1000;
+  const IDLE_MINUTES = 5;
   let namespaces = [];
 
   function show(text, kind) {
@@ -382,6 +383,7 @@
     more.textContent = "Show " + PAGE.toLocaleString("en") + " more rows";
     more.hidden = true;
     let shown = 0;
+    let idle = null;
 
     const views = document.createElement("div");
     views.className = "row views";
@@ -435,6 +437,16 @@
       count.textContent = hasMore
         ? "First " + shown.toLocaleString("en") + " rows (more to come)"
         : shown.toLocaleString("en") + (shown === 1 ? " row" : " rows");
+      // A stream left waiting holds a query open on the server: let it go after a while.
+      clearTimeout(idle);
+      if (hasMore) {
+        idle = setTimeout(() => {
+          stream.cancel();
+          more.hidden = true;
+          count.textContent = "First " + shown.toLocaleString("en") +
+            " rows; the rest was let go after " + IDLE_MINUTES + " idle minutes: run the query again to read further";
+        }, IDLE_MINUTES * 60000);
+      }
       if (graphView && !graphView.hidden) Graph.draw(graphView, triples, namespaces);
     }
     more.addEventListener("click", () => nextPage().catch((e) => show(e.message, "error")));
