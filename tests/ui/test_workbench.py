@@ -270,6 +270,16 @@ def test_construct_results_as_a_graph_cut_when_large(browser, cluster):
     browser.find_element(By.ID, "view-graph").click()
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#graph-svg .graph-node")) == 4)
 
+    # An IRI of the results is described with Enter (or a click).
+    type_query(browser, "SELECT ?who WHERE { ex:ada foaf:knows ?who } ORDER BY ?who")
+    ctrl(browser, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "row-count").text == "2 rows")
+    browser.execute_script("document.getElementById('result-table').focus()")
+    keys(browser, Keys.ENTER)
+    wait(browser, lambda d: editor_text(d) == "DESCRIBE <http://example.org/edsger>")
+    wait(browser, lambda d: d.find_element(By.ID, "row-count").text == "3 rows")
+    assert browser.find_elements(By.CSS_SELECTOR, "#result-table th")[0].text == "subject"
+
     # An update runs from the same editor.
     size = int(browser.find_element(By.ID, "size").text)
     type_query(browser, "INSERT DATA { ex:zed foaf:name \"Zed\" }")

@@ -424,7 +424,11 @@
           const td = document.createElement("td");
           const term = row[i];
           td.textContent = Terms.show(term, namespaces);
-          if (term && term.type === "uri") td.title = term.value;
+          if (term && term.type === "uri") {
+            td.title = term.value + " (Enter or click: DESCRIBE it)";
+            td.dataset.iri = term.value;
+            td.className = "iri";
+          }
           tr.appendChild(td);
         }
         fragment.appendChild(tr);
@@ -450,6 +454,10 @@
       if (graphView && !graphView.hidden) Graph.draw(graphView, triples, namespaces);
     }
     more.addEventListener("click", () => nextPage().catch((e) => show(e.message, "error")));
+    body.addEventListener("click", (event) => {
+      const td = event.target.closest("td[data-iri]");
+      if (td) describe(td.dataset.iri);
+    });
     keyboardCells(element);
     const parts = [count, views, element];
     if (graphView) parts.push(graphView);
@@ -494,6 +502,13 @@
       } else if (event.key === "Home") {
         c = 0;
         if (event.ctrlKey) r = 0;
+      } else if (event.key === "Enter") {
+        const cell = table.querySelector("td.current[data-iri]");
+        if (cell) {
+          event.preventDefault();
+          describe(cell.dataset.iri);
+        }
+        return;
       } else if (event.key === "End") {
         c = Infinity;
         if (event.ctrlKey) r = Infinity;
@@ -503,6 +518,12 @@
       event.preventDefault();
       mark();
     });
+  }
+
+  // An IRI of the results, described in its turn.
+  function describe(iri) {
+    editor.setValue("DESCRIBE <" + iri + ">");
+    run();
   }
 
   function refreshSize() {
