@@ -145,6 +145,7 @@ pub async fn serve(
         .then(|| tokio::spawn(replication::repair::repair_forever(state.clone())));
     let role = tokio::spawn(roles::run(state.clone(), credentials.clone()));
     let access_in_step = tokio::spawn(access_sync::keep_in_step(state.clone()));
+    let sampling = tokio::spawn(ui::charts::keep_sampling(state.clone()));
     let stopping = state.clone();
     let shutdown = async move {
         shutdown.await;
@@ -170,6 +171,7 @@ pub async fn serve(
     maintenance.abort();
     scrubbing.abort();
     access_in_step.abort();
+    sampling.abort();
     if let Some(repairing) = repairing {
         repairing.abort();
     }
