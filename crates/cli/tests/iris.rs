@@ -497,7 +497,7 @@ async fn such_iris_replicate_and_survive_a_restart() {
     )
     .await;
     cluster.converge(Duration::from_secs(60)).await;
-    let expected = vec![
+    let expected = [
         format!("{} {} {} .", nt(S), nt(P), literal()),
         format!("{} <http://franz.com/p> {} {} .", nt(S), nt(O), nt(G)),
     ];
