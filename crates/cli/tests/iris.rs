@@ -213,6 +213,30 @@ async fn statement_stores_and_returns_iris_as_allegrograph_keeps_them() {
     )
     .await;
     assert_eq!(size(&repo.client, &repo.server, "ag").await, 1);
+
+    // RDF/XML writes such IRIs as XML allows, and refuses a predicate no XML element
+    // can name rather than writing what is not XML.
+    let xml = repo.statements("ag", "application/rdf+xml").await;
+    assert!(
+        xml.contains("rdf:about=\"http://franz.com/ex#&quot;"),
+        "{xml}"
+    );
+    repo.add_statement(&[
+        ("subj", "<http://franz.com/s>".into()),
+        ("pred", "<http://franz.com/p\\u0020>".into()),
+        ("obj", "\"x\"".into()),
+    ])
+    .await;
+    let response = repo
+        .client
+        .get(repo.url("ag", "/statements"))
+        .header("accept", "application/rdf+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let message = response.text().await.unwrap();
+    assert!(message.contains("RDF/XML"), "{message}");
 }
 
 #[tokio::test]

@@ -164,6 +164,14 @@ pub fn write_quads(
             let mut serializer = RdfSerializer::from_format(f).for_writer(out);
             for quad in quads {
                 let quad = quad?;
+                if f == RdfFormat::RdfXml && !rdf_xml_can_write(quad.predicate.as_str()) {
+                    // oxigraph would write an element without a name: not XML.
+                    return Err(StoreError::Unsupported(format!(
+                        "the predicate {} cannot be written in RDF/XML: its IRI does not end \
+                         in an XML name; ask for N-Quads, Turtle or JSON-LD",
+                        TermText::of(&quad.predicate)
+                    )));
+                }
                 if f.supports_datasets() {
                     serializer.serialize_quad(&quad).map_err(io_error)?;
                 } else {
@@ -239,6 +247,30 @@ pub fn write_quads(
         }
     }
     Ok(())
+}
+
+/// Whether RDF/XML can write a predicate: its IRI must end in an XML name (what
+/// oxigraph's RDF/XML writer splits off as the element's local name; it writes an
+/// element without a name, which is not XML, when there is none).
+fn rdf_xml_can_write(iri: &str) -> bool {
+    fn name_start(c: char) -> bool {
+        matches!(c,
+            'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+            | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+            | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+            | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+            | '\u{10000}'..='\u{EFFFF}')
+    }
+    fn name(c: char) -> bool {
+        name_start(c)
+            || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+    }
+    // As oxigraph splits: after the last character that is no name character, from
+    // the first one that may start a name.
+    match iri.rfind(|c: char| !name(c)) {
+        Some(at) => iri[at..].chars().any(name_start),
+        None => false,
+    }
 }
 
 /// A statement id for `x-quints+json`: FNV-1a of the quad's N-Quads text, the same on
