@@ -6,7 +6,7 @@ use crate::error::{Result, StoreError};
 use crate::ntriples::{has_scheme, LineGrammar, LineGrammarReader};
 use oxigraph::io::{RdfFormat, RdfParser};
 use oxigraph::model::{
-    vocab, BlankNode, GraphName, Literal, NamedNode, NamedOrBlankNode, Quad, Term,
+    vocab, BlankNode, GraphName, Literal, NamedNodeRef, NamedOrBlankNode, Quad, Term,
 };
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -102,7 +102,7 @@ pub fn keeps_any_iri(format: RdfFormat) -> bool {
 /// [`LineGrammar`] checks on the text: language tags, `rdf:langString` without a
 /// language, IRIs that are not absolute (no base to resolve them against).
 pub fn check_lenient_quad(quad: &Quad) -> std::result::Result<(), String> {
-    let iri = |n: &NamedNode| {
+    let iri = |n: NamedNodeRef<'_>| {
         if has_scheme(n.as_str()) {
             Ok(())
         } else {
@@ -113,14 +113,14 @@ pub fn check_lenient_quad(quad: &Quad) -> std::result::Result<(), String> {
         }
     };
     if let NamedOrBlankNode::NamedNode(n) = &quad.subject {
-        iri(n)?;
+        iri(n.as_ref())?;
     }
-    iri(&quad.predicate)?;
+    iri(quad.predicate.as_ref())?;
     if let GraphName::NamedNode(n) = &quad.graph_name {
-        iri(n)?;
+        iri(n.as_ref())?;
     }
     match &quad.object {
-        Term::NamedNode(n) => iri(n)?,
+        Term::NamedNode(n) => iri(n.as_ref())?,
         Term::Literal(l) => {
             if let Some(language) = l.language() {
                 Literal::new_language_tagged_literal(l.value(), language)
@@ -128,7 +128,7 @@ pub fn check_lenient_quad(quad: &Quad) -> std::result::Result<(), String> {
             } else if l.datatype() == vocab::rdf::LANG_STRING {
                 return Err("a literal typed rdf:langString needs a language tag".into());
             } else {
-                iri(&l.datatype().into_owned())?;
+                iri(l.datatype())?;
             }
         }
         _ => {}
