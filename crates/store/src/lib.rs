@@ -22,6 +22,7 @@ mod franz_options;
 mod log;
 mod membership;
 mod namespaces;
+pub mod ntriples;
 mod pattern;
 mod query;
 #[cfg(test)]
@@ -49,7 +50,8 @@ pub use namespaces::{check_namespace, Namespaces, DEFAULT_NAMESPACES};
 pub use pattern::{GraphSelector, QuadPattern};
 pub use query::{evaluation_error, ParsedQuery, QueryForm, QueryRequest};
 pub use rdf_input::{
-    fresh_blank_node, parse_rdf, parse_rdf_stream, rename_blank_nodes, BlankNodeRenamer, BlankNodes,
+    fresh_blank_node, keeps_any_iri, parse_rdf, parse_rdf_stream, read_quads, rename_blank_nodes,
+    BlankNodeRenamer, BlankNodes,
 };
 pub use register::{LastWrite, Register};
 pub use repair::{RepairDeferred, Repaired};
