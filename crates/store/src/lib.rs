@@ -26,6 +26,7 @@ mod query;
 #[cfg(test)]
 mod range_delete_tests;
 mod rdf_input;
+mod reasoning;
 mod register;
 mod repair;
 mod repository;
@@ -49,6 +50,7 @@ pub use query::{evaluation_error, ParsedQuery, QueryForm, QueryRequest};
 pub use rdf_input::{
     fresh_blank_node, parse_rdf, parse_rdf_stream, rename_blank_nodes, BlankNodeRenamer, BlankNodes,
 };
+pub use reasoning::{EntailedDataset, Entailments, Reasoning};
 pub use register::{LastWrite, Register};
 pub use repair::{RepairDeferred, Repaired};
 pub use repository::{Applied, CommitReceipt, Repository, RepositoryOptions};
