@@ -21,7 +21,8 @@
 //! - `x p y`, `p owl:inverseOf q` (or `q owl:inverseOf p`) ⊢ `y q x`;
 //! - `x p y`, `p rdf:type owl:SymmetricProperty` ⊢ `y p x`;
 //! - `owl:sameAs` is symmetric and transitive, and a statement about `x` holds of every
-//!   individual the same as `x`, as subject and as object.
+//!   individual the same as `x`, as subject and as object (`x owl:sameAs x` is not
+//!   listed).
 //!
 //! Rules it keeps:
 //! - the entailments are those of the data the query reads: computed from the same
@@ -248,6 +249,10 @@ impl<'s> Closure<'s> {
     }
 
     fn derive(&mut self, subject: NamedOrBlankNode, predicate: NamedNode, object: Term) {
+        // `x owl:sameAs x` holds of everything; it is not listed.
+        if predicate.as_ref() == OWL_SAME_AS && object == Term::from(subject.clone()) {
+            return;
+        }
         let triple = Triple::new(subject, predicate, object);
         if !self.derived.contains(&triple) {
             self.derived.insert(triple.clone());
