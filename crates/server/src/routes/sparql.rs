@@ -65,6 +65,7 @@ pub async fn handle(
         }
     }
     let reasoning = reasoning(&params)?;
+    query_language(&params)?;
     super::metadata::check_user_attributes(&headers)?;
     let context = Context {
         default_dataset: super::metadata::dataset_behavior(&state, target.repository()),
@@ -127,6 +128,20 @@ pub fn reasoning(params: &Params) -> ApiResult<Reasoning> {
         chosen = Some(reasoning);
     }
     Ok(chosen.unwrap_or_default())
+}
+
+/// AllegroGraph's `queryLn` (agraph-python sends `SPARQL`, or `PROLOG` for its Prolog
+/// queries): only SPARQL is evaluated; any other language is refused, never read as
+/// SPARQL.
+fn query_language(params: &Params) -> ApiResult<()> {
+    for value in params.all("queryLn") {
+        if !value.trim().eq_ignore_ascii_case("sparql") {
+            return Err(ApiError::NotSupported(format!(
+                "queryLn={value}: quadmesh evaluates SPARQL only (AllegroGraph's Prolog queries are not supported, see docs/compatibility.md)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a body declared in another charset than UTF-8 (the protocol's only one).
