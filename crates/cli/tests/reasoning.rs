@@ -521,3 +521,45 @@ async fn inferences_follow_writes_from_the_other_member() {
         ex(&["Dog"])
     );
 }
+
+#[tokio::test]
+async fn a_query_timeout_covers_computing_the_entailments() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = Client::default();
+    success_text(
+        client
+            .put(server.url("/repositories/r"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let url = server.url("/repositories/r");
+    // A chain of 400 under a transitive property: some 80,000 entailed triples.
+    let mut chain = String::from(
+        "<http://ex.org/t> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://www.w3.org/2002/07/owl#TransitiveProperty> .\n",
+    );
+    for i in 0..400 {
+        chain.push_str(&format!(
+            "<http://ex.org/n{i}> <http://ex.org/t> <http://ex.org/n{}> .\n",
+            i + 1
+        ));
+    }
+    add(&client, &url, &chain).await;
+    let response = client
+        .get(url.clone())
+        .query(&[
+            (
+                "query",
+                "ASK { <http://ex.org/n0> <http://ex.org/t> <http://ex.org/n400> }",
+            ),
+            ("infer", "true"),
+            ("timeout", "0.05"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("timeout"));
+}

@@ -42,7 +42,7 @@ use oxigraph::model::{
     QuadRef, Term, TermRef, Triple,
 };
 use oxigraph::store::{StorageError, Transaction};
-use spareval::{InternalQuad, QueryableDataset};
+use spareval::{CancellationToken, InternalQuad, QueryableDataset};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::iter::empty;
 
@@ -260,9 +260,19 @@ impl<'s> Closure<'s> {
         }
     }
 
-    fn run(&mut self) {
+    /// Closes the known triples under the rules; stops with [`StoreError::Timeout`]
+    /// once `cancellation` fires.
+    fn run(&mut self, cancellation: &CancellationToken) -> Result<()> {
         let schema = self.schema;
+        let mut until_check: u32 = 0;
         while let Some(triple) = self.queue.pop_front() {
+            if until_check == 0 {
+                if cancellation.is_cancelled() {
+                    return Err(StoreError::Timeout);
+                }
+                until_check = 1024;
+            }
+            until_check -= 1;
             let Triple {
                 subject: x,
                 predicate: p,
@@ -323,6 +333,7 @@ impl<'s> Closure<'s> {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -343,8 +354,12 @@ fn read_triples(
 
 impl Entailments {
     /// The entailments of a snapshot (see the module's rules). Blocking: reads the
-    /// schema, then the statements the rules can use.
-    pub fn compute(transaction: &Transaction<'_>) -> Result<Self> {
+    /// schema, then the statements the rules can use; gives up with
+    /// [`StoreError::Timeout`] once `cancellation` fires (a query's timeout).
+    pub fn compute(
+        transaction: &Transaction<'_>,
+        cancellation: &CancellationToken,
+    ) -> Result<Self> {
         let mut schema = Schema::default();
         let mut schema_triples = Vec::new();
         let mut same_pairs = Vec::new();
@@ -443,7 +458,7 @@ impl Entailments {
         for triple in stated {
             closure.add(triple);
         }
-        closure.run();
+        closure.run(cancellation)?;
 
         let mut entailments = Entailments::default();
         for triple in &closure.derived {
@@ -684,7 +699,7 @@ mod tests {
 
     fn entailed(store: &Store) -> Vec<String> {
         let transaction = store.start_transaction().unwrap();
-        let entailments = Entailments::compute(&transaction).unwrap();
+        let entailments = Entailments::compute(&transaction, &CancellationToken::new()).unwrap();
         let mut found: Vec<String> = entailments
             .matching(None, None, None, true)
             .into_iter()
@@ -811,7 +826,7 @@ mod tests {
             doc(&[("A", "rdfs:subClassOf", "B"), ("x", "rdf:type", "A")])
         ));
         let transaction = s.start_transaction().unwrap();
-        let entailments = Entailments::compute(&transaction).unwrap();
+        let entailments = Entailments::compute(&transaction, &CancellationToken::new()).unwrap();
         assert_eq!(entailments.matching(None, None, None, false), vec![]);
         assert_eq!(entailments.matching(None, None, None, true).len(), 1);
         // A query of the union sees `x a A` and `x a B` once each; a named graph's,
@@ -832,6 +847,27 @@ mod tests {
             let all: Vec<_> = solutions.collect::<std::result::Result<_, _>>().unwrap();
             assert_eq!(all.len(), rows, "{query}");
         }
+    }
+
+    #[test]
+    fn a_cancelled_computation_stops() {
+        let chain: Vec<String> = (0..200)
+            .map(|i| format!("<{EX}n{i}> <{EX}t> <{EX}n{}> .\n", i + 1))
+            .collect();
+        let s = store(&format!(
+            "{}{}",
+            doc(&[("t", "rdf:type", "owl:TransitiveProperty")]),
+            chain.concat()
+        ));
+        let transaction = s.start_transaction().unwrap();
+        let cancelled = CancellationToken::new();
+        cancelled.cancel();
+        assert!(matches!(
+            Entailments::compute(&transaction, &cancelled),
+            Err(StoreError::Timeout)
+        ));
+        let all = Entailments::compute(&transaction, &CancellationToken::new()).unwrap();
+        assert_eq!(all.len(), 201 * 200 / 2 - 200);
     }
 
     #[test]

@@ -322,7 +322,7 @@ async fn run_query(
                     out,
                 )
             }),
-            Reasoning::RdfsPlusPlus => target.read_entailed(|_, dataset| {
+            Reasoning::RdfsPlusPlus => target.read_entailed(&token.clone(), |_, dataset| {
                 write_query_results(
                     View::execute_entailed(parsed.prepare(token), dataset)?,
                     solutions,

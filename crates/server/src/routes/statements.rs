@@ -17,6 +17,7 @@ use axum::response::Response;
 use axum::Json;
 use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
+use quadmesh_store::oxigraph::sparql::CancellationToken;
 use quadmesh_store::{
     apply_update, parse_rdf_stream, BlankNodes, ChangeTracker, Entailments, GraphSelector,
     QuadPattern, Reasoning, StoreError, UpdateRequest,
@@ -146,14 +147,17 @@ pub async fn get(
                     .take(limit.unwrap_or(usize::MAX));
                 write_quads(page, format, &spill, out)
             }),
-            Reasoning::RdfsPlusPlus => target.read_entailed(|view, dataset| {
-                let page = pattern
-                    .iter(view)
-                    .chain(pattern.entailed(dataset.entailments()).into_iter().map(Ok))
-                    .skip(offset)
-                    .take(limit.unwrap_or(usize::MAX));
-                write_quads(page, format, &spill, out)
-            }),
+            // No timeout on /statements: nothing cancels the computation.
+            Reasoning::RdfsPlusPlus => {
+                target.read_entailed(&CancellationToken::new(), |view, dataset| {
+                    let page = pattern
+                        .iter(view)
+                        .chain(pattern.entailed(dataset.entailments()).into_iter().map(Ok))
+                        .skip(offset)
+                        .take(limit.unwrap_or(usize::MAX));
+                    write_quads(page, format, &spill, out)
+                })
+            }
         }?)
     })
     .await
