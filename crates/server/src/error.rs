@@ -57,6 +57,7 @@ impl ApiError {
                 | StoreError::InvalidRdf(_)
                 | StoreError::InvalidTerm(_)
                 | StoreError::Unsupported(_)
+                | StoreError::InvalidReasoning(_)
                 | StoreError::Evaluation(_)
                 | StoreError::UpdateRefused(_)
                 | StoreError::Timeout => StatusCode::BAD_REQUEST,
@@ -65,6 +66,7 @@ impl ApiError {
                     | quadmesh_repl::MembershipError::NotInCluster(_) => StatusCode::NOT_FOUND,
                     _ => StatusCode::CONFLICT,
                 },
+                StoreError::ReasonerNotBuilt(_) => StatusCode::NOT_IMPLEMENTED,
                 StoreError::Gap { .. } => StatusCode::CONFLICT,
                 StoreError::Removed(_) | StoreError::Expired { .. } => StatusCode::CONFLICT,
                 StoreError::Clock(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -24,6 +24,12 @@ pub enum StoreError {
     InvalidTerm(String),
     #[error("{0}")]
     Unsupported(String),
+    /// An `infer` value that names no kind of reasoning.
+    #[error("{0}")]
+    InvalidReasoning(String),
+    /// An `infer` value naming an AllegroGraph reasoner quadmesh does not have.
+    #[error("{0}")]
+    ReasonerNotBuilt(String),
     /// A SPARQL Update operation the spec says fails (e.g. `DROP` of a missing graph
     /// without `SILENT`); the whole request changes nothing.
     #[error("update refused: {0}")]

@@ -28,6 +28,7 @@ mod query;
 #[cfg(test)]
 mod range_delete_tests;
 mod rdf_input;
+mod reasoning;
 mod register;
 mod repair;
 mod repository;
@@ -53,6 +54,7 @@ pub use rdf_input::{
     fresh_blank_node, keeps_any_iri, parse_rdf, parse_rdf_stream, read_quads, rename_blank_nodes,
     BlankNodeRenamer, BlankNodes,
 };
+pub use reasoning::{EntailedDataset, Entailments, Reasoning};
 pub use register::{LastWrite, Register};
 pub use repair::{RepairDeferred, Repaired};
 pub use repository::{Applied, CommitReceipt, Repository, RepositoryOptions};
