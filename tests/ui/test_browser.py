@@ -1,26 +1,14 @@
 """The web UI in a real headless Chromium, against a real 3-instance local cluster."""
 
 import os
-import shutil
 import tempfile
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-
-@pytest.fixture(scope="module")
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"]:
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
-    yield driver
-    driver.quit()
+from conftest import type_query
 
 
 def wait(driver, condition, timeout=15):
@@ -60,9 +48,7 @@ def test_sign_in_query_upload_and_manage_replication(browser, local_cluster, art
     shot("2-uploaded")
 
     # Run a query and see its rows.
-    editor = browser.find_element(By.ID, "query")
-    editor.clear()
-    editor.send_keys("SELECT ?name WHERE { ?s <http://example.org/name> ?name } ORDER BY ?name")
+    type_query(browser, "SELECT ?name WHERE { ?s <http://example.org/name> ?name } ORDER BY ?name")
     browser.find_element(By.ID, "run").click()
     wait(browser, EC.presence_of_element_located((By.ID, "result-table")))
     cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#result-table tbody td")]
@@ -71,8 +57,7 @@ def test_sign_in_query_upload_and_manage_replication(browser, local_cluster, art
     shot("3-query")
 
     # A syntax error is shown, not swallowed.
-    editor.clear()
-    editor.send_keys("SELECT WHERE {")
+    type_query(browser, "SELECT WHERE {")
     browser.find_element(By.ID, "run").click()
     assert "syntax" in wait(browser, lambda d: d.find_element(By.ID, "message").text).lower()
 
@@ -116,9 +101,7 @@ def test_a_read_only_user_sees_no_controls_and_is_refused(browser, local_cluster
     wait(browser, EC.presence_of_element_located((By.ID, "read-only")))
     assert browser.find_elements(By.ID, "upload-form") == []
     # Queries still run.
-    editor = browser.find_element(By.ID, "query")
-    editor.clear()
-    editor.send_keys("SELECT ?s WHERE { ?s ?p ?o } LIMIT 1")
+    type_query(browser, "SELECT ?s WHERE { ?s ?p ?o } LIMIT 1")
     browser.find_element(By.ID, "run").click()
     wait(browser, EC.presence_of_element_located((By.ID, "result-table")))
     browser.save_screenshot(os.path.join(artifacts, "6-read-only.png"))

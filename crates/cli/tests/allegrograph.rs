@@ -831,32 +831,33 @@ async fn extended_nquads_are_written() {
 }
 
 #[tokio::test]
-async fn infer_is_refused_unless_false() {
+async fn infer_false_query_language_and_range_queries() {
     let r = Repo::start().await;
     r.add(KNOWS).await;
-    for value in ["true", "rdfs++", "restriction", "hasvalue"] {
-        let response = r
-            .client
-            .get(r.url.clone())
-            .query(&[("query", WHO_KNOWS_ALICE), ("infer", value)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 501, "query infer={value}");
-        assert!(response.text().await.unwrap().contains("reasoning"));
-        let response = r
-            .client
-            .get(format!("{}/statements", r.url))
-            .query(&[("infer", value)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 501, "statements infer={value}");
-    }
+    // (RDFS++ reasoning itself: tests/reasoning.rs.)
     assert_eq!(
         r.select(WHO_KNOWS_ALICE, &[("infer", "false")]).await.len(),
         3
     );
+    // A query language other than SPARQL is refused, not read as SPARQL.
+    assert_eq!(
+        r.select(WHO_KNOWS_ALICE, &[("queryLn", "SPARQL")])
+            .await
+            .len(),
+        3
+    );
+    let response = r
+        .client
+        .get(r.url.clone())
+        .query(&[
+            ("query", "(select (?s) (q ?s ?p ?o))"),
+            ("queryLn", "prolog"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 501);
+    assert!(response.text().await.unwrap().contains("queryLn=prolog"));
     // AllegroGraph's range queries are refused, not answered as the plain pattern.
     let response = r
         .client

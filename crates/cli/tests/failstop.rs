@@ -452,27 +452,28 @@ async fn a_clock_stepped_back_across_a_restart_never_makes_stamps_go_backwards()
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
     cluster.form().await;
-    // Instance 1's clock runs 12 s ahead: the others hold its transactions for that
-    // long, a window wide enough to look at on a busy machine.
-    cluster.instances[1].stop();
-    cluster.instances[1].extra = vec!["--clock-offset-ms".into(), "12000".into()];
-    cluster.instances[1].start(false);
+    // Instances 1 and 2 run 12 s ahead (a majority, so the clock fence lets them
+    // write): instance 0 holds their transactions for that long, a window wide enough
+    // to look at on a busy machine.
+    for i in [1, 2] {
+        cluster.instances[i].stop();
+        cluster.instances[i].extra = vec!["--clock-offset-ms".into(), "12000".into()];
+        cluster.instances[i].start(false);
+    }
     let t = triple("ahead", 0);
-    assert!(cluster
-        .update(1, &format!("INSERT DATA {{ {t} }}"))
-        .await
-        .status()
-        .is_success());
-    // Restarted (a crash) with a correct clock, it deletes what it wrote.
-    cluster.instances[1].kill();
-    cluster.instances[1].extra.clear();
-    cluster.instances[1].start(false);
-    assert!(cluster
-        .update(1, &format!("DELETE DATA {{ {t} }}"))
-        .await
-        .status()
-        .is_success());
-    // The others hold its transactions until their clocks catch up, and show it.
+    common::wait_for(
+        "instance 1, 12 s ahead with instance 2, to take a write",
+        Duration::from_secs(30),
+        async || {
+            cluster
+                .update(1, &format!("INSERT DATA {{ {t} }}"))
+                .await
+                .status()
+                .is_success()
+        },
+    )
+    .await;
+    // Instance 0 holds their transactions until its clock catches up, and shows it.
     let deadline = Instant::now() + Duration::from_secs(10);
     let ahead = loop {
         let status = cluster.status(0).await;
@@ -493,6 +494,31 @@ async fn a_clock_stepped_back_across_a_restart_never_makes_stamps_go_backwards()
             .lines()
             .any(|l| l.starts_with("quadmesh_clock_peer_refusals_total ") && !l.ends_with(" 0")),
         "{metrics}"
+    );
+    // Restarted (a crash) with a correct clock, it deletes what it wrote. Its clock
+    // counts on from the time it issued (12 s ahead of its physical time), so the
+    // fence refuses its writes until its physical clock has caught up: had the stamps
+    // gone back with the clock, the delete would be taken at once, stamped before the
+    // insert, and lose to it.
+    cluster.instances[1].kill();
+    cluster.instances[1].extra.clear();
+    cluster.instances[1].start(false);
+    let restarted = Instant::now();
+    common::wait_for(
+        "instance 1, its clock stepped back, to take a write",
+        Duration::from_secs(40),
+        async || {
+            cluster
+                .update(1, &format!("DELETE DATA {{ {t} }}"))
+                .await
+                .status()
+                .is_success()
+        },
+    )
+    .await;
+    eprintln!(
+        "the delete was taken {:?} after the restart",
+        restarted.elapsed()
     );
     let took = cluster.converge(Duration::from_secs(30)).await;
     eprintln!("converged {took:?} after the restart");
@@ -673,5 +699,91 @@ async fn a_controlling_instance_with_a_lost_tail_resumes_once_a_majority_answere
     let export = cluster.export(0).await;
     for t in &acknowledged {
         assert!(present(&export, t), "the controlling instance lacks {t}");
+    }
+}
+
+/// Issue 25, case 1: one instance's clock 20 s ahead (the allowed offset is 500 ms).
+/// Seen before the clock fence: it was ready, acknowledged an insert of T, and that
+/// insert beat a delete of T acknowledged elsewhere later in real time, so T came back.
+/// Now the instance refuses local writes (503 `clock_fenced`, naming the offset) and is
+/// not ready while its clock is off, and takes writes again once it is fixed; whatever
+/// it acknowledged, the later delete holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clock_far_ahead_is_fenced_and_never_undoes_a_later_delete() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    cluster.form().await;
+    cluster.instances[2].stop();
+    cluster.instances[2]
+        .extra
+        .push("--clock-offset-ms=20000".into());
+    cluster.instances[2].start(false);
+    let t = triple("skewed", 0);
+    // The skewed instance: its insert of T is refused, or (were there no fence)
+    // acknowledged; either way the later delete must hold.
+    let skewed = cluster.update(2, &format!("INSERT DATA {{ {t} }}")).await;
+    let skewed_status = skewed.status();
+    let code = skewed
+        .headers()
+        .get("x-quadmesh-error")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = skewed.text().await.unwrap();
+    assert_eq!(skewed_status, 503, "{text}");
+    assert_eq!(code.as_deref(), Some("clock_fenced"), "{text}");
+    assert!(text.contains("ms off a member's clock"), "{text}");
+    let ready = cluster
+        .client
+        .get(cluster.instances[2].url("/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let why = ready.text().await.unwrap();
+    assert!(why.contains("maximum offset"), "{why}");
+    let status = cluster.status(2).await;
+    assert!(status["clockFenced"].is_string(), "{status}");
+    let offset = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|m| m["clockOffsetMs"].as_i64())
+        .unwrap_or_else(|| panic!("no clock offset measured: {status}"));
+    assert!((19_000..21_000).contains(&offset), "{status}");
+    let metrics = cluster.metrics(2).await;
+    assert!(
+        metrics.contains("quadmesh_replication_clock_fenced{repository=\"shared\"} 1"),
+        "{metrics}"
+    );
+    // The others agree with each other: they take writes. T inserted, then deleted,
+    // both acknowledged, after the skewed instance's attempt.
+    let insert = cluster.update(0, &format!("INSERT DATA {{ {t} }}")).await;
+    assert!(insert.status().is_success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delete = cluster.update(1, &format!("DELETE DATA {{ {t} }}")).await;
+    assert!(delete.status().is_success());
+    // The clock is fixed: the instance takes writes again (once its hybrid clock no
+    // longer counts on from a time it issued while ahead).
+    cluster.instances[2].stop();
+    cluster.instances[2].extra.pop();
+    cluster.instances[2].start(false);
+    let after = triple("fixed", 0);
+    common::wait_for(
+        "the instance with its clock fixed to take writes",
+        Duration::from_secs(60),
+        async || {
+            cluster
+                .update(2, &format!("INSERT DATA {{ {after} }}"))
+                .await
+                .status()
+                .is_success()
+        },
+    )
+    .await;
+    cluster.converge(Duration::from_secs(30)).await;
+    for i in 0..3 {
+        let export = cluster.export(i).await;
+        assert!(!present(&export, &t), "node{i} holds T again:\n{export}");
+        assert!(present(&export, &after), "node{i} lacks a write:\n{export}");
     }
 }

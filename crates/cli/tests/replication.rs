@@ -1187,3 +1187,112 @@ async fn a_failed_grow_is_undone_on_every_member() {
     cluster.settle(3).await;
     assert_eq!(cluster.export(2).await.lines().count(), 1);
 }
+
+/// Issue 25, case 3: a member cut off longer than the log retention. Seen before: it
+/// acknowledged writes all the while, was expired, and `remove --force` discarded them.
+/// Now it stops acknowledging once its clock lease (half the retention) runs out, and
+/// once it is heard again the others take over what only it held: removing it needs no
+/// force and loses nothing it acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_member_hands_over_what_it_acknowledged_before_it_is_removed() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::launch(dir.path(), 3, &["--log-retention", "8"]).await;
+    cluster.form().await;
+    cluster.cut(0, 2);
+    cluster.cut(1, 2);
+    let cut_at = Instant::now();
+    let mut acknowledged = Vec::new();
+    let mut last_acknowledged = Duration::ZERO;
+    let mut refused = 0;
+    let mut i = 0;
+    while cut_at.elapsed() < Duration::from_secs(7) {
+        let q = quad(900 + i);
+        i += 1;
+        let response = cluster.update(2, &format!("INSERT DATA {{ {q} }}")).await;
+        let status = response.status();
+        if status.is_success() {
+            acknowledged.push(q);
+            last_acknowledged = cut_at.elapsed();
+        } else {
+            let code = response.headers()["x-quadmesh-error"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert_eq!(status, 503, "{}", response.text().await.unwrap());
+            assert_eq!(code, "clock_fenced");
+            refused += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !acknowledged.is_empty(),
+        "node2 acknowledged nothing while cut off"
+    );
+    assert!(
+        refused > 0,
+        "node2 never stopped acknowledging while cut off"
+    );
+    // The lease is 4 s from the last clock sample of a majority (taken before the cut).
+    assert!(
+        last_acknowledged < Duration::from_secs(6),
+        "node2 acknowledged a write {last_acknowledged:?} after the cut"
+    );
+    wait_for(
+        "node0 to expire node2",
+        Duration::from_secs(30),
+        async || {
+            state_of(&cluster, 0, "node2")
+                .await
+                .contains("longer than the log is kept")
+        },
+    )
+    .await;
+    wait_for(
+        "node2 to know it was expired",
+        Duration::from_secs(30),
+        async || {
+            cluster.status(2).await["writesRefused"]
+                .as_str()
+                .is_some_and(|w| w.contains("longer than the log is kept"))
+        },
+    )
+    .await;
+    cluster.heal(0, 2);
+    cluster.heal(1, 2);
+    wait_for(
+        "node0 and node1 to take over every write node2 acknowledged",
+        Duration::from_secs(30),
+        async || {
+            let (a, b) = (cluster.export(0).await, cluster.export(1).await);
+            acknowledged.iter().all(|q| {
+                a.lines().any(|l| l.starts_with(q.as_str()))
+                    && b.lines().any(|l| l.starts_with(q.as_str()))
+            })
+        },
+    )
+    .await;
+    // Nothing only node2 holds any more: removed without force.
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/remove"))
+        .query(&[("instanceName", "node2")])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert_eq!(status, 204, "{}", response.text().await.unwrap());
+    let still = cluster
+        .update(1, &format!("INSERT DATA {{ {} }}", quad(999)))
+        .await;
+    assert!(still.status().is_success());
+    for node in [0, 1] {
+        let export = cluster.export(node).await;
+        for q in &acknowledged {
+            assert!(
+                export.lines().any(|l| l.starts_with(q.as_str())),
+                "node{node} lost {q}"
+            );
+        }
+    }
+}

@@ -741,10 +741,37 @@ async fn a_member_back_with_a_certificate_from_another_ca_is_not_pulled_from_unt
     ]);
     assert!(ok, "{stderr}");
 
+    // a has measured b's clock (the clock fence: a member of two never measured would
+    // keep a from writing while b cannot be reached).
+    let http = client(&ours.pem);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status: serde_json::Value = http
+            .get(a.url(&format!("/repositories/{REPO}/repl/status")))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let measured = status["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "b" && m["clockOffsetMs"].is_i64());
+        if measured {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a never measured b's clock: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // b comes back presenting a certificate from another CA (still trusting ours).
     let (odd, _) = TlsFiles::write(dir.path(), "b-odd", &theirs, &ours, &["localhost"]);
     b.restart_with(&b_data, &odd.args(), &theirs.pem).await;
-    let http = client(&ours.pem);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let status: serde_json::Value = http
@@ -783,7 +810,15 @@ async fn a_member_back_with_a_certificate_from_another_ca_is_not_pulled_from_unt
                     "INSERT DATA {{ <http://example.org/{subject}> <http://example.org/p> 1 }}"
                 ),
             )]);
-        async move { assert!(request.send().await.unwrap().status().is_success()) }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            assert!(
+                status.is_success(),
+                "{status}: {}",
+                response.text().await.unwrap()
+            );
+        }
     };
     write(&b, &client(&theirs.pem), "on-b").await;
     write(&a, &http, "on-a").await;

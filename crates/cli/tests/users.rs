@@ -713,8 +713,24 @@ async fn the_ui_shows_a_reader_no_controls_and_refuses_its_posts() {
     );
     let replication = page(&server, &reader, "/ui/repositories/data/replication").await;
     assert!(!replication.contains("/grow"), "{replication}");
+    // The management pages: no control, and only the reader's own account.
+    for path in ["/ui/users", "/ui/roles", "/ui/repositories/data/namespaces"] {
+        let shown = page(&server, &reader, path).await;
+        assert!(shown.contains("id=\"read-only\""), "{path}: {shown}");
+        assert!(!shown.contains("data-rest-method"), "{path}: {shown}");
+    }
+    let users = page(&server, &reader, "/ui/users").await;
+    assert_eq!(users.matches("<tr class=\"user\">").count(), 1, "{users}");
+    assert!(
+        !repository.contains("id=\"save-form\""),
+        "a save control for a reader: {repository}"
+    );
     for (path, form) in [
         ("/ui/repositories/data/delete", vec![]),
+        (
+            "/ui/repositories/data/queries",
+            vec![("name", "mine"), ("query", "ASK {}")],
+        ),
         ("/ui/repositories", vec![("name", "sneaky")]),
         (
             "/ui/repositories/data/grow",
@@ -750,6 +766,9 @@ async fn the_ui_shows_a_reader_no_controls_and_refuses_its_posts() {
     assert!(page(&server, &writer, "/ui/repositories/data")
         .await
         .contains("upload-form"));
+    assert!(page(&server, &writer, "/ui/repositories/data/namespaces")
+        .await
+        .contains("id=\"new-namespace\""));
     let home = page(&server, &writer, "/ui").await;
     assert!(
         home.contains("/delete") && home.contains("id=\"create\""),

@@ -11,12 +11,13 @@ use std::collections::BTreeSet;
 /// - a member counts as having answered only while its *latest* report says it holds
 ///   none of our transactions that we lack: a later report that it does (it took them
 ///   from another member meanwhile) takes its answer back, until we fetched them;
-/// - a member this instance's view expired counts as answered (nothing more is taken
-///   from it, so nothing it holds can reach us), but expiry alone never frees us: a
-///   majority of the configuration (counting ourselves) must have answered, since the
-///   silent ones may be exactly those that hold our lost transactions. When expiry
-///   leaves no majority to answer, waiting is blocked for good and an operator decides
-///   (re-grow this instance from a member);
+/// - a member this instance's view expired counts as answered (should it come back, it
+///   hands over what it holds, our lost transactions too: the three-fault gap of
+///   ARCHITECTURE.md), but expiry alone never frees us: a majority of the configuration
+///   (counting ourselves) must have answered, since the silent ones may be exactly those
+///   that hold our lost transactions. When expiry leaves no majority to answer, waiting
+///   is blocked until the expired members are heard again and hand back what they hold,
+///   or an operator re-grows this instance from a member;
 /// - membership is read when asked, so a member removed from the configuration is
 ///   waited for no more.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -189,8 +189,12 @@ enum Phase {
 ///   or log truncated → this instance must be grown again: refuse writes before status
 ///   shows why, and ask again only every [`REGROW_RETRY_MS`]; not a member → retried
 ///   (the peer may not have the newest configuration yet), not shown as a problem;
-/// - nothing more is taken from an expired peer: its old transactions could undo newer
-///   ones once the register has forgotten them;
+/// - an expired peer is still pulled from while it is a member: it hands over the
+///   transactions only it holds (the frontier stays at its promise until it is
+///   removed, so the register still knows every newer write); its refusals (it has not
+///   yet learned it was expired, or its log lacks what this instance lacks) say that it
+///   is out, not this instance: they never make this instance refuse writes, and are
+///   retried every [`EXPIRED_RECHECK_MS`];
 /// - a peer that left the configuration is pulled from no more.
 #[derive(Clone, Debug)]
 pub struct Puller {
@@ -293,12 +297,6 @@ impl Puller {
                     self.phase = Phase::Stopped;
                     return vec![PullCommand::Stop];
                 }
-                if self.expired {
-                    self.phase = Phase::Waiting {
-                        at: now_ms + EXPIRED_RECHECK_MS,
-                    };
-                    return Vec::new();
-                }
                 self.phase = Phase::Requesting { since: now_ms };
                 vec![PullCommand::Connect]
             }
@@ -364,6 +362,13 @@ impl Puller {
                 self.phase = Phase::Stopped;
                 commands.push(PullCommand::Stop);
                 return commands;
+            }
+            PullFailure::NeedsRegrow(reason) if self.expired => {
+                // The peer is the one away: it is asked again for what only it holds.
+                commands.push(PullCommand::ShowProblem(format!(
+                    "away longer than the log is kept: remove it and grow it again (taking over what only it holds whenever it answers; it answered: {reason})"
+                )));
+                EXPIRED_RECHECK_MS
             }
             PullFailure::NeedsRegrow(reason) => {
                 // Writes are refused before status shows why.
@@ -608,7 +613,8 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_peer_is_not_connected_to_and_a_departed_one_is_left() {
+    fn an_expired_peer_is_still_pulled_from_its_refusals_never_refuse_our_writes_and_a_departed_one_is_left(
+    ) {
         let mut p = Puller::new(PEER, 0);
         p.handle(
             0,
@@ -617,8 +623,35 @@ mod tests {
                 expired: true,
             },
         );
-        assert!(p.handle(0, PullEvent::Tick).is_empty());
-        assert_eq!(waits_until(&p), EXPIRED_RECHECK_MS);
+        // It is asked for what only it holds.
+        assert_eq!(p.handle(0, PullEvent::Tick), vec![PullCommand::Connect]);
+        // It has not learned it was expired (it refuses us as expired), or lacks what we
+        // lack: that says it is out, not us. Asked again soon; our writes go on.
+        let commands = p.handle(
+            1,
+            PullEvent::Failed(PullFailure::NeedsRegrow("expired".into())),
+        );
+        assert!(
+            !commands
+                .iter()
+                .any(|c| matches!(c, PullCommand::RefuseWrites(_))),
+            "{commands:?}"
+        );
+        assert_eq!(waits_until(&p), 1 + EXPIRED_RECHECK_MS);
+        // Once it answers, its transactions are taken like any peer's.
+        assert_eq!(
+            p.handle(1 + EXPIRED_RECHECK_MS, PullEvent::Tick),
+            vec![PullCommand::Connect]
+        );
+        assert_eq!(
+            p.handle(2 + EXPIRED_RECHECK_MS, PullEvent::Opened),
+            vec![PullCommand::ShowConnected]
+        );
+        let commands = p.handle(3 + EXPIRED_RECHECK_MS, PullEvent::Frames(vec![tx(1)]));
+        assert_eq!(
+            commands,
+            vec![PullCommand::Contact, PullCommand::Apply(vec![tx(1)])]
+        );
         let commands = p.handle(
             5,
             PullEvent::Membership {

@@ -38,18 +38,24 @@ impl PeerRefusal {
     }
 }
 
-/// Whether `caller` may pull from this instance, whose configuration is `config` and
-/// whose view has (`expired`) or has not expired the caller.
+/// Whether `caller` may pull from this instance, whose configuration is `config`, whose
+/// view has (`expired`) or has not expired the caller, and which knows (`self_expired`)
+/// or does not know that it was expired itself.
 ///
 /// Rules it keeps:
 /// - a removed member is told so (it then stops for good), an unknown one only that it
 ///   is not a member (it may be one in a configuration this instance has not seen yet);
-/// - an expired member gets nothing more: what it lacks may be gone from the log, and
-///   what it would send could undo newer writes.
+/// - an expired member is told so, and gets nothing more: what it lacks may be gone
+///   from the log;
+/// - except by an instance that knows it was expired itself: it was the one away, and
+///   hands its transactions over to whoever pulls, as long as both are members (the
+///   members keep the frontier at its promise until it is removed, so what it sends
+///   cannot undo newer writes).
 pub fn admit_puller(
     config: &ClusterConfig,
     caller: OriginId,
     expired: bool,
+    self_expired: bool,
 ) -> Result<(), PeerRefusal> {
     if !config.is_member(caller) {
         return Err(if config.removed.contains(&caller) {
@@ -64,7 +70,7 @@ pub fn admit_puller(
             )
         });
     }
-    if expired {
+    if expired && !self_expired {
         let who = config
             .member(caller)
             .map_or_else(|| caller.to_string(), |m| m.name.clone());
@@ -142,15 +148,24 @@ mod tests {
     #[test]
     fn removed_unknown_and_expired_callers_are_refused_with_their_code() {
         let config = config();
-        assert_eq!(admit_puller(&config, OriginId(2), false), Ok(()));
+        assert_eq!(admit_puller(&config, OriginId(2), false, false), Ok(()));
         let code = |caller, expired| {
-            admit_puller(&config, OriginId(caller), expired)
+            admit_puller(&config, OriginId(caller), expired, false)
                 .unwrap_err()
                 .code
         };
         assert_eq!(code(3, false), RefusalCode::Removed);
         assert_eq!(code(9, false), RefusalCode::NotAMember);
         assert_eq!(code(2, true), RefusalCode::Expired);
+        // An instance that knows it was expired itself hands its transactions over to
+        // any member, even one it expired; never to a removed or unknown one.
+        assert_eq!(admit_puller(&config, OriginId(2), true, true), Ok(()));
+        assert_eq!(
+            admit_puller(&config, OriginId(3), false, true)
+                .unwrap_err()
+                .code,
+            RefusalCode::Removed
+        );
     }
 
     #[test]

@@ -16,9 +16,10 @@ pub struct PeerProgress {
     pub connected: bool,
     /// Why we cannot replicate from it, when that is so (e.g. it needs re-growing).
     pub problem: Option<String>,
-    /// It was away longer than the log is kept: it no longer counts for the frontier or
-    /// the log, and nothing more is taken from it. Only growing it again (under a new
-    /// id) brings it back.
+    /// It was away longer than the log is kept: it no longer counts for the log (it
+    /// still holds the frontier back until removed), and only what it hands over is
+    /// taken from it (see `Puller`). Only growing it again (under a new id) brings it
+    /// back.
     pub expired: bool,
 }
 
@@ -178,9 +179,9 @@ impl ClusterView {
     /// No transaction this instance has not yet received can be older than this.
     ///
     /// An expired member still holds it back (at its last promise) until it is removed
-    /// from the configuration: this instance takes nothing more from it, but a member
-    /// that has not expired it may still relay its old transactions, which a register
-    /// that forgot newer writes to the same quads would let undo them.
+    /// from the configuration: it may still hand over its old transactions, or a member
+    /// that has not expired it relay them, and a register that forgot newer writes to
+    /// the same quads would let them undo those.
     pub fn frontier(&self, local_clock: HlcTime) -> HlcTime {
         self.config
             .members
@@ -202,18 +203,41 @@ impl ClusterView {
 
     /// What every member is known to have: the pointwise minimum of their version
     /// vectors (this instance's own being `local`). Expired members do not count: when
-    /// one returns, what it lacks may be gone, and it must be grown again.
+    /// one returns, what it lacks may be gone, and it must be grown again. But this
+    /// instance's own transactions count as stable only up to what some other member
+    /// (expired or not) is known to hold: with every other member expired — this
+    /// instance being the one cut off — it keeps in its log what it must hand over when
+    /// it is heard again.
     pub fn stable_version_vector(&self, local: &VersionVector) -> VersionVector {
         let mut stable = local.clone();
+        let mut own_held = 0;
         for m in &self.config.members {
-            if m.origin != self.local && !self.is_expired(m.origin) {
-                let theirs = self
-                    .peers
-                    .get(&m.origin)
-                    .map(|p| p.version_vector.clone())
-                    .unwrap_or_default();
+            if m.origin == self.local {
+                continue;
+            }
+            let theirs = self
+                .peers
+                .get(&m.origin)
+                .map(|p| p.version_vector.clone())
+                .unwrap_or_default();
+            own_held = own_held.max(theirs.get(self.local));
+            if !self.is_expired(m.origin) {
                 stable = stable.meet(&theirs);
             }
+        }
+        if self.config.members.iter().any(|m| m.origin != self.local) {
+            let mut cap = VersionVector::new();
+            for (origin, seq) in stable.iter() {
+                cap.advance(
+                    origin,
+                    if origin == self.local {
+                        seq.min(own_held)
+                    } else {
+                        seq
+                    },
+                );
+            }
+            stable = cap;
         }
         stable
     }
@@ -269,7 +293,9 @@ impl ClusterView {
         let Some(peer) = self.peers.get(&member) else {
             return Unreplicated::Unknown("never heard from".into());
         };
-        if peer.expired {
+        // An expired member that is heard again hands over what only it holds: what
+        // removing it would discard is then known, as for any other member.
+        if peer.expired && !peer.connected {
             return Unreplicated::Unknown("away longer than the log is kept".into());
         }
         let silent_ms = peer.last_contact_ms.map(|t| now_ms.saturating_sub(t));
@@ -392,6 +418,29 @@ mod tests {
         let (config, _) = v.config().without_member("c").unwrap();
         assert!(v.set_config(config));
         assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
+    }
+
+    #[test]
+    fn an_instance_that_expired_every_other_keeps_in_its_log_what_only_it_holds() {
+        let mut v = view();
+        // It wrote 1..=9; the others were last heard holding 1..=4 and 1..=6 of it.
+        let local = vv(&[(1, 9), (2, 5)]);
+        v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(1, 4), (2, 5)]), 1_000);
+        v.on_heartbeat(OriginId(3), HlcTime(900), vv(&[(1, 6), (2, 5)]), 1_000);
+        assert_eq!(
+            v.expire_silent(20_000, 10_000),
+            vec![OriginId(2), OriginId(3)]
+        );
+        // Its own transactions 7..=9 stay (to be handed over); others' are stable.
+        assert_eq!(v.stable_version_vector(&local), vv(&[(1, 6), (2, 5)]));
+        // Heard again, an expired member's unreplicated transactions are known.
+        v.set_connected(OriginId(3), true, 21_000);
+        v.on_heartbeat(OriginId(3), HlcTime(950), vv(&[(1, 9), (2, 5)]), 21_000);
+        let whole = vv(&[(1, 9), (2, 5)]);
+        assert_eq!(
+            v.unreplicated(OriginId(3), &whole, 21_500, 5_000),
+            Unreplicated::Nothing
+        );
     }
 
     #[test]

@@ -57,6 +57,7 @@ impl ApiError {
                 | StoreError::InvalidRdf(_)
                 | StoreError::InvalidTerm(_)
                 | StoreError::Unsupported(_)
+                | StoreError::InvalidReasoning(_)
                 | StoreError::Evaluation(_)
                 | StoreError::UpdateRefused(_)
                 | StoreError::Timeout => StatusCode::BAD_REQUEST,
@@ -65,12 +66,14 @@ impl ApiError {
                     | quadmesh_repl::MembershipError::NotInCluster(_) => StatusCode::NOT_FOUND,
                     _ => StatusCode::CONFLICT,
                 },
+                StoreError::ReasonerNotBuilt(_) => StatusCode::NOT_IMPLEMENTED,
                 StoreError::Gap { .. } => StatusCode::CONFLICT,
                 StoreError::Removed(_) | StoreError::Expired { .. } => StatusCode::CONFLICT,
                 StoreError::Clock(_) => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::WritesStopped { .. }
                 | StoreError::AwaitingPeers { .. }
-                | StoreError::Leaving(_) => StatusCode::SERVICE_UNAVAILABLE,
+                | StoreError::Leaving(_)
+                | StoreError::ClockFenced { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
                 e @ (StoreError::Storage(_) | StoreError::Log(_)) if e.is_disk_full() => {
                     StatusCode::INSUFFICIENT_STORAGE
@@ -133,6 +136,7 @@ impl ApiError {
             ApiError::Store(StoreError::Removed(_)) => Some("removed"),
             ApiError::Store(StoreError::Expired { .. }) => Some("expired"),
             ApiError::Store(StoreError::Leaving(_)) => Some("leaving"),
+            ApiError::Store(StoreError::ClockFenced { .. }) => Some("clock_fenced"),
             _ => None,
         }
     }

@@ -78,6 +78,17 @@ pub enum ServeError {
 /// Maximum clock offset tolerated from a peer, in milliseconds.
 const MAX_CLOCK_OFFSET_MS: u64 = 500;
 
+/// How long a member keeps taking local writes without measuring a majority's clocks
+/// (the clock fence's sample lifetime): half the log retention, between 1 s and an hour.
+/// Shorter than the retention, so that an instance cut off from a majority stops
+/// acknowledging writes well before the others stop keeping what it lacks.
+pub fn clock_lease(log_retention: std::time::Duration) -> std::time::Duration {
+    (log_retention / 2).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(3600),
+    )
+}
+
 /// Runs a server until `shutdown` resolves; then stops taking requests, finishes the
 /// ones in flight and checkpoints every repository.
 pub async fn serve(
@@ -104,6 +115,7 @@ pub async fn serve(
             fsync: config.fsync,
             ..LogOptions::default()
         },
+        clock_fence: Some(clock_lease(config.log_retention)),
         ..RepositoryOptions::default()
     };
     let data_dir = config.data_dir.clone();
@@ -133,6 +145,7 @@ pub async fn serve(
         .then(|| tokio::spawn(replication::repair::repair_forever(state.clone())));
     let role = tokio::spawn(roles::run(state.clone(), credentials.clone()));
     let access_in_step = tokio::spawn(access_sync::keep_in_step(state.clone()));
+    let sampling = tokio::spawn(ui::charts::keep_sampling(state.clone()));
     let stopping = state.clone();
     let shutdown = async move {
         shutdown.await;
@@ -158,6 +171,7 @@ pub async fn serve(
     maintenance.abort();
     scrubbing.abort();
     access_in_step.abort();
+    sampling.abort();
     if let Some(repairing) = repairing {
         repairing.abort();
     }

@@ -163,6 +163,8 @@ fn render(state: AppState) -> Response {
     let lag_seconds = Family::<PeerLabels, Gauge<f64, AtomicU64>>::default();
     let connected = Family::<PeerLabels, Gauge>::default();
     let contents_differ = Family::<PeerLabels, Gauge>::default();
+    let clock_offset = Family::<PeerLabels, Gauge<f64, AtomicU64>>::default();
+    let clock_fenced = Family::<RepositoryLabels, Gauge>::default();
     let digest_checks = Family::<DigestCheckLabels, Counter>::default();
     let frontier_age = Family::<RepositoryLabels, Gauge<f64, AtomicU64>>::default();
     let writes_refused = Family::<RepositoryLabels, Gauge>::default();
@@ -188,6 +190,11 @@ fn render(state: AppState) -> Response {
             connected
                 .get_or_create(&labels)
                 .set(i64::from(instance.state == "connected"));
+            if let Some(offset) = instance.clock_offset_ms {
+                clock_offset
+                    .get_or_create(&labels)
+                    .set(offset as f64 / 1000.0);
+            }
             contents_differ
                 .get_or_create(&labels)
                 .set(i64::from(matches!(
@@ -214,6 +221,11 @@ fn render(state: AppState) -> Response {
                 repository: status.repository.clone(),
             })
             .set(i64::from(node.repository().knows_damage()));
+        clock_fenced
+            .get_or_create(&RepositoryLabels {
+                repository: status.repository.clone(),
+            })
+            .set(i64::from(status.clock_fenced.is_some()));
         let labels = RepositoryLabels {
             repository: status.repository.clone(),
         };
@@ -254,6 +266,16 @@ fn render(state: AppState) -> Response {
         "replication_contents_differ",
         "1 when this instance's contents differed from the peer's at the same version vector (anti-entropy)",
         contents_differ,
+    );
+    registry.register(
+        "replication_clock_offset_seconds",
+        "This instance's clock minus the peer's, by the last clock probe that still counts for the clock fence",
+        clock_offset,
+    );
+    registry.register(
+        "replication_clock_fenced",
+        "1 while the clock fence refuses local writes: this instance's clock is not known to be within the maximum offset of a majority of the members",
+        clock_fenced,
     );
     registry.register(
         "replication_digest_checks",

@@ -1,11 +1,12 @@
 //! Writing query results and statements in the negotiated format.
 
 use crate::formats::{GraphFormat, SolutionsFormat};
+use quadmesh_store::ntriples::{graph_text, quad_needs_escapes, QuadText, TermText};
 use quadmesh_store::oxigraph::io::{RdfFormat, RdfSerializer};
-use quadmesh_store::oxigraph::model::{GraphName, Quad, Term, Triple};
+use quadmesh_store::oxigraph::model::{vocab::xsd, GraphName, Quad, Term, TermRef, Triple};
 use quadmesh_store::oxigraph::sparql::{QueryResults, QuerySolution, Variable};
 use quadmesh_store::{evaluation_error, Result, StoreError};
-use sparesults::QueryResultsSerializer;
+use sparesults::{QueryResultsFormat, QueryResultsSerializer};
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -65,6 +66,9 @@ pub fn write_solutions(
     mut out: impl Write,
 ) -> Result<()> {
     match format {
+        SolutionsFormat::Sparql(f @ (QueryResultsFormat::Csv | QueryResultsFormat::Tsv)) => {
+            write_delimited(variables, rows, f == QueryResultsFormat::Tsv, out)?;
+        }
         SolutionsFormat::Sparql(f) => {
             let mut serializer = QueryResultsSerializer::from_format(f)
                 .serialize_solutions_to_writer(out, variables.to_vec())
@@ -86,7 +90,7 @@ pub fn write_solutions(
                 }
                 let cells: Vec<Option<String>> = variables
                     .iter()
-                    .map(|v| row.get(v).map(|t| t.to_string()))
+                    .map(|v| row.get(v).map(|t| TermText::of(t).to_string()))
                     .collect();
                 serde_json::to_writer(&mut out, &cells).map_err(json_error)?;
             }
@@ -132,10 +136,42 @@ pub fn write_quads(
         GraphFormat::ExtendedNQuads => {
             return write_quads(quads, GraphFormat::Rdf(RdfFormat::NQuads), spill, out)
         }
+        GraphFormat::Rdf(f @ (RdfFormat::NTriples | RdfFormat::NQuads)) => {
+            // Written here rather than by oxigraph, whose writers write IRIs raw: an
+            // IRI as AllegroGraph keeps it (a space, a quote) needs N-Triples escapes.
+            let mut out = BufWriter::with_capacity(64 << 10, out);
+            for quad in quads {
+                let quad = quad?;
+                if f == RdfFormat::NQuads {
+                    writeln!(out, "{} .", QuadText(quad.as_ref()))
+                } else {
+                    writeln!(
+                        out,
+                        "{} {} {} .",
+                        TermText::node(quad.subject.as_ref()),
+                        TermText::of(&quad.predicate),
+                        TermText::of(&quad.object)
+                    )
+                }
+                .map_err(io_error)?;
+            }
+            out.flush().map_err(io_error)?;
+        }
+        GraphFormat::Rdf(f @ (RdfFormat::Turtle | RdfFormat::TriG)) => {
+            write_terse(quads, f, out)?;
+        }
         GraphFormat::Rdf(f) => {
             let mut serializer = RdfSerializer::from_format(f).for_writer(out);
             for quad in quads {
                 let quad = quad?;
+                if f == RdfFormat::RdfXml && !rdf_xml_can_write(quad.predicate.as_str()) {
+                    // oxigraph would write an element without a name: not XML.
+                    return Err(StoreError::Unsupported(format!(
+                        "the predicate {} cannot be written in RDF/XML: its IRI does not end \
+                         in an XML name; ask for N-Quads, Turtle or JSON-LD",
+                        TermText::of(&quad.predicate)
+                    )));
+                }
                 if f.supports_datasets() {
                     serializer.serialize_quad(&quad).map_err(io_error)?;
                 } else {
@@ -156,9 +192,9 @@ pub fn write_quads(
                 serde_json::to_writer(
                     &mut out,
                     &serde_json::json!([
-                        quad.subject.to_string(),
-                        quad.predicate.to_string(),
-                        quad.object.to_string(),
+                        TermText::node(quad.subject.as_ref()).to_string(),
+                        TermText::of(&quad.predicate).to_string(),
+                        TermText::of(&quad.object).to_string(),
                         crate::terms::graph_json(&quad.graph_name),
                     ]),
                 )
@@ -177,9 +213,9 @@ pub fn write_quads(
                     &mut out,
                     &serde_json::json!([
                         quad_id(&quad).to_string(),
-                        quad.subject.to_string(),
-                        quad.predicate.to_string(),
-                        quad.object.to_string(),
+                        TermText::node(quad.subject.as_ref()).to_string(),
+                        TermText::of(&quad.predicate).to_string(),
+                        TermText::of(&quad.object).to_string(),
                         crate::terms::graph_json(&quad.graph_name),
                     ]),
                 )
@@ -192,13 +228,10 @@ pub fn write_quads(
             let rows = quads.map(|quad| {
                 quad.map(|q| {
                     vec![
-                        q.subject.to_string(),
-                        q.predicate.to_string(),
+                        TermText::node(q.subject.as_ref()).to_string(),
+                        TermText::of(&q.predicate).to_string(),
                         readable(&q.object),
-                        match &q.graph_name {
-                            GraphName::DefaultGraph => String::new(),
-                            g => g.to_string(),
-                        },
+                        graph_text(q.graph_name.as_ref()).unwrap_or_default(),
                     ]
                 })
             });
@@ -214,6 +247,30 @@ pub fn write_quads(
         }
     }
     Ok(())
+}
+
+/// Whether RDF/XML can write a predicate: its IRI must end in an XML name (what
+/// oxigraph's RDF/XML writer splits off as the element's local name; it writes an
+/// element without a name, which is not XML, when there is none).
+fn rdf_xml_can_write(iri: &str) -> bool {
+    fn name_start(c: char) -> bool {
+        matches!(c,
+            'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+            | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+            | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+            | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+            | '\u{10000}'..='\u{EFFFF}')
+    }
+    fn name(c: char) -> bool {
+        name_start(c)
+            || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+    }
+    // As oxigraph splits: after the last character that is no name character, from
+    // the first one that may start a name.
+    match iri.rfind(|c: char| !name(c)) {
+        Some(at) => iri[at..].chars().any(name_start),
+        None => false,
+    }
 }
 
 /// A statement id for `x-quints+json`: FNV-1a of the quad's N-Quads text, the same on
@@ -290,7 +347,226 @@ fn readable(term: &Term) -> String {
             return literal.value().to_owned();
         }
     }
-    term.to_string()
+    TermText::of(term).to_string()
+}
+
+/// Turtle and TriG as oxigraph writes them, except that a quad holding an IRI that
+/// needs N-Triples escapes (oxigraph would write it raw) is written on its own line in
+/// N-Triples syntax (valid Turtle; in TriG inside a graph block of its own), between
+/// two serializers.
+fn write_terse(
+    quads: impl Iterator<Item = Result<Quad>>,
+    format: RdfFormat,
+    out: impl Write,
+) -> Result<()> {
+    let mut out = Some(out);
+    let mut serializer = None;
+    for quad in quads {
+        let quad = quad?;
+        if quad_needs_escapes(quad.as_ref()) {
+            let mut w = match serializer.take() {
+                Some(s) => oxigraph_finish(s)?,
+                None => out.take().expect("the writer is here"),
+            };
+            let triple = format!(
+                "{} {} {} .",
+                TermText::node(quad.subject.as_ref()),
+                TermText::of(&quad.predicate),
+                TermText::of(&quad.object)
+            );
+            match graph_text(quad.graph_name.as_ref()) {
+                Some(g) if format == RdfFormat::TriG => writeln!(w, "{g} {{ {triple} }}"),
+                _ => writeln!(w, "{triple}"),
+            }
+            .map_err(io_error)?;
+            out = Some(w);
+            continue;
+        }
+        let s = serializer.get_or_insert_with(|| {
+            RdfSerializer::from_format(format).for_writer(out.take().expect("the writer is here"))
+        });
+        if format.supports_datasets() {
+            s.serialize_quad(&quad).map_err(io_error)?;
+        } else {
+            s.serialize_triple(&Triple::from(quad)).map_err(io_error)?;
+        }
+    }
+    if let Some(s) = serializer {
+        oxigraph_finish(s)?;
+    }
+    Ok(())
+}
+
+fn oxigraph_finish<W: Write>(
+    serializer: quadmesh_store::oxigraph::io::WriterQuadSerializer<W>,
+) -> Result<W> {
+    serializer.finish().map_err(io_error)
+}
+
+/// SPARQL CSV and TSV results. CSV: W3C's (IRIs bare, literals by their value, a field
+/// quoted when it holds a quote, a comma or a line break: IRIs too). TSV: W3C's terms
+/// (`<iri>`, literals in Turtle syntax) with AllegroGraph's escapes of a tab, a line
+/// feed, a carriage return and a backslash in an IRI (`\t`, `\n`, `\r`, `\\`; other
+/// characters as they are), so that a row stays one line of its columns.
+fn write_delimited(
+    variables: &[Variable],
+    rows: impl Iterator<Item = Result<QuerySolution>>,
+    tsv: bool,
+    out: impl Write,
+) -> Result<()> {
+    let mut out = BufWriter::with_capacity(64 << 10, out);
+    let (separator, end) = if tsv { ("\t", "\n") } else { (",", "\r\n") };
+    let header: Vec<String> = variables
+        .iter()
+        .map(|v| {
+            if tsv {
+                format!("?{}", v.as_str())
+            } else {
+                v.as_str().to_owned()
+            }
+        })
+        .collect();
+    write!(out, "{}{end}", header.join(separator)).map_err(io_error)?;
+    let mut line = String::new();
+    for row in rows {
+        let row = row?;
+        line.clear();
+        for (i, variable) in variables.iter().enumerate() {
+            if i > 0 {
+                line.push_str(separator);
+            }
+            if let Some(term) = row.get(variable) {
+                if tsv {
+                    tsv_term(&mut line, term.as_ref());
+                } else {
+                    csv_term(&mut line, term.as_ref());
+                }
+            }
+        }
+        line.push_str(end);
+        out.write_all(line.as_bytes()).map_err(io_error)?;
+    }
+    out.flush().map_err(io_error)?;
+    Ok(())
+}
+
+fn csv_field(out: &mut String, s: &str) {
+    if s.contains(['"', ',', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(s);
+    }
+}
+
+fn csv_term(out: &mut String, term: TermRef<'_>) {
+    match term {
+        TermRef::NamedNode(n) => csv_field(out, n.as_str()),
+        TermRef::BlankNode(b) => {
+            out.push_str("_:");
+            out.push_str(b.as_str());
+        }
+        TermRef::Literal(l) => csv_field(out, l.value()),
+        #[allow(unreachable_patterns)]
+        other => csv_field(out, &TermText(other).to_string()),
+    }
+}
+
+fn tsv_iri(out: &mut String, iri: &str) {
+    out.push('<');
+    for c in iri.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('>');
+}
+
+fn tsv_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn tsv_term(out: &mut String, term: TermRef<'_>) {
+    match term {
+        TermRef::NamedNode(n) => tsv_iri(out, n.as_str()),
+        TermRef::BlankNode(b) => {
+            out.push_str("_:");
+            out.push_str(b.as_str());
+        }
+        TermRef::Literal(l) => {
+            let value = l.value();
+            if let Some(language) = l.language() {
+                tsv_string(out, value);
+                out.push('@');
+                out.push_str(language);
+                return;
+            }
+            let bare = match l.datatype() {
+                xsd::BOOLEAN => matches!(value, "true" | "false"),
+                xsd::INTEGER => turtle_number(value, false),
+                xsd::DECIMAL => turtle_number(value, true),
+                xsd::DOUBLE => turtle_double(value),
+                _ => false,
+            };
+            if bare {
+                out.push_str(value);
+            } else {
+                tsv_string(out, value);
+                if l.datatype() != xsd::STRING {
+                    out.push_str("^^");
+                    tsv_iri(out, l.datatype().as_str());
+                }
+            }
+        }
+        #[allow(unreachable_patterns)]
+        other => out.push_str(&TermText(other).to_string()),
+    }
+}
+
+/// Turtle's INTEGER (`[+-]?[0-9]+`) or, with `decimal`, DECIMAL (`[+-]?[0-9]*.[0-9]+`).
+fn turtle_number(value: &str, decimal: bool) -> bool {
+    let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
+    if decimal {
+        let Some((int, frac)) = digits.split_once('.') else {
+            return false;
+        };
+        int.bytes().all(|b| b.is_ascii_digit())
+            && !frac.is_empty()
+            && frac.bytes().all(|b| b.is_ascii_digit())
+    } else {
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    }
+}
+
+/// Turtle's DOUBLE: a mantissa (digits with an optional point) and an exponent.
+fn turtle_double(value: &str) -> bool {
+    let Some((mantissa, exponent)) = value.split_once(['e', 'E']) else {
+        return false;
+    };
+    let mantissa = mantissa.strip_prefix(['+', '-']).unwrap_or(mantissa);
+    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    (!int.is_empty() || !frac.is_empty())
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && !exponent.is_empty()
+        && exponent.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A plain-text table with a header rule, columns as wide as their widest cell.

@@ -135,6 +135,16 @@ pub fn writes_refused(state: &AppState) -> Option<String> {
             .check_writable(repository.name())
             .err()
             .map(|e| e.to_string())
+            .or_else(|| {
+                // The clock fence (issue 25): an instance whose clock is not known to
+                // agree with a majority's is sent no traffic.
+                repository.clock_fence_refusal().map(|reason| {
+                    format!(
+                        "repository '{}' takes no local writes: {reason}",
+                        repository.name()
+                    )
+                })
+            })
     })
 }
 
@@ -196,6 +206,56 @@ async fn controlling(
         .map_err(|e| e.to_string())
 }
 
+/// How long an expired copy waits for the controlling instance to take over the
+/// transactions only it holds before it drops its repository anyway.
+const HAND_OVER_WAIT: Duration = Duration::from_secs(120);
+
+/// An expired copy acknowledged writes before it knew (up to its clock lease): the
+/// members pull them from it (it serves any member once it knows it was expired). Waits
+/// until the controlling instance — the one the copy is grown again from — holds all
+/// of its own transactions, or it was removed, or [`HAND_OVER_WAIT`] passed (then says
+/// how many are dropped with the repository).
+async fn hand_over_before_dropping(state: &AppState, repository: &quadmesh_store::Repository) {
+    let Some(node) = state.replication.get(repository.name()) else {
+        return;
+    };
+    let own = repository.origin();
+    let mine = repository.version_vector().get(own);
+    let deadline = tokio::time::Instant::now() + HAND_OVER_WAIT;
+    let mut held = 0;
+    loop {
+        let controlling = node.config().controlling().cloned();
+        if let Some(controlling) = controlling {
+            if let Ok(membership) = crate::replication::removal::membership_of(
+                &node,
+                &controlling,
+                own,
+                Duration::from_secs(5),
+            )
+            .await
+            {
+                held = membership.held;
+                if membership.removed || held >= mine {
+                    if held >= mine {
+                        tracing::info!(
+                            repository = repository.name(),
+                            transactions = mine,
+                            "the controlling instance holds every transaction of this copy"
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::error!(repository = repository.name(), dropped = mine.saturating_sub(held),
+                "the controlling instance did not take over this copy's last transactions in time: they are dropped with it");
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 async fn copy(
     state: &AppState,
     credentials: Option<(String, String)>,
@@ -211,7 +271,8 @@ async fn copy(
             return Ok(());
         }
         if let Some(reason) = &cluster.expired {
-            tracing::warn!(repository, %reason, "this copy was away longer than the log is kept; dropping it and joining afresh");
+            tracing::warn!(repository, %reason, "this copy was away longer than the log is kept; handing over what only it holds, then dropping it and joining afresh");
+            hand_over_before_dropping(state, &repo).await;
         }
         // A copy that left or was away too long (or a leftover repository): copies are
         // disposable, so it is dropped and the instance joins afresh, under a new

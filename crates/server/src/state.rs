@@ -19,6 +19,8 @@ pub struct Inner {
     pub replication: Replication,
     pub http_metrics: crate::http_metrics::HttpMetrics,
     pub ui_logins: crate::ui::logins::UiLogins,
+    /// What the replication page's charts draw (taken by `ui::charts::keep_sampling`).
+    pub ui_samples: crate::ui::samples::Samples,
     /// Failed sign-ins per client address.
     pub sign_in_throttle: crate::signin_throttle::SignInThrottle,
     /// Whether this instance is ready for traffic (`/ready`).
@@ -51,6 +53,7 @@ impl AppState {
             tls: Default::default(),
             http_metrics: crate::http_metrics::HttpMetrics::default(),
             ui_logins: crate::ui::logins::UiLogins::default(),
+            ui_samples: Default::default(),
             sign_in_throttle: Default::default(),
             readiness: tokio::sync::watch::Sender::new(crate::readiness::Readiness::NotReady(
                 "starting".into(),

@@ -7,9 +7,12 @@ use crate::state::AppState;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use quadmesh_store::oxigraph::model::{GraphNameRef, NamedOrBlankNodeRef, Quad, TermRef};
-use quadmesh_store::oxigraph::sparql::{PreparedSparqlQuery, QueryResults};
+use quadmesh_store::oxigraph::sparql::{CancellationToken, PreparedSparqlQuery, QueryResults};
 use quadmesh_store::oxigraph::store::{Store, Transaction};
-use quadmesh_store::{evaluation_error, ChangeTracker, CommitReceipt, Repository, Result};
+use quadmesh_store::{
+    evaluation_error, ChangeTracker, CommitReceipt, EntailedDataset, Entailments, Repository,
+    Result,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -51,6 +54,17 @@ impl View<'_, '_> {
             View::Transaction(transaction) => prepared.on_transaction(transaction).execute(),
         }
         .map_err(evaluation_error)
+    }
+
+    /// Runs a query on a snapshot and its RDFS++ entailments (see `Target::read_entailed`).
+    pub fn execute_entailed<'d>(
+        prepared: PreparedSparqlQuery,
+        dataset: EntailedDataset<'d, '_>,
+    ) -> Result<QueryResults<'d>> {
+        prepared
+            .on_queryable_dataset(dataset)
+            .execute()
+            .map_err(evaluation_error)
     }
 
     /// The quads matching a pattern, as the store reads them (nothing collected).
@@ -163,6 +177,42 @@ impl Target {
                     .repository
                     .in_session(&mut pending, stable, |tracker| {
                         work(&View::Transaction(tracker.transaction()))
+                    })
+            }
+        }
+    }
+
+    /// Reads with RDFS++ reasoning: the entailments are computed from the snapshot the
+    /// work then reads (a fresh snapshot of the repository, or the session's view), so
+    /// that what is entailed and what is stated are of the same moment. Blocking.
+    /// A query's timeout (`cancellation`) covers computing the entailments too.
+    pub fn read_entailed<R>(
+        &self,
+        cancellation: &CancellationToken,
+        work: impl FnOnce(&View<'_, '_>, EntailedDataset<'_, '_>) -> Result<R>,
+    ) -> Result<R> {
+        fn on<R>(
+            transaction: &Transaction<'_>,
+            cancellation: &CancellationToken,
+            work: impl FnOnce(&View<'_, '_>, EntailedDataset<'_, '_>) -> Result<R>,
+        ) -> Result<R> {
+            let entailments = Entailments::compute(transaction, cancellation)?;
+            work(
+                &View::Transaction(transaction),
+                EntailedDataset::new(transaction, &entailments),
+            )
+        }
+        match self {
+            Target::Repository(repository) => {
+                on(&repository.store().start_transaction()?, cancellation, work)
+            }
+            Target::Session(session) => {
+                let mut pending = session.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let stable = !session.auto_commit();
+                session
+                    .repository
+                    .in_session(&mut pending, stable, |tracker| {
+                        on(tracker.transaction(), cancellation, work)
                     })
             }
         }

@@ -1,11 +1,13 @@
 //! Terms as AllegroGraph's clients send them in parameters: N-Triples syntax, or bare
-//! IRIs, and `null` for the default graph.
+//! IRIs, and `null` for the default graph. In N-Triples syntax an IRI is read as
+//! AllegroGraph keeps it (`quadmesh_store::ntriples`: `\u` escapes stand for any
+//! character); a bare IRI must be a valid IRI as it is.
 
 use crate::error::{ApiError, ApiResult};
+use quadmesh_store::ntriples::{graph_text, parse_term};
 use quadmesh_store::oxigraph::model::{
     GraphName, Literal, NamedNode, NamedOrBlankNode, Quad, Term,
 };
-use std::str::FromStr;
 
 fn bad(what: &str, value: &str, detail: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("invalid {what} '{value}': {detail}"))
@@ -14,7 +16,7 @@ fn bad(what: &str, value: &str, detail: impl std::fmt::Display) -> ApiError {
 /// A term in N-Triples syntax, or a bare IRI.
 pub fn parse_resource(what: &str, value: &str) -> ApiResult<Term> {
     if value.starts_with('<') || value.starts_with('"') || value.starts_with("_:") {
-        Term::from_str(value).map_err(|e| bad(what, value, e))
+        parse_term(value).map_err(|e| bad(what, value, e))
     } else {
         NamedNode::new(value)
             .map(Term::from)
@@ -44,7 +46,7 @@ pub fn parse_predicate(value: &str) -> ApiResult<NamedNode> {
 /// An object: N-Triples syntax, or else the text of a plain literal.
 pub fn parse_object(value: &str) -> ApiResult<Term> {
     if value.starts_with('<') || value.starts_with('"') || value.starts_with("_:") {
-        Term::from_str(value).map_err(|e| bad("object", value, e))
+        parse_term(value).map_err(|e| bad("object", value, e))
     } else {
         Ok(Literal::new_simple_literal(value).into())
     }
@@ -103,7 +105,7 @@ pub fn parse_json_quad(row: &serde_json::Value, default_graph: &GraphName) -> Ap
 pub fn graph_json(graph: &GraphName) -> serde_json::Value {
     match graph {
         GraphName::DefaultGraph => serde_json::Value::Null,
-        other => serde_json::Value::String(other.to_string()),
+        other => graph_text(other.as_ref()).map_or(serde_json::Value::Null, Into::into),
     }
 }
 
@@ -126,6 +128,18 @@ mod tests {
             parse_object("\"5\"^^<http://www.w3.org/2001/XMLSchema#integer>").unwrap(),
             Term::from(Literal::from(5))
         );
+    }
+
+    #[test]
+    fn escaped_iris_are_read_as_any_string_and_raw_ones_refused() {
+        let subject =
+            parse_subject("<http://franz.com/ex#\\u0022Za\\u017C\\u0020x\\u0022>").unwrap();
+        assert_eq!(
+            subject,
+            NamedOrBlankNode::from(NamedNode::new_unchecked("http://franz.com/ex#\"Zaż x\""))
+        );
+        assert!(parse_object("<http://franz.com/a b>").is_err());
+        assert!(parse_graph("<http://franz.com/a\\u0009b>").is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 use crate::error::{Result, StoreError};
 use crate::log::LogPosition;
+use crate::ntriples::QuadText;
 use crate::pattern::QuadPattern;
 use crate::register::Register;
 use oxigraph::io::{RdfFormat, RdfParser};
@@ -65,7 +66,7 @@ impl Checkpoint {
             .iter()
             .map(|(quad, last)| {
                 (
-                    format!("{quad} ."),
+                    format!("{} .", QuadText(quad.as_ref())),
                     last.stamp.time.0,
                     last.stamp.origin.0,
                     last.present,
@@ -91,6 +92,7 @@ impl Checkpoint {
         }
         for (nquad, time, origin, present) in &self.register {
             let quad = RdfParser::from_format(RdfFormat::NQuads)
+                .lenient()
                 .for_slice(nquad.as_bytes())
                 .next()
                 .transpose()

@@ -1,4 +1,5 @@
 use crate::error::{Result, StoreError};
+use crate::ntriples::QuadText;
 use crate::pattern::QuadPattern;
 use oxigraph::io::{RdfFormat, RdfParser};
 use oxigraph::model::Quad;
@@ -40,8 +41,10 @@ impl Effect {
             let len_at = out.len();
             out.extend_from_slice(&[0; 8]);
             for quad in quads {
-                // Quad's Display is its N-Quads form without the final dot.
-                writeln!(out, "{quad} .").expect("writing to a Vec cannot fail");
+                // N-Quads; IRIs escaped as N-Triples requires (AllegroGraph's IRIs may
+                // hold any character), otherwise oxigraph's Display.
+                writeln!(out, "{} .", QuadText(quad.as_ref()))
+                    .expect("writing to a Vec cannot fail");
             }
             let len = (out.len() - len_at - 8) as u64;
             out[len_at..len_at + 8].copy_from_slice(&len.to_le_bytes());
@@ -70,7 +73,9 @@ impl Effect {
             if rest.len() < len {
                 return Err(corrupt("section shorter than its length".into()));
             }
+            // Lenient: escaped IRIs are read back as any string (written by `encode`).
             let quads = RdfParser::from_format(RdfFormat::NQuads)
+                .lenient()
                 .for_slice(&rest[..len])
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| corrupt(e.to_string()))?;
@@ -126,6 +131,26 @@ mod tests {
             patterns: vec![],
         };
         assert_eq!(Effect::decode(&effect.encode()).unwrap(), effect);
+        // IRIs as AllegroGraph keeps them (agraph-python's test_escaping).
+        let odd = NamedNode::new_unchecked(
+            "http://franz.com/ex#<langle{lcurl|or^caret\"dblquote\\bslash}rcurl>rangle \t\n\r",
+        );
+        let escaped = Effect {
+            inserts: vec![Quad::new(
+                odd.clone(),
+                odd.clone(),
+                Literal::new_typed_literal("x", odd.clone()),
+                odd.clone(),
+            )],
+            deletes: vec![Quad::new(
+                odd.clone(),
+                odd.clone(),
+                odd,
+                GraphName::DefaultGraph,
+            )],
+            patterns: vec![],
+        };
+        assert_eq!(Effect::decode(&escaped.encode()).unwrap(), escaped);
         let with_patterns = Effect {
             patterns: vec![
                 QuadPattern::everything(),

@@ -24,6 +24,12 @@ pub enum StoreError {
     InvalidTerm(String),
     #[error("{0}")]
     Unsupported(String),
+    /// An `infer` value that names no kind of reasoning.
+    #[error("{0}")]
+    InvalidReasoning(String),
+    /// An `infer` value naming an AllegroGraph reasoner quadmesh does not have.
+    #[error("{0}")]
+    ReasonerNotBuilt(String),
     /// A SPARQL Update operation the spec says fails (e.g. `DROP` of a missing graph
     /// without `SILENT`); the whole request changes nothing.
     #[error("update refused: {0}")]
@@ -79,6 +85,11 @@ pub enum StoreError {
     /// This instance is leaving its cluster (stopping): writes go to another instance.
     #[error("repository '{0}' takes no local writes: this instance is leaving its cluster; send the write to another instance")]
     Leaving(String),
+    /// The clock fence: this instance's clock is not known to be within the maximum
+    /// offset of a majority of its cluster's members (issue 25), so a write stamped
+    /// now might be unbeatable by later writes elsewhere.
+    #[error("repository '{repository}' takes no local writes at this instance: {reason}; fix this machine's clock (NTP) or send the write to another instance")]
+    ClockFenced { repository: String, reason: String },
     #[error("repository '{0}' was removed from its replication cluster and takes no more writes")]
     Removed(String),
     #[error("repository '{repository}' takes no more writes at this instance: {reason}; remove this instance from the cluster and grow it again")]

@@ -17,15 +17,18 @@ mod error;
 #[cfg(test)]
 mod failstop_tests;
 mod feed;
+mod fence;
 mod franz_options;
 mod log;
 mod membership;
 mod namespaces;
+pub mod ntriples;
 mod pattern;
 mod query;
 #[cfg(test)]
 mod range_delete_tests;
 mod rdf_input;
+mod reasoning;
 mod register;
 mod repair;
 mod repository;
@@ -41,14 +44,17 @@ pub use cluster_state::ClusterState;
 pub use digest_book::DigestCheck;
 pub use effect::Effect;
 pub use error::{Result, StoreError};
+pub use fence::{FenceKeeper, FIRST_SAMPLES_GRACE};
 pub use franz_options::{read_options, DatasetBehavior, FranzOptions};
 pub use log::{IndexedEntry, LogOptions, LogPosition, TxLog};
 pub use namespaces::{check_namespace, Namespaces, DEFAULT_NAMESPACES};
 pub use pattern::{GraphSelector, QuadPattern};
 pub use query::{evaluation_error, ParsedQuery, QueryForm, QueryRequest};
 pub use rdf_input::{
-    fresh_blank_node, parse_rdf, parse_rdf_stream, rename_blank_nodes, BlankNodeRenamer, BlankNodes,
+    fresh_blank_node, keeps_any_iri, parse_rdf, parse_rdf_stream, read_quads, rename_blank_nodes,
+    BlankNodeRenamer, BlankNodes,
 };
+pub use reasoning::{EntailedDataset, Entailments, Reasoning};
 pub use register::{LastWrite, Register};
 pub use repair::{RepairDeferred, Repaired};
 pub use repository::{Applied, CommitReceipt, Repository, RepositoryOptions};

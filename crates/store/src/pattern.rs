@@ -4,10 +4,10 @@
 
 use crate::digest_book::canonical_term;
 use crate::error::{Result, StoreError};
+use crate::ntriples::{parse_term, TermText};
 use oxigraph::model::{GraphName, GraphNameRef, NamedNode, NamedOrBlankNode, Quad, Term};
 use quadmesh_repl::RangePattern;
 use serde::{Deserialize, Serialize};
-use std::str::FromStr;
 
 /// Which graphs a pattern covers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -127,21 +127,24 @@ impl QuadPattern {
 
     fn to_wire(&self) -> WirePattern {
         WirePattern {
-            s: self.subject.as_ref().map(|t| t.to_string()),
-            p: self.predicate.as_ref().map(|t| t.to_string()),
-            o: self.object.as_ref().map(|t| t.to_string()),
+            s: self
+                .subject
+                .as_ref()
+                .map(|t| TermText::node(t.as_ref()).to_string()),
+            p: self.predicate.as_ref().map(|t| TermText::of(t).to_string()),
+            o: self.object.as_ref().map(|t| TermText::of(t).to_string()),
             g: match &self.graph {
                 GraphSelector::Any => "*".into(),
                 GraphSelector::Default => "DEFAULT".into(),
                 GraphSelector::AllNamed => "NAMED".into(),
-                GraphSelector::Named(g) => g.to_string(),
+                GraphSelector::Named(g) => TermText::node(g.as_ref()).to_string(),
             },
         }
     }
 
     fn from_wire(wire: WirePattern) -> Result<Self> {
         let term = |text: &str| {
-            Term::from_str(text).map_err(|e| StoreError::Corrupt {
+            parse_term(text).map_err(|e| StoreError::Corrupt {
                 what: "quad pattern".into(),
                 detail: format!("{text}: {e}"),
             })

@@ -18,6 +18,7 @@ fn options() -> RepositoryOptions {
             segment_bytes: 1 << 20,
         },
         checkpoint_every: 10_000,
+        clock_fence: None,
     }
 }
 

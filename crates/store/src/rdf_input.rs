@@ -3,8 +3,11 @@
 //! stream of quads read from anywhere ([`parse_rdf_stream`]).
 
 use crate::error::{Result, StoreError};
+use crate::ntriples::{has_scheme, LineGrammar, LineGrammarReader};
 use oxigraph::io::{RdfFormat, RdfParser};
-use oxigraph::model::{BlankNode, GraphName, NamedOrBlankNode, Quad, Term};
+use oxigraph::model::{
+    vocab, BlankNode, GraphName, Literal, NamedNodeRef, NamedOrBlankNode, Quad, Term,
+};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::io::Read;
@@ -87,12 +90,63 @@ impl BlankNodeRenamer {
     }
 }
 
+/// Whether a format reads IRIs as AllegroGraph keeps them (any string, written with
+/// `\u` escapes for the characters N-Triples forbids raw): N-Triples and N-Quads, the
+/// formats of AllegroGraph's exports and of quadmesh's. The others read IRIs as
+/// oxigraph does (RFC 3987).
+pub fn keeps_any_iri(format: RdfFormat) -> bool {
+    matches!(format, RdfFormat::NTriples | RdfFormat::NQuads)
+}
+
+/// What the lenient parser leaves unchecked in N-Triples and N-Quads, besides what
+/// [`LineGrammar`] checks on the text: language tags, `rdf:langString` without a
+/// language, IRIs that are not absolute (no base to resolve them against).
+pub fn check_lenient_quad(quad: &Quad) -> std::result::Result<(), String> {
+    let iri = |n: NamedNodeRef<'_>| {
+        if has_scheme(n.as_str()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "<{}> is not an absolute IRI, and there is no base IRI to resolve it against",
+                n.as_str()
+            ))
+        }
+    };
+    if let NamedOrBlankNode::NamedNode(n) = &quad.subject {
+        iri(n.as_ref())?;
+    }
+    iri(quad.predicate.as_ref())?;
+    if let GraphName::NamedNode(n) = &quad.graph_name {
+        iri(n.as_ref())?;
+    }
+    match &quad.object {
+        Term::NamedNode(n) => iri(n.as_ref())?,
+        Term::Literal(l) => {
+            if let Some(language) = l.language() {
+                Literal::new_language_tagged_literal(l.value(), language)
+                    .map_err(|e| format!("invalid language tag '{language}': {e}"))?;
+            } else if l.datatype() == vocab::rdf::LANG_STRING {
+                return Err("a literal typed rdf:langString needs a language tag".into());
+            } else {
+                iri(l.datatype())?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn parser(
     format: RdfFormat,
     base_iri: Option<&str>,
     graph: Option<&GraphName>,
 ) -> Result<RdfParser> {
     let mut parser = RdfParser::from_format(format);
+    if keeps_any_iri(format) {
+        // Reads escaped IRIs without checking them; `LineGrammar` and
+        // `check_lenient_quad` check the rest.
+        parser = parser.lenient();
+    }
     if let Some(base) = base_iri {
         parser = parser
             .with_base_iri(base)
@@ -114,16 +168,49 @@ pub fn parse_rdf(
     blank_nodes: BlankNodes,
 ) -> Result<Vec<Quad>> {
     let renamer = BlankNodeRenamer::default();
-    parser(format, base_iri, graph)?
-        .for_slice(data)
-        .map(|q| {
-            q.map(|q| match blank_nodes {
-                BlankNodes::Rename => renamer.rename(q),
-                BlankNodes::Keep => q,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::InvalidRdf(e.to_string()))
+    if keeps_any_iri(format) {
+        LineGrammar::default()
+            .feed(data)
+            .map_err(StoreError::InvalidRdf)?;
+    }
+    let mut quads = Vec::new();
+    for quad in parser(format, base_iri, graph)?.for_slice(data) {
+        let quad = quad.map_err(|e| StoreError::InvalidRdf(e.to_string()))?;
+        if keeps_any_iri(format) {
+            check_lenient_quad(&quad).map_err(StoreError::InvalidRdf)?;
+        }
+        quads.push(match blank_nodes {
+            BlankNodes::Rename => renamer.rename(quad),
+            BlankNodes::Keep => quad,
+        });
+    }
+    Ok(quads)
+}
+
+/// The quads of a document read from anywhere, as quadmesh reads every upload (IRIs
+/// as [`keeps_any_iri`] says); errors as text. For a reader outside the store (the
+/// command-line loader).
+pub fn read_quads<'a>(
+    format: RdfFormat,
+    data: impl Read + 'a,
+    base_iri: Option<&str>,
+    graph: Option<&GraphName>,
+) -> Result<impl Iterator<Item = std::result::Result<Quad, String>> + 'a> {
+    let lenient = keeps_any_iri(format);
+    let data: Box<dyn Read + 'a> = if lenient {
+        Box::new(LineGrammarReader::new(data))
+    } else {
+        Box::new(data)
+    };
+    Ok(parser(format, base_iri, graph)?
+        .for_reader(data)
+        .map(move |quad| {
+            let quad = quad.map_err(|e| e.to_string())?;
+            if lenient {
+                check_lenient_quad(&quad)?;
+            }
+            Ok(quad)
+        }))
 }
 
 /// Parses a document as it is read, handing each quad to `each` (which may stop the
@@ -142,8 +229,8 @@ pub fn parse_rdf_stream(
 ) -> Result<usize> {
     let renamer = BlankNodeRenamer::default();
     let mut count = 0;
-    for quad in parser(format, base_iri, graph)?.for_reader(data) {
-        let quad = quad.map_err(|e| StoreError::InvalidRdf(e.to_string()))?;
+    for quad in read_quads(format, data, base_iri, graph)? {
+        let quad = quad.map_err(StoreError::InvalidRdf)?;
         each(match blank_nodes {
             BlankNodes::Rename => renamer.rename(quad),
             BlankNodes::Keep => quad,
@@ -186,6 +273,55 @@ mod tests {
         assert_eq!(seen[0].object, seen[7].object);
         assert_ne!(seen[0].object, seen[1].object);
         assert!(!seen[0].object.to_string().ends_with(":b0"));
+    }
+
+    #[test]
+    fn ntriples_and_nquads_read_escaped_iris_as_any_string_and_check_the_rest() {
+        let doc = "<http://e.com/a\\u0020b> <http://e.com/p\\u007B1\\u007d> \"x\"^^<http://e.com/\\u0022t\\u0022> <http://e.com/g\\u0009> .\n";
+        for format in [RdfFormat::NQuads, RdfFormat::NTriples] {
+            let doc = if format == RdfFormat::NTriples {
+                doc.replace(" <http://e.com/g\\u0009>", "")
+            } else {
+                doc.to_owned()
+            };
+            let whole = parse_rdf(format, doc.as_bytes(), None, None, BlankNodes::Keep).unwrap();
+            let mut streamed = Vec::new();
+            parse_rdf_stream(format, doc.as_bytes(), None, None, BlankNodes::Keep, |q| {
+                streamed.push(q);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(whole, streamed);
+            assert_eq!(whole[0].subject.to_string(), "<http://e.com/a b>");
+            assert_eq!(whole[0].predicate.as_str(), "http://e.com/p{1}");
+        }
+        // What the lenient parser would let through stays refused.
+        for bad in [
+            "<http://e.com/a b> <http://e.com/p> <http://e.com/o> .",
+            "<http://e.com/s> <http://e.com/p> \"x\"@1bad-tag! .",
+            "<http://e.com/s> <http://e.com/p> \"x\"^^<http://www.w3.org/1999/02/22-rdf-syntax-ns#langString> .",
+            "<relative> <http://e.com/p> <http://e.com/o> .",
+            "<http://e.com/s> <http://e.com/p> \"a\nb\" .",
+        ] {
+            assert!(
+                parse_rdf(RdfFormat::NTriples, bad.as_bytes(), None, None, BlankNodes::Keep).is_err(),
+                "{bad}"
+            );
+            assert!(
+                parse_rdf_stream(RdfFormat::NTriples, bad.as_bytes(), None, None, BlankNodes::Keep, |_| Ok(()))
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        // Turtle keeps oxigraph's checks.
+        assert!(parse_rdf(
+            RdfFormat::Turtle,
+            doc.as_bytes(),
+            None,
+            None,
+            BlankNodes::Keep
+        )
+        .is_err());
     }
 
     #[test]

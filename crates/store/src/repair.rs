@@ -175,6 +175,7 @@ mod tests {
                 segment_bytes: 1 << 20,
             },
             checkpoint_every: 10_000,
+            clock_fence: None,
         };
         let clock = Arc::new(HybridClock::new(SystemClock::with_offset_ms(0), 500));
         Repository::open("r", dir, clock, options, true).unwrap()

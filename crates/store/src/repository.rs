@@ -57,6 +57,11 @@ pub struct RepositoryOptions {
     pub log: LogOptions,
     /// Flush the store and write a checkpoint after this many log entries.
     pub checkpoint_every: u64,
+    /// The clock fence on local writes, with how long a sample of a peer's clock
+    /// counts (the lease: a member that measured no majority's clocks for that long
+    /// takes no local writes). `None`: no fence, for a repository whose peers' clocks
+    /// nobody probes (the store's own tests); the server always sets it.
+    pub clock_fence: Option<std::time::Duration>,
 }
 
 impl Default for RepositoryOptions {
@@ -64,6 +69,7 @@ impl Default for RepositoryOptions {
         RepositoryOptions {
             log: LogOptions::default(),
             checkpoint_every: 10_000,
+            clock_fence: None,
         }
     }
 }
@@ -162,6 +168,8 @@ pub struct Repository {
     health: Mutex<Health>,
     /// Set while `health.awaiting` is: heartbeats only take the writer lock then.
     awaiting_peers: AtomicBool,
+    /// The samples of the peers' clocks, for the clock fence on local writes.
+    fence: crate::fence::FenceKeeper,
     /// Set when a scrub found the store differing from what the write path put there,
     /// cleared by a repair (`repair_from`): until then this instance knows it is the
     /// one that is wrong, whatever its peers say.
@@ -319,6 +327,7 @@ impl Repository {
         let appended = watch::Sender::new(writer.log.index().len() as u64);
         let applied_vector = watch::Sender::new(writer.version_vector.clone());
         let cluster_published = watch::Sender::new(writer.cluster.clone());
+        let fence = crate::fence::FenceKeeper::new(clock.max_offset_ms(), options.clock_fence);
         let repository = Repository {
             name: name.to_owned(),
             dir: dir.to_owned(),
@@ -338,6 +347,7 @@ impl Repository {
             rollbacks: AtomicU64::new(0),
             compacting: Arc::default(),
             awaiting_peers: AtomicBool::new(awaiting.is_some()),
+            fence,
             damaged: AtomicBool::new(dir.join(DAMAGED_FILE).exists()),
             health: Mutex::new(Health {
                 stopped: None,
@@ -422,8 +432,10 @@ impl Repository {
         &self,
         build: impl FnOnce(&mut ChangeTracker<'_, '_>) -> Result<()>,
     ) -> Result<CommitReceipt> {
+        self.await_clock_samples();
         let mut writer = self.lock_writer();
         self.check_local_write(&writer)?;
+        self.check_clock_fence(&writer)?;
         let mut transaction = self.store.start_transaction()?;
         let mut tracker = ChangeTracker::new(&mut transaction);
         build(&mut tracker)?;
@@ -489,8 +501,10 @@ impl Repository {
                 Ok(())
             });
         }
+        self.await_clock_samples();
         let mut writer = self.lock_writer();
         self.check_local_write(&writer)?;
+        self.check_clock_fence(&writer)?;
         // The effect: each quad once; in a cluster every quad named (each must be
         // stamped, see `ChangeTracker`), else only those not yet present. Only the
         // new ones go to the bulk loader.
@@ -630,6 +644,72 @@ impl Repository {
         Ok(())
     }
 
+    /// Refuses a local write of data (quads, book records: whatever last-writer-wins
+    /// decides by stamp) while the clock fence does. Configuration changes are not
+    /// fenced: they are ordered by their position, not their stamp, and removing
+    /// members that are gone is how a cluster gets its majority back.
+    fn check_clock_fence(&self, writer: &Writer) -> Result<()> {
+        let verdict = self.fence_verdict(&writer.cluster);
+        if verdict.is_fenced() {
+            return Err(StoreError::ClockFenced {
+                repository: self.name.clone(),
+                reason: verdict.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The clock fence's verdict for a local write now, among the members of
+    /// `cluster`'s configuration (none outside a cluster: never fenced).
+    fn fence_verdict(&self, cluster: &ClusterState) -> quadmesh_repl::FenceVerdict {
+        let members = cluster
+            .config
+            .as_ref()
+            .filter(|_| !cluster.removed)
+            .map_or_else(Vec::new, ClusterConfig::origins);
+        self.fence.verdict(self.origin, &members, &self.clock)
+    }
+
+    /// Waits (at most [`crate::FIRST_SAMPLES_GRACE`] after the members changed) while the
+    /// clock fence refuses only for want of samples of members not yet measured, so that
+    /// a write right after a start or a grow is not refused for it. Blocking.
+    fn await_clock_samples(&self) {
+        loop {
+            let verdict = self.fence_verdict(&self.cluster());
+            if !self.fence.worth_waiting(&verdict) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Keeps what `peer` answered a clock probe sent at `sent` and answered at
+    /// `received`: its physical time and clock reading (ms).
+    pub fn record_clock_sample(
+        &self,
+        peer: OriginId,
+        peer_physical_ms: u64,
+        peer_reading_ms: u64,
+        sent: std::time::Instant,
+        received: std::time::Instant,
+    ) {
+        self.fence
+            .record(peer, peer_physical_ms, peer_reading_ms, sent, received);
+    }
+
+    /// This instance's physical clock minus `peer`'s (ms), by a clock sample that still
+    /// counts (for status and metrics).
+    pub fn clock_offset_from(&self, peer: OriginId) -> Option<i64> {
+        self.fence.offset_from(peer, &self.clock)
+    }
+
+    /// Why the clock fence refuses local writes now, if it does (for readiness, status
+    /// and metrics), by the configuration last published.
+    pub fn clock_fence_refusal(&self) -> Option<String> {
+        let verdict = self.fence_verdict(&self.cluster());
+        verdict.is_fenced().then(|| verdict.to_string())
+    }
+
     /// Refuses every local write from now on (remote transactions still apply, and
     /// peers still pull): this instance is leaving its cluster. Takes the writer lock,
     /// so a write in progress ends first and none starts after this returns. Blocking.
@@ -668,7 +748,9 @@ impl Repository {
             (None, None) if health.leaving => {
                 Some("takes no local writes: this instance is leaving its cluster".into())
             }
-            (None, None) => None,
+            (None, None) => self
+                .clock_fence_refusal()
+                .map(|reason| format!("takes no local writes: {reason}")),
         }
     }
 
@@ -842,8 +924,10 @@ impl Repository {
         kind: BookKind,
         build: impl FnOnce(&Book, Stamp) -> Result<BTreeMap<String, BookRecord>>,
     ) -> Result<CommitReceipt> {
+        self.await_clock_samples();
         let mut writer = self.lock_writer();
         self.check_local_write(&writer)?;
+        self.check_clock_fence(&writer)?;
         let mut entry = self.stamp_entry(&mut writer, EntryKind::Meta, Vec::new())?;
         let records = build(self.book(kind), entry.stamp())?;
         if records.is_empty() {

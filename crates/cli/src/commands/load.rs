@@ -4,9 +4,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressStyle};
-use quadmesh_store::oxigraph::io::{RdfFormat, RdfParser};
+use quadmesh_store::ntriples::QuadText;
+use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode, Quad};
-use quadmesh_store::BlankNodeRenamer;
+use quadmesh_store::{read_quads, BlankNodeRenamer};
 use reqwest::Method;
 use std::io::{BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -310,13 +311,11 @@ impl Source {
         } else {
             Box::new(BufReader::with_capacity(256 << 10, counted))
         };
-        let mut parser = RdfParser::from_format(self.format);
-        if let Some(g) = &self.graph {
-            parser = parser.with_default_graph(g.clone());
-        }
+        // As the server reads uploads: N-Triples and N-Quads IRIs as AllegroGraph keeps
+        // them (`\u` escapes stand for any character).
         let mut count = 0;
-        for quad in parser.for_reader(reader) {
-            let quad = quad.with_context(|| {
+        for quad in read_quads(self.format, reader, None, self.graph.as_ref())? {
+            let quad = quad.map_err(|e| anyhow::anyhow!(e)).with_context(|| {
                 format!(
                     "{} is not valid {}; nothing was loaded from it",
                     self.path.display(),
@@ -350,7 +349,7 @@ impl Source {
                 batch = Some((0, tx));
             }
             let (in_batch, tx) = batch.as_mut().expect("a batch is open");
-            writeln!(buffer, "{} .", renamer.rename(quad))?;
+            writeln!(buffer, "{} .", QuadText(renamer.rename(quad).as_ref()))?;
             *in_batch += 1;
             let full = *in_batch == batch_size;
             if full || buffer.len() >= CHUNK_BYTES {

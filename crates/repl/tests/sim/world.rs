@@ -424,7 +424,13 @@ impl World {
         }
         let caller = self.nodes[self.conns[conn].client].origin;
         let node = &self.nodes[server];
-        match admit_puller(&self.config, caller, node.view.is_expired(caller)) {
+        let self_expired = node.repo.as_ref().is_some_and(|r| r.disk.expired.is_some());
+        match admit_puller(
+            &self.config,
+            caller,
+            node.view.is_expired(caller),
+            self_expired,
+        ) {
             Err(refusal) => {
                 self.conns[conn].cursor = None;
                 self.send(conn, false, Msg::Refused(refusal));

@@ -2,6 +2,7 @@
 //! every other member over the main port and serving pull streams to them.
 
 pub mod anti_entropy;
+pub mod clock_probe;
 pub mod durability;
 pub mod node;
 pub mod peer_http;
@@ -33,6 +34,10 @@ pub const TOKEN_HEADER: &str = "x-quadmesh-cluster-token";
 pub const ORIGIN_HEADER: &str = "x-quadmesh-origin";
 /// Header carrying the caller's version vector (JSON) on a pull request.
 pub const VERSION_VECTOR_HEADER: &str = "x-quadmesh-version-vector";
+/// Header of a pull stream's answer carrying the serving instance's clock
+/// (`clock_probe::ClockReading` as JSON): opening a stream measures the peer's clock
+/// for the clock fence, so a peer shown connected has been measured.
+pub const CLOCK_HEADER: &str = "x-quadmesh-clock";
 
 /// TCP keepalive on every connection, peer and client alike: first probe after this
 /// much idleness, then every `TCP_KEEPALIVE_INTERVAL`, given up after
@@ -138,6 +143,7 @@ impl Replication {
             self.log_retention,
             |node, peer| tokio::spawn(puller::pull_forever(node, peer)),
         );
+        node.keep_prober(tokio::spawn(clock_probe::run(Arc::downgrade(&node))));
         nodes.insert(repository.name().to_owned(), node.clone());
         node
     }

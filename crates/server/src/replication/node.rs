@@ -38,6 +38,8 @@ pub struct Node {
     /// that the node does not depend on its own runtime).
     spawn_puller: SpawnPuller,
     maintainer: Mutex<Option<JoinHandle<()>>>,
+    /// Probes the other members' clocks for the clock fence (see `clock_probe`).
+    prober: Mutex<Option<JoinHandle<()>>>,
     /// While this instance is stopped (`repl/stop`): asks the controlling instance
     /// every [`STOPPED_POLL`] whether it was started again.
     watcher: Mutex<Option<JoinHandle<()>>>,
@@ -81,6 +83,10 @@ pub struct InstanceStatus {
     pub lag_ms: u64,
     /// Milliseconds since this instance last heard from it (0 for itself).
     pub last_contact_ms_ago: Option<u64>,
+    /// The answering instance's physical clock minus this member's (ms), by a clock
+    /// probe that still counts for the clock fence (none yet, or for itself: absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<i64>,
     /// The last comparison of its contents with ours at a common version vector
     /// (none yet, or for itself: absent).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,6 +129,12 @@ pub struct ClusterStatus {
     /// how many peer clock readings were refused since the start.
     pub peer_clock_ahead_ms: Option<u64>,
     pub peer_clock_refusals: u64,
+    /// Why the clock fence refuses local writes at the answering instance (its clock is
+    /// not known to be within the maximum offset of a majority of the members), if it
+    /// does; also in `writesRefused`.
+    pub clock_fenced: Option<String>,
+    /// The maximum clock offset between members (ms).
+    pub max_clock_offset_ms: u64,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -145,6 +157,7 @@ impl Node {
             pullers: Mutex::new(HashMap::new()),
             spawn_puller,
             maintainer: Mutex::new(None),
+            prober: Mutex::new(None),
             watcher: Mutex::new(None),
             started_at: Mutex::new(None),
             http,
@@ -188,6 +201,19 @@ impl Node {
             }
         }));
         node
+    }
+
+    /// Keeps the task probing the other members' clocks (started by the caller, so that
+    /// the node does not depend on it), stopped with the node.
+    pub fn keep_prober(&self, task: JoinHandle<()>) {
+        if let Some(old) = self
+            .prober
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task)
+        {
+            old.abort();
+        }
     }
 
     /// Whether this instance is stopped (`repl/stop`) as far as it knows: its
@@ -373,6 +399,9 @@ impl Node {
 
     pub fn stop(&self) {
         self.stop_pullers();
+        if let Some(task) = self.prober.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
         if let Some(task) = self
             .watcher
             .lock()
@@ -516,6 +545,11 @@ impl Node {
                         peer.and_then(|p| p.last_contact_ms)
                             .map(|t| now.saturating_sub(t))
                     },
+                    clock_offset_ms: if is_self {
+                        None
+                    } else {
+                        self.repository.clock_offset_from(m.origin)
+                    },
                     contents: if is_self {
                         None
                     } else {
@@ -565,6 +599,8 @@ impl Node {
             store_damaged: self.repository.knows_damage(),
             peer_clock_ahead_ms: self.repository.clock().refusals().recent_ahead_ms,
             peer_clock_refusals: self.repository.clock().refusals().count,
+            clock_fenced: self.repository.clock_fence_refusal(),
+            max_clock_offset_ms: self.repository.clock().max_offset_ms(),
             instances,
         }
     }

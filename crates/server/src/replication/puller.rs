@@ -11,7 +11,7 @@
 //! - storage work (the version vector, applying, digests) runs on blocking threads.
 
 use super::node::Node;
-use super::{PeerRefusal, ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER};
+use super::{PeerRefusal, CLOCK_HEADER, ORIGIN_HEADER, TOKEN_HEADER, VERSION_VECTOR_HEADER};
 use futures::StreamExt;
 use quadmesh_repl::frame::{self, Decoded};
 use quadmesh_repl::{Entry, Heartbeat, OriginId, PullCommand, PullEvent, PullFailure, Puller};
@@ -220,6 +220,7 @@ async fn connect(node: &Arc<Node>, peer: OriginId) -> Result<Body, PullFailure> 
         .await
         .map_err(|e| PullFailure::Corrupt(e.to_string()))?;
     let url = node.http().repl_url(&member, "stream");
+    let sent = std::time::Instant::now();
     let response = node
         .http()
         .get(&url)
@@ -232,10 +233,26 @@ async fn connect(node: &Arc<Node>, peer: OriginId) -> Result<Body, PullFailure> 
         .send()
         .await
         .map_err(|e| PullFailure::Unreachable(crate::tls::describe(&e)))?;
+    let received = std::time::Instant::now();
     let status = response.status().as_u16();
     if status != 200 {
         let text = response.text().await.unwrap_or_default();
         return Err(refusal(status, &text));
+    }
+    // The answer's clock, measured by this request's round trip (for the clock fence).
+    if let Some(reading) = response
+        .headers()
+        .get(CLOCK_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| serde_json::from_str::<super::clock_probe::ClockReading>(v).ok())
+    {
+        repository.record_clock_sample(
+            peer,
+            reading.physical_ms,
+            reading.reading_ms,
+            sent,
+            received,
+        );
     }
     Ok(Box::pin(response.bytes_stream()))
 }

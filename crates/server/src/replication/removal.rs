@@ -31,16 +31,24 @@ pub struct Membership {
     /// Whether that member is stopped (`repl/stop`) in it.
     #[serde(default)]
     pub stopped: bool,
+    /// How many of that member's own transactions the answering instance holds
+    /// (absent from older releases: 0), so that an expired member knows when what it
+    /// acknowledged was handed over.
+    #[serde(default)]
+    pub held: u64,
 }
 
 impl Membership {
-    pub fn of(config: &ClusterConfig, origin: OriginId) -> Self {
+    /// What `config` says of member `origin`, at an instance that holds `held` of its
+    /// transactions.
+    pub fn of(config: &ClusterConfig, origin: OriginId, held: u64) -> Self {
         Membership {
             cluster_id: config.cluster_id.clone(),
             version: config.version,
             removed: config.removed.contains(&origin),
             epoch: config.epoch,
             stopped: config.is_stopped(origin),
+            held,
         }
     }
 

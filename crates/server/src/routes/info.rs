@@ -53,7 +53,7 @@ pub async fn contexts(
     if format == SolutionsFormat::AgJson {
         let rows: Vec<_> = graphs
             .iter()
-            .map(|g| serde_json::json!({ "contextID": g.to_string() }))
+            .map(|g| serde_json::json!({ "contextID": crate::terms::graph_json(g) }))
             .collect();
         return Ok(Json(rows).into_response());
     }

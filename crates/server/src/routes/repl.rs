@@ -7,10 +7,11 @@ use crate::audit::Caller;
 use crate::cluster_ops::{self, required, GrowRequest};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
+use crate::replication::clock_probe::ClockReading;
 use crate::replication::removal::{confirm_removed, Membership};
 use crate::replication::stream::pull_stream;
 use crate::replication::{
-    refusal_response, Node, PeerRefusal, RefusalCode, ORIGIN_HEADER, TOKEN_HEADER,
+    refusal_response, Node, PeerRefusal, RefusalCode, CLOCK_HEADER, ORIGIN_HEADER, TOKEN_HEADER,
     VERSION_VECTOR_HEADER,
 };
 use crate::secrets::constant_time_eq;
@@ -525,7 +526,8 @@ pub async fn stream(
         .ok_or_else(|| ApiError::BadRequest(format!("missing or invalid {ORIGIN_HEADER}")))?;
     let origin = OriginId(origin);
     let expired = node.view().is_expired(origin);
-    if let Err(refusal) = admit_puller(&node.config(), origin, expired) {
+    let self_expired = node.repository().cluster().expired.is_some();
+    if let Err(refusal) = admit_puller(&node.config(), origin, expired, self_expired) {
         let status = match refusal.code {
             RefusalCode::Removed | RefusalCode::NotAMember => StatusCode::FORBIDDEN,
             RefusalCode::Expired | RefusalCode::LogTruncated => StatusCode::GONE,
@@ -548,8 +550,13 @@ pub async fn stream(
             StatusCode::GONE,
         ));
     }
+    let clock = serde_json::to_string(&ClockReading::of(node.repository().clock()))
+        .expect("a clock reading serialises");
     Ok((
-        [("content-type", "application/x-quadmesh-frames")],
+        [
+            ("content-type", "application/x-quadmesh-frames".to_owned()),
+            (CLOCK_HEADER, clock),
+        ],
         pull_stream(
             node.repository().clone(),
             origin,
@@ -558,6 +565,17 @@ pub async fn stream(
         ),
     )
         .into_response())
+}
+
+/// `GET /repositories/NAME/repl/clock` (a peer, with the cluster token): this
+/// instance's clock now, for the caller's clock fence.
+pub async fn clock(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<ClockReading>> {
+    let node = authenticated_peer(&state, &name, &headers)?;
+    Ok(Json(ClockReading::of(node.repository().clock())))
 }
 
 /// `PUT /repositories/NAME/repl/removed` (the controlling instance, with the token and
@@ -608,7 +626,13 @@ pub async fn membership(
     );
     let repository = node.repository().clone();
     // The committed configuration, which may be newer than the node's view.
-    let config = blocking(move || Ok(repository.cluster().config)).await?;
+    let (config, held) = blocking(move || {
+        Ok((
+            repository.cluster().config,
+            repository.version_vector().get(origin),
+        ))
+    })
+    .await?;
     let config = config.ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name)))?;
-    Ok(Json(Membership::of(&config, origin)))
+    Ok(Json(Membership::of(&config, origin, held)))
 }

@@ -8,7 +8,7 @@ use crate::request_url::request_url;
 use crate::results::write_query_results;
 use crate::state::AppState;
 use crate::streaming::respond;
-use crate::target::{Target, Written};
+use crate::target::{Target, View, Written};
 use crate::terms::{parse_graph, parse_resource};
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
@@ -18,7 +18,7 @@ use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode, Term};
 use quadmesh_store::oxigraph::sparql::{CancellationToken, Variable};
 use quadmesh_store::{
-    apply_update, ParsedQuery, QueryForm, QueryRequest, StoreError, UpdateRequest,
+    apply_update, ParsedQuery, QueryForm, QueryRequest, Reasoning, StoreError, UpdateRequest,
 };
 use std::time::Duration;
 
@@ -64,7 +64,8 @@ pub async fn handle(
             }
         }
     }
-    check_infer(&params)?;
+    let reasoning = reasoning(&params)?;
+    query_language(&params)?;
     super::metadata::check_user_attributes(&headers)?;
     let context = Context {
         default_dataset: super::metadata::dataset_behavior(&state, target.repository()),
@@ -89,10 +90,16 @@ pub async fn handle(
                 &headers,
                 params.get("format"),
                 timeout,
+                reasoning,
             )
             .await
         }
         Operation::Update(request) => {
+            if reasoning != Reasoning::Off {
+                return Err(ApiError::BadRequest(
+                    "infer applies to queries: an update's WHERE is evaluated on the stated quads only; send the update without infer (or infer=false)".into(),
+                ));
+            }
             rights.require(target.repository().name(), Need::Write)?;
             run_update(target, request, &headers).await
         }
@@ -106,17 +113,32 @@ struct Context {
     default_dataset: quadmesh_store::DatasetBehavior,
 }
 
-/// AllegroGraph's `infer` (agraph-python sends `infer=false` unless asked): reasoning
-/// is not built, so any value asking for it is refused rather than ignored.
-pub fn check_infer(params: &Params) -> ApiResult<()> {
+/// AllegroGraph's `infer` (agraph-python sends `infer=false` unless asked): `true` and
+/// `rdfs++` ask for RDFS++ reasoning; `restriction` and `hasvalue` are refused (501),
+/// any other value is bad input (400); never ignored. Repeated, every value must agree.
+pub fn reasoning(params: &Params) -> ApiResult<Reasoning> {
+    let mut chosen: Option<Reasoning> = None;
     for value in params.all("infer") {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "" | "false" | "no" | "0" | "none" => {}
-            other => {
-                return Err(ApiError::NotSupported(format!(
-                    "infer={other}: reasoning is not supported by quadmesh (AllegroGraph's RDFS++ and restriction reasoners are not built); send infer=false or leave it out, see docs/compatibility.md"
-                )))
-            }
+        let reasoning = Reasoning::parse(value)?;
+        if chosen.is_some_and(|c| c != reasoning) {
+            return Err(ApiError::BadRequest(
+                "infer given more than once with different values: send one".into(),
+            ));
+        }
+        chosen = Some(reasoning);
+    }
+    Ok(chosen.unwrap_or_default())
+}
+
+/// AllegroGraph's `queryLn` (agraph-python sends `SPARQL`, or `PROLOG` for its Prolog
+/// queries): only SPARQL is evaluated; any other language is refused, never read as
+/// SPARQL.
+fn query_language(params: &Params) -> ApiResult<()> {
+    for value in params.all("queryLn") {
+        if !value.trim().eq_ignore_ascii_case("sparql") {
+            return Err(ApiError::NotSupported(format!(
+                "queryLn={value}: quadmesh evaluates SPARQL only (AllegroGraph's Prolog queries are not supported, see docs/compatibility.md)"
+            )));
         }
     }
     Ok(())
@@ -260,6 +282,7 @@ async fn run_query(
     headers: &HeaderMap,
     format_override: Option<&str>,
     timeout: Option<Duration>,
+    reasoning: Reasoning,
 ) -> ApiResult<Response> {
     let (solutions, graph) = match parsed.form {
         QueryForm::Select | QueryForm::Ask => (
@@ -289,8 +312,8 @@ async fn run_query(
     let cancel = token.clone();
     respond(&state.http_metrics, media_type, Some(cancel), move |out| {
         let _timer = timer;
-        target
-            .read(|view| {
+        let written = match reasoning {
+            Reasoning::Off => target.read(|view| {
                 write_query_results(
                     view.execute(parsed.prepare(token))?,
                     solutions,
@@ -298,14 +321,24 @@ async fn run_query(
                     &spill,
                     out,
                 )
-            })
-            .map_err(|e| match (e, timeout) {
-                (StoreError::Timeout, Some(t)) => ApiError::BadRequest(format!(
-                    "the query exceeded its timeout of {:.1} s",
-                    t.as_secs_f64()
-                )),
-                (e, _) => e.into(),
-            })
+            }),
+            Reasoning::RdfsPlusPlus => target.read_entailed(&token.clone(), |_, dataset| {
+                write_query_results(
+                    View::execute_entailed(parsed.prepare(token), dataset)?,
+                    solutions,
+                    graph,
+                    &spill,
+                    out,
+                )
+            }),
+        };
+        written.map_err(|e| match (e, timeout) {
+            (StoreError::Timeout, Some(t)) => ApiError::BadRequest(format!(
+                "the query exceeded its timeout of {:.1} s",
+                t.as_secs_f64()
+            )),
+            (e, _) => e.into(),
+        })
     })
     .await
 }

@@ -17,9 +17,10 @@ use axum::response::Response;
 use axum::Json;
 use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
+use quadmesh_store::oxigraph::sparql::CancellationToken;
 use quadmesh_store::{
-    apply_update, parse_rdf_stream, BlankNodes, ChangeTracker, GraphSelector, QuadPattern,
-    StoreError, UpdateRequest,
+    apply_update, parse_rdf_stream, BlankNodes, ChangeTracker, Entailments, GraphSelector,
+    QuadPattern, Reasoning, StoreError, UpdateRequest,
 };
 
 /// A statement pattern from `subj`, `pred`, `obj` and the (repeatable) `context`;
@@ -65,6 +66,23 @@ impl Pattern {
         }
     }
 
+    /// The entailed triples matching the pattern (in the default graph): with no
+    /// `context`, those stated in no graph (the stated ones are read already); with the
+    /// default graph among the contexts, every one not stated there; else none.
+    pub fn entailed(&self, entailments: &Entailments) -> Vec<Quad> {
+        let default_graph_only = match &self.graphs {
+            None => false,
+            Some(graphs) if graphs.contains(&GraphName::DefaultGraph) => true,
+            Some(_) => return Vec::new(),
+        };
+        entailments.matching(
+            self.subject.as_ref(),
+            self.predicate.as_ref(),
+            self.object.as_ref(),
+            default_graph_only,
+        )
+    }
+
     /// The range deletes this pattern is: one per graph named, or one over every graph.
     fn quad_patterns(&self) -> Vec<QuadPattern> {
         let pattern = |graph: GraphSelector| {
@@ -104,7 +122,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let params = Params::from_uri(&uri);
-    super::sparql::check_infer(&params)?;
+    let reasoning = super::sparql::reasoning(&params)?;
     super::metadata::check_user_attributes(&headers)?;
     // AllegroGraph's range queries: refused rather than answered as the plain pattern.
     if let Some(name) = ["subjEnd", "predEnd", "objEnd"]
@@ -121,13 +139,26 @@ pub async fn get(
     let format = graph_format(&headers, params.get("format"), DEFAULT_STATEMENTS_FORMAT)?;
     let spill = state.config.spill_dir();
     respond(&state.http_metrics, format.media_type(), None, move |out| {
-        Ok(target.read(|view| {
-            let page = pattern
-                .iter(view)
-                .skip(offset)
-                .take(limit.unwrap_or(usize::MAX));
-            write_quads(page, format, &spill, out)
-        })?)
+        Ok(match reasoning {
+            Reasoning::Off => target.read(|view| {
+                let page = pattern
+                    .iter(view)
+                    .skip(offset)
+                    .take(limit.unwrap_or(usize::MAX));
+                write_quads(page, format, &spill, out)
+            }),
+            // No timeout on /statements: nothing cancels the computation.
+            Reasoning::RdfsPlusPlus => {
+                target.read_entailed(&CancellationToken::new(), |view, dataset| {
+                    let page = pattern
+                        .iter(view)
+                        .chain(pattern.entailed(dataset.entailments()).into_iter().map(Ok))
+                        .skip(offset)
+                        .take(limit.unwrap_or(usize::MAX));
+                    write_quads(page, format, &spill, out)
+                })
+            }
+        }?)
     })
     .await
 }

@@ -2,9 +2,14 @@
 //! JavaScript and CSS embedded in the binary. Sign-in gives a cookie (HttpOnly,
 //! SameSite=Strict) that the REST API accepts too, so the pages' scripts use the API.
 
+mod assets;
+pub mod charts;
 pub mod guard;
 pub mod logins;
+mod manage;
 mod pages;
+pub mod samples;
+mod saved;
 
 pub use logins::{COOKIE, LOGIN_LIFETIME};
 
@@ -29,8 +34,7 @@ pub fn is_open_path(path: &str) -> bool {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
-        .route("/ui/assets/style.css", get(style))
-        .route("/ui/assets/app.js", get(script))
+        .route("/ui/assets/{name}", get(assets::serve))
         .route("/ui/login", get(login_page).post(login))
         .route("/ui/logout", post(logout))
         .route("/ui", get(home))
@@ -40,23 +44,21 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/repositories/{repo}/replication", get(replication_page))
         .route("/ui/repositories/{repo}/grow", post(grow))
         .route("/ui/repositories/{repo}/remove", post(remove))
+        .route(
+            "/ui/repositories/{repo}/replication/samples",
+            get(charts::samples),
+        )
+        .route(
+            "/ui/repositories/{repo}/queries",
+            get(saved::list).post(saved::save),
+        )
+        .route(
+            "/ui/repositories/{repo}/namespaces",
+            get(manage::namespaces_page),
+        )
+        .route("/ui/users", get(manage::users_page))
+        .route("/ui/roles", get(manage::roles_page))
         .layer(axum::middleware::from_fn(guard::protect))
-}
-
-async fn style() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("assets/style.css"),
-    )
-        .into_response()
-}
-
-async fn script() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("assets/app.js"),
-    )
-        .into_response()
 }
 
 async fn login_page(uri: Uri) -> Html<String> {

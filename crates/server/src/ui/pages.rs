@@ -18,22 +18,41 @@ pub fn escape(text: &str) -> String {
 }
 
 fn layout(title: &str, signed_in: bool, body: &str) -> String {
-    let logout = if signed_in {
-        r#"<form method="post" action="/ui/logout"><button class="secondary" id="logout">Sign out</button></form>"#
+    layout_with(title, signed_in, body, &[], &[])
+}
+
+/// A page with more styles and scripts (names under `/ui/assets/`) than every page has.
+pub(super) fn layout_with(
+    title: &str,
+    signed_in: bool,
+    body: &str,
+    styles: &[&str],
+    scripts: &[&str],
+) -> String {
+    let nav = if signed_in {
+        r#"<a href="/ui/users">Users</a><a href="/ui/roles">Roles</a><form method="post" action="/ui/logout"><button class="secondary" id="logout">Sign out</button></form>"#
     } else {
         ""
     };
+    let styles: String = styles
+        .iter()
+        .map(|s| format!(r#"<link rel="stylesheet" href="/ui/assets/{s}">"#))
+        .collect();
+    let scripts: String = scripts
+        .iter()
+        .map(|s| format!(r#"<script src="/ui/assets/{s}"></script>"#))
+        .collect();
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · quadmesh</title><link rel="stylesheet" href="/ui/assets/style.css"></head>
-<body><header><a class="brand" href="/ui">quadmesh</a><a href="/ui">Repositories</a>{logout}</header>
-<main>{body}</main><script src="/ui/assets/app.js"></script></body></html>"#,
+<title>{title} · quadmesh</title><link rel="icon" href="data:,">{styles}<link rel="stylesheet" href="/ui/assets/style.css"></head>
+<body><header><a class="brand" href="/ui">quadmesh</a><a href="/ui">Repositories</a>{nav}</header>
+<main>{body}</main><script src="/ui/assets/app.js"></script>{scripts}</body></html>"#,
         title = escape(title)
     )
 }
 
-fn message_html(messages: (Option<String>, Option<String>)) -> String {
+pub(super) fn message_html(messages: (Option<String>, Option<String>)) -> String {
     let mut out = String::new();
     if let Some(error) = messages.0 {
         out.push_str(&format!(
@@ -125,27 +144,39 @@ pub fn home(
 
 pub fn repository(name: &str, size: usize, writable: bool) -> String {
     let n = escape(name);
-    let upload = if writable {
-        r#"<h2>Upload RDF</h2>
+    let (upload, save) = if writable {
+        (
+            r#"<h2>Upload RDF</h2>
 <form class="row" id="upload-form"><input type="file" id="file" accept=".ttl,.nt,.nq,.trig,.rdf,.owl,.xml,.jsonld,.n3"><button id="upload">Upload</button></form>
-<p class="muted">Turtle, N-Triples, N-Quads, TriG, RDF/XML or JSON-LD; a file with an error anywhere changes nothing.</p>"#
+<div class="row"><progress id="upload-progress" hidden></progress><span id="upload-progress-text" class="muted" role="status"></span></div>
+<p class="muted">Turtle, N-Triples, N-Quads, TriG, RDF/XML or JSON-LD; a file with an error anywhere changes nothing.</p>"#,
+            r#"<form class="row inline" id="save-form"><input type="text" id="save-name" placeholder="name" aria-label="Name of the saved query"><button class="secondary" id="save">Save query</button><button type="button" class="danger" id="forget" title="Delete the saved query of this name">Delete saved</button></form>"#,
+        )
     } else {
-        r#"<p class="muted" id="read-only">You may read this repository, not change it.</p>"#
+        (
+            r#"<p class="muted" id="read-only">You may read this repository, not change it.</p>"#,
+            "",
+        )
     };
-    layout(
+    layout_with(
         name,
         true,
         &format!(
             r#"<div id="repository" data-repository="{n}">
-<h1>{n} <span class="muted">· <span id="size">{size}</span> statements · <a href="/ui/repositories/{n}/replication">replication</a></span></h1>
-<div id="message"></div>
+<h1>{n} <span class="muted">· <span id="size">{size}</span> statements · <a href="/ui/repositories/{n}/replication">replication</a> · <a href="/ui/repositories/{n}/namespaces">namespaces</a></span></h1>
+<div id="message" role="status"></div>
 <h2>SPARQL</h2>
-<textarea id="query" spellcheck="false">SELECT ?s ?p ?o WHERE {{ ?s ?p ?o }} LIMIT 100</textarea>
-<div class="row"><button id="run">Run</button><button class="secondary" id="download">Download CSV</button></div>
+<textarea id="query" spellcheck="false" aria-label="SPARQL query">SELECT ?s ?p ?o WHERE {{ ?s ?p ?o }} LIMIT 100</textarea>
+<div class="row"><button id="run" title="Ctrl-Enter">Run</button>
+<select id="history" aria-label="History of this browser"></select><select id="saved" aria-label="Saved queries"></select>{save}
+<span class="muted keys">Ctrl-Enter runs · Ctrl-Space completes · Tab leaves the editor</span></div>
+<div class="row" id="downloads"></div>
 <div id="results"></div>
 {upload}
 </div>"#
         ),
+        super::assets::WORKBENCH_STYLES,
+        super::assets::WORKBENCH_SCRIPTS,
     )
 }
 
@@ -194,13 +225,15 @@ pub fn replication(
             )
         })
         .collect();
-    layout(
+    layout_with(
         name,
         true,
         &format!(
             r#"<h1>{n} · replication</h1>{}{}
 <p class="muted">Cluster <code>{}</code>, configuration {}, seen from <strong>{}</strong>. Register entries: {}; log entries: {}.</p>
 <table id="instances"><thead><tr><th>Instance</th><th>Repository</th><th>Address</th><th>Role</th><th>State</th><th>Lag (transactions)</th><th>Lag (ms)</th><th>Last contact</th><th></th></tr></thead><tbody>{rows}</tbody></table>
+<h2>The last 15 minutes</h2>
+<div id="charts" class="charts" data-samples="/ui/repositories/{n}/replication/samples"><p class="muted">Loading the samples…</p></div>
 {}"#,
             message_html(messages),
             status
@@ -221,6 +254,8 @@ pub fn replication(
                 String::new()
             },
         ),
+        &[],
+        &["charts.js"],
     )
 }
 

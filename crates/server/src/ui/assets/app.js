@@ -5,92 +5,27 @@ document.addEventListener("submit", (event) => {
   if (text && !confirm(text)) event.preventDefault();
 });
 
-// The repository page: run SPARQL, show results as a table, download them, upload RDF.
+// The repository page's upload: sent with XMLHttpRequest, whose upload events give the
+// progress of a large file (fetch has none).
 (function () {
   const page = document.getElementById("repository");
-  if (!page) return;
-  const repo = page.dataset.repository;
-  const base = "/repositories/" + encodeURIComponent(repo);
-  const results = document.getElementById("results");
+  const uploadForm = document.getElementById("upload-form");
+  // A user who may only read gets no upload form.
+  if (!page || !uploadForm) return;
+  const base = "/repositories/" + encodeURIComponent(page.dataset.repository);
   const message = document.getElementById("message");
+  const progress = document.getElementById("upload-progress");
+  const progressText = document.getElementById("upload-progress-text");
+  const button = document.getElementById("upload");
 
   function show(text, kind) {
     message.textContent = text;
     message.className = text ? "message " + kind : "";
   }
 
-  function query(accept) {
-    const text = document.getElementById("query").value;
-    return fetch(base, {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: accept },
-      body: "query=" + encodeURIComponent(text),
-    }).then(async (response) => {
-      if (!response.ok) throw new Error(await response.text());
-      return response;
-    });
+  function megabytes(n) {
+    return (n / 1048576).toFixed(n < 10485760 ? 2 : 1) + " MB";
   }
-
-  function cell(term) {
-    if (!term) return "";
-    if (term.type === "uri") return "<" + term.value + ">";
-    if (term.type === "bnode") return "_:" + term.value;
-    return term.value + (term["xml:lang"] ? "@" + term["xml:lang"] : "");
-  }
-
-  document.getElementById("run").addEventListener("click", () => {
-    show("", "");
-    results.textContent = "Running…";
-    query("application/sparql-results+json, text/turtle;q=0.5")
-      .then(async (response) => {
-        const type = response.headers.get("content-type") || "";
-        if (!type.includes("json")) {
-          const pre = document.createElement("pre");
-          pre.textContent = await response.text();
-          results.replaceChildren(pre);
-          return;
-        }
-        const data = await response.json();
-        if ("boolean" in data) {
-          results.textContent = "Answer: " + data.boolean;
-          return;
-        }
-        const table = document.createElement("table");
-        table.id = "result-table";
-        const head = table.createTHead().insertRow();
-        for (const v of data.head.vars) {
-          const th = document.createElement("th");
-          th.textContent = v;
-          head.appendChild(th);
-        }
-        const body = table.createTBody();
-        for (const binding of data.results.bindings) {
-          const row = body.insertRow();
-          for (const v of data.head.vars) row.insertCell().textContent = cell(binding[v]);
-        }
-        const count = document.createElement("p");
-        count.className = "muted";
-        count.id = "row-count";
-        count.textContent = data.results.bindings.length + " rows";
-        results.replaceChildren(count, table);
-      })
-      .catch((error) => {
-        results.textContent = "";
-        show(error.message, "error");
-      });
-  });
-
-  document.getElementById("download").addEventListener("click", () => {
-    query("text/csv")
-      .then((response) => response.blob())
-      .then((blob) => {
-        const link = document.createElement("a");
-        link.href = URL.createObjectURL(blob);
-        link.download = repo + "-results.csv";
-        link.click();
-      })
-      .catch((error) => show(error.message, "error"));
-  });
 
   const types = { ttl: "text/turtle", nt: "application/n-triples", nq: "application/n-quads",
     trig: "application/trig", rdf: "application/rdf+xml", owl: "application/rdf+xml",
@@ -102,22 +37,45 @@ document.addEventListener("submit", (event) => {
     });
   }
 
-  // A user who may only read gets no upload form.
-  const uploadForm = document.getElementById("upload-form");
-  if (uploadForm) uploadForm.addEventListener("submit", (event) => {
+  uploadForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const file = document.getElementById("file").files[0];
     if (!file) return show("Choose a file first.", "error");
     const extension = file.name.split(".").pop().toLowerCase();
     const type = types[extension];
     if (!type) return show("Cannot tell the RDF format of ." + extension + " files.", "error");
-    fetch(base + "/statements", { method: "POST", headers: { "Content-Type": type }, body: file })
-      .then(async (response) => {
-        if (!response.ok) throw new Error(await response.text());
-        const added = await response.text();
-        show("Loaded " + added + " statements from " + file.name + ".", "notice");
-        return refreshSize();
-      })
-      .catch((error) => show(error.message, "error"));
+    show("", "");
+    const request = new XMLHttpRequest();
+    request.open("POST", base + "/statements");
+    request.setRequestHeader("Content-Type", type);
+    progress.max = file.size || 1;
+    progress.value = 0;
+    progress.hidden = false;
+    progressText.textContent = "Sending " + file.name + ": 0 of " + megabytes(file.size);
+    button.disabled = true;
+    let events = 0;
+    request.upload.addEventListener("progress", (e) => {
+      events++;
+      progress.dataset.events = String(events);
+      progress.value = e.loaded;
+      const percent = file.size ? Math.floor((100 * e.loaded) / file.size) : 100;
+      progressText.textContent = "Sending " + file.name + ": " + megabytes(e.loaded) + " of " + megabytes(file.size) + " (" + percent + "%)";
+    });
+    request.upload.addEventListener("load", () => {
+      progress.value = progress.max;
+      progressText.textContent = "Sent " + megabytes(file.size) + "; the server is loading " + file.name + "…";
+    });
+    request.addEventListener("loadend", () => {
+      button.disabled = false;
+      progress.hidden = true;
+      progressText.textContent = "";
+      if (request.status >= 200 && request.status < 300) {
+        show("Loaded " + request.responseText.trim() + " statements from " + file.name + ".", "notice");
+        refreshSize();
+      } else {
+        show(request.responseText || "The upload failed (" + (request.status || "no answer") + ").", "error");
+      }
+    });
+    request.send(file);
   });
 })();
