@@ -158,7 +158,8 @@ pub async fn remove_member(
 pub struct RemoveOptions {
     /// Remove it even if it may hold transactions no other member has.
     pub force: bool,
-    /// How long the removed instance is given to hear of it.
+    /// How long the removed instance is given to show what it holds (a member just
+    /// grown may not have been heard from yet) and to hear of its removal.
     pub timeout: Duration,
     /// The removed instance keeps its data as an ordinary repository (it must be told
     /// within `timeout`, or the answer says it was not).
@@ -633,12 +634,22 @@ async fn remove(
     let base = require_consent_to_change(&node).await?;
     let repository = node.repository().clone();
     if let Some(leaving) = node.config().member_named(&instance).map(|m| m.origin) {
-        let repo = repository.clone();
-        let local = blocking(move || Ok(repo.version_vector())).await?;
         let fresh_ms = crate::replication::STALL_AFTER.as_millis() as u64;
-        let verdict =
-            node.view()
-                .unreplicated(leaving, &local, crate::replication::now_ms(), fresh_ms);
+        // Without force, the member is given `timeout` to show that it holds nothing
+        // the others lack (one just grown may not have been heard from yet).
+        let deadline = tokio::time::Instant::now() + options.timeout;
+        let verdict = loop {
+            let repo = repository.clone();
+            let local = blocking(move || Ok(repo.version_vector())).await?;
+            let verdict =
+                node.view()
+                    .unreplicated(leaving, &local, crate::replication::now_ms(), fresh_ms);
+            if verdict == Unreplicated::Nothing || force || tokio::time::Instant::now() >= deadline
+            {
+                break verdict;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let detail = match verdict {
             Unreplicated::Nothing => None,
             Unreplicated::Transactions(n) => Some(format!(
