@@ -744,8 +744,8 @@ async fn a_member_back_with_a_certificate_from_another_ca_is_not_pulled_from_unt
     // a has measured b's clock (the clock fence: a member of two never measured would
     // keep a from writing while b cannot be reached).
     let http = client(&ours.pem);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    // What a's status says of b.
+    let b_at_a = async || -> serde_json::Value {
         let status: serde_json::Value = http
             .get(a.url(&format!("/repositories/{REPO}/repl/status")))
             .basic_auth(USER, Some(PASSWORD))
@@ -755,17 +755,23 @@ async fn a_member_back_with_a_certificate_from_another_ca_is_not_pulled_from_unt
             .json()
             .await
             .unwrap();
-        let measured = status["instances"]
+        status["instances"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["name"] == "b" && m["clockOffsetMs"].is_i64());
-        if measured {
+            .find(|m| m["name"] == "b")
+            .cloned()
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let b_seen = b_at_a().await;
+        if b_seen["clockOffsetMs"].is_i64() {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "a never measured b's clock: {status}"
+            "a never measured b's clock: {b_seen}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -774,22 +780,10 @@ async fn a_member_back_with_a_certificate_from_another_ca_is_not_pulled_from_unt
     b.restart_with(&b_data, &odd.args(), &theirs.pem).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status: serde_json::Value = http
-            .get(a.url(&format!("/repositories/{REPO}/repl/status")))
-            .basic_auth(USER, Some(PASSWORD))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let state = status["instances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == "b")
-            .map(|m| m["state"].as_str().unwrap_or_default().to_owned())
-            .unwrap_or_default();
+        let state = b_at_a().await["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         if state.starts_with("disconnected") && state.contains("UnknownIssuer") {
             break;
         }
