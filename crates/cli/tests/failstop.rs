@@ -357,6 +357,182 @@ async fn a_flipped_bit_inside_a_log_takes_only_that_repository_out_naming_file_a
     assert_eq!(common::size(&client, &server, "damaged").await, 0);
 }
 
+/// Issue 25, case 2: one bit flipped in frame 11 of 40 of a member's log. The server
+/// starts and serves its other repositories; the damaged repository takes no local
+/// writes (503 `log_healing`) and is not ready while no member can give back what the
+/// damage took; once the members are reachable the frame is fetched back, checked and
+/// put back, writes are taken again, every acknowledged write holds on every instance,
+/// and the next start finds the log whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flipped_bit_inside_a_members_log_is_healed_from_the_peers_frames() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    cluster.form().await;
+    let other = cluster.instances[1].url("/repositories/other");
+    assert!(cluster
+        .client
+        .put(other.clone())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    for i in 0..3 {
+        let response = cluster
+            .client
+            .post(other.clone())
+            .form(&[(
+                "update",
+                format!("INSERT DATA {{ {} }}", triple("other", i)),
+            )])
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+    let mut acknowledged = Vec::new();
+    for i in 0..40 {
+        let t = triple("before", i);
+        let response = cluster
+            .update(i % 3, &format!("INSERT DATA {{ {t} }}"))
+            .await;
+        assert!(response.status().is_success(), "{}", response.status());
+        acknowledged.push(t);
+    }
+    cluster.converge(Duration::from_secs(30)).await;
+    // Killed (a clean stop would checkpoint and truncate the log everyone holds), so
+    // the damage lies after the last checkpoint: the replay stops at it, and what
+    // follows waits in the log until the hole is filled.
+    cluster.instances[1].kill();
+    let segment = last_segment(&cluster.instances[1].data_dir, Cluster::REPO);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let starts = frame_starts(&bytes);
+    assert!(starts.len() >= 40, "{} frames", starts.len());
+    let damaged_at = starts[starts.len() - 30];
+    bytes[damaged_at + 38 + 5] ^= 0x08;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    // Back, but cut off from both members: nobody can give back what the damage took.
+    cluster.cut(1, 0);
+    cluster.cut(1, 2);
+    cluster.instances[1].start(false);
+    let size = common::success_text(
+        cluster
+            .client
+            .get(cluster.instances[1].url("/repositories/other/size"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(size.trim(), "3", "the server's other repository is served");
+    let refused = cluster
+        .update(1, "INSERT DATA { <http://e/refused> <http://e/p> 1 }")
+        .await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(
+        refused
+            .headers()
+            .get("x-quadmesh-error")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some("log_healing".to_owned())
+    );
+    let message = refused.text().await.unwrap();
+    assert!(
+        message.contains(&format!("offset {damaged_at}")),
+        "{message}"
+    );
+    let ready = cluster
+        .client
+        .get(cluster.instances[1].url("/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let status = cluster.status(1).await;
+    let healing = &status["logHealing"];
+    assert_eq!(healing["holes"][0]["offset"], damaged_at as u64, "{status}");
+    assert_eq!(healing["missing"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(healing["replayPaused"], true, "{status}");
+    assert!(cluster.metrics(1).await.contains(&format!(
+        "quadmesh_replication_log_holes{{repository=\"{}\"}} 1",
+        Cluster::REPO
+    )));
+    // Reads go on meanwhile (the store holds every write).
+    let export = cluster.export(1).await;
+    for t in &acknowledged {
+        assert!(present(&export, t), "instance 1 lacks {t} while healing");
+    }
+
+    cluster.heal(1, 0);
+    cluster.heal(1, 2);
+    common::wait_for("the log to heal", Duration::from_secs(30), async || {
+        cluster.status(1).await["logHealing"].is_null()
+    })
+    .await;
+    assert_eq!(cluster.status(1).await["logFramesPutBack"], 1);
+    let metrics = cluster.metrics(1).await;
+    assert!(
+        metrics.contains(&format!(
+            "quadmesh_replication_log_frames_put_back_total{{repository=\"{}\"}} 1",
+            Cluster::REPO
+        )),
+        "{metrics}"
+    );
+    // Writes everywhere again (instance 1's clock fence may first need a fresh sample
+    // of its peers' clocks: a 503 then is refused, not acknowledged, and tried again).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 0..6 {
+        let t = triple("after", i);
+        loop {
+            let response = cluster
+                .update(i % 3, &format!("INSERT DATA {{ {t} }}"))
+                .await;
+            match response.status().as_u16() {
+                200 | 204 => break,
+                503 if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                other => panic!("{other}: {}", response.text().await.unwrap()),
+            }
+        }
+        acknowledged.push(t);
+    }
+    cluster.converge(Duration::from_secs(30)).await;
+    for i in 0..3 {
+        let export = cluster.export(i).await;
+        for t in &acknowledged {
+            assert!(present(&export, t), "instance {i} lacks acknowledged {t}");
+        }
+        assert!(!export.contains("http://e/refused"));
+    }
+    // The damaged segment was kept aside as it was; the log is whole again.
+    let kept: Vec<PathBuf> = std::fs::read_dir(segment.parent().unwrap().join("damaged"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert!(std::fs::read(&kept[0]).unwrap().starts_with(&bytes));
+    cluster.instances[1].stop();
+    cluster.instances[1].start(false);
+    common::wait_for("instance 1 to be up", Duration::from_secs(20), async || {
+        cluster
+            .client
+            .get(cluster.instances[1].url("/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(cluster.status(1).await["logHealing"].is_null());
+    assert!(cluster
+        .update(1, "INSERT DATA { <http://e/last> <http://e/p> 1 }")
+        .await
+        .status()
+        .is_success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_log_tail_is_fetched_back_from_peers_and_no_sequence_number_is_reused() {
     let _serial = SERIAL.lock().await;

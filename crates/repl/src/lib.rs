@@ -11,6 +11,7 @@ mod cluster;
 mod digest;
 pub mod frame;
 mod heartbeat;
+pub mod log_heal;
 mod lost_tail;
 mod promotion;
 pub mod pull;

@@ -72,6 +72,7 @@ impl ApiError {
                 StoreError::Clock(_) => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::WritesStopped { .. }
                 | StoreError::AwaitingPeers { .. }
+                | StoreError::LogHealing { .. }
                 | StoreError::Leaving(_)
                 | StoreError::ClockFenced { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
@@ -137,6 +138,7 @@ impl ApiError {
             ApiError::Store(StoreError::Expired { .. }) => Some("expired"),
             ApiError::Store(StoreError::Leaving(_)) => Some("leaving"),
             ApiError::Store(StoreError::ClockFenced { .. }) => Some("clock_fenced"),
+            ApiError::Store(StoreError::LogHealing { .. }) => Some("log_healing"),
             _ => None,
         }
     }

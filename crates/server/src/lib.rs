@@ -143,6 +143,7 @@ pub async fn serve(
         .config
         .auto_repair
         .then(|| tokio::spawn(replication::repair::repair_forever(state.clone())));
+    let healing = tokio::spawn(replication::log_heal::heal_forever(state.clone()));
     let role = tokio::spawn(roles::run(state.clone(), credentials.clone()));
     let access_in_step = tokio::spawn(access_sync::keep_in_step(state.clone()));
     let sampling = tokio::spawn(ui::charts::keep_sampling(state.clone()));
@@ -172,6 +173,7 @@ pub async fn serve(
     scrubbing.abort();
     access_in_step.abort();
     sampling.abort();
+    healing.abort();
     if let Some(repairing) = repairing {
         repairing.abort();
     }

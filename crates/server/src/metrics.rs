@@ -169,6 +169,8 @@ fn render(state: AppState) -> Response {
     let frontier_age = Family::<RepositoryLabels, Gauge<f64, AtomicU64>>::default();
     let writes_refused = Family::<RepositoryLabels, Gauge>::default();
     let store_damaged = Family::<RepositoryLabels, Gauge>::default();
+    let log_holes = Family::<RepositoryLabels, Gauge>::default();
+    let log_frames_put_back = Family::<RepositoryLabels, Counter>::default();
     let repairs = Family::<ResultLabels, Counter>::default();
     let config_epoch = Family::<RepositoryLabels, Gauge>::default();
     let controlling = Family::<RepositoryLabels, Gauge>::default();
@@ -221,6 +223,18 @@ fn render(state: AppState) -> Response {
                 repository: status.repository.clone(),
             })
             .set(i64::from(node.repository().knows_damage()));
+        let labels = RepositoryLabels {
+            repository: status.repository.clone(),
+        };
+        log_holes.get_or_create(&labels).set(
+            status
+                .log_healing
+                .as_ref()
+                .map_or(0, |healing| healing.holes.len() as i64),
+        );
+        log_frames_put_back
+            .get_or_create(&labels)
+            .inc_by(status.log_frames_put_back);
         clock_fenced
             .get_or_create(&RepositoryLabels {
                 repository: status.repository.clone(),
@@ -290,6 +304,16 @@ fn render(state: AppState) -> Response {
             .get_or_create(&ResultLabels { result })
             .inc_by(count.load(Ordering::Relaxed));
     }
+    registry.register(
+        "replication_log_holes",
+        "Damaged spans found inside this instance's replication log and not yet healed from the members (the repository takes no local writes meanwhile)",
+        log_holes,
+    );
+    registry.register(
+        "replication_log_frames_put_back",
+        "Transactions fetched back from the members and put back into this instance's damaged replication log since start",
+        log_frames_put_back,
+    );
     registry.register(
         "replication_store_damaged",
         "1 while a scrub's finding that this instance's store differs from what its write path put there is not repaired",

@@ -145,6 +145,16 @@ pub fn writes_refused(state: &AppState) -> Option<String> {
                     )
                 })
             })
+            .or_else(|| {
+                // A log damaged inside (issue 25): no local writes until it is healed.
+                repository.log_healing().map(|healing| {
+                    format!(
+                        "repository '{}' takes no local writes: {}",
+                        repository.name(),
+                        healing.description
+                    )
+                })
+            })
     })
 }
 

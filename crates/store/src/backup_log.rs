@@ -50,6 +50,15 @@ impl BackupPin {
         Ok(())
     }
 
+    /// Forgets the pin (the log since the last backup is no longer whole): the next
+    /// incremental backup is refused, a full one is needed.
+    pub(crate) fn remove(dir: &Path) -> Result<()> {
+        match fs::remove_file(dir.join(Self::FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
     /// The vector to keep the log for, unless the pin is too old at `now`.
     pub(crate) fn in_force(&self, now: HlcTime) -> Option<&VersionVector> {
         (now.millis().saturating_sub(self.taken_at.millis()) <= BACKUP_LOG_KEPT_MS)

@@ -44,17 +44,16 @@ pub enum StoreError {
     Log(#[from] std::io::Error),
     #[error("corrupt data in {what}: {detail}")]
     Corrupt { what: String, detail: String },
-    /// Damage inside the replication log (not a torn tail): the repository does not
-    /// open rather than drop the valid transactions behind it.
+    /// Damage inside the replication log (not a torn tail) of a repository outside any
+    /// cluster (a member's heals from its peers instead): the repository does not open
+    /// rather than drop the valid transactions behind it.
     #[error(
         "the replication log is damaged: {file}, byte offset {offset}: {detail}. \
          quadmesh does not cut it, because transactions after it would be lost. \
          The repository is out of service on this instance; the server's others are \
-         served. To recover: if this instance is in a cluster, delete the repository here \
-         (DELETE /repositories/NAME), remove the instance from the cluster (repl remove) \
-         and grow it again from a healthy member; a standalone repository can be restored from a backup, or, \
-         accepting the loss of every transaction after the damage, the segment cut at \
-         that offset (truncate -s {offset} {file}) and later segments removed",
+         served. It is in no cluster, so no peer holds its transactions: restore it from \
+         a backup, or, accepting the loss of every transaction after the damage, cut the \
+         segment at that offset (truncate -s {offset} {file}) and remove later segments",
         file = .file.display()
     )]
     LogDamaged {
@@ -76,6 +75,11 @@ pub enum StoreError {
     /// instance's own transactions went, a local write could reuse a sequence number.
     #[error("repository '{repository}' takes no local writes yet: {reason}")]
     AwaitingPeers { repository: String, reason: String },
+    /// The log was found damaged inside: until what the damage took is fetched back
+    /// from the peers, no local write is taken (and, when the replay had to stop at the
+    /// damage, no peer's transaction either).
+    #[error("repository '{repository}' is healing its replication log: {reason}")]
+    LogHealing { repository: String, reason: String },
     #[error("transaction {got} of origin {origin} arrived before {expected}", expected = .have + 1)]
     Gap {
         origin: quadmesh_repl::OriginId,

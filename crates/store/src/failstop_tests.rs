@@ -315,3 +315,197 @@ fn damage_inside_the_log_keeps_the_repository_closed() {
         Ok(_) => panic!("opened a damaged log"),
     }
 }
+
+/// Where each frame of a log segment starts.
+fn frame_starts(path: &Path) -> Vec<usize> {
+    use quadmesh_repl::frame::{decode, Decoded};
+    let bytes = fs::read(path).unwrap();
+    let mut starts = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        starts.push(at);
+        match decode(&bytes[at..]) {
+            Ok(Decoded::Frame(_, len)) => at += len,
+            other => panic!("not a clean log at {at}: {other:?}"),
+        }
+    }
+    starts
+}
+
+/// Flips one bit in the payload of the `n`th frame (from 0) of the first segment.
+fn flip_a_bit_of_frame(dir: &Path, n: usize) {
+    let path = segment(dir);
+    let start = frame_starts(&path)[n];
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[start + quadmesh_repl::frame::HEADER_LEN + 5] ^= 0x10;
+    fs::write(&path, &bytes).unwrap();
+}
+
+#[test]
+fn a_member_with_damage_inside_its_log_opens_refuses_writes_and_heals_from_a_peers_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = OriginId(77);
+    // 40 entries: the configuration and 39 of our own transactions.
+    let logged = replicated(dir.path(), peer, 39);
+    // Opened and closed once more: the checkpoint covers the whole log.
+    open(dir.path(), clock(0)).close().unwrap();
+    flip_a_bit_of_frame(dir.path(), 10);
+
+    let repository = open(dir.path(), clock(0));
+    let me = repository.origin();
+    assert_eq!(repository.version_vector().get(me), 40);
+    let healing = repository.log_healing().expect("healing");
+    assert_eq!(healing.missing, vec![(me, 11)]);
+    assert!(!healing.replay_paused);
+    assert_eq!(healing.holes.len(), 1);
+    assert!(matches!(
+        insert(&repository, 100),
+        Err(StoreError::LogHealing { .. })
+    ));
+    let refusal = repository.write_refusal().expect("not writable");
+    assert!(refusal.contains("damaged"), "{refusal}");
+    // Nothing to serve of what the hole took; the rest is served.
+    let held = repository
+        .frames_held(&[(me, 10), (me, 11), (me, 12)])
+        .unwrap();
+    assert_eq!(held.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![10, 12]);
+
+    // Without the missing transaction nothing changes.
+    let error = repository.heal_log(logged[..5].to_vec(), &[]).unwrap_err();
+    assert!(error.to_string().contains(&format!("{me}/11")), "{error}");
+    assert!(repository.log_healing().is_some());
+
+    // The peer's copy of every transaction: the one the damage took is put back.
+    let healed = repository.heal_log(logged.clone(), &[]).unwrap().unwrap();
+    assert_eq!((healed.put_back, healed.replayed), (1, 0));
+    assert_eq!(healed.kept.len(), 1);
+    assert!(repository.log_healing().is_none());
+    // This log is not synced at every append and the last run did not stop cleanly:
+    // local writes also wait for the peer's word on how far ours went.
+    let mut theirs = VersionVector::new();
+    theirs.advance(me, 40);
+    repository.on_peer_heartbeat(peer, &theirs);
+    assert_eq!(repository.write_refusal(), None);
+    assert_eq!(repository.frames_put_back(), 1);
+    let after = repository
+        .entries_since(Default::default(), 100, |_, _| true)
+        .unwrap()
+        .0;
+    assert_eq!(
+        after, logged,
+        "the log holds every transaction, in order, as logged"
+    );
+    assert_eq!(insert(&repository, 100).unwrap().0, 41);
+    assert_eq!(repository.size(None).unwrap(), 40);
+
+    // Opened again, the log is whole: no healing, nothing refused.
+    repository.close().unwrap();
+    drop(repository);
+    let repository = open(dir.path(), clock(0));
+    assert!(repository.log_healing().is_none());
+    assert!(repository.write_refusal().is_none());
+    assert_eq!(repository.version_vector().get(me), 41);
+}
+
+#[test]
+fn damage_after_the_last_checkpoint_pauses_the_replay_until_the_frames_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = OriginId(77);
+    // Not closed: the checkpoint (taken at open, before anything was logged) covers
+    // nothing, as after a crash.
+    let logged = replicated(dir.path(), peer, 9);
+    flip_a_bit_of_frame(dir.path(), 4);
+
+    let repository = open(dir.path(), clock(0));
+    let me = repository.origin();
+    // The replay stopped before transaction 6, whose predecessor is in the hole.
+    assert_eq!(repository.version_vector().get(me), 4);
+    let healing = repository.log_healing().expect("healing");
+    assert_eq!(healing.missing, vec![(me, 5)]);
+    assert!(healing.replay_paused);
+    assert!(matches!(
+        insert(&repository, 100),
+        Err(StoreError::LogHealing { .. })
+    ));
+    // A peer's transaction would be logged after ours that wait: refused for now.
+    let theirs = Entry {
+        kind: quadmesh_repl::EntryKind::Data,
+        origin: peer,
+        seq: 1,
+        time: quadmesh_repl::HlcTime::from_parts(1, 0),
+        payload: crate::effect::Effect::default().encode(),
+    };
+    assert!(matches!(
+        repository.apply_remote(&theirs),
+        Err(StoreError::LogHealing { .. })
+    ));
+
+    // Reopened before healing: the same.
+    drop(repository);
+    let repository = open(dir.path(), clock(0));
+    assert_eq!(repository.log_healing().unwrap().missing, vec![(me, 5)]);
+
+    let healed = repository.heal_log(logged.clone(), &[]).unwrap().unwrap();
+    assert_eq!((healed.put_back, healed.replayed), (1, 6));
+    assert_eq!(repository.version_vector().get(me), 10);
+    assert_eq!(repository.size(None).unwrap(), 9);
+    // Our own newest transactions may have been in the hole: local writes still wait for
+    // the peer to say how far ours went (the lost-tail rule), peers' are taken again.
+    assert!(matches!(
+        insert(&repository, 100),
+        Err(StoreError::AwaitingPeers { .. })
+    ));
+    assert_eq!(repository.apply_remote(&theirs).unwrap(), Applied::New);
+    let mut vector = VersionVector::new();
+    vector.advance(me, 10);
+    repository.on_peer_heartbeat(peer, &vector);
+    assert_eq!(insert(&repository, 100).unwrap().0, 11);
+
+    // A crash after that (no clean stop): the open replays what the checkpoint taken
+    // by the healing does not cover, and finds everything.
+    drop(repository);
+    let repository = open(dir.path(), clock(0));
+    assert!(repository.log_healing().is_none());
+    assert_eq!(repository.version_vector().get(me), 11);
+    assert_eq!(repository.version_vector().get(peer), 1);
+    assert_eq!(repository.size(None).unwrap(), 10);
+}
+
+#[test]
+fn what_no_member_holds_is_left_out_only_if_every_member_applied_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = OriginId(77);
+    replicated(dir.path(), peer, 39);
+    open(dir.path(), clock(0)).close().unwrap();
+    flip_a_bit_of_frame(dir.path(), 10);
+    let repository = open(dir.path(), clock(0));
+    let me = repository.origin();
+    let vector = repository.version_vector();
+    repository.pin_log_for_backup(vector.clone()).unwrap();
+    assert!(dir.path().join("backup-pin.json").exists());
+
+    // The peer lacks our transaction 11 (only this log had it): nothing may be left out.
+    let mut behind = VersionVector::new();
+    behind.advance(me, 10);
+    repository.set_horizon(quadmesh_repl::HlcTime::ZERO, behind);
+    let error = repository.heal_log(Vec::new(), &[(me, 11)]).unwrap_err();
+    assert!(error.to_string().contains("grow it again"), "{error}");
+    assert!(repository.log_healing().is_some());
+
+    // Every member applied it and no log holds it any more: left out, and the next
+    // backup must be full.
+    repository.set_horizon(quadmesh_repl::HlcTime::ZERO, vector.clone());
+    let healed = repository
+        .heal_log(Vec::new(), &[(me, 11)])
+        .unwrap()
+        .unwrap();
+    assert_eq!((healed.put_back, healed.left_out), (0, 1));
+    repository.on_peer_heartbeat(peer, &vector);
+    assert_eq!(repository.write_refusal(), None);
+    assert!(!dir.path().join("backup-pin.json").exists());
+    assert!(repository.log_healing().is_none());
+    assert_eq!(insert(&repository, 100).unwrap().0, 41);
+    repository.close().unwrap();
+    drop(repository);
+    assert!(open(dir.path(), clock(0)).log_healing().is_none());
+}

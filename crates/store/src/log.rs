@@ -56,8 +56,12 @@ impl Default for LogOptions {
 ///   no valid frame follows (a crash mid-append). An invalid frame followed by valid
 ///   ones, or anywhere in an earlier segment, is damage: the open fails with
 ///   [`StoreError::LogDamaged`], naming the file and offset, instead of dropping the
-///   valid frames behind it;
-/// - only whole segments are removed, oldest first.
+///   valid frames behind it — unless it is opened *salvaging* ([`TxLog::open_salvaging`],
+///   for a repository whose peers hold the same transactions): then each damaged span
+///   is kept on disk as it is, recorded as a [`LogHole`], and the valid frames after it
+///   are indexed, until [`TxLog::fill_holes`] puts the transactions back;
+/// - only whole segments are removed, oldest first, and never one holding a hole or
+///   after it (what the hole took is not known to be held elsewhere yet).
 pub struct TxLog {
     dir: PathBuf,
     options: LogOptions,
@@ -71,6 +75,8 @@ pub struct TxLog {
     broken: Option<String>,
     /// What the open cut off the end of the last segment, if anything.
     cut_on_open: Option<TornTail>,
+    /// Damaged spans a salvaging open stepped over, in log order, not yet filled.
+    holes: Vec<LogHole>,
     /// Unit tests: the next frame write stops after this many bytes, with ENOSPC.
     #[cfg(test)]
     fail_next_write_after: Option<usize>,
@@ -87,12 +93,54 @@ pub struct TornTail {
     pub bytes: u64,
 }
 
+/// A damaged span inside the log: bytes holding no valid frame, with valid frames (or
+/// a later segment) after them. Found by a salvaging open; kept on disk until filled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogHole {
+    pub file: PathBuf,
+    pub segment: u64,
+    pub offset: u64,
+    pub len: u64,
+    /// What was wrong at its start.
+    pub detail: String,
+}
+
+impl LogHole {
+    pub fn start(&self) -> LogPosition {
+        LogPosition {
+            segment: self.segment,
+            offset: self.offset,
+        }
+    }
+}
+
+/// A segment whose holes were filled: where the damaged one was copied before it was
+/// replaced. Positions after a hole in it moved when what was put back is not exactly
+/// as long as the damaged span (the caller reads the log again from the first hole).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentRewrite {
+    pub segment: u64,
+    pub kept_as: PathBuf,
+}
+
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016}.log"))
 }
 
 impl TxLog {
+    /// Opens the log; damage inside it fails the open (see the rules above).
     pub fn open(dir: &Path, options: LogOptions) -> Result<Self> {
+        Self::open_with(dir, options, false)
+    }
+
+    /// Opens the log stepping over damage inside it: each damaged span becomes a
+    /// [`LogHole`] (see [`TxLog::holes`]) and the valid frames after it are kept. For a
+    /// repository whose peers can give back what the holes took.
+    pub fn open_salvaging(dir: &Path, options: LogOptions) -> Result<Self> {
+        Self::open_with(dir, options, true)
+    }
+
+    fn open_with(dir: &Path, options: LogOptions, salvage: bool) -> Result<Self> {
         fs::create_dir_all(dir)?;
         let mut segments: Vec<u64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
@@ -109,26 +157,51 @@ impl TxLog {
         let last = *segments.last().expect("at least one segment");
         let mut active_len = 0;
         let mut cut_on_open = None;
+        let mut holes = Vec::new();
         for &id in &segments {
             let path = segment_path(dir, id);
             let mut bytes = Vec::new();
             if path.exists() {
                 File::open(&path)?.read_to_end(&mut bytes)?;
             }
-            let (valid, problem) = scan_segment(id, &bytes, &mut index);
-            if valid < bytes.len() {
+            let mut from = 0;
+            let valid = loop {
+                let (valid, problem) = scan_segment(id, &bytes, from, &mut index);
+                if valid >= bytes.len() {
+                    break valid;
+                }
                 let after = valid_frames_after(&bytes, valid);
-                if id != last || after > 0 {
+                if id == last && after == 0 {
+                    break valid;
+                }
+                let detail = if after > 0 {
+                    format!("{problem}, followed by {after} valid frame(s) that would be lost if it were cut")
+                } else {
+                    format!("{problem}, in a segment that is not the last one")
+                };
+                if !salvage {
                     return Err(StoreError::LogDamaged {
                         file: path.clone(),
                         offset: valid as u64,
-                        detail: if after > 0 {
-                            format!("{problem}, followed by {after} valid frame(s) that would be lost if it were cut")
-                        } else {
-                            format!("{problem}, in a segment that is not the last one")
-                        },
+                        detail,
                     });
                 }
+                let next = next_valid_frame(&bytes, valid).unwrap_or(bytes.len());
+                tracing::error!(segment = %path.display(), offset = valid, bytes = next - valid,
+                    %detail, "DAMAGE INSIDE THE REPLICATION LOG: stepping over it; what it held is fetched back from the peers");
+                holes.push(LogHole {
+                    file: path.clone(),
+                    segment: id,
+                    offset: valid as u64,
+                    len: (next - valid) as u64,
+                    detail,
+                });
+                if next >= bytes.len() {
+                    break bytes.len();
+                }
+                from = next;
+            };
+            if valid < bytes.len() {
                 let dropped = (bytes.len() - valid) as u64;
                 tracing::warn!(segment = %path.display(), offset = valid, dropped,
                     "cutting a torn tail (an incomplete last frame, nothing valid after it) off the replication log");
@@ -158,6 +231,7 @@ impl TxLog {
             index,
             broken: None,
             cut_on_open,
+            holes,
             #[cfg(test)]
             fail_next_write_after: None,
             #[cfg(test)]
@@ -168,6 +242,111 @@ impl TxLog {
     /// What the open cut off the end of the log (a torn tail), if anything.
     pub fn cut_on_open(&self) -> Option<&TornTail> {
         self.cut_on_open.as_ref()
+    }
+
+    /// The damaged spans a salvaging open stepped over and that are not filled yet.
+    pub fn holes(&self) -> &[LogHole] {
+        &self.holes
+    }
+
+    /// For each hole, how many surviving entries come before it in the index (the form
+    /// `quadmesh_repl::log_heal::plan` takes).
+    pub fn hole_places(&self) -> Vec<usize> {
+        self.holes
+            .iter()
+            .map(|hole| self.index.partition_point(|e| e.start < hole.start()))
+            .collect()
+    }
+
+    /// Puts transactions back into every hole: `fills[i]` into `holes()[i]`, in the order
+    /// given (each origin's in ascending sequence). Each segment with holes is written
+    /// anew beside itself, synced, and renamed over the old one after a copy of the old
+    /// one was kept in `damaged/` under the log's directory; a crash at any point leaves
+    /// either the old segment or the new one. Positions at or before the first hole do
+    /// not move; those after it may.
+    pub fn fill_holes(&mut self, fills: &[Vec<Entry>]) -> Result<Vec<SegmentRewrite>> {
+        if fills.len() != self.holes.len() {
+            return Err(StoreError::Log(std::io::Error::other(format!(
+                "{} fills given for {} holes",
+                fills.len(),
+                self.holes.len()
+            ))));
+        }
+        let holes = std::mem::take(&mut self.holes);
+        let mut rewrites = Vec::new();
+        let mut at = 0;
+        while at < holes.len() {
+            let segment = holes[at].segment;
+            let end = holes[at..]
+                .iter()
+                .position(|h| h.segment != segment)
+                .map_or(holes.len(), |n| at + n);
+            match self.rewrite_segment(segment, &holes[at..end], &fills[at..end]) {
+                Ok(rewrite) => rewrites.push(rewrite),
+                Err(e) => {
+                    // What is not filled stays a hole (this segment's and the later ones).
+                    self.holes = holes[at..].to_vec();
+                    return Err(e);
+                }
+            }
+            at = end;
+        }
+        Ok(rewrites)
+    }
+
+    fn rewrite_segment(
+        &mut self,
+        segment: u64,
+        holes: &[LogHole],
+        fills: &[Vec<Entry>],
+    ) -> Result<SegmentRewrite> {
+        let path = segment_path(&self.dir, segment);
+        let bytes = fs::read(&path)?;
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut cursor = 0;
+        for (hole, fill) in holes.iter().zip(fills) {
+            out.extend_from_slice(&bytes[cursor..hole.offset as usize]);
+            for entry in fill {
+                entry.encode_into(&mut out);
+            }
+            cursor = (hole.offset + hole.len) as usize;
+        }
+        out.extend_from_slice(&bytes[cursor..]);
+        let mut index = Vec::new();
+        let (valid, problem) = scan_segment(segment, &out, 0, &mut index);
+        if valid != out.len() {
+            return Err(StoreError::Corrupt {
+                what: format!("log segment {} as rewritten", path.display()),
+                detail: format!("not valid from offset {valid}: {problem}"),
+            });
+        }
+        let kept_dir = self.dir.join("damaged");
+        fs::create_dir_all(&kept_dir)?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let kept_as = kept_dir.join(format!("{segment:016}.log.{stamp}"));
+        fs::copy(&path, &kept_as)?;
+        File::open(&kept_as)?.sync_all()?;
+        let fresh = self.dir.join(format!("{segment:016}.healing"));
+        {
+            let mut file = File::create(&fresh)?;
+            file.write_all(&out)?;
+            file.sync_all()?;
+        }
+        fs::rename(&fresh, &path)?;
+        File::open(&self.dir)?.sync_all()?;
+        let first = self.index.partition_point(|e| e.start.segment < segment);
+        let last = self.index.partition_point(|e| e.start.segment <= segment);
+        self.index.splice(first..last, index);
+        if Some(&segment) == self.segments.last() {
+            self.active = OpenOptions::new().append(true).open(&path)?;
+            self.active_len = out.len() as u64;
+        }
+        tracing::warn!(segment = %path.display(), holes = holes.len(),
+            put_back = fills.iter().map(Vec::len).sum::<usize>(), kept_as = %kept_as.display(),
+            "filled the damaged spans of a log segment with the transactions fetched back");
+        Ok(SegmentRewrite { segment, kept_as })
     }
 
     /// Why the log takes no more appends, if it does not.
@@ -385,6 +564,10 @@ impl TxLog {
     /// Removes the segments before the one holding `position` (never the active one)
     /// and returns the index entries that went with them.
     pub fn remove_segments_before(&mut self, position: LogPosition) -> Result<Vec<IndexedEntry>> {
+        let position = self
+            .holes
+            .first()
+            .map_or(position, |hole| position.min(hole.start()));
         while self.segments.len() > 1 && self.segments[0] < position.segment {
             let id = self.segments.remove(0);
             fs::remove_file(segment_path(&self.dir, id))?;
@@ -410,8 +593,13 @@ impl TxLog {
 
 /// Indexes the valid frames of one segment; returns the length of its valid prefix and,
 /// when that is not the whole segment, what is wrong at its end.
-fn scan_segment(id: u64, bytes: &[u8], index: &mut Vec<IndexedEntry>) -> (usize, String) {
-    let mut offset = 0;
+fn scan_segment(
+    id: u64,
+    bytes: &[u8],
+    from: usize,
+    index: &mut Vec<IndexedEntry>,
+) -> (usize, String) {
+    let mut offset = from;
     while offset < bytes.len() {
         match frame::decode(&bytes[offset..]) {
             Ok(Decoded::Frame(entry, len)) => {
@@ -443,6 +631,22 @@ fn scan_segment(id: u64, bytes: &[u8], index: &mut Vec<IndexedEntry>) -> (usize,
         }
     }
     (offset, String::new())
+}
+
+/// Where the first valid frame after `from` (a damaged frame's start) begins.
+fn next_valid_frame(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from + 1;
+    while let Some(found) = bytes.get(at..).and_then(|rest| {
+        rest.windows(frame::MAGIC.len())
+            .position(|w| w == frame::MAGIC)
+    }) {
+        let start = at + found;
+        if let Ok(Decoded::Frame(..)) = frame::decode(&bytes[start..]) {
+            return Some(start);
+        }
+        at = start + 1;
+    }
+    None
 }
 
 /// How many valid frames start somewhere after `from` (a damaged frame's start): none
@@ -599,7 +803,7 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("29 valid frame(s)"), "{message}");
-        assert!(message.contains("grow it again"), "{message}");
+        assert!(message.contains("restore it from"), "{message}");
         // Nothing was cut: the file is as it was.
         assert_eq!(fs::read(&path).unwrap(), bytes);
 
@@ -735,5 +939,114 @@ mod tests {
             .map(|(_, e)| e.seq)
             .collect();
         assert_eq!(seqs, vec![3, 4]);
+    }
+
+    /// Writes 40 entries in one segment and flips a bit of frame 11's payload; returns
+    /// the frames' start offsets.
+    fn forty_with_frame_eleven_damaged(dir: &Path) -> Vec<u64> {
+        let mut starts = Vec::new();
+        {
+            let mut log = TxLog::open(dir, ONE_SEGMENT).unwrap();
+            for seq in 1..=40 {
+                starts.push(log.append(&entry(seq)).unwrap().start.offset);
+            }
+        }
+        let path = segment_path(dir, 1);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[starts[10] as usize + frame::HEADER_LEN + 30] ^= 0x04;
+        fs::write(&path, &bytes).unwrap();
+        starts
+    }
+
+    #[test]
+    fn a_salvaging_open_steps_over_damage_and_a_fill_puts_the_frame_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let starts = forty_with_frame_eleven_damaged(dir.path());
+        let path = segment_path(dir.path(), 1);
+        let damaged = fs::read(&path).unwrap();
+
+        let log = TxLog::open_salvaging(dir.path(), ONE_SEGMENT).unwrap();
+        let expected: Vec<u64> = (1..=40).filter(|&s| s != 11).collect();
+        assert_eq!(seqs(&log), expected);
+        assert_eq!(log.holes().len(), 1);
+        let hole = log.holes()[0].clone();
+        assert_eq!((hole.segment, hole.offset), (1, starts[10]));
+        assert_eq!(hole.len, starts[11] - starts[10]);
+        assert_eq!(hole.file, path);
+        assert_eq!(log.hole_places(), vec![10]);
+        // Nothing is changed on disk by the open; opened again it is the same.
+        assert_eq!(fs::read(&path).unwrap(), damaged);
+        drop(log);
+        let mut log = TxLog::open_salvaging(dir.path(), ONE_SEGMENT).unwrap();
+        assert_eq!(log.holes(), std::slice::from_ref(&hole));
+        // Segments holding a hole are never removed.
+        log.remove_segments_before(LogPosition {
+            segment: 9,
+            offset: 0,
+        })
+        .unwrap();
+        assert_eq!(seqs(&log).len(), 39);
+
+        let rewrites = log.fill_holes(&[vec![entry(11)]]).unwrap();
+        assert!(log.holes().is_empty());
+        assert_eq!(seqs(&log), (1..=40).collect::<Vec<_>>());
+        // The frame put back has the length the damaged one had: nothing moved.
+        let starts_now: Vec<u64> = log.index().iter().map(|e| e.start.offset).collect();
+        assert_eq!(starts_now, starts);
+        assert_eq!(fs::read(&rewrites[0].kept_as).unwrap(), damaged);
+        // The active segment takes appends after the rewrite, and a plain open finds no
+        // damage any more.
+        log.append(&entry(41)).unwrap();
+        drop(log);
+        let log = TxLog::open(dir.path(), ONE_SEGMENT).unwrap();
+        assert_eq!(seqs(&log), (1..=41).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn damage_in_an_earlier_segment_is_a_hole_to_its_end_and_a_longer_fill_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogOptions {
+            fsync: false,
+            segment_bytes: 300,
+        };
+        let mut ends = Vec::new();
+        {
+            let mut log = TxLog::open(dir.path(), opts).unwrap();
+            for seq in 1..=6 {
+                ends.push(log.append(&entry(seq)).unwrap());
+            }
+            assert!(log.segment_count() > 1);
+        }
+        // The last frame of the first segment damaged: nothing valid follows it there.
+        let first = segment_path(dir.path(), 1);
+        let in_first: Vec<_> = ends.iter().filter(|e| e.start.segment == 1).collect();
+        let last_of_first = in_first.last().unwrap();
+        let mut bytes = fs::read(&first).unwrap();
+        bytes[last_of_first.start.offset as usize + 50] ^= 0xff;
+        fs::write(&first, &bytes).unwrap();
+        assert!(matches!(
+            TxLog::open(dir.path(), opts),
+            Err(StoreError::LogDamaged { .. })
+        ));
+        let mut log = TxLog::open_salvaging(dir.path(), opts).unwrap();
+        let lost = last_of_first.seq;
+        assert_eq!(log.holes().len(), 1);
+        assert_eq!(
+            log.holes()[0].len,
+            bytes.len() as u64 - last_of_first.start.offset
+        );
+        // A longer frame put back moves what follows it in that segment only.
+        let mut longer = entry(lost);
+        longer.payload.extend_from_slice(&[7; 50]);
+        log.fill_holes(&[vec![longer.clone()]]).unwrap();
+        assert_eq!(seqs(&log), (1..=6).collect::<Vec<_>>());
+        // Later segments did not move.
+        assert_eq!(log.index()[5].start, ends[5].start);
+        drop(log);
+        let log = TxLog::open(dir.path(), opts).unwrap();
+        assert_eq!(
+            log.read_from(LogPosition::default()).unwrap()[lost as usize - 1].1,
+            longer
+        );
     }
 }

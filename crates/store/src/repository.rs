@@ -135,7 +135,13 @@ pub struct CommitReceipt {
 /// - after a crash that cut a torn tail off the log of a replicated repository, no local
 ///   write is taken ([`StoreError::AwaitingPeers`]) until every other member's heartbeat
 ///   reported no transaction of ours that we lack (pull streams send back our own lost
-///   transactions first): a sequence number peers already hold is never reused.
+///   transactions first): a sequence number peers already hold is never reused;
+/// - a replicated repository whose log is damaged inside opens anyway, stepping over
+///   the damage (holes): it takes no local write ([`StoreError::LogHealing`]) until what
+///   the holes took is fetched back from the peers and put back
+///   ([`Repository::heal_log`]); the replay stops at the first transaction it cannot
+///   apply in order, and then no peer's transaction is applied either until the holes
+///   are filled. A repository outside a cluster refuses to open, naming file and offset.
 pub struct Repository {
     name: String,
     dir: PathBuf,
@@ -174,11 +180,13 @@ pub struct Repository {
     /// cleared by a repair (`repair_from`): until then this instance knows it is the
     /// one that is wrong, whatever its peers say.
     damaged: AtomicBool,
+    /// Transactions put back into the log's holes since opening (for metrics).
+    pub(crate) frames_put_back: AtomicU64,
 }
 
 /// What keeps a repository from taking writes.
 #[derive(Debug, Default)]
-struct Health {
+pub(crate) struct Health {
     /// A write failed after its log append and could not be rolled back: no writes at
     /// all until a restart replays the log.
     stopped: Option<String>,
@@ -189,6 +197,8 @@ struct Health {
     /// local writes, since a write acknowledged now might not be pulled by anyone before
     /// the process ends.
     leaving: bool,
+    /// The log was found damaged inside and is not healed yet.
+    pub(crate) healing: Option<crate::log_heal::LogHealing>,
 }
 
 /// Waiting for the other members' word after a lost tail.
@@ -213,7 +223,7 @@ pub(crate) struct Writer {
     /// Set by replication: no transaction not yet received can be older.
     frontier: HlcTime,
     /// Set by replication: what every member has.
-    stable: VersionVector,
+    pub(crate) stable: VersionVector,
     /// The content digest, kept with every change (anti-entropy).
     pub(crate) digests: DigestBook,
     /// No clock reading of this repository reaches this (ms); persisted in `clock.json`.
@@ -259,7 +269,14 @@ impl Repository {
             return Err(StoreError::RepositoryNotFound(name.to_owned()));
         };
         let store = Store::open(dir.join("store"))?;
-        let log = TxLog::open(&dir.join("log"), options.log)?;
+        let cluster = ClusterState::load(dir)?;
+        // Damage inside the log: a member of a cluster steps over it and fetches back
+        // what it took from its peers; alone, the open fails naming file and offset.
+        let log = if cluster.replicated() {
+            TxLog::open_salvaging(&dir.join("log"), options.log)?
+        } else {
+            TxLog::open(&dir.join("log"), options.log)?
+        };
         let checkpoint = Checkpoint::load(dir)?.unwrap_or_default();
         // Times this repository issued itself: taken whatever physical time says.
         let clock_reserved = ClockMark::load(dir)?;
@@ -271,7 +288,7 @@ impl Repository {
             applied: checkpoint.applied,
             log,
             entries_since_checkpoint: 0,
-            cluster: ClusterState::load(dir)?,
+            cluster,
             truncated: checkpoint.truncated.clone(),
             frontier: HlcTime::ZERO,
             stable: VersionVector::new(),
@@ -291,7 +308,8 @@ impl Repository {
             access: &access,
             metadata: &metadata,
         };
-        let replayed = writer.replay(&store, &clock, dir, &books)?;
+        let (replayed, replay_paused) = writer.replay(&store, &clock, dir, &books)?;
+        let healing = crate::log_heal::LogHealing::plan(name, &writer, replay_paused);
         // After a crash the store may already hold entries the checkpoint does not
         // cover (its own write-ahead log), so the replay cannot tell which quads really
         // changed: count them all again.
@@ -318,7 +336,8 @@ impl Repository {
                  backwards, but peers hold this instance's transactions until their clocks catch up"
             );
         }
-        let awaiting = awaiting_peers_on_open(name, dir, &writer, options.log.fsync)?;
+        let awaiting =
+            awaiting_peers_on_open(name, dir, &writer, replay_paused, options.log.fsync)?;
         let members = writer
             .cluster
             .config
@@ -357,7 +376,9 @@ impl Repository {
                     members,
                 }),
                 leaving: false,
+                healing,
             }),
+            frames_put_back: AtomicU64::new(0),
         };
         // A full disk must not keep the server from starting: the checkpoint is retried.
         if let Err(e) = repository.checkpoint() {
@@ -632,6 +653,12 @@ impl Repository {
                 reason: reason.clone(),
             });
         }
+        if let Some(healing) = &health.healing {
+            return Err(StoreError::LogHealing {
+                repository: self.name.clone(),
+                reason: healing.to_string(),
+            });
+        }
         if let Some(wait) = &health.awaiting {
             return Err(StoreError::AwaitingPeers {
                 repository: self.name.clone(),
@@ -718,13 +745,16 @@ impl Repository {
         self.lock_health().leaving = true;
     }
 
-    fn lock_health(&self) -> MutexGuard<'_, Health> {
+    pub(crate) fn lock_health(&self) -> MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Why this repository refuses writes, if it does (for readiness, status, metrics).
     pub fn write_refusal(&self) -> Option<String> {
         let health = self.lock_health();
+        if let (None, Some(healing)) = (&health.stopped, &health.healing) {
+            return Some(format!("takes no local writes: {healing}"));
+        }
         match (&health.stopped, &health.awaiting) {
             (Some(reason), _) => Some(format!("takes no writes: {reason}")),
             (None, Some(wait)) => {
@@ -808,7 +838,7 @@ impl Repository {
         }
     }
 
-    fn stop_writes(&self, reason: String) {
+    pub(crate) fn stop_writes(&self, reason: String) {
         tracing::error!(repository = %self.name, %reason,
             "the repository stops taking writes until the server is restarted and replays its log");
         self.lock_health().stopped.get_or_insert(reason);
@@ -978,6 +1008,19 @@ impl Repository {
         if entry.seq <= have {
             return Ok(Applied::Duplicate);
         }
+        if let Some(healing) = self
+            .lock_health()
+            .healing
+            .as_ref()
+            .filter(|h| h.replay_paused())
+        {
+            // The log holds transactions after a hole that are not applied yet: one
+            // appended now would come after them out of order.
+            return Err(StoreError::LogHealing {
+                repository: self.name.clone(),
+                reason: healing.to_string(),
+            });
+        }
         if entry.seq != have + 1 && !skips_allowed {
             return Err(StoreError::Gap {
                 origin: entry.origin,
@@ -1026,6 +1069,26 @@ impl Repository {
         }
         self.remote_applied.fetch_add(1, Ordering::Relaxed);
         Ok(Applied::New)
+    }
+
+    /// Runs the replay on after the log's holes were filled (see `heal_log`), and
+    /// publishes what it applied and what was put back. Under the writer lock.
+    pub(crate) fn resume_replay(
+        &self,
+        writer: &mut Writer,
+        put_back: usize,
+    ) -> Result<(usize, bool)> {
+        let books = Books {
+            namespaces: self.namespaces.book(),
+            access: &self.access,
+            metadata: &self.metadata,
+        };
+        let result = writer.replay(&self.store, &self.clock, &self.dir, &books)?;
+        self.applied_vector
+            .send_replace(writer.version_vector.clone());
+        self.publish_cluster(writer);
+        self.appended.send_modify(|n| *n += put_back as u64);
+        Ok(result)
     }
 
     /// Announces an entry that is logged and applied. A failed checkpoint fails nothing
@@ -1081,7 +1144,7 @@ impl Repository {
         self.checkpoint_locked(&mut writer)
     }
 
-    fn checkpoint_locked(&self, writer: &mut Writer) -> Result<()> {
+    pub(crate) fn checkpoint_locked(&self, writer: &mut Writer) -> Result<()> {
         let started = std::time::Instant::now();
         let result = self.checkpoint_work(writer);
         let held = started.elapsed();
@@ -1351,7 +1414,7 @@ impl Repository {
 }
 
 /// The books of a repository while it opens.
-struct Books<'a> {
+pub(crate) struct Books<'a> {
     namespaces: &'a Book,
     access: &'a Book,
     metadata: &'a Book,
@@ -1375,20 +1438,37 @@ fn decode_config(payload: &[u8]) -> Result<ClusterConfig> {
 }
 
 impl Writer {
-    /// Re-applies the log entries the checkpoint does not cover.
-    fn replay(
+    /// Re-applies the log entries the checkpoint does not cover: those after `applied`,
+    /// skipping those the version vector already counts (put back into a hole after
+    /// they were applied). Returns how many it applied, and whether it stopped early:
+    /// with holes in the log, at the first entry that is not next in its origin's
+    /// sequence (what comes before it is in a hole), leaving the rest for after the
+    /// holes are filled.
+    pub(crate) fn replay(
         &mut self,
         store: &Store,
         clock: &HybridClock,
         dir: &Path,
         books: &Books<'_>,
-    ) -> Result<usize> {
+    ) -> Result<(usize, bool)> {
         let entries = self.log.read_from(self.applied)?;
-        let count = entries.len();
+        let holes = !self.log.holes().is_empty();
+        let mut count = 0;
         let origin = serde_json::from_slice::<Identity>(&fs::read(dir.join("identity.json"))?)
             .map(|i| i.origin)
             .unwrap_or(OriginId(0));
         for (indexed, entry) in entries {
+            let have = self.version_vector.get(entry.origin);
+            if entry.seq <= have {
+                self.applied = indexed.end;
+                continue;
+            }
+            if holes && entry.seq != have + 1 {
+                tracing::warn!(origin = %entry.origin, seq = entry.seq, have,
+                    "the replay stops before a transaction whose predecessor is in a hole of the log");
+                return Ok((count, true));
+            }
+            count += 1;
             // Our own or already admitted times: taken whatever physical time says.
             clock.restore(entry.time);
             match entry.kind {
@@ -1407,7 +1487,7 @@ impl Writer {
             self.version_vector.advance(entry.origin, entry.seq);
             self.applied = indexed.end;
         }
-        Ok(count)
+        Ok((count, false))
     }
 
     /// Applies each operation of `effect` that the register admits; says whether it
@@ -1498,11 +1578,16 @@ fn awaiting_peers_on_open(
     name: &str,
     dir: &Path,
     writer: &Writer,
+    replay_paused: bool,
     fsync: bool,
 ) -> Result<Option<String>> {
     let marker = dir.join(AWAITING_PEERS_FILE);
     let running_unsynced = dir.join(RUNNING_UNSYNCED_FILE);
-    let lost = if let Some(cut) = writer.log.cut_on_open() {
+    let lost = if replay_paused {
+        // A hole after the last checkpoint may have held our own newest transactions,
+        // which no surviving entry reveals.
+        Some("its replication log is damaged after its last checkpoint".to_owned())
+    } else if let Some(cut) = writer.log.cut_on_open() {
         Some(format!(
             "a crash cut {} bytes off the end of its replication log ({} at offset {})",
             cut.bytes,

@@ -125,6 +125,13 @@ pub struct ClusterStatus {
     /// Whether a scrub found the answering instance's store differing from what its
     /// write path put there, not yet repaired (repairs run without an operator).
     pub store_damaged: bool,
+    /// Whether the answering instance's replication log was found damaged inside and is
+    /// not healed yet: where, and the transactions it fetches back from the members
+    /// (it takes no local writes and serves no streams meanwhile).
+    pub log_healing: Option<LogHealingView>,
+    /// Transactions put back into the answering instance's log from the members since
+    /// it started.
+    pub log_frames_put_back: u64,
     /// How far ahead of ours a peer clock was when last refused (in the last 5 s), and
     /// how many peer clock readings were refused since the start.
     pub peer_clock_ahead_ms: Option<u64>,
@@ -597,11 +604,56 @@ impl Node {
             log_entries: self.repository.log_len().0,
             diverged: !self.anti_entropy.divergent().is_empty() || self.repository.knows_damage(),
             store_damaged: self.repository.knows_damage(),
+            log_healing: self.repository.log_healing().map(LogHealingView::from),
+            log_frames_put_back: self.repository.frames_put_back(),
             peer_clock_ahead_ms: self.repository.clock().refusals().recent_ahead_ms,
             peer_clock_refusals: self.repository.clock().refusals().count,
             clock_fenced: self.repository.clock_fence_refusal(),
             max_clock_offset_ms: self.repository.clock().max_offset_ms(),
             instances,
+        }
+    }
+}
+
+/// A damaged log's healing, as status shows it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogHealingView {
+    /// Each damaged span: file, offset and length in bytes.
+    pub holes: Vec<LogHoleView>,
+    /// The transactions to fetch back, as `origin/seq`.
+    pub missing: Vec<String>,
+    /// Whether transactions after the damage wait in the log to be applied.
+    pub replay_paused: bool,
+    pub description: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct LogHoleView {
+    pub file: String,
+    pub offset: u64,
+    pub bytes: u64,
+}
+
+impl From<quadmesh_store::LogHealingStatus> for LogHealingView {
+    fn from(status: quadmesh_store::LogHealingStatus) -> Self {
+        LogHealingView {
+            holes: status
+                .holes
+                .iter()
+                .map(|h| LogHoleView {
+                    file: h.file.display().to_string(),
+                    offset: h.offset,
+                    bytes: h.len,
+                })
+                .collect(),
+            missing: status
+                .missing
+                .iter()
+                .map(|(origin, seq)| format!("{origin}/{seq}"))
+                .collect(),
+            replay_paused: status.replay_paused,
+            description: status.description,
         }
     }
 }

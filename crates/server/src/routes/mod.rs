@@ -171,6 +171,7 @@ pub fn router(state: AppState) -> Router {
         .route("/repositories/{repo}/repl/install", put(repl::install))
         .route("/repositories/{repo}/repl/stream", get(repl::stream))
         .route("/repositories/{repo}/repl/clock", get(repl::clock))
+        .route("/repositories/{repo}/repl/frames", post(repl::frames))
         .route(
             "/repositories/{repo}/repl/snapshot",
             get(peer_snapshot::snapshot),

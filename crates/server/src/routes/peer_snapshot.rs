@@ -70,6 +70,9 @@ pub async fn snapshot(
             StatusCode::CONFLICT,
         ));
     }
+    if let Some(refusal) = super::repl::healing_refusal(&node) {
+        return Ok(refusal);
+    }
     tracing::info!(repository = %name, peer = ?origin, "sending a snapshot");
     super::backup::archive_response(&state, repository, false).await
 }

@@ -535,6 +535,9 @@ pub async fn stream(
         };
         return Ok(refusal_response(refusal, status));
     }
+    if let Some(refusal) = healing_refusal(&node) {
+        return Ok(refusal);
+    }
     let theirs: VersionVector = headers
         .get(VERSION_VECTOR_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -565,6 +568,70 @@ pub async fn stream(
         ),
     )
         .into_response())
+}
+
+/// While this instance's log has holes, no stream is served from it: what it would
+/// send next may be in a hole, and its order may change when the holes are filled.
+pub(crate) fn healing_refusal(node: &Node) -> Option<Response> {
+    let healing = node.repository().log_healing()?;
+    Some(refusal_response(
+        PeerRefusal::new(
+            RefusalCode::Damaged,
+            format!(
+                "this instance's replication log is healing ({}); pull from another member",
+                healing.description
+            ),
+        ),
+        StatusCode::CONFLICT,
+    ))
+}
+
+/// `POST /repositories/NAME/repl/frames` (a member, with the cluster token; a JSON
+/// `FramesRequest`): the transactions asked for, by origin and sequence number, that
+/// this instance's log holds, as frames (a member healing its damaged log asks).
+pub async fn frames(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    /// More than any hole of a 64 MiB segment can hold.
+    const MOST_FRAMES: usize = 1_000_000;
+    let node = authenticated_peer(&state, &name, &headers)?;
+    let caller = headers
+        .get(ORIGIN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .map(OriginId)
+        .ok_or_else(|| ApiError::BadRequest(format!("missing or invalid {ORIGIN_HEADER}")))?;
+    if !node.config().is_member(caller) {
+        return Ok(refusal_response(
+            PeerRefusal::new(
+                RefusalCode::NotAMember,
+                format!("instance {caller} is not a member of the cluster"),
+            ),
+            StatusCode::FORBIDDEN,
+        ));
+    }
+    let request: crate::replication::log_heal::FramesRequest = serde_json::from_slice(&body)
+        .map_err(|e| {
+            ApiError::BadRequest(format!(
+                "repl/frames takes {{\"frames\": [{{\"origin\", \"seq\"}}]}}: {e}"
+            ))
+        })?;
+    if request.frames.len() > MOST_FRAMES {
+        return Err(ApiError::BadRequest(format!(
+            "repl/frames takes at most {MOST_FRAMES} frames at once"
+        )));
+    }
+    let wanted: Vec<(OriginId, u64)> = request.frames.iter().map(|f| (f.origin, f.seq)).collect();
+    let repository = node.repository().clone();
+    let entries = blocking(move || Ok(repository.frames_held(&wanted)?)).await?;
+    let mut bytes = Vec::new();
+    for entry in &entries {
+        entry.encode_into(&mut bytes);
+    }
+    Ok(([("content-type", "application/x-quadmesh-frames")], bytes).into_response())
 }
 
 /// `GET /repositories/NAME/repl/clock` (a peer, with the cluster token): this
