@@ -471,24 +471,51 @@ fn damage_after_the_last_checkpoint_pauses_the_replay_until_the_frames_come_back
     assert_eq!(repository.size(None).unwrap(), 10);
 }
 
+/// A transaction of `origin` with no writes.
+fn empty_transaction(origin: OriginId, seq: u64) -> Entry {
+    Entry {
+        kind: quadmesh_repl::EntryKind::Data,
+        origin,
+        seq,
+        time: quadmesh_repl::HlcTime::from_parts(1_000 + seq, 0),
+        payload: crate::effect::Effect::default().encode(),
+    }
+}
+
 #[test]
-fn what_no_member_holds_is_left_out_only_if_every_member_applied_it() {
+fn another_instances_transaction_no_member_holds_is_left_out_only_once_every_member_applied_it() {
     let dir = tempfile::tempdir().unwrap();
     let peer = OriginId(77);
-    replicated(dir.path(), peer, 39);
-    open(dir.path(), clock(0)).close().unwrap();
-    flip_a_bit_of_frame(dir.path(), 10);
+    replicated(dir.path(), peer, 10);
+    {
+        let repository = open(dir.path(), clock(0));
+        for seq in 1..=5 {
+            repository
+                .apply_remote(&empty_transaction(peer, seq))
+                .unwrap();
+        }
+        repository.close().unwrap();
+    }
+    // Our 11 transactions, then the peer's 1..5: its third is damaged.
+    flip_a_bit_of_frame(dir.path(), 13);
     let repository = open(dir.path(), clock(0));
     let me = repository.origin();
+    assert_eq!(repository.log_healing().unwrap().missing, vec![(peer, 3)]);
     let vector = repository.version_vector();
     repository.pin_log_for_backup(vector.clone()).unwrap();
     assert!(dir.path().join("backup-pin.json").exists());
 
-    // The peer lacks our transaction 11 (only this log had it): nothing may be left out.
-    let mut behind = VersionVector::new();
-    behind.advance(me, 10);
+    // Some member lacks it and none holds it: nothing may be invented for another
+    // instance's transaction.
+    let mut behind = vector.clone();
+    behind = behind.meet(&{
+        let mut v = VersionVector::new();
+        v.advance(me, 11);
+        v.advance(peer, 2);
+        v
+    });
     repository.set_horizon(quadmesh_repl::HlcTime::ZERO, behind);
-    let error = repository.heal_log(Vec::new(), &[(me, 11)]).unwrap_err();
+    let error = repository.heal_log(Vec::new(), &[(peer, 3)]).unwrap_err();
     assert!(error.to_string().contains("grow it again"), "{error}");
     assert!(repository.log_healing().is_some());
 
@@ -496,16 +523,57 @@ fn what_no_member_holds_is_left_out_only_if_every_member_applied_it() {
     // backup must be full.
     repository.set_horizon(quadmesh_repl::HlcTime::ZERO, vector.clone());
     let healed = repository
-        .heal_log(Vec::new(), &[(me, 11)])
+        .heal_log(Vec::new(), &[(peer, 3)])
         .unwrap()
         .unwrap();
     assert_eq!((healed.put_back, healed.left_out), (0, 1));
+    assert!(healed.emptied.is_empty());
     repository.on_peer_heartbeat(peer, &vector);
     assert_eq!(repository.write_refusal(), None);
     assert!(!dir.path().join("backup-pin.json").exists());
-    assert!(repository.log_healing().is_none());
-    assert_eq!(insert(&repository, 100).unwrap().0, 41);
+    assert_eq!(insert(&repository, 100).unwrap().0, 12);
     repository.close().unwrap();
     drop(repository);
     assert!(open(dir.path(), clock(0)).log_healing().is_none());
+}
+
+#[test]
+fn an_own_transaction_only_the_damaged_log_held_goes_back_empty_so_the_later_ones_reach_the_members(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = OriginId(77);
+    let logged = replicated(dir.path(), peer, 39);
+    open(dir.path(), clock(0)).close().unwrap();
+    flip_a_bit_of_frame(dir.path(), 10);
+    let repository = open(dir.path(), clock(0));
+    let me = repository.origin();
+    // The peer has only our first ten: 11 was in this log alone.
+    let mut behind = VersionVector::new();
+    behind.advance(me, 10);
+    repository.set_horizon(quadmesh_repl::HlcTime::ZERO, behind.clone());
+    let healed = repository
+        .heal_log(logged[..10].to_vec(), &[(me, 11)])
+        .unwrap()
+        .unwrap();
+    assert_eq!(healed.emptied, vec![11]);
+    assert_eq!((healed.put_back, healed.left_out), (0, 0));
+    let after = repository
+        .entries_since(Default::default(), 100, |_, _| true)
+        .unwrap()
+        .0;
+    assert_eq!(
+        after.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=40).collect::<Vec<_>>(),
+        "every sequence number is in the log, so the members can take 12..40"
+    );
+    let put = &after[10];
+    assert_eq!(
+        crate::effect::Effect::decode(&put.payload).unwrap(),
+        crate::effect::Effect::default()
+    );
+    assert!(logged[9].time <= put.time && put.time <= logged[11].time);
+    assert_eq!(&after[11..], &logged[11..]);
+    repository.on_peer_heartbeat(peer, &behind);
+    assert_eq!(repository.write_refusal(), None);
+    assert_eq!(insert(&repository, 100).unwrap().0, 41);
 }

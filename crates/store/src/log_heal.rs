@@ -113,10 +113,45 @@ pub struct HealedLog {
     /// had applied: left out of the log (nobody needs them from it; the next backup must
     /// be a full one).
     pub left_out: usize,
+    /// Transactions of this instance's own that the holes took, that no member holds
+    /// and not every member applied (they were only in this log): each put back as an
+    /// empty transaction under its sequence number, so that the own transactions after
+    /// it still reach the members; their writes are lost (anti-entropy then finds this
+    /// instance differing from the others and repairs its store to theirs).
+    pub emptied: Vec<u64>,
     /// Transactions applied by the replay that had stopped at the damage.
     pub replayed: usize,
     /// Copies of the damaged segments as they were.
     pub kept: Vec<PathBuf>,
+}
+
+/// An empty transaction of ours under `missing`'s sequence number, stamped like the
+/// surviving one before it (or after it): an origin's stamps keep growing with its
+/// sequence numbers.
+fn empty_in_place_of(writer: &Writer, missing: &MissingFrame) -> Entry {
+    let own: Vec<_> = writer
+        .log
+        .index()
+        .iter()
+        .filter(|e| e.origin == missing.origin)
+        .collect();
+    let time = own
+        .iter()
+        .filter(|e| e.seq < missing.seq)
+        .max_by_key(|e| e.seq)
+        .or_else(|| {
+            own.iter()
+                .filter(|e| e.seq > missing.seq)
+                .min_by_key(|e| e.seq)
+        })
+        .map_or(quadmesh_repl::HlcTime::ZERO, |e| e.time);
+    Entry {
+        kind: EntryKind::Data,
+        origin: missing.origin,
+        seq: missing.seq,
+        time,
+        payload: crate::effect::Effect::default().encode(),
+    }
 }
 
 impl Repository {
@@ -162,9 +197,13 @@ impl Repository {
     /// `held_by_no_member`: transactions every other member was asked for and none
     /// holds in its log. Those that every member has applied (the stable vector covers
     /// them: their logs truncated them, ours kept them longer for a backup) are needed
-    /// by nobody from the log and are left out; the backup pin goes with them, since
-    /// the log since the last backup is no longer whole. Any other is still missing (it
-    /// was in this log only: an operator must re-grow this instance).
+    /// by nobody from the log and are left out. Our own that not every member applied
+    /// were only in this log: each is put back empty under its sequence number (see
+    /// [`HealedLog::emptied`]) rather than keep our later transactions from the members
+    /// for ever. Either way the backup pin goes, since the log since the last backup no
+    /// longer holds every write. Any other transaction no member holds (another
+    /// origin's, not applied everywhere) stays missing: an operator must re-grow this
+    /// instance.
     ///
     /// Crash safety: the checkpoint is first moved back to the first hole, so an open
     /// after a crash at any later point replays from there, skipping what the version
@@ -184,23 +223,23 @@ impl Repository {
             .filter(|e| e.kind != EntryKind::Heartbeat)
             .map(|e| ((e.origin, e.seq), e))
             .collect();
-        let left_out = |m: &MissingFrame| {
-            held_by_no_member.contains(&(m.origin, m.seq)) && writer.stable.covers(m.origin, m.seq)
-        };
+        let unheld = |m: &MissingFrame| held_by_no_member.contains(&(m.origin, m.seq));
+        let left_out = |m: &MissingFrame| unheld(m) && writer.stable.covers(m.origin, m.seq);
+        let emptied = |m: &MissingFrame| unheld(m) && !left_out(m) && m.origin == self.origin();
         let absent: Vec<String> = healing
             .missing
             .iter()
-            .filter(|m| !by_id.contains_key(&(m.origin, m.seq)) && !left_out(m))
+            .filter(|m| !by_id.contains_key(&(m.origin, m.seq)) && !left_out(m) && !emptied(m))
             .map(|m| format!("{}/{}", m.origin, m.seq))
             .collect();
         if !absent.is_empty() {
             let nobody = healing
                 .missing
                 .iter()
-                .filter(|m| held_by_no_member.contains(&(m.origin, m.seq)) && !left_out(m))
+                .filter(|m| unheld(m) && !left_out(m) && !emptied(m))
                 .count();
             let advice = if nobody > 0 {
-                format!("; {nobody} of them no member holds and not every member has applied: they were only in this log, so remove this instance from its cluster (--force) and grow it again")
+                format!("; {nobody} of them, another instance's, no member holds and not every member has applied: remove this instance from its cluster (--force) and grow it again")
             } else {
                 String::new()
             };
@@ -216,17 +255,28 @@ impl Repository {
         }
         let mut fills: Vec<Vec<Entry>> = vec![Vec::new(); healing.holes.len()];
         let mut left = 0;
+        let mut empty = Vec::new();
         for missing in &healing.missing {
-            match by_id.remove(&(missing.origin, missing.seq)) {
-                Some(entry) => fills[missing.hole].push(entry),
-                None => left += 1,
+            if let Some(entry) = by_id.remove(&(missing.origin, missing.seq)) {
+                fills[missing.hole].push(entry);
+            } else if emptied(missing) {
+                fills[missing.hole].push(empty_in_place_of(&writer, missing));
+                empty.push(missing.seq);
+            } else {
+                left += 1;
             }
         }
-        if left > 0 {
+        if left > 0 || !empty.is_empty() {
             crate::backup_log::BackupPin::remove(self.dir())?;
             writer.backup_pin = None;
+        }
+        if left > 0 {
             tracing::warn!(repository = %self.name(), left_out = left,
                 "transactions the damage took that every member holds but no log kept are left out of the log: the next backup must be a full one");
+        }
+        if !empty.is_empty() {
+            tracing::error!(repository = %self.name(), sequence_numbers = ?empty,
+                "ACKNOWLEDGED WRITES LOST: transactions of this instance that only its damaged log held are put back empty, so that its later transactions reach the members; the next backup must be a full one");
         }
         let first_hole = healing.holes[0].start();
         if first_hole < writer.applied {
@@ -234,7 +284,7 @@ impl Repository {
             self.checkpoint_locked(&mut writer)?;
         }
         let rewrites = writer.log.fill_holes(&fills)?;
-        let put_back = healing.missing.len() - left;
+        let put_back = healing.missing.len() - left - empty.len();
         self.lock_health().healing = None;
         let (replayed, paused) = match self.resume_replay(&mut writer, put_back) {
             Ok(done) => done,
@@ -270,6 +320,7 @@ impl Repository {
         Ok(Some(HealedLog {
             put_back,
             left_out: left,
+            emptied: empty,
             replayed,
             kept,
         }))
