@@ -21,6 +21,7 @@ mod stamp;
 mod token;
 mod version_vector;
 mod view;
+pub mod wire;
 
 pub use clock::{ClockError, HybridClock, PhysicalClock, Refusals, SystemClock};
 pub use clock_fence::{ClockFence, ClockSample, FenceVerdict, OwnClock};

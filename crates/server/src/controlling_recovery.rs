@@ -148,22 +148,16 @@ async fn ask(
         tracing::warn!(%address, status = %response.status(), "a peer did not say whether it holds the cluster");
         return Answer::Silent;
     }
-    let Ok(status) = response.json::<serde_json::Value>().await else {
+    let Ok(status) = response.json::<quadmesh_repl::wire::ClusterStatus>().await else {
         return Answer::Silent;
     };
-    if status["removed"] == true {
+    if status.removed {
         return Answer::NoCluster;
     }
-    let controlling = status["instances"].as_array().and_then(|instances| {
-        instances
-            .iter()
-            .find(|i| i["role"] == "controlling")
-            .and_then(|i| i["name"].as_str())
-            .map(str::to_owned)
-    });
+    let controlling = status.controlling().map(|i| i.name.clone());
     Answer::Member {
-        cluster: status["cluster"].as_str().unwrap_or_default().to_owned(),
-        name: status["instance"].as_str().unwrap_or_default().to_owned(),
+        cluster: status.cluster,
+        name: status.instance,
         controlling,
     }
 }

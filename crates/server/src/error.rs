@@ -111,34 +111,34 @@ impl ApiError {
 
 /// Header naming, for a program, why a request was refused (`ApiError::code`): callers
 /// (e.g. another instance acting for its role) match on it, never on the message.
-pub const ERROR_CODE_HEADER: &str = "x-quadmesh-error";
+pub use quadmesh_repl::wire::{ErrorCode, ERROR_CODE_HEADER};
 
 impl ApiError {
     /// A machine-readable name for refusals a program may act on.
-    pub fn code(&self) -> Option<&'static str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         use quadmesh_repl::MembershipError as M;
         match self {
             ApiError::Store(StoreError::Membership(m)) => Some(match m {
-                M::NameTaken(_) => "name_taken",
-                M::PlaceTaken { .. } => "place_taken",
-                M::UnknownInstance(_) => "unknown_instance",
-                M::RemovingControlling(_) => "removing_controlling",
-                M::OriginReused(_) => "origin_reused",
-                M::AlreadyInCluster(_) => "already_in_cluster",
-                M::NotInCluster(_) => "not_in_cluster",
-                M::NotControlling(_) => "not_controlling",
-                M::NotTheControlling(_) => "not_the_controlling",
-                M::Unreplicated { .. } => "unreplicated",
-                M::ChangedMeanwhile(_) => "changed_meanwhile",
-                M::StoppingControlling(_) => "stopping_controlling",
-                M::AlreadyStopped(_) => "already_stopped",
-                M::NotStopped(_) => "not_stopped",
+                M::NameTaken(_) => ErrorCode::NameTaken,
+                M::PlaceTaken { .. } => ErrorCode::PlaceTaken,
+                M::UnknownInstance(_) => ErrorCode::UnknownInstance,
+                M::RemovingControlling(_) => ErrorCode::RemovingControlling,
+                M::OriginReused(_) => ErrorCode::OriginReused,
+                M::AlreadyInCluster(_) => ErrorCode::AlreadyInCluster,
+                M::NotInCluster(_) => ErrorCode::NotInCluster,
+                M::NotControlling(_) => ErrorCode::NotControlling,
+                M::NotTheControlling(_) => ErrorCode::NotTheControlling,
+                M::Unreplicated { .. } => ErrorCode::Unreplicated,
+                M::ChangedMeanwhile(_) => ErrorCode::ChangedMeanwhile,
+                M::StoppingControlling(_) => ErrorCode::StoppingControlling,
+                M::AlreadyStopped(_) => ErrorCode::AlreadyStopped,
+                M::NotStopped(_) => ErrorCode::NotStopped,
             }),
-            ApiError::Store(StoreError::Removed(_)) => Some("removed"),
-            ApiError::Store(StoreError::Expired { .. }) => Some("expired"),
-            ApiError::Store(StoreError::Leaving(_)) => Some("leaving"),
-            ApiError::Store(StoreError::ClockFenced { .. }) => Some("clock_fenced"),
-            ApiError::Store(StoreError::LogHealing { .. }) => Some("log_healing"),
+            ApiError::Store(StoreError::Removed(_)) => Some(ErrorCode::Removed),
+            ApiError::Store(StoreError::Expired { .. }) => Some(ErrorCode::Expired),
+            ApiError::Store(StoreError::Leaving(_)) => Some(ErrorCode::Leaving),
+            ApiError::Store(StoreError::ClockFenced { .. }) => Some(ErrorCode::ClockFenced),
+            ApiError::Store(StoreError::LogHealing { .. }) => Some(ErrorCode::LogHealing),
             _ => None,
         }
     }
@@ -174,7 +174,7 @@ impl IntoResponse for ApiError {
         if let Some(code) = code {
             response
                 .headers_mut()
-                .insert(ERROR_CODE_HEADER, HeaderValue::from_static(code));
+                .insert(ERROR_CODE_HEADER, HeaderValue::from_static(code.as_str()));
         }
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the body is not read: the connection cannot carry another

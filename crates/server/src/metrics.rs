@@ -10,6 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use quadmesh_repl::wire::{PeerState, Role};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -177,7 +178,11 @@ fn render(state: AppState) -> Response {
     let now = now_ms();
     for node in state.replication.nodes() {
         let status = node.status();
-        for instance in status.instances.iter().filter(|i| i.state != "self") {
+        for instance in status
+            .instances
+            .iter()
+            .filter(|i| i.state != PeerState::Myself)
+        {
             let labels = PeerLabels {
                 repository: status.repository.clone(),
                 peer: instance.name.clone(),
@@ -191,7 +196,7 @@ fn render(state: AppState) -> Response {
                 .set(instance.lag_ms as f64 / 1000.0);
             connected
                 .get_or_create(&labels)
-                .set(i64::from(instance.state == "connected"));
+                .set(i64::from(instance.state == PeerState::Connected));
             if let Some(offset) = instance.clock_offset_ms {
                 clock_offset
                     .get_or_create(&labels)
@@ -201,7 +206,7 @@ fn render(state: AppState) -> Response {
                 .get_or_create(&labels)
                 .set(i64::from(matches!(
                     instance.contents,
-                    Some(crate::replication::anti_entropy::PeerComparison::Differs { .. })
+                    Some(quadmesh_repl::wire::PeerComparison::Differs { .. })
                 )));
         }
         let (agreeing, differing) = node.anti_entropy.checks();
@@ -250,7 +255,7 @@ fn render(state: AppState) -> Response {
             status
                 .instances
                 .iter()
-                .any(|i| i.state == "self" && i.role == "controlling"),
+                .any(|i| i.state == PeerState::Myself && i.role == Role::Controlling),
         ));
         let frontier = node.frontier_ms.load(Ordering::Relaxed);
         if frontier > 0 {

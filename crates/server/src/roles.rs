@@ -6,8 +6,10 @@
 use crate::cluster_ops::create_cluster_here;
 use crate::config::Role;
 use crate::controlling_recovery;
+use crate::error::ErrorCode;
 use crate::readiness::Readiness;
 use crate::state::AppState;
+use quadmesh_repl::wire::ClusterStatus;
 use quadmesh_store::StoreError;
 use std::time::Duration;
 
@@ -117,11 +119,12 @@ pub async fn run(state: AppState, credentials: Option<(String, String)>) {
 }
 
 /// The machine code of a refusal from another quadmesh server.
-fn error_code(response: &reqwest::Response) -> Option<&str> {
+fn error_code(response: &reqwest::Response) -> Option<ErrorCode> {
     response
         .headers()
         .get(crate::error::ERROR_CODE_HEADER)
         .and_then(|v| v.to_str().ok())
+        .and_then(ErrorCode::parse)
 }
 
 /// Why some replicated repository here refuses writes, if one does (it was removed, or
@@ -354,7 +357,7 @@ async fn copy(
                 tracing::info!(repository, instance, controlling, "joined the cluster");
                 return Ok(());
             }
-            Ok(r) if error_code(&r) == Some("not_controlling") => {
+            Ok(r) if error_code(&r) == Some(ErrorCode::NotControlling) => {
                 match controlling_named_by(&http, &controlling, &its_repository, &user, &password)
                     .await
                 {
@@ -373,7 +376,7 @@ async fn copy(
                 }
             }
             Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
-                let name_taken = error_code(&r) == Some("name_taken");
+                let name_taken = error_code(&r) == Some(ErrorCode::NameTaken);
                 let text = r.text().await.unwrap_or_default();
                 if name_taken {
                     // A previous copy of this name died without leaving: take its place.
@@ -423,7 +426,7 @@ async fn controlling_named_by(
     user: &str,
     password: &str,
 ) -> Option<(String, String)> {
-    let status: serde_json::Value = http
+    let status: ClusterStatus = http
         .get(http.url(at, &format!("/repositories/{repository}/repl/status")))
         .basic_auth(user, Some(password))
         .timeout(Duration::from_secs(5))
@@ -433,15 +436,9 @@ async fn controlling_named_by(
         .json()
         .await
         .ok()?;
-    status["instances"]
-        .as_array()?
-        .iter()
-        .find(|i| i["role"] == "controlling")
-        .and_then(|i| {
-            let address = i["address"].as_str()?.to_owned();
-            let its = i["repository"].as_str().unwrap_or(repository).to_owned();
-            Some((address, its))
-        })
+    status
+        .controlling()
+        .map(|i| (i.address.clone(), i.repository.clone()))
 }
 
 /// On SIGTERM, a copy leaves the cluster before the server stops (the seed's trap).
@@ -514,7 +511,7 @@ async fn leave_one(state: &AppState, credentials: &Option<(String, String)>, rep
                 tracing::info!(instance, repository, "left the cluster");
                 return;
             }
-            Ok(r) if error_code(&r) == Some("unreplicated") && attempt < 9 => {
+            Ok(r) if error_code(&r) == Some(ErrorCode::Unreplicated) && attempt < 9 => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Ok(r) => {

@@ -2,6 +2,7 @@ use crate::client::Api;
 use crate::spec::Spec;
 use anyhow::Result;
 use clap::Subcommand;
+use quadmesh_repl::wire::ClusterStatus;
 use reqwest::Method;
 
 #[derive(Subcommand, Debug)]
@@ -283,6 +284,9 @@ pub async fn run(command: ReplCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
+                let status: ClusterStatus = serde_json::from_value(status).map_err(|e| {
+                    anyhow::anyhow!("the server's repl/status is not one this CLI reads: {e}")
+                })?;
                 print!("{}", status_table(&status));
             }
         }
@@ -291,7 +295,7 @@ pub async fn run(command: ReplCommand) -> Result<()> {
 }
 
 /// The status as people read it: one row per instance.
-fn status_table(status: &serde_json::Value) -> String {
+fn status_table(status: &ClusterStatus) -> String {
     let header: Vec<String> = [
         "instance",
         "repository",
@@ -306,45 +310,39 @@ fn status_table(status: &serde_json::Value) -> String {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let rows: Vec<Vec<String>> = status["instances"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = status
+        .instances
+        .iter()
         .map(|i| {
-            let total: u64 = i["versionVector"]
-                .as_object()
-                .map_or(0, |vv| vv.values().filter_map(|v| v.as_u64()).sum());
+            let total: u64 = i.version_vector.values().sum();
             vec![
-                i["name"].as_str().unwrap_or_default().to_owned(),
-                i["repository"]
-                    .as_str()
-                    .or(status["repository"].as_str())
-                    .unwrap_or_default()
-                    .to_owned(),
-                i["address"].as_str().unwrap_or_default().to_owned(),
-                i["role"].as_str().unwrap_or_default().to_owned(),
-                i["state"].as_str().unwrap_or_default().to_owned(),
+                i.name.clone(),
+                i.repository.clone(),
+                i.address.clone(),
+                i.role.to_string(),
+                i.state.to_string(),
                 total.to_string(),
-                i["lagTransactions"].to_string(),
-                i["lagMs"].to_string(),
-                match i["lastContactMsAgo"].as_u64() {
+                i.lag_transactions.to_string(),
+                i.lag_ms.to_string(),
+                match i.last_contact_ms_ago {
                     Some(ms) => format!("{:.1} s ago", ms as f64 / 1000.0),
                     None => "never".to_owned(),
                 },
             ]
         })
         .collect();
-    let mut refused = status["writesRefused"]
-        .as_str()
+    let mut refused = status
+        .writes_refused
+        .as_ref()
         .map_or(String::new(), |reason| {
             format!("this instance takes no writes: {reason}\n")
         });
-    if status["stopped"] == true {
+    if status.stopped {
         refused.push_str(
             "this instance is stopped: nothing replicates to or from it until it is started\n",
         );
     }
-    let settings = &status["settings"];
+    let settings = &status.settings;
     if settings.is_object() {
         refused.push_str(&format!(
             "commit defaults: durability={} distributedTransactionTimeout={} transactionLatencyCount={} transactionLatencyTimeout={}\n",
@@ -354,13 +352,19 @@ fn status_table(status: &serde_json::Value) -> String {
             settings["transactionLatencyTimeout"],
         ));
     }
+    if let Some(healing) = &status.log_healing {
+        refused.push_str(&format!(
+            "the replication log is healing: {}\n",
+            healing.description
+        ));
+    }
     format!(
         "cluster {} of repository {} (configuration {}, epoch {}), seen from {}\n{refused}{}",
-        status["cluster"].as_str().unwrap_or_default(),
-        status["repository"].as_str().unwrap_or_default(),
-        status["configVersion"],
-        status["configEpoch"],
-        status["instance"].as_str().unwrap_or_default(),
+        status.cluster,
+        status.repository,
+        status.config_version,
+        status.config_epoch,
+        status.instance,
         quadmesh_server::render_table(&header, &rows)
     )
 }

@@ -8,20 +8,7 @@ use quadmesh_store::DigestCheck;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// The last comparison with one peer.
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase", tag = "result")]
-pub enum PeerComparison {
-    /// Contents agreed at a common version vector, at `at_ms`.
-    Agrees { at_ms: u64 },
-    /// Contents differed at a common version vector, first seen at `since_ms`.
-    Differs {
-        since_ms: u64,
-        version_vector: HashMap<String, u64>,
-        ours: String,
-        theirs: String,
-    },
-}
+pub use quadmesh_repl::wire::PeerComparison;
 
 /// What this instance knows of its contents against each peer's.
 ///

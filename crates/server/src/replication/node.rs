@@ -63,87 +63,8 @@ pub struct Node {
 /// Starts the task that pulls from `peer` for a node.
 pub type SpawnPuller = fn(Weak<Node>, OriginId) -> JoinHandle<()>;
 
-/// One member as `repl status` shows it.
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InstanceStatus {
-    pub name: String,
-    pub address: String,
-    /// Its repository's name on that server (instances of a cluster may hold it under
-    /// different names).
-    pub repository: String,
-    pub role: &'static str,
-    pub state: String,
-    /// Whether it is stopped (`repl/stop`): nothing replicates to or from it until it
-    /// is started again.
-    pub stopped: bool,
-    pub origin: String,
-    pub version_vector: HashMap<String, u64>,
-    pub lag_transactions: u64,
-    pub lag_ms: u64,
-    /// Milliseconds since this instance last heard from it (0 for itself).
-    pub last_contact_ms_ago: Option<u64>,
-    /// The answering instance's physical clock minus this member's (ms), by a clock
-    /// probe that still counts for the clock fence (none yet, or for itself: absent).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clock_offset_ms: Option<i64>,
-    /// The last comparison of its contents with ours at a common version vector
-    /// (none yet, or for itself: absent).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub contents: Option<super::anti_entropy::PeerComparison>,
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterStatus {
-    pub cluster: String,
-    pub repository: String,
-    pub config_version: u64,
-    /// The controlling instance's epoch (raised by each promotion).
-    pub config_epoch: u64,
-    /// The instance that answered.
-    pub instance: String,
-    pub removed: bool,
-    /// Whether the answering instance is stopped (`repl/stop`).
-    pub stopped: bool,
-    /// What commits without `x-repl-settings` get (`repl/settings`, else quadmesh's
-    /// defaults), as AllegroGraph names them (times in seconds).
-    pub settings: serde_json::Value,
-    /// Why this instance refuses writes to the repository, when it does (it was away
-    /// longer than the log is kept, or removed).
-    pub writes_refused: Option<String>,
-    /// Last-writer register entries kept by the answering instance.
-    pub register_entries: usize,
-    /// Range tombstones (deletes by pattern) kept by the answering instance.
-    pub register_tombstones: usize,
-    /// Transactions in the answering instance's log.
-    pub log_entries: usize,
-    /// Whether the answering instance's contents were last seen to differ from a
-    /// peer's at the same version vector (see `contents` of each instance), or its
-    /// own store was found damaged.
-    pub diverged: bool,
-    /// Whether a scrub found the answering instance's store differing from what its
-    /// write path put there, not yet repaired (repairs run without an operator).
-    pub store_damaged: bool,
-    /// Whether the answering instance's replication log was found damaged inside and is
-    /// not healed yet: where, and the transactions it fetches back from the members
-    /// (it takes no local writes and serves no streams meanwhile).
-    pub log_healing: Option<LogHealingView>,
-    /// Transactions put back into the answering instance's log from the members since
-    /// it started.
-    pub log_frames_put_back: u64,
-    /// How far ahead of ours a peer clock was when last refused (in the last 5 s), and
-    /// how many peer clock readings were refused since the start.
-    pub peer_clock_ahead_ms: Option<u64>,
-    pub peer_clock_refusals: u64,
-    /// Why the clock fence refuses local writes at the answering instance (its clock is
-    /// not known to be within the maximum offset of a majority of the members), if it
-    /// does; also in `writesRefused`.
-    pub clock_fenced: Option<String>,
-    /// The maximum clock offset between members (ms).
-    pub max_clock_offset_ms: u64,
-    pub instances: Vec<InstanceStatus>,
-}
+pub use quadmesh_repl::wire::{ClusterStatus, InstanceStatus, LogHealingView, LogHoleView};
+use quadmesh_repl::wire::{PeerState, Role};
 
 impl Node {
     pub fn start(
@@ -512,26 +433,32 @@ impl Node {
                     config.is_stopped(m.origin)
                 };
                 let state = if is_self {
-                    if cluster.removed { "removed" } else { "self" }.to_owned()
+                    if cluster.removed {
+                        PeerState::Removed
+                    } else {
+                        PeerState::Myself
+                    }
                 } else if stopped {
-                    "stopped".to_owned()
+                    PeerState::Stopped
                 } else if stopped_here {
-                    "not replicating: this instance is stopped".to_owned()
+                    PeerState::NotReplicating
                 } else {
                     match peer {
-                        Some(p) if p.problem.is_some() => p.problem.clone().unwrap_or_default(),
+                        Some(p) if p.problem.is_some() => {
+                            PeerState::from(p.problem.clone().unwrap_or_default().as_str())
+                        }
                         // Connected only while something arrives: a stream open but
                         // silent is not health (the puller drops it soon).
                         Some(p) if p.connected => match p.last_contact_ms {
                             Some(t) if now.saturating_sub(t) > STALL_AFTER.as_millis() as u64 => {
-                                format!(
-                                    "disconnected: no frame for {:.1} s",
+                                PeerState::Disconnected(Some(format!(
+                                    "no frame for {:.1} s",
                                     now.saturating_sub(t) as f64 / 1000.0
-                                )
+                                )))
                             }
-                            _ => "connected".to_owned(),
+                            _ => PeerState::Connected,
                         },
-                        _ => "disconnected".to_owned(),
+                        _ => PeerState::Disconnected(None),
                     }
                 };
                 let lag_transactions = view.lag_transactions(m.origin, &local_vv);
@@ -539,7 +466,11 @@ impl Node {
                     name: m.name.clone(),
                     address: m.address.clone(),
                     repository: m.repository.clone(),
-                    role: if m.controlling { "controlling" } else { "copy" },
+                    role: if m.controlling {
+                        Role::Controlling
+                    } else {
+                        Role::Copy
+                    },
                     state,
                     stopped,
                     origin: m.origin.to_string(),
@@ -604,7 +535,7 @@ impl Node {
             log_entries: self.repository.log_len().0,
             diverged: !self.anti_entropy.divergent().is_empty() || self.repository.knows_damage(),
             store_damaged: self.repository.knows_damage(),
-            log_healing: self.repository.log_healing().map(LogHealingView::from),
+            log_healing: self.repository.log_healing().map(log_healing_view),
             log_frames_put_back: self.repository.frames_put_back(),
             peer_clock_ahead_ms: self.repository.clock().refusals().recent_ahead_ms,
             peer_clock_refusals: self.repository.clock().refusals().count,
@@ -616,45 +547,24 @@ impl Node {
 }
 
 /// A damaged log's healing, as status shows it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogHealingView {
-    /// Each damaged span: file, offset and length in bytes.
-    pub holes: Vec<LogHoleView>,
-    /// The transactions to fetch back, as `origin/seq`.
-    pub missing: Vec<String>,
-    /// Whether transactions after the damage wait in the log to be applied.
-    pub replay_paused: bool,
-    pub description: String,
-}
-
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct LogHoleView {
-    pub file: String,
-    pub offset: u64,
-    pub bytes: u64,
-}
-
-impl From<quadmesh_store::LogHealingStatus> for LogHealingView {
-    fn from(status: quadmesh_store::LogHealingStatus) -> Self {
-        LogHealingView {
-            holes: status
-                .holes
-                .iter()
-                .map(|h| LogHoleView {
-                    file: h.file.display().to_string(),
-                    offset: h.offset,
-                    bytes: h.len,
-                })
-                .collect(),
-            missing: status
-                .missing
-                .iter()
-                .map(|(origin, seq)| format!("{origin}/{seq}"))
-                .collect(),
-            replay_paused: status.replay_paused,
-            description: status.description,
-        }
+fn log_healing_view(status: quadmesh_store::LogHealingStatus) -> LogHealingView {
+    LogHealingView {
+        holes: status
+            .holes
+            .iter()
+            .map(|h| LogHoleView {
+                file: h.file.display().to_string(),
+                offset: h.offset,
+                bytes: h.len,
+            })
+            .collect(),
+        missing: status
+            .missing
+            .iter()
+            .map(|(origin, seq)| format!("{origin}/{seq}"))
+            .collect(),
+        replay_paused: status.replay_paused,
+        description: status.description,
     }
 }
 

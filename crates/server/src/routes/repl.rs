@@ -21,6 +21,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use quadmesh_repl::wire::PeerState;
 use quadmesh_repl::{admit_puller, MembershipError, OriginId, VersionVector};
 use quadmesh_store::StoreError;
 use std::sync::Arc;
@@ -415,7 +416,7 @@ pub async fn status(
     }
     if hide {
         status.instances.retain(|i| {
-            let fine = i.state == "self" || i.state == "connected";
+            let fine = matches!(i.state, PeerState::Myself | PeerState::Connected);
             !(fine && !i.stopped && i.lag_transactions == 0)
         });
     }
@@ -474,8 +475,8 @@ fn status_table(status: &crate::replication::node::ClusterStatus) -> String {
                 i.name.clone(),
                 i.repository.clone(),
                 i.address.clone(),
-                i.role.to_owned(),
-                i.state.clone(),
+                i.role.to_string(),
+                i.state.to_string(),
                 i.lag_transactions.to_string(),
                 i.last_contact_ms_ago.map_or("never".to_owned(), |ms| {
                     format!("{:.1} s ago", ms as f64 / 1000.0)

@@ -202,8 +202,8 @@ pub fn replication(
         .instances
         .iter()
         .map(|i| {
-            let state_class = i.state.split_whitespace().next().unwrap_or_default().trim_end_matches(':');
-            let remove = if i.role == "copy" && may_change {
+            let state_class = i.state.class();
+            let remove = if i.role == quadmesh_repl::wire::Role::Copy && may_change {
                 format!(
                     r#"<form method="post" action="/ui/repositories/{n}/remove" data-confirm="Remove {name} from the cluster?"><input type="hidden" name="instanceName" value="{name}"><label class="muted" title="Remove it even if it may hold writes the others lack (they are discarded)"><input type="checkbox" name="force" value="true"> force</label> <button class="danger remove">Remove</button></form>"#,
                     name = escape(&i.name)
@@ -217,8 +217,8 @@ pub fn replication(
                 escape(&i.repository),
                 escape(&i.address),
                 i.role,
-                escape(state_class),
-                escape(&i.state),
+                escape(&state_class),
+                escape(&i.state.to_string()),
                 i.lag_transactions,
                 i.lag_ms,
                 i.last_contact_ms_ago.map_or("never".to_owned(), |ms| format!("{:.1} s ago", ms as f64 / 1000.0)),
