@@ -1296,3 +1296,84 @@ async fn an_expired_member_hands_over_what_it_acknowledged_before_it_is_removed(
         }
     }
 }
+
+/// Removing a member while it takes writes as fast as it can: the controlling instance
+/// must not judge by the member's last report (which may predate its latest writes).
+/// Every write the removed member acknowledged is held by the members that remain;
+/// while it is held for the removal it refuses writes (503 `leaving`), then as removed
+/// (409 `removed`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removing_a_member_that_is_taking_writes_loses_none_it_acknowledged() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::launch(dir.path(), 3, &[]).await;
+    cluster.form().await;
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let url = cluster.instances[2].repo_url("");
+            let client = cluster.client.http.clone();
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for i in 0.. {
+                    let subject = format!("{EX}r{w}-{i}");
+                    let response = client
+                        .post(url.clone())
+                        .basic_auth(common::USER, Some(common::PASSWORD))
+                        .form(&[(
+                            "update",
+                            format!("INSERT DATA {{ <{subject}> <{EX}p> {i} }}"),
+                        )])
+                        .send()
+                        .await
+                        .unwrap();
+                    let code = response
+                        .headers()
+                        .get("x-quadmesh-error")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    match response.status().as_u16() {
+                        200 | 204 => acknowledged.push(subject),
+                        503 => assert_eq!(code.as_deref(), Some("leaving")),
+                        409 => {
+                            assert_eq!(code.as_deref(), Some("removed"));
+                            break;
+                        }
+                        other => panic!("{other}: {}", response.text().await.unwrap()),
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/remove"))
+        .query(&[("instanceName", "node2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.append(&mut writer.await.unwrap());
+    }
+    assert!(acknowledged.len() > 20, "{} writes", acknowledged.len());
+    // The removal waited until the remaining members held all of it between them; the
+    // two exchange what one has and the other lacks.
+    cluster.instances[2].kill();
+    cluster.converge(Duration::from_secs(30)).await;
+    for i in 0..2 {
+        let export = cluster.export(i).await;
+        let lost: Vec<&String> = acknowledged
+            .iter()
+            .filter(|s| !export.contains(&format!("<{s}>")))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "instance {i} lacks {} of the {} writes the removed member acknowledged: {:?}",
+            lost.len(),
+            acknowledged.len(),
+            &lost[..lost.len().min(5)]
+        );
+    }
+}

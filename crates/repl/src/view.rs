@@ -309,6 +309,18 @@ impl ClusterView {
             }
             Some(_) => {}
         }
+        match self
+            .held_without(member, local)
+            .missing_from(&peer.version_vector)
+        {
+            0 => Unreplicated::Nothing,
+            n => Unreplicated::Transactions(n),
+        }
+    }
+
+    /// What the members other than `member` are known to hold together (this one
+    /// holding `local`): what removing `member` keeps.
+    pub fn held_without(&self, member: OriginId, local: &VersionVector) -> VersionVector {
         let mut remaining = local.clone();
         for m in &self.config.members {
             if m.origin != member && m.origin != self.local {
@@ -317,7 +329,21 @@ impl ClusterView {
                 }
             }
         }
-        match remaining.missing_from(&peer.version_vector) {
+        remaining
+    }
+
+    /// What removing `member` would discard, by the version vector it `declared` once it
+    /// stopped acknowledging writes (see the removal hold): transactions it declared
+    /// that no remaining member is known to hold. Unlike [`ClusterView::unreplicated`],
+    /// which judges by its last report (which may predate its latest writes), nothing
+    /// it acknowledged can be missed.
+    pub fn unreplicated_declared(
+        &self,
+        member: OriginId,
+        declared: &VersionVector,
+        local: &VersionVector,
+    ) -> Unreplicated {
+        match self.held_without(member, local).missing_from(declared) {
             0 => Unreplicated::Nothing,
             n => Unreplicated::Transactions(n),
         }
@@ -503,6 +529,32 @@ mod tests {
             v.unreplicated(OriginId(3), &local, 5_000, 1_000),
             Unreplicated::Unknown(_)
         ));
+    }
+
+    #[test]
+    fn a_declared_version_vector_counts_writes_its_last_report_missed() {
+        let mut v = view();
+        let local = vv(&[(1, 5)]);
+        v.on_heartbeat(OriginId(3), HlcTime(1), vv(&[(1, 5), (3, 2)]), 1_000);
+        v.set_connected(OriginId(3), true, 1_000);
+        v.on_heartbeat(OriginId(2), HlcTime(1), vv(&[(3, 2)]), 1_000);
+        // By its last report it holds nothing the others lack...
+        assert_eq!(
+            v.unreplicated(OriginId(3), &local, 1_100, 1_000),
+            Unreplicated::Nothing
+        );
+        // ...but it acknowledged a third write after that report.
+        let declared = vv(&[(1, 5), (3, 3)]);
+        assert_eq!(
+            v.unreplicated_declared(OriginId(3), &declared, &local),
+            Unreplicated::Transactions(1)
+        );
+        v.on_heartbeat(OriginId(2), HlcTime(2), vv(&[(3, 3)]), 1_200);
+        assert_eq!(
+            v.unreplicated_declared(OriginId(3), &declared, &local),
+            Unreplicated::Nothing
+        );
+        assert_eq!(v.held_without(OriginId(3), &local), vv(&[(1, 5), (3, 3)]));
     }
 
     #[test]

@@ -325,6 +325,15 @@ pub struct LogHoleView {
     pub bytes: u64,
 }
 
+/// What `PUT /repositories/NAME/repl/hold?seconds=N` answers (the controlling
+/// instance asks a member it is about to remove): the member's version vector, taken
+/// once it stopped acknowledging local writes for the time asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovalHold {
+    pub version_vector: crate::VersionVector,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ use crate::replication::snapshot_transfer;
 use crate::replication::{Node, ORIGIN_HEADER, TOKEN_HEADER};
 use crate::state::AppState;
 use quadmesh_repl::{
-    ClusterConfig, CommitDefaults, Member, MembershipError, OriginId, Unreplicated,
+    ClusterConfig, CommitDefaults, Member, MembershipError, OriginId, Unreplicated, VersionVector,
 };
 use quadmesh_store::StoreError;
 use std::sync::Arc;
@@ -633,22 +633,42 @@ async fn remove(
     let node = controlling_node(state, &name)?;
     let base = require_consent_to_change(&node).await?;
     let repository = node.repository().clone();
-    if let Some(leaving) = node.config().member_named(&instance).map(|m| m.origin) {
-        let fresh_ms = crate::replication::STALL_AFTER.as_millis() as u64;
-        // Without force, the member is given `timeout` to show that it holds nothing
-        // the others lack (one just grown may not have been heard from yet).
-        let deadline = tokio::time::Instant::now() + options.timeout;
-        let verdict = loop {
+    let mut held = None;
+    if let Some(leaving) = node.config().member_named(&instance).cloned() {
+        let verdict = if force {
             let repo = repository.clone();
             let local = blocking(move || Ok(repo.version_vector())).await?;
-            let verdict =
-                node.view()
-                    .unreplicated(leaving, &local, crate::replication::now_ms(), fresh_ms);
-            if verdict == Unreplicated::Nothing || force || tokio::time::Instant::now() >= deadline
-            {
-                break verdict;
+            let fresh_ms = crate::replication::STALL_AFTER.as_millis() as u64;
+            node.view().unreplicated(
+                leaving.origin,
+                &local,
+                crate::replication::now_ms(),
+                fresh_ms,
+            )
+        } else {
+            // Its last report may predate its latest writes: it is asked to stop
+            // acknowledging writes and say what it holds then, and is given `timeout`
+            // for the others to hold all of it.
+            match hold_writes(state, &node, &leaving, options.timeout + HOLD_MARGIN).await {
+                Err(why) => Unreplicated::Unknown(why),
+                Ok(declared) => {
+                    held = Some(leaving.clone());
+                    let deadline = tokio::time::Instant::now() + options.timeout;
+                    loop {
+                        let repo = repository.clone();
+                        let local = blocking(move || Ok(repo.version_vector())).await?;
+                        let verdict =
+                            node.view()
+                                .unreplicated_declared(leaving.origin, &declared, &local);
+                        if verdict == Unreplicated::Nothing
+                            || tokio::time::Instant::now() >= deadline
+                        {
+                            break verdict;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let detail = match verdict {
             Unreplicated::Nothing => None,
@@ -662,6 +682,9 @@ async fn remove(
         };
         if let Some(detail) = detail {
             if !force {
+                if let Some(member) = &held {
+                    release_writes(state, &node, member).await;
+                }
                 return Err(StoreError::from(MembershipError::Unreplicated {
                     name: instance,
                     detail,
@@ -672,7 +695,7 @@ async fn remove(
         }
     }
     let (repo, leaving) = (repository.clone(), instance.clone());
-    let (base, config, removed) = blocking(move || {
+    let changed = blocking(move || {
         let (mut removed, mut base) = (None, base);
         let config = repo.commit_config(|current, _| {
             let current =
@@ -688,8 +711,23 @@ async fn remove(
             removed.expect("set when the change succeeded"),
         ))
     })
-    .await?;
-    require_confirmations(&node, &base, config.position()).await?;
+    .await;
+    let confirmed = match changed {
+        Ok((base, config, removed)) => require_confirmations(&node, &base, config.position())
+            .await
+            .map(|()| (config, removed)),
+        Err(e) => Err(e),
+    };
+    let (config, removed) = match confirmed {
+        Ok(done) => done,
+        Err(e) => {
+            // Not removed (or not known to be): it takes writes again.
+            if let Some(member) = &held {
+                release_writes(state, &node, member).await;
+            }
+            return Err(e);
+        }
+    };
     // Tell it at once (it would also learn on its next pull); it may be gone already.
     let url = state.replication.http().repl_url(&removed, "removed");
     let told = state
@@ -728,6 +766,52 @@ async fn remove(
             options.timeout.as_secs_f64()
         ))),
         _ => Ok(()),
+    }
+}
+
+/// How much longer than the removal's `timeout` a member holds its writes: the
+/// confirmations and the notice of its removal come after the wait.
+const HOLD_MARGIN: Duration = Duration::from_secs(30);
+
+/// Asks `member` to acknowledge no local write for `hold` and say what it holds then
+/// (`repl/hold`); the reason it could not, otherwise.
+async fn hold_writes(
+    state: &AppState,
+    node: &Node,
+    member: &Member,
+    hold: Duration,
+) -> Result<VersionVector, String> {
+    let config = node.config();
+    let url = state.replication.http().repl_url(member, "hold");
+    let response = state
+        .replication
+        .http()
+        .put(&url)
+        .query(&[("seconds", hold.as_secs().to_string())])
+        .header(TOKEN_HEADER, &config.token)
+        .header(ORIGIN_HEADER, node.repository().origin().0.to_string())
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| crate::tls::describe(&e))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        return Err(format!("it answered {status}: {}", text.trim()));
+    }
+    response
+        .json::<quadmesh_repl::wire::RemovalHold>()
+        .await
+        .map(|hold| hold.version_vector)
+        .map_err(|e| format!("its answer is not a version vector: {e}"))
+}
+
+/// Lets a member that was held for a removal that did not happen take writes again
+/// (best effort: the hold also ends by itself).
+async fn release_writes(state: &AppState, node: &Node, member: &Member) {
+    if let Err(why) = hold_writes(state, node, member, Duration::ZERO).await {
+        tracing::warn!(instance = %member.name, %why,
+            "could not release a member's writes after a removal that did not happen; they resume when the hold ends");
     }
 }
 

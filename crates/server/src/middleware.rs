@@ -23,6 +23,7 @@ fn is_peer_path(path: &str) -> bool {
             || path.ends_with("/repl/membership")
             || path.ends_with("/repl/clock")
             || path.ends_with("/repl/frames")
+            || path.ends_with("/repl/hold")
             || path.ends_with("/repl/confirm")
             || path.ends_with("/repl/snapshot"))
 }

@@ -197,8 +197,18 @@ pub(crate) struct Health {
     /// local writes, since a write acknowledged now might not be pulled by anyone before
     /// the process ends.
     leaving: bool,
+    /// The controlling instance is removing this instance: no local write is
+    /// acknowledged until then (see [`Repository::hold_local_writes_for_removal`]).
+    held_for_removal_until: Option<std::time::Instant>,
     /// The log was found damaged inside and is not healed yet.
     pub(crate) healing: Option<crate::log_heal::LogHealing>,
+}
+
+impl Health {
+    fn held_for_removal(&self) -> bool {
+        self.held_for_removal_until
+            .is_some_and(|until| std::time::Instant::now() < until)
+    }
 }
 
 /// Waiting for the other members' word after a lost tail.
@@ -376,6 +386,7 @@ impl Repository {
                     members,
                 }),
                 leaving: false,
+                held_for_removal_until: None,
                 healing,
             }),
             frames_put_back: AtomicU64::new(0),
@@ -665,7 +676,7 @@ impl Repository {
                 reason: wait.reason.clone(),
             });
         }
-        if health.leaving {
+        if health.leaving || health.held_for_removal() {
             return Err(StoreError::Leaving(self.name.clone()));
         }
         Ok(())
@@ -745,6 +756,18 @@ impl Repository {
         self.lock_health().leaving = true;
     }
 
+    /// The controlling instance is about to remove this instance: local writes are
+    /// refused for `hold` (or until released), and the version vector returned holds
+    /// every transaction this instance will ever have acknowledged if the removal goes
+    /// ahead within that time. Taken under the writer lock, so a write in progress ends
+    /// first and none starts after this returns. A `hold` of zero releases. Blocking.
+    pub fn hold_local_writes_for_removal(&self, hold: std::time::Duration) -> VersionVector {
+        let writer = self.lock_writer();
+        self.lock_health().held_for_removal_until =
+            (!hold.is_zero()).then(|| std::time::Instant::now() + hold);
+        writer.version_vector.clone()
+    }
+
     pub(crate) fn lock_health(&self) -> MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -778,6 +801,9 @@ impl Repository {
             (None, None) if health.leaving => {
                 Some("takes no local writes: this instance is leaving its cluster".into())
             }
+            (None, None) if health.held_for_removal() => Some(
+                "takes no local writes: the controlling instance is removing this instance from its cluster".into(),
+            ),
             (None, None) => self
                 .clock_fence_refusal()
                 .map(|reason| format!("takes no local writes: {reason}")),
@@ -1327,6 +1353,8 @@ impl Repository {
         writer.cluster = ClusterState::default();
         self.publish_cluster(&writer);
         writer.cluster.save(&self.dir)?;
+        // Held while the removal was prepared; an ordinary repository takes writes.
+        self.lock_health().held_for_removal_until = None;
         Ok(())
     }
 

@@ -177,6 +177,7 @@ pub fn router(state: AppState) -> Router {
             get(peer_snapshot::snapshot),
         )
         .route("/repositories/{repo}/repl/removed", put(repl::removed))
+        .route("/repositories/{repo}/repl/hold", put(repl::hold))
         .route(
             "/repositories/{repo}/repl/membership",
             get(repl::membership),

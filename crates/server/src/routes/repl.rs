@@ -678,6 +678,49 @@ pub async fn removed(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `PUT /repositories/NAME/repl/hold?seconds=N` (the controlling instance, with the
+/// token and its origin id, about to remove this instance): this instance acknowledges
+/// no local write for `N` seconds (0 releases) and answers its version vector, taken
+/// once it stopped: everything it acknowledged, for the controlling instance to wait
+/// for before the removal takes effect.
+pub async fn hold(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Json<quadmesh_repl::wire::RemovalHold>> {
+    /// Longer than any removal's `timeout` plus its confirmations.
+    const LONGEST_HOLD: u64 = 3_600;
+    let node = authenticated_peer(&state, &name, &headers)?;
+    let caller = headers
+        .get(ORIGIN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .map(OriginId);
+    if caller.is_none() || caller != node.config().controlling().map(|m| m.origin) {
+        return Err(ApiError::Forbidden(
+            "only the controlling instance holds a member's writes before removing it".into(),
+        ));
+    }
+    let seconds: u64 = Params::from_uri(&uri)
+        .get("seconds")
+        .ok_or_else(|| ApiError::BadRequest("repl/hold takes seconds".into()))?
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("repl/hold: seconds: {e}")))?;
+    if seconds > LONGEST_HOLD {
+        return Err(ApiError::BadRequest(format!(
+            "repl/hold holds writes for at most {LONGEST_HOLD} seconds"
+        )));
+    }
+    let repository = node.repository().clone();
+    let version_vector =
+        blocking(
+            move || Ok(repository.hold_local_writes_for_removal(Duration::from_secs(seconds))),
+        )
+        .await?;
+    Ok(Json(quadmesh_repl::wire::RemovalHold { version_vector }))
+}
+
 /// `GET /repositories/NAME/repl/membership?origin=N` (a member, with the token): what
 /// this instance's committed configuration says of member `N` (to confirm a removal).
 pub async fn membership(
