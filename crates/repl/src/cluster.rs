@@ -24,7 +24,7 @@ pub struct Member {
     pub added_at: HlcTime,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MembershipError {
     #[error("an instance named '{0}' is already in the cluster")]
     NameTaken(String),

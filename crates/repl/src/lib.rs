@@ -12,6 +12,7 @@ mod digest;
 pub mod frame;
 mod heartbeat;
 mod lost_tail;
+pub mod membership_engine;
 mod promotion;
 pub mod pull;
 mod refusal;
@@ -28,6 +29,10 @@ pub use digest::ContentDigest;
 pub use frame::{Entry, EntryKind, FrameError};
 pub use heartbeat::Heartbeat;
 pub use lost_tail::AwaitingPeers;
+pub use membership_engine::{
+    Acceptor, AcceptorCommand, Change, ProposalError, Proposer, ProposerCommand, ProposerEvent,
+    Question, Withheld,
+};
 pub use promotion::{
     decide_confirmation, decide_vote, ConfigPosition, ConsentRefusal, Promise, VoteRequest,
 };
