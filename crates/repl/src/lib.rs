@@ -30,8 +30,8 @@ pub use frame::{Entry, EntryKind, FrameError};
 pub use heartbeat::Heartbeat;
 pub use lost_tail::AwaitingPeers;
 pub use membership_engine::{
-    Acceptor, AcceptorCommand, Change, ProposalError, Proposer, ProposerCommand, ProposerEvent,
-    Question, Withheld,
+    Acceptor, AcceptorCommand, Change, CommitError, ProposalError, Proposer, ProposerCommand,
+    ProposerEvent, Question, Withheld,
 };
 pub use promotion::{
     decide_confirmation, decide_vote, ConfigPosition, ConsentRefusal, Promise, VoteRequest,

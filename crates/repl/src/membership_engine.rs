@@ -129,7 +129,19 @@ pub enum ProposerEvent {
     /// The commit asked for was made: this is the configuration now held.
     Committed(ClusterConfig),
     /// The commit asked for was not made.
-    CommitFailed(MembershipError),
+    CommitFailed(CommitError),
+}
+
+/// Why a runtime did not make a commit it was asked for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The change cannot be made of the configuration held (it moved on meanwhile, …).
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    /// The instance takes no local writes now (expired, removed, awaiting its peers
+    /// after a lost tail, …): the reason.
+    #[error("this instance takes no writes now: {0}")]
+    NotWritable(String),
 }
 
 /// What the runtime is to do for a proposer.
@@ -152,6 +164,8 @@ pub enum ProposerCommand {
 pub enum ProposalError {
     #[error(transparent)]
     Membership(#[from] MembershipError),
+    #[error(transparent)]
+    Commit(CommitError),
     #[error("this instance is not a member of its configuration")]
     NotAMember,
     /// A promotion is made by [`Proposer::promote`], with votes, never as a change.
@@ -225,7 +239,8 @@ enum Phase {
 /// - a change is made only by the controlling instance of `base` (the configuration it
 ///   holds), and only once a change quorum of `base`'s members (itself included)
 ///   confirmed `base` itself: nothing is written while too few can consent;
-/// - the change is committed against `base` only (a configuration that moved on
+/// - the change is committed against `base` only, and only where local writes are
+///   taken (the runtime's commit refuses otherwise, [`CommitError::NotWritable`]) (a configuration that moved on
 ///   meanwhile fails the commit), raising its version by one;
 /// - it is reported in force only once a change quorum of `base`'s members confirmed
 ///   the new position; otherwise it is reported made but not confirmed (it takes effect
@@ -371,7 +386,10 @@ impl Proposer {
             } => self.answer(now, from, question, answer),
             ProposerEvent::Committed(config) => self.committed(now, config),
             ProposerEvent::CommitFailed(error) => match self.phase {
-                Phase::Committing { .. } => vec![self.report(Err(error.into()))],
+                Phase::Committing { .. } => vec![self.report(Err(match error {
+                    CommitError::Membership(e) => ProposalError::Membership(e),
+                    e => ProposalError::Commit(e),
+                }))],
                 _ => Vec::new(),
             },
         }
@@ -971,7 +989,7 @@ mod tests {
         p.handle(1, yes(2, before));
         let failed = MembershipError::ChangedMeanwhile("moved".into());
         assert_eq!(
-            p.handle(2, ProposerEvent::CommitFailed(failed.clone())),
+            p.handle(2, ProposerEvent::CommitFailed(failed.clone().into())),
             vec![ProposerCommand::Report(Err(failed.into()))]
         );
         let (mut p, _) = Proposer::change(OriginId(1), base.clone(), change, 0);

@@ -82,6 +82,8 @@ fn random_config(seed: u64) -> Config {
         random_faults: true,
         script: Vec::new(),
         scripted_writes: Vec::new(),
+        membership_changes: true,
+        scripted_changes: Vec::new(),
     }
 }
 
@@ -135,6 +137,29 @@ fn run(seed: u64, config: &Config, trace: bool) -> Outcome {
     } else {
         Strictness::CountKnownLimits
     };
+    if trace {
+        // Each node's final log, in its order: which transactions arrived in which order
+        // is what most failures turn on.
+        for (i, inst) in world.history().instances.iter().enumerate() {
+            eprintln!(
+                "final log of n{i}: {:?}",
+                inst.log
+                    .iter()
+                    .map(|e| format!(
+                        "{}#{} ({}) {}",
+                        e.origin.0,
+                        e.seq,
+                        check::show(e.stamp()),
+                        if e.kind == quadmesh_repl::EntryKind::Data {
+                            model::decode(&e.payload).to_string()
+                        } else {
+                            String::new()
+                        }
+                    ))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
     let (found, excused) = check::check(&world.history(), ending, strictness);
     violations.extend(found);
     world.stats.lost_cut_before_replicated += excused.cut_before_replicated;
@@ -142,6 +167,8 @@ fn run(seed: u64, config: &Config, trace: bool) -> Outcome {
     world.stats.lost_every_copy_cut += excused.every_copy_cut;
     world.stats.lost_only_on_expired_members += excused.only_on_expired_members;
     world.stats.real_time_clock_majority_off += excused.real_time_clock_majority_off;
+    world.stats.lost_removed_unreported += excused.removed_with_unreported_writes;
+    world.stats.lost_written_while_removed += excused.written_while_being_removed;
     Outcome {
         stats: world.stats.clone(),
         violations,
@@ -204,7 +231,9 @@ fn random_schedules_keep_every_promise() {
     eprintln!(
         "{ran} schedules in {secs:.1} s ({:.0}/s), {} failed; {} ({:.2}%) blocked, needing an \
          operator; acknowledged writes lost as allowed: {} cut before another instance applied \
-         them, {} with their expired origin; lost as the design accepts: {} with every copy cut \
+         them, {} with their expired origin; lost as the design accepts: {} with their removed \
+         origin (written before its removal was asked for but after its last report, {} \
+         while it was being removed), {} with every copy cut \
          ({runs_every_copy_cut} runs, {:.2}%), {} left only on expired members \
          ({runs_only_on_expired} runs, {:.2}%); real-time inversions while most clocks were off \
          (beyond the clock fence): {} ({} writes made then); faults exercised: {total:?}",
@@ -214,6 +243,8 @@ fn random_schedules_keep_every_promise() {
         share(total.blocked_needs_operator),
         total.lost_cut_before_replicated,
         total.lost_with_expired_origin,
+        total.lost_removed_unreported,
+        total.lost_written_while_removed,
         total.lost_every_copy_cut,
         share(runs_every_copy_cut),
         total.lost_only_on_expired_members,
@@ -246,6 +277,17 @@ fn random_schedules_keep_every_promise() {
         assert!(
             total.writes_refused_disk_full > 0 && total.gaps + total.crashes > 0,
             "{total:?}"
+        );
+        // Membership changed under the faults: members removed, the role moved, members
+        // promoted, and changes that could not be confirmed.
+        let m = &total.membership;
+        assert!(
+            m.removals_in_force > 0 && m.moves_in_force > 0 && m.promotions_in_force > 0,
+            "{m:?}"
+        );
+        assert!(
+            m.changes_not_made + m.changes_not_confirmed > 0 && m.promotions_not_granted > 0,
+            "{m:?}"
         );
         // Range deletes removed quads, refused older inserts that came after them, and
         // their tombstones were pruned.
@@ -286,6 +328,9 @@ fn add(total: &mut Stats, s: &Stats) {
     total.swept_by_range_deletes += s.swept_by_range_deletes;
     total.refused_by_tombstone += s.refused_by_tombstone;
     total.clock_steps_back += s.clock_steps_back;
+    total.lost_removed_unreported += s.lost_removed_unreported;
+    total.lost_written_while_removed += s.lost_written_while_removed;
+    total.membership.add(&s.membership);
 }
 
 /// A scripted fault case, with writes from the seed; asserts that the fault happened
@@ -310,6 +355,8 @@ fn scenario_with_writes(
         random_faults: false,
         script,
         scripted_writes,
+        membership_changes: false,
+        scripted_changes: Vec::new(),
     };
     let trace = std::env::var_os("QUADMESH_SIM_TRACE").is_some();
     let outcome = run(seed, &config, trace);
