@@ -184,6 +184,13 @@ pub enum ProposalError {
         confirmed: usize,
         refusals: String,
     },
+    #[error("the configuration change cannot be made now: nothing was changed; {position} is not in force yet: it needs {needed} of the members of the configuration it was made of to hold it, {confirmed} did ({refusals})")]
+    BaseNotInForce {
+        position: ConfigPosition,
+        needed: usize,
+        confirmed: usize,
+        refusals: String,
+    },
     #[error("the configuration change was made but is not confirmed: it takes effect only if enough members receive it before another member is promoted; it needs {needed} of the {members} members of {base} to confirm {position}, {confirmed} did ({refusals})")]
     NotConfirmed {
         base: ConfigPosition,
@@ -238,7 +245,9 @@ enum Phase {
 /// Rules it keeps:
 /// - a change is made only by the controlling instance of `base` (the configuration it
 ///   holds), and only once a change quorum of `base`'s members (itself included)
-///   confirmed `base` itself: nothing is written while too few can consent;
+///   confirmed `base` itself, and so did a change quorum of the configuration `base`
+///   was made of (counted among `base`'s members): `base` is in force. Nothing is
+///   written while too few can consent;
 /// - the change is committed against `base` only, and only where local writes are
 ///   taken (the runtime's commit refuses otherwise, [`CommitError::NotWritable`]) (a configuration that moved on
 ///   meanwhile fails the commit), raising its version by one;
@@ -464,8 +473,6 @@ impl Proposer {
         answer: Result<(), Withheld>,
     ) -> Vec<ProposerCommand> {
         let local = self.local;
-        let needed = self.needed(&asked);
-        let members = self.base.members.len();
         let is_member = self.base.is_member(from);
         let Phase::Asking {
             question,
@@ -505,16 +512,62 @@ impl Proposer {
             again.remove(&from);
         }
         answers.insert(from, answer);
-        let consented = answers.values().filter(|a| a.is_ok()).count();
-        // Those that may still consent: not asked back yet, or asked again.
-        let open = members - answers.len() + again.len();
-        if consented >= needed {
+        let (met, impossible) = self.tally();
+        if met {
             self.quorum_met(asked)
-        } else if consented + open < needed {
+        } else if impossible {
             self.round_over(now)
         } else {
             Vec::new()
         }
+    }
+
+    /// The quorums the current round needs: who counts (`None`: every member of
+    /// `base`) and how many. Before a change, also a change quorum of the configuration
+    /// `base` was made of, among its members that are in `base`: `base` must be in
+    /// force before it is changed (a change quorum of `base` alone need not meet a
+    /// promotion quorum of the configuration before it when the number of members
+    /// changed: the simulation found a change of an unconfirmed removal from three to
+    /// two and a promotion from before it both taking effect).
+    fn quorums(&self, question: &Question) -> Vec<(Option<Vec<OriginId>>, usize)> {
+        let mut quorums = vec![(None, self.needed(question))];
+        if *question == Question::Confirm(self.base.position()) {
+            if let Some(needed) = self.base.made_of_change_quorum() {
+                quorums.push((Some(self.base.made_of.clone()), needed));
+            }
+        }
+        quorums
+    }
+
+    /// Whether the round's quorums are all met, and whether one can no longer be.
+    fn tally(&self) -> (bool, bool) {
+        let Phase::Asking {
+            question,
+            answers,
+            again,
+            ..
+        } = &self.phase
+        else {
+            return (false, false);
+        };
+        let (mut met, mut impossible) = (true, false);
+        for (among, needed) in self.quorums(question) {
+            let counts = |o: &OriginId| among.as_ref().is_none_or(|a| a.contains(o));
+            let eligible = self.base.members.iter().filter(|m| counts(&m.origin));
+            let (mut consented, mut open) = (0, 0);
+            for m in eligible {
+                match answers.get(&m.origin) {
+                    Some(Ok(())) => consented += 1,
+                    // Not asked back yet, or to be asked again: may still consent.
+                    None => open += 1,
+                    Some(Err(_)) if again.contains_key(&m.origin) => open += 1,
+                    Some(Err(_)) => {}
+                }
+            }
+            met &= consented >= needed;
+            impossible |= consented + open < needed;
+        }
+        (met, impossible)
     }
 
     fn quorum_met(&mut self, question: Question) -> Vec<ProposerCommand> {
@@ -603,7 +656,29 @@ impl Proposer {
         );
         let refusals = refusals.join("; ");
         let (position, members) = (self.base.position(), self.base.members.len());
+        let made_of = self.base.made_of_change_quorum().map(|needed| {
+            let confirmed = self
+                .base
+                .made_of
+                .iter()
+                .filter(|o| self.base.is_member(**o) && answers.get(o).is_some_and(|a| a.is_ok()))
+                .count();
+            (needed, confirmed)
+        });
         let error = match question {
+            Question::Confirm(wanted)
+                if wanted == position
+                    && consented >= needed
+                    && made_of.is_some_and(|(n, c)| c < n) =>
+            {
+                let (needed, confirmed) = made_of.expect("checked");
+                ProposalError::BaseNotInForce {
+                    position,
+                    needed,
+                    confirmed,
+                    refusals,
+                }
+            }
             Question::Confirm(wanted) if wanted == position => ProposalError::CannotChangeNow {
                 position,
                 members,
@@ -664,7 +739,7 @@ pub enum AcceptorCommand {
     /// Record this promise durably (before the answer leaves).
     PersistPromise(Promise),
     /// Take this configuration, durably: it replaces the one held.
-    Adopt(ClusterConfig),
+    Adopt(Box<ClusterConfig>),
     /// Record, durably, that this instance was removed (the configuration adopted
     /// has it no more): it takes no writes from now on.
     MarkRemoved,
@@ -752,7 +827,7 @@ impl Acceptor {
             return Vec::new();
         }
         self.config = config.clone();
-        let mut commands = vec![AcceptorCommand::Adopt(config.clone())];
+        let mut commands = vec![AcceptorCommand::Adopt(Box::new(config.clone()))];
         if !self.removed && !config.is_member(self.local) {
             self.removed = true;
             commands.push(AcceptorCommand::MarkRemoved);
@@ -960,6 +1035,49 @@ mod tests {
         );
     }
 
+    /// The removal from three to two was made but not confirmed (only a knew it): the
+    /// two-member configuration's change quorum is one, but it is changed only once a
+    /// change quorum of the three (two) hold it.
+    #[test]
+    fn a_configuration_is_changed_only_once_it_is_in_force() {
+        let (base, _) = three().without_member("c").unwrap();
+        assert_eq!(base.change_quorum(), 1);
+        assert_eq!(base.made_of_change_quorum(), Some(2));
+        let before = Question::Confirm(base.position());
+        let change = Change::MoveControlling { to: "b".into() };
+        let (mut p, first) = Proposer::change(OriginId(1), base.clone(), change.clone(), 0);
+        assert_eq!(asks(&first).len(), 2);
+        assert!(
+            p.handle(1, yes(1, before)).is_empty(),
+            "a alone is not enough"
+        );
+        let not_yet = ConsentRefusal::NotYet {
+            ours: three().position(),
+        };
+        p.handle(2, no(2, before, not_yet));
+        let over = p.handle(ASK_WITHIN_MS, ProposerEvent::Tick);
+        assert!(
+            matches!(
+                reported(&over),
+                Some(Err(ProposalError::BaseNotInForce {
+                    needed: 2,
+                    confirmed: 1,
+                    ..
+                }))
+            ),
+            "{over:?}"
+        );
+        let (mut p, _) = Proposer::change(OriginId(1), base.clone(), change.clone(), 0);
+        p.handle(1, yes(1, before));
+        assert_eq!(
+            p.handle(2, yes(2, before)),
+            vec![ProposerCommand::Commit {
+                base: base.position(),
+                change
+            }]
+        );
+    }
+
     #[test]
     fn its_own_promise_of_a_newer_epoch_ends_the_change_at_once() {
         let base = three();
@@ -1148,7 +1266,7 @@ mod tests {
         let newer = base.with_controlling_moved("b").unwrap();
         assert_eq!(
             again.on_config(&newer),
-            vec![AcceptorCommand::Adopt(newer.clone())]
+            vec![AcceptorCommand::Adopt(Box::new(newer.clone()))]
         );
         assert!(again.on_config(&base).is_empty(), "an older one is ignored");
         assert!(again.on_config(&newer).is_empty());
@@ -1156,7 +1274,7 @@ mod tests {
         assert_eq!(
             again.on_config(&without),
             vec![
-                AcceptorCommand::Adopt(without.clone()),
+                AcceptorCommand::Adopt(Box::new(without.clone())),
                 AcceptorCommand::MarkRemoved
             ]
         );

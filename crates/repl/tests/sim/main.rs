@@ -58,8 +58,9 @@ mod world;
 
 use check::{Ending, Strictness};
 use model::Effect;
+use quadmesh_repl::Change;
 use std::time::Instant;
-use world::{Config, Fault, Stats, World, STEP_MS};
+use world::{Config, Fault, Scripted, Stats, World, STEP_MS};
 
 /// How long the healed cluster may take to converge (simulated ms).
 const HEAL_WITHIN_MS: u64 = 40_000;
@@ -347,16 +348,37 @@ fn scenario_with_writes(
     script: Vec<(u64, Fault)>,
     scripted_writes: Vec<(u64, usize, Effect)>,
 ) -> Stats {
+    scenario_with_changes(
+        seed,
+        nodes,
+        chaos_ms,
+        script,
+        scripted_writes,
+        Vec::new(),
+        10_000,
+    )
+}
+
+/// A scripted fault case with writes and membership changes scripted too.
+fn scenario_with_changes(
+    seed: u64,
+    nodes: usize,
+    chaos_ms: u64,
+    script: Vec<(u64, Fault)>,
+    scripted_writes: Vec<(u64, usize, Effect)>,
+    scripted_changes: Vec<(u64, Scripted)>,
+    retention_ms: u64,
+) -> Stats {
     let config = Config {
         nodes,
-        retention_ms: 10_000,
+        retention_ms,
         chaos_ms,
         write_chance: 0.2,
         random_faults: false,
         script,
         scripted_writes,
         membership_changes: false,
-        scripted_changes: Vec::new(),
+        scripted_changes,
     };
     let trace = std::env::var_os("QUADMESH_SIM_TRACE").is_some();
     let outcome = run(seed, &config, trace);
@@ -585,3 +607,75 @@ fn an_instance_with_a_lost_tail_that_expired_everyone_gets_it_back_once_they_are
         assert!(stats.expiries > 0, "{stats:?}");
     }
 }
+
+/// A removal that shrinks the cluster to two is made but not confirmed: n0 cannot
+/// reach n1, n2 confirms that a change can be made and is cut off just as the removal is
+/// committed. A change quorum of the two-member configuration is one — n0 itself —
+/// while n1 and n2, holding the configuration before the removal, promote n1: n0's next
+/// change must not take effect. (Timed for seed `SHRINK_SEED`: n2 is cut off at the
+/// step n0 commits; `QUADMESH_SIM_SHRINK_CUT_AT` re-times it for another seed.)
+#[test]
+fn a_change_made_of_an_unconfirmed_shrink_and_a_promotion_never_both_take_effect() {
+    let seed = env_u64("QUADMESH_SIM_SEED").unwrap_or(SHRINK_SEED);
+    let commit_at = env_u64("QUADMESH_SIM_SHRINK_CUT_AT").unwrap_or(SHRINK_CUT_AT);
+    let stats = scenario_with_changes(
+        seed,
+        3,
+        12_000,
+        vec![
+            (
+                10,
+                Fault::Partition {
+                    a: 0,
+                    b: 1,
+                    ms: 11_000,
+                    silent: true,
+                },
+            ),
+            (
+                commit_at,
+                Fault::Partition {
+                    a: 0,
+                    b: 2,
+                    ms: 11_000,
+                    silent: true,
+                },
+            ),
+        ],
+        Vec::new(),
+        vec![
+            (
+                500,
+                Scripted::Change {
+                    node: 0,
+                    change: Change::Remove { name: "n2".into() },
+                },
+            ),
+            (2_000, Scripted::Promote { node: 1 }),
+            (
+                7_000,
+                Scripted::Change {
+                    node: 0,
+                    change: Change::Settings(Default::default()),
+                },
+            ),
+        ],
+        // Longer than the partitions: nobody is expired.
+        30_000,
+    );
+    // Before the rule that a configuration is changed only once it is in force, n0's
+    // second change took effect too, alongside n1's promotion (`config-fork`).
+    let m = &stats.membership;
+    assert_eq!(
+        (
+            m.changes_not_confirmed,
+            m.changes_not_made,
+            m.promotions_in_force
+        ),
+        (1, 1, 1),
+        "{m:?}"
+    );
+}
+
+const SHRINK_SEED: u64 = 1;
+const SHRINK_CUT_AT: u64 = 540;

@@ -70,7 +70,8 @@ pub struct MembershipStats {
     pub changes_in_force: u64,
     pub removals_in_force: u64,
     pub moves_in_force: u64,
-    /// Refused before anything was written (too few could consent).
+    /// Refused before anything was written (too few could consent, or the
+    /// configuration held was not in force yet).
     pub changes_not_made: u64,
     /// Made, but not confirmed by a change quorum in time.
     pub changes_not_confirmed: u64,
@@ -220,10 +221,10 @@ impl World {
                     self.membership.adopted.push(Adopted {
                         origin,
                         at: self.now,
-                        config: config.clone(),
+                        config: (*config).clone(),
                     });
                     let n = &mut self.nodes[node];
-                    n.view.set_config(config.clone());
+                    n.view.set_config(*config.clone());
                     if let Some(repo) = n.repo.as_mut() {
                         repo.set_members(&config.origins());
                     }
@@ -412,7 +413,9 @@ impl World {
                     config,
                 });
             }
-            Err(ProposalError::CannotChangeNow { .. }) => stats.changes_not_made += 1,
+            Err(ProposalError::CannotChangeNow { .. } | ProposalError::BaseNotInForce { .. }) => {
+                stats.changes_not_made += 1
+            }
             Err(ProposalError::NotConfirmed { .. }) => stats.changes_not_confirmed += 1,
             Err(ProposalError::Superseded(_)) => stats.changes_superseded += 1,
             Err(ProposalError::NotGranted { .. }) => stats.promotions_not_granted += 1,
