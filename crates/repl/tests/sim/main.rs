@@ -1,12 +1,16 @@
 //! Deterministic simulation of a quadmesh cluster: the pull state machine of `repl`
 //! ([`quadmesh_repl::Puller`]) at every instance, over a model repository that keeps
-//! the real one's rules, a simulated network and simulated clocks, with faults. Each
+//! the real one's rules, a simulated network and simulated clocks, with faults; and
+//! membership changing meanwhile through the engines of `repl`
+//! ([`quadmesh_repl::Proposer`], [`quadmesh_repl::Acceptor`]: removals, moves of the
+//! controlling role, settings, promotions; see `world/membership.rs`). Each
 //! schedule is decided by a seed; a failing seed is printed and replays exactly:
 //!
 //! ```text
 //! QUADMESH_SIM_SEED=1234 cargo test -p quadmesh-repl --test sim -- --nocapture
 //! QUADMESH_SIM_SEED=1234 QUADMESH_SIM_TRACE=1 ...   # with a trace of events
-//! QUADMESH_SIM_SEEDS=100000 cargo test -p quadmesh-repl --release --test sim  # longer
+//! QUADMESH_SIM_SEEDS=200000 QUADMESH_SIM_FIRST_SEED=20000 \
+//!   cargo test -p quadmesh-repl --release --test sim  # longer (about 4 min)
 //! QUADMESH_SIM_MAX_FAILURES=100 ...   # go on past the first 5 failing seeds
 //! QUADMESH_SIM_STRICT=1 ...          # the known limits (`check::Excused`) are violations too
 //! ```
@@ -47,7 +51,13 @@
 //!   The fence trusts a majority's clocks: an inversion with a write made while most
 //!   clocks were off (world ground truth) is counted, and a violation when strict;
 //! - durability: a write acknowledged as held by k members was held by k;
-//! - no sequence number is stamped twice while the first transaction with it exists.
+//! - no sequence number is stamped twice while the first transaction with it exists
+//!   (on a node some member may still pull from);
+//! - membership (`check::check_membership`): no two configurations at one position, each
+//!   node's configurations move forward only, a change reported in force was held by a
+//!   change quorum of its base (a promotion granted by a promotion quorum), and
+//!   whatever is in force after a change in force descends from it (two configurations
+//!   never both take effect).
 
 mod check;
 mod model;
