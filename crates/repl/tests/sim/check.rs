@@ -80,6 +80,9 @@ pub struct Membership {
     pub in_force: Vec<InForce>,
     /// When the removal of each member was first asked for.
     pub removal_asked: BTreeMap<OriginId, u64>,
+    /// The first index of the servers a grow may add, and those a grow installed.
+    pub first_spare: usize,
+    pub installed: BTreeSet<OriginId>,
 }
 
 impl Membership {
@@ -91,6 +94,8 @@ impl Membership {
             granted: Vec::new(),
             in_force: Vec::new(),
             removal_asked: BTreeMap::new(),
+            first_spare: usize::MAX,
+            installed: BTreeSet::new(),
         }
     }
 }

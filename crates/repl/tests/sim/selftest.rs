@@ -337,9 +337,10 @@ fn a_replicated_write_dropped_from_a_real_runs_final_state_is_reported() {
         script: Vec::new(),
         scripted_writes: Vec::new(),
         membership_changes: false,
+        spares: 0,
         scripted_changes: Vec::new(),
     };
-    let mut world = World::new(7, config.nodes);
+    let mut world = World::new(7, config.nodes, config.spares);
     while world.now < config.chaos_ms {
         world.step(true, &config);
     }
@@ -519,6 +520,7 @@ fn a_real_run_with_membership_changes_passes_and_a_planted_fork_is_reported() {
         script: Vec::new(),
         scripted_writes: Vec::new(),
         membership_changes: false,
+        spares: 0,
         scripted_changes: vec![
             (
                 500,
@@ -537,7 +539,7 @@ fn a_real_run_with_membership_changes_passes_and_a_planted_fork_is_reported() {
             (4_000, Scripted::Promote { node: 2 }),
         ],
     };
-    let mut world = World::new(11, config.nodes);
+    let mut world = World::new(11, config.nodes, config.spares);
     while world.now < config.chaos_ms {
         world.step(true, &config);
     }

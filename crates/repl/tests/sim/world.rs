@@ -163,6 +163,8 @@ pub struct Node {
     /// A membership change or promotion it is making; gone with a crash, as the
     /// server's request handler is.
     pub proposer: Option<Proposer>,
+    /// The change that proposer makes (`None`: a promotion).
+    pub request: Option<quadmesh_repl::Change>,
 }
 
 /// The fence every simulated node keeps: the samples count for as long as a stream
@@ -218,6 +220,8 @@ pub struct Config {
     pub scripted_writes: Vec<(u64, usize, Effect)>,
     /// Membership changes and promotions started at random while faults last.
     pub membership_changes: bool,
+    /// Servers a grow may add (empty until then).
+    pub spares: usize,
     pub scripted_changes: Vec<(u64, Scripted)>,
 }
 
@@ -265,9 +269,13 @@ fn key(a: usize, b: usize) -> (usize, usize) {
 }
 
 impl World {
-    pub fn new(seed: u64, nodes: usize) -> World {
+    /// A cluster of `nodes` members, n0 controlling, and `spares` servers (after them)
+    /// that a grow may add: down, with an empty disk, until a grow hands them over.
+    pub fn new(seed: u64, nodes: usize, spares: usize) -> World {
         let mut rng = Rng::new(seed);
         let clock_now = Arc::new(AtomicU64::new(EPOCH_MS));
+        let members = nodes;
+        let nodes = members + spares;
         let origins: Vec<OriginId> = (0..nodes).map(|i| OriginId(100 + i as u64)).collect();
         let member = |i: usize| Member {
             name: format!("n{i}"),
@@ -278,7 +286,7 @@ impl World {
             added_at: HlcTime::ZERO,
         };
         let mut config = ClusterConfig::new("sim".into(), "r".into(), "t".into(), member(0));
-        for i in 1..nodes {
+        for i in 1..members {
             config = config.with_member(member(i)).expect("distinct members");
         }
         let mut world = World {
@@ -313,14 +321,15 @@ impl World {
                 now: clock_now.clone(),
                 offset: offset.clone(),
             };
-            let repo = Repo::open(origin, Disk::default(), clock.clone(), &origins);
-            let _ = i;
+            let spare = i >= members;
+            let repo = (!spare)
+                .then(|| Repo::open(origin, Disk::default(), clock.clone(), &config.origins()));
             world.nodes.push(Node {
                 origin,
                 view: ClusterView::new(origin, config.clone(), EPOCH_MS),
                 pullers: Vec::new(),
-                repo: Some(repo),
-                disk: None,
+                disk: spare.then(Disk::default),
+                repo,
                 disk_full: false,
                 offset,
                 next_maintain: 0,
@@ -328,11 +337,13 @@ impl World {
                 waits: Vec::new(),
                 acceptor: Acceptor::new(origin, config.clone(), None),
                 proposer: None,
+                request: None,
             });
         }
-        for i in 0..nodes {
+        for i in 0..members {
             world.start_pullers(i);
         }
+        world.membership.first_spare = members;
         world.rng = rng;
         world
     }
@@ -764,7 +775,7 @@ impl World {
 
     fn write(&mut self, node: usize, effect: Effect) {
         let needed = if self.rng.chance(0.2) {
-            self.nodes.len()
+            self.config_of(node).members.len()
         } else {
             1
         };
@@ -858,6 +869,7 @@ impl World {
         let off = self
             .nodes
             .iter()
+            .filter(|n| self.newest_config().is_member(n.origin))
             .filter(|n| {
                 n.offset.load(Ordering::Relaxed).unsigned_abs() > MAX_SKEW_MS
                     || n.repo.as_ref().is_some_and(|r| {
@@ -865,8 +877,8 @@ impl World {
                     })
             })
             .count();
-        let members = self.nodes.len();
-        members - off < members / 2 + 1
+        let members = self.newest_config().members.len();
+        members.saturating_sub(off) < members / 2 + 1
     }
 
     /// Whether a transaction with this stamp is in some log or on its way somewhere.
@@ -1152,6 +1164,9 @@ impl World {
                 let effect = self.random_effect();
                 self.write(node, effect);
             }
+        } else if self.now.is_multiple_of(100) {
+            // The operator cleans up after a grow that never handed its snapshot over.
+            self.remove_orphan();
         }
     }
 

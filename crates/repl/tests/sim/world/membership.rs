@@ -9,8 +9,11 @@
 //! configuration transactions its pull streams would carry).
 //!
 //! During the faults, at random: the controlling instance (by the configuration it
-//! holds) removes a member (only when its view says the member holds nothing the
-//! others lack, as `remove` without force), moves its role, or changes the settings;
+//! holds) grows the cluster onto a spare server (which starts empty and pulls
+//! everything once the grow is in force; a hand-over that fails, or a grow not
+//! confirmed, is undone), removes a member (only when its view says the member holds
+//! nothing the others lack, as `remove` without force), moves its role, or changes the
+//! settings;
 //! a member that has not heard from the controlling instance for a while asks to be
 //! promoted, and now and then one does so while it is still heard (an operator's
 //! mistake the votes must survive). Everything the engines did is recorded as ground
@@ -18,10 +21,11 @@
 
 use super::{World, EPOCH_MS};
 use crate::check::{Adopted, Granted, InForce, Made};
+use crate::model::{Repo, SimClock};
 use quadmesh_repl::{
-    AcceptorCommand, Change, ClusterConfig, CommitDefaults, CommitError, ConsentRefusal, HlcTime,
-    MembershipError, ProposalError, Proposer, ProposerCommand, ProposerEvent, Question,
-    Unreplicated, Withheld,
+    Acceptor, AcceptorCommand, Change, ClusterConfig, ClusterView, CommitDefaults, CommitError,
+    ConsentRefusal, HlcTime, Member, MembershipError, ProposalError, Proposer, ProposerCommand,
+    ProposerEvent, Question, Unreplicated, Withheld,
 };
 use std::collections::VecDeque;
 
@@ -88,6 +92,11 @@ pub struct MembershipStats {
     pub removals_held_back: u64,
     /// Proposers lost in a crash of their node.
     pub lost_in_crash: u64,
+    pub grows_in_force: u64,
+    /// Grows whose snapshot could not be handed over, or not confirmed: undone.
+    pub grows_undone: u64,
+    /// Servers a grow handed the cluster to (they start empty and pull everything).
+    pub grown_installed: u64,
 }
 
 impl MembershipStats {
@@ -106,6 +115,9 @@ impl MembershipStats {
         self.commits_failed += o.commits_failed;
         self.removals_held_back += o.removals_held_back;
         self.lost_in_crash += o.lost_in_crash;
+        self.grows_in_force += o.grows_in_force;
+        self.grows_undone += o.grows_undone;
+        self.grown_installed += o.grown_installed;
     }
 }
 
@@ -223,10 +235,31 @@ impl World {
                         at: self.now,
                         config: (*config).clone(),
                     });
+                    let now = self.now;
+                    // As the node's reconcile: pullers of peers that left go (their
+                    // streams closed), new members get one — also one that left in a
+                    // configuration a promotion then superseded.
+                    let (left, kept): (Vec<_>, Vec<_>) =
+                        std::mem::take(&mut self.nodes[node].pullers)
+                            .into_iter()
+                            .partition(|(p, _)| !config.is_member(p.peer()));
+                    self.nodes[node].pullers = kept;
+                    for (_, conn) in left {
+                        if let Some(conn) = conn {
+                            self.conns[conn].live = false;
+                        }
+                    }
                     let n = &mut self.nodes[node];
                     n.view.set_config(*config.clone());
                     if let Some(repo) = n.repo.as_mut() {
                         repo.set_members(&config.origins());
+                        for m in &config.members {
+                            let known = n.pullers.iter().any(|(p, _)| p.peer() == m.origin);
+                            if m.origin != origin && !known && !n.acceptor.is_removed() {
+                                n.pullers
+                                    .push((quadmesh_repl::Puller::new(m.origin, now), None));
+                            }
+                        }
                     }
                 }
                 AcceptorCommand::MarkRemoved => {
@@ -305,8 +338,10 @@ impl World {
                 ProposerCommand::Commit { base, change } => self.commit_config(node, base, &change),
                 ProposerCommand::Report(outcome) => {
                     let proposer = self.nodes[node].proposer.take().expect("reporting");
-                    self.reported(node, proposer, outcome);
-                    continue;
+                    let request = self.nodes[node].request.take();
+                    self.reported(node, proposer, outcome.clone());
+                    self.after_grow(node, request, outcome);
+                    return;
                 }
             };
             let now = self.now;
@@ -439,8 +474,9 @@ impl World {
         self.membership_stats().changes_started += 1;
         let base = self.config_of(node).clone();
         let (proposer, commands) =
-            Proposer::change(self.nodes[node].origin, base, change, self.now);
+            Proposer::change(self.nodes[node].origin, base, change.clone(), self.now);
         self.nodes[node].proposer = Some(proposer);
+        self.nodes[node].request = Some(change);
         self.run_proposer(node, commands);
     }
 
@@ -477,8 +513,68 @@ impl World {
         }
     }
 
+    /// As `cluster_ops::grow` once its change is reported: in force, the snapshot is
+    /// handed over (now and then the new server refuses it) and the new member starts
+    /// from it — here empty, pulling everything, as no log in the model is truncated —;
+    /// otherwise, or if the hand-over fails, the member is taken out again (grow's
+    /// undo, a change like any other).
+    fn after_grow(
+        &mut self,
+        node: usize,
+        request: Option<Change>,
+        outcome: Result<ClusterConfig, ProposalError>,
+    ) {
+        let Some(Change::Grow(member)) = request else {
+            return;
+        };
+        let handed_over = match &outcome {
+            Ok(_) => !self.rng.chance(0.25),
+            // Made but not confirmed: taken out again. Never made: nothing to undo.
+            Err(ProposalError::NotConfirmed { .. }) => false,
+            Err(_) => return,
+        };
+        if let (Ok(config), true) = (&outcome, handed_over) {
+            self.membership_stats().grows_in_force += 1;
+            self.install(self.index_of(member.origin), config.clone());
+        } else {
+            self.log(|| format!("n{node} takes {} out again", member.name));
+            self.membership_stats().grows_undone += 1;
+            self.start_change(node, Change::UndoGrow { name: member.name });
+        }
+    }
+
+    /// The new server takes the snapshot: its repository (empty here), the grown
+    /// configuration, and pullers to every member.
+    fn install(&mut self, i: usize, config: ClusterConfig) {
+        if self.nodes[i].repo.is_some() || !config.is_member(self.nodes[i].origin) {
+            return;
+        }
+        self.membership_stats().grown_installed += 1;
+        let origin = self.nodes[i].origin;
+        self.membership.installed.insert(origin);
+        let clock = SimClock {
+            now: self.clock_now.clone(),
+            offset: self.nodes[i].offset.clone(),
+        };
+        let disk = self.nodes[i].disk.take().unwrap_or_default();
+        self.nodes[i].repo = Some(Repo::open(origin, disk, clock, &config.origins()));
+        let phys = self.phys(i);
+        self.nodes[i].view = ClusterView::new(origin, config.clone(), phys);
+        self.nodes[i].acceptor = Acceptor::new(origin, config.clone(), None);
+        self.membership.adopted.push(Adopted {
+            origin,
+            at: self.now,
+            config,
+        });
+        self.nodes[i].next_maintain = self.now;
+        self.heard_at[i] = vec![self.now; self.nodes.len()];
+        self.log(|| format!("n{i} is installed"));
+        self.start_pullers(i);
+    }
+
     /// A crash loses the request being handled.
     pub(super) fn lose_proposer(&mut self, node: usize) {
+        self.nodes[node].request = None;
         if self.nodes[node].proposer.take().is_some() {
             self.membership_stats().lost_in_crash += 1;
         }
@@ -495,8 +591,51 @@ impl World {
                 .is_some_and(|r| r.disk.expired.is_none() && !r.disk.removed)
     }
 
+    /// A member a grow added that never got its snapshot — its grow's request died
+    /// with a crash, or its undo failed — and no request is dealing with now: the
+    /// operator removes it by force (it holds nothing), as the grow's answer says.
+    fn orphan(&self) -> Option<(usize, String)> {
+        let newest = self.newest_config();
+        let busy = |origin| {
+            self.nodes.iter().any(|n| {
+                n.proposer.is_some()
+                    && matches!(&n.request, Some(Change::Grow(m)) if m.origin == origin)
+            })
+        };
+        newest
+            .members
+            .iter()
+            .map(|m| (self.index_of(m.origin), m))
+            .find(|(i, m)| {
+                !self.membership.installed.contains(&m.origin)
+                    && self.nodes[*i].repo.is_none()
+                    && *i >= self.membership.first_spare
+                    && !busy(m.origin)
+            })
+            .map(|(i, m)| (i, m.name.clone()))
+    }
+
+    /// The operator's clean-up: an orphaned grow's member removed by force, at an
+    /// instance that believes it controls the cluster. Also after the faults end.
+    pub(super) fn remove_orphan(&mut self) {
+        let Some((_, name)) = self.orphan() else {
+            return;
+        };
+        let controlling = (0..self.nodes.len()).find(|&i| {
+            self.available(i)
+                && self.config_of(i).controlling().map(|c| c.origin) == Some(self.nodes[i].origin)
+                && self.config_of(i).member_named(&name).is_some()
+        });
+        if let Some(node) = controlling {
+            self.start_change(node, Change::Remove { name });
+        }
+    }
+
     pub(super) fn random_membership(&mut self) {
         let n = self.nodes.len();
+        if self.rng.chance(0.01) {
+            self.remove_orphan();
+        }
         // An operator's change at an instance that believes it controls the cluster.
         if self.rng.chance(0.004) {
             let controlling: Vec<usize> = (0..n)
@@ -528,7 +667,26 @@ impl World {
                     .cloned()
                     .collect();
                 let roll = self.rng.below(10);
-                if others.is_empty() || roll >= 8 {
+                // A server no configuration has named yet: a grow's target.
+                let spare = (0..n).find(|&i| {
+                    let origin = self.nodes[i].origin;
+                    self.nodes[i].repo.is_none()
+                        && self.nodes.iter().all(|m| {
+                            !m.acceptor.config().is_member(origin)
+                                && !m.acceptor.config().removed.contains(&origin)
+                        })
+                });
+                if let (Some(spare), 8) = (spare, roll) {
+                    let member = Member {
+                        name: format!("n{spare}"),
+                        origin: self.nodes[spare].origin,
+                        address: format!("n{spare}:10035"),
+                        repository: "r".into(),
+                        controlling: false,
+                        added_at: HlcTime::ZERO,
+                    };
+                    self.start_change(node, Change::Grow(member));
+                } else if others.is_empty() || roll >= 8 {
                     let count = self.rng.range(1, 9) as usize;
                     let settings = CommitDefaults {
                         transaction_latency_count: Some(count),
