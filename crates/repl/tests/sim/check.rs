@@ -83,6 +83,8 @@ pub struct Membership {
     /// The first index of the servers a grow may add, and those a grow installed.
     pub first_spare: usize,
     pub installed: BTreeSet<OriginId>,
+    /// The operator's attempts at removing members that grows left behind.
+    pub cleanup_tries: u64,
 }
 
 impl Membership {
@@ -96,6 +98,7 @@ impl Membership {
             removal_asked: BTreeMap::new(),
             first_spare: usize::MAX,
             installed: BTreeSet::new(),
+            cleanup_tries: 0,
         }
     }
 }

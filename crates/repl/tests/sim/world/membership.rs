@@ -615,18 +615,58 @@ impl World {
             .map(|(i, m)| (i, m.name.clone()))
     }
 
-    /// The operator's clean-up: an orphaned grow's member removed by force, at an
-    /// instance that believes it controls the cluster. Also after the faults end.
+    /// The operator's clean-up: an orphaned grow's member removed by force, at the
+    /// controlling instance of the newest configuration. Also after the faults end.
     pub(super) fn remove_orphan(&mut self) {
         let Some((_, name)) = self.orphan() else {
             return;
         };
-        let controlling = (0..self.nodes.len()).find(|&i| {
-            self.available(i)
-                && self.config_of(i).controlling().map(|c| c.origin) == Some(self.nodes[i].origin)
-                && self.config_of(i).member_named(&name).is_some()
-        });
-        if let Some(node) = controlling {
+        // When the controlling instance cannot change the configuration (members
+        // promised a newer epoch to a candidate that never took it, or it waits after a
+        // lost tail for the orphan's own word), the operator promotes another member,
+        // every third try, and removes the orphan from there.
+        self.membership.cleanup_tries += 1;
+        if self.membership.cleanup_tries.is_multiple_of(3) {
+            let newest = self.newest_config().clone();
+            let candidates: Vec<usize> = newest
+                .members
+                .iter()
+                .map(|m| self.index_of(m.origin))
+                .filter(|&i| {
+                    self.available(i)
+                        && newest.controlling().map(|c| c.origin) != Some(self.nodes[i].origin)
+                        && self.nodes[i]
+                            .repo
+                            .as_ref()
+                            .is_some_and(|r| !r.is_awaiting())
+                })
+                .collect();
+            if !candidates.is_empty() {
+                let i = candidates[self.rng.below(candidates.len() as u64) as usize];
+                self.start_promotion(i);
+            }
+            return;
+        }
+        // The controlling instance of the newest configuration, as status shows it.
+        let Some(node) = self
+            .newest_config()
+            .controlling()
+            .map(|c| self.index_of(c.origin))
+        else {
+            return;
+        };
+        if !self.available(node) || self.config_of(node).member_named(&name).is_none() {
+            return;
+        }
+        // It granted a newer epoch to a candidate that never took it (its commit was
+        // refused): it changes nothing any more until it is promoted itself.
+        let superseded = self.nodes[node]
+            .acceptor
+            .promised()
+            .is_some_and(|p| p.epoch > self.config_of(node).epoch);
+        if superseded {
+            self.start_promotion(node);
+        } else {
             self.start_change(node, Change::Remove { name });
         }
     }
