@@ -24,7 +24,7 @@ pub struct Member {
     pub added_at: HlcTime,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MembershipError {
     #[error("an instance named '{0}' is already in the cluster")]
     NameTaken(String),
@@ -199,6 +199,13 @@ pub struct ClusterConfig {
     /// Defaults for commits without `x-repl-settings` (`repl/settings`).
     #[serde(default, skip_serializing_if = "CommitDefaults::is_empty")]
     pub settings: CommitDefaults,
+    /// The members of the configuration this one was made of (empty: the first one,
+    /// or one written before this was kept). A change of this configuration is made
+    /// only once it is in force by that configuration's change quorum too: when the
+    /// number of members changed, a change quorum of this one alone need not meet a
+    /// promotion quorum of that one (see `membership_engine.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub made_of: Vec<OriginId>,
 }
 
 impl Serialize for ClusterConfig {
@@ -231,7 +238,16 @@ impl ClusterConfig {
             removed: Vec::new(),
             stopped: Vec::new(),
             settings: CommitDefaults::default(),
+            made_of: Vec::new(),
         }
+    }
+
+    /// The next version of this configuration, to be changed: made of this one.
+    fn next(&self) -> Self {
+        let mut next = self.clone();
+        next.version += 1;
+        next.made_of = self.origins();
+        next
     }
 
     /// Whether member `origin` is stopped (`repl/stop`).
@@ -260,8 +276,7 @@ impl ClusterConfig {
             (false, false) => return Err(MembershipError::NotStopped(name.to_owned())),
             _ => {}
         }
-        let mut next = self.clone();
-        next.version += 1;
+        let mut next = self.next();
         if stopped {
             next.stopped.push(origin);
         } else {
@@ -272,8 +287,7 @@ impl ClusterConfig {
 
     /// The cluster's commit defaults with every value `settings` sets replaced.
     pub fn with_settings(&self, settings: &CommitDefaults) -> Self {
-        let mut next = self.clone();
-        next.version += 1;
+        let mut next = self.next();
         next.settings = self.settings.merged(settings);
         next
     }
@@ -320,8 +334,7 @@ impl ClusterConfig {
         if self.is_member(member.origin) || self.removed.contains(&member.origin) {
             return Err(MembershipError::OriginReused(member.origin));
         }
-        let mut next = self.clone();
-        next.version += 1;
+        let mut next = self.next();
         next.members.push(member);
         Ok(next)
     }
@@ -334,8 +347,7 @@ impl ClusterConfig {
         if member.controlling {
             return Err(MembershipError::RemovingControlling(name.to_owned()));
         }
-        let mut next = self.clone();
-        next.version += 1;
+        let mut next = self.next();
         next.members.retain(|m| m.name != name);
         next.stopped.retain(|o| *o != member.origin);
         next.removed.push(member.origin);
@@ -349,8 +361,7 @@ impl ClusterConfig {
         if self.member_named(to).is_none() {
             return Err(MembershipError::UnknownInstance(to.to_owned()));
         }
-        let mut next = self.clone();
-        next.version += 1;
+        let mut next = self.next();
         for member in &mut next.members {
             member.controlling = member.name == to;
         }
@@ -377,8 +388,7 @@ impl ClusterConfig {
         if self.is_member(origin) || self.removed.contains(&origin) {
             return Err(MembershipError::OriginReused(origin));
         }
-        let mut next = self.clone();
-        next.version += 1;
+        let mut next = self.next();
         next.removed.push(old.origin);
         for member in &mut next.members {
             if member.name == name {

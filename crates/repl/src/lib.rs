@@ -13,6 +13,7 @@ pub mod frame;
 mod heartbeat;
 pub mod log_heal;
 mod lost_tail;
+pub mod membership_engine;
 mod promotion;
 pub mod pull;
 mod refusal;
@@ -30,6 +31,10 @@ pub use digest::ContentDigest;
 pub use frame::{Entry, EntryKind, FrameError};
 pub use heartbeat::Heartbeat;
 pub use lost_tail::AwaitingPeers;
+pub use membership_engine::{
+    Acceptor, AcceptorCommand, Change, CommitError, ProposalError, Proposer, ProposerCommand,
+    ProposerEvent, Question, Withheld,
+};
 pub use promotion::{
     decide_confirmation, decide_vote, ConfigPosition, ConsentRefusal, Promise, VoteRequest,
 };

@@ -107,6 +107,14 @@ impl ClusterConfig {
     pub fn change_quorum(&self) -> usize {
         self.members.len() - self.promotion_quorum() + 1
     }
+
+    /// The change quorum of the configuration this one was made of, when known: that
+    /// many of its members (among this one's) must hold this configuration before it
+    /// is changed (`made_of`).
+    pub fn made_of_change_quorum(&self) -> Option<usize> {
+        let n = self.made_of.len();
+        (n > 0).then(|| n - (n / 2 + 1) + 1)
+    }
 }
 
 /// Whether a member holding `config` and `promised` grants `request`; the promise to

@@ -23,6 +23,19 @@ pub struct PeerProgress {
     pub expired: bool,
 }
 
+/// A removed member's hold on the frontier.
+#[derive(Clone, Debug)]
+struct Departed {
+    /// Its last promise.
+    promised: HlcTime,
+    /// Its highest sequence number it or a remaining member was known to hold.
+    needed: u64,
+    /// Remaining members not heard since it left: they may hold more of it.
+    unheard: std::collections::BTreeSet<OriginId>,
+    /// What was known of it when it left.
+    progress: PeerProgress,
+}
+
 /// What removing a member would discard, as far as this instance can tell.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unreplicated {
@@ -44,12 +57,18 @@ pub enum Unreplicated {
 ///   we applied; a member never heard from counts as having promised the time it was
 ///   added;
 /// - the frontier is the minimum promise over current members, with this instance's own
-///   clock as its promise; removed members stop counting.
+///   clock as its promise; a removed member stops counting once every remaining member
+///   was heard since and this instance holds every transaction of it that it, or a
+///   remaining member, was known to hold (until then its last promise holds the
+///   frontier back: the members that hold them relay them, older than their own
+///   promises).
 #[derive(Clone, Debug)]
 pub struct ClusterView {
     local: OriginId,
     config: ClusterConfig,
     peers: HashMap<OriginId, PeerProgress>,
+    /// Removed members whose transactions may still arrive, relayed.
+    departed: HashMap<OriginId, Departed>,
     /// When this view began (ms since the epoch): silence is counted from here at most.
     since_ms: u64,
 }
@@ -60,6 +79,7 @@ impl ClusterView {
             local,
             config,
             peers: HashMap::new(),
+            departed: HashMap::new(),
             since_ms: now_ms,
         }
     }
@@ -77,6 +97,51 @@ impl ClusterView {
     pub fn set_config(&mut self, config: ClusterConfig) -> bool {
         if !config.supersedes(&self.config) {
             return false;
+        }
+        // What a removed member was known to hold, by itself or by those that stay:
+        // the frontier waits at its promise until this instance holds as much.
+        for m in &self.config.members {
+            if config.is_member(m.origin) || m.origin == self.local {
+                continue;
+            }
+            let peer = self.peers.get(&m.origin).cloned().unwrap_or_default();
+            let needed = self
+                .peers
+                .values()
+                .map(|p| p.version_vector.get(m.origin))
+                .max()
+                .unwrap_or(0);
+            let unheard = config
+                .members
+                .iter()
+                .map(|m| m.origin)
+                .filter(|o| *o != self.local)
+                .collect();
+            self.departed.insert(
+                m.origin,
+                Departed {
+                    promised: peer.promised.max(m.added_at),
+                    needed,
+                    unheard,
+                    progress: peer,
+                },
+            );
+        }
+        // A member back in a newer configuration (its removal was superseded by a
+        // promotion from before it) is known as it was: counted silent from when it was
+        // last heard, not from when this view began.
+        let back: Vec<OriginId> = self
+            .departed
+            .keys()
+            .copied()
+            .filter(|o| config.is_member(*o))
+            .collect();
+        for origin in back {
+            let departed = self.departed.remove(&origin).expect("listed");
+            self.peers.insert(origin, departed.progress);
+        }
+        for departed in self.departed.values_mut() {
+            departed.unheard.retain(|o| config.is_member(*o));
         }
         self.peers.retain(|origin, _| config.is_member(*origin));
         self.config = config;
@@ -99,6 +164,10 @@ impl ClusterView {
         version_vector: VersionVector,
         now_ms: u64,
     ) {
+        for (origin, departed) in self.departed.iter_mut() {
+            departed.needed = departed.needed.max(version_vector.get(*origin));
+            departed.unheard.remove(&from);
+        }
         let peer = self.progress(from);
         peer.promised = peer.promised.max(clock);
         peer.version_vector.join(&version_vector);
@@ -176,13 +245,22 @@ impl ClusterView {
         self.peers.get(&origin).is_some_and(|p| p.expired)
     }
 
-    /// No transaction this instance has not yet received can be older than this.
+    /// No transaction this instance has not yet received can be older than this
+    /// (`local`: what this instance holds).
     ///
     /// An expired member still holds it back (at its last promise) until it is removed
     /// from the configuration: it may still hand over its old transactions, or a member
     /// that has not expired it relay them, and a register that forgot newer writes to
-    /// the same quads would let them undo those.
-    pub fn frontier(&self, local_clock: HlcTime) -> HlcTime {
+    /// the same quads would let them undo those. A removed one holds it back until this
+    /// instance holds what it was known to hold: the members that took its
+    /// transactions before it left still relay them (the simulation found a removal
+    /// letting a relayed older delete undo a newer insert, seed 1243).
+    pub fn frontier(&self, local_clock: HlcTime, local: &VersionVector) -> HlcTime {
+        let departed = self
+            .departed
+            .iter()
+            .filter(|(origin, d)| !d.unheard.is_empty() || local.get(**origin) < d.needed)
+            .map(|(_, d)| d.promised);
         self.config
             .members
             .iter()
@@ -197,6 +275,7 @@ impl ClusterView {
                     promised.max(m.added_at)
                 }
             })
+            .chain(departed)
             .min()
             .unwrap_or(local_clock)
     }
@@ -400,15 +479,30 @@ mod tests {
     fn the_frontier_waits_for_the_slowest_promise() {
         let mut v = view();
         // Nobody heard from: b and c count from when they were added.
-        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(100));
+        assert_eq!(
+            v.frontier(HlcTime(1000), &VersionVector::new()),
+            HlcTime(100)
+        );
         v.on_heartbeat(OriginId(2), HlcTime(500), VersionVector::new(), 0);
-        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(200));
+        assert_eq!(
+            v.frontier(HlcTime(1000), &VersionVector::new()),
+            HlcTime(200)
+        );
         v.on_transaction(OriginId(3), HlcTime(700));
-        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(500));
+        assert_eq!(
+            v.frontier(HlcTime(1000), &VersionVector::new()),
+            HlcTime(500)
+        );
         // An older heartbeat never moves a promise back.
         v.on_heartbeat(OriginId(2), HlcTime(50), VersionVector::new(), 0);
-        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(500));
-        assert_eq!(v.frontier(HlcTime(300)), HlcTime(300));
+        assert_eq!(
+            v.frontier(HlcTime(1000), &VersionVector::new()),
+            HlcTime(500)
+        );
+        assert_eq!(
+            v.frontier(HlcTime(300), &VersionVector::new()),
+            HlcTime(300)
+        );
     }
 
     #[test]
@@ -418,7 +512,49 @@ mod tests {
         let (config, _) = v.config().without_member("c").unwrap();
         assert!(v.set_config(config.clone()));
         assert!(!v.set_config(config));
-        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
+        // Until b was heard since, it may hold transactions of c's this one lacks.
+        assert_eq!(
+            v.frontier(HlcTime(1000), &VersionVector::new()),
+            HlcTime(200)
+        );
+        v.on_heartbeat(OriginId(2), HlcTime(900), VersionVector::new(), 0);
+        assert_eq!(
+            v.frontier(HlcTime(1000), &VersionVector::new()),
+            HlcTime(900)
+        );
+    }
+
+    #[test]
+    fn a_member_back_in_a_newer_configuration_is_known_as_it_was() {
+        let mut v = view();
+        v.on_heartbeat(OriginId(3), HlcTime(300), vv(&[(3, 4)]), 9_000);
+        let base = v.config().clone();
+        // Removed at epoch 0, then a promotion of b from before the removal wins.
+        assert!(v.set_config(base.without_member("c").unwrap().0));
+        let mut promoted = base.with_promoted("b", 1).unwrap();
+        promoted.version += 1;
+        assert!(v.set_config(promoted));
+        assert_eq!(v.peer(OriginId(3)).unwrap().last_contact_ms, Some(9_000));
+        assert!(
+            !v.expire_silent(12_000, 5_000).contains(&OriginId(3)),
+            "silent 3 s, not since the view began"
+        );
+    }
+
+    #[test]
+    fn a_removed_member_holds_the_frontier_until_its_known_transactions_arrived() {
+        let mut v = view();
+        // c was heard holding 4 of its own; b holds 5 of c's.
+        v.on_heartbeat(OriginId(3), HlcTime(300), vv(&[(3, 4)]), 0);
+        v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(3, 5)]), 0);
+        let (config, _) = v.config().without_member("c").unwrap();
+        assert!(v.set_config(config));
+        v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(3, 5)]), 0);
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(300));
+        // b is heard holding more of c's: wait for those too.
+        v.on_heartbeat(OriginId(2), HlcTime(950), vv(&[(3, 6)]), 0);
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 5)])), HlcTime(300));
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 6)])), HlcTime(950));
     }
 
     #[test]
@@ -430,7 +566,10 @@ mod tests {
         v.on_heartbeat(OriginId(3), HlcTime(300), vv(&[(1, 2)]), 1_000);
         assert!(v.expire_silent(5_000, 10_000).is_empty());
         assert_eq!(v.stable_version_vector(&local), vv(&[(1, 2)]));
-        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(300));
+        assert_eq!(
+            v.frontier(HlcTime(1000), &VersionVector::new()),
+            HlcTime(300)
+        );
         assert_eq!(v.expire_silent(20_000, 10_000), vec![OriginId(3)]);
         assert!(
             v.expire_silent(30_000, 10_000).is_empty(),
@@ -439,11 +578,23 @@ mod tests {
         assert_eq!(v.stable_version_vector(&local), vv(&[(1, 9)]));
         // The frontier stays at its last promise until it is removed: a member that did
         // not expire it may still relay its old transactions.
-        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(300));
+        assert_eq!(
+            v.frontier(HlcTime(1000), &VersionVector::new()),
+            HlcTime(300)
+        );
         assert!(v.is_expired(OriginId(3)));
         let (config, _) = v.config().without_member("c").unwrap();
         assert!(v.set_config(config));
-        assert_eq!(v.frontier(HlcTime(1000)), HlcTime(900));
+        // ... and, removed, until b was heard since (it holds none of c's).
+        assert_eq!(
+            v.frontier(HlcTime(1000), &VersionVector::new()),
+            HlcTime(300)
+        );
+        v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(1, 9)]), 2_000);
+        assert_eq!(
+            v.frontier(HlcTime(1000), &VersionVector::new()),
+            HlcTime(900)
+        );
     }
 
     #[test]

@@ -9,6 +9,12 @@
 //!   only once a change quorum of members can confirm a change of the configuration they
 //!   hold, and answered only once it confirmed the new one (`replication::promotion`):
 //!   an instance that a promotion replaced cannot change the membership any more;
+//! - stop, start, settings and grow's undo are sequenced by the engine of
+//!   `quadmesh_repl` (`Proposer`, through `change_config`), which also changes a
+//!   configuration only once it is in force (a change quorum of the configuration it
+//!   was made of holds it); grow, remove and setControlling still sequence their own
+//!   consent, commit and confirmations (`require_consent_to_change`,
+//!   `require_confirmations`);
 //! - a grow that cannot hand its snapshot over undoes the membership it added, waiting
 //!   for the same confirmations as every other membership change;
 //! - a member that may hold transactions no other member has is removed only by force;
@@ -17,12 +23,13 @@
 use crate::audit::{self, Caller};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
-use crate::replication::promotion::require_confirmations;
+use crate::replication::promotion::{change_by_engine, require_confirmations};
 use crate::replication::snapshot_transfer;
 use crate::replication::{Node, ORIGIN_HEADER, TOKEN_HEADER};
 use crate::state::AppState;
 use quadmesh_repl::{
-    ClusterConfig, CommitDefaults, Member, MembershipError, OriginId, Unreplicated, VersionVector,
+    Change, ClusterConfig, CommitDefaults, Member, MembershipError, OriginId, Unreplicated,
+    VersionVector,
 };
 use quadmesh_store::StoreError;
 use std::sync::Arc;
@@ -177,29 +184,12 @@ impl Default for RemoveOptions {
 }
 
 /// Changes the configuration of repository `name`'s cluster at its controlling
-/// instance with `change`, once a change quorum can confirm it, and waits for the
-/// confirmations of the new one. Returns the new configuration.
-async fn change_config(
-    node: &Arc<Node>,
-    change: impl FnOnce(&ClusterConfig) -> Result<ClusterConfig, MembershipError> + Send + 'static,
-) -> ApiResult<ClusterConfig> {
-    let base = require_consent_to_change(node).await?;
-    let repository = node.repository().clone();
-    let maintained = node.clone();
-    let (base, config) = blocking(move || {
-        let mut base = base;
-        let config = repository.commit_config(|current, _| {
-            let current = current
-                .ok_or_else(|| MembershipError::NotInCluster(repository.name().to_owned()))?;
-            base = current.clone();
-            Ok(change(current)?)
-        })?;
-        maintained.maintain();
-        Ok((base, config))
-    })
-    .await?;
-    require_confirmations(node, &base, config.position()).await?;
-    Ok(config)
+/// instance with `change`, sequenced by the engine (`quadmesh_repl::Proposer`, run by
+/// `replication::promotion::change_by_engine`): once a change quorum can confirm the
+/// configuration held (and it is in force), then waits for the confirmations of the
+/// new one. Returns the new configuration.
+async fn change_config(node: &Arc<Node>, change: Change) -> ApiResult<ClusterConfig> {
+    change_by_engine(node, change).await
 }
 
 /// Stops replication to and from `instance` (at the controlling instance): it stays a
@@ -228,8 +218,14 @@ async fn stop(
     timeout: Duration,
 ) -> ApiResult<()> {
     let node = controlling_node(state, name)?;
-    let to = instance.to_owned();
-    let config = change_config(&node, move |current| current.with_stopped(&to, true)).await?;
+    let config = change_config(
+        &node,
+        Change::Stop {
+            name: instance.to_owned(),
+            stopped: true,
+        },
+    )
+    .await?;
     let member = config
         .member_named(instance)
         .cloned()
@@ -245,9 +241,14 @@ async fn stop(
             Ok(())
         }
         Err(why) => {
-            let to = instance.to_owned();
-            let undone =
-                change_config(&node, move |current| current.with_stopped(&to, false)).await;
+            let undone = change_config(
+                &node,
+                Change::Stop {
+                    name: instance.to_owned(),
+                    stopped: false,
+                },
+            )
+            .await;
             Err(ApiError::Unavailable(format!(
                 "instance '{instance}' could not be told within {:.0} s that it is stopped ({why}); {}; force=true stops it anyway (it stops once it hears of it)",
                 timeout.as_secs_f64(),
@@ -271,8 +272,14 @@ pub async fn start_member(
 ) -> ApiResult<()> {
     let outcome = async {
         let node = controlling_node(state, name)?;
-        let to = instance.to_owned();
-        change_config(&node, move |current| current.with_stopped(&to, false)).await?;
+        change_config(
+            &node,
+            Change::Stop {
+                name: instance.to_owned(),
+                stopped: false,
+            },
+        )
+        .await?;
         tracing::info!(repository = %name, %instance, "started replication to and from an instance again");
         Ok(())
     }
@@ -302,7 +309,7 @@ pub async fn set_commit_defaults(
                 )));
             }
         }
-        change_config(&node, move |current| Ok(current.with_settings(&settings))).await?;
+        change_config(&node, Change::Settings(settings)).await?;
         Ok(())
     }
     .await;
@@ -573,8 +580,13 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
 /// Takes a member added by a grow that failed out again, as any membership change:
 /// only once a change quorum can confirm, and answered once it confirmed.
 async fn undo_grow(node: &Arc<Node>, instance: &str) -> ApiResult<()> {
-    let undo = instance.to_owned();
-    change_config(node, move |current| Ok(current.without_member(&undo)?.0)).await?;
+    change_config(
+        node,
+        Change::UndoGrow {
+            name: instance.to_owned(),
+        },
+    )
+    .await?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@
 
 use crate::model::{self, Quad, MARK_AHEAD_MS, MAX_OFFSET_MS};
 use crate::world::{Op, EPOCH_MS, MAX_SKEW_MS, QUADS};
-use quadmesh_repl::{Entry, OriginId, Stamp};
+use quadmesh_repl::{ClusterConfig, ConfigPosition, Entry, OriginId, Promise, Stamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One transaction: its origin, sequence number and stamp (a sequence number cut off
@@ -62,6 +62,220 @@ pub struct History {
     pub applied_by: BTreeMap<TxId, BTreeSet<usize>>,
     /// Which instances' crashes cut it off their log.
     pub cut_by: BTreeMap<TxId, BTreeSet<usize>>,
+    pub membership: Membership,
+}
+
+/// What membership did in a run, as the world saw it happen.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    /// The configuration every instance started from.
+    pub initial: ClusterConfig,
+    /// Every configuration committed, by whom, when, and of which one.
+    pub made: Vec<Made>,
+    /// Every configuration an instance took, in the order taken.
+    pub adopted: Vec<Adopted>,
+    /// Every promise an instance recorded.
+    pub granted: Vec<Granted>,
+    /// Every change or promotion reported to its operator as in force.
+    pub in_force: Vec<InForce>,
+    /// When the removal of each member was first asked for.
+    pub removal_asked: BTreeMap<OriginId, u64>,
+    /// The first index of the servers a grow may add, and those a grow installed.
+    pub first_spare: usize,
+    pub installed: BTreeSet<OriginId>,
+    /// The operator's attempts at removing members that grows left behind.
+    pub cleanup_tries: u64,
+}
+
+impl Membership {
+    pub fn new(initial: ClusterConfig) -> Self {
+        Membership {
+            initial,
+            made: Vec::new(),
+            adopted: Vec::new(),
+            granted: Vec::new(),
+            in_force: Vec::new(),
+            removal_asked: BTreeMap::new(),
+            first_spare: usize::MAX,
+            installed: BTreeSet::new(),
+            cleanup_tries: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Made {
+    pub origin: OriginId,
+    pub at: u64,
+    pub base: ConfigPosition,
+    pub config: ClusterConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct Adopted {
+    pub origin: OriginId,
+    pub at: u64,
+    pub config: ClusterConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct Granted {
+    pub origin: OriginId,
+    pub at: u64,
+    pub promise: Promise,
+}
+
+/// A change or promotion its proposer reported in force.
+#[derive(Clone, Debug)]
+pub struct InForce {
+    pub origin: OriginId,
+    pub at: u64,
+    /// The configuration it was made of.
+    pub base: ClusterConfig,
+    pub config: ClusterConfig,
+}
+
+fn show_config(c: &ClusterConfig) -> String {
+    format!(
+        "{} controlled by {} with {:?}",
+        c.position(),
+        c.controlling().map_or("nobody", |m| m.name.as_str()),
+        c.members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+    )
+}
+
+/// The membership promises (each violation starts with its name):
+/// - `config-position`: no two different configurations ever exist at one position
+///   (epoch, version) — made or taken anywhere;
+/// - `config-backwards`: the configurations each instance takes move forward only;
+/// - `config-quorum`: a change reported in force was held (that configuration or a
+///   later one of its epoch) by a change quorum of the members of the configuration it
+///   was made of, when reported; a promotion reported in force was granted by a
+///   promotion quorum of its base's members;
+/// - `config-fork`: two configurations never both take effect: every configuration
+///   reported in force after a change reported in force (the initial configuration
+///   counts as one) descends from it by the chain of configurations each was made of.
+///   A promotion in force may be superseded by a newer epoch granted from the
+///   configuration it was made of, before it made any change of its own.
+pub fn check_membership(m: &Membership) -> Vec<String> {
+    let mut violations = Vec::new();
+    let mut at: BTreeMap<ConfigPosition, &ClusterConfig> = BTreeMap::new();
+    at.insert(m.initial.position(), &m.initial);
+    let everything = m
+        .made
+        .iter()
+        .map(|x| (x.origin, x.at, &x.config))
+        .chain(m.adopted.iter().map(|x| (x.origin, x.at, &x.config)));
+    for (origin, when, config) in everything {
+        match at.get(&config.position()) {
+            Some(seen) if *seen != config => violations.push(format!(
+                "config-position: two configurations at {}: {} and, at {origin} ({when} ms), {}",
+                config.position(),
+                show_config(seen),
+                show_config(config)
+            )),
+            Some(_) => {}
+            None => {
+                at.insert(config.position(), config);
+            }
+        }
+    }
+    let mut held: BTreeMap<OriginId, ConfigPosition> = BTreeMap::new();
+    for a in &m.adopted {
+        let before = held.get(&a.origin).copied().unwrap_or(m.initial.position());
+        if a.config.position() <= before {
+            violations.push(format!(
+                "config-backwards: {} took {} at {} ms, holding {before}",
+                a.origin,
+                a.config.position(),
+                a.at
+            ));
+        }
+        held.insert(a.origin, a.config.position());
+    }
+    for f in &m.in_force {
+        let wanted = f.config.position();
+        let (holders, needed, what) = if wanted.epoch > f.base.epoch {
+            let holders = f
+                .base
+                .members
+                .iter()
+                .filter(|b| {
+                    m.granted.iter().any(|g| {
+                        g.origin == b.origin
+                            && g.at <= f.at
+                            && g.promise
+                                == Promise {
+                                    epoch: wanted.epoch,
+                                    candidate: f.origin,
+                                }
+                    })
+                })
+                .count();
+            (holders, f.base.promotion_quorum(), "granted")
+        } else {
+            let holds = |origin: OriginId| {
+                m.adopted.iter().any(|a| {
+                    a.origin == origin
+                        && a.at <= f.at
+                        && a.config.epoch == wanted.epoch
+                        && a.config.position() >= wanted
+                })
+            };
+            let holders = f.base.members.iter().filter(|b| holds(b.origin)).count();
+            (holders, f.base.change_quorum(), "held")
+        };
+        if holders < needed {
+            violations.push(format!(
+                "config-quorum: {} reported {} in force at {} ms, but only {holders} of the {} members of {} {what} it, not {needed}",
+                f.origin,
+                show_config(&f.config),
+                f.at,
+                f.base.members.len(),
+                f.base.position()
+            ));
+        }
+    }
+    let parent: BTreeMap<ConfigPosition, ConfigPosition> = m
+        .made
+        .iter()
+        .map(|x| (x.config.position(), x.base))
+        .collect();
+    // The changes in force (the initial configuration counts as one): each must be in
+    // the line of every configuration in force after it. A promotion in force may be
+    // superseded by a newer epoch granted from the same configuration before it made
+    // any change (as a Raft leader whose term ends before it commits anything): only
+    // what a change quorum confirmed must last.
+    let mut changes: Vec<ConfigPosition> = m
+        .in_force
+        .iter()
+        .filter(|f| f.config.epoch == f.base.epoch)
+        .map(|f| f.config.position())
+        .collect();
+    changes.push(m.initial.position());
+    let mut later: Vec<ConfigPosition> = m.in_force.iter().map(|f| f.config.position()).collect();
+    later.sort();
+    later.dedup();
+    for &older in &changes {
+        for &newer in later.iter().filter(|p| **p > older) {
+            let mut p = newer;
+            while p > older {
+                match parent.get(&p) {
+                    Some(&q) => p = q,
+                    None => break,
+                }
+            }
+            if p != older {
+                violations.push(format!(
+                    "config-fork: {older} and {newer} both took effect, but {newer} does not descend from {older} (its line passes {p})"
+                ));
+            }
+        }
+    }
+    violations
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,7 +307,8 @@ pub struct Excused {
     /// transactions (a log without fsync, `--no-fsync`), so two crashes can do this.
     pub every_copy_cut: u64,
     /// The only copies left are on instances the cluster expired (the world confirms
-    /// each expiry followed that much real silence). By design an expired member is
+    /// each expiry followed that much real silence), or removed (a stream opened before
+    /// a removal may still carry a transaction to the removed instance). By design an expired member is
     /// re-grown from the controlling instance and its log discarded (`remove` asks for
     /// `--force` while it holds transactions no remaining member holds).
     pub only_on_expired_members: u64,
@@ -102,6 +317,14 @@ pub struct Excused {
     /// fence of issue 25 trusts a majority's clocks: this family is beyond it, and
     /// stays until clocks are checked against something other than each other.
     pub real_time_clock_majority_off: u64,
+    /// No other instance ever applied it, and its origin was removed: it was invoked
+    /// before the removal was asked for, after the controlling instance last heard
+    /// what the origin held (`remove` without force goes by its last report, which is
+    /// up to a heartbeat old) ...
+    pub removed_with_unreported_writes: u64,
+    /// ... or it was invoked after the removal was asked for, before the origin heard
+    /// of it (it takes writes until it learns it was removed).
+    pub written_while_being_removed: u64,
 }
 
 /// Whether the known limits in [`Excused`] are violations.
@@ -249,9 +472,16 @@ pub fn check(h: &History, ending: Ending, strictness: Strictness) -> (Vec<String
         let cut = h.cut_by.get(id).cloned().unwrap_or_default();
         // Where copies are left: instances that applied it and never lost it.
         let left: BTreeSet<usize> = applied.difference(&cut).copied().collect();
+        let origin_removed = h.membership.removal_asked.contains_key(&origin);
         if unreplicated && cut_by_origin {
             excused.cut_before_replicated += 1;
-        } else if unreplicated && !origin_live {
+        } else if unreplicated && !origin_live && origin_removed && lenient {
+            if h.membership.removal_asked[&origin] <= op.invoked {
+                excused.written_while_being_removed += 1;
+            } else {
+                excused.removed_with_unreported_writes += 1;
+            }
+        } else if unreplicated && !origin_live && !origin_removed {
             excused.origin_expired_unreplicated += 1;
         } else if lenient && left.is_empty() {
             excused.every_copy_cut += 1;
@@ -305,5 +535,6 @@ pub fn check(h: &History, ending: Ending, strictness: Strictness) -> (Vec<String
             }
         }
     }
+    violations.extend(check_membership(&h.membership));
     (violations, excused)
 }

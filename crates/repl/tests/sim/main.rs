@@ -1,12 +1,17 @@
 //! Deterministic simulation of a quadmesh cluster: the pull state machine of `repl`
 //! ([`quadmesh_repl::Puller`]) at every instance, over a model repository that keeps
-//! the real one's rules, a simulated network and simulated clocks, with faults. Each
+//! the real one's rules, a simulated network and simulated clocks, with faults; and
+//! membership changing meanwhile through the engines of `repl`
+//! ([`quadmesh_repl::Proposer`], [`quadmesh_repl::Acceptor`]: grows onto an empty
+//! server and their undo, removals, moves of the controlling role, settings,
+//! promotions; see `world/membership.rs`). Each
 //! schedule is decided by a seed; a failing seed is printed and replays exactly:
 //!
 //! ```text
 //! QUADMESH_SIM_SEED=1234 cargo test -p quadmesh-repl --test sim -- --nocapture
 //! QUADMESH_SIM_SEED=1234 QUADMESH_SIM_TRACE=1 ...   # with a trace of events
-//! QUADMESH_SIM_SEEDS=100000 cargo test -p quadmesh-repl --release --test sim  # longer
+//! QUADMESH_SIM_SEEDS=200000 QUADMESH_SIM_FIRST_SEED=20000 \
+//!   cargo test -p quadmesh-repl --release --test sim  # longer (about 4 min)
 //! QUADMESH_SIM_MAX_FAILURES=100 ...   # go on past the first 5 failing seeds
 //! QUADMESH_SIM_STRICT=1 ...          # the known limits (`check::Excused`) are violations too
 //! ```
@@ -47,7 +52,13 @@
 //!   The fence trusts a majority's clocks: an inversion with a write made while most
 //!   clocks were off (world ground truth) is counted, and a violation when strict;
 //! - durability: a write acknowledged as held by k members was held by k;
-//! - no sequence number is stamped twice while the first transaction with it exists.
+//! - no sequence number is stamped twice while the first transaction with it exists
+//!   (on a node some member may still pull from);
+//! - membership (`check::check_membership`): no two configurations at one position, each
+//!   node's configurations move forward only, a change reported in force was held by a
+//!   change quorum of its base (a promotion granted by a promotion quorum), and
+//!   whatever is in force after a change in force descends from it (two configurations
+//!   never both take effect).
 
 mod check;
 mod model;
@@ -58,8 +69,9 @@ mod world;
 
 use check::{Ending, Strictness};
 use model::Effect;
+use quadmesh_repl::Change;
 use std::time::Instant;
-use world::{Config, Fault, Stats, World, STEP_MS};
+use world::{Config, Fault, Scripted, Stats, World, STEP_MS};
 
 /// How long the healed cluster may take to converge (simulated ms).
 const HEAL_WITHIN_MS: u64 = 40_000;
@@ -82,11 +94,15 @@ fn random_config(seed: u64) -> Config {
         random_faults: true,
         script: Vec::new(),
         scripted_writes: Vec::new(),
+        membership_changes: true,
+        // One schedule in two has a server to grow the cluster onto.
+        spares: rng.range(0, 1) as usize,
+        scripted_changes: Vec::new(),
     }
 }
 
 fn run(seed: u64, config: &Config, trace: bool) -> Outcome {
-    let mut world = World::new(seed, config.nodes);
+    let mut world = World::new(seed, config.nodes, config.spares);
     world.trace = trace;
     while world.now < config.chaos_ms {
         world.step(true, config);
@@ -135,6 +151,29 @@ fn run(seed: u64, config: &Config, trace: bool) -> Outcome {
     } else {
         Strictness::CountKnownLimits
     };
+    if trace {
+        // Each node's final log, in its order: which transactions arrived in which order
+        // is what most failures turn on.
+        for (i, inst) in world.history().instances.iter().enumerate() {
+            eprintln!(
+                "final log of n{i}: {:?}",
+                inst.log
+                    .iter()
+                    .map(|e| format!(
+                        "{}#{} ({}) {}",
+                        e.origin.0,
+                        e.seq,
+                        check::show(e.stamp()),
+                        if e.kind == quadmesh_repl::EntryKind::Data {
+                            model::decode(&e.payload).to_string()
+                        } else {
+                            String::new()
+                        }
+                    ))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
     let (found, excused) = check::check(&world.history(), ending, strictness);
     violations.extend(found);
     world.stats.lost_cut_before_replicated += excused.cut_before_replicated;
@@ -142,6 +181,8 @@ fn run(seed: u64, config: &Config, trace: bool) -> Outcome {
     world.stats.lost_every_copy_cut += excused.every_copy_cut;
     world.stats.lost_only_on_expired_members += excused.only_on_expired_members;
     world.stats.real_time_clock_majority_off += excused.real_time_clock_majority_off;
+    world.stats.lost_removed_unreported += excused.removed_with_unreported_writes;
+    world.stats.lost_written_while_removed += excused.written_while_being_removed;
     Outcome {
         stats: world.stats.clone(),
         violations,
@@ -204,7 +245,9 @@ fn random_schedules_keep_every_promise() {
     eprintln!(
         "{ran} schedules in {secs:.1} s ({:.0}/s), {} failed; {} ({:.2}%) blocked, needing an \
          operator; acknowledged writes lost as allowed: {} cut before another instance applied \
-         them, {} with their expired origin; lost as the design accepts: {} with every copy cut \
+         them, {} with their expired origin; lost as the design accepts: {} with their removed \
+         origin (written before its removal was asked for but after its last report, {} \
+         while it was being removed), {} with every copy cut \
          ({runs_every_copy_cut} runs, {:.2}%), {} left only on expired members \
          ({runs_only_on_expired} runs, {:.2}%); real-time inversions while most clocks were off \
          (beyond the clock fence): {} ({} writes made then); faults exercised: {total:?}",
@@ -214,6 +257,8 @@ fn random_schedules_keep_every_promise() {
         share(total.blocked_needs_operator),
         total.lost_cut_before_replicated,
         total.lost_with_expired_origin,
+        total.lost_removed_unreported,
+        total.lost_written_while_removed,
         total.lost_every_copy_cut,
         share(runs_every_copy_cut),
         total.lost_only_on_expired_members,
@@ -247,6 +292,19 @@ fn random_schedules_keep_every_promise() {
             total.writes_refused_disk_full > 0 && total.gaps + total.crashes > 0,
             "{total:?}"
         );
+        // Membership changed under the faults: members removed, the role moved, members
+        // promoted, and changes that could not be confirmed.
+        let m = &total.membership;
+        assert!(
+            m.removals_in_force > 0 && m.moves_in_force > 0 && m.promotions_in_force > 0,
+            "{m:?}"
+        );
+        assert!(
+            m.changes_not_made + m.changes_not_confirmed > 0 && m.promotions_not_granted > 0,
+            "{m:?}"
+        );
+        // Servers were grown onto (they start empty), and grows were undone.
+        assert!(m.grown_installed > 0 && m.grows_undone > 0, "{m:?}");
         // Range deletes removed quads, refused older inserts that came after them, and
         // their tombstones were pruned.
         assert!(
@@ -286,6 +344,9 @@ fn add(total: &mut Stats, s: &Stats) {
     total.swept_by_range_deletes += s.swept_by_range_deletes;
     total.refused_by_tombstone += s.refused_by_tombstone;
     total.clock_steps_back += s.clock_steps_back;
+    total.lost_removed_unreported += s.lost_removed_unreported;
+    total.lost_written_while_removed += s.lost_written_while_removed;
+    total.membership.add(&s.membership);
 }
 
 /// A scripted fault case, with writes from the seed; asserts that the fault happened
@@ -302,14 +363,38 @@ fn scenario_with_writes(
     script: Vec<(u64, Fault)>,
     scripted_writes: Vec<(u64, usize, Effect)>,
 ) -> Stats {
+    scenario_with_changes(
+        seed,
+        nodes,
+        chaos_ms,
+        script,
+        scripted_writes,
+        Vec::new(),
+        10_000,
+    )
+}
+
+/// A scripted fault case with writes and membership changes scripted too.
+fn scenario_with_changes(
+    seed: u64,
+    nodes: usize,
+    chaos_ms: u64,
+    script: Vec<(u64, Fault)>,
+    scripted_writes: Vec<(u64, usize, Effect)>,
+    scripted_changes: Vec<(u64, Scripted)>,
+    retention_ms: u64,
+) -> Stats {
     let config = Config {
         nodes,
-        retention_ms: 10_000,
+        retention_ms,
         chaos_ms,
         write_chance: 0.2,
         random_faults: false,
         script,
         scripted_writes,
+        membership_changes: false,
+        spares: 0,
+        scripted_changes,
     };
     let trace = std::env::var_os("QUADMESH_SIM_TRACE").is_some();
     let outcome = run(seed, &config, trace);
@@ -538,3 +623,77 @@ fn an_instance_with_a_lost_tail_that_expired_everyone_gets_it_back_once_they_are
         assert!(stats.expiries > 0, "{stats:?}");
     }
 }
+
+/// A removal that shrinks the cluster to two is made but not confirmed: n0 cannot
+/// reach n1, n2 confirms that a change can be made and is cut off just as the removal is
+/// committed. A change quorum of the two-member configuration is one — n0 itself —
+/// while n1 and n2, holding the configuration before the removal, promote n1: n0's next
+/// change must not take effect. (Timed for seed `SHRINK_SEED`: n2 is cut off at the
+/// step n0 commits; `QUADMESH_SIM_SHRINK_CUT_AT` re-times it for another seed.)
+#[test]
+fn a_change_made_of_an_unconfirmed_shrink_and_a_promotion_never_both_take_effect() {
+    let seed = env_u64("QUADMESH_SIM_SEED").unwrap_or(SHRINK_SEED);
+    let commit_at = env_u64("QUADMESH_SIM_SHRINK_CUT_AT").unwrap_or(SHRINK_CUT_AT);
+    let stats = scenario_with_changes(
+        seed,
+        3,
+        12_000,
+        vec![
+            (
+                10,
+                Fault::Partition {
+                    a: 0,
+                    b: 1,
+                    ms: 11_000,
+                    silent: true,
+                },
+            ),
+            (
+                commit_at,
+                Fault::Partition {
+                    a: 0,
+                    b: 2,
+                    ms: 11_000,
+                    silent: true,
+                },
+            ),
+        ],
+        Vec::new(),
+        vec![
+            (
+                500,
+                Scripted::Change {
+                    node: 0,
+                    change: Change::Remove { name: "n2".into() },
+                },
+            ),
+            (2_000, Scripted::Promote { node: 1 }),
+            (
+                7_000,
+                Scripted::Change {
+                    node: 0,
+                    change: Change::Settings(Default::default()),
+                },
+            ),
+        ],
+        // Longer than the partitions: nobody is expired.
+        30_000,
+    );
+    // Before the rule that a configuration is changed only once it is in force, n0's
+    // second change took effect too, alongside n1's promotion (`config-fork`).
+    // Now neither of n0's changes takes effect (the second is refused, or still
+    // waiting for n1 when the run ends), and the promotion does.
+    let m = &stats.membership;
+    assert_eq!(
+        (
+            m.changes_not_confirmed,
+            m.changes_in_force,
+            m.promotions_in_force
+        ),
+        (1, 0, 1),
+        "{m:?}"
+    );
+}
+
+const SHRINK_SEED: u64 = 1;
+const SHRINK_CUT_AT: u64 = 540;

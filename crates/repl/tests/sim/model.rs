@@ -302,6 +302,12 @@ impl Repo {
         all_won
     }
 
+    /// The members after a configuration change (whose answers a lost tail awaits).
+    pub fn set_members(&mut self, members: &[OriginId]) {
+        self.members = members.to_vec();
+        self.end_awaiting_if_answered();
+    }
+
     /// Forgets the register entries and tombstones older than `frontier` (a missing
     /// entry counts as oldest); says how many of each.
     pub fn prune(&mut self, frontier: HlcTime) -> (usize, usize) {

@@ -1,10 +1,13 @@
 //! The checker's own tests: hand-built final states and histories, each breaking one
 //! promise, must be reported — and the narrow excuses must stay narrow.
 
-use crate::check::{check, tx_id, Ending, Excused, History, Instance, Strictness, TxId};
+use crate::check::{
+    check, check_membership, tx_id, Adopted, Ending, Excused, Granted, History, InForce, Instance,
+    Made, Membership, Strictness, TxId,
+};
 use crate::model::{self, Effect, Pattern, Quad};
 use crate::world::{Config, Op, World, EPOCH_MS};
-use quadmesh_repl::{Entry, EntryKind, HlcTime, OriginId};
+use quadmesh_repl::{ClusterConfig, Entry, EntryKind, HlcTime, Member, OriginId, Promise};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn origin(node: usize) -> OriginId {
@@ -63,7 +66,25 @@ fn converged(nodes: usize, log: &[Entry]) -> History {
             .map(|e| (tx_id(e), (0..nodes).collect()))
             .collect(),
         cut_by: BTreeMap::new(),
+        membership: Membership::new(cluster(nodes)),
     }
+}
+
+/// The configuration the world starts from: n0 controlling, version `nodes`.
+fn cluster(nodes: usize) -> ClusterConfig {
+    let member = |i: usize| Member {
+        name: format!("n{i}"),
+        origin: origin(i),
+        address: format!("n{i}:10035"),
+        repository: "r".into(),
+        controlling: i == 0,
+        added_at: HlcTime::ZERO,
+    };
+    let mut config = ClusterConfig::new("sim".into(), "r".into(), "t".into(), member(0));
+    for i in 1..nodes {
+        config = config.with_member(member(i)).unwrap();
+    }
+    config
 }
 
 fn applied(h: &mut History, id: TxId, by: &[usize]) {
@@ -315,8 +336,11 @@ fn a_replicated_write_dropped_from_a_real_runs_final_state_is_reported() {
         random_faults: false,
         script: Vec::new(),
         scripted_writes: Vec::new(),
+        membership_changes: false,
+        spares: 0,
+        scripted_changes: Vec::new(),
     };
-    let mut world = World::new(7, config.nodes);
+    let mut world = World::new(7, config.nodes, config.spares);
     while world.now < config.chaos_ms {
         world.step(true, &config);
     }
@@ -343,4 +367,202 @@ fn a_replicated_write_dropped_from_a_real_runs_final_state_is_reported() {
         violations.iter().any(|v| v.starts_with("lost")),
         "{violations:#?}"
     );
+}
+
+// ---- membership ----
+
+/// `node` makes `config` of `base` at `at` and takes it.
+fn make(m: &mut Membership, node: usize, at: u64, base: &ClusterConfig, config: &ClusterConfig) {
+    m.made.push(Made {
+        origin: origin(node),
+        at,
+        base: base.position(),
+        config: config.clone(),
+    });
+    adopt(m, node, at, config);
+}
+
+fn adopt(m: &mut Membership, node: usize, at: u64, config: &ClusterConfig) {
+    m.adopted.push(Adopted {
+        origin: origin(node),
+        at,
+        config: config.clone(),
+    });
+}
+
+fn grant(m: &mut Membership, node: usize, at: u64, epoch: u64, candidate: usize) {
+    m.granted.push(Granted {
+        origin: origin(node),
+        at,
+        promise: Promise {
+            epoch,
+            candidate: origin(candidate),
+        },
+    });
+}
+
+fn in_force(
+    m: &mut Membership,
+    node: usize,
+    at: u64,
+    base: &ClusterConfig,
+    config: &ClusterConfig,
+) {
+    m.in_force.push(InForce {
+        origin: origin(node),
+        at,
+        base: base.clone(),
+        config: config.clone(),
+    });
+}
+
+fn membership_reported(m: &Membership, promise: &str) -> bool {
+    let violations = check_membership(m);
+    assert!(
+        violations.iter().all(|v| v.starts_with(promise)),
+        "only {promise}: {violations:#?}"
+    );
+    !violations.is_empty()
+}
+
+/// A valid run of changes: a removal confirmed by a change quorum, then a promotion of
+/// n1 from it granted by a majority, then the promoted one's own change.
+fn valid_changes() -> (Membership, ClusterConfig) {
+    let base = cluster(3);
+    let mut m = Membership::new(base.clone());
+    let removed = base.without_member("n2").unwrap().0;
+    make(&mut m, 0, 100, &base, &removed);
+    adopt(&mut m, 1, 110, &removed);
+    in_force(&mut m, 0, 120, &base, &removed);
+    grant(&mut m, 1, 500, 1, 1);
+    grant(&mut m, 0, 510, 1, 1);
+    let promoted = removed.with_promoted("n1", 1).unwrap();
+    make(&mut m, 1, 520, &removed, &promoted);
+    in_force(&mut m, 1, 520, &removed, &promoted);
+    adopt(&mut m, 0, 530, &promoted);
+    (m, promoted)
+}
+
+#[test]
+fn a_valid_history_of_membership_changes_passes() {
+    let (m, _) = valid_changes();
+    assert_eq!(check_membership(&m), Vec::<String>::new());
+}
+
+/// Item 5 of issue 26: a change by the old controlling instance and a promotion made of
+/// the same configuration both take effect — each with its own quorum as the world saw
+/// it (n1 holds the change yet grants the promotion), at different positions. The
+/// checker must say that two configurations took effect.
+#[test]
+fn two_configurations_taking_effect_at_once_are_reported() {
+    let base = cluster(3);
+    let mut m = Membership::new(base.clone());
+    let removed = base.without_member("n2").unwrap().0;
+    make(&mut m, 0, 100, &base, &removed);
+    adopt(&mut m, 1, 110, &removed);
+    in_force(&mut m, 0, 120, &base, &removed);
+    // n2 never heard of it and is promoted from the configuration before it.
+    grant(&mut m, 2, 200, 1, 2);
+    grant(&mut m, 1, 210, 1, 2);
+    let promoted = base.with_promoted("n2", 1).unwrap();
+    make(&mut m, 2, 220, &base, &promoted);
+    in_force(&mut m, 2, 220, &base, &promoted);
+    assert!(membership_reported(&m, "config-fork"));
+    // Not reported when the change was never in force (made, not confirmed).
+    m.in_force.retain(|f| f.config != removed);
+    assert_eq!(check_membership(&m), Vec::<String>::new());
+}
+
+#[test]
+fn two_configurations_at_one_position_are_reported() {
+    let base = cluster(3);
+    let mut m = Membership::new(base.clone());
+    make(&mut m, 0, 100, &base, &base.without_member("n2").unwrap().0);
+    // Another instance believing it controls makes another configuration of version 4.
+    let other = base.with_controlling_moved("n1").unwrap();
+    adopt(&mut m, 1, 150, &other);
+    assert!(membership_reported(&m, "config-position"));
+}
+
+#[test]
+fn a_configuration_taken_over_a_newer_one_is_reported() {
+    let (mut m, _) = valid_changes();
+    let old = cluster(3).without_member("n2").unwrap().0;
+    adopt(&mut m, 0, 900, &old);
+    assert!(membership_reported(&m, "config-backwards"));
+}
+
+#[test]
+fn a_change_or_promotion_in_force_without_its_quorum_is_reported() {
+    let (mut m, _) = valid_changes();
+    // n1 took the removal only after it was reported in force.
+    m.adopted[1].at = 130;
+    assert!(membership_reported(&m, "config-quorum"));
+    let (mut m, _) = valid_changes();
+    // n0 granted another candidate, not n1.
+    m.granted[1].promise.candidate = origin(0);
+    assert!(membership_reported(&m, "config-quorum"));
+}
+
+/// A real run with membership changing (scripted): removed, the role moved, a member
+/// promoted; its ground truth passes, and a configuration planted at a position already
+/// taken is reported.
+#[test]
+fn a_real_run_with_membership_changes_passes_and_a_planted_fork_is_reported() {
+    use crate::world::Scripted;
+    use quadmesh_repl::Change;
+    let config = Config {
+        nodes: 4,
+        retention_ms: 60_000,
+        chaos_ms: 6_000,
+        write_chance: 0.2,
+        random_faults: false,
+        script: Vec::new(),
+        scripted_writes: Vec::new(),
+        membership_changes: false,
+        spares: 0,
+        scripted_changes: vec![
+            (
+                500,
+                Scripted::Change {
+                    node: 0,
+                    change: Change::MoveControlling { to: "n1".into() },
+                },
+            ),
+            (
+                2_000,
+                Scripted::Change {
+                    node: 1,
+                    change: Change::Remove { name: "n3".into() },
+                },
+            ),
+            (4_000, Scripted::Promote { node: 2 }),
+        ],
+    };
+    let mut world = World::new(11, config.nodes, config.spares);
+    while world.now < config.chaos_ms {
+        world.step(true, &config);
+    }
+    world.heal();
+    while !world.converged() {
+        assert!(world.now < 60_000, "a run without faults converges");
+        world.step(false, &config);
+    }
+    let h = world.history();
+    clean(&h, Ending::Converged, STRICT);
+    let m = &world.stats.membership;
+    assert_eq!(
+        (m.moves_in_force, m.removals_in_force, m.promotions_in_force),
+        (1, 1, 1),
+        "{m:?}"
+    );
+    let newest = world.newest_config();
+    assert_eq!(newest.controlling().unwrap().name, "n2");
+    assert_eq!(newest.members.len(), 3);
+    // Planted: n3, removed, takes a configuration of its own at the newest position.
+    let mut planted = h.membership.clone();
+    let mut fork = newest.clone();
+    fork.settings.transaction_latency_count = Some(99);
+    adopt(&mut planted, 3, world.now, &fork);
+    assert!(membership_reported(&planted, "config-position"));
 }

@@ -20,14 +20,17 @@ use crate::model::{
 };
 use crate::rng::Rng;
 use quadmesh_repl::{
-    admit_puller, ClockFence, ClockSample, ClusterConfig, ClusterView, Entry, Heartbeat, HlcTime,
-    Member, OriginId, OwnClock, PeerRefusal, PullCommand, PullEvent, PullFailure, Puller,
-    RangePattern, Stamp, StreamCursor, VersionVector,
+    admit_puller, Acceptor, ClockFence, ClockSample, ClusterConfig, ClusterView, Entry, Heartbeat,
+    HlcTime, Member, OriginId, OwnClock, PeerRefusal, Proposer, PullCommand, PullEvent,
+    PullFailure, Puller, RangePattern, Stamp, StreamCursor, VersionVector,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+
+mod membership;
+pub use membership::{Ctl, MembershipStats, Scripted};
 
 /// The simulation's time step (ms).
 pub const STEP_MS: u64 = 10;
@@ -102,6 +105,12 @@ pub struct Stats {
     pub expiries: u64,
     pub needs_regrow: u64,
     pub clock_steps_back: u64,
+    /// Acknowledged writes gone with their removed origin, no other instance having
+    /// applied them (see `check::Excused::removed_with_unreported_writes` and
+    /// `written_while_being_removed`).
+    pub lost_removed_unreported: u64,
+    pub lost_written_while_removed: u64,
+    pub membership: MembershipStats,
 }
 
 #[derive(Clone, Debug)]
@@ -148,6 +157,14 @@ pub struct Node {
     clock_fence: ClockFence,
     /// Durability waits: op index, seq, needed, deadline.
     waits: Vec<(usize, u64, usize, u64)>,
+    /// Its side of membership: the configuration it holds and its promise, both kept
+    /// across crashes (the real instance saves them in `cluster.json` before acting).
+    pub acceptor: Acceptor,
+    /// A membership change or promotion it is making; gone with a crash, as the
+    /// server's request handler is.
+    pub proposer: Option<Proposer>,
+    /// The change that proposer makes (`None`: a promotion).
+    pub request: Option<quadmesh_repl::Change>,
 }
 
 /// The fence every simulated node keeps: the samples count for as long as a stream
@@ -201,6 +218,11 @@ pub struct Config {
     pub random_faults: bool,
     pub script: Vec<(u64, Fault)>,
     pub scripted_writes: Vec<(u64, usize, Effect)>,
+    /// Membership changes and promotions started at random while faults last.
+    pub membership_changes: bool,
+    /// Servers a grow may add (empty until then).
+    pub spares: usize,
+    pub scripted_changes: Vec<(u64, Scripted)>,
 }
 
 pub struct World {
@@ -208,7 +230,6 @@ pub struct World {
     pub now: u64,
     clock_now: Arc<AtomicU64>,
     pub nodes: Vec<Node>,
-    config: ClusterConfig,
     conns: Vec<Conn>,
     queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
     flights: Vec<Option<InFlight>>,
@@ -235,6 +256,12 @@ pub struct World {
     pub ever_held: Vec<VersionVector>,
     pub violations: Vec<String>,
     pub trace: bool,
+    /// Membership messages (questions, answers, configurations), each delivered at its
+    /// time unless a partition or a crash is in the way.
+    ctl_queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    ctl_flights: Vec<Option<Ctl>>,
+    /// Ground truth of membership, for the checker.
+    pub membership: crate::check::Membership,
 }
 
 fn key(a: usize, b: usize) -> (usize, usize) {
@@ -242,9 +269,13 @@ fn key(a: usize, b: usize) -> (usize, usize) {
 }
 
 impl World {
-    pub fn new(seed: u64, nodes: usize) -> World {
+    /// A cluster of `nodes` members, n0 controlling, and `spares` servers (after them)
+    /// that a grow may add: down, with an empty disk, until a grow hands them over.
+    pub fn new(seed: u64, nodes: usize, spares: usize) -> World {
         let mut rng = Rng::new(seed);
         let clock_now = Arc::new(AtomicU64::new(EPOCH_MS));
+        let members = nodes;
+        let nodes = members + spares;
         let origins: Vec<OriginId> = (0..nodes).map(|i| OriginId(100 + i as u64)).collect();
         let member = |i: usize| Member {
             name: format!("n{i}"),
@@ -255,14 +286,13 @@ impl World {
             added_at: HlcTime::ZERO,
         };
         let mut config = ClusterConfig::new("sim".into(), "r".into(), "t".into(), member(0));
-        for i in 1..nodes {
+        for i in 1..members {
             config = config.with_member(member(i)).expect("distinct members");
         }
         let mut world = World {
             now: 0,
             clock_now: clock_now.clone(),
             nodes: Vec::new(),
-            config: config.clone(),
             conns: Vec::new(),
             queue: BinaryHeap::new(),
             flights: Vec::new(),
@@ -280,6 +310,9 @@ impl World {
             violations: Vec::new(),
             trace: false,
             rng: Rng::new(0),
+            ctl_queue: BinaryHeap::new(),
+            ctl_flights: Vec::new(),
+            membership: crate::check::Membership::new(config.clone()),
         };
         for (i, &origin) in origins.iter().enumerate() {
             let offset = rng.range(0, 2 * MAX_SKEW_MS) as i64 - MAX_SKEW_MS as i64;
@@ -288,24 +321,29 @@ impl World {
                 now: clock_now.clone(),
                 offset: offset.clone(),
             };
-            let repo = Repo::open(origin, Disk::default(), clock.clone(), &origins);
-            let _ = i;
+            let spare = i >= members;
+            let repo = (!spare)
+                .then(|| Repo::open(origin, Disk::default(), clock.clone(), &config.origins()));
             world.nodes.push(Node {
                 origin,
                 view: ClusterView::new(origin, config.clone(), EPOCH_MS),
                 pullers: Vec::new(),
-                repo: Some(repo),
-                disk: None,
+                disk: spare.then(Disk::default),
+                repo,
                 disk_full: false,
                 offset,
                 next_maintain: 0,
                 clock_fence: new_clock_fence(),
                 waits: Vec::new(),
+                acceptor: Acceptor::new(origin, config.clone(), None),
+                proposer: None,
+                request: None,
             });
         }
-        for i in 0..nodes {
+        for i in 0..members {
             world.start_pullers(i);
         }
+        world.membership.first_spare = members;
         world.rng = rng;
         world
     }
@@ -322,11 +360,21 @@ impl World {
         }
     }
 
+    /// The configuration node `i` holds.
+    pub fn config_of(&self, i: usize) -> &ClusterConfig {
+        self.nodes[i].acceptor.config()
+    }
+
     fn start_pullers(&mut self, i: usize) {
         let now = self.now;
         let origin = self.nodes[i].origin;
-        self.nodes[i].pullers = self
-            .config
+        if self.nodes[i].acceptor.is_removed() {
+            self.nodes[i].pullers.clear();
+            return;
+        }
+        self.nodes[i].pullers = self.nodes[i]
+            .acceptor
+            .config()
             .members
             .iter()
             .filter(|m| m.origin != origin)
@@ -426,7 +474,7 @@ impl World {
         let node = &self.nodes[server];
         let self_expired = node.repo.as_ref().is_some_and(|r| r.disk.expired.is_some());
         match admit_puller(
-            &self.config,
+            node.acceptor.config(),
             caller,
             node.view.is_expired(caller),
             self_expired,
@@ -672,9 +720,11 @@ impl World {
         Ok(())
     }
 
-    /// As `Node::refuse_writes`: the controlling instance never refuses for expiry.
+    /// As `Node::refuse_writes`: the controlling instance (by the configuration it
+    /// holds) never refuses for expiry.
     fn refuse_writes(&mut self, node: usize, reason: String) {
-        if node == 0 {
+        let origin = self.nodes[node].origin;
+        if self.config_of(node).controlling().map(|c| c.origin) == Some(origin) {
             return;
         }
         let disk = &mut self.nodes[node].repo.as_mut().expect("up").disk;
@@ -708,7 +758,7 @@ impl World {
         // undo newer writes, which the last-writer-wins check catches.
         let n = &mut self.nodes[node];
         if let Some(repo) = n.repo.as_mut() {
-            let frontier = n.view.frontier(repo.clock.last());
+            let frontier = n.view.frontier(repo.clock.last(), &repo.vv);
             let (entries, tombstones) = repo.prune(frontier);
             self.stats.register_pruned += entries as u64;
             self.stats.tombstones_pruned += tombstones as u64;
@@ -716,7 +766,7 @@ impl World {
         for p in 0..self.nodes[node].pullers.len() {
             let peer = self.nodes[node].pullers[p].0.peer();
             let expired = self.nodes[node].view.is_expired(peer);
-            let member = self.config.is_member(peer);
+            let member = self.config_of(node).is_member(peer);
             self.feed(node, p, PullEvent::Membership { member, expired });
         }
     }
@@ -725,7 +775,7 @@ impl World {
 
     fn write(&mut self, node: usize, effect: Effect) {
         let needed = if self.rng.chance(0.2) {
-            self.nodes.len()
+            self.config_of(node).members.len()
         } else {
             1
         };
@@ -804,7 +854,7 @@ impl World {
             reading_ms: repo.clock_reading_ms(),
             monotonic_ms: self.now,
         };
-        let members: Vec<OriginId> = self.config.members.iter().map(|m| m.origin).collect();
+        let members: Vec<OriginId> = self.config_of(node).origins();
         n.clock_fence.verdict(n.origin, &members, own).is_fenced()
     }
 
@@ -819,6 +869,7 @@ impl World {
         let off = self
             .nodes
             .iter()
+            .filter(|n| self.newest_config().is_member(n.origin))
             .filter(|n| {
                 n.offset.load(Ordering::Relaxed).unsigned_abs() > MAX_SKEW_MS
                     || n.repo.as_ref().is_some_and(|r| {
@@ -826,8 +877,8 @@ impl World {
                     })
             })
             .count();
-        let members = self.nodes.len();
-        members - off < members / 2 + 1
+        let members = self.newest_config().members.len();
+        members.saturating_sub(off) < members / 2 + 1
     }
 
     /// Whether a transaction with this stamp is in some log or on its way somewhere.
@@ -836,15 +887,31 @@ impl World {
             log.iter()
                 .any(|e| (e.origin, e.seq) == k && e.stamp() == stamp)
         };
-        self.nodes.iter().any(|n| {
-            n.repo.as_ref().map_or_else(
-                || n.disk.as_ref().is_some_and(|d| held(&d.log)),
-                |r| held(&r.disk.log),
-            )
+        // A node every member of the newest configuration knows was removed is pulled
+        // from by nobody: what it holds never reaches a member again (a stream opened before its removal may
+        // still have sent it a transaction its origin then lost).
+        let newest = self.newest_config();
+        let gone = |j: usize| {
+            let origin = self.nodes[j].origin;
+            newest.removed.contains(&origin)
+                && newest.members.iter().all(|m| {
+                    let i = self.index_of(m.origin);
+                    i == j || self.config_of(i).removed.contains(&origin)
+                })
+        };
+        self.nodes.iter().enumerate().any(|(j, n)| {
+            !gone(j)
+                && n.repo.as_ref().map_or_else(
+                    || n.disk.as_ref().is_some_and(|d| held(&d.log)),
+                    |r| held(&r.disk.log),
+                )
         }) || self.flights.iter().flatten().any(|f| {
             // Frames on a dead connection never arrive.
             let c = &self.conns[f.conn];
-            c.live && !c.silent && matches!(&f.msg, Msg::Frames(entries, _) if held(entries))
+            c.live
+                && !c.silent
+                && !gone(c.client)
+                && matches!(&f.msg, Msg::Frames(entries, _) if held(entries))
         })
     }
 
@@ -941,8 +1008,10 @@ impl World {
                 self.conns[conn].live = false;
             }
         }
-        // Clients waiting for durability get no answer.
+        // Clients waiting for durability get no answer, nor an operator waiting for a
+        // membership change.
         self.nodes[node].waits.clear();
+        self.lose_proposer(node);
         let (disk, lost) = repo.crash(cut);
         for entry in &lost {
             let id = tx_id(entry);
@@ -965,7 +1034,7 @@ impl World {
         }
         self.nodes[node].offset.store(offset, Ordering::Relaxed);
         let disk = self.nodes[node].disk.take().expect("down");
-        let origins: Vec<OriginId> = self.config.members.iter().map(|m| m.origin).collect();
+        let origins: Vec<OriginId> = self.config_of(node).origins();
         let clock = SimClock {
             now: self.clock_now.clone(),
             offset: self.nodes[node].offset.clone(),
@@ -975,7 +1044,7 @@ impl World {
         self.nodes[node].repo = Some(repo);
         let phys = self.phys(node);
         self.nodes[node].view =
-            ClusterView::new(self.nodes[node].origin, self.config.clone(), phys);
+            ClusterView::new(self.nodes[node].origin, self.config_of(node).clone(), phys);
         self.nodes[node].next_maintain = self.now;
         self.nodes[node].clock_fence.clear();
         self.heard_at[node] = vec![self.now; self.nodes.len()];
@@ -1050,6 +1119,7 @@ impl World {
             }
         }
         self.deliver();
+        self.deliver_ctl();
         for node in 0..self.nodes.len() {
             if !self.up(node) {
                 continue;
@@ -1058,7 +1128,9 @@ impl World {
             if self.now >= self.nodes[node].next_maintain {
                 self.nodes[node].next_maintain = self.now + MAINTAIN_MS;
                 self.maintain(node, config.retention_ms);
+                self.gossip_config(node);
             }
+            self.tick_proposer(node);
             for p in 0..self.nodes[node].pullers.len() {
                 let due = self.nodes[node].pullers[p]
                     .0
@@ -1077,15 +1149,24 @@ impl World {
         for (_, node, effect) in config.scripted_writes.iter().filter(|w| w.0 == now) {
             self.write(*node, effect.clone());
         }
+        for (_, change) in config.scripted_changes.iter().filter(|(at, _)| *at == now) {
+            self.start_scripted(change.clone());
+        }
         if chaos {
             if config.random_faults {
                 self.random_fault();
+            }
+            if config.membership_changes {
+                self.random_membership();
             }
             if self.rng.chance(config.write_chance) {
                 let node = self.rng.below(self.nodes.len() as u64) as usize;
                 let effect = self.random_effect();
                 self.write(node, effect);
             }
+        } else if self.now.is_multiple_of(100) {
+            // The operator cleans up after a grow that never handed its snapshot over.
+            self.remove_orphan();
         }
     }
 
@@ -1133,35 +1214,71 @@ impl World {
         }
     }
 
-    /// Nodes that take part in convergence: up, and expired neither by itself nor by
-    /// the controlling instance (n0, which expired ones are grown again from).
+    /// Nodes that take part in convergence: members of the newest configuration any
+    /// node holds, up, not removed, and expired neither by themselves nor by that
+    /// configuration's controlling instance (which expired ones are grown again from).
     pub fn live_members(&self) -> Vec<usize> {
+        let newest = self.newest_config();
+        let controlling = newest
+            .controlling()
+            .map(|c| self.index_of(c.origin))
+            .expect("a configuration has a controlling instance");
         (0..self.nodes.len())
             .filter(|&i| {
                 let repo = self.nodes[i].repo.as_ref();
-                repo.is_some_and(|r| r.disk.expired.is_none())
-                    && !self.nodes[0].view.is_expired(self.nodes[i].origin)
+                newest.is_member(self.nodes[i].origin)
+                    && !self.nodes[i].acceptor.is_removed()
+                    && repo.is_some_and(|r| r.disk.expired.is_none() && !r.disk.removed)
+                    && !self.nodes[controlling]
+                        .view
+                        .is_expired(self.nodes[i].origin)
             })
             .collect()
     }
 
-    /// A live member waits for its peers' word after a lost tail that no majority can
-    /// give any more: the cluster needs an operator (nothing converges by itself).
-    pub fn blocked(&self) -> bool {
-        self.live_members().iter().any(|&i| {
-            self.nodes[i]
-                .repo
-                .as_ref()
-                .is_some_and(|r| r.awaiting_blocked())
-        })
+    /// The newest configuration any node holds.
+    pub fn newest_config(&self) -> &ClusterConfig {
+        self.nodes
+            .iter()
+            .map(|n| n.acceptor.config())
+            .max_by_key(|c| c.position())
+            .expect("nodes")
     }
 
+    /// The cluster needs an operator (nothing converges by itself): a live member
+    /// waits for its peers' word after a lost tail that no majority can give any more;
+    /// or the controlling instance of the newest configuration refuses writes as
+    /// expired — it took the role (moved to it, or promoted) after it had expired the
+    /// instance before it, and the others expired it or that one: nobody is left that
+    /// the others could be grown again from.
+    pub fn blocked(&self) -> bool {
+        let controlling_expired = self
+            .newest_config()
+            .controlling()
+            .map(|c| self.index_of(c.origin))
+            .and_then(|i| self.nodes[i].repo.as_ref())
+            .is_some_and(|r| r.disk.expired.is_some());
+        controlling_expired
+            || self.live_members().iter().any(|&i| {
+                self.nodes[i]
+                    .repo
+                    .as_ref()
+                    .is_some_and(|r| r.awaiting_blocked())
+            })
+    }
+
+    /// Every live member holds the same transactions and the newest configuration,
+    /// and none waits for its peers.
     pub fn converged(&self) -> bool {
         let live = self.live_members();
-        let first = self.nodes[live[0]].repo.as_ref().expect("up");
+        let Some(&head) = live.first() else {
+            return false;
+        };
+        let first = self.nodes[head].repo.as_ref().expect("up");
+        let newest = self.newest_config().position();
         live.iter().all(|&i| {
             let r = self.nodes[i].repo.as_ref().expect("up");
-            r.vv == first.vv && !r.is_awaiting()
+            r.vv == first.vv && !r.is_awaiting() && self.config_of(i).position() == newest
         })
     }
 
@@ -1190,6 +1307,7 @@ impl World {
             ops: self.ops.clone(),
             applied_by: self.applied_by.clone(),
             cut_by: self.cut_by.clone(),
+            membership: self.membership.clone(),
         }
     }
 }

@@ -245,7 +245,7 @@ impl Node {
                 ));
             }
             (
-                view.frontier(self.repository.clock().last()),
+                view.frontier(self.repository.clock().last(), &local),
                 view.stable_version_vector(&local),
             )
         };

@@ -15,7 +15,9 @@
 use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
 use crate::error::{blocking, ApiError, ApiResult};
 use quadmesh_repl::{
-    ClusterConfig, ConfigPosition, ConsentRefusal, MembershipError, OriginId, VoteRequest,
+    Change, ClusterConfig, CommitError, ConfigPosition, ConsentRefusal, Member, MembershipError,
+    OriginId, ProposalError, Proposer, ProposerCommand, ProposerEvent, Question, VoteRequest,
+    Withheld,
 };
 use quadmesh_store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -41,22 +43,6 @@ impl Consent {
         Consent {
             granted: result.is_ok(),
             refusal: result.err(),
-        }
-    }
-}
-
-/// Why one member did not consent.
-#[derive(Debug)]
-enum Withheld {
-    Refused(ConsentRefusal),
-    Failed(String),
-}
-
-impl std::fmt::Display for Withheld {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Withheld::Refused(refusal) => refusal.fmt(f),
-            Withheld::Failed(why) => f.write_str(why),
         }
     }
 }
@@ -101,21 +87,47 @@ async fn ask_members(
         return Vec::new();
     }
     let local = node.repository().origin();
-    let asks = base.members.iter().filter(|m| m.origin != local).map(|m| {
-        let url = node.http().repl_url(m, what);
-        let mut request = node
-            .http()
-            .put(&url)
-            .query(&query)
-            .header(TOKEN_HEADER, &base.token)
-            .header(ORIGIN_HEADER, local.0.to_string())
-            .timeout(ASK_WITHIN);
-        if let Some(authorization) = authorization {
-            request = request.header("authorization", authorization);
+    let asks = base
+        .members
+        .iter()
+        .filter(|m| m.origin != local)
+        .map(|m| ask_member(node, base, m, what, &query, authorization));
+    let mut pending: futures::stream::FuturesUnordered<_> = asks.collect();
+    let mut answers = Vec::new();
+    while let Some(answer) = futures::StreamExt::next(&mut pending).await {
+        answers.push(answer);
+        if answers.iter().filter(|(_, a)| a.is_ok()).count() >= enough {
+            break;
         }
-        let name = m.name.clone();
-        async move {
-            let answer = match request.send().await {
+    }
+    answers
+}
+
+/// Asks member `m` of `base`: `PUT …/repl/{what}` with `query`; its name and answer.
+fn ask_member(
+    node: &Arc<Node>,
+    base: &ClusterConfig,
+    m: &Member,
+    what: &str,
+    query: &[(&'static str, String)],
+    authorization: Option<&str>,
+) -> impl std::future::Future<Output = Answer> {
+    let local = node.repository().origin();
+    let url = node.http().repl_url(m, what);
+    let mut request = node
+        .http()
+        .put(&url)
+        .query(query)
+        .header(TOKEN_HEADER, &base.token)
+        .header(ORIGIN_HEADER, local.0.to_string())
+        .timeout(ASK_WITHIN);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let name = m.name.clone();
+    async move {
+        let answer =
+            match request.send().await {
                 Err(e) => Err(Withheld::Failed(format!("no answer ({})", e.without_url()))),
                 Ok(response) if !response.status().is_success() => {
                     let status = response.status();
@@ -132,18 +144,154 @@ async fn ask_members(
                     ))),
                 },
             };
-            (name, answer)
+        (name, answer)
+    }
+}
+
+/// Makes `change` of the configuration this (controlling) instance holds, sequenced by
+/// the engine's [`Proposer`] (`quadmesh_repl::membership_engine`): consent of the
+/// configuration held, the commit, then the confirmations of the new one. This
+/// function only carries out its commands: it asks this instance through its
+/// repository and the others over HTTP (`repl/confirm`), commits through
+/// `commit_config`, and wakes the engine at its deadline. Returns the configuration in
+/// force.
+pub async fn change_by_engine(node: &Arc<Node>, change: Change) -> ApiResult<ClusterConfig> {
+    let repository = node.repository().clone();
+    let cluster = {
+        let repository = repository.clone();
+        blocking(move || Ok(repository.cluster())).await?
+    };
+    let name = repository.name().to_owned();
+    if cluster.removed {
+        // It may not know the configuration that removed it (a removed member's pulls
+        // are refused), so it must not go by the one it holds.
+        return Err(StoreError::Removed(name).into());
+    }
+    let base = cluster
+        .config
+        .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name)))?;
+    let own_name = base
+        .member(repository.origin())
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    let started = tokio::time::Instant::now();
+    let now = move || started.elapsed().as_millis() as u64;
+    let (mut proposer, commands) =
+        Proposer::change(repository.origin(), base.clone(), change, now());
+    let mut queue: std::collections::VecDeque<ProposerCommand> = commands.into();
+    let mut pending = futures::stream::FuturesUnordered::new();
+    // The store's own error when a commit fails, answered as it is (its status code).
+    let mut commit_error: Option<StoreError> = None;
+    loop {
+        while let Some(command) = queue.pop_front() {
+            let event = match command {
+                ProposerCommand::Ask { to, question } if to == repository.origin() => {
+                    let Question::Confirm(wanted) = question else {
+                        unreachable!("a change asks for no votes")
+                    };
+                    let answer = match confirm_here(node, wanted).await {
+                        Ok(Consent { refusal: None, .. }) => Ok(()),
+                        Ok(Consent {
+                            refusal: Some(r), ..
+                        }) => Err(Withheld::Refused(r)),
+                        Err(e) => Err(Withheld::Failed(e.to_string())),
+                    };
+                    ProposerEvent::Answer {
+                        from: to,
+                        question,
+                        answer,
+                    }
+                }
+                ProposerCommand::Ask { to, question } => {
+                    let (Question::Confirm(wanted), Some(member)) = (question, base.member(to))
+                    else {
+                        continue;
+                    };
+                    let query = vec![
+                        ("epoch", wanted.epoch.to_string()),
+                        ("version", wanted.version.to_string()),
+                    ];
+                    let ask = ask_member(node, &base, member, "confirm", &query, None);
+                    pending.push(async move { (to, question, ask.await.1) });
+                    continue;
+                }
+                ProposerCommand::Commit { base: at, change } => {
+                    let (repository, maintained) = (repository.clone(), node.clone());
+                    let committed = blocking(move || {
+                        let config = repository.commit_config(|current, time| {
+                            let current = current.ok_or_else(|| {
+                                MembershipError::NotInCluster(repository.name().to_owned())
+                            })?;
+                            if current.position() != at {
+                                return Err(MembershipError::ChangedMeanwhile(format!(
+                                    "{at} became {}",
+                                    current.position()
+                                ))
+                                .into());
+                            }
+                            Ok(change.apply(current, time)?)
+                        });
+                        match config {
+                            Ok(config) => {
+                                maintained.maintain();
+                                Ok(Ok(config))
+                            }
+                            Err(e) => Ok(Err(e)),
+                        }
+                    })
+                    .await?;
+                    match committed {
+                        Ok(config) => ProposerEvent::Committed(config),
+                        Err(StoreError::Membership(e)) => ProposerEvent::CommitFailed(e.into()),
+                        Err(e) => {
+                            let event = ProposerEvent::CommitFailed(CommitError::NotWritable(
+                                e.to_string(),
+                            ));
+                            commit_error = Some(e);
+                            event
+                        }
+                    }
+                }
+                ProposerCommand::Report(outcome) => {
+                    return outcome.map_err(|e| match e {
+                        ProposalError::Membership(e) => StoreError::from(e).into(),
+                        ProposalError::Commit(e) => commit_error
+                            .take()
+                            .map_or_else(|| ApiError::Internal(e.to_string()), Into::into),
+                        ProposalError::Superseded(refusal) => {
+                            // It granted (or holds) a newer epoch: another member
+                            // controls the cluster now.
+                            StoreError::from(MembershipError::NotControlling(format!(
+                                "another member: {own_name} {refusal}"
+                            )))
+                            .into()
+                        }
+                        ProposalError::NotAMember => ApiError::Conflict(
+                            "this instance is no longer a member of its cluster".into(),
+                        ),
+                        e => ApiError::Unavailable(e.to_string()),
+                    });
+                }
+            };
+            queue.extend(proposer.handle(now(), event));
         }
-    });
-    let mut pending: futures::stream::FuturesUnordered<_> = asks.collect();
-    let mut answers = Vec::new();
-    while let Some(answer) = futures::StreamExt::next(&mut pending).await {
-        answers.push(answer);
-        if answers.iter().filter(|(_, a)| a.is_ok()).count() >= enough {
-            break;
+        let deadline = proposer
+            .deadline()
+            .map(|d| started + Duration::from_millis(d));
+        tokio::select! {
+            Some((from, question, answer)) = futures::StreamExt::next(&mut pending), if !pending.is_empty() => {
+                queue.extend(proposer.handle(now(), ProposerEvent::Answer { from, question, answer }));
+            }
+            _ = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                queue.extend(proposer.handle(now(), ProposerEvent::Tick));
+            }
         }
     }
-    answers
 }
 
 /// This instance's confirmation of `wanted`, waiting up to [`AWAIT_CONFIG`] for it to

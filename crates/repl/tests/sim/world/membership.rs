@@ -1,0 +1,783 @@
+//! Membership in the simulated cluster, run by the engines of `repl`: every node's
+//! [`Acceptor`] holds its configuration and promise (kept across crashes, as
+//! `cluster.json` is), and an operator's change or promotion is a [`Proposer`] at the
+//! node it was asked of (lost in a crash, as the server's request handler is). The
+//! world only carries their commands out: questions and answers travel as messages
+//! over the simulated network (delayed, sometimes twice, dropped by partitions and
+//! crashes), a commit takes the next configuration at the proposer's node, and every
+//! node sends the configuration it holds to its members every maintenance round (the
+//! configuration transactions its pull streams would carry).
+//!
+//! During the faults, at random: the controlling instance (by the configuration it
+//! holds) grows the cluster onto a spare server (which starts empty and pulls
+//! everything once the grow is in force; a hand-over that fails, or a grow not
+//! confirmed, is undone), removes a member (only when its view says the member holds
+//! nothing the others lack, as `remove` without force), moves its role, or changes the
+//! settings;
+//! a member that has not heard from the controlling instance for a while asks to be
+//! promoted, and now and then one does so while it is still heard (an operator's
+//! mistake the votes must survive). Everything the engines did is recorded as ground
+//! truth ([`crate::check::Membership`]) for the checker.
+
+use super::{World, EPOCH_MS};
+use crate::check::{Adopted, Granted, InForce, Made};
+use crate::model::{Repo, SimClock};
+use quadmesh_repl::{
+    Acceptor, AcceptorCommand, Change, ClusterConfig, ClusterView, CommitDefaults, CommitError,
+    ConsentRefusal, HlcTime, Member, MembershipError, ProposalError, Proposer, ProposerCommand,
+    ProposerEvent, Question, Unreplicated, Withheld,
+};
+use std::collections::VecDeque;
+
+/// A membership message in flight between two nodes (by index).
+#[derive(Clone, Debug)]
+pub enum Ctl {
+    Ask {
+        from: usize,
+        to: usize,
+        question: Question,
+    },
+    Answer {
+        from: usize,
+        to: usize,
+        question: Question,
+        answer: Result<(), ConsentRefusal>,
+    },
+    Config {
+        from: usize,
+        to: usize,
+        config: ClusterConfig,
+    },
+}
+
+impl Ctl {
+    fn ends(&self) -> (usize, usize) {
+        match self {
+            Ctl::Ask { from, to, .. }
+            | Ctl::Answer { from, to, .. }
+            | Ctl::Config { from, to, .. } => (*from, *to),
+        }
+    }
+}
+
+/// A membership operation a scenario starts at a given time.
+#[derive(Clone, Debug)]
+pub enum Scripted {
+    Change { node: usize, change: Change },
+    Promote { node: usize },
+}
+
+/// What membership did in a run.
+#[derive(Clone, Debug, Default)]
+pub struct MembershipStats {
+    pub changes_started: u64,
+    pub changes_in_force: u64,
+    pub removals_in_force: u64,
+    pub moves_in_force: u64,
+    /// Refused before anything was written (too few could consent, or the
+    /// configuration held was not in force yet).
+    pub changes_not_made: u64,
+    /// Made, but not confirmed by a change quorum in time.
+    pub changes_not_confirmed: u64,
+    /// Ended because the proposer's own instance promised a newer epoch.
+    pub changes_superseded: u64,
+    pub promotions_started: u64,
+    pub promotions_in_force: u64,
+    pub promotions_not_granted: u64,
+    /// Refused at once (not controlling any more, already controlling, …).
+    pub refused_at_once: u64,
+    pub commits_failed: u64,
+    /// Removals not asked for: the controlling instance's view said the member may
+    /// hold transactions the others lack (`remove` without force refuses).
+    pub removals_held_back: u64,
+    /// Proposers lost in a crash of their node.
+    pub lost_in_crash: u64,
+    pub grows_in_force: u64,
+    /// Grows whose snapshot could not be handed over, or not confirmed: undone.
+    pub grows_undone: u64,
+    /// Servers a grow handed the cluster to (they start empty and pull everything).
+    pub grown_installed: u64,
+}
+
+impl MembershipStats {
+    pub fn add(&mut self, o: &MembershipStats) {
+        self.changes_started += o.changes_started;
+        self.changes_in_force += o.changes_in_force;
+        self.removals_in_force += o.removals_in_force;
+        self.moves_in_force += o.moves_in_force;
+        self.changes_not_made += o.changes_not_made;
+        self.changes_not_confirmed += o.changes_not_confirmed;
+        self.changes_superseded += o.changes_superseded;
+        self.promotions_started += o.promotions_started;
+        self.promotions_in_force += o.promotions_in_force;
+        self.promotions_not_granted += o.promotions_not_granted;
+        self.refused_at_once += o.refused_at_once;
+        self.commits_failed += o.commits_failed;
+        self.removals_held_back += o.removals_held_back;
+        self.lost_in_crash += o.lost_in_crash;
+        self.grows_in_force += o.grows_in_force;
+        self.grows_undone += o.grows_undone;
+        self.grown_installed += o.grown_installed;
+    }
+}
+
+/// A member that has not heard from the controlling instance for this long may ask
+/// to be promoted (ms).
+const PROMOTE_AFTER_SILENCE_MS: u64 = 1_500;
+
+impl World {
+    // ---- the membership network ----
+
+    fn send_ctl(&mut self, msg: Ctl) {
+        let (from, to) = msg.ends();
+        if !self.up(from) || self.cut(from, to) {
+            return;
+        }
+        let delay = if self.rng.chance(0.02) {
+            self.rng.range(100, 600)
+        } else {
+            self.rng.range(1, 30)
+        };
+        let twice = !matches!(msg, Ctl::Config { .. }) && self.rng.chance(0.01);
+        for _ in 0..=usize::from(twice) {
+            self.order += 1;
+            self.ctl_flights.push(Some(msg.clone()));
+            self.ctl_queue.push(std::cmp::Reverse((
+                self.now + delay,
+                self.order,
+                self.ctl_flights.len() - 1,
+            )));
+        }
+    }
+
+    pub(super) fn deliver_ctl(&mut self) {
+        while let Some(&std::cmp::Reverse((at, _, index))) = self.ctl_queue.peek() {
+            if at > self.now {
+                break;
+            }
+            self.ctl_queue.pop();
+            let Some(msg) = self.ctl_flights[index].take() else {
+                continue;
+            };
+            let (from, to) = msg.ends();
+            // Lost on a cut link or at a node that is down (its connection is gone).
+            if !self.up(to) || self.cut(from, to) {
+                continue;
+            }
+            match msg {
+                Ctl::Ask { question, .. } => {
+                    let commands = self.nodes[to].acceptor.on_question(&question);
+                    if let Some(answer) = self.carry_out(to, commands) {
+                        self.send_ctl(Ctl::Answer {
+                            from: to,
+                            to: from,
+                            question,
+                            answer,
+                        });
+                    }
+                }
+                Ctl::Answer {
+                    question, answer, ..
+                } => {
+                    let event = ProposerEvent::Answer {
+                        from: self.nodes[from].origin,
+                        question,
+                        answer: answer.map_err(Withheld::Refused),
+                    };
+                    self.feed_proposer(to, event);
+                }
+                Ctl::Config { config, .. } => {
+                    let commands = self.nodes[to].acceptor.on_config(&config);
+                    self.carry_out(to, commands);
+                }
+            }
+        }
+        if self.ctl_queue.is_empty() {
+            self.ctl_flights.clear();
+        }
+    }
+
+    /// Carries out an acceptor's commands at `node`; returns its answer, if any.
+    fn carry_out(
+        &mut self,
+        node: usize,
+        commands: Vec<AcceptorCommand>,
+    ) -> Option<Result<(), ConsentRefusal>> {
+        let origin = self.nodes[node].origin;
+        let mut answer = None;
+        for command in commands {
+            match command {
+                // The acceptor is the persisted state itself: it outlives crashes.
+                AcceptorCommand::PersistPromise(promise) => {
+                    self.log(|| {
+                        format!(
+                            "n{node} promises epoch {} to {}",
+                            promise.epoch, promise.candidate
+                        )
+                    });
+                    self.membership.granted.push(Granted {
+                        origin,
+                        at: self.now,
+                        promise,
+                    });
+                }
+                AcceptorCommand::Adopt(config) => {
+                    self.log(|| {
+                        format!(
+                            "n{node} takes {} (controlling {:?}, members {:?})",
+                            config.position(),
+                            config.controlling().map(|c| &c.name),
+                            config.members.iter().map(|m| &m.name).collect::<Vec<_>>()
+                        )
+                    });
+                    self.membership.adopted.push(Adopted {
+                        origin,
+                        at: self.now,
+                        config: (*config).clone(),
+                    });
+                    let now = self.now;
+                    // As the node's reconcile: pullers of peers that left go (their
+                    // streams closed), new members get one — also one that left in a
+                    // configuration a promotion then superseded.
+                    let (left, kept): (Vec<_>, Vec<_>) =
+                        std::mem::take(&mut self.nodes[node].pullers)
+                            .into_iter()
+                            .partition(|(p, _)| !config.is_member(p.peer()));
+                    self.nodes[node].pullers = kept;
+                    for (_, conn) in left {
+                        if let Some(conn) = conn {
+                            self.conns[conn].live = false;
+                        }
+                    }
+                    let n = &mut self.nodes[node];
+                    n.view.set_config(*config.clone());
+                    if let Some(repo) = n.repo.as_mut() {
+                        repo.set_members(&config.origins());
+                        for m in &config.members {
+                            let known = n.pullers.iter().any(|(p, _)| p.peer() == m.origin);
+                            if m.origin != origin && !known && !n.acceptor.is_removed() {
+                                n.pullers
+                                    .push((quadmesh_repl::Puller::new(m.origin, now), None));
+                            }
+                        }
+                    }
+                }
+                AcceptorCommand::MarkRemoved => {
+                    self.log(|| format!("n{node} learns it was removed"));
+                    if let Some(repo) = self.nodes[node].repo.as_mut() {
+                        repo.disk.removed = true;
+                    }
+                }
+                AcceptorCommand::Answer(a) => answer = Some(a),
+            }
+        }
+        answer
+    }
+
+    /// Every maintenance round a node sends the configuration it holds to its members,
+    /// as its pull streams would carry its configuration transactions.
+    pub(super) fn gossip_config(&mut self, node: usize) {
+        let config = self.config_of(node).clone();
+        for m in &config.members {
+            let to = self.index_of(m.origin);
+            if to != node {
+                self.send_ctl(Ctl::Config {
+                    from: node,
+                    to,
+                    config: config.clone(),
+                });
+            }
+        }
+    }
+
+    // ---- the proposer's runtime ----
+
+    pub(super) fn tick_proposer(&mut self, node: usize) {
+        let due = self.nodes[node]
+            .proposer
+            .as_ref()
+            .and_then(|p| p.deadline())
+            .is_some_and(|d| d <= self.now);
+        if due {
+            self.feed_proposer(node, ProposerEvent::Tick);
+        }
+    }
+
+    fn feed_proposer(&mut self, node: usize, event: ProposerEvent) {
+        let now = self.now;
+        let Some(proposer) = self.nodes[node].proposer.as_mut() else {
+            return;
+        };
+        let commands = proposer.handle(now, event);
+        self.run_proposer(node, commands);
+    }
+
+    fn run_proposer(&mut self, node: usize, commands: Vec<ProposerCommand>) {
+        let mut queue: VecDeque<ProposerCommand> = commands.into();
+        while let Some(command) = queue.pop_front() {
+            let event = match command {
+                ProposerCommand::Ask { to, question } => {
+                    let to = self.index_of(to);
+                    if to != node {
+                        self.send_ctl(Ctl::Ask {
+                            from: node,
+                            to,
+                            question,
+                        });
+                        continue;
+                    }
+                    // Its own instance is asked like any member, through its acceptor.
+                    let commands = self.nodes[node].acceptor.on_question(&question);
+                    let answer = self.carry_out(node, commands).expect("an answer");
+                    ProposerEvent::Answer {
+                        from: self.nodes[node].origin,
+                        question,
+                        answer: answer.map_err(Withheld::Refused),
+                    }
+                }
+                ProposerCommand::Commit { base, change } => self.commit_config(node, base, &change),
+                ProposerCommand::Report(outcome) => {
+                    let proposer = self.nodes[node].proposer.take().expect("reporting");
+                    let request = self.nodes[node].request.take();
+                    self.reported(node, proposer, outcome.clone());
+                    self.after_grow(node, request, outcome);
+                    return;
+                }
+            };
+            let now = self.now;
+            let Some(proposer) = self.nodes[node].proposer.as_mut() else {
+                return;
+            };
+            queue.extend(proposer.handle(now, event));
+        }
+    }
+
+    /// As `Repository::commit_config`: the next configuration, made of the one held
+    /// if it is still `base` and the node takes local writes (`check_local_write`),
+    /// stamped now, then told to every member at once.
+    fn commit_config(
+        &mut self,
+        node: usize,
+        base: quadmesh_repl::ConfigPosition,
+        change: &Change,
+    ) -> ProposerEvent {
+        let current = self.config_of(node).clone();
+        let repo = self.nodes[node].repo.as_ref().expect("up");
+        let unwritable = if let Some(why) = &repo.disk.expired {
+            Some(why.clone())
+        } else if repo.disk.removed {
+            Some("removed".to_owned())
+        } else if repo.is_awaiting() {
+            Some("awaiting its peers after a lost tail".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = unwritable {
+            self.membership_stats().commits_failed += 1;
+            return ProposerEvent::CommitFailed(CommitError::NotWritable(why));
+        }
+        if current.position() != base {
+            self.membership_stats().commits_failed += 1;
+            return ProposerEvent::CommitFailed(
+                MembershipError::ChangedMeanwhile(format!("{base} became {}", current.position()))
+                    .into(),
+            );
+        }
+        let time = HlcTime::from_parts(EPOCH_MS + self.now, 0);
+        let config = match change.apply(&current, time) {
+            Ok(config) => config,
+            Err(e) => {
+                self.membership_stats().commits_failed += 1;
+                return ProposerEvent::CommitFailed(e.into());
+            }
+        };
+        self.log(|| format!("n{node} commits {} ({change:?})", config.position()));
+        self.membership.made.push(Made {
+            origin: self.nodes[node].origin,
+            at: self.now,
+            base,
+            config: config.clone(),
+        });
+        let commands = self.nodes[node].acceptor.on_config(&config);
+        self.carry_out(node, commands);
+        let mut told: Vec<usize> = current
+            .members
+            .iter()
+            .chain(&config.members)
+            .map(|m| self.index_of(m.origin))
+            .filter(|&i| i != node)
+            .collect();
+        told.sort_unstable();
+        told.dedup();
+        for to in told {
+            self.send_ctl(Ctl::Config {
+                from: node,
+                to,
+                config: config.clone(),
+            });
+        }
+        ProposerEvent::Committed(config)
+    }
+
+    fn reported(
+        &mut self,
+        node: usize,
+        proposer: Proposer,
+        outcome: Result<ClusterConfig, ProposalError>,
+    ) {
+        self.log(|| format!("n{node} reports {outcome:?}"));
+        let base = proposer.base().clone();
+        let stats = self.membership_stats();
+        match outcome {
+            Ok(config) => {
+                let promotion = config.epoch > base.epoch;
+                if promotion {
+                    stats.promotions_in_force += 1;
+                } else {
+                    stats.changes_in_force += 1;
+                    stats.removals_in_force += u64::from(config.members.len() < base.members.len());
+                    stats.moves_in_force += u64::from(
+                        config.controlling().map(|c| c.origin)
+                            != base.controlling().map(|c| c.origin),
+                    );
+                }
+                self.membership.in_force.push(InForce {
+                    origin: self.nodes[node].origin,
+                    at: self.now,
+                    base,
+                    config,
+                });
+            }
+            Err(ProposalError::CannotChangeNow { .. } | ProposalError::BaseNotInForce { .. }) => {
+                stats.changes_not_made += 1
+            }
+            Err(ProposalError::NotConfirmed { .. }) => stats.changes_not_confirmed += 1,
+            Err(ProposalError::Superseded(_)) => stats.changes_superseded += 1,
+            Err(ProposalError::NotGranted { .. }) => stats.promotions_not_granted += 1,
+            Err(ProposalError::Membership(MembershipError::ChangedMeanwhile(_))) => {}
+            Err(_) => stats.refused_at_once += 1,
+        }
+    }
+
+    fn membership_stats(&mut self) -> &mut MembershipStats {
+        &mut self.stats.membership
+    }
+
+    // ---- operators ----
+
+    /// Starts a change at `node` (an operator's request there), unless one is running.
+    pub fn start_change(&mut self, node: usize, change: Change) {
+        if !self.up(node) || self.nodes[node].proposer.is_some() {
+            return;
+        }
+        self.log(|| format!("n{node} starts {change:?}"));
+        self.membership_stats().changes_started += 1;
+        let base = self.config_of(node).clone();
+        let (proposer, commands) =
+            Proposer::change(self.nodes[node].origin, base, change.clone(), self.now);
+        self.nodes[node].proposer = Some(proposer);
+        self.nodes[node].request = Some(change);
+        self.run_proposer(node, commands);
+    }
+
+    /// Starts a promotion of `node`, unless it is making a change already.
+    pub fn start_promotion(&mut self, node: usize) {
+        if !self.up(node) || self.nodes[node].proposer.is_some() {
+            return;
+        }
+        self.log(|| format!("n{node} asks to be promoted"));
+        self.membership_stats().promotions_started += 1;
+        let base = self.config_of(node).clone();
+        let promised = self.nodes[node].acceptor.promised();
+        let (proposer, commands) =
+            Proposer::promote(self.nodes[node].origin, base, promised, self.now);
+        self.nodes[node].proposer = Some(proposer);
+        self.run_proposer(node, commands);
+    }
+
+    pub(super) fn start_scripted(&mut self, scripted: Scripted) {
+        match scripted {
+            Scripted::Change { node, change } => {
+                if let Change::Remove { name } = &change {
+                    if let Some(m) = self.config_of(node).member_named(name) {
+                        let origin = m.origin;
+                        self.membership
+                            .removal_asked
+                            .entry(origin)
+                            .or_insert(self.now);
+                    }
+                }
+                self.start_change(node, change)
+            }
+            Scripted::Promote { node } => self.start_promotion(node),
+        }
+    }
+
+    /// As `cluster_ops::grow` once its change is reported: in force, the snapshot is
+    /// handed over (now and then the new server refuses it) and the new member starts
+    /// from it — here empty, pulling everything, as no log in the model is truncated —;
+    /// otherwise, or if the hand-over fails, the member is taken out again (grow's
+    /// undo, a change like any other).
+    fn after_grow(
+        &mut self,
+        node: usize,
+        request: Option<Change>,
+        outcome: Result<ClusterConfig, ProposalError>,
+    ) {
+        let Some(Change::Grow(member)) = request else {
+            return;
+        };
+        let handed_over = match &outcome {
+            Ok(_) => !self.rng.chance(0.25),
+            // Made but not confirmed: taken out again. Never made: nothing to undo.
+            Err(ProposalError::NotConfirmed { .. }) => false,
+            Err(_) => return,
+        };
+        if let (Ok(config), true) = (&outcome, handed_over) {
+            self.membership_stats().grows_in_force += 1;
+            self.install(self.index_of(member.origin), config.clone());
+        } else {
+            self.log(|| format!("n{node} takes {} out again", member.name));
+            self.membership_stats().grows_undone += 1;
+            self.start_change(node, Change::UndoGrow { name: member.name });
+        }
+    }
+
+    /// The new server takes the snapshot: its repository (empty here), the grown
+    /// configuration, and pullers to every member.
+    fn install(&mut self, i: usize, config: ClusterConfig) {
+        if self.nodes[i].repo.is_some() || !config.is_member(self.nodes[i].origin) {
+            return;
+        }
+        self.membership_stats().grown_installed += 1;
+        let origin = self.nodes[i].origin;
+        self.membership.installed.insert(origin);
+        let clock = SimClock {
+            now: self.clock_now.clone(),
+            offset: self.nodes[i].offset.clone(),
+        };
+        let disk = self.nodes[i].disk.take().unwrap_or_default();
+        self.nodes[i].repo = Some(Repo::open(origin, disk, clock, &config.origins()));
+        let phys = self.phys(i);
+        self.nodes[i].view = ClusterView::new(origin, config.clone(), phys);
+        self.nodes[i].acceptor = Acceptor::new(origin, config.clone(), None);
+        self.membership.adopted.push(Adopted {
+            origin,
+            at: self.now,
+            config,
+        });
+        self.nodes[i].next_maintain = self.now;
+        self.heard_at[i] = vec![self.now; self.nodes.len()];
+        self.log(|| format!("n{i} is installed"));
+        self.start_pullers(i);
+    }
+
+    /// A crash loses the request being handled.
+    pub(super) fn lose_proposer(&mut self, node: usize) {
+        self.nodes[node].request = None;
+        if self.nodes[node].proposer.take().is_some() {
+            self.membership_stats().lost_in_crash += 1;
+        }
+    }
+
+    /// Whether `node` can be asked to change or be promoted: up, not removed (as far as
+    /// it knows), not expired, not busy.
+    fn available(&self, node: usize) -> bool {
+        self.nodes[node].proposer.is_none()
+            && !self.nodes[node].acceptor.is_removed()
+            && self.nodes[node]
+                .repo
+                .as_ref()
+                .is_some_and(|r| r.disk.expired.is_none() && !r.disk.removed)
+    }
+
+    /// A member a grow added that never got its snapshot — its grow's request died
+    /// with a crash, or its undo failed — and no request is dealing with now: the
+    /// operator removes it by force (it holds nothing), as the grow's answer says.
+    fn orphan(&self) -> Option<(usize, String)> {
+        let newest = self.newest_config();
+        let busy = |origin| {
+            self.nodes.iter().any(|n| {
+                n.proposer.is_some()
+                    && matches!(&n.request, Some(Change::Grow(m)) if m.origin == origin)
+            })
+        };
+        newest
+            .members
+            .iter()
+            .map(|m| (self.index_of(m.origin), m))
+            .find(|(i, m)| {
+                !self.membership.installed.contains(&m.origin)
+                    && self.nodes[*i].repo.is_none()
+                    && *i >= self.membership.first_spare
+                    && !busy(m.origin)
+            })
+            .map(|(i, m)| (i, m.name.clone()))
+    }
+
+    /// The operator's clean-up: an orphaned grow's member removed by force, at the
+    /// controlling instance of the newest configuration. Also after the faults end.
+    pub(super) fn remove_orphan(&mut self) {
+        let Some((_, name)) = self.orphan() else {
+            return;
+        };
+        // When the controlling instance cannot change the configuration (members
+        // promised a newer epoch to a candidate that never took it, or it waits after a
+        // lost tail for the orphan's own word), the operator promotes another member,
+        // every third try, and removes the orphan from there.
+        self.membership.cleanup_tries += 1;
+        if self.membership.cleanup_tries.is_multiple_of(3) {
+            let newest = self.newest_config().clone();
+            let candidates: Vec<usize> = newest
+                .members
+                .iter()
+                .map(|m| self.index_of(m.origin))
+                .filter(|&i| {
+                    self.available(i)
+                        && newest.controlling().map(|c| c.origin) != Some(self.nodes[i].origin)
+                        && self.nodes[i]
+                            .repo
+                            .as_ref()
+                            .is_some_and(|r| !r.is_awaiting())
+                })
+                .collect();
+            if !candidates.is_empty() {
+                let i = candidates[self.rng.below(candidates.len() as u64) as usize];
+                self.start_promotion(i);
+            }
+            return;
+        }
+        // The controlling instance of the newest configuration, as status shows it.
+        let Some(node) = self
+            .newest_config()
+            .controlling()
+            .map(|c| self.index_of(c.origin))
+        else {
+            return;
+        };
+        if !self.available(node) || self.config_of(node).member_named(&name).is_none() {
+            return;
+        }
+        // It granted a newer epoch to a candidate that never took it (its commit was
+        // refused): it changes nothing any more until it is promoted itself.
+        let superseded = self.nodes[node]
+            .acceptor
+            .promised()
+            .is_some_and(|p| p.epoch > self.config_of(node).epoch);
+        if superseded {
+            self.start_promotion(node);
+        } else {
+            self.start_change(node, Change::Remove { name });
+        }
+    }
+
+    pub(super) fn random_membership(&mut self) {
+        let n = self.nodes.len();
+        if self.rng.chance(0.01) {
+            self.remove_orphan();
+        }
+        // An operator's change at an instance that believes it controls the cluster.
+        if self.rng.chance(0.004) {
+            let controlling: Vec<usize> = (0..n)
+                .filter(|&i| {
+                    self.available(i)
+                        && self.config_of(i).controlling().map(|c| c.origin)
+                            == Some(self.nodes[i].origin)
+                })
+                .collect();
+            if !controlling.is_empty() {
+                let node = controlling[self.rng.below(controlling.len() as u64) as usize];
+                let config = self.config_of(node).clone();
+                // The operator picks, as `repl status` shows them, members that are
+                // up, connected and take writes: the role moved to one that must be
+                // grown again
+                // would leave nobody to grow it from (a liveness hazard the server
+                // does not refuse; not what this simulation is after).
+                let others: Vec<_> = config
+                    .members
+                    .iter()
+                    .filter(|m| m.origin != self.nodes[node].origin)
+                    .filter(|m| self.available(self.index_of(m.origin)))
+                    .filter(|m| {
+                        self.nodes[node]
+                            .view
+                            .peer(m.origin)
+                            .is_some_and(|p| p.connected && !p.expired)
+                    })
+                    .cloned()
+                    .collect();
+                let roll = self.rng.below(10);
+                // A server no configuration has named yet: a grow's target.
+                let spare = (0..n).find(|&i| {
+                    let origin = self.nodes[i].origin;
+                    self.nodes[i].repo.is_none()
+                        && self.nodes.iter().all(|m| {
+                            !m.acceptor.config().is_member(origin)
+                                && !m.acceptor.config().removed.contains(&origin)
+                        })
+                });
+                if let (Some(spare), 8) = (spare, roll) {
+                    let member = Member {
+                        name: format!("n{spare}"),
+                        origin: self.nodes[spare].origin,
+                        address: format!("n{spare}:10035"),
+                        repository: "r".into(),
+                        controlling: false,
+                        added_at: HlcTime::ZERO,
+                    };
+                    self.start_change(node, Change::Grow(member));
+                } else if others.is_empty() || roll >= 8 {
+                    let count = self.rng.range(1, 9) as usize;
+                    let settings = CommitDefaults {
+                        transaction_latency_count: Some(count),
+                        ..Default::default()
+                    };
+                    self.start_change(node, Change::Settings(settings));
+                } else {
+                    let target = others[self.rng.below(others.len() as u64) as usize].clone();
+                    if roll < 4 && config.members.len() > 2 {
+                        // As `remove` without force: only a member known to hold
+                        // nothing the others lack.
+                        let phys = self.phys(node);
+                        let vv = self.nodes[node].repo.as_ref().expect("up").vv.clone();
+                        let verdict = self.nodes[node].view.unreplicated(
+                            target.origin,
+                            &vv,
+                            phys,
+                            quadmesh_repl::pull::STALL_AFTER_MS,
+                        );
+                        if verdict == Unreplicated::Nothing {
+                            self.membership
+                                .removal_asked
+                                .entry(target.origin)
+                                .or_insert(self.now);
+                            self.start_change(node, Change::Remove { name: target.name });
+                        } else {
+                            self.membership_stats().removals_held_back += 1;
+                        }
+                    } else {
+                        self.start_change(node, Change::MoveControlling { to: target.name });
+                    }
+                }
+            }
+        }
+        // A member asks to be promoted: mostly when the controlling instance has been
+        // silent for a while, now and then while it is not.
+        let node = self.rng.below(n as u64) as usize;
+        if !self.available(node) {
+            return;
+        }
+        let Some(controlling) = self.config_of(node).controlling().map(|c| c.origin) else {
+            return;
+        };
+        if controlling == self.nodes[node].origin {
+            return;
+        }
+        let ctl = self.index_of(controlling);
+        let silent = self.now.saturating_sub(self.heard_at[node][ctl]) > PROMOTE_AFTER_SILENCE_MS;
+        let chance = if silent { 0.02 } else { 0.0003 };
+        if self.rng.chance(chance) {
+            self.start_promotion(node);
+        }
+    }
+}
