@@ -1805,10 +1805,8 @@ fn awaiting_peers_on_open(
     } else if running_unsynced.exists() {
         // Without fsync a power loss can take whole frames, leaving no torn tail.
         Some("the last run, which did not sync its replication log (--no-fsync), did not stop cleanly: whole transactions may be lost from its end".to_owned())
-    } else if let Some(why) = synced_run_lost_frames(&running_synced)? {
-        Some(why)
     } else {
-        None
+        synced_run_lost_frames(&running_synced)?
     };
     if let Some(lost) = lost {
         if writer.cluster.replicated() {
