@@ -243,7 +243,7 @@ pub(crate) struct Writer {
 /// When an appended entry is synced (see [`Repository::append_then_apply`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FrameSync {
-    /// Before it is applied (configuration entries).
+    /// Before it is applied (configuration entries, loads through the bulk loader).
     BeforeApply,
     /// After it is applied, by a sync shared with the commits around it.
     Shared,
@@ -575,9 +575,11 @@ impl Repository {
         let entry = self.stamp_entry(&mut writer, EntryKind::Data, effect.encode())?;
         let stamp = entry.stamp();
         // The bulk loader ingests its files at once (all or nothing), so a failure leaves
-        // the store as it was and the append can be rolled back.
+        // the store as it was and the append can be rolled back. It also syncs the files
+        // it ingests, so the frame is synced first: the store never durably holds a load
+        // whose frame a machine crash could still take. One sync per load costs nothing.
         let ((), durable) =
-            self.append_then_apply(&mut writer, &entry, FrameSync::Shared, |writer| {
+            self.append_then_apply(&mut writer, &entry, FrameSync::BeforeApply, |writer| {
                 let mut loader = self.store.bulk_loader();
                 loader.load_quads(fresh.iter().map(|&i| effect.inserts[i].clone()))?;
                 loader.commit()?;
@@ -1225,9 +1227,13 @@ impl Repository {
             }
         };
         self.clock.observe(entry.time)?;
-        // A configuration is saved (`cluster.json`) when applied: synced first, as
-        // every entry was before group commit.
-        let sync = if config.is_some() {
+        // A configuration is saved (`cluster.json`) when applied, a large load ingested
+        // through the bulk loader, which syncs its files: both synced first, as every
+        // entry was before group commit.
+        let bulk_shaped = effect.as_ref().is_some_and(|e| {
+            e.deletes.is_empty() && e.patterns.is_empty() && e.inserts.len() >= BULK_INSERTS
+        });
+        let sync = if config.is_some() || bulk_shaped {
             FrameSync::BeforeApply
         } else {
             FrameSync::Shared
