@@ -228,6 +228,10 @@ pub struct InstanceStatus {
     pub version_vector: HashMap<String, u64>,
     pub lag_transactions: u64,
     pub lag_ms: u64,
+    /// Set while it does not keep up: the oldest transaction it lacks is older than the
+    /// server's falling-behind bound (absent for itself and for members keeping up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behind: Option<String>,
     /// Milliseconds since this instance last heard from it (0 for itself).
     pub last_contact_ms_ago: Option<u64>,
     /// The answering instance's physical clock minus this member's (ms), by a clock
@@ -295,6 +299,10 @@ pub struct ClusterStatus {
     pub clock_fenced: Option<String>,
     /// The maximum clock offset between members (ms).
     pub max_clock_offset_ms: u64,
+    /// The members that do not keep up with this instance's transactions (see each
+    /// instance's `behind`).
+    #[serde(default)]
+    pub replicas_behind: Vec<String>,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -380,7 +388,7 @@ mod tests {
             "registerEntries": 0, "registerTombstones": 0, "logEntries": 4,
             "diverged": false, "storeDamaged": false, "logHealing": null,
             "logFramesPutBack": 0, "peerClockAheadMs": null, "peerClockRefusals": 0,
-            "clockFenced": null, "maxClockOffsetMs": 500,
+            "clockFenced": null, "maxClockOffsetMs": 500, "replicasBehind": [],
             "instances": [
                 {"name": "a", "address": "a:1", "repository": "r", "role": "controlling",
                  "state": "self", "stopped": false, "origin": "1", "versionVector": {"1": 4},

@@ -85,6 +85,7 @@ fn render(state: AppState) -> Response {
     let register_tombstones = Family::<RepositoryLabels, Gauge>::default();
     let writes_refused = Family::<RepositoryLabels, Gauge>::default();
     let rollbacks = Family::<RepositoryLabels, Counter>::default();
+    let log_syncs = Family::<RepositoryLabels, Counter>::default();
     let unavailable = Family::<RepositoryLabels, Gauge>::default();
     for repository in state.catalog.unavailable().into_keys() {
         unavailable
@@ -101,6 +102,9 @@ fn render(state: AppState) -> Response {
         rollbacks
             .get_or_create(&labels)
             .inc_by(repository.rollbacks());
+        log_syncs
+            .get_or_create(&labels)
+            .inc_by(repository.log_syncs());
         let (local, remote) = repository.transaction_counts();
         commits.get_or_create(&labels).inc_by(local);
         applied.get_or_create(&labels).inc_by(remote);
@@ -135,6 +139,11 @@ fn render(state: AppState) -> Response {
         rollbacks,
     );
     registry.register(
+        "log_syncs",
+        "Shared syncs of the replication log (group commit: each makes every transaction waiting for it durable; commits plus applied transactions over this is the group size)",
+        log_syncs,
+    );
+    registry.register(
         "remote_transactions_applied",
         "Transactions from peers applied here",
         applied,
@@ -163,6 +172,7 @@ fn render(state: AppState) -> Response {
     let lag_transactions = Family::<PeerLabels, Gauge>::default();
     let lag_seconds = Family::<PeerLabels, Gauge<f64, AtomicU64>>::default();
     let connected = Family::<PeerLabels, Gauge>::default();
+    let behind = Family::<PeerLabels, Gauge>::default();
     let contents_differ = Family::<PeerLabels, Gauge>::default();
     let clock_offset = Family::<PeerLabels, Gauge<f64, AtomicU64>>::default();
     let clock_fenced = Family::<RepositoryLabels, Gauge>::default();
@@ -197,6 +207,9 @@ fn render(state: AppState) -> Response {
             connected
                 .get_or_create(&labels)
                 .set(i64::from(instance.state == PeerState::Connected));
+            behind
+                .get_or_create(&labels)
+                .set(i64::from(instance.behind.is_some()));
             if let Some(offset) = instance.clock_offset_ms {
                 clock_offset
                     .get_or_create(&labels)
@@ -275,6 +288,11 @@ fn render(state: AppState) -> Response {
         "replication_lag_seconds",
         "Age of the oldest transaction a peer lacks",
         lag_seconds,
+    );
+    registry.register(
+        "replication_peer_behind",
+        "1 while a peer does not keep up: the oldest transaction it lacks is older than replication's falling-behind bound (1 s); commits are not slowed for it (see ARCHITECTURE.md, back-pressure)",
+        behind,
     );
     registry.register(
         "replication_peer_connected",

@@ -87,6 +87,15 @@ impl DigestBook {
             .push_back((version_vector.clone(), self.current));
     }
 
+    /// The digest kept for `version_vector`, if it is among the recent ones.
+    pub fn at(&self, version_vector: &VersionVector) -> Option<ContentDigest> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|(v, _)| v == version_vector)
+            .map(|(_, digest)| *digest)
+    }
+
     pub fn check(&self, version_vector: &VersionVector, theirs: &ContentDigest) -> DigestCheck {
         match self.recent.iter().rev().find(|(v, _)| v == version_vector) {
             Some((_, ours)) if ours == theirs => DigestCheck::Agrees,

@@ -118,27 +118,63 @@ fn a_failed_log_write_takes_no_sequence_number() {
 }
 
 #[test]
-fn a_failed_fsync_fails_the_write_and_takes_no_sequence_number() {
+fn a_failed_fsync_fails_the_write_and_stops_writes_until_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut synced = options();
     synced.log.fsync = true;
     let open_synced = || Repository::open("r", dir.path(), clock(0), synced, true).unwrap();
     let repository = open_synced();
     assert_eq!(insert(&repository, 1).unwrap().0, 1);
-    // The frame is written but the disk cannot sync it: the write must not be
-    // acknowledged, nor reach the store.
+    // The frame is written and applied, but the disk cannot sync it (group commit
+    // applies before the shared sync): the write must not be acknowledged nor
+    // announced, and since its effect cannot be taken back out of the store, the
+    // repository takes no writes until a restart replays its log.
+    repository.fail_next_group_sync();
+    let error = insert(&repository, 2).unwrap_err();
+    assert!(
+        matches!(error, StoreError::WritesStopped { .. }),
+        "a write was acknowledged although its log entry was never synced: {error}"
+    );
+    assert_eq!(repository.version_vector().get(repository.origin()), 1);
+    assert!(matches!(
+        insert(&repository, 3),
+        Err(StoreError::WritesStopped { .. })
+    ));
+    drop(repository);
+    // What reached the disk is replayed (here the frame did: the failure was simulated).
+    let repository = open_synced();
+    assert!(repository.write_refusal().is_none());
+    assert_eq!(repository.version_vector().get(repository.origin()), 2);
+    assert_eq!(repository.size(None).unwrap(), 2);
+    assert_eq!(insert(&repository, 3).unwrap().0, 3);
+}
+
+#[test]
+fn a_failed_fsync_of_a_configuration_takes_no_sequence_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut synced = options();
+    synced.log.fsync = true;
+    let open_synced = || Repository::open("r", dir.path(), clock(0), synced, true).unwrap();
+    let repository = open_synced();
+    let me = repository.origin();
+    assert_eq!(insert(&repository, 1).unwrap().0, 1);
+    // Configuration entries are synced before they are applied: a failed sync leaves
+    // nothing of them, and writes go on.
     repository.lock_writer().log.fail_next_sync();
     assert!(
-        insert(&repository, 2).is_err(),
-        "a write was acknowledged although its log entry was never synced"
+        repository
+            .commit_config(|_, time| Ok(two_members(me, OriginId(77), time)))
+            .is_err(),
+        "a configuration was taken although its log entry was never synced"
     );
-    assert_eq!(repository.size(None).unwrap(), 1);
-    assert_eq!(repository.version_vector().get(repository.origin()), 1);
+    assert!(!repository.cluster().replicated());
+    assert_eq!(repository.version_vector().get(me), 1);
     assert_eq!(insert(&repository, 3).unwrap().0, 2);
     drop(repository);
     let repository = open_synced();
-    assert_eq!(repository.version_vector().get(repository.origin()), 2);
+    assert_eq!(repository.version_vector().get(me), 2);
     assert_eq!(repository.size(None).unwrap(), 2);
+    assert!(!repository.cluster().replicated());
 }
 
 /// Two members, `me` controlling and `peer`, as a configuration made at `time`.

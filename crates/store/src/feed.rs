@@ -15,7 +15,7 @@ impl Repository {
         wanted: impl Fn(OriginId, u64) -> bool,
     ) -> Result<(Vec<Entry>, LogPosition)> {
         let writer = self.lock_writer();
-        Self::entries_locked(&writer, from, limit, wanted)
+        self.entries_locked(&writer, from, limit, wanted)
     }
 
     /// One round of a pull stream under one lock: the heartbeat's promise, and the
@@ -30,22 +30,28 @@ impl Repository {
     ) -> Result<(HeartbeatPoint, Vec<Entry>, LogPosition)> {
         let mut writer = self.lock_writer();
         let point = self.heartbeat_point_locked(&mut writer)?;
-        let (entries, next) = Self::entries_locked(&writer, from, limit, wanted)?;
+        let (entries, next) = self.entries_locked(&writer, from, limit, wanted)?;
         Ok((point, entries, next))
     }
 
+    /// Only durable entries are read: with group commit an entry is in the log (and
+    /// applied) before the shared sync makes it durable, and nothing of it may leave
+    /// this process before that. The position returned stops at the first one not yet
+    /// durable, which a later round sends.
     fn entries_locked(
+        &self,
         writer: &crate::repository::Writer,
         from: LogPosition,
         limit: usize,
         wanted: impl Fn(OriginId, u64) -> bool,
     ) -> Result<(Vec<Entry>, LogPosition)> {
+        let durable = self.durable_position();
         let index = writer.log.index();
         let first = index.partition_point(|e| e.start < from);
         let mut picked = Vec::new();
         let mut next = writer.log.end();
         for indexed in &index[first..] {
-            if picked.len() >= limit {
+            if picked.len() >= limit || indexed.end > durable {
                 next = indexed.start;
                 break;
             }

@@ -19,6 +19,9 @@ mod failstop_tests;
 mod feed;
 mod fence;
 mod franz_options;
+mod group_commit;
+#[cfg(test)]
+mod group_commit_tests;
 mod log;
 mod log_heal;
 mod membership;

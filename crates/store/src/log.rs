@@ -46,6 +46,9 @@ impl Default for LogOptions {
 ///
 /// Rules it keeps:
 /// - an entry is durable (written, and synced when `fsync`) before `append` returns;
+///   `append_unsynced` leaves the sync to the caller (group commit), and a rotation
+///   syncs the segment it closes, so that only the active segment holds frames not
+///   yet durable;
 /// - an append that fails (a short write, ENOSPC, a failed sync) leaves nothing behind:
 ///   the segment is cut back to where the frame began before the error is returned; if
 ///   even that fails the log is *broken* and refuses every append until it is opened
@@ -77,6 +80,9 @@ pub struct TxLog {
     cut_on_open: Option<TornTail>,
     /// Damaged spans a salvaging open stepped over, in log order, not yet filled.
     holes: Vec<LogHole>,
+    /// Syncs of frames or of a closed segment that failed since opening: frames
+    /// appended unsynced before them may be lost (group commit fails them).
+    sync_failures: u64,
     /// Unit tests: the next frame write stops after this many bytes, with ENOSPC.
     #[cfg(test)]
     fail_next_write_after: Option<usize>,
@@ -232,6 +238,7 @@ impl TxLog {
             broken: None,
             cut_on_open,
             holes,
+            sync_failures: 0,
             #[cfg(test)]
             fail_next_write_after: None,
             #[cfg(test)]
@@ -349,6 +356,11 @@ impl TxLog {
         Ok(SegmentRewrite { segment, kept_as })
     }
 
+    /// Syncs that failed since opening (see the field).
+    pub(crate) fn sync_failures(&self) -> u64 {
+        self.sync_failures
+    }
+
     /// Why the log takes no more appends, if it does not.
     pub fn broken(&self) -> Option<&str> {
         self.broken.as_deref()
@@ -357,6 +369,17 @@ impl TxLog {
     /// Appends one entry durably and returns where it starts and ends. On failure the
     /// segment is cut back to where the frame began (see the rules above).
     pub fn append(&mut self, entry: &Entry) -> Result<IndexedEntry> {
+        self.append_frame(entry, true)
+    }
+
+    /// Appends one entry without syncing it: the caller makes it durable later, with
+    /// others (group commit, see `group_commit.rs`), and announces it only then. A
+    /// failed write is cut back as in [`TxLog::append`].
+    pub(crate) fn append_unsynced(&mut self, entry: &Entry) -> Result<IndexedEntry> {
+        self.append_frame(entry, false)
+    }
+
+    fn append_frame(&mut self, entry: &Entry, synced: bool) -> Result<IndexedEntry> {
         if let Some(reason) = &self.broken {
             return Err(StoreError::Log(std::io::Error::other(format!(
                 "the replication log takes no appends since a failed write could not be undone: {reason}"
@@ -366,7 +389,11 @@ impl TxLog {
             self.rotate()?;
         }
         let bytes = entry.encode();
-        let written = self.write_frame(&bytes).and_then(|()| self.sync_frame());
+        let written = if synced {
+            self.write_frame(&bytes).and_then(|()| self.sync_frame())
+        } else {
+            self.write_frame(&bytes)
+        };
         if let Err(error) = written {
             self.cut_back(self.active_len, &error.to_string());
             return Err(StoreError::Log(error));
@@ -430,9 +457,14 @@ impl TxLog {
         // the frame back: the frame may then be lost at any moment, so the append fails.
         #[cfg(test)]
         if std::mem::take(&mut self.fail_next_sync) {
+            self.sync_failures += 1;
             return Err(std::io::Error::from_raw_os_error(5));
         }
-        self.active.sync_data()
+        let synced = self.active.sync_data();
+        if synced.is_err() {
+            self.sync_failures += 1;
+        }
+        synced
     }
 
     /// Unit tests: the next sync of a frame fails with EIO.
@@ -491,8 +523,22 @@ impl TxLog {
         }
     }
 
+    /// Another handle on the active segment (the same open file), for syncing it
+    /// outside the writer lock.
+    pub(crate) fn active_handle(&self) -> std::io::Result<File> {
+        self.active.try_clone()
+    }
+
     fn rotate(&mut self) -> Result<()> {
         let next = self.segments.last().expect("an active segment") + 1;
+        // Frames appended unsynced (group commit) must not be left behind in a segment
+        // nobody syncs any more: the new segment starts with everything before it durable.
+        if self.options.fsync {
+            if let Err(e) = self.active.sync_data() {
+                self.sync_failures += 1;
+                return Err(e.into());
+            }
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)

@@ -283,6 +283,7 @@ impl Repository {
             writer.applied = first_hole;
             self.checkpoint_locked(&mut writer)?;
         }
+        self.make_log_durable()?;
         let rewrites = writer.log.fill_holes(&fills)?;
         let put_back = healing.missing.len() - left - empty.len();
         self.lock_health().healing = None;

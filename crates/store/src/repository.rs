@@ -4,6 +4,7 @@ use crate::cluster_state::ClusterState;
 use crate::digest_book::{digest_of, DigestBook, DigestCheck};
 use crate::effect::Effect;
 use crate::error::{Result, StoreError};
+use crate::group_commit::{GroupCommit, SyncFailed};
 use crate::log::{IndexedEntry, LogOptions, LogPosition, TxLog};
 use crate::namespaces::Namespaces;
 use crate::register::Register;
@@ -37,6 +38,16 @@ const AWAITING_PEERS_FILE: &str = "awaiting-peers.txt";
 /// Present while a repository whose log is not synced at every append is open: found
 /// at open, the last run did not stop cleanly and the log may have lost whole frames.
 const RUNNING_UNSYNCED_FILE: &str = "running-unsynced";
+/// Present while a repository whose log is synced (group commit) is open, holding the
+/// machine's boot id. A transaction is applied before the shared sync that makes its
+/// frame durable, so a crash of the *machine* (power loss: the page cache is gone) may
+/// lose whole frames whose effects the store holds. Found at open with another boot
+/// id, or marked by a failed sync ([`SYNC_FAILED_MARK`]), the repository waits for its
+/// peers as after a lost tail; found with the same boot id, only the process stopped,
+/// and every frame it wrote is in the file.
+const RUNNING_SYNCED_FILE: &str = "running-synced";
+/// What a failed shared sync writes into [`RUNNING_SYNCED_FILE`].
+const SYNC_FAILED_MARK: &str = "sync-failed";
 /// Present while a scrub's finding of damage is not repaired (see `Repository::damaged`).
 const DAMAGED_FILE: &str = "damaged.txt";
 /// A heartbeat's promise: the clock, the version vector, the log's end and the content
@@ -108,16 +119,24 @@ pub struct CommitReceipt {
 ///   as range tombstones), [`Repository::commit_inserts`] (loads),
 ///   [`Repository::commit_config`] (cluster configuration),
 ///   [`Repository::commit_book`] (namespaces, users: a `Meta` entry) or
-///   [`Repository::apply_remote`] (a peer's transaction; `apply_archived` replays a
-///   backup's the same way): stamped, appended to the log durably, and only then
-///   applied to the store. Two paths change state without a new log entry, both
+///   [`Repository::apply_remote`] / [`Repository::apply_remote_batch`] (a peer's
+///   transactions; `apply_archived` replays a backup's the same way): stamped,
+///   appended to the log, applied to the store, and announced, sent to peers and
+///   acknowledged only once a log sync covers it (group commit: one sync for every
+///   transaction waiting, taken outside the writer lock; configuration entries are
+///   synced before they are applied). Two paths change state without a new log entry, both
 ///   restoring what the log already says: `repair_from` (a damaged store from a peer's
 ///   snapshot) and `merge_books` (a peer's book records, with their own stamps);
 /// - the writer lock orders commits, so sequence numbers of this origin have no gaps,
 ///   each origin's transactions are applied in sequence order without gaps, and the log
 ///   order is the apply order;
 /// - the store never holds a change the log lacks; on open, log entries after the last
-///   checkpoint are re-applied through the register, which makes that harmless;
+///   checkpoint are re-applied through the register, which makes that harmless. It may
+///   hold one whose frame is written but not yet synced: a checkpoint, a snapshot, a
+///   clean stop and leaving sync the log first, and a machine crash meanwhile is found
+///   at the next open (`RUNNING_SYNCED_FILE`) and waited out like a lost tail;
+/// - a failed shared sync fails every transaction it would have covered (none is
+///   acknowledged, announced or sent) and stops writes until a restart replays the log;
 /// - fail-stop: a transaction enters through one sequence, append then apply
 ///   ([`Repository::append_then_apply`]). If applying fails (store commit, bulk loader,
 ///   configuration file), the log entry is rolled back before the writer lock is
@@ -154,11 +173,10 @@ pub struct Repository {
     access: Book,
     metadata: Book,
     writer: Mutex<Writer>,
-    /// Counts appended log entries; pull streams wait on it.
-    appended: watch::Sender<u64>,
-    /// What the store holds, published after each apply: readers wait on it without
-    /// taking the writer lock.
-    applied_vector: watch::Sender<VersionVector>,
+    /// The shared log sync (group commit), and what it announces once durable: the
+    /// count of log entries (pull streams wait on it) and the version vector of what the
+    /// store holds (readers wait on it without taking the writer lock).
+    group: GroupCommit,
     /// The repository's place in its cluster, published whenever it changes: read
     /// without the writer lock (which a commit holds across its fsync, a bulk load for
     /// seconds).
@@ -240,6 +258,15 @@ pub(crate) struct Writer {
     clock_reserved: u64,
     /// The last backup's cut: the log since it is kept for the next incremental backup.
     pub(crate) backup_pin: Option<crate::backup_log::BackupPin>,
+}
+
+/// When an appended entry is synced (see [`Repository::append_then_apply`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FrameSync {
+    /// Before it is applied (configuration entries, loads through the bulk loader).
+    BeforeApply,
+    /// After it is applied, by a sync shared with the commits around it.
+    Shared,
 }
 
 /// What became of a peer's transaction.
@@ -353,8 +380,14 @@ impl Repository {
             .config
             .as_ref()
             .map_or_else(Vec::new, ClusterConfig::origins);
-        let appended = watch::Sender::new(writer.log.index().len() as u64);
-        let applied_vector = watch::Sender::new(writer.version_vector.clone());
+        let group = GroupCommit::new(
+            options.log.fsync,
+            writer.log.active_handle()?,
+            writer.log.end().segment,
+            writer.log.end(),
+            writer.log.index().len() as u64,
+            writer.version_vector.clone(),
+        );
         let cluster_published = watch::Sender::new(writer.cluster.clone());
         let fence = crate::fence::FenceKeeper::new(clock.max_offset_ms(), options.clock_fence);
         let repository = Repository {
@@ -368,8 +401,7 @@ impl Repository {
             access,
             metadata,
             writer: Mutex::new(writer),
-            appended,
-            applied_vector,
+            group,
             cluster_published,
             local_commits: AtomicU64::new(0),
             remote_applied: AtomicU64::new(0),
@@ -448,13 +480,13 @@ impl Repository {
 
     /// Wakes up whenever an entry is appended to the log.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
+        self.group.appended.subscribe()
     }
 
     /// The version vector of what the store holds, updated after every apply; waiting
     /// on it never takes the writer lock.
     pub fn watch_version_vector(&self) -> watch::Receiver<VersionVector> {
-        self.applied_vector.subscribe()
+        self.group.applied_vector.subscribe()
     }
 
     /// Computes an effect with `build` against the current state, then stamps, logs and
@@ -497,22 +529,26 @@ impl Repository {
         }
         let entry = self.stamp_entry(&mut writer, EntryKind::Data, effect.encode())?;
         let stamp = entry.stamp();
-        self.append_then_apply(&mut writer, &entry, |writer| {
-            transaction.commit()?;
-            writer.digests.set_current(digests_after);
-            if writer.cluster.replicated() {
-                for pattern in &effect.patterns {
-                    writer.register.add_tombstone(pattern.clone(), stamp);
+        let ((), durable) =
+            self.append_then_apply(&mut writer, &entry, FrameSync::Shared, |writer| {
+                transaction.commit()?;
+                writer.digests.set_current(digests_after);
+                if writer.cluster.replicated() {
+                    for pattern in &effect.patterns {
+                        writer.register.add_tombstone(pattern.clone(), stamp);
+                    }
+                    for quad in &effect.inserts {
+                        writer.register.record(quad.clone(), stamp, true);
+                    }
+                    for quad in &effect.deletes {
+                        writer.register.record(quad.clone(), stamp, false);
+                    }
                 }
-                for quad in &effect.inserts {
-                    writer.register.record(quad.clone(), stamp, true);
-                }
-                for quad in &effect.deletes {
-                    writer.register.record(quad.clone(), stamp, false);
-                }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })?;
+        // Answered only once durable; others' commits gather meanwhile.
+        drop(writer);
+        self.await_durable(durable)?;
         self.local_commits.fetch_add(1, Ordering::Relaxed);
         Ok(CommitReceipt {
             transaction: Some((entry.seq, stamp)),
@@ -571,21 +607,26 @@ impl Repository {
         let entry = self.stamp_entry(&mut writer, EntryKind::Data, effect.encode())?;
         let stamp = entry.stamp();
         // The bulk loader ingests its files at once (all or nothing), so a failure leaves
-        // the store as it was and the append can be rolled back.
-        self.append_then_apply(&mut writer, &entry, |writer| {
-            let mut loader = self.store.bulk_loader();
-            loader.load_quads(fresh.iter().map(|&i| effect.inserts[i].clone()))?;
-            loader.commit()?;
-            for &i in &fresh {
-                writer.digests.inserted(&effect.inserts[i]);
-            }
-            if writer.cluster.replicated() {
-                for quad in &effect.inserts {
-                    writer.register.record(quad.clone(), stamp, true);
+        // the store as it was and the append can be rolled back. It also syncs the files
+        // it ingests, so the frame is synced first: the store never durably holds a load
+        // whose frame a machine crash could still take. One sync per load costs nothing.
+        let ((), durable) =
+            self.append_then_apply(&mut writer, &entry, FrameSync::BeforeApply, |writer| {
+                let mut loader = self.store.bulk_loader();
+                loader.load_quads(fresh.iter().map(|&i| effect.inserts[i].clone()))?;
+                loader.commit()?;
+                for &i in &fresh {
+                    writer.digests.inserted(&effect.inserts[i]);
                 }
-            }
-            Ok(())
-        })?;
+                if writer.cluster.replicated() {
+                    for quad in &effect.inserts {
+                        writer.register.record(quad.clone(), stamp, true);
+                    }
+                }
+                Ok(())
+            })?;
+        drop(writer);
+        self.await_durable(durable)?;
         self.compact_soon();
         self.local_commits.fetch_add(1, Ordering::Relaxed);
         Ok(CommitReceipt {
@@ -752,8 +793,13 @@ impl Repository {
     /// peers still pull): this instance is leaving its cluster. Takes the writer lock,
     /// so a write in progress ends first and none starts after this returns. Blocking.
     pub fn stop_local_writes_for_leaving(&self) {
-        let _writer = self.lock_writer();
+        let writer = self.lock_writer();
         self.lock_health().leaving = true;
+        // A write already applied and waiting for its shared sync is made durable (and
+        // announced) now, so that what the members must pull before we go includes it.
+        if let Err(e) = self.sync_pending_locked(&writer) {
+            tracing::warn!(repository = %self.name, error = %e, "could not sync the log before leaving");
+        }
     }
 
     /// The controlling instance is about to remove this instance: local writes are
@@ -816,36 +862,78 @@ impl Repository {
     }
 
     /// The one way a transaction enters the log and the store: appends `entry`, then
-    /// applies it with `apply`, then announces it. If `apply` fails it must leave the
-    /// store and the writer as they were; the append is then rolled back, before the
-    /// writer lock (held by the caller throughout) is released: pull streams and
-    /// heartbeats read the log only under that lock, so nothing of the entry left this
+    /// applies it with `apply`, then releases it for announcing once durable, and
+    /// returns where its entry ends: the caller answers only after
+    /// [`Repository::await_durable`] of that position, outside the writer lock.
+    ///
+    /// With [`FrameSync::BeforeApply`] the entry is synced before it is applied (and announced at
+    /// once); with [`FrameSync::Shared`] it is written but not synced: applied at once, and
+    /// made durable by a sync shared with the commits around it (`group_commit.rs`).
+    /// Until then nothing of it leaves this process: pull streams and heartbeats read
+    /// the log only up to the synced position, and the published version vector and the
+    /// stream wake-ups advance only then.
+    ///
+    /// If `apply` fails it must leave the store and the writer as they were; the append
+    /// is then rolled back before the writer lock (held by the caller throughout) is
+    /// released: it was never released for syncing, so nothing of the entry left this
     /// process. If the roll-back fails too, the repository stops taking writes.
     fn append_then_apply<T>(
         &self,
         writer: &mut Writer,
         entry: &Entry,
+        sync: FrameSync,
         apply: impl FnOnce(&mut Writer) -> Result<T>,
-    ) -> Result<T> {
+    ) -> Result<(T, LogPosition)> {
         if let Some(reason) = &self.lock_health().stopped {
             return Err(StoreError::WritesStopped {
                 repository: self.name.clone(),
                 reason: reason.clone(),
             });
         }
-        let indexed = match writer.log.append(entry) {
+        if let Some(failed) = self.group.failed() {
+            return Err(self.sync_failed(failed));
+        }
+        let sync_failures = writer.log.sync_failures();
+        let appended = match sync {
+            FrameSync::BeforeApply => writer.log.append(entry),
+            FrameSync::Shared => writer.log.append_unsynced(entry),
+        };
+        let indexed = match appended {
             Ok(indexed) => indexed,
             Err(e) => {
                 if let Some(reason) = writer.log.broken() {
                     self.stop_writes(reason.to_owned());
                 }
+                // A failed sync of the log (this entry's, or the rotation's) may have
+                // lost frames appended before it and not yet synced: they fail too.
+                if writer.log.sync_failures() != sync_failures {
+                    if let Some(failed) = self.group.fail_pending(e.to_string()) {
+                        return Err(self.sync_failed(failed));
+                    }
+                }
                 return Err(e.classify_disk_full());
             }
         };
-        match apply(writer) {
-            Ok(value) => {
-                self.after_append(writer, &indexed);
-                Ok(value)
+        // The handle the shared sync uses for a segment it has not seen yet (taken before
+        // applying: a failure here can still be rolled back).
+        let new_segment = if indexed.end.segment != self.group.segment() {
+            Some(writer.log.active_handle().map_err(StoreError::from))
+        } else {
+            None
+        };
+        let applied = match new_segment.transpose() {
+            Ok(handle) => apply(writer).map(|value| (value, handle)),
+            Err(e) => Err(e),
+        };
+        match applied {
+            Ok((value, handle)) => {
+                self.after_append(writer, &indexed, handle);
+                if sync == FrameSync::BeforeApply {
+                    // The log synced the file up to this entry, and everything before.
+                    self.group.synced_by_log(indexed.end);
+                }
+                self.checkpoint_if_due(writer);
+                Ok((value, indexed.end))
             }
             Err(e) => {
                 let e = e.classify_disk_full();
@@ -864,10 +952,79 @@ impl Repository {
         }
     }
 
+    /// Waits (outside the writer lock) until the log is durable up to `end`: the entry
+    /// that ends there may then be acknowledged. A failed shared sync fails every
+    /// transaction it would have covered and stops writes (see [`SyncFailed`]).
+    /// Blocking.
+    fn await_durable(&self, end: LogPosition) -> Result<()> {
+        self.group
+            .wait_durable(end)
+            .map_err(|failed| self.sync_failed(failed))
+    }
+
+    /// A sync of the log failed with entries applied that it would have made durable:
+    /// they cannot be taken back out of the store, so the repository stops taking
+    /// writes (the restart's replay settles what reached the disk), and the next open
+    /// is told that frames may be lost (`RUNNING_SYNCED_FILE`), as after a lost tail.
+    fn sync_failed(&self, failed: SyncFailed) -> StoreError {
+        let reason = failed.to_string();
+        // Written by every transaction it fails (a failed sync is rare; the disk may
+        // take one of the writes).
+        let marker = self.dir.join(RUNNING_SYNCED_FILE);
+        if let Err(e) = fs::write(&marker, format!("{SYNC_FAILED_MARK}: {reason}\n"))
+            .and_then(|()| fs::File::open(&marker)?.sync_all())
+        {
+            tracing::error!(repository = %self.name, error = %e,
+                "cannot record the failed sync for the next open either");
+        }
+        self.stop_writes(reason.clone());
+        StoreError::WritesStopped {
+            repository: self.name.clone(),
+            reason,
+        }
+    }
+
     pub(crate) fn stop_writes(&self, reason: String) {
-        tracing::error!(repository = %self.name, %reason,
-            "the repository stops taking writes until the server is restarted and replays its log");
-        self.lock_health().stopped.get_or_insert(reason);
+        let mut health = self.lock_health();
+        if health.stopped.is_none() {
+            tracing::error!(repository = %self.name, %reason,
+                "the repository stops taking writes until the server is restarted and replays its log");
+            health.stopped = Some(reason);
+        }
+    }
+
+    /// Everything in the log before this position is durable (and announced).
+    pub(crate) fn durable_position(&self) -> LogPosition {
+        self.group.synced()
+    }
+
+    /// Unit tests: shared syncs wait (`true`) or go on.
+    #[cfg(test)]
+    pub(crate) fn hold_group_syncs(&self, held: bool) {
+        self.group.hold_syncs(held);
+    }
+
+    /// Unit tests: the next shared sync fails with EIO.
+    #[cfg(test)]
+    pub(crate) fn fail_next_group_sync(&self) {
+        self.group.fail_next_sync();
+    }
+
+    /// Unit tests: transactions applied and waiting for the shared sync.
+    #[cfg(test)]
+    pub(crate) fn group_pending(&self) -> usize {
+        self.group.pending()
+    }
+
+    /// Unit tests: whether a shared sync is under way.
+    #[cfg(test)]
+    pub(crate) fn group_syncing(&self) -> bool {
+        self.group.syncing()
+    }
+
+    /// Log syncs made since opening (each covers every transaction waiting for it).
+    pub fn log_syncs(&self) -> u64 {
+        self.group.syncs()
     }
 
     /// A peer's heartbeat: its version vector. After a crash cut our log's tail, local
@@ -963,9 +1120,16 @@ impl Repository {
         entry.payload = serde_json::to_vec(&config).expect("a configuration serialises");
         let (origin, dir) = (self.origin, self.dir.clone());
         let adopted = config.clone();
-        self.append_then_apply(&mut writer, &entry, move |writer| {
-            writer.adopt_config(adopted, origin, &dir)
-        })?;
+        // Synced before it is applied (`cluster.json`), as every entry was before group
+        // commit: configuration changes are rare and their rules need no replay.
+        let ((), durable) =
+            self.append_then_apply(&mut writer, &entry, FrameSync::BeforeApply, move |writer| {
+                writer.adopt_config(adopted, origin, &dir)
+            })?;
+        drop(writer);
+        // Durable already, unless a shared sync failed meanwhile (then it is not
+        // announced, and not acknowledged either).
+        self.await_durable(durable)?;
         Ok(config)
     }
 
@@ -994,9 +1158,12 @@ impl Repository {
             records,
         };
         entry.payload = change.encode();
-        self.append_then_apply(&mut writer, &entry, |_| {
-            self.book(kind).merge(&change.records).map(drop)
-        })?;
+        let ((), durable) =
+            self.append_then_apply(&mut writer, &entry, FrameSync::Shared, |_| {
+                self.book(kind).merge(&change.records).map(drop)
+            })?;
+        drop(writer);
+        self.await_durable(durable)?;
         self.local_commits.fetch_add(1, Ordering::Relaxed);
         Ok(CommitReceipt {
             transaction: Some((entry.seq, entry.stamp())),
@@ -1026,13 +1193,76 @@ impl Repository {
         self.apply_logged(entry, false)
     }
 
+    /// Applies a batch of a peer's transactions in order, as [`Repository::apply_remote`]
+    /// each, under one writer lock and made durable by one sync at the end. Returns what
+    /// became of each transaction taken (a prefix of `entries`, all of them unless one
+    /// failed) and the failure that stopped the batch, if one did: the transactions
+    /// before it are applied and durable. If the shared sync fails, none is reported
+    /// (they are not durable; the repository stops taking writes).
+    pub fn apply_remote_batch(&self, entries: &[Entry]) -> (Vec<Applied>, Option<StoreError>) {
+        self.apply_batch(entries, false)
+    }
+
     /// [`Repository::apply_remote`], or with `skips_allowed` (replaying a backup's log,
     /// whose configuration entries stay behind) an origin's sequence may jump forward.
     pub(crate) fn apply_logged(&self, entry: &Entry, skips_allowed: bool) -> Result<Applied> {
-        let mut writer = self.lock_writer();
+        let (mut outcomes, error) = self.apply_batch(std::slice::from_ref(entry), skips_allowed);
+        match error {
+            Some(e) => Err(e),
+            None => Ok(outcomes.pop().expect("one outcome per entry")),
+        }
+    }
+
+    fn apply_batch(
+        &self,
+        entries: &[Entry],
+        skips_allowed: bool,
+    ) -> (Vec<Applied>, Option<StoreError>) {
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut error = None;
+        let mut durable = None;
+        let mut bulk = false;
+        {
+            let mut writer = self.lock_writer();
+            for entry in entries {
+                match self.apply_one_locked(&mut writer, entry, skips_allowed) {
+                    Ok((applied, end, took_bulk)) => {
+                        outcomes.push(applied);
+                        durable = end.or(durable);
+                        bulk |= took_bulk;
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if bulk {
+            self.compact_soon();
+        }
+        // One sync for the whole batch, outside the writer lock.
+        if let Some(end) = durable {
+            if let Err(e) = self.await_durable(end) {
+                return (Vec::new(), Some(e));
+            }
+        }
+        let new = outcomes.iter().filter(|a| **a == Applied::New).count();
+        self.remote_applied.fetch_add(new as u64, Ordering::Relaxed);
+        (outcomes, error)
+    }
+
+    /// One peer's transaction under the writer lock: what became of it, the end of its
+    /// log entry (to wait for) when it was appended, and whether it took the bulk path.
+    fn apply_one_locked(
+        &self,
+        writer: &mut Writer,
+        entry: &Entry,
+        skips_allowed: bool,
+    ) -> Result<(Applied, Option<LogPosition>, bool)> {
         let have = writer.version_vector.get(entry.origin);
         if entry.seq <= have {
-            return Ok(Applied::Duplicate);
+            return Ok((Applied::Duplicate, None, false));
         }
         if let Some(healing) = self
             .lock_health()
@@ -1066,7 +1296,18 @@ impl Repository {
             }
         };
         self.clock.observe(entry.time)?;
-        let bulk = self.append_then_apply(&mut writer, entry, |writer| {
+        // A configuration is saved (`cluster.json`) when applied, a large load ingested
+        // through the bulk loader, which syncs its files: both synced first, as every
+        // entry was before group commit.
+        let bulk_shaped = effect.as_ref().is_some_and(|e| {
+            e.deletes.is_empty() && e.patterns.is_empty() && e.inserts.len() >= BULK_INSERTS
+        });
+        let sync = if config.is_some() || bulk_shaped {
+            FrameSync::BeforeApply
+        } else {
+            FrameSync::Shared
+        };
+        let (bulk, end) = self.append_then_apply(writer, entry, sync, |writer| {
             if let Some(effect) = &effect {
                 // Admission records in the register before the store commits: put it back
                 // if the commit fails, so that the transaction is admitted again later.
@@ -1090,11 +1331,15 @@ impl Repository {
             }
             Ok(false)
         })?;
-        if bulk {
-            self.compact_soon();
-        }
-        self.remote_applied.fetch_add(1, Ordering::Relaxed);
-        Ok(Applied::New)
+        Ok((Applied::New, Some(end), bulk))
+    }
+
+    /// Makes everything appended so far durable and announced (under the writer lock,
+    /// before the log is rewritten). Blocking.
+    pub(crate) fn make_log_durable(&self) -> Result<()> {
+        self.group
+            .sync_now()
+            .map_err(|failed| self.sync_failed(failed))
     }
 
     /// Runs the replay on after the log's holes were filled (see `heal_log`), and
@@ -1110,25 +1355,41 @@ impl Repository {
             metadata: &self.metadata,
         };
         let result = writer.replay(&self.store, &self.clock, &self.dir, &books)?;
-        self.applied_vector
-            .send_replace(writer.version_vector.clone());
+        // Everything in the log is on disk again (the rewrite was synced): the shared
+        // sync starts over at its end, with the active segment as it is now.
+        self.group.reset_to(
+            writer.log.active_handle()?,
+            writer.log.end(),
+            writer.version_vector.clone(),
+            put_back,
+        );
         self.publish_cluster(writer);
-        self.appended.send_modify(|n| *n += put_back as u64);
         Ok(result)
     }
 
-    /// Announces an entry that is logged and applied. A failed checkpoint fails nothing
-    /// here: the entry is in the log and the store; the checkpoint is tried again.
-    fn after_append(&self, writer: &mut Writer, indexed: &IndexedEntry) {
+    /// Takes an entry that is logged and applied into the writer's state, and releases
+    /// it for syncing: it is announced (stream wake-ups, the published version vector)
+    /// once durable. `new_segment` is the active segment's handle when the entry is the
+    /// first the shared sync sees in it.
+    fn after_append(
+        &self,
+        writer: &mut Writer,
+        indexed: &IndexedEntry,
+        new_segment: Option<std::fs::File>,
+    ) {
         writer.version_vector.advance(indexed.origin, indexed.seq);
         let version_vector = writer.version_vector.clone();
         writer.digests.record(&version_vector);
-        self.applied_vector
-            .send_modify(|v| v.advance(indexed.origin, indexed.seq));
         self.publish_cluster(writer);
         writer.applied = indexed.end;
         writer.entries_since_checkpoint += 1;
-        self.appended.send_modify(|n| *n += 1);
+        self.group
+            .release(indexed.end, indexed.origin, indexed.seq, new_segment);
+    }
+
+    /// A checkpoint every `checkpoint_every` entries. A failed checkpoint fails nothing
+    /// here: the entry is in the log and the store; the checkpoint is tried again.
+    fn checkpoint_if_due(&self, writer: &mut Writer) {
         if writer.entries_since_checkpoint >= self.options.checkpoint_every {
             if let Err(e) = self.checkpoint_locked(writer) {
                 tracing::warn!(repository = %self.name, error = %e, "checkpoint failed; it is tried again later");
@@ -1159,6 +1420,9 @@ impl Repository {
         if !self.options.log.fsync {
             writer.log.sync_all()?;
             fs::remove_file(self.dir.join(RUNNING_UNSYNCED_FILE))?;
+        } else if self.group.failed().is_none() {
+            // The checkpoint synced every frame: nothing can be lost now.
+            fs::remove_file(self.dir.join(RUNNING_SYNCED_FILE))?;
         }
         Ok(())
     }
@@ -1182,6 +1446,9 @@ impl Repository {
     }
 
     fn checkpoint_work(&self, writer: &mut Writer) -> Result<()> {
+        // The log first: the flushed store and the checkpoint must not hold an entry
+        // whose frame is not yet durable (group commit applies before it syncs).
+        self.sync_pending_locked(writer)?;
         self.store.flush()?;
         let replicated = writer.cluster.replicated();
         // Alone, no operation can arrive from anywhere with an older stamp.
@@ -1241,6 +1508,15 @@ impl Repository {
         Ok(())
     }
 
+    /// Makes every entry appended so far durable, under the writer lock (held by the
+    /// caller, so that none is appended meanwhile): before a checkpoint, a snapshot, a
+    /// clean stop. Blocking.
+    pub(crate) fn sync_pending_locked(&self, _writer: &Writer) -> Result<()> {
+        self.group
+            .sync_now()
+            .map_err(|failed| self.sync_failed(failed))
+    }
+
     /// A promise for heartbeats, taken under the writer lock: every transaction of this
     /// origin stamped before `time` is in the log before `end`, and every later one will
     /// be stamped after `time`. A stream that sends the log up to `end` and then this
@@ -1262,22 +1538,57 @@ impl Repository {
             tracing::debug!(repository = %self.name, error = %e, "cannot move the clock's high-water mark");
             time = time.min(HlcTime::from_parts(writer.clock_reserved, 0));
         }
+        // Only what is durable is promised (group commit: entries after the synced
+        // position are applied but not yet durable, and no stream sends them yet): the
+        // version vector and the end stop before them, and the clock before the first of
+        // our own among them, since the stream that sends this promise sends only up to
+        // the synced position.
+        let durable = self.group.synced();
+        let index = writer.log.index();
+        let first_pending = index.partition_point(|e| e.end <= durable);
+        let (settled, pending) = index.split_at(first_pending);
+        let mut version_vector = writer.version_vector.clone();
+        let mut end = writer.log.end();
+        let mut digest = writer.digests.current();
+        if !pending.is_empty() {
+            let mut first_pending_seq: BTreeMap<OriginId, u64> = BTreeMap::new();
+            for e in pending {
+                first_pending_seq.entry(e.origin).or_insert(e.seq);
+                if e.origin == self.origin {
+                    time = time.min(e.time);
+                }
+            }
+            let mut durable_vector = VersionVector::new();
+            for (origin, seq) in writer.version_vector.iter() {
+                let seq = first_pending_seq
+                    .get(&origin)
+                    .map_or(seq, |first| first - 1);
+                if seq > 0 {
+                    durable_vector.advance(origin, seq);
+                }
+            }
+            match writer.digests.at(&durable_vector) {
+                Some(at) => {
+                    version_vector = durable_vector;
+                    end = durable;
+                    digest = at;
+                }
+                None => {
+                    // The digest at the durable vector is no longer kept: make the
+                    // rest durable now, and promise all of it.
+                    self.sync_pending_locked(writer)?;
+                }
+            }
+        }
         if self.awaiting_peers.load(Ordering::Acquire) {
-            let last_own = writer
-                .log
-                .index()
+            let last_own = settled
                 .iter()
                 .rev()
                 .find(|e| e.origin == self.origin)
                 .map(|e| e.time);
             time = AwaitingPeers::promise(time, last_own);
         }
-        Ok((
-            time,
-            writer.version_vector.clone(),
-            writer.log.end(),
-            writer.digests.current(),
-        ))
+        Ok((time, version_vector, end, digest))
     }
 
     /// Recomputes the content digest from the store itself (a full scan of a snapshot,
@@ -1380,7 +1691,7 @@ impl Repository {
 
     /// What the store holds (published after each apply: no writer lock).
     pub fn version_vector(&self) -> VersionVector {
-        self.applied_vector.borrow().clone()
+        self.group.applied_vector.borrow().clone()
     }
 
     /// The repository's place in its cluster (published: no writer lock).
@@ -1611,6 +1922,7 @@ fn awaiting_peers_on_open(
 ) -> Result<Option<String>> {
     let marker = dir.join(AWAITING_PEERS_FILE);
     let running_unsynced = dir.join(RUNNING_UNSYNCED_FILE);
+    let running_synced = dir.join(RUNNING_SYNCED_FILE);
     let lost = if replay_paused {
         // A hole after the last checkpoint may have held our own newest transactions,
         // which no surviving entry reveals.
@@ -1626,7 +1938,7 @@ fn awaiting_peers_on_open(
         // Without fsync a power loss can take whole frames, leaving no torn tail.
         Some("the last run, which did not sync its replication log (--no-fsync), did not stop cleanly: whole transactions may be lost from its end".to_owned())
     } else {
-        None
+        synced_run_lost_frames(&running_synced)?
     };
     if let Some(lost) = lost {
         if writer.cluster.replicated() {
@@ -1645,7 +1957,15 @@ fn awaiting_peers_on_open(
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
         }
+        let mut file = fs::File::create(&running_synced)?;
+        std::io::Write::write_all(&mut file, boot_id().as_bytes())?;
+        file.sync_all()?;
+        fs::File::open(dir)?.sync_all()?;
     } else {
+        match fs::remove_file(&running_synced) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         fs::File::create(&running_unsynced)?.sync_all()?;
         fs::File::open(dir)?.sync_all()?;
     }
@@ -1655,6 +1975,39 @@ fn awaiting_peers_on_open(
     let reason = fs::read_to_string(&marker)?;
     tracing::warn!(repository = name, %reason, "local writes are refused for now");
     Ok(Some(reason))
+}
+
+/// The machine's boot id: another one means the machine restarted (its page cache,
+/// and any frame written to it but not synced, is gone). Empty where unknown, which
+/// never matches a recorded one.
+fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether the last run of a synced log may have lost whole frames the store holds:
+/// it did not stop cleanly ([`RUNNING_SYNCED_FILE`] is there) and the machine
+/// restarted since, or a shared sync failed.
+fn synced_run_lost_frames(marker: &Path) -> Result<Option<String>> {
+    let recorded = match fs::read_to_string(marker) {
+        Ok(recorded) => recorded,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let recorded = recorded.trim();
+    if recorded.starts_with(SYNC_FAILED_MARK) {
+        return Ok(Some(format!(
+            "a sync of its replication log failed in the last run ({recorded}): transactions applied after the last good sync may be lost from its end"
+        )));
+    }
+    let now = boot_id();
+    if recorded.is_empty() || now.is_empty() || recorded != now {
+        return Ok(Some(
+            "the last run did not stop cleanly and the machine restarted since: transactions applied but not yet synced (group commit) may be lost from the end of its replication log".to_owned(),
+        ));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

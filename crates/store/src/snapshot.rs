@@ -43,6 +43,9 @@ impl Repository {
     /// transaction falls between the two.
     pub fn snapshot(&self, target: &Path) -> Result<SnapshotState> {
         let writer = self.lock_writer();
+        // The copy must not hold an entry that could still be lost here (group commit
+        // applies before the shared sync).
+        self.sync_pending_locked(&writer)?;
         self.store().backup(target)?;
         Ok(SnapshotState {
             version_vector: writer.version_vector.clone(),

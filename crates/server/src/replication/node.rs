@@ -13,6 +13,12 @@ use tokio::task::JoinHandle;
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(200);
 /// How often a stopped instance asks the controlling one whether it was started.
 const STOPPED_POLL: Duration = Duration::from_secs(1);
+/// A peer whose oldest missing transaction is older than this does not keep up with
+/// the commits here: status says so (`behind`, `replicasBehind`) and so does the gauge
+/// `replication_peer_behind`. Commits are not slowed for it (no back-pressure): a
+/// client that needs its write on other members before its answer commits with
+/// durability (`x-repl-settings` or `repl/settings`), which waits for them.
+pub const FALLING_BEHIND: Duration = Duration::from_secs(1);
 
 /// The replication of one repository at this instance: a puller per other member, and
 /// the [`ClusterView`] they keep up to date.
@@ -477,6 +483,7 @@ impl Node {
                     version_vector: vv.iter().map(|(o, s)| (o.to_string(), s)).collect(),
                     lag_transactions,
                     lag_ms: 0,
+                    behind: None,
                     last_contact_ms_ago: if is_self {
                         Some(0)
                     } else {
@@ -509,8 +516,20 @@ impl Node {
                         .oldest_missing(&vv)
                         .map_or(0, |t| now.saturating_sub(t.millis()));
                 }
+                if status.lag_ms > FALLING_BEHIND.as_millis() as u64 && status.state != PeerState::Myself {
+                    status.behind = Some(format!(
+                        "does not keep up: lacks {} transaction(s), the oldest {:.1} s old; commits here are not slowed for it",
+                        status.lag_transactions,
+                        status.lag_ms as f64 / 1000.0
+                    ));
+                }
                 status
             })
+            .collect::<Vec<InstanceStatus>>();
+        let replicas_behind = instances
+            .iter()
+            .filter(|i| i.behind.is_some())
+            .map(|i| i.name.clone())
             .collect();
         let instance = config
             .member(local)
@@ -541,6 +560,7 @@ impl Node {
             peer_clock_refusals: self.repository.clock().refusals().count,
             clock_fenced: self.repository.clock_fence_refusal(),
             max_clock_offset_ms: self.repository.clock().max_offset_ms(),
+            replicas_behind,
             instances,
         }
     }

@@ -309,7 +309,8 @@ async fn take_heartbeat(node: &Arc<Node>, heartbeat: Heartbeat) -> Result<(), Pu
     Ok(())
 }
 
-/// Applies a stream's transactions in order.
+/// Applies a stream's transactions in order: the whole batch under one writer lock,
+/// made durable by one log sync (`Repository::apply_remote_batch`).
 async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(), PullFailure> {
     if entries.is_empty() {
         return Ok(());
@@ -317,19 +318,18 @@ async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(),
     let repository = node.repository().clone();
     let apply_delay = node.apply_delay.clone();
     let results = tokio::task::spawn_blocking(move || {
+        let (outcomes, error) = repository.apply_remote_batch(&entries);
+        // Measured once durable: that is when a reader here can see them.
+        let now_ms = super::now_ms();
         let mut applied = Vec::new();
-        for entry in entries {
-            match repository.apply_remote(&entry) {
-                Ok(Applied::New) => {
-                    let delay_ms = super::now_ms().saturating_sub(entry.time.millis());
-                    apply_delay.observe(delay_ms as f64 / 1000.0);
-                    applied.push((entry.origin, entry.time))
-                }
-                Ok(Applied::Duplicate) => {}
-                Err(e) => return (applied, Some(e)),
+        for (entry, outcome) in entries.iter().zip(outcomes) {
+            if outcome == Applied::New {
+                let delay_ms = now_ms.saturating_sub(entry.time.millis());
+                apply_delay.observe(delay_ms as f64 / 1000.0);
+                applied.push((entry.origin, entry.time));
             }
         }
-        (applied, None)
+        (applied, error)
     })
     .await
     .map_err(|e| PullFailure::Corrupt(e.to_string()))?;
