@@ -349,10 +349,13 @@ async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(),
         // Resume from our version vector: the next stream starts where we are.
         Some(StoreError::Gap { .. }) => Err(PullFailure::Ended),
         Some(StoreError::Removed(_)) => Err(PullFailure::Removed),
-        // Not applied and rolled back: taken again on the next stream, once space is back.
-        Some(e @ (StoreError::DiskFull(_) | StoreError::WritesStopped { .. })) => {
-            Err(PullFailure::Held(e.to_string()))
-        }
+        // Not applied and rolled back: taken again on the next stream, once space is back
+        // (or, after a log found damaged, once it is healed).
+        Some(
+            e @ (StoreError::DiskFull(_)
+            | StoreError::WritesStopped { .. }
+            | StoreError::LogHealing { .. }),
+        ) => Err(PullFailure::Held(e.to_string())),
         Some(e) => Err(PullFailure::Corrupt(e.to_string())),
     }
 }
