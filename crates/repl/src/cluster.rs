@@ -414,11 +414,13 @@ impl ClusterConfig {
     }
 }
 
+/// Members and configurations the unit tests of this crate build on.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    fn member(name: &str, origin: u64, controlling: bool) -> Member {
+    /// Member `name` with origin id `origin`, at `name:10035`, holding `r`.
+    pub(crate) fn member(name: &str, origin: u64, controlling: bool) -> Member {
         Member {
             name: name.into(),
             origin: OriginId(origin),
@@ -428,6 +430,21 @@ mod tests {
             added_at: HlcTime(origin),
         }
     }
+
+    /// a (1, controlling), b (2), c (3).
+    pub(crate) fn three() -> ClusterConfig {
+        ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", 1, true))
+            .with_member(member("b", 2, false))
+            .unwrap()
+            .with_member(member("c", 3, false))
+            .unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::member;
+    use super::*;
 
     fn config() -> ClusterConfig {
         ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", 1, true))

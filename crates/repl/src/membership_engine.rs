@@ -848,26 +848,7 @@ impl Acceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn member(name: &str, origin: u64, controlling: bool) -> Member {
-        Member {
-            name: name.into(),
-            origin: OriginId(origin),
-            address: format!("{name}:10035"),
-            repository: "r".into(),
-            controlling,
-            added_at: HlcTime(origin),
-        }
-    }
-
-    /// a (1, controlling), b (2), c (3).
-    fn three() -> ClusterConfig {
-        ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", 1, true))
-            .with_member(member("b", 2, false))
-            .unwrap()
-            .with_member(member("c", 3, false))
-            .unwrap()
-    }
+    use crate::cluster::fixtures::{member, three};
 
     fn asks(commands: &[ProposerCommand]) -> Vec<(u64, Question)> {
         commands

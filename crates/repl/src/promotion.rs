@@ -185,27 +185,7 @@ pub fn decide_confirmation(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::Member;
-    use crate::stamp::HlcTime;
-
-    fn member(name: &str, origin: u64, controlling: bool) -> Member {
-        Member {
-            name: name.into(),
-            origin: OriginId(origin),
-            address: format!("{name}:10035"),
-            repository: "r".into(),
-            controlling,
-            added_at: HlcTime(origin),
-        }
-    }
-
-    fn three() -> ClusterConfig {
-        ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", 1, true))
-            .with_member(member("b", 2, false))
-            .unwrap()
-            .with_member(member("c", 3, false))
-            .unwrap()
-    }
+    use crate::cluster::fixtures::{member, three};
 
     fn vote(epoch: u64, candidate: u64, config: &ClusterConfig) -> VoteRequest {
         VoteRequest {

@@ -377,15 +377,23 @@ fn flip_a_bit_of_frame(dir: &Path, n: usize) {
     fs::write(&path, &bytes).unwrap();
 }
 
+/// A member of a two-member cluster with `peer` whose log holds its configuration and 39
+/// transactions, all covered by a checkpoint, with one bit flipped in the 11th (its
+/// transaction 11); returns the 40 as logged.
+fn forty_with_a_checkpointed_hole(dir: &Path, peer: OriginId) -> Vec<Entry> {
+    let logged = replicated(dir, peer, 39);
+    // Opened and closed once more: the checkpoint covers the whole log.
+    open(dir, clock(0)).close().unwrap();
+    flip_a_bit_of_frame(dir, 10);
+    logged
+}
+
 #[test]
 fn a_member_with_damage_inside_its_log_opens_refuses_writes_and_heals_from_a_peers_frames() {
     let dir = tempfile::tempdir().unwrap();
     let peer = OriginId(77);
     // 40 entries: the configuration and 39 of our own transactions.
-    let logged = replicated(dir.path(), peer, 39);
-    // Opened and closed once more: the checkpoint covers the whole log.
-    open(dir.path(), clock(0)).close().unwrap();
-    flip_a_bit_of_frame(dir.path(), 10);
+    let logged = forty_with_a_checkpointed_hole(dir.path(), peer);
 
     let repository = open(dir.path(), clock(0));
     let me = repository.origin();
@@ -578,9 +586,7 @@ fn an_own_transaction_only_the_damaged_log_held_goes_back_empty_so_the_later_one
 ) {
     let dir = tempfile::tempdir().unwrap();
     let peer = OriginId(77);
-    let logged = replicated(dir.path(), peer, 39);
-    open(dir.path(), clock(0)).close().unwrap();
-    flip_a_bit_of_frame(dir.path(), 10);
+    let logged = forty_with_a_checkpointed_hole(dir.path(), peer);
     let repository = open(dir.path(), clock(0));
     let me = repository.origin();
     // The peer has only our first ten: 11 was in this log alone.

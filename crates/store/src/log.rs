@@ -120,15 +120,6 @@ impl LogHole {
     }
 }
 
-/// A segment whose holes were filled: where the damaged one was copied before it was
-/// replaced. Positions after a hole in it moved when what was put back is not exactly
-/// as long as the damaged span (the caller reads the log again from the first hole).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SegmentRewrite {
-    pub segment: u64,
-    pub kept_as: PathBuf,
-}
-
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016}.log"))
 }
@@ -270,8 +261,8 @@ impl TxLog {
     /// anew beside itself, synced, and renamed over the old one after a copy of the old
     /// one was kept in `damaged/` under the log's directory; a crash at any point leaves
     /// either the old segment or the new one. Positions at or before the first hole do
-    /// not move; those after it may.
-    pub fn fill_holes(&mut self, fills: &[Vec<Entry>]) -> Result<Vec<SegmentRewrite>> {
+    /// not move; those after it may. Returns where each damaged segment was copied.
+    pub fn fill_holes(&mut self, fills: &[Vec<Entry>]) -> Result<Vec<PathBuf>> {
         if fills.len() != self.holes.len() {
             return Err(StoreError::Log(std::io::Error::other(format!(
                 "{} fills given for {} holes",
@@ -306,7 +297,7 @@ impl TxLog {
         segment: u64,
         holes: &[LogHole],
         fills: &[Vec<Entry>],
-    ) -> Result<SegmentRewrite> {
+    ) -> Result<PathBuf> {
         let path = segment_path(&self.dir, segment);
         let bytes = fs::read(&path)?;
         let mut out = Vec::with_capacity(bytes.len());
@@ -353,7 +344,7 @@ impl TxLog {
         tracing::warn!(segment = %path.display(), holes = holes.len(),
             put_back = fills.iter().map(Vec::len).sum::<usize>(), kept_as = %kept_as.display(),
             "filled the damaged spans of a log segment with the transactions fetched back");
-        Ok(SegmentRewrite { segment, kept_as })
+        Ok(kept_as)
     }
 
     /// Syncs that failed since opening (see the field).
@@ -1039,7 +1030,7 @@ mod tests {
         // The frame put back has the length the damaged one had: nothing moved.
         let starts_now: Vec<u64> = log.index().iter().map(|e| e.start.offset).collect();
         assert_eq!(starts_now, starts);
-        assert_eq!(fs::read(&rewrites[0].kept_as).unwrap(), damaged);
+        assert_eq!(fs::read(&rewrites[0]).unwrap(), damaged);
         // The active segment takes appends after the rewrite, and a plain open finds no
         // damage any more.
         log.append(&entry(41)).unwrap();

@@ -60,10 +60,6 @@ impl LogHealing {
             "REPLICATION LOG DAMAGED: no local writes until what the damage took is fetched back from the peers");
         Some(healing)
     }
-
-    pub(crate) fn replay_paused(&self) -> bool {
-        self.replay_paused
-    }
 }
 
 impl std::fmt::Display for LogHealing {
@@ -284,9 +280,10 @@ impl Repository {
             self.checkpoint_locked(&mut writer)?;
         }
         self.make_log_durable()?;
-        let rewrites = writer.log.fill_holes(&fills)?;
+        let kept = writer.log.fill_holes(&fills)?;
         let put_back = healing.missing.len() - left - empty.len();
         self.lock_health().healing = None;
+        self.replay_paused.store(false, Ordering::Release);
         let (replayed, paused) = match self.resume_replay(&mut writer, put_back) {
             Ok(done) => done,
             Err(e) => {
@@ -315,7 +312,6 @@ impl Repository {
         if let Err(e) = self.checkpoint_locked(&mut writer) {
             tracing::warn!(repository = %self.name(), error = %e, "checkpoint after healing the log failed; it is retried later");
         }
-        let kept: Vec<PathBuf> = rewrites.into_iter().map(|r| r.kept_as).collect();
         tracing::warn!(repository = %self.name(), put_back, replayed, kept = ?kept,
             "the replication log is healed: what the damage took was fetched back from the peers and put back");
         Ok(Some(HealedLog {

@@ -200,6 +200,9 @@ pub struct Repository {
     damaged: AtomicBool,
     /// Transactions put back into the log's holes since opening (for metrics).
     pub(crate) frames_put_back: AtomicU64,
+    /// Set while `health.healing` says the replay stopped at a hole: peers'
+    /// transactions are refused then (read on every one without the health lock).
+    pub(crate) replay_paused: AtomicBool,
 }
 
 /// What keeps a repository from taking writes.
@@ -408,6 +411,7 @@ impl Repository {
             rollbacks: AtomicU64::new(0),
             compacting: Arc::default(),
             awaiting_peers: AtomicBool::new(awaiting.is_some()),
+            replay_paused: AtomicBool::new(replay_paused),
             fence,
             damaged: AtomicBool::new(dir.join(DAMAGED_FILE).exists()),
             health: Mutex::new(Health {
@@ -1264,17 +1268,16 @@ impl Repository {
         if entry.seq <= have {
             return Ok((Applied::Duplicate, None, false));
         }
-        if let Some(healing) = self
-            .lock_health()
-            .healing
-            .as_ref()
-            .filter(|h| h.replay_paused())
-        {
+        if self.replay_paused.load(Ordering::Acquire) {
             // The log holds transactions after a hole that are not applied yet: one
             // appended now would come after them out of order.
+            let health = self.lock_health();
             return Err(StoreError::LogHealing {
                 repository: self.name.clone(),
-                reason: healing.to_string(),
+                reason: health
+                    .healing
+                    .as_ref()
+                    .map_or_else(String::new, |healing| healing.to_string()),
             });
         }
         if entry.seq != have + 1 && !skips_allowed {
