@@ -22,12 +22,33 @@ pub fn binary() -> &'static str {
     })
 }
 
+/// A port no other server of this test process was given, that nothing listens on now.
+///
+/// Rules it keeps: never a port the kernel may hand to an outgoing connection (the
+/// ephemeral range, where `bind(0)` would pick one: a client's connection could take it
+/// before the server binds — then the test talks to another server, as one run did:
+/// a "copy" that never started, its port answered by the controlling instance), and
+/// never the same port twice within one test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Below Linux's default ephemeral range (32768–60999), above the well-known ports.
+    const FIRST: u32 = 12_000;
+    const COUNT: u32 = 20_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Processes started one after another begin at different places in the range.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % COUNT,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {FIRST} and {}", FIRST + COUNT)
 }
 
 /// `quadmesh serve` on `bind:port`, logging warnings (or `QUADMESH_TEST_LOG`), with the
