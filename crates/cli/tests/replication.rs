@@ -1037,6 +1037,30 @@ async fn durability_max_right_after_a_grow_counts_the_new_member() {
 async fn the_controlling_role_moves_and_only_the_new_holder_changes_membership() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = three(dir.path()).await;
+    // A member that cannot confirm the change is not handed the role (it would control
+    // a cluster without knowing it): refused, nothing changed.
+    let before = cluster.status(0).await["configVersion"].clone();
+    cluster.cut(0, 2);
+    cluster.cut(1, 2);
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/setControlling"))
+        .query(&[("instanceName", "node2")])
+        .send()
+        .await
+        .unwrap();
+    let status_code = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status_code, 503, "{text}");
+    assert!(
+        text.contains("'node2'") && text.contains("nothing was changed"),
+        "{text}"
+    );
+    for i in 0..2 {
+        assert_eq!(cluster.status(i).await["configVersion"], before);
+    }
+    cluster.heal(0, 2);
+    cluster.heal(1, 2);
     let response = cluster
         .client
         .put(cluster.instances[0].repo_url("/repl/setControlling"))
@@ -1376,4 +1400,84 @@ async fn removing_a_member_that_is_taking_writes_loses_none_it_acknowledged() {
             &lost[..lost.len().min(5)]
         );
     }
+}
+
+/// A member removed by force while cut off acknowledged writes nobody else held (it did
+/// not know it was removed, and its clock lease had not run out). When it is heard
+/// again it hands them over: every write it acknowledged reaches the members, the
+/// cluster holds its frontier for it meanwhile (status and metric say so), and stops
+/// waiting once it holds them all. Before, the forced removal discarded them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_removed_by_force_while_cut_off_hands_over_what_it_acknowledged() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = three(dir.path()).await;
+    cluster.cut(0, 2);
+    cluster.cut(1, 2);
+    let mut acknowledged = Vec::new();
+    let mut write_at_node2 = async |i: usize| {
+        let update = format!("INSERT DATA {{ <urn:cut:{i}> <urn:p> {i} }}");
+        if cluster.update(2, &update).await.status().is_success() {
+            acknowledged.push(i);
+        }
+    };
+    for i in 0..5 {
+        write_at_node2(i).await;
+    }
+    let response = cluster
+        .client
+        .put(cluster.instances[0].repo_url("/repl/remove"))
+        .query(&[("instanceName", "node2"), ("force", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    let status = cluster.status(0).await;
+    assert_eq!(status["handingOver"][0]["name"], "node2", "{status}");
+    assert!(cluster
+        .metrics(0)
+        .await
+        .contains("quadmesh_replication_handing_over{repository=\"shared\"} 1"));
+    // Still cut off, it does not know: it acknowledges more.
+    for i in 5..8 {
+        write_at_node2(i).await;
+    }
+    assert!(
+        acknowledged.len() >= 5,
+        "node2 refused writes while cut off: {acknowledged:?}"
+    );
+    cluster.heal(0, 2);
+    cluster.heal(1, 2);
+    wait_for(
+        "every write node2 acknowledged at node0 and node1",
+        Duration::from_secs(30),
+        async || {
+            for i in 0..2 {
+                let export = cluster.export(i).await;
+                if !acknowledged
+                    .iter()
+                    .all(|n| export.contains(&format!("<urn:cut:{n}>")))
+                {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    wait_for(
+        "the cluster stops waiting for node2",
+        Duration::from_secs(30),
+        async || {
+            let (a, b) = (cluster.status(0).await, cluster.status(1).await);
+            a["handingOver"].as_array().is_some_and(|h| h.is_empty())
+                && b["handingOver"].as_array().is_some_and(|h| h.is_empty())
+        },
+    )
+    .await;
+    // It knows it was removed: it takes no more writes.
+    let response = cluster
+        .update(2, "INSERT DATA { <urn:after> <urn:p> 1 }")
+        .await;
+    assert!(!response.status().is_success(), "{}", response.status());
 }

@@ -58,6 +58,8 @@ pub enum MembershipError {
     AlreadyStopped(String),
     #[error("instance '{0}' is not stopped")]
     NotStopped(String),
+    #[error("no instance of origin {0} is handing over what it holds")]
+    NotHandingOver(OriginId),
 }
 
 /// How many members must hold a commit before it is answered (AllegroGraph's
@@ -206,6 +208,29 @@ pub struct ClusterConfig {
     /// promotion quorum of that one (see `membership_engine.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub made_of: Vec<OriginId>,
+    /// Members removed (by force) while they may have held transactions of their own
+    /// that no remaining member had: until each hands them over — or the controlling
+    /// instance stops waiting — the members pull its own transactions from it when it
+    /// is heard again, and keep the frontier at its last known promise, so that what it
+    /// hands over, stamped as it was acknowledged, cannot undo newer writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handing_over: Vec<HandOver>,
+}
+
+/// A member removed before it could hand over what only it held (see
+/// [`ClusterConfig::handing_over`]).
+///
+/// Rules it keeps: `promised` is a lower bound of the stamp of every transaction the
+/// member may still hand over (its last promise known to the instance that removed
+/// it, or the time it was added): no transaction it wrote later can be stamped below
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandOver {
+    pub member: Member,
+    pub promised: HlcTime,
+    /// When it was removed (the removal's commit time).
+    pub removed_at: HlcTime,
 }
 
 impl Serialize for ClusterConfig {
@@ -239,6 +264,7 @@ impl ClusterConfig {
             stopped: Vec::new(),
             settings: CommitDefaults::default(),
             made_of: Vec::new(),
+            handing_over: Vec::new(),
         }
     }
 
@@ -352,6 +378,48 @@ impl ClusterConfig {
         next.stopped.retain(|o| *o != member.origin);
         next.removed.push(member.origin);
         Ok((next, member))
+    }
+
+    /// Member `name` removed while it may hold transactions of its own no remaining
+    /// member has (by force, unheard): it goes on the hand-over list with `promised`
+    /// (the lowest stamp it may still hand over) and the removal's time.
+    pub fn without_member_handing_over(
+        &self,
+        name: &str,
+        promised: HlcTime,
+        removed_at: HlcTime,
+    ) -> Result<(Self, Member), MembershipError> {
+        let (mut next, member) = self.without_member(name)?;
+        next.handing_over.push(HandOver {
+            member: member.clone(),
+            promised: promised.max(member.added_at),
+            removed_at,
+        });
+        Ok((next, member))
+    }
+
+    /// The member of origin `origin` handed over what it held, or the controlling
+    /// instance stopped waiting for it: off the hand-over list.
+    pub fn with_hand_over_ended(&self, origin: OriginId) -> Result<Self, MembershipError> {
+        if !self.is_handing_over(origin) {
+            return Err(MembershipError::NotHandingOver(origin));
+        }
+        let mut next = self.next();
+        next.handing_over.retain(|h| h.member.origin != origin);
+        Ok(next)
+    }
+
+    /// Whether removed member `origin` is still to hand over what it holds.
+    pub fn is_handing_over(&self, origin: OriginId) -> bool {
+        self.handing_over_member(origin).is_some()
+    }
+
+    /// The removed member `origin` that is still to hand over what it holds.
+    pub fn handing_over_member(&self, origin: OriginId) -> Option<&Member> {
+        self.handing_over
+            .iter()
+            .map(|h| &h.member)
+            .find(|m| m.origin == origin)
     }
 
     /// The controlling role moves to member `to` (made by the controlling instance, which

@@ -26,7 +26,7 @@ pub mod wire;
 
 pub use clock::{ClockError, HybridClock, PhysicalClock, Refusals, SystemClock};
 pub use clock_fence::{ClockFence, ClockSample, FenceVerdict, OwnClock};
-pub use cluster::{ClusterConfig, CommitDefaults, Durability, Member, MembershipError};
+pub use cluster::{ClusterConfig, CommitDefaults, Durability, HandOver, Member, MembershipError};
 pub use digest::ContentDigest;
 pub use frame::{Entry, EntryKind, FrameError};
 pub use heartbeat::Heartbeat;
@@ -39,7 +39,7 @@ pub use promotion::{
     decide_confirmation, decide_vote, ConfigPosition, ConsentRefusal, Promise, VoteRequest,
 };
 pub use pull::{PullCommand, PullEvent, PullFailure, Puller};
-pub use refusal::{admit_puller, PeerRefusal, RefusalCode, StreamCursor};
+pub use refusal::{admit_puller, OwnStanding, PeerRefusal, RefusalCode, StreamCursor};
 pub use register::{LastWrite, RangePattern, Register, Saved};
 pub use stamp::{HlcTime, OriginId, Stamp};
 pub use token::{CausalToken, TokenError};

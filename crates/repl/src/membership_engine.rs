@@ -52,6 +52,17 @@ pub enum Change {
     Remove {
         name: String,
     },
+    /// A removal (by force) of a member that may hold transactions of its own no
+    /// remaining member has: it goes on the hand-over list (see
+    /// [`ClusterConfig::handing_over`]); `promised` is its last promise known here.
+    RemoveHandingOver {
+        name: String,
+        promised: HlcTime,
+    },
+    /// A removed member handed over what it held, or the wait for it ended.
+    EndHandOver {
+        origin: OriginId,
+    },
     /// Takes out a member a failed grow added: a removal, confirmed like any change.
     UndoGrow {
         name: String,
@@ -86,6 +97,10 @@ impl Change {
             Change::Remove { name } | Change::UndoGrow { name } => {
                 current.without_member(name).map(|(next, _)| next)
             }
+            Change::RemoveHandingOver { name, promised } => current
+                .without_member_handing_over(name, *promised, time)
+                .map(|(next, _)| next),
+            Change::EndHandOver { origin } => current.with_hand_over_ended(*origin),
             Change::MoveControlling { to } => current.with_controlling_moved(to),
             Change::Stop { name, stopped } => current.with_stopped(name, *stopped),
             Change::Settings(settings) => Ok(current.with_settings(settings)),
@@ -199,6 +214,16 @@ pub enum ProposalError {
         needed: usize,
         confirmed: usize,
         refusals: String,
+    },
+    /// The member the role is handed to did not confirm (it must hold the
+    /// configuration before and after the change).
+    #[error("the controlling role cannot be handed to '{name}': it did not confirm configuration {position} ({why}); {}", if *made { "the change was made but is not confirmed: it takes effect only if enough members receive it before another member is promoted" } else { "nothing was changed" })]
+    TargetCannotConfirm {
+        name: String,
+        position: ConfigPosition,
+        /// Whether the change was committed (the round was the new configuration's).
+        made: bool,
+        why: String,
     },
     #[error("the promotion to epoch {epoch} needs {needed} of the {members} members of {position} to grant it, {granted} did ({refusals}); nothing was changed")]
     NotGranted {
@@ -536,7 +561,21 @@ impl Proposer {
                 quorums.push((Some(self.base.made_of.clone()), needed));
             }
         }
+        if let (Question::Confirm(_), Some(target)) = (question, self.role_target()) {
+            quorums.push((Some(vec![target.origin]), 1));
+        }
         quorums
+    }
+
+    /// The member a [`Change::MoveControlling`] hands the role to: it must confirm
+    /// both the configuration held and the one naming it (a role handed to a member
+    /// that cannot be reached, is expired or behind would leave the cluster with a
+    /// controlling instance that does not know it is one).
+    fn role_target(&self) -> Option<&Member> {
+        match &self.goal {
+            Goal::Change(Change::MoveControlling { to }) => self.base.member_named(to),
+            _ => None,
+        }
     }
 
     /// Whether the round's quorums are all met, and whether one can no longer be.
@@ -665,7 +704,28 @@ impl Proposer {
                 .count();
             (needed, confirmed)
         });
+        // The member the role goes to: why it did not confirm, and whether it said so
+        // (or could not be asked) rather than not answering yet.
+        let target_withheld = self
+            .role_target()
+            .and_then(|t| match answers.get(&t.origin) {
+                Some(Ok(())) => None,
+                Some(Err(why)) => Some((t.name.clone(), why.to_string(), true)),
+                None => Some((t.name.clone(), "no answer".to_owned(), false)),
+            });
+        let target_blocks = target_withheld
+            .as_ref()
+            .is_some_and(|(_, _, answered)| *answered || consented >= needed);
         let error = match question {
+            Question::Confirm(wanted) if target_blocks => {
+                let (name, why, _) = target_withheld.expect("checked");
+                ProposalError::TargetCannotConfirm {
+                    name,
+                    position: wanted,
+                    made: wanted != position,
+                    why,
+                }
+            }
             Question::Confirm(wanted)
                 if wanted == position
                     && consented >= needed
@@ -884,6 +944,53 @@ mod tests {
     }
 
     #[test]
+    fn the_role_moves_only_to_a_member_that_confirms_before_and_after() {
+        let base = three();
+        let to_c = Change::MoveControlling { to: "c".into() };
+        let before = Question::Confirm(base.position());
+        // a and b consent (a change quorum), c cannot be reached: nothing is written.
+        let (mut p, _) = Proposer::change(OriginId(1), base.clone(), to_c.clone(), 0);
+        assert!(p.handle(1, yes(1, before)).is_empty());
+        assert!(p.handle(2, yes(2, before)).is_empty(), "waits for c");
+        let failed = ProposerEvent::Answer {
+            from: OriginId(3),
+            question: before,
+            answer: Err(Withheld::Failed("connection refused".into())),
+        };
+        match reported(&p.handle(3, failed)) {
+            Some(Err(ProposalError::TargetCannotConfirm { name, made, .. })) => {
+                assert_eq!((name.as_str(), *made), ("c", false));
+            }
+            other => panic!("{other:?}"),
+        }
+        // c says no before b answered: the role cannot go there, whatever b says.
+        let (mut p, _) = Proposer::change(OriginId(1), base.clone(), to_c.clone(), 0);
+        p.handle(1, yes(1, before));
+        let failed = ProposerEvent::Answer {
+            from: OriginId(3),
+            question: before,
+            answer: Err(Withheld::Failed("connection refused".into())),
+        };
+        assert!(matches!(
+            reported(&p.handle(2, failed)),
+            Some(Err(ProposalError::TargetCannotConfirm { made: false, .. }))
+        ));
+        // c consents: committed, then reported once c holds the new configuration too.
+        let (mut p, _) = Proposer::change(OriginId(1), base.clone(), to_c.clone(), 0);
+        assert!(p.handle(1, yes(1, before)).is_empty());
+        assert!(p.handle(2, yes(3, before)).len() == 1, "a and c: committed");
+        let made = to_c.apply(&base, HlcTime(9)).unwrap();
+        let after = Question::Confirm(made.position());
+        p.handle(4, ProposerEvent::Committed(made.clone()));
+        assert!(p.handle(5, yes(1, after)).is_empty());
+        assert!(p.handle(6, yes(2, after)).is_empty(), "c has not confirmed");
+        match reported(&p.handle(ASK_WITHIN_MS + 10, ProposerEvent::Tick)) {
+            Some(Err(ProposalError::TargetCannotConfirm { made: true, .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_change_is_committed_after_consent_and_reported_after_confirmations() {
         let base = three();
         let remove = Change::Remove { name: "c".into() };
@@ -959,7 +1066,7 @@ mod tests {
     fn nothing_is_written_when_too_few_can_consent() {
         let base = three();
         let before = Question::Confirm(base.position());
-        let change = Change::MoveControlling { to: "b".into() };
+        let change = Change::Settings(CommitDefaults::default());
         let (mut p, _) = Proposer::change(OriginId(1), base.clone(), change.clone(), 0);
         p.handle(1, yes(1, before));
         let promised = ConsentRefusal::Promised {
@@ -1025,7 +1132,7 @@ mod tests {
         assert_eq!(base.change_quorum(), 1);
         assert_eq!(base.made_of_change_quorum(), Some(2));
         let before = Question::Confirm(base.position());
-        let change = Change::MoveControlling { to: "b".into() };
+        let change = Change::Settings(CommitDefaults::default());
         let (mut p, first) = Proposer::change(OriginId(1), base.clone(), change.clone(), 0);
         assert_eq!(asks(&first).len(), 2);
         assert!(

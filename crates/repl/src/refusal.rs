@@ -38,9 +38,19 @@ impl PeerRefusal {
     }
 }
 
+/// What an instance serving a pull stream knows of its own place in the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnStanding {
+    /// A member, as far as it knows.
+    Member,
+    /// It knows it was away longer than the log is kept (expired).
+    Expired,
+    /// It knows it was removed.
+    Removed,
+}
+
 /// Whether `caller` may pull from this instance, whose configuration is `config`, whose
-/// view has (`expired`) or has not expired the caller, and which knows (`self_expired`)
-/// or does not know that it was expired itself.
+/// view has (`expired`) or has not expired the caller, and which stands as `own`.
 ///
 /// Rules it keeps:
 /// - a removed member is told so (it then stops for good), an unknown one only that it
@@ -50,13 +60,20 @@ impl PeerRefusal {
 /// - except by an instance that knows it was expired itself: it was the one away, and
 ///   hands its transactions over to whoever pulls, as long as both are members (the
 ///   members keep the frontier at its promise until it is removed, so what it sends
-///   cannot undo newer writes).
+///   cannot undo newer writes);
+/// - an instance that knows it was removed serves any caller with the cluster's token
+///   (members it never knew included): it hands over its own transactions only (see
+///   [`StreamCursor::own_only`]) — the members keep the frontier at its promise while
+///   it is on the hand-over list (`ClusterConfig::handing_over`).
 pub fn admit_puller(
     config: &ClusterConfig,
     caller: OriginId,
     expired: bool,
-    self_expired: bool,
+    own: OwnStanding,
 ) -> Result<(), PeerRefusal> {
+    if own == OwnStanding::Removed {
+        return Ok(());
+    }
     if !config.is_member(caller) {
         return Err(if config.removed.contains(&caller) {
             PeerRefusal::new(
@@ -70,7 +87,7 @@ pub fn admit_puller(
             )
         });
     }
-    if expired && !self_expired {
+    if expired && own != OwnStanding::Expired {
         let who = config
             .member(caller)
             .map_or_else(|| caller.to_string(), |m| m.name.clone());
@@ -97,6 +114,8 @@ pub struct StreamCursor {
     peer: OriginId,
     lost_by_peer: u64,
     sent: VersionVector,
+    /// Only this origin's transactions go out (a removed instance handing over its own).
+    only: Option<OriginId>,
 }
 
 impl StreamCursor {
@@ -106,12 +125,23 @@ impl StreamCursor {
             peer,
             lost_by_peer: ours.get(peer),
             sent: theirs,
+            only: None,
         }
+    }
+
+    /// The same stream carrying `origin`'s transactions only: a removed instance hands
+    /// over its own, and relays nothing (what it holds of others' the members have, or
+    /// it may be older than they can still take).
+    pub fn own_only(mut self, origin: OriginId) -> Self {
+        self.only = Some(origin);
+        self
     }
 
     /// Whether transaction `seq` of `origin` goes out on this stream.
     pub fn wants(&self, origin: OriginId, seq: u64) -> bool {
-        (origin != self.peer || seq <= self.lost_by_peer) && !self.sent.covers(origin, seq)
+        self.only.is_none_or(|only| only == origin)
+            && (origin != self.peer || seq <= self.lost_by_peer)
+            && !self.sent.covers(origin, seq)
     }
 
     /// Transaction `seq` of `origin` went out.
@@ -148,9 +178,10 @@ mod tests {
     #[test]
     fn removed_unknown_and_expired_callers_are_refused_with_their_code() {
         let config = config();
-        assert_eq!(admit_puller(&config, OriginId(2), false, false), Ok(()));
+        let member = OwnStanding::Member;
+        assert_eq!(admit_puller(&config, OriginId(2), false, member), Ok(()));
         let code = |caller, expired| {
-            admit_puller(&config, OriginId(caller), expired, false)
+            admit_puller(&config, OriginId(caller), expired, member)
                 .unwrap_err()
                 .code
         };
@@ -159,13 +190,35 @@ mod tests {
         assert_eq!(code(2, true), RefusalCode::Expired);
         // An instance that knows it was expired itself hands its transactions over to
         // any member, even one it expired; never to a removed or unknown one.
-        assert_eq!(admit_puller(&config, OriginId(2), true, true), Ok(()));
+        let expired = OwnStanding::Expired;
+        assert_eq!(admit_puller(&config, OriginId(2), true, expired), Ok(()));
         assert_eq!(
-            admit_puller(&config, OriginId(3), false, true)
+            admit_puller(&config, OriginId(3), false, expired)
                 .unwrap_err()
                 .code,
             RefusalCode::Removed
         );
+        // One that knows it was removed hands its own over to any caller.
+        for caller in [2, 3, 9] {
+            let removed = OwnStanding::Removed;
+            assert_eq!(
+                admit_puller(&config, OriginId(caller), true, removed),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn a_removed_instance_hands_over_its_own_transactions_only() {
+        let mut ours = VersionVector::new();
+        ours.advance(OriginId(1), 5);
+        ours.advance(OriginId(3), 7);
+        let mut theirs = VersionVector::new();
+        theirs.advance(OriginId(3), 4);
+        let cursor = StreamCursor::new(OriginId(2), theirs, &ours).own_only(OriginId(3));
+        assert!(!cursor.wants(OriginId(1), 1), "nothing of others'");
+        assert!(!cursor.wants(OriginId(3), 4));
+        assert!(cursor.wants(OriginId(3), 5) && cursor.wants(OriginId(3), 7));
     }
 
     #[test]

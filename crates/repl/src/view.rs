@@ -61,7 +61,10 @@ pub enum Unreplicated {
 ///   was heard since and this instance holds every transaction of it that it, or a
 ///   remaining member, was known to hold (until then its last promise holds the
 ///   frontier back: the members that hold them relay them, older than their own
-///   promises).
+///   promises);
+/// - a member removed before it could hand over what only it held (the
+///   configuration's `handing_over`) holds the frontier at its last known promise
+///   until it is off that list: what it hands over is stamped as it was acknowledged.
 #[derive(Clone, Debug)]
 pub struct ClusterView {
     local: OriginId,
@@ -260,7 +263,8 @@ impl ClusterView {
             .departed
             .iter()
             .filter(|(origin, d)| !d.unheard.is_empty() || local.get(**origin) < d.needed)
-            .map(|(_, d)| d.promised);
+            .map(|(_, d)| d.promised)
+            .chain(self.config.handing_over.iter().map(|h| h.promised));
         self.config
             .members
             .iter()
@@ -555,6 +559,31 @@ mod tests {
         v.on_heartbeat(OriginId(2), HlcTime(950), vv(&[(3, 6)]), 0);
         assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 5)])), HlcTime(300));
         assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 6)])), HlcTime(950));
+    }
+
+    #[test]
+    fn a_member_removed_before_it_handed_over_holds_the_frontier_until_it_did() {
+        let mut v = view();
+        v.on_heartbeat(OriginId(3), HlcTime(300), vv(&[(3, 4)]), 0);
+        v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(3, 4)]), 0);
+        let (config, _) = v
+            .config()
+            .without_member_handing_over("c", HlcTime(300), HlcTime(950))
+            .unwrap();
+        assert!(v.set_config(config.clone()));
+        v.on_heartbeat(OriginId(2), HlcTime(990), vv(&[(3, 4)]), 0);
+        // Everything c was known to hold arrived, and b was heard since: only the
+        // hand-over holds the frontier at c's last promise now.
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(300));
+        // Restarted: the view knows nothing of c but what the configuration says.
+        let mut fresh = ClusterView::new(OriginId(1), config.clone(), 0);
+        fresh.on_heartbeat(OriginId(2), HlcTime(990), vv(&[(3, 4)]), 0);
+        assert_eq!(fresh.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(300));
+        let ended = config.with_hand_over_ended(OriginId(3)).unwrap();
+        assert!(ended.handing_over.is_empty() && ended.removed.contains(&OriginId(3)));
+        assert!(v.set_config(ended));
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(990));
+        assert!(v.config().with_hand_over_ended(OriginId(3)).is_err());
     }
 
     #[test]

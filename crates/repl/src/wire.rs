@@ -30,6 +30,7 @@ pub enum ErrorCode {
     StoppingControlling,
     AlreadyStopped,
     NotStopped,
+    NotHandingOver,
     Removed,
     Expired,
     Leaving,
@@ -38,7 +39,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 19] = [
+    const ALL: [ErrorCode; 20] = [
         ErrorCode::NameTaken,
         ErrorCode::PlaceTaken,
         ErrorCode::UnknownInstance,
@@ -53,6 +54,7 @@ impl ErrorCode {
         ErrorCode::StoppingControlling,
         ErrorCode::AlreadyStopped,
         ErrorCode::NotStopped,
+        ErrorCode::NotHandingOver,
         ErrorCode::Removed,
         ErrorCode::Expired,
         ErrorCode::Leaving,
@@ -77,6 +79,7 @@ impl ErrorCode {
             ErrorCode::StoppingControlling => "stopping_controlling",
             ErrorCode::AlreadyStopped => "already_stopped",
             ErrorCode::NotStopped => "not_stopped",
+            ErrorCode::NotHandingOver => "not_handing_over",
             ErrorCode::Removed => "removed",
             ErrorCode::Expired => "expired",
             ErrorCode::Leaving => "leaving",
@@ -303,7 +306,25 @@ pub struct ClusterStatus {
     /// instance's `behind`).
     #[serde(default)]
     pub replicas_behind: Vec<String>,
+    /// Members removed (by force) before they could hand over what only they held: the
+    /// cluster pulls their own transactions from them when they are heard again, and
+    /// holds its frontier for them, until they did or the log's retention of their
+    /// removal passed.
+    #[serde(default)]
+    pub handing_over: Vec<HandOverView>,
     pub instances: Vec<InstanceStatus>,
+}
+
+/// A removed member still to hand over what only it held, as status shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandOverView {
+    pub name: String,
+    pub address: String,
+    /// Its own transactions held by the answering instance.
+    pub held: u64,
+    /// When it was removed (ms since the epoch).
+    pub removed_at_ms: u64,
 }
 
 impl ClusterStatus {

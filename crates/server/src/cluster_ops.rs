@@ -9,12 +9,11 @@
 //!   only once a change quorum of members can confirm a change of the configuration they
 //!   hold, and answered only once it confirmed the new one (`replication::promotion`):
 //!   an instance that a promotion replaced cannot change the membership any more;
-//! - stop, start, settings and grow's undo are sequenced by the engine of
-//!   `quadmesh_repl` (`Proposer`, through `change_config`), which also changes a
-//!   configuration only once it is in force (a change quorum of the configuration it
-//!   was made of holds it); grow, remove and setControlling still sequence their own
-//!   consent, commit and confirmations (`require_consent_to_change`,
-//!   `require_confirmations`);
+//! - every membership change — grow, its undo, remove, stop, start, settings, moving
+//!   the role — is sequenced by the engine of `quadmesh_repl` (`Proposer`, through
+//!   `change_config`): consent of the configuration held, which must be in force (a
+//!   change quorum of the configuration it was made of holds it), the commit, the
+//!   confirmations; the role moves only to a member that confirms both;
 //! - a grow that cannot hand its snapshot over undoes the membership it added, waiting
 //!   for the same confirmations as every other membership change;
 //! - a member that may hold transactions no other member has is removed only by force;
@@ -23,13 +22,13 @@
 use crate::audit::{self, Caller};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
-use crate::replication::promotion::{change_by_engine, require_confirmations};
+use crate::replication::promotion::{change_by_engine, ChangeFailed};
 use crate::replication::snapshot_transfer;
 use crate::replication::{Node, ORIGIN_HEADER, TOKEN_HEADER};
 use crate::state::AppState;
 use quadmesh_repl::{
-    Change, ClusterConfig, CommitDefaults, Member, MembershipError, OriginId, Unreplicated,
-    VersionVector,
+    Change, ClusterConfig, CommitDefaults, HlcTime, Member, MembershipError, OriginId,
+    Unreplicated, VersionVector,
 };
 use quadmesh_store::StoreError;
 use std::sync::Arc;
@@ -171,6 +170,10 @@ pub struct RemoveOptions {
     /// The removed instance keeps its data as an ordinary repository (it must be told
     /// within `timeout`, or the answer says it was not).
     pub undo_repl: bool,
+    /// Removed by force, it hands over what it acknowledged and no remaining member has
+    /// when it is heard again (the cluster waits for it up to the log's retention);
+    /// `false` when its data is known to be gone.
+    pub hand_over: bool,
 }
 
 impl Default for RemoveOptions {
@@ -179,6 +182,7 @@ impl Default for RemoveOptions {
             force: false,
             timeout: Duration::from_secs(8),
             undo_repl: false,
+            hand_over: true,
         }
     }
 }
@@ -187,8 +191,8 @@ impl Default for RemoveOptions {
 /// instance with `change`, sequenced by the engine (`quadmesh_repl::Proposer`, run by
 /// `replication::promotion::change_by_engine`): once a change quorum can confirm the
 /// configuration held (and it is in force), then waits for the confirmations of the
-/// new one. Returns the new configuration.
-async fn change_config(node: &Arc<Node>, change: Change) -> ApiResult<ClusterConfig> {
+/// new one. Returns the new configuration, or why not and whether it was made.
+async fn change_config(node: &Arc<Node>, change: Change) -> Result<ClusterConfig, ChangeFailed> {
     change_by_engine(node, change).await
 }
 
@@ -350,25 +354,23 @@ async fn wait_until_member_has(
 /// Moves the controlling role of repository `name`'s cluster to `instance` (at the
 /// current controlling instance): from then on only it grows and removes.
 pub async fn set_controlling(state: &AppState, name: &str, instance: &str) -> ApiResult<()> {
-    let instance = instance.to_owned();
     let node = controlling_node(state, name)?;
-    let base = require_consent_to_change(&node).await?;
-    let repository = node.repository().clone();
-    let to = instance.clone();
-    let maintained = node.clone();
-    let (base, config) = blocking(move || {
-        let mut base = base;
-        let config = repository.commit_config(|current, _| {
-            let current = current
-                .ok_or_else(|| MembershipError::NotInCluster(repository.name().to_owned()))?;
-            base = current.clone();
-            Ok(current.with_controlling_moved(&to)?)
-        })?;
-        maintained.maintain();
-        Ok((base, config))
-    })
+    if let Some(target) = node.config().member_named(instance) {
+        if node.view().is_expired(target.origin) {
+            return Err(ApiError::Conflict(format!(
+                "instance '{instance}' was away longer than the log is kept (expired): it cannot take the controlling role; remove it and grow it again"
+            )));
+        }
+    }
+    // The engine hands the role only to a member that confirms the configuration held
+    // and the one naming it.
+    change_config(
+        &node,
+        Change::MoveControlling {
+            to: instance.to_owned(),
+        },
+    )
     .await?;
-    require_confirmations(&node, &base, config.position()).await?;
     tracing::info!(target: "quadmesh::audit", repository = %name, %instance, "the controlling role moved");
     Ok(())
 }
@@ -440,25 +442,6 @@ pub fn controlling_node(state: &AppState, name: &str) -> ApiResult<Arc<Node>> {
     }
 }
 
-/// Before a change by the controlling instance: the committed configuration, once a
-/// change quorum of its members can confirm a change of it (nothing is written
-/// otherwise; see `replication::promotion`).
-async fn require_consent_to_change(node: &Arc<Node>) -> ApiResult<ClusterConfig> {
-    let repository = node.repository().clone();
-    let cluster = blocking(move || Ok(repository.cluster())).await?;
-    let name = node.repository().name().to_owned();
-    if cluster.removed {
-        // It may not know the configuration that removed it (a removed member's pulls
-        // are refused), so it must not go by the one it holds.
-        return Err(StoreError::Removed(name).into());
-    }
-    let base = cluster
-        .config
-        .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name)))?;
-    require_confirmations(node, &base, base.position()).await?;
-    Ok(base)
-}
-
 async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<()> {
     let GrowRequest {
         instance,
@@ -484,44 +467,40 @@ async fn grow(state: &AppState, name: &str, request: GrowRequest) -> ApiResult<(
         })
         .into());
     }
-    let base = require_consent_to_change(&node).await?;
     let repository = node.repository().clone();
     let origin = OriginId(rand::random::<u64>() >> 1);
     let scratch = state.catalog.scratch_dir()?;
-    let (repo, member_name, member_address, member_repository) = (
-        repository.clone(),
-        instance.clone(),
-        address.clone(),
-        target_name.clone(),
-    );
-    let (base, config) = blocking(move || {
-        let mut base = base;
-        let config = repo.commit_config(|current, time| {
-            let current =
-                current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
-            base = current.clone();
-            Ok(current.with_member(Member {
-                name: member_name,
-                origin,
-                address: member_address,
-                repository: member_repository,
-                controlling: false,
-                added_at: time,
-            })?)
-        })?;
-        Ok((base, config))
-    })
-    .await?;
-    // In force before the new instance gets anything: one that never got its snapshot
-    // is taken out again below.
-    let confirmed = require_confirmations(&node, &base, config.position()).await;
-    let (repo, dir) = (repository.clone(), scratch.clone());
-    let taken = match confirmed {
-        Err(ApiError::Unavailable(why)) => Err(ApiError::Unavailable(format!(
+    // In force before the new instance gets anything (the engine: consent of the
+    // configuration held, the commit, the confirmations); one that was added but never
+    // got its snapshot is taken out again below.
+    let added = change_config(
+        &node,
+        Change::Grow(Member {
+            name: instance.clone(),
+            origin,
+            address: address.clone(),
+            repository: target_name.clone(),
+            controlling: false,
+            added_at: HlcTime::ZERO,
+        }),
+    )
+    .await;
+    let repo = repository.clone();
+    let dir = scratch.clone();
+    let taken = match added {
+        Err(ChangeFailed { error, made: None }) => {
+            // Nothing was written: nothing to undo.
+            let _ = tokio::fs::remove_dir_all(&scratch).await;
+            return Err(error);
+        }
+        Err(ChangeFailed {
+            error: ApiError::Unavailable(why),
+            made: Some(_),
+        }) => Err(ApiError::Unavailable(format!(
             "{why}; the new member is taken out again and got nothing"
         ))),
-        Err(e) => Err(e),
-        Ok(()) => {
+        Err(ChangeFailed { error, .. }) => Err(error),
+        Ok(_) => {
             blocking(move || {
                 let started = std::time::Instant::now();
                 let snapshot_state = repo.snapshot(&dir.join("store"))?;
@@ -643,7 +622,6 @@ async fn remove(
     let force = options.force;
     let (name, instance) = (name.to_owned(), instance.to_owned());
     let node = controlling_node(state, &name)?;
-    let base = require_consent_to_change(&node).await?;
     let repository = node.repository().clone();
     let mut held = None;
     if let Some(leaving) = node.config().member_named(&instance).cloned() {
@@ -706,38 +684,37 @@ async fn remove(
             tracing::warn!(repository = %name, %instance, %detail, "removing an instance by force");
         }
     }
-    let (repo, leaving) = (repository.clone(), instance.clone());
-    let changed = blocking(move || {
-        let (mut removed, mut base) = (None, base);
-        let config = repo.commit_config(|current, _| {
-            let current =
-                current.ok_or_else(|| MembershipError::NotInCluster(repo.name().to_owned()))?;
-            base = current.clone();
-            let (next, member) = current.without_member(&leaving)?;
-            removed = Some(member);
-            Ok(next)
-        })?;
-        Ok((
-            base,
-            config,
-            removed.expect("set when the change succeeded"),
-        ))
-    })
-    .await;
-    let confirmed = match changed {
-        Ok((base, config, removed)) => require_confirmations(&node, &base, config.position())
-            .await
-            .map(|()| (config, removed)),
-        Err(e) => Err(e),
+    let removed = node
+        .config()
+        .member_named(&instance)
+        .cloned()
+        .ok_or_else(|| StoreError::from(MembershipError::UnknownInstance(instance.clone())))?;
+    // Removed by force, it may have acknowledged writes no remaining member has (cut
+    // off, or since its last report): the cluster waits for it to hand them over when
+    // it is heard again (`replication::hand_over`), unless it keeps its data apart
+    // (undo-repl) or the operator says its data is gone.
+    let change = if force && options.hand_over && !options.undo_repl {
+        let promised = node
+            .view()
+            .peer(removed.origin)
+            .map_or(removed.added_at, |p| p.promised);
+        Change::RemoveHandingOver {
+            name: instance.clone(),
+            promised,
+        }
+    } else {
+        Change::Remove {
+            name: instance.clone(),
+        }
     };
-    let (config, removed) = match confirmed {
-        Ok(done) => done,
-        Err(e) => {
+    let config = match change_config(&node, change).await {
+        Ok(config) => config,
+        Err(failed) => {
             // Not removed (or not known to be): it takes writes again.
             if let Some(member) = &held {
                 release_writes(state, &node, member).await;
             }
-            return Err(e);
+            return Err(failed.error);
         }
     };
     // Tell it at once (it would also learn on its next pull); it may be gone already.

@@ -133,6 +133,7 @@ impl ApiError {
                 M::StoppingControlling(_) => ErrorCode::StoppingControlling,
                 M::AlreadyStopped(_) => ErrorCode::AlreadyStopped,
                 M::NotStopped(_) => ErrorCode::NotStopped,
+                M::NotHandingOver(_) => ErrorCode::NotHandingOver,
             }),
             ApiError::Store(StoreError::Removed(_)) => Some(ErrorCode::Removed),
             ApiError::Store(StoreError::Expired { .. }) => Some(ErrorCode::Expired),

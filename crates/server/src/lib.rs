@@ -144,6 +144,7 @@ pub async fn serve(
         .auto_repair
         .then(|| tokio::spawn(replication::repair::repair_forever(state.clone())));
     let healing = tokio::spawn(replication::log_heal::heal_forever(state.clone()));
+    let handing_over = tokio::spawn(replication::hand_over::complete_forever(state.clone()));
     let role = tokio::spawn(roles::run(state.clone(), credentials.clone()));
     let access_in_step = tokio::spawn(access_sync::keep_in_step(state.clone()));
     let sampling = tokio::spawn(ui::charts::keep_sampling(state.clone()));
@@ -174,6 +175,7 @@ pub async fn serve(
     access_in_step.abort();
     sampling.abort();
     healing.abort();
+    handing_over.abort();
     if let Some(repairing) = repairing {
         repairing.abort();
     }

@@ -181,6 +181,7 @@ fn render(state: AppState) -> Response {
     let writes_refused = Family::<RepositoryLabels, Gauge>::default();
     let store_damaged = Family::<RepositoryLabels, Gauge>::default();
     let log_holes = Family::<RepositoryLabels, Gauge>::default();
+    let handing_over = Family::<RepositoryLabels, Gauge>::default();
     let log_frames_put_back = Family::<RepositoryLabels, Counter>::default();
     let repairs = Family::<ResultLabels, Counter>::default();
     let config_epoch = Family::<RepositoryLabels, Gauge>::default();
@@ -253,6 +254,9 @@ fn render(state: AppState) -> Response {
         log_frames_put_back
             .get_or_create(&labels)
             .inc_by(status.log_frames_put_back);
+        handing_over
+            .get_or_create(&labels)
+            .set(status.handing_over.len() as i64);
         clock_fenced
             .get_or_create(&RepositoryLabels {
                 repository: status.repository.clone(),
@@ -331,6 +335,11 @@ fn render(state: AppState) -> Response {
         "replication_log_holes",
         "Damaged spans found inside this instance's replication log and not yet healed from the members (the repository takes no local writes meanwhile)",
         log_holes,
+    );
+    registry.register(
+        "replication_handing_over",
+        "Members removed by force that are still to hand over what only they held: the cluster pulls their transactions when they are heard again and holds its frontier for them until then (at most the log's retention)",
+        handing_over,
     );
     registry.register(
         "replication_log_frames_put_back",

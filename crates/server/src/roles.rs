@@ -223,11 +223,12 @@ async fn controlling(
 /// transactions only it holds before it drops its repository anyway.
 const HAND_OVER_WAIT: Duration = Duration::from_secs(120);
 
-/// An expired copy acknowledged writes before it knew (up to its clock lease): the
-/// members pull them from it (it serves any member once it knows it was expired). Waits
-/// until the controlling instance — the one the copy is grown again from — holds all
-/// of its own transactions, or it was removed, or [`HAND_OVER_WAIT`] passed (then says
-/// how many are dropped with the repository).
+/// An expired copy, or one removed while cut off, acknowledged writes before it knew
+/// (up to its clock lease): the members pull them from it (it serves any member once it
+/// knows it was expired or removed). Waits until the controlling instance — the one the
+/// copy is grown again from — holds all of its own transactions, or it was removed and
+/// the cluster does not wait for its hand-over, or [`HAND_OVER_WAIT`] passed (then
+/// says how many are dropped with the repository).
 async fn hand_over_before_dropping(state: &AppState, repository: &quadmesh_store::Repository) {
     let Some(node) = state.replication.get(repository.name()) else {
         return;
@@ -248,7 +249,9 @@ async fn hand_over_before_dropping(state: &AppState, repository: &quadmesh_store
             .await
             {
                 held = membership.held;
-                if membership.removed || held >= mine {
+                // Removed and not waited for: nobody takes it any more.
+                let dropped = membership.removed && !membership.handing_over;
+                if dropped || held >= mine {
                     if held >= mine {
                         tracing::info!(
                             repository = repository.name(),
@@ -285,6 +288,10 @@ async fn copy(
         }
         if let Some(reason) = &cluster.expired {
             tracing::warn!(repository, %reason, "this copy was away longer than the log is kept; handing over what only it holds, then dropping it and joining afresh");
+            hand_over_before_dropping(state, &repo).await;
+        } else if cluster.removed {
+            // Removed (by force, perhaps while cut off): what it acknowledged before it
+            // knew is handed over too, if the cluster waits for it.
             hand_over_before_dropping(state, &repo).await;
         }
         // A copy that left or was away too long (or a leftover repository): copies are
@@ -392,7 +399,12 @@ async fn copy(
                             &format!("/repositories/{its_repository}/repl/remove"),
                         ))
                         .basic_auth(&user, Some(&password))
-                        .query(&[("instanceName", instance), ("force", "true")])
+                        .query(&[
+                            ("instanceName", instance),
+                            ("force", "true"),
+                            // Its data is gone: the cluster need not wait for it.
+                            ("hand-over", "false"),
+                        ])
                         .send()
                         .await;
                 } else {

@@ -818,6 +818,18 @@ impl Repository {
         writer.version_vector.clone()
     }
 
+    /// Once this instance knows it was removed: the sequence number of its last own
+    /// transaction, all it will ever have written (taken under the writer lock: a write
+    /// in progress ends first, and a removed repository takes none after it, whether
+    /// it was acknowledged yet or not). `None` while it does not know. Blocking.
+    pub fn own_last_once_removed(&self) -> Option<u64> {
+        let writer = self.lock_writer();
+        writer
+            .cluster
+            .removed
+            .then(|| writer.version_vector.get(self.origin))
+    }
+
     pub(crate) fn lock_health(&self) -> MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -21,8 +21,8 @@ use crate::model::{
 use crate::rng::Rng;
 use quadmesh_repl::{
     admit_puller, Acceptor, ClockFence, ClockSample, ClusterConfig, ClusterView, Entry, Heartbeat,
-    HlcTime, Member, OriginId, OwnClock, PeerRefusal, Proposer, PullCommand, PullEvent,
-    PullFailure, Puller, RangePattern, Stamp, StreamCursor, VersionVector,
+    HlcTime, Member, OriginId, OwnClock, OwnStanding, PeerRefusal, Proposer, PullCommand,
+    PullEvent, PullFailure, Puller, RangePattern, Stamp, StreamCursor, VersionVector,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -472,20 +472,31 @@ impl World {
         }
         let caller = self.nodes[self.conns[conn].client].origin;
         let node = &self.nodes[server];
-        let self_expired = node.repo.as_ref().is_some_and(|r| r.disk.expired.is_some());
+        let disk = node.repo.as_ref().map(|r| &r.disk);
+        let own = if disk.is_some_and(|d| d.removed) {
+            OwnStanding::Removed
+        } else if disk.is_some_and(|d| d.expired.is_some()) {
+            OwnStanding::Expired
+        } else {
+            OwnStanding::Member
+        };
         match admit_puller(
             node.acceptor.config(),
             caller,
             node.view.is_expired(caller),
-            self_expired,
+            own,
         ) {
             Err(refusal) => {
                 self.conns[conn].cursor = None;
                 self.send(conn, false, Msg::Refused(refusal));
             }
             Ok(()) => {
-                let ours = &node.repo.as_ref().expect("up").vv;
-                self.conns[conn].cursor = Some(StreamCursor::new(caller, theirs, ours));
+                let repo = node.repo.as_ref().expect("up");
+                let mut cursor = StreamCursor::new(caller, theirs, &repo.vv);
+                if own == OwnStanding::Removed {
+                    cursor = cursor.own_only(repo.origin);
+                }
+                self.conns[conn].cursor = Some(cursor);
                 self.conns[conn].log_pos = 0;
                 self.conns[conn].next_round = self.now;
                 self.send(conn, false, Msg::Accepted);
@@ -601,6 +612,15 @@ impl World {
         let peer = self.nodes[node].pullers[p].0.peer();
         let server = self.index_of(peer);
         let phys = self.phys(node);
+        // As `Node::maintain`: a removed instance stops its pullers; it takes nothing
+        // more from anyone (what it would take it could only hold against the members).
+        let removed = self.nodes[node]
+            .repo
+            .as_ref()
+            .is_some_and(|r| r.disk.removed);
+        if removed && matches!(command, PullCommand::Connect | PullCommand::Apply(_)) {
+            return Ok(());
+        }
         match command {
             PullCommand::Connect => {
                 let vv = self.nodes[node].repo.as_ref().expect("up").vv.clone();

@@ -4,6 +4,7 @@
 pub mod anti_entropy;
 pub mod clock_probe;
 pub mod durability;
+pub mod hand_over;
 pub mod log_heal;
 pub mod node;
 pub mod peer_http;

@@ -69,7 +69,9 @@ pub struct Node {
 /// Starts the task that pulls from `peer` for a node.
 pub type SpawnPuller = fn(Weak<Node>, OriginId) -> JoinHandle<()>;
 
-pub use quadmesh_repl::wire::{ClusterStatus, InstanceStatus, LogHealingView, LogHoleView};
+pub use quadmesh_repl::wire::{
+    ClusterStatus, HandOverView, InstanceStatus, LogHealingView, LogHoleView,
+};
 use quadmesh_repl::wire::{PeerState, Role};
 
 impl Node {
@@ -197,6 +199,11 @@ impl Node {
         }
     }
 
+    /// How long the log is kept for an absent member (`--log-retention`).
+    pub fn log_retention(&self) -> Duration {
+        self.log_retention
+    }
+
     pub fn repository(&self) -> &Arc<Repository> {
         &self.repository
     }
@@ -292,7 +299,8 @@ impl Node {
         }
     }
 
-    /// One puller per other member; none for members that left or are stopped, and
+    /// One puller per other member and per removed member still to hand over what
+    /// only it held; none for members that left (and handed over) or are stopped, and
     /// none at all while this instance is stopped.
     fn reconcile(self: &Arc<Self>) {
         let config = self.config();
@@ -300,7 +308,8 @@ impl Node {
         let stopped_here = self.is_stopped_here();
         let mut pullers = self.pullers.lock().unwrap_or_else(|e| e.into_inner());
         pullers.retain(|origin, task| {
-            let keep = config.is_member(*origin) && !config.is_stopped(*origin) && !stopped_here;
+            let pulled = config.is_member(*origin) || config.is_handing_over(*origin);
+            let keep = pulled && !config.is_stopped(*origin) && !stopped_here;
             if !keep {
                 task.abort();
             }
@@ -309,9 +318,11 @@ impl Node {
         if stopped_here {
             return;
         }
+        let handing_over = config.handing_over.iter().map(|h| &h.member);
         for member in config
             .members
             .iter()
+            .chain(handing_over)
             .filter(|m| m.origin != local && !config.is_stopped(m.origin))
         {
             pullers
@@ -561,6 +572,16 @@ impl Node {
             clock_fenced: self.repository.clock_fence_refusal(),
             max_clock_offset_ms: self.repository.clock().max_offset_ms(),
             replicas_behind,
+            handing_over: config
+                .handing_over
+                .iter()
+                .map(|h| HandOverView {
+                    name: h.member.name.clone(),
+                    address: h.member.address.clone(),
+                    held: local_vv.get(h.member.origin),
+                    removed_at_ms: h.removed_at.millis(),
+                })
+                .collect(),
             instances,
         }
     }

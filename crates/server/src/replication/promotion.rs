@@ -1,7 +1,8 @@
-//! Asking the members for consent (the rules are `quadmesh_repl::promotion`'s): votes
-//! for promoting this instance when the controlling instance is gone for good, and
-//! confirmations of a change the controlling instance makes, before and after it makes
-//! it.
+//! Asking the members for consent (the rules are `quadmesh_repl::promotion`'s, the
+//! sequencing `quadmesh_repl::membership_engine`'s): votes for promoting this instance
+//! when the controlling instance is gone for good, and confirmations of a change the
+//! controlling instance makes, before and after it makes it. Both run the engine's
+//! `Proposer` ([`run_proposer`]); this module only carries out its commands.
 //!
 //! Rules it keeps:
 //! - this instance's own vote or confirmation is decided by its repository like any
@@ -16,8 +17,8 @@ use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
 use crate::error::{blocking, ApiError, ApiResult};
 use quadmesh_repl::{
     Change, ClusterConfig, CommitError, ConfigPosition, ConsentRefusal, Member, MembershipError,
-    OriginId, ProposalError, Proposer, ProposerCommand, ProposerEvent, Question, VoteRequest,
-    Withheld,
+    OriginId, Promise, ProposalError, Proposer, ProposerCommand, ProposerEvent, Question,
+    VoteRequest, Withheld,
 };
 use quadmesh_store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -49,59 +50,6 @@ impl Consent {
 
 /// One member's part in a count: its name and why it did not consent, if it did not.
 type Answer = (String, Result<(), Withheld>);
-
-fn tally(answers: &[Answer]) -> (usize, String) {
-    let granted = answers.iter().filter(|(_, a)| a.is_ok()).count();
-    let refusals = answers
-        .iter()
-        .filter_map(|(name, a)| a.as_ref().err().map(|why| format!("{name}: {why}")))
-        .collect::<Vec<_>>()
-        .join("; ");
-    (granted, refusals)
-}
-
-/// The newest epoch a refusal names: a candidate must ask for a later one.
-fn epoch_named(answers: &[Answer]) -> Option<u64> {
-    answers
-        .iter()
-        .filter_map(|(_, a)| match a {
-            Err(Withheld::Refused(ConsentRefusal::StaleEpoch { known })) => Some(*known),
-            Err(Withheld::Refused(ConsentRefusal::PromisedOther { epoch, .. })) => Some(*epoch),
-            _ => None,
-        })
-        .max()
-}
-
-/// Asks every member of `base` but this one, at once: `PUT …/repl/{what}` with `query`;
-/// returns once `enough` consented (the others' answers are not waited for) or all
-/// answered.
-async fn ask_members(
-    node: &Arc<Node>,
-    base: &ClusterConfig,
-    what: &str,
-    query: Vec<(&'static str, String)>,
-    authorization: Option<&str>,
-    enough: usize,
-) -> Vec<Answer> {
-    if enough == 0 {
-        return Vec::new();
-    }
-    let local = node.repository().origin();
-    let asks = base
-        .members
-        .iter()
-        .filter(|m| m.origin != local)
-        .map(|m| ask_member(node, base, m, what, &query, authorization));
-    let mut pending: futures::stream::FuturesUnordered<_> = asks.collect();
-    let mut answers = Vec::new();
-    while let Some(answer) = futures::StreamExt::next(&mut pending).await {
-        answers.push(answer);
-        if answers.iter().filter(|(_, a)| a.is_ok()).count() >= enough {
-            break;
-        }
-    }
-    answers
-}
 
 /// Asks member `m` of `base`: `PUT …/repl/{what}` with `query`; its name and answer.
 fn ask_member(
@@ -154,8 +102,55 @@ fn ask_member(
 /// function only carries out its commands: it asks this instance through its
 /// repository and the others over HTTP (`repl/confirm`), commits through
 /// `commit_config`, and wakes the engine at its deadline. Returns the configuration in
-/// force.
-pub async fn change_by_engine(node: &Arc<Node>, change: Change) -> ApiResult<ClusterConfig> {
+/// force; otherwise the error, with the configuration committed if the change was made
+/// but not confirmed (a caller that must undo what it made needs to know which).
+pub async fn change_by_engine(
+    node: &Arc<Node>,
+    change: Change,
+) -> Result<ClusterConfig, ChangeFailed> {
+    let mut made = None;
+    change_by_engine_inner(node, change, &mut made)
+        .await
+        .map_err(|error| ChangeFailed { error, made })
+}
+
+/// A configuration change that did not take effect.
+#[derive(Debug)]
+pub struct ChangeFailed {
+    /// Why, as answered to the client.
+    pub error: ApiError,
+    /// The configuration committed, if the change was made (not confirmed: it takes
+    /// effect only if enough members receive it before another member is promoted).
+    pub made: Option<ClusterConfig>,
+}
+
+impl std::fmt::Display for ChangeFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl From<ChangeFailed> for ApiError {
+    fn from(failed: ChangeFailed) -> Self {
+        failed.error
+    }
+}
+
+async fn change_by_engine_inner(
+    node: &Arc<Node>,
+    change: Change,
+    made: &mut Option<ClusterConfig>,
+) -> ApiResult<ClusterConfig> {
+    let (base, _) = held_config(node).await?;
+    let started = tokio::time::Instant::now();
+    let (proposer, commands) = Proposer::change(node.repository().origin(), base, change, 0);
+    run_proposer(node, started, proposer, commands, None, made).await
+}
+
+/// The configuration this instance holds and the epoch it promised, unless it was
+/// removed (it may not know the configuration that removed it: a removed member's
+/// pulls are refused, so it must not go by the one it holds) or is in no cluster.
+async fn held_config(node: &Arc<Node>) -> ApiResult<(ClusterConfig, Option<Promise>)> {
     let repository = node.repository().clone();
     let cluster = {
         let repository = repository.clone();
@@ -163,21 +158,35 @@ pub async fn change_by_engine(node: &Arc<Node>, change: Change) -> ApiResult<Clu
     };
     let name = repository.name().to_owned();
     if cluster.removed {
-        // It may not know the configuration that removed it (a removed member's pulls
-        // are refused), so it must not go by the one it holds.
         return Err(StoreError::Removed(name).into());
     }
     let base = cluster
         .config
         .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name)))?;
+    Ok((base, cluster.promised))
+}
+
+/// Carries out a [`Proposer`]'s commands until it reports: asks this instance through
+/// its repository (`confirm_change`, `grant_vote`) and the other members over HTTP
+/// (`repl/confirm`, `repl/vote` with the operator's `authorization`), commits through
+/// `commit_config` against the position the engine names, and wakes the engine at its
+/// deadline. Its time is milliseconds since `started`. Sets `made` to what it committed
+/// (in force or not).
+async fn run_proposer(
+    node: &Arc<Node>,
+    started: tokio::time::Instant,
+    mut proposer: Proposer,
+    commands: Vec<ProposerCommand>,
+    authorization: Option<&str>,
+    made: &mut Option<ClusterConfig>,
+) -> ApiResult<ClusterConfig> {
+    let repository = node.repository().clone();
+    let base = proposer.base().clone();
     let own_name = base
         .member(repository.origin())
         .map(|m| m.name.clone())
         .unwrap_or_default();
-    let started = tokio::time::Instant::now();
     let now = move || started.elapsed().as_millis() as u64;
-    let (mut proposer, commands) =
-        Proposer::change(repository.origin(), base.clone(), change, now());
     let mut queue: std::collections::VecDeque<ProposerCommand> = commands.into();
     let mut pending = futures::stream::FuturesUnordered::new();
     // The store's own error when a commit fails, answered as it is (its status code).
@@ -186,15 +195,22 @@ pub async fn change_by_engine(node: &Arc<Node>, change: Change) -> ApiResult<Clu
         while let Some(command) = queue.pop_front() {
             let event = match command {
                 ProposerCommand::Ask { to, question } if to == repository.origin() => {
-                    let Question::Confirm(wanted) = question else {
-                        unreachable!("a change asks for no votes")
-                    };
-                    let answer = match confirm_here(node, wanted).await {
-                        Ok(Consent { refusal: None, .. }) => Ok(()),
-                        Ok(Consent {
-                            refusal: Some(r), ..
-                        }) => Err(Withheld::Refused(r)),
-                        Err(e) => Err(Withheld::Failed(e.to_string())),
+                    let answer = match question {
+                        Question::Confirm(wanted) => match confirm_here(node, wanted).await {
+                            Ok(Consent { refusal: None, .. }) => Ok(()),
+                            Ok(Consent {
+                                refusal: Some(r), ..
+                            }) => Err(Withheld::Refused(r)),
+                            Err(e) => Err(Withheld::Failed(e.to_string())),
+                        },
+                        Question::Vote(request) => {
+                            let repository = repository.clone();
+                            match blocking(move || Ok(repository.grant_vote(&request)?)).await {
+                                Ok(Ok(_)) => Ok(()),
+                                Ok(Err(refusal)) => Err(Withheld::Refused(refusal)),
+                                Err(e) => Err(Withheld::Failed(e.to_string())),
+                            }
+                        }
                     };
                     ProposerEvent::Answer {
                         from: to,
@@ -203,15 +219,28 @@ pub async fn change_by_engine(node: &Arc<Node>, change: Change) -> ApiResult<Clu
                     }
                 }
                 ProposerCommand::Ask { to, question } => {
-                    let (Question::Confirm(wanted), Some(member)) = (question, base.member(to))
-                    else {
+                    let Some(member) = base.member(to) else {
                         continue;
                     };
-                    let query = vec![
-                        ("epoch", wanted.epoch.to_string()),
-                        ("version", wanted.version.to_string()),
-                    ];
-                    let ask = ask_member(node, &base, member, "confirm", &query, None);
+                    let (what, query) = match question {
+                        Question::Confirm(wanted) => (
+                            "confirm",
+                            vec![
+                                ("epoch", wanted.epoch.to_string()),
+                                ("version", wanted.version.to_string()),
+                            ],
+                        ),
+                        Question::Vote(request) => (
+                            "vote",
+                            vec![
+                                ("epoch", request.epoch.to_string()),
+                                ("candidate", request.candidate.0.to_string()),
+                                ("configEpoch", request.position.epoch.to_string()),
+                                ("configVersion", request.position.version.to_string()),
+                            ],
+                        ),
+                    };
+                    let ask = ask_member(node, &base, member, what, &query, authorization);
                     pending.push(async move { (to, question, ask.await.1) });
                     continue;
                 }
@@ -253,6 +282,7 @@ pub async fn change_by_engine(node: &Arc<Node>, change: Change) -> ApiResult<Clu
                     }
                 }
                 ProposerCommand::Report(outcome) => {
+                    *made = proposer.made().cloned();
                     return outcome.map_err(|e| match e {
                         ProposalError::Membership(e) => StoreError::from(e).into(),
                         ProposalError::Commit(e) => commit_error
@@ -269,6 +299,9 @@ pub async fn change_by_engine(node: &Arc<Node>, change: Change) -> ApiResult<Clu
                         ProposalError::NotAMember => ApiError::Conflict(
                             "this instance is no longer a member of its cluster".into(),
                         ),
+                        e @ ProposalError::AlreadyControlling(_) => {
+                            ApiError::Conflict(e.to_string())
+                        }
                         e => ApiError::Unavailable(e.to_string()),
                     });
                 }
@@ -312,172 +345,29 @@ pub async fn confirm_here(node: &Arc<Node>, wanted: ConfigPosition) -> ApiResult
     }
 }
 
-/// Requires a change quorum of `base`'s members (this instance included) to hold
-/// configuration `wanted` and to have promised no newer epoch. Asked with
-/// `wanted = base.position()` before a change (nothing is written when too few can
-/// consent), and with the new configuration's position after it: only then is the
-/// change in force.
-pub async fn require_confirmations(
-    node: &Arc<Node>,
-    base: &ClusterConfig,
-    wanted: ConfigPosition,
-) -> ApiResult<()> {
-    let own_name = base
-        .member(node.repository().origin())
-        .map(|m| m.name.clone())
-        .unwrap_or_default();
-    let own = confirm_here(node, wanted).await?;
-    if let Some(refusal @ (ConsentRefusal::Promised { .. } | ConsentRefusal::Superseded { .. })) =
-        &own.refusal
-    {
-        // It granted (or holds) a newer epoch: another member controls the cluster now.
-        return Err(StoreError::from(MembershipError::NotControlling(format!(
-            "another member: {own_name} {refusal}"
-        )))
-        .into());
-    }
-    let mut answers: Vec<Answer> = vec![(
-        format!("{own_name} (this instance)"),
-        own.refusal.map_or(Ok(()), |r| Err(Withheld::Refused(r))),
-    )];
-    let needed = base.change_quorum();
-    let enough = needed.saturating_sub(answers.iter().filter(|(_, a)| a.is_ok()).count());
-    answers.extend(
-        ask_members(
-            node,
-            base,
-            "confirm",
-            vec![
-                ("epoch", wanted.epoch.to_string()),
-                ("version", wanted.version.to_string()),
-            ],
-            None,
-            enough,
-        )
-        .await,
-    );
-    let (confirmed, refusals) = tally(&answers);
-    if confirmed >= needed {
-        return Ok(());
-    }
-    let when = if wanted == base.position() {
-        "cannot be made now: nothing was changed"
-    } else {
-        "was made here but is not confirmed: it takes effect only if enough members receive it before another member is promoted (see repl status)"
-    };
-    Err(ApiError::Unavailable(format!(
-        "the configuration change {when}; it needs {needed} of the {} members of {} to confirm it, {confirmed} did ({refusals})",
-        base.members.len(),
-        base.position()
-    )))
-}
-
 /// Promotes this instance to controlling instance of a new epoch, if a majority of the
 /// members of its configuration grant it (`authorization`: the operator's credentials,
 /// which every member checks; the cluster token alone promotes nobody). Returns the new
 /// configuration.
 pub async fn promote(node: &Arc<Node>, authorization: &str) -> ApiResult<ClusterConfig> {
-    let repository = node.repository().clone();
-    let local = repository.origin();
-    let cluster = {
-        let repository = repository.clone();
-        blocking(move || Ok(repository.cluster())).await?
-    };
-    if cluster.removed {
-        return Err(StoreError::Removed(repository.name().to_owned()).into());
-    }
-    let base = cluster.config.ok_or_else(|| {
-        StoreError::from(MembershipError::NotInCluster(repository.name().to_owned()))
-    })?;
-    let own = base.member(local).cloned().ok_or_else(|| {
-        ApiError::Conflict("this instance is no longer a member of its cluster".into())
-    })?;
-    let promised = cluster.promised.map(|p| p.epoch).unwrap_or_default();
-    if own.controlling && promised <= base.epoch {
-        return Err(ApiError::Conflict(format!(
-            "'{}' is the controlling instance already",
-            own.name
-        )));
-    }
-    let mut epoch = base.epoch.max(promised) + 1;
-    // A member that knows a newer epoch (a failed attempt elsewhere) says so: ask again
-    // above it, a few times at most.
-    let mut attempts = 0;
-    let (request, granted) = loop {
-        attempts += 1;
-        let request = VoteRequest {
-            epoch,
-            candidate: local,
-            position: base.position(),
-        };
-        let own_vote = {
-            let repository = repository.clone();
-            blocking(move || Ok(repository.grant_vote(&request)?)).await?
-        };
-        let mut answers: Vec<Answer> = vec![(
-            format!("{} (this instance)", own.name),
-            own_vote.map(|_| ()).map_err(Withheld::Refused),
-        )];
-        let needed = base.promotion_quorum();
-        let enough = needed.saturating_sub(answers.iter().filter(|(_, a)| a.is_ok()).count());
-        answers.extend(
-            ask_members(
-                node,
-                &base,
-                "vote",
-                vec![
-                    ("epoch", request.epoch.to_string()),
-                    ("candidate", local.0.to_string()),
-                    ("configEpoch", base.epoch.to_string()),
-                    ("configVersion", base.version.to_string()),
-                ],
-                Some(authorization),
-                enough,
-            )
-            .await,
-        );
-        let (granted, refusals) = tally(&answers);
-        if granted >= needed {
-            break (request, granted);
-        }
-        tracing::warn!(repository = %base.repository, epoch, granted, needed, %refusals, "a promotion was not granted");
-        match epoch_named(&answers) {
-            Some(known) if known >= epoch && attempts < 3 => epoch = known + 1,
-            _ => {
-                return Err(ApiError::Unavailable(format!(
-                    "the promotion of '{}' to epoch {epoch} needs {needed} of the {} members of {} to grant it, {granted} did ({refusals}); nothing was changed",
-                    own.name,
-                    base.members.len(),
-                    base.position()
-                )))
-            }
-        }
-    };
-    let (name, from) = (own.name.clone(), base.position());
-    let config = blocking(move || {
-        let config = repository.commit_config(|current, _| {
-            let current =
-                current.ok_or_else(|| MembershipError::NotInCluster(repository.name().into()))?;
-            if current.position() != from {
-                return Err(MembershipError::ChangedMeanwhile(format!(
-                    "{from} became {} during the promotion",
-                    current.position()
-                ))
-                .into());
-            }
-            Ok(current.with_promoted(&name, request.epoch)?)
-        })?;
-        Ok(config)
-    })
+    let (base, promised) = held_config(node).await?;
+    let started = tokio::time::Instant::now();
+    let (proposer, commands) = Proposer::promote(node.repository().origin(), base, promised, 0);
+    let config = run_proposer(
+        node,
+        started,
+        proposer,
+        commands,
+        Some(authorization),
+        &mut None,
+    )
     .await?;
-    let maintained = node.clone();
-    blocking(move || {
-        maintained.maintain();
-        Ok(())
-    })
-    .await?;
-    tracing::warn!(target: "quadmesh::audit", repository = %config.repository, instance = %own.name,
-        epoch = config.epoch, version = config.version, granted, "promoted to controlling instance");
+    let name = config
+        .controlling()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    tracing::warn!(target: "quadmesh::audit", repository = %config.repository, instance = %name,
+        epoch = config.epoch, version = config.version, "promoted to controlling instance");
     Ok(config)
 }
 

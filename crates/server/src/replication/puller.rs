@@ -44,8 +44,11 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
         let Some(strong) = node.upgrade() else { return };
         let membership = {
             let view = strong.view();
+            // A removed member still to hand over what only it held is pulled from
+            // as a member is, until it did (then the configuration says so).
+            let config = view.config();
             PullEvent::Membership {
-                member: view.config().is_member(peer),
+                member: config.is_member(peer) || config.is_handing_over(peer),
                 expired: view.is_expired(peer),
             }
         };
@@ -213,7 +216,11 @@ async fn wait(open: &mut Option<Open>, deadline: Instant) -> PullEvent {
 async fn connect(node: &Arc<Node>, peer: OriginId) -> Result<Body, PullFailure> {
     let repository = node.repository().clone();
     let config = node.config();
-    let member = config.member(peer).ok_or(PullFailure::NotAMember)?.clone();
+    let member = config
+        .member(peer)
+        .or_else(|| config.handing_over_member(peer))
+        .ok_or(PullFailure::NotAMember)?
+        .clone();
     let repo = repository.clone();
     // Blocking: read under the writer lock, which a long commit may hold.
     let version_vector = tokio::task::spawn_blocking(move || repo.version_vector())

@@ -36,6 +36,10 @@ pub struct Membership {
     /// acknowledged was handed over.
     #[serde(default)]
     pub held: u64,
+    /// Whether that member was removed before it could hand over what only it held,
+    /// and is still to (the configuration's `handing_over`).
+    #[serde(default)]
+    pub handing_over: bool,
 }
 
 impl Membership {
@@ -49,6 +53,7 @@ impl Membership {
             epoch: config.epoch,
             stopped: config.is_stopped(origin),
             held,
+            handing_over: config.is_handing_over(origin),
         }
     }
 

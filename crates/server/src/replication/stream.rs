@@ -29,18 +29,20 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Entries read from the log per round.
 const BATCH: usize = 512;
 
-/// The body of a pull stream for `peer`, which has `theirs`.
+/// The body of a pull stream for `peer`, which has `theirs`; with `own_only`, only this
+/// instance's own transactions go out (it was removed, and hands them over).
 pub fn pull_stream(
     repository: Arc<Repository>,
     peer: OriginId,
     theirs: VersionVector,
+    own_only: bool,
     shutdown: CancellationToken,
 ) -> Body {
     let (sender, receiver) = mpsc::channel::<Bytes>(16);
     let outbox = Outbox::new(sender, repository.origin());
     tokio::spawn(async move {
         tokio::select! {
-            result = feed(repository, peer, theirs, &outbox) => {
+            result = feed(repository, peer, theirs, own_only, &outbox) => {
                 if let Err(e) = result {
                     tracing::debug!(peer = %peer, reason = %e, "pull stream closed");
                 }
@@ -140,11 +142,15 @@ async fn feed(
     repository: Arc<Repository>,
     peer: OriginId,
     theirs: VersionVector,
+    own_only: bool,
     outbox: &Outbox,
 ) -> Result<(), String> {
     // What goes out: each transaction the peer lacks, once; its own only up to what we
     // held when it asked (those it lost in a crash, never an echo of its new ones).
     let mut cursor = StreamCursor::new(peer, theirs, &repository.version_vector());
+    if own_only {
+        cursor = cursor.own_only(repository.origin());
+    }
     let mut position = LogPosition::default();
     let mut appended = repository.subscribe();
     loop {

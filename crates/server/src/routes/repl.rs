@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use quadmesh_repl::wire::PeerState;
-use quadmesh_repl::{admit_puller, MembershipError, OriginId, VersionVector};
+use quadmesh_repl::{admit_puller, MembershipError, OriginId, OwnStanding, VersionVector};
 use quadmesh_store::StoreError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -366,13 +366,14 @@ pub async fn remove(
     only_known(
         &params,
         "remove",
-        &["instanceName", "force", "timeout", "undo-repl"],
+        &["instanceName", "force", "timeout", "undo-repl", "hand-over"],
     )?;
     let instance = required(&params, "instanceName")?;
     let options = cluster_ops::RemoveOptions {
         force: params.flag("force")?.unwrap_or(false),
         timeout: timeout_param(&params, cluster_ops::RemoveOptions::default().timeout)?,
         undo_repl: params.flag("undo-repl")?.unwrap_or(false),
+        hand_over: params.flag("hand-over")?.unwrap_or(true),
     };
     cluster_ops::remove_member(&state, &caller, &name, instance, options).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -527,8 +528,15 @@ pub async fn stream(
         .ok_or_else(|| ApiError::BadRequest(format!("missing or invalid {ORIGIN_HEADER}")))?;
     let origin = OriginId(origin);
     let expired = node.view().is_expired(origin);
-    let self_expired = node.repository().cluster().expired.is_some();
-    if let Err(refusal) = admit_puller(&node.config(), origin, expired, self_expired) {
+    let cluster = node.repository().cluster();
+    let own = if cluster.removed {
+        OwnStanding::Removed
+    } else if cluster.expired.is_some() {
+        OwnStanding::Expired
+    } else {
+        OwnStanding::Member
+    };
+    if let Err(refusal) = admit_puller(&node.config(), origin, expired, own) {
         let status = match refusal.code {
             RefusalCode::Removed | RefusalCode::NotAMember => StatusCode::FORBIDDEN,
             RefusalCode::Expired | RefusalCode::LogTruncated => StatusCode::GONE,
@@ -565,6 +573,7 @@ pub async fn stream(
             node.repository().clone(),
             origin,
             theirs,
+            own == OwnStanding::Removed,
             state.shutdown.clone(),
         ),
     )
@@ -736,14 +745,25 @@ pub async fn membership(
             .ok_or_else(|| ApiError::BadRequest("parameter 'origin' is required".into()))?,
     );
     let repository = node.repository().clone();
-    // The committed configuration, which may be newer than the node's view.
-    let (config, held) = blocking(move || {
+    // The committed configuration, which may be newer than the node's view. Asked of
+    // itself once it knows it was removed, an instance says so, with its last own
+    // transaction: all it will ever hand over.
+    let (config, held, own_last) = blocking(move || {
+        let own_last = (origin == repository.origin())
+            .then(|| repository.own_last_once_removed())
+            .flatten();
         Ok((
             repository.cluster().config,
             repository.version_vector().get(origin),
+            own_last,
         ))
     })
     .await?;
     let config = config.ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name)))?;
-    Ok(Json(Membership::of(&config, origin, held)))
+    let mut membership = Membership::of(&config, origin, held);
+    if let Some(last) = own_last {
+        membership.removed = true;
+        membership.held = last;
+    }
+    Ok(Json(membership))
 }

@@ -46,7 +46,7 @@ pub enum Ctl {
     Config {
         from: usize,
         to: usize,
-        config: ClusterConfig,
+        config: Box<ClusterConfig>,
     },
 }
 
@@ -284,7 +284,7 @@ impl World {
                 self.send_ctl(Ctl::Config {
                     from: node,
                     to,
-                    config: config.clone(),
+                    config: Box::new(config.clone()),
                 });
             }
         }
@@ -413,7 +413,7 @@ impl World {
             self.send_ctl(Ctl::Config {
                 from: node,
                 to,
-                config: config.clone(),
+                config: Box::new(config.clone()),
             });
         }
         ProposerEvent::Committed(config)

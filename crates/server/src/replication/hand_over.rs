@@ -1,0 +1,123 @@
+//! Ending the hand-over of members removed before they could hand over what only they
+//! held (the configuration's `handing_over`: `remove --force` of a member that may hold
+//! transactions no remaining member has). While one is listed, every member pulls its
+//! own transactions from it whenever it can be reached (`Node::reconcile`, the removed
+//! instance serving its own only) and keeps the frontier at its last known promise
+//! (`ClusterView::frontier`). This module, at the controlling instance, takes it off the
+//! list — a membership change like any other (`Change::EndHandOver`, through the
+//! engine) — once it is over.
+//!
+//! Rules it keeps:
+//! - a hand-over is over when the removed instance says it knows it was removed (it
+//!   acknowledges nothing after that) and this instance holds every own transaction it
+//!   names (asked at its address: `repl/membership` about itself), or when it was not
+//!   over within the log's retention of its removal (then what it alone held is lost,
+//!   and the log says so);
+//! - a removed instance that does not know it yet is told (`repl/removed`, which it
+//!   checks with this instance before it believes it);
+//! - only the controlling instance ends a hand-over; a failed change is tried again.
+
+use super::promotion::change_by_engine;
+use super::removal::membership_of;
+use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
+use crate::state::AppState;
+use quadmesh_repl::{Change, HandOver};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the hand-overs are looked at.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long a removed instance is given to answer.
+const ASK_WITHIN: Duration = Duration::from_secs(5);
+
+/// Runs for the server's life.
+pub async fn complete_forever(state: AppState) {
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for node in state.replication.nodes() {
+            let config = node.config();
+            let own = node.repository().origin();
+            if config.controlling().map(|m| m.origin) != Some(own) {
+                continue;
+            }
+            for hand_over in &config.handing_over {
+                if let Some(outcome) = look_at(&node, hand_over).await {
+                    end(&node, hand_over, outcome).await;
+                }
+            }
+        }
+    }
+}
+
+/// How a hand-over ended.
+enum Outcome {
+    /// This instance holds every own transaction of the removed instance: up to `last`.
+    HandedOver { last: u64 },
+    /// It could not be reached or finish within the log's retention of its removal.
+    GaveUp { held: u64 },
+}
+
+/// Whether `hand_over` is over, and how; `None` while it is still to come.
+async fn look_at(node: &Arc<Node>, hand_over: &HandOver) -> Option<Outcome> {
+    let removed = &hand_over.member;
+    let config = node.config();
+    let held = node.repository().version_vector().get(removed.origin);
+    match membership_of(node, removed, removed.origin, ASK_WITHIN).await {
+        Ok(said) if said.cluster_id == config.cluster_id && said.removed => {
+            if held >= said.held {
+                return Some(Outcome::HandedOver { last: said.held });
+            }
+            tracing::debug!(repository = %config.repository, instance = %removed.name,
+                held, of = said.held, "taking over a removed instance's transactions");
+        }
+        Ok(_) => tell_removed(node, removed).await,
+        Err(e) => {
+            tracing::debug!(repository = %config.repository, instance = %removed.name,
+                error = %e, "a removed instance cannot be asked yet what it holds");
+        }
+    }
+    let waited_ms = super::now_ms().saturating_sub(hand_over.removed_at.millis());
+    (waited_ms > node.log_retention().as_millis() as u64).then_some(Outcome::GaveUp { held })
+}
+
+/// Tells a removed instance that does not know it yet (it checks with us first).
+async fn tell_removed(node: &Arc<Node>, removed: &quadmesh_repl::Member) {
+    let config = node.config();
+    let url = node.http().repl_url(removed, "removed");
+    let told = node
+        .http()
+        .put(&url)
+        .header(TOKEN_HEADER, &config.token)
+        .header(ORIGIN_HEADER, node.repository().origin().0.to_string())
+        .timeout(ASK_WITHIN)
+        .send()
+        .await;
+    if let Err(e) = told {
+        tracing::debug!(instance = %removed.name, error = %e.without_url(), "cannot tell a removed instance yet");
+    }
+}
+
+async fn end(node: &Arc<Node>, hand_over: &HandOver, outcome: Outcome) {
+    let removed = &hand_over.member;
+    let repository = node.repository().name().to_owned();
+    let change = Change::EndHandOver {
+        origin: removed.origin,
+    };
+    match (change_by_engine(node, change).await, outcome) {
+        (Ok(_), Outcome::HandedOver { last }) => {
+            tracing::info!(%repository, instance = %removed.name, transactions = last,
+                "a removed instance handed over every transaction it acknowledged");
+        }
+        (Ok(_), Outcome::GaveUp { held }) => {
+            tracing::error!(%repository, instance = %removed.name, held,
+                retention_s = node.log_retention().as_secs(),
+                "ACKNOWLEDGED WRITES MAY BE LOST: a removed instance did not hand over what only it held within the log's retention of its removal; the cluster stops waiting for it (transactions of it held here: {held})");
+        }
+        (Err(e), _) => {
+            tracing::warn!(%repository, instance = %removed.name, error = %e,
+                "cannot end a removed instance's hand-over yet; trying again");
+        }
+    }
+}
