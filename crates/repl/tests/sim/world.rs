@@ -20,9 +20,9 @@ use crate::model::{
 };
 use crate::rng::Rng;
 use quadmesh_repl::{
-    admit_puller, Acceptor, ClockFence, ClockSample, ClusterConfig, ClusterView, Entry, Heartbeat,
-    HlcTime, Member, OriginId, OwnClock, PeerRefusal, Proposer, PullCommand, PullEvent,
-    PullFailure, Puller, RangePattern, Stamp, StreamCursor, VersionVector,
+    admit_puller, Acceptor, ClockFence, ClockSample, ClusterConfig, ClusterView, ConfigPosition,
+    Entry, Heartbeat, HlcTime, Member, OriginId, OwnClock, PeerRefusal, Proposer, PullCommand,
+    PullEvent, PullFailure, Puller, RangePattern, Stamp, StreamCursor, VersionVector,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -121,7 +121,9 @@ enum Msg {
     /// A round of a pull stream, and the sender's physical time and clock reading when
     /// it sent it: what the clock fence of issue 25 needs (a heartbeat's own clock is a
     /// promise, held back at the high-water mark while the sender's disk is full).
-    Frames(Vec<Entry>, (u64, u64)),
+    /// The configuration the sender held when it took the heartbeat rides along, as
+    /// the configuration transactions before it in the stream would tell.
+    Frames(Vec<Entry>, (u64, u64), ConfigPosition),
     Reset,
 }
 
@@ -135,6 +137,8 @@ struct Conn {
     next_round: u64,
     seen_appended: u64,
     last_delivery: u64,
+    /// The configuration its latest round was sent under.
+    round_config: Option<ConfigPosition>,
 }
 
 struct InFlight {
@@ -516,7 +520,8 @@ impl World {
             Msg::Refused(refusal) => {
                 PullEvent::Failed(PullFailure::refused(410, Some(refusal), ""))
             }
-            Msg::Frames(entries, (physical_ms, reading_ms)) => {
+            Msg::Frames(entries, (physical_ms, reading_ms), held) => {
+                self.conns[conn].round_config = Some(held);
                 // A sample for the clock fence, whether or not the clock takes it.
                 // Taken by the world's monotonic time, with no uncertainty: the round's
                 // transit is part of the delay the world adds, not of the sample.
@@ -570,7 +575,8 @@ impl World {
                 .to_entry(),
             );
             let clock = (repo.clock_physical_ms(), repo.clock_reading_ms());
-            self.send(conn, false, Msg::Frames(frames, clock));
+            let held = self.nodes[server].acceptor.config().position();
+            self.send(conn, false, Msg::Frames(frames, clock, held));
         }
     }
 
@@ -614,6 +620,7 @@ impl World {
                     next_round: 0,
                     seen_appended: 0,
                     last_delivery: 0,
+                    round_config: None,
                 });
                 let conn = self.conns.len() - 1;
                 self.nodes[node].pullers[p].1 = Some(conn);
@@ -639,6 +646,16 @@ impl World {
                         std::mem::take(&mut repo.refused_by_tombstone);
                     match applied {
                         Ok(Applied::New) => {
+                            if self.trace {
+                                eprintln!(
+                                    "[{:>6}] n{node} applies {}#{} ({}) from {}",
+                                    self.now,
+                                    entry.origin.0,
+                                    entry.seq,
+                                    crate::check::show(entry.stamp()),
+                                    peer
+                                );
+                            }
                             if entry.origin == n.origin {
                                 self.stats.lost_tail_fetched_back += 1;
                             }
@@ -666,6 +683,9 @@ impl World {
                 }
             }
             PullCommand::TakeHeartbeat(heartbeat) => {
+                let held = self.nodes[node].pullers[p]
+                    .1
+                    .and_then(|conn| self.conns[conn].round_config);
                 let n = &mut self.nodes[node];
                 let repo = n.repo.as_mut().expect("up");
                 if let Err(e) = repo.clock.observe(heartbeat.clock) {
@@ -677,10 +697,11 @@ impl World {
                     heartbeat.version_vector.get(n.origin),
                     repo.vv.get(n.origin),
                 );
-                n.view.on_heartbeat(
+                n.view.on_heartbeat_under(
                     heartbeat.origin,
                     heartbeat.clock,
                     heartbeat.version_vector,
+                    held,
                     phys,
                 );
                 if ahead {
@@ -760,6 +781,16 @@ impl World {
         if let Some(repo) = n.repo.as_mut() {
             let frontier = n.view.frontier(repo.clock.last(), &repo.vv);
             let (entries, tombstones) = repo.prune(frontier);
+            if self.trace && entries + tombstones > 0 {
+                eprintln!(
+                    "[{:>6}] n{node} prunes {entries} entries, {tombstones} tombstones before {}",
+                    self.now,
+                    crate::check::show(quadmesh_repl::Stamp {
+                        time: frontier,
+                        origin: OriginId(0)
+                    })
+                );
+            }
             self.stats.register_pruned += entries as u64;
             self.stats.tombstones_pruned += tombstones as u64;
         }
@@ -911,7 +942,7 @@ impl World {
             c.live
                 && !c.silent
                 && !gone(c.client)
-                && matches!(&f.msg, Msg::Frames(entries, _) if held(entries))
+                && matches!(&f.msg, Msg::Frames(entries, ..) if held(entries))
         })
     }
 
