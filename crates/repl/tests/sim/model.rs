@@ -204,6 +204,9 @@ pub enum Applied {
 
 pub struct Repo {
     pub origin: OriginId,
+    /// Until when (world ms) local writes are held for a removal (`repl/hold`): kept
+    /// in memory only, as the server's, so a crash ends it.
+    pub held_until: Option<u64>,
     physical: SimClock,
     pub disk: Disk,
     pub clock: HybridClock<SimClock>,
@@ -233,6 +236,7 @@ impl Repo {
         clock.restore(HlcTime::from_parts(disk.clock_mark_ms, 0));
         let mut repo = Repo {
             origin,
+            held_until: None,
             physical,
             clock,
             vv: VersionVector::new(),

@@ -105,11 +105,11 @@ pub struct Stats {
     pub expiries: u64,
     pub needs_regrow: u64,
     pub clock_steps_back: u64,
-    /// Acknowledged writes gone with their removed origin, no other instance having
-    /// applied them (see `check::Excused::removed_with_unreported_writes` and
-    /// `written_while_being_removed`).
-    pub lost_removed_unreported: u64,
-    pub lost_written_while_removed: u64,
+    /// Acknowledged writes gone with their origin removed by force, no other instance
+    /// having applied them (`check::Excused::removed_by_force`).
+    pub lost_removed_by_force: u64,
+    /// Local writes refused while the instance was held for its removal (`leaving`).
+    pub writes_refused_leaving: u64,
     pub membership: MembershipStats,
 }
 
@@ -169,6 +169,9 @@ pub struct Node {
     pub proposer: Option<Proposer>,
     /// The change that proposer makes (`None`: a promotion).
     pub request: Option<quadmesh_repl::Change>,
+    /// A removal without force it is making (holding the member's writes, waiting for
+    /// what it declared); gone with a crash, as the server's request handler is.
+    pub removal: Option<membership::Removal>,
 }
 
 /// The fence every simulated node keeps: the samples count for as long as a stream
@@ -342,6 +345,7 @@ impl World {
                 acceptor: Acceptor::new(origin, config.clone(), None),
                 proposer: None,
                 request: None,
+                removal: None,
             });
         }
         for i in 0..members {
@@ -826,6 +830,15 @@ impl World {
             self.ops.push(op);
             return;
         }
+        let now = self.now;
+        let repo = self.nodes[node].repo.as_ref().expect("up");
+        if repo.held_until.is_some_and(|until| until > now) && !repo.disk.removed {
+            // Held for its removal: 503 `leaving`, nothing stamped.
+            self.stats.writes_refused_leaving += 1;
+            op.completed = Some(now);
+            self.ops.push(op);
+            return;
+        }
         let disk_full = self.nodes[node].disk_full;
         let fenced = self.clock_fenced(node);
         let repo = self.nodes[node].repo.as_mut().expect("up");
@@ -1162,6 +1175,7 @@ impl World {
                 self.gossip_config(node);
             }
             self.tick_proposer(node);
+            self.tick_removal(node);
             for p in 0..self.nodes[node].pullers.len() {
                 let due = self.nodes[node].pullers[p]
                     .0
