@@ -176,6 +176,10 @@ pub struct Disk {
     pub awaiting_marker: bool,
     pub expired: Option<String>,
     pub removed: bool,
+    /// Until when (world ms) local writes are held for a removal (`repl/hold`). Kept on
+    /// disk, across crashes: the server keeps it in memory only, and a member restarted
+    /// while held took writes its removal then lost (long-run seed 46108).
+    pub held_until: Option<u64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -204,9 +208,6 @@ pub enum Applied {
 
 pub struct Repo {
     pub origin: OriginId,
-    /// Until when (world ms) local writes are held for a removal (`repl/hold`): kept
-    /// in memory only, as the server's, so a crash ends it.
-    pub held_until: Option<u64>,
     physical: SimClock,
     pub disk: Disk,
     pub clock: HybridClock<SimClock>,
@@ -236,7 +237,6 @@ impl Repo {
         clock.restore(HlcTime::from_parts(disk.clock_mark_ms, 0));
         let mut repo = Repo {
             origin,
-            held_until: None,
             physical,
             clock,
             vv: VersionVector::new(),

@@ -832,7 +832,7 @@ impl World {
         }
         let now = self.now;
         let repo = self.nodes[node].repo.as_ref().expect("up");
-        if repo.held_until.is_some_and(|until| until > now) && !repo.disk.removed {
+        if repo.disk.held_until.is_some_and(|until| until > now) && !repo.disk.removed {
             // Held for its removal: 503 `leaving`, nothing stamped.
             self.stats.writes_refused_leaving += 1;
             op.completed = Some(now);

@@ -13,10 +13,12 @@
 //! everything once the grow is in force; a hand-over that fails, or a grow not
 //! confirmed, is undone), removes a member without force (as `cluster_ops::remove`: the
 //! member is asked over the network to hold its local writes — it refuses them as
-//! `leaving` from then on, for the removal's timeout plus 30 s, in memory, so a crash
-//! ends it — and to declare its version vector; the configuration changes only once
-//! the others hold all of it between them, within the timeout, else the member is
-//! released), moves its role, or changes the settings;
+//! `leaving` from then on, for the removal's timeout plus 30 s, across crashes (the
+//! server's hold, in memory, does not survive one: see ARCHITECTURE.md) — and to
+//! declare its version vector; the configuration changes only once the others hold
+//! all of it between them, within the timeout, else the member is released; a change
+//! written but not confirmed keeps it held, since it may still take effect), moves
+//! its role, or changes the settings;
 //! a member that has not heard from the controlling instance for a while asks to be
 //! promoted, and now and then one does so while it is still heard (an operator's
 //! mistake the votes must survive). Everything the engines did is recorded as ground
@@ -90,8 +92,17 @@ const HOLD_POLL_MS: u64 = 100;
 /// A removal without force at the controlling instance, as `cluster_ops::remove`: the
 /// member is asked to hold its local writes and declare what it holds, the others are
 /// waited for until they hold all of it between them, and only then is the
-/// configuration changed (by the engine); the member is released if the removal is
-/// refused or fails.
+/// configuration changed (by the engine).
+///
+/// Rules it keeps (two of them stricter than the server's, which lost writes in the
+/// long run without them):
+/// - nothing is changed before the member answered the hold: one that cannot be asked
+///   is not removed (only by force);
+/// - the configuration is changed only once the others hold all the member declared;
+/// - the member is released only when the change was refused before the configuration
+///   was written: written but not confirmed, it may still take effect (the server
+///   releases it then);
+/// - the member's hold survives its crash (the server's is in memory).
 #[derive(Clone, Debug)]
 pub struct Removal {
     target: usize,
@@ -109,8 +120,9 @@ enum RemovalPhase {
         until: u64,
         next_look: u64,
     },
-    /// The configuration change runs (the node's proposer).
-    Changing,
+    /// The configuration change runs (the node's proposer); `written` once the node
+    /// committed the new configuration.
+    Changing { written: bool },
 }
 
 /// A membership operation a scenario starts at a given time.
@@ -484,6 +496,13 @@ impl World {
         });
         let commands = self.nodes[node].acceptor.on_config(&config);
         self.carry_out(node, commands);
+        if let Some(Removal {
+            phase: RemovalPhase::Changing { written },
+            ..
+        }) = self.nodes[node].removal.as_mut()
+        {
+            *written = true;
+        }
         let mut told: Vec<usize> = current
             .members
             .iter()
@@ -556,7 +575,7 @@ impl World {
         let removing = self.nodes[node]
             .removal
             .as_ref()
-            .is_some_and(|r| !matches!(r.phase, RemovalPhase::Changing));
+            .is_some_and(|r| !matches!(r.phase, RemovalPhase::Changing { .. }));
         if !self.up(node) || self.nodes[node].proposer.is_some() || removing {
             return;
         }
@@ -822,7 +841,7 @@ impl World {
         }
         let now = self.now;
         let repo = self.nodes[member].repo.as_mut().expect("up");
-        repo.held_until = (hold_ms > 0).then_some(now + hold_ms);
+        repo.disk.held_until = (hold_ms > 0).then_some(now + hold_ms);
         let vv = repo.vv.clone();
         self.log(|| format!("n{member} holds its writes for {hold_ms} ms, declaring {vv:?}"));
         Ok(vv)
@@ -885,7 +904,7 @@ impl World {
                     .unreplicated_declared(origin, &declared, &local);
                 if verdict == Unreplicated::Nothing {
                     self.nodes[node].removal.as_mut().expect("running").phase =
-                        RemovalPhase::Changing;
+                        RemovalPhase::Changing { written: false };
                     self.start_change(node, Change::Remove { name: removal.name });
                     // Refused at once (reported already): nothing runs any more.
                     if self.nodes[node].proposer.is_none() {
@@ -901,25 +920,24 @@ impl World {
                     *next_look = now + HOLD_POLL_MS;
                 }
             }
-            RemovalPhase::Changing => {}
+            RemovalPhase::Changing { .. } => {}
         }
     }
 
-    /// The removal's change was reported: not in force (or not known to be), the
-    /// member takes writes again.
+    /// The removal's change was reported. Refused before the configuration was
+    /// written, the member takes writes again; written but not confirmed, it stays held
+    /// (until its hold ends): the removal may still take effect, and whatever it
+    /// acknowledged after a release would go with it (seed 162802 of the long run).
     fn after_removal(&mut self, node: usize, outcome: &Result<ClusterConfig, ProposalError>) {
-        let changing = matches!(
-            &self.nodes[node].removal,
+        let written = match &self.nodes[node].removal {
             Some(Removal {
-                phase: RemovalPhase::Changing,
+                phase: RemovalPhase::Changing { written },
                 ..
-            })
-        );
-        if !changing {
-            return;
-        }
+            }) => *written,
+            _ => return,
+        };
         let removal = self.nodes[node].removal.take().expect("changing");
-        if outcome.is_err() {
+        if outcome.is_err() && !written {
             self.release(node, removal.target);
         }
     }
