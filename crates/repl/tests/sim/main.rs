@@ -31,7 +31,9 @@
 //!   a transaction's explicit writes coming after its own range deletes;
 //! - no acknowledged write lost: each is in the live instances' logs (in some instance's
 //!   log, to re-grow from, when blocked), unless no other instance ever applied it and
-//!   its origin's crash cut it off or its origin was expired. The world records, as
+//!   its origin's crash cut it off or its origin was expired (or removed by force:
+//!   counted apart; a removal without force holds the member's writes and waits for
+//!   what it declared, so nothing may go with it). The world records, as
 //!   ground truth, which instances applied each transaction and whose torn tails cut it,
 //!   and checks that every expiry followed that much real silence. Two more losses no
 //!   code could avoid here, or the design accepts, are counted and printed, and are
