@@ -290,13 +290,13 @@ impl ClusterView {
     pub fn frontier(&self, local_clock: HlcTime, local: &VersionVector) -> HlcTime {
         // Our own transactions that a member is known to hold and we lack (a lost tail
         // not yet fetched back) were stamped before our clock and will arrive: nothing
-        // they could undo may be forgotten (seed 196336).
+        // they could undo may be forgotten (seed 196336). A removed member's are not
+        // waited for: nobody pulls from it, and a member that took them from it before
+        // taking the removal says so itself.
         let own_lost = self
             .peers
             .values()
-            .map(|p| &p.version_vector)
-            .chain(self.departed.values().map(|d| &d.progress.version_vector))
-            .any(|vv| vv.get(self.local) > local.get(self.local));
+            .any(|p| p.version_vector.get(self.local) > local.get(self.local));
         let own = if own_lost { HlcTime::ZERO } else { local_clock };
         let departed = self
             .departed
