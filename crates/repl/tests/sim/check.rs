@@ -78,12 +78,12 @@ pub struct Membership {
     pub granted: Vec<Granted>,
     /// Every change or promotion reported to its operator as in force.
     pub in_force: Vec<InForce>,
-    /// When the removal of each member without force was first asked for (its writes
-    /// held, what it declared waited for: none of its acknowledged writes may go).
-    pub removal_asked: BTreeMap<OriginId, u64>,
-    /// When the removal of each member by force was first asked for (it discards what
-    /// only the member holds).
-    pub forced_removals: BTreeMap<OriginId, u64>,
+    /// When a configuration removing each member was last written, by a removal
+    /// without force (its writes held, what it declared waited for: none of its
+    /// acknowledged writes may go) ...
+    pub removed_held: BTreeMap<OriginId, u64>,
+    /// ... or by force (it discards what only the member holds).
+    pub removed_by_force: BTreeMap<OriginId, u64>,
     /// The first index of the servers a grow may add, and those a grow installed.
     pub first_spare: usize,
     pub installed: BTreeSet<OriginId>,
@@ -99,8 +99,8 @@ impl Membership {
             adopted: Vec::new(),
             granted: Vec::new(),
             in_force: Vec::new(),
-            removal_asked: BTreeMap::new(),
-            forced_removals: BTreeMap::new(),
+            removed_held: BTreeMap::new(),
+            removed_by_force: BTreeMap::new(),
             first_spare: usize::MAX,
             installed: BTreeSet::new(),
             cleanup_tries: 0,
@@ -484,8 +484,8 @@ pub fn check(h: &History, ending: Ending, strictness: Strictness) -> (Vec<String
         let left: BTreeSet<usize> = applied.difference(&cut).copied().collect();
         // Removed in the end (the newest configuration says so), by force or not.
         let removed = newest.removed.contains(&origin);
-        let forced = removed && h.membership.forced_removals.contains_key(&origin);
-        let held_removal = removed && h.membership.removal_asked.contains_key(&origin);
+        let forced = removed && h.membership.removed_by_force.contains_key(&origin);
+        let held_removal = removed && h.membership.removed_held.contains_key(&origin);
         if unreplicated && cut_by_origin {
             excused.cut_before_replicated += 1;
         } else if unreplicated && !origin_live && forced {
@@ -493,9 +493,9 @@ pub fn check(h: &History, ending: Ending, strictness: Strictness) -> (Vec<String
         } else if unreplicated && !origin_live && held_removal {
             violations.push(format!(
                 "lost: acknowledged write {origin}#{seq} ({} at n{}, invoked at {} ms) went with \
-                 its origin, removed without force (first asked at {} ms): no other instance \
+                 its origin, removed without force (written at {} ms): no other instance \
                  applied it",
-                op.effect, op.node, op.invoked, h.membership.removal_asked[&origin],
+                op.effect, op.node, op.invoked, h.membership.removed_held[&origin],
             ));
         } else if unreplicated && !origin_live {
             excused.origin_expired_unreplicated += 1;

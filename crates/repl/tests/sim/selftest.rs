@@ -194,17 +194,17 @@ fn a_write_gone_with_a_member_removed_without_force_is_reported_and_by_force_cou
     // Without force the member is held and what it declared waited for: however
     // lenient, a write it took with it is lost (before the hold was modelled, such
     // losses were only counted).
-    h.membership.removal_asked.insert(origin(2), 200);
+    h.membership.removed_held.insert(origin(2), 200);
     assert!(reported(&h, Ending::Converged, LENIENT, "lost"));
     assert!(reported(&h, Ending::Converged, STRICT, "lost"));
     // By force, the operator discards what only the member holds: counted.
-    h.membership.removal_asked.clear();
-    h.membership.forced_removals.insert(origin(2), 200);
+    h.membership.removed_held.clear();
+    h.membership.removed_by_force.insert(origin(2), 200);
     assert_eq!(clean(&h, Ending::Converged, STRICT).removed_by_force, 1);
-    // A removal without force that was refused removed nothing: the member that took
-    // the write merely expired.
-    h.membership.forced_removals.clear();
-    h.membership.removal_asked.insert(origin(2), 200);
+    // A removal written but superseded (the newest configuration keeps the member)
+    // removed nothing: the member that took the write merely expired.
+    h.membership.removed_by_force.clear();
+    h.membership.removed_held.insert(origin(2), 200);
     h.membership.made.clear();
     h.membership.adopted.clear();
     let excused = clean(&h, Ending::Converged, STRICT);

@@ -172,6 +172,8 @@ pub struct MembershipStats {
     pub removals_unreplicated: u64,
     /// Members released after a removal refused or failed.
     pub holds_released: u64,
+    /// Removals by force after the member could not be held.
+    pub removals_forced: u64,
     /// Proposers lost in a crash of their node.
     pub lost_in_crash: u64,
     pub grows_in_force: u64,
@@ -199,6 +201,7 @@ impl MembershipStats {
         self.removals_not_held += o.removals_not_held;
         self.removals_unreplicated += o.removals_unreplicated;
         self.holds_released += o.holds_released;
+        self.removals_forced += o.removals_forced;
         self.lost_in_crash += o.lost_in_crash;
         self.grows_in_force += o.grows_in_force;
         self.grows_undone += o.grows_undone;
@@ -494,6 +497,31 @@ impl World {
             base,
             config: config.clone(),
         });
+        // Ground truth: how each member was last removed, with its writes held or by
+        // force (what the checker judges a loss with its origin by).
+        if let Change::Remove { name } = change {
+            let origin = current.member_named(name).expect("applied").origin;
+            let held = matches!(
+                &self.nodes[node].removal,
+                Some(Removal {
+                    phase: RemovalPhase::Changing { .. },
+                    ..
+                })
+            );
+            let (to, other) = if held {
+                (
+                    &mut self.membership.removed_held,
+                    &mut self.membership.removed_by_force,
+                )
+            } else {
+                (
+                    &mut self.membership.removed_by_force,
+                    &mut self.membership.removed_held,
+                )
+            };
+            to.insert(origin, self.now);
+            other.remove(&origin);
+        }
         let commands = self.nodes[node].acceptor.on_config(&config);
         self.carry_out(node, commands);
         if let Some(Removal {
@@ -606,18 +634,7 @@ impl World {
 
     pub(super) fn start_scripted(&mut self, scripted: Scripted) {
         match scripted {
-            Scripted::Change { node, change } => {
-                if let Change::Remove { name } = &change {
-                    if let Some(m) = self.config_of(node).member_named(name) {
-                        let origin = m.origin;
-                        self.membership
-                            .forced_removals
-                            .entry(origin)
-                            .or_insert(self.now);
-                    }
-                }
-                self.start_change(node, change)
-            }
+            Scripted::Change { node, change } => self.start_change(node, change),
             Scripted::Remove { node, name } => self.start_removal(node, name),
             Scripted::Promote { node } => self.start_promotion(node),
         }
@@ -780,15 +797,6 @@ impl World {
         if superseded {
             self.start_promotion(node);
         } else {
-            let origin = self
-                .config_of(node)
-                .member_named(&name)
-                .expect("checked")
-                .origin;
-            self.membership
-                .forced_removals
-                .entry(origin)
-                .or_insert(self.now);
             self.start_change(node, Change::Remove { name });
         }
     }
@@ -810,15 +818,16 @@ impl World {
         }
         self.log(|| format!("n{node} asks {name} to hold its writes"));
         self.membership_stats().removals_started += 1;
-        self.membership
-            .removal_asked
-            .entry(member.origin)
-            .or_insert(self.now);
         self.nodes[node].removal = Some(Removal {
             target,
             name,
             phase: RemovalPhase::Asking { since: self.now },
         });
+        if !self.up(target) {
+            // Its server is down: the request is refused at once (no one listens).
+            self.not_held(node);
+            return;
+        }
         self.send_ctl(Ctl::Hold {
             from: node,
             to: target,
@@ -868,9 +877,43 @@ impl World {
             }
             Err(why) => {
                 self.log(|| format!("n{node} cannot hold n{member}: {why}"));
-                self.membership_stats().removals_not_held += 1;
-                self.nodes[node].removal = None;
+                self.not_held(node);
             }
+        }
+    }
+
+    /// A member other than `node` that `node` does not see connected, in a
+    /// configuration that stays above two members without it.
+    fn unheard_member(&self, node: usize) -> Option<String> {
+        let config = self.config_of(node);
+        if config.members.len() <= 2 {
+            return None;
+        }
+        config
+            .members
+            .iter()
+            .filter(|m| m.origin != self.nodes[node].origin)
+            .find(|m| {
+                self.nodes[node]
+                    .view
+                    .peer(m.origin)
+                    .is_none_or(|p| !p.connected)
+            })
+            .map(|m| m.name.clone())
+    }
+
+    /// The member could not be held: the removal is refused, and the operator, one
+    /// time in two, removes it by force instead (`remove --force`), which discards what
+    /// only it holds.
+    fn not_held(&mut self, node: usize) {
+        self.membership_stats().removals_not_held += 1;
+        let Some(removal) = self.nodes[node].removal.take() else {
+            return;
+        };
+        if self.rng.chance(0.5) {
+            self.log(|| format!("n{node} removes {} by force", removal.name));
+            self.membership_stats().removals_forced += 1;
+            self.start_change(node, Change::Remove { name: removal.name });
         }
     }
 
@@ -885,8 +928,7 @@ impl World {
         match removal.phase {
             RemovalPhase::Asking { since } => {
                 if now >= since + HOLD_ANSWER_WITHIN_MS {
-                    self.membership_stats().removals_not_held += 1;
-                    self.nodes[node].removal = None;
+                    self.not_held(node);
                 }
             }
             RemovalPhase::Waiting {
@@ -1008,6 +1050,10 @@ impl World {
                         added_at: HlcTime::ZERO,
                     };
                     self.start_change(node, Change::Grow(member));
+                } else if let (Some(name), 9) = (self.unheard_member(node), roll) {
+                    // A member it cannot hear: the hold most likely fails, and the
+                    // operator may then remove it by force.
+                    self.start_removal(node, name);
                 } else if others.is_empty() || roll >= 8 {
                     let count = self.rng.range(1, 9) as usize;
                     let settings = CommitDefaults {
