@@ -1,4 +1,5 @@
 use crate::cluster::ClusterConfig;
+use crate::promotion::ConfigPosition;
 use crate::stamp::{HlcTime, OriginId};
 use crate::version_vector::VersionVector;
 use std::collections::HashMap;
@@ -30,8 +31,11 @@ struct Departed {
     promised: HlcTime,
     /// Its highest sequence number it or a remaining member was known to hold.
     needed: u64,
-    /// Remaining members not heard since it left: they may hold more of it.
+    /// Remaining members not heard since they took its removal: until then they may
+    /// still pull from it, and hold more of it.
     unheard: std::collections::BTreeSet<OriginId>,
+    /// The configuration that removed it, as this instance took it.
+    removed_by: ConfigPosition,
     /// What was known of it when it left.
     progress: PeerProgress,
 }
@@ -57,11 +61,14 @@ pub enum Unreplicated {
 ///   we applied; a member never heard from counts as having promised the time it was
 ///   added;
 /// - the frontier is the minimum promise over current members, with this instance's own
-///   clock as its promise; a removed member stops counting once every remaining member
-///   was heard since and this instance holds every transaction of it that it, or a
+///   clock as its promise — or nothing at all while a member is known to hold own
+///   transactions this instance lacks (a lost tail being fetched back: they are older
+///   than its clock); a removed member stops counting once every remaining member was
+///   heard since it took the removal (a heartbeat sent under that configuration or a
+///   newer one) and this instance holds every transaction of it that it, or a
 ///   remaining member, was known to hold (until then its last promise holds the
 ///   frontier back: the members that hold them relay them, older than their own
-///   promises);
+///   promises, and one that has not taken the removal still pulls from it);
 /// - a member removed before it could hand over what only it held (the
 ///   configuration's `handing_over`) holds the frontier at its last known promise
 ///   until it is off that list: what it hands over is stamped as it was acknowledged.
@@ -126,6 +133,7 @@ impl ClusterView {
                     promised: peer.promised.max(m.added_at),
                     needed,
                     unheard,
+                    removed_by: config.position(),
                     progress: peer,
                 },
             );
@@ -159,7 +167,12 @@ impl ClusterView {
         self.peers.entry(origin).or_default()
     }
 
-    /// A heartbeat from the member itself: its clock and version vector.
+    /// A heartbeat from the member itself: its clock and version vector. It does not
+    /// say which configuration the member held when it sent it (a peer of an older
+    /// release): it counts as sent under every removal this instance knows of, as
+    /// before — which lets a member that had not yet taken a removal relay the removed
+    /// member's transactions past the frontier (seed 173474); see
+    /// [`ClusterView::on_heartbeat_under`].
     pub fn on_heartbeat(
         &mut self,
         from: OriginId,
@@ -167,9 +180,28 @@ impl ClusterView {
         version_vector: VersionVector,
         now_ms: u64,
     ) {
+        self.on_heartbeat_under(from, clock, version_vector, None, now_ms)
+    }
+
+    /// A heartbeat from the member itself: its clock and version vector, taken while it
+    /// held the configuration at `held` (`None`: not known). A removed member stops
+    /// holding the frontier only once every remaining member was heard under a
+    /// configuration at least as new as the one that removed it: before it took the
+    /// removal, a member still pulls from the removed one, and relays what it gets,
+    /// older than every promise.
+    pub fn on_heartbeat_under(
+        &mut self,
+        from: OriginId,
+        clock: HlcTime,
+        version_vector: VersionVector,
+        held: Option<ConfigPosition>,
+        now_ms: u64,
+    ) {
         for (origin, departed) in self.departed.iter_mut() {
             departed.needed = departed.needed.max(version_vector.get(*origin));
-            departed.unheard.remove(&from);
+            if held.is_none_or(|p| p >= departed.removed_by) {
+                departed.unheard.remove(&from);
+            }
         }
         let peer = self.progress(from);
         peer.promised = peer.promised.max(clock);
@@ -259,6 +291,16 @@ impl ClusterView {
     /// transactions before it left still relay them (the simulation found a removal
     /// letting a relayed older delete undo a newer insert, seed 1243).
     pub fn frontier(&self, local_clock: HlcTime, local: &VersionVector) -> HlcTime {
+        // Our own transactions that a member is known to hold and we lack (a lost tail
+        // not yet fetched back) were stamped before our clock and will arrive: nothing
+        // they could undo may be forgotten (seed 196336). A removed member's are not
+        // waited for: nobody pulls from it, and a member that took them from it before
+        // taking the removal says so itself.
+        let own_lost = self
+            .peers
+            .values()
+            .any(|p| p.version_vector.get(self.local) > local.get(self.local));
+        let own = if own_lost { HlcTime::ZERO } else { local_clock };
         let departed = self
             .departed
             .iter()
@@ -270,7 +312,7 @@ impl ClusterView {
             .iter()
             .map(|m| {
                 if m.origin == self.local {
-                    local_clock
+                    own
                 } else {
                     let promised = self
                         .peers
@@ -281,7 +323,7 @@ impl ClusterView {
             })
             .chain(departed)
             .min()
-            .unwrap_or(local_clock)
+            .unwrap_or(own)
     }
 
     /// What every member is known to have: the pointwise minimum of their version
@@ -587,6 +629,34 @@ mod tests {
     }
 
     #[test]
+    fn a_removed_member_holds_the_frontier_until_every_member_was_heard_under_its_removal() {
+        let mut v = view();
+        v.on_heartbeat(OriginId(3), HlcTime(300), vv(&[(3, 4)]), 0);
+        let before = v.config().position();
+        let (config, _) = v.config().without_member("c").unwrap();
+        let removal = config.position();
+        assert!(v.set_config(config));
+        // b has not taken the removal yet: it may still pull c's newer transactions
+        // and relay them, older than its own promise (seed 173474).
+        v.on_heartbeat_under(OriginId(2), HlcTime(900), vv(&[(3, 4)]), Some(before), 0);
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(300));
+        // Heard under the removal, with what it took of c meanwhile: wait for that too.
+        v.on_heartbeat_under(OriginId(2), HlcTime(950), vv(&[(3, 6)]), Some(removal), 0);
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(300));
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 6)])), HlcTime(950));
+    }
+
+    #[test]
+    fn own_transactions_a_member_holds_and_this_instance_lacks_hold_the_frontier() {
+        let mut v = view();
+        v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(1, 5)]), 0);
+        v.on_heartbeat(OriginId(3), HlcTime(800), vv(&[(1, 7)]), 0);
+        // It lost #6 and #7 in a torn tail; c still holds them (seed 196336).
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(1, 5)])), HlcTime::ZERO);
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(1, 7)])), HlcTime(800));
+    }
+
+    #[test]
     fn a_member_away_too_long_stops_holding_the_log_and_holds_the_frontier_until_removed() {
         let mut v = view();
         let local = vv(&[(1, 9)]);
@@ -595,10 +665,7 @@ mod tests {
         v.on_heartbeat(OriginId(3), HlcTime(300), vv(&[(1, 2)]), 1_000);
         assert!(v.expire_silent(5_000, 10_000).is_empty());
         assert_eq!(v.stable_version_vector(&local), vv(&[(1, 2)]));
-        assert_eq!(
-            v.frontier(HlcTime(1000), &VersionVector::new()),
-            HlcTime(300)
-        );
+        assert_eq!(v.frontier(HlcTime(1000), &local), HlcTime(300));
         assert_eq!(v.expire_silent(20_000, 10_000), vec![OriginId(3)]);
         assert!(
             v.expire_silent(30_000, 10_000).is_empty(),
@@ -607,23 +674,14 @@ mod tests {
         assert_eq!(v.stable_version_vector(&local), vv(&[(1, 9)]));
         // The frontier stays at its last promise until it is removed: a member that did
         // not expire it may still relay its old transactions.
-        assert_eq!(
-            v.frontier(HlcTime(1000), &VersionVector::new()),
-            HlcTime(300)
-        );
+        assert_eq!(v.frontier(HlcTime(1000), &local), HlcTime(300));
         assert!(v.is_expired(OriginId(3)));
         let (config, _) = v.config().without_member("c").unwrap();
         assert!(v.set_config(config));
         // ... and, removed, until b was heard since (it holds none of c's).
-        assert_eq!(
-            v.frontier(HlcTime(1000), &VersionVector::new()),
-            HlcTime(300)
-        );
+        assert_eq!(v.frontier(HlcTime(1000), &local), HlcTime(300));
         v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(1, 9)]), 2_000);
-        assert_eq!(
-            v.frontier(HlcTime(1000), &VersionVector::new()),
-            HlcTime(900)
-        );
+        assert_eq!(v.frontier(HlcTime(1000), &local), HlcTime(900));
     }
 
     #[test]

@@ -410,6 +410,7 @@ mod tests {
             "diverged": false, "storeDamaged": false, "logHealing": null,
             "logFramesPutBack": 0, "peerClockAheadMs": null, "peerClockRefusals": 0,
             "clockFenced": null, "maxClockOffsetMs": 500, "replicasBehind": [],
+            "handingOver": [],
             "instances": [
                 {"name": "a", "address": "a:1", "repository": "r", "role": "controlling",
                  "state": "self", "stopped": false, "origin": "1", "versionVector": {"1": 4},

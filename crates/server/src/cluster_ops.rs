@@ -710,8 +710,11 @@ async fn remove(
     let config = match change_config(&node, change).await {
         Ok(config) => config,
         Err(failed) => {
-            // Not removed (or not known to be): it takes writes again.
-            if let Some(member) = &held {
+            // Not written: it takes writes again. Written but not confirmed, the removal
+            // may still take effect (enough members may hold it): it stays held until
+            // the hold ends, or a write it took meanwhile would go with it (the
+            // simulation's seed 162802).
+            if let (Some(member), None) = (&held, &failed.made) {
                 release_writes(state, &node, member).await;
             }
             return Err(failed.error);

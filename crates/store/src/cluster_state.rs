@@ -22,6 +22,11 @@ pub struct ClusterState {
     /// it grants no other candidate that epoch and confirms no change of an older one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promised: Option<Promise>,
+    /// Until when (wall clock, ms since the epoch) the controlling instance holds this
+    /// instance's local writes while it removes it (`repl/hold`): kept here so that a
+    /// restart in the middle of a removal does not take writes the removal would lose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_for_removal_until_ms: Option<u64>,
 }
 
 impl ClusterState {

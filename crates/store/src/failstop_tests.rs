@@ -619,3 +619,29 @@ fn an_own_transaction_only_the_damaged_log_held_goes_back_empty_so_the_later_one
     assert_eq!(repository.write_refusal(), None);
     assert_eq!(insert(&repository, 100).unwrap().0, 41);
 }
+
+/// The controlling instance holds this instance's writes while it removes it: a restart
+/// in the middle keeps holding (the removal may still take effect, and a write taken
+/// now would go with it), and the hold ends when it was due to, or when released.
+#[test]
+fn a_hold_for_removal_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    replicated(dir.path(), OriginId(77), 2);
+    let repository = open(dir.path(), clock(0));
+    let declared = repository
+        .hold_local_writes_for_removal(std::time::Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(declared.get(repository.origin()), 3, "a configuration and 2 writes");
+    assert!(matches!(insert(&repository, 10), Err(StoreError::Leaving(_))));
+    drop(repository);
+    let repository = open(dir.path(), clock(0));
+    assert!(matches!(insert(&repository, 11), Err(StoreError::Leaving(_))));
+    repository
+        .hold_local_writes_for_removal(std::time::Duration::ZERO)
+        .unwrap();
+    insert(&repository, 12).unwrap();
+    drop(repository);
+    // Released: nothing held after a restart either.
+    let repository = open(dir.path(), clock(0));
+    insert(&repository, 13).unwrap();
+}

@@ -310,6 +310,7 @@ impl Repository {
         };
         let store = Store::open(dir.join("store"))?;
         let cluster = ClusterState::load(dir)?;
+        let held_for_removal_until_ms = cluster.held_for_removal_until_ms;
         // Damage inside the log: a member of a cluster steps over it and fetches back
         // what it took from its peers; alone, the open fails naming file and offset.
         let log = if cluster.replicated() {
@@ -422,7 +423,11 @@ impl Repository {
                     members,
                 }),
                 leaving: false,
-                held_for_removal_until: None,
+                // A hold saved before a restart holds on for what is left of it.
+                held_for_removal_until: held_for_removal_until_ms
+                    .map(|until| until.saturating_sub(wall_clock_ms()))
+                    .filter(|left| *left > 0)
+                    .map(|left| std::time::Instant::now() + std::time::Duration::from_millis(left)),
                 healing,
             }),
             frames_put_back: AtomicU64::new(0),
@@ -811,11 +816,24 @@ impl Repository {
     /// every transaction this instance will ever have acknowledged if the removal goes
     /// ahead within that time. Taken under the writer lock, so a write in progress ends
     /// first and none starts after this returns. A `hold` of zero releases. Blocking.
-    pub fn hold_local_writes_for_removal(&self, hold: std::time::Duration) -> VersionVector {
-        let writer = self.lock_writer();
+    ///
+    /// The hold's end is saved in `cluster.json` before this returns (wall clock), so a
+    /// restart before it ends keeps holding: the removal may still take effect, and a
+    /// write taken after the restart would go with it.
+    pub fn hold_local_writes_for_removal(
+        &self,
+        hold: std::time::Duration,
+    ) -> Result<VersionVector> {
+        let mut writer = self.lock_writer();
+        let until_ms = (!hold.is_zero()).then(|| wall_clock_ms() + hold.as_millis() as u64);
+        if writer.cluster.held_for_removal_until_ms != until_ms {
+            writer.cluster.held_for_removal_until_ms = until_ms;
+            self.publish_cluster(&writer);
+            writer.cluster.save(&self.dir)?;
+        }
         self.lock_health().held_for_removal_until =
             (!hold.is_zero()).then(|| std::time::Instant::now() + hold);
-        writer.version_vector.clone()
+        Ok(writer.version_vector.clone())
     }
 
     /// Once this instance knows it was removed: the sequence number of its last own
@@ -2046,4 +2064,11 @@ mod config_entry_tests {
         assert_eq!(decoded.members[1].repository, "books-eu");
         assert_eq!(decoded, new);
     }
+}
+
+/// The wall clock in milliseconds since the epoch (0 before it).
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

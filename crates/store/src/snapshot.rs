@@ -89,6 +89,7 @@ impl Repository {
             removed: false,
             expired: None,
             promised: None,
+            held_for_removal_until_ms: None,
         }
         .save(dir)?;
         if let Some(records) = state.namespaces {

@@ -78,8 +78,12 @@ pub struct Membership {
     pub granted: Vec<Granted>,
     /// Every change or promotion reported to its operator as in force.
     pub in_force: Vec<InForce>,
-    /// When the removal of each member was first asked for.
-    pub removal_asked: BTreeMap<OriginId, u64>,
+    /// When a configuration removing each member was last written, by a removal
+    /// without force (its writes held, what it declared waited for: none of its
+    /// acknowledged writes may go) ...
+    pub removed_held: BTreeMap<OriginId, u64>,
+    /// ... or by force (it discards what only the member holds).
+    pub removed_by_force: BTreeMap<OriginId, u64>,
     /// The first index of the servers a grow may add, and those a grow installed.
     pub first_spare: usize,
     pub installed: BTreeSet<OriginId>,
@@ -95,7 +99,8 @@ impl Membership {
             adopted: Vec::new(),
             granted: Vec::new(),
             in_force: Vec::new(),
-            removal_asked: BTreeMap::new(),
+            removed_held: BTreeMap::new(),
+            removed_by_force: BTreeMap::new(),
             first_spare: usize::MAX,
             installed: BTreeSet::new(),
             cleanup_tries: 0,
@@ -317,14 +322,11 @@ pub struct Excused {
     /// fence of issue 25 trusts a majority's clocks: this family is beyond it, and
     /// stays until clocks are checked against something other than each other.
     pub real_time_clock_majority_off: u64,
-    /// No other instance ever applied it, and its origin was removed: it was invoked
-    /// before the removal was asked for, after the controlling instance last heard
-    /// what the origin held (`remove` without force goes by its last report, which is
-    /// up to a heartbeat old) ...
-    pub removed_with_unreported_writes: u64,
-    /// ... or it was invoked after the removal was asked for, before the origin heard
-    /// of it (it takes writes until it learns it was removed).
-    pub written_while_being_removed: u64,
+    /// No other instance ever applied it, and its origin was removed by force (an
+    /// operator's `remove --force`: what only the member holds is discarded). A removal
+    /// without force holds the member's writes and waits until the others hold what it
+    /// declared: a write it took with it is a violation (`lost`).
+    pub removed_by_force: u64,
 }
 
 /// Whether the known limits in [`Excused`] are violations.
@@ -456,6 +458,14 @@ pub fn check(h: &History, ending: Ending, strictness: Strictness) -> (Vec<String
             kept.extend(instance.log.iter().map(tx_id));
         }
     }
+    let newest = h
+        .membership
+        .made
+        .iter()
+        .map(|x| &x.config)
+        .chain(h.membership.adopted.iter().map(|x| &x.config))
+        .max_by_key(|c| c.position())
+        .unwrap_or(&h.membership.initial);
     for (op, id) in &acked {
         if kept.contains(id) {
             continue;
@@ -472,16 +482,22 @@ pub fn check(h: &History, ending: Ending, strictness: Strictness) -> (Vec<String
         let cut = h.cut_by.get(id).cloned().unwrap_or_default();
         // Where copies are left: instances that applied it and never lost it.
         let left: BTreeSet<usize> = applied.difference(&cut).copied().collect();
-        let origin_removed = h.membership.removal_asked.contains_key(&origin);
+        // Removed in the end (the newest configuration says so), by force or not.
+        let removed = newest.removed.contains(&origin);
+        let forced = removed && h.membership.removed_by_force.contains_key(&origin);
+        let held_removal = removed && h.membership.removed_held.contains_key(&origin);
         if unreplicated && cut_by_origin {
             excused.cut_before_replicated += 1;
-        } else if unreplicated && !origin_live && origin_removed && lenient {
-            if h.membership.removal_asked[&origin] <= op.invoked {
-                excused.written_while_being_removed += 1;
-            } else {
-                excused.removed_with_unreported_writes += 1;
-            }
-        } else if unreplicated && !origin_live && !origin_removed {
+        } else if unreplicated && !origin_live && forced {
+            excused.removed_by_force += 1;
+        } else if unreplicated && !origin_live && held_removal {
+            violations.push(format!(
+                "lost: acknowledged write {origin}#{seq} ({} at n{}, invoked at {} ms) went with \
+                 its origin, removed without force (written at {} ms): no other instance \
+                 applied it",
+                op.effect, op.node, op.invoked, h.membership.removed_held[&origin],
+            ));
+        } else if unreplicated && !origin_live {
             excused.origin_expired_unreplicated += 1;
         } else if lenient && left.is_empty() {
             excused.every_copy_cut += 1;

@@ -176,6 +176,10 @@ pub struct Disk {
     pub awaiting_marker: bool,
     pub expired: Option<String>,
     pub removed: bool,
+    /// Until when (world ms) local writes are held for a removal (`repl/hold`). Kept on
+    /// disk, across crashes: the server keeps it in memory only, and a member restarted
+    /// while held took writes its removal then lost (long-run seed 46108).
+    pub held_until: Option<u64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -20,9 +20,9 @@ use crate::model::{
 };
 use crate::rng::Rng;
 use quadmesh_repl::{
-    admit_puller, Acceptor, ClockFence, ClockSample, ClusterConfig, ClusterView, Entry, Heartbeat,
-    HlcTime, Member, OriginId, OwnClock, OwnStanding, PeerRefusal, Proposer, PullCommand,
-    PullEvent, PullFailure, Puller, RangePattern, Stamp, StreamCursor, VersionVector,
+    admit_puller, Acceptor, ClockFence, ClockSample, ClusterConfig, ClusterView, ConfigPosition,
+    Entry, Heartbeat, HlcTime, Member, OriginId, OwnClock, OwnStanding, PeerRefusal, Proposer,
+    PullCommand, PullEvent, PullFailure, Puller, RangePattern, Stamp, StreamCursor, VersionVector,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -105,11 +105,11 @@ pub struct Stats {
     pub expiries: u64,
     pub needs_regrow: u64,
     pub clock_steps_back: u64,
-    /// Acknowledged writes gone with their removed origin, no other instance having
-    /// applied them (see `check::Excused::removed_with_unreported_writes` and
-    /// `written_while_being_removed`).
-    pub lost_removed_unreported: u64,
-    pub lost_written_while_removed: u64,
+    /// Acknowledged writes gone with their origin removed by force, no other instance
+    /// having applied them (`check::Excused::removed_by_force`).
+    pub lost_removed_by_force: u64,
+    /// Local writes refused while the instance was held for its removal (`leaving`).
+    pub writes_refused_leaving: u64,
     pub membership: MembershipStats,
 }
 
@@ -121,7 +121,9 @@ enum Msg {
     /// A round of a pull stream, and the sender's physical time and clock reading when
     /// it sent it: what the clock fence of issue 25 needs (a heartbeat's own clock is a
     /// promise, held back at the high-water mark while the sender's disk is full).
-    Frames(Vec<Entry>, (u64, u64)),
+    /// The configuration the sender held when it took the heartbeat rides along, as
+    /// the configuration transactions before it in the stream would tell.
+    Frames(Vec<Entry>, (u64, u64), ConfigPosition),
     Reset,
 }
 
@@ -135,6 +137,8 @@ struct Conn {
     next_round: u64,
     seen_appended: u64,
     last_delivery: u64,
+    /// The configuration its latest round was sent under.
+    round_config: Option<ConfigPosition>,
 }
 
 struct InFlight {
@@ -165,6 +169,9 @@ pub struct Node {
     pub proposer: Option<Proposer>,
     /// The change that proposer makes (`None`: a promotion).
     pub request: Option<quadmesh_repl::Change>,
+    /// A removal without force it is making (holding the member's writes, waiting for
+    /// what it declared); gone with a crash, as the server's request handler is.
+    pub removal: Option<membership::Removal>,
 }
 
 /// The fence every simulated node keeps: the samples count for as long as a stream
@@ -338,6 +345,7 @@ impl World {
                 acceptor: Acceptor::new(origin, config.clone(), None),
                 proposer: None,
                 request: None,
+                removal: None,
             });
         }
         for i in 0..members {
@@ -527,7 +535,8 @@ impl World {
             Msg::Refused(refusal) => {
                 PullEvent::Failed(PullFailure::refused(410, Some(refusal), ""))
             }
-            Msg::Frames(entries, (physical_ms, reading_ms)) => {
+            Msg::Frames(entries, (physical_ms, reading_ms), held) => {
+                self.conns[conn].round_config = Some(held);
                 // A sample for the clock fence, whether or not the clock takes it.
                 // Taken by the world's monotonic time, with no uncertainty: the round's
                 // transit is part of the delay the world adds, not of the sample.
@@ -581,7 +590,8 @@ impl World {
                 .to_entry(),
             );
             let clock = (repo.clock_physical_ms(), repo.clock_reading_ms());
-            self.send(conn, false, Msg::Frames(frames, clock));
+            let held = self.nodes[server].acceptor.config().position();
+            self.send(conn, false, Msg::Frames(frames, clock, held));
         }
     }
 
@@ -634,6 +644,7 @@ impl World {
                     next_round: 0,
                     seen_appended: 0,
                     last_delivery: 0,
+                    round_config: None,
                 });
                 let conn = self.conns.len() - 1;
                 self.nodes[node].pullers[p].1 = Some(conn);
@@ -659,6 +670,16 @@ impl World {
                         std::mem::take(&mut repo.refused_by_tombstone);
                     match applied {
                         Ok(Applied::New) => {
+                            if self.trace {
+                                eprintln!(
+                                    "[{:>6}] n{node} applies {}#{} ({}) from {}",
+                                    self.now,
+                                    entry.origin.0,
+                                    entry.seq,
+                                    crate::check::show(entry.stamp()),
+                                    peer
+                                );
+                            }
                             if entry.origin == n.origin {
                                 self.stats.lost_tail_fetched_back += 1;
                             }
@@ -686,6 +707,9 @@ impl World {
                 }
             }
             PullCommand::TakeHeartbeat(heartbeat) => {
+                let held = self.nodes[node].pullers[p]
+                    .1
+                    .and_then(|conn| self.conns[conn].round_config);
                 let n = &mut self.nodes[node];
                 let repo = n.repo.as_mut().expect("up");
                 if let Err(e) = repo.clock.observe(heartbeat.clock) {
@@ -697,10 +721,11 @@ impl World {
                     heartbeat.version_vector.get(n.origin),
                     repo.vv.get(n.origin),
                 );
-                n.view.on_heartbeat(
+                n.view.on_heartbeat_under(
                     heartbeat.origin,
                     heartbeat.clock,
                     heartbeat.version_vector,
+                    held,
                     phys,
                 );
                 if ahead {
@@ -780,6 +805,16 @@ impl World {
         if let Some(repo) = n.repo.as_mut() {
             let frontier = n.view.frontier(repo.clock.last(), &repo.vv);
             let (entries, tombstones) = repo.prune(frontier);
+            if self.trace && entries + tombstones > 0 {
+                eprintln!(
+                    "[{:>6}] n{node} prunes {entries} entries, {tombstones} tombstones before {}",
+                    self.now,
+                    crate::check::show(quadmesh_repl::Stamp {
+                        time: frontier,
+                        origin: OriginId(0)
+                    })
+                );
+            }
             self.stats.register_pruned += entries as u64;
             self.stats.tombstones_pruned += tombstones as u64;
         }
@@ -812,6 +847,15 @@ impl World {
         };
         self.stats.writes_clock_majority_off += u64::from(op.clock_majority_off);
         if !self.up(node) {
+            self.ops.push(op);
+            return;
+        }
+        let now = self.now;
+        let repo = self.nodes[node].repo.as_ref().expect("up");
+        if repo.disk.held_until.is_some_and(|until| until > now) && !repo.disk.removed {
+            // Held for its removal: 503 `leaving`, nothing stamped.
+            self.stats.writes_refused_leaving += 1;
+            op.completed = Some(now);
             self.ops.push(op);
             return;
         }
@@ -931,7 +975,7 @@ impl World {
             c.live
                 && !c.silent
                 && !gone(c.client)
-                && matches!(&f.msg, Msg::Frames(entries, _) if held(entries))
+                && matches!(&f.msg, Msg::Frames(entries, ..) if held(entries))
         })
     }
 
@@ -1151,6 +1195,7 @@ impl World {
                 self.gossip_config(node);
             }
             self.tick_proposer(node);
+            self.tick_removal(node);
             for p in 0..self.nodes[node].pullers.len() {
                 let due = self.nodes[node].pullers[p]
                     .0

@@ -706,10 +706,22 @@ pub async fn hold(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .map(OriginId);
-    if caller.is_none() || caller != node.config().controlling().map(|m| m.origin) {
-        return Err(ApiError::Forbidden(
-            "only the controlling instance holds a member's writes before removing it".into(),
-        ));
+    // The role may have moved just before (the new holder removes at once): the
+    // configuration that says so is on its way here; wait for it a little.
+    let deadline = tokio::time::Instant::now() + crate::replication::promotion::AWAIT_CONFIG;
+    let mut changes = node.repository().subscribe_cluster();
+    loop {
+        let controlling = node.newest_config().await.controlling().map(|m| m.origin);
+        if caller.is_some() && caller == controlling {
+            break;
+        }
+        let changed = tokio::time::timeout_at(deadline, changes.changed()).await;
+        if caller.is_none() || !matches!(changed, Ok(Ok(()))) {
+            return Err(ApiError::Forbidden(
+                "only the controlling instance holds a member's writes before removing it"
+                    .into(),
+            ));
+        }
     }
     let seconds: u64 = Params::from_uri(&uri)
         .get("seconds")
@@ -724,7 +736,7 @@ pub async fn hold(
     let repository = node.repository().clone();
     let version_vector =
         blocking(
-            move || Ok(repository.hold_local_writes_for_removal(Duration::from_secs(seconds))),
+            move || Ok(repository.hold_local_writes_for_removal(Duration::from_secs(seconds))?),
         )
         .await?;
     Ok(Json(quadmesh_repl::wire::RemovalHold { version_vector }))

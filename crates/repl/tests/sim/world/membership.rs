@@ -11,9 +11,14 @@
 //! During the faults, at random: the controlling instance (by the configuration it
 //! holds) grows the cluster onto a spare server (which starts empty and pulls
 //! everything once the grow is in force; a hand-over that fails, or a grow not
-//! confirmed, is undone), removes a member (only when its view says the member holds
-//! nothing the others lack, as `remove` without force), moves its role, or changes the
-//! settings;
+//! confirmed, is undone), removes a member without force (as `cluster_ops::remove`: the
+//! member is asked over the network to hold its local writes — it refuses them as
+//! `leaving` from then on, for the removal's timeout plus 30 s, across crashes (the
+//! server's hold, in memory, does not survive one: see ARCHITECTURE.md) — and to
+//! declare its version vector; the configuration changes only once the others hold
+//! all of it between them, within the timeout, else the member is released; a change
+//! written but not confirmed keeps it held, since it may still take effect), moves
+//! its role, or changes the settings;
 //! a member that has not heard from the controlling instance for a while asks to be
 //! promoted, and now and then one does so while it is still heard (an operator's
 //! mistake the votes must survive). Everything the engines did is recorded as ground
@@ -25,7 +30,7 @@ use crate::model::{Repo, SimClock};
 use quadmesh_repl::{
     Acceptor, AcceptorCommand, Change, ClusterConfig, ClusterView, CommitDefaults, CommitError,
     ConsentRefusal, HlcTime, Member, MembershipError, ProposalError, Proposer, ProposerCommand,
-    ProposerEvent, Question, Unreplicated, Withheld,
+    ProposerEvent, Question, Unreplicated, VersionVector, Withheld,
 };
 use std::collections::VecDeque;
 
@@ -48,6 +53,18 @@ pub enum Ctl {
         to: usize,
         config: Box<ClusterConfig>,
     },
+    /// `repl/hold`: hold local writes for `hold_ms` (0 releases) and answer the
+    /// version vector taken once they stopped.
+    Hold {
+        from: usize,
+        to: usize,
+        hold_ms: u64,
+    },
+    Held {
+        from: usize,
+        to: usize,
+        answer: Result<VersionVector, String>,
+    },
 }
 
 impl Ctl {
@@ -55,16 +72,75 @@ impl Ctl {
         match self {
             Ctl::Ask { from, to, .. }
             | Ctl::Answer { from, to, .. }
-            | Ctl::Config { from, to, .. } => (*from, *to),
+            | Ctl::Config { from, to, .. }
+            | Ctl::Hold { from, to, .. }
+            | Ctl::Held { from, to, .. } => (*from, *to),
         }
     }
+}
+
+/// The removal's timeout (`remove`'s default): how long the others are given to hold
+/// what the member declared (ms).
+pub const REMOVE_TIMEOUT_MS: u64 = 8_000;
+/// How much longer than the timeout the member holds its writes (`HOLD_MARGIN`).
+const HOLD_MARGIN_MS: u64 = 30_000;
+/// How long the controlling instance waits for the hold's answer (its HTTP timeout).
+const HOLD_ANSWER_WITHIN_MS: u64 = 10_000;
+/// How often the controlling instance looks again at what the others hold.
+const HOLD_POLL_MS: u64 = 100;
+
+/// A removal without force at the controlling instance, as `cluster_ops::remove`: the
+/// member is asked to hold its local writes and declare what it holds, the others are
+/// waited for until they hold all of it between them, and only then is the
+/// configuration changed (by the engine).
+///
+/// Rules it keeps (two of them stricter than the server's, which lost writes in the
+/// long run without them):
+/// - nothing is changed before the member answered the hold: one that cannot be asked
+///   is not removed (only by force);
+/// - the configuration is changed only once the others hold all the member declared;
+/// - the member is released only when the change was refused before the configuration
+///   was written: written but not confirmed, it may still take effect (the server
+///   releases it then);
+/// - the member's hold survives its crash (the server's is in memory).
+#[derive(Clone, Debug)]
+pub struct Removal {
+    target: usize,
+    name: String,
+    phase: RemovalPhase,
+}
+
+#[derive(Clone, Debug)]
+enum RemovalPhase {
+    /// The hold was asked for at this time.
+    Asking { since: u64 },
+    /// The member declared this; the others have until `until` to hold it.
+    Waiting {
+        declared: VersionVector,
+        until: u64,
+        next_look: u64,
+    },
+    /// The configuration change runs (the node's proposer); `written` once the node
+    /// committed the new configuration.
+    Changing { written: bool },
 }
 
 /// A membership operation a scenario starts at a given time.
 #[derive(Clone, Debug)]
 pub enum Scripted {
-    Change { node: usize, change: Change },
-    Promote { node: usize },
+    /// A change as the engine makes it: a removal so is one by force.
+    Change {
+        node: usize,
+        change: Change,
+    },
+    /// A removal without force (the member held, what it declared waited for).
+    Remove {
+        node: usize,
+        name: String,
+    },
+    Promote {
+        node: usize,
+    },
 }
 
 /// What membership did in a run.
@@ -87,9 +163,17 @@ pub struct MembershipStats {
     /// Refused at once (not controlling any more, already controlling, …).
     pub refused_at_once: u64,
     pub commits_failed: u64,
-    /// Removals not asked for: the controlling instance's view said the member may
-    /// hold transactions the others lack (`remove` without force refuses).
-    pub removals_held_back: u64,
+    /// Removals without force started (the member asked to hold its writes).
+    pub removals_started: u64,
+    /// Refused: the member could not be held (unreachable, no answer in time, or it
+    /// did not take the caller for the controlling instance).
+    pub removals_not_held: u64,
+    /// Refused: the others did not hold what the member declared within the timeout.
+    pub removals_unreplicated: u64,
+    /// Members released after a removal refused or failed.
+    pub holds_released: u64,
+    /// Removals by force after the member could not be held.
+    pub removals_forced: u64,
     /// Proposers lost in a crash of their node.
     pub lost_in_crash: u64,
     pub grows_in_force: u64,
@@ -113,7 +197,11 @@ impl MembershipStats {
         self.promotions_not_granted += o.promotions_not_granted;
         self.refused_at_once += o.refused_at_once;
         self.commits_failed += o.commits_failed;
-        self.removals_held_back += o.removals_held_back;
+        self.removals_started += o.removals_started;
+        self.removals_not_held += o.removals_not_held;
+        self.removals_unreplicated += o.removals_unreplicated;
+        self.holds_released += o.holds_released;
+        self.removals_forced += o.removals_forced;
         self.lost_in_crash += o.lost_in_crash;
         self.grows_in_force += o.grows_in_force;
         self.grows_undone += o.grows_undone;
@@ -138,7 +226,8 @@ impl World {
         } else {
             self.rng.range(1, 30)
         };
-        let twice = !matches!(msg, Ctl::Config { .. }) && self.rng.chance(0.01);
+        // Questions may come twice; a hold is one HTTP request and its answer.
+        let twice = matches!(msg, Ctl::Ask { .. } | Ctl::Answer { .. }) && self.rng.chance(0.01);
         for _ in 0..=usize::from(twice) {
             self.order += 1;
             self.ctl_flights.push(Some(msg.clone()));
@@ -190,6 +279,15 @@ impl World {
                     let commands = self.nodes[to].acceptor.on_config(&config);
                     self.carry_out(to, commands);
                 }
+                Ctl::Hold { hold_ms, .. } => {
+                    let answer = self.hold(to, from, hold_ms);
+                    self.send_ctl(Ctl::Held {
+                        from: to,
+                        to: from,
+                        answer,
+                    });
+                }
+                Ctl::Held { answer, .. } => self.on_held(to, from, answer),
             }
         }
         if self.ctl_queue.is_empty() {
@@ -340,6 +438,7 @@ impl World {
                     let proposer = self.nodes[node].proposer.take().expect("reporting");
                     let request = self.nodes[node].request.take();
                     self.reported(node, proposer, outcome.clone());
+                    self.after_removal(node, &outcome);
                     self.after_grow(node, request, outcome);
                     return;
                 }
@@ -398,8 +497,40 @@ impl World {
             base,
             config: config.clone(),
         });
+        // Ground truth: how each member was last removed, with its writes held or by
+        // force (what the checker judges a loss with its origin by).
+        if let Change::Remove { name } = change {
+            let origin = current.member_named(name).expect("applied").origin;
+            let held = matches!(
+                &self.nodes[node].removal,
+                Some(Removal {
+                    phase: RemovalPhase::Changing { .. },
+                    ..
+                })
+            );
+            let (to, other) = if held {
+                (
+                    &mut self.membership.removed_held,
+                    &mut self.membership.removed_by_force,
+                )
+            } else {
+                (
+                    &mut self.membership.removed_by_force,
+                    &mut self.membership.removed_held,
+                )
+            };
+            to.insert(origin, self.now);
+            other.remove(&origin);
+        }
         let commands = self.nodes[node].acceptor.on_config(&config);
         self.carry_out(node, commands);
+        if let Some(Removal {
+            phase: RemovalPhase::Changing { written },
+            ..
+        }) = self.nodes[node].removal.as_mut()
+        {
+            *written = true;
+        }
         let mut told: Vec<usize> = current
             .members
             .iter()
@@ -465,9 +596,15 @@ impl World {
 
     // ---- operators ----
 
-    /// Starts a change at `node` (an operator's request there), unless one is running.
+    /// Starts a change at `node` (an operator's request there), unless one is running
+    /// (a removal without force runs its own change once the member's writes are held
+    /// and replicated).
     pub fn start_change(&mut self, node: usize, change: Change) {
-        if !self.up(node) || self.nodes[node].proposer.is_some() {
+        let removing = self.nodes[node]
+            .removal
+            .as_ref()
+            .is_some_and(|r| !matches!(r.phase, RemovalPhase::Changing { .. }));
+        if !self.up(node) || self.nodes[node].proposer.is_some() || removing {
             return;
         }
         self.log(|| format!("n{node} starts {change:?}"));
@@ -497,18 +634,8 @@ impl World {
 
     pub(super) fn start_scripted(&mut self, scripted: Scripted) {
         match scripted {
-            Scripted::Change { node, change } => {
-                if let Change::Remove { name } = &change {
-                    if let Some(m) = self.config_of(node).member_named(name) {
-                        let origin = m.origin;
-                        self.membership
-                            .removal_asked
-                            .entry(origin)
-                            .or_insert(self.now);
-                    }
-                }
-                self.start_change(node, change)
-            }
+            Scripted::Change { node, change } => self.start_change(node, change),
+            Scripted::Remove { node, name } => self.start_removal(node, name),
             Scripted::Promote { node } => self.start_promotion(node),
         }
     }
@@ -572,9 +699,11 @@ impl World {
         self.start_pullers(i);
     }
 
-    /// A crash loses the request being handled.
+    /// A crash loses the request being handled (a removal's too: the member's hold
+    /// ends by itself).
     pub(super) fn lose_proposer(&mut self, node: usize) {
         self.nodes[node].request = None;
+        self.nodes[node].removal = None;
         if self.nodes[node].proposer.take().is_some() {
             self.membership_stats().lost_in_crash += 1;
         }
@@ -584,6 +713,7 @@ impl World {
     /// it knows), not expired, not busy.
     fn available(&self, node: usize) -> bool {
         self.nodes[node].proposer.is_none()
+            && self.nodes[node].removal.is_none()
             && !self.nodes[node].acceptor.is_removed()
             && self.nodes[node]
                 .repo
@@ -671,6 +801,200 @@ impl World {
         }
     }
 
+    // ---- removal without force: the hold ----
+
+    /// `remove` without force at `node` (an operator's request there): the member is
+    /// asked to hold its writes first.
+    pub fn start_removal(&mut self, node: usize, name: String) {
+        if !self.available(node) {
+            return;
+        }
+        let Some(member) = self.config_of(node).member_named(&name).cloned() else {
+            return;
+        };
+        let target = self.index_of(member.origin);
+        if target == node {
+            return;
+        }
+        self.log(|| format!("n{node} asks {name} to hold its writes"));
+        self.membership_stats().removals_started += 1;
+        self.nodes[node].removal = Some(Removal {
+            target,
+            name,
+            phase: RemovalPhase::Asking { since: self.now },
+        });
+        if !self.up(target) {
+            // Its server is down: the request is refused at once (no one listens).
+            self.not_held(node);
+            return;
+        }
+        self.send_ctl(Ctl::Hold {
+            from: node,
+            to: target,
+            hold_ms: REMOVE_TIMEOUT_MS + HOLD_MARGIN_MS,
+        });
+    }
+
+    /// As `routes::repl::hold` at the member: only its controlling instance (by the
+    /// configuration the member holds) may hold it; the answer is its version vector,
+    /// taken once it stopped taking local writes.
+    fn hold(
+        &mut self,
+        member: usize,
+        caller: usize,
+        hold_ms: u64,
+    ) -> Result<VersionVector, String> {
+        let caller_origin = self.nodes[caller].origin;
+        if self.config_of(member).controlling().map(|c| c.origin) != Some(caller_origin) {
+            return Err("only the controlling instance holds a member's writes".into());
+        }
+        let now = self.now;
+        let repo = self.nodes[member].repo.as_mut().expect("up");
+        repo.disk.held_until = (hold_ms > 0).then_some(now + hold_ms);
+        let vv = repo.vv.clone();
+        self.log(|| format!("n{member} holds its writes for {hold_ms} ms, declaring {vv:?}"));
+        Ok(vv)
+    }
+
+    /// The member's answer to a hold (or to a release, which needs nothing).
+    fn on_held(&mut self, node: usize, member: usize, answer: Result<VersionVector, String>) {
+        let now = self.now;
+        let asking = matches!(
+            &self.nodes[node].removal,
+            Some(Removal { target, phase: RemovalPhase::Asking { .. }, .. }) if *target == member
+        );
+        if !asking {
+            return;
+        }
+        match answer {
+            Ok(declared) => {
+                self.nodes[node].removal.as_mut().expect("asking").phase = RemovalPhase::Waiting {
+                    declared,
+                    until: now + REMOVE_TIMEOUT_MS,
+                    next_look: now,
+                };
+                self.tick_removal(node);
+            }
+            Err(why) => {
+                self.log(|| format!("n{node} cannot hold n{member}: {why}"));
+                self.not_held(node);
+            }
+        }
+    }
+
+    /// A member other than `node` that `node` does not see connected, in a
+    /// configuration that stays above two members without it.
+    fn unheard_member(&self, node: usize) -> Option<String> {
+        let config = self.config_of(node);
+        if config.members.len() <= 2 {
+            return None;
+        }
+        config
+            .members
+            .iter()
+            .filter(|m| m.origin != self.nodes[node].origin)
+            .find(|m| {
+                self.nodes[node]
+                    .view
+                    .peer(m.origin)
+                    .is_none_or(|p| !p.connected)
+            })
+            .map(|m| m.name.clone())
+    }
+
+    /// The member could not be held: the removal is refused, and the operator, one
+    /// time in two, removes it by force instead (`remove --force`), which discards what
+    /// only it holds.
+    fn not_held(&mut self, node: usize) {
+        self.membership_stats().removals_not_held += 1;
+        let Some(removal) = self.nodes[node].removal.take() else {
+            return;
+        };
+        if self.rng.chance(0.5) {
+            self.log(|| format!("n{node} removes {} by force", removal.name));
+            self.membership_stats().removals_forced += 1;
+            self.start_change(node, Change::Remove { name: removal.name });
+        }
+    }
+
+    /// Moves a removal on: gives up on a hold not answered in time; once the others
+    /// hold what the member declared, changes the configuration; refuses (and releases
+    /// the member) when they do not within the timeout.
+    pub(super) fn tick_removal(&mut self, node: usize) {
+        let now = self.now;
+        let Some(removal) = self.nodes[node].removal.clone() else {
+            return;
+        };
+        match removal.phase {
+            RemovalPhase::Asking { since } => {
+                if now >= since + HOLD_ANSWER_WITHIN_MS {
+                    self.not_held(node);
+                }
+            }
+            RemovalPhase::Waiting {
+                declared,
+                until,
+                next_look,
+            } => {
+                if now < next_look {
+                    return;
+                }
+                let origin = self.nodes[removal.target].origin;
+                let local = self.nodes[node].repo.as_ref().expect("up").vv.clone();
+                let verdict = self.nodes[node]
+                    .view
+                    .unreplicated_declared(origin, &declared, &local);
+                if verdict == Unreplicated::Nothing {
+                    self.nodes[node].removal.as_mut().expect("running").phase =
+                        RemovalPhase::Changing { written: false };
+                    self.start_change(node, Change::Remove { name: removal.name });
+                    // Refused at once (reported already): nothing runs any more.
+                    if self.nodes[node].proposer.is_none() {
+                        self.nodes[node].removal = None;
+                    }
+                } else if now >= until {
+                    self.log(|| format!("n{node} refuses to remove {}: {verdict:?}", removal.name));
+                    self.membership_stats().removals_unreplicated += 1;
+                    self.release(node, removal.target);
+                } else if let Some(RemovalPhase::Waiting { next_look, .. }) =
+                    self.nodes[node].removal.as_mut().map(|r| &mut r.phase)
+                {
+                    *next_look = now + HOLD_POLL_MS;
+                }
+            }
+            RemovalPhase::Changing { .. } => {}
+        }
+    }
+
+    /// The removal's change was reported. Refused before the configuration was
+    /// written, the member takes writes again; written but not confirmed, it stays held
+    /// (until its hold ends): the removal may still take effect, and whatever it
+    /// acknowledged after a release would go with it (seed 162802 of the long run).
+    fn after_removal(&mut self, node: usize, outcome: &Result<ClusterConfig, ProposalError>) {
+        let written = match &self.nodes[node].removal {
+            Some(Removal {
+                phase: RemovalPhase::Changing { written },
+                ..
+            }) => *written,
+            _ => return,
+        };
+        let removal = self.nodes[node].removal.take().expect("changing");
+        if outcome.is_err() && !written {
+            self.release(node, removal.target);
+        }
+    }
+
+    /// Releases a held member (best effort: the hold also ends by itself).
+    fn release(&mut self, node: usize, member: usize) {
+        self.nodes[node].removal = None;
+        self.membership_stats().holds_released += 1;
+        self.send_ctl(Ctl::Hold {
+            from: node,
+            to: member,
+            hold_ms: 0,
+        });
+    }
+
     pub(super) fn random_membership(&mut self) {
         let n = self.nodes.len();
         if self.rng.chance(0.01) {
@@ -726,6 +1050,10 @@ impl World {
                         added_at: HlcTime::ZERO,
                     };
                     self.start_change(node, Change::Grow(member));
+                } else if let (Some(name), 9) = (self.unheard_member(node), roll) {
+                    // A member it cannot hear: the hold most likely fails, and the
+                    // operator may then remove it by force.
+                    self.start_removal(node, name);
                 } else if others.is_empty() || roll >= 8 {
                     let count = self.rng.range(1, 9) as usize;
                     let settings = CommitDefaults {
@@ -736,25 +1064,8 @@ impl World {
                 } else {
                     let target = others[self.rng.below(others.len() as u64) as usize].clone();
                     if roll < 4 && config.members.len() > 2 {
-                        // As `remove` without force: only a member known to hold
-                        // nothing the others lack.
-                        let phys = self.phys(node);
-                        let vv = self.nodes[node].repo.as_ref().expect("up").vv.clone();
-                        let verdict = self.nodes[node].view.unreplicated(
-                            target.origin,
-                            &vv,
-                            phys,
-                            quadmesh_repl::pull::STALL_AFTER_MS,
-                        );
-                        if verdict == Unreplicated::Nothing {
-                            self.membership
-                                .removal_asked
-                                .entry(target.origin)
-                                .or_insert(self.now);
-                            self.start_change(node, Change::Remove { name: target.name });
-                        } else {
-                            self.membership_stats().removals_held_back += 1;
-                        }
+                        // As `remove` without force.
+                        self.start_removal(node, target.name);
                     } else {
                         self.start_change(node, Change::MoveControlling { to: target.name });
                     }
