@@ -8,6 +8,7 @@
 
 mod backup_log;
 mod book;
+mod bulk_insert;
 mod catalog;
 mod checkpoint;
 mod cluster_state;
