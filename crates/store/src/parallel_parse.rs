@@ -370,7 +370,8 @@ mod tests {
             );
         }
         let mut quads = doc.replace(" .\n", " <http://e.com/g> .\n");
-        quads.push_str("<http://e.com/s> <http://e.com/p> <http://e.com/o>");
+        // The last line without its line feed.
+        quads.push_str("<http://e.com/s> <http://e.com/p> <http://e.com/o> .");
         let whole = serial(quads.as_bytes(), RdfFormat::NQuads).unwrap();
         assert_eq!(
             parallel(quads.as_bytes(), RdfFormat::NQuads, 2).unwrap(),
