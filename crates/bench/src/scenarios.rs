@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// Leave out the 3-instance cluster (its load, commit latency and lag).
     #[arg(long)]
     pub skip_cluster: bool,
+    /// Stop after the loads (command line and HTTP, one instance): for comparing load
+    /// paths run after run.
+    #[arg(long)]
+    pub loads_only: bool,
 }
 
 pub const REPO: &str = "bench";
@@ -614,6 +618,11 @@ async fn run_in(args: &RunArgs, work: &Path) -> Result<()> {
             &format!("{:.2}", oxigraph_transactional / single_ingest),
             "like for like in guarantees: every POST all-or-nothing",
         );
+    }
+
+    if args.loads_only {
+        println!("\nload average at the end: {}", load_average());
+        return Ok(());
     }
 
     // Queries: the same mix against oxigraph serve and one quadmesh instance, while

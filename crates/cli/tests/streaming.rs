@@ -288,6 +288,40 @@ async fn an_upload_with_an_error_on_its_last_line_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_blank_node_is_one_node_throughout_a_large_upload_and_another_in_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--no-fsync"]);
+    let client = Client::default();
+    create_repository(&client, &server, REPO).await;
+    let repo_url = server.url(&format!("/repositories/{REPO}"));
+    // About 14 MB: parsed in many pieces, on every core; the label is in every piece.
+    let mut body = String::new();
+    for i in 0..200_000 {
+        body.push_str(&format!(
+            "<http://example.org/s{i}> <http://example.org/p> _:shared .\n"
+        ));
+    }
+    for _ in 0..2 {
+        let response = client
+            .post(format!("{repo_url}/statements"))
+            .header("content-type", "application/n-triples")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        success_text(response).await;
+    }
+    assert_eq!(size(&client, &server, REPO).await, 400_000);
+    let nodes = select_one(
+        &client,
+        &repo_url,
+        "SELECT (COUNT(DISTINCT ?o) AS ?n) WHERE { ?s <http://example.org/p> ?o }",
+    )
+    .await;
+    assert_eq!(nodes, "2", "one node per upload");
+}
+
+#[tokio::test]
 async fn an_upload_past_the_size_limit_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(dir.path(), &["--no-fsync", "--max-body-mb", "2"]);

@@ -74,6 +74,12 @@ impl DigestBook {
         self.current = digest;
     }
 
+    /// Quads became present whose digest (see [`digest_key`]) is `digest`.
+    pub fn added(&mut self, digest: ContentDigest) {
+        self.current.count = self.current.count.wrapping_add(digest.count);
+        self.current.sum = self.current.sum.wrapping_add(digest.sum);
+    }
+
     pub fn inserted(&mut self, quad: &Quad) {
         self.current.insert(digest_key(quad).as_bytes());
     }

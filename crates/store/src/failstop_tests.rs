@@ -631,11 +631,21 @@ fn a_hold_for_removal_survives_a_restart() {
     let declared = repository
         .hold_local_writes_for_removal(std::time::Duration::from_secs(60))
         .unwrap();
-    assert_eq!(declared.get(repository.origin()), 3, "a configuration and 2 writes");
-    assert!(matches!(insert(&repository, 10), Err(StoreError::Leaving(_))));
+    assert_eq!(
+        declared.get(repository.origin()),
+        3,
+        "a configuration and 2 writes"
+    );
+    assert!(matches!(
+        insert(&repository, 10),
+        Err(StoreError::Leaving(_))
+    ));
     drop(repository);
     let repository = open(dir.path(), clock(0));
-    assert!(matches!(insert(&repository, 11), Err(StoreError::Leaving(_))));
+    assert!(matches!(
+        insert(&repository, 11),
+        Err(StoreError::Leaving(_))
+    ));
     repository
         .hold_local_writes_for_removal(std::time::Duration::ZERO)
         .unwrap();
@@ -644,4 +654,60 @@ fn a_hold_for_removal_survives_a_restart() {
     // Released: nothing held after a restart either.
     let repository = open(dir.path(), clock(0));
     insert(&repository, 13).unwrap();
+}
+
+#[test]
+fn a_load_over_quads_partly_present_logs_and_digests_only_the_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = open(dir.path(), clock(0));
+    for i in 0..5_000 {
+        insert(&repository, i).unwrap();
+    }
+    // Named twice, some of them: each goes in once.
+    let quads: Vec<Quad> = (0..12_000).chain(6_000..6_100).map(quad).collect();
+    let receipt = repository.commit_inserts(quads).unwrap();
+    assert_eq!(
+        receipt.inserted, 7_000,
+        "outside a cluster only the new ones"
+    );
+    assert_eq!(repository.size(None).unwrap(), 12_000);
+    assert!(repository.scrub().unwrap(), "the digest is the store's");
+    // Nothing new: nothing logged.
+    let again: Vec<Quad> = (0..12_000).map(quad).collect();
+    assert_eq!(repository.commit_inserts(again).unwrap().transaction, None);
+    assert!(repository.scrub().unwrap());
+}
+
+#[test]
+fn loads_prepared_while_other_commits_change_their_quads_keep_the_digest_true() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = open(dir.path(), clock(0));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // Inserts and deletes of quads the loads name, as fast as they go: some land
+        // between a load's preparation and its commit, which must then prepare again.
+        scope.spawn(|| {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let q = quad(i % 30_000);
+                repository
+                    .commit(|tracker| {
+                        if i % 2 == 0 {
+                            tracker.insert(q)
+                        } else {
+                            tracker.remove(q)
+                        }
+                    })
+                    .unwrap();
+                i += 7;
+            }
+        });
+        for round in 0..6 {
+            let quads: Vec<Quad> = (round * 5_000..round * 5_000 + 12_000).map(quad).collect();
+            repository.commit_inserts(quads).unwrap();
+            assert!(repository.scrub().unwrap(), "round {round}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    assert!(repository.scrub().unwrap());
 }

@@ -8,6 +8,7 @@
 
 mod backup_log;
 mod book;
+mod bulk_insert;
 mod catalog;
 mod checkpoint;
 mod cluster_state;
@@ -27,6 +28,7 @@ mod log_heal;
 mod membership;
 mod namespaces;
 pub mod ntriples;
+mod parallel_parse;
 mod pattern;
 mod query;
 #[cfg(test)]
@@ -53,6 +55,7 @@ pub use franz_options::{read_options, DatasetBehavior, FranzOptions};
 pub use log::{IndexedEntry, LogHole, LogOptions, LogPosition, TxLog};
 pub use log_heal::{HealedLog, LogHealingStatus};
 pub use namespaces::{check_namespace, Namespaces, DEFAULT_NAMESPACES};
+pub use parallel_parse::{check_rdf_parallel, parse_rdf_parallel, parse_threads};
 pub use pattern::{GraphSelector, QuadPattern};
 pub use query::{evaluation_error, ParsedQuery, QueryForm, QueryRequest};
 pub use rdf_input::{

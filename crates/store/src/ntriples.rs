@@ -304,6 +304,16 @@ impl Default for LineGrammar {
 }
 
 impl LineGrammar {
+    /// A grammar for text that starts at the beginning of line `line` (counted from 1)
+    /// of its document: a piece of a document cut at line feeds names the document's
+    /// lines in its errors.
+    pub fn at_line(line: u64) -> Self {
+        LineGrammar {
+            line,
+            ..LineGrammar::default()
+        }
+    }
+
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.check(bytes).map_err(|(_, e)| e)
     }
@@ -382,9 +392,15 @@ pub struct LineGrammarReader<R> {
 
 impl<R> LineGrammarReader<R> {
     pub fn new(inner: R) -> Self {
+        Self::with_grammar(inner, LineGrammar::default())
+    }
+
+    /// Checks `inner` with `grammar` (one made by [`LineGrammar::at_line`] for a piece of
+    /// a document).
+    pub fn with_grammar(inner: R, grammar: LineGrammar) -> Self {
         LineGrammarReader {
             inner,
-            grammar: LineGrammar::default(),
+            grammar,
             refused: None,
         }
     }

@@ -136,7 +136,7 @@ pub fn check_lenient_quad(quad: &Quad) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn parser(
+pub(crate) fn parser(
     format: RdfFormat,
     base_iri: Option<&str>,
     graph: Option<&GraphName>,

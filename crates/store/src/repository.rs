@@ -1,4 +1,5 @@
 use crate::book::{Book, BookKind, BookRecord, MetaChange};
+use crate::bulk_insert;
 use crate::checkpoint::{Checkpoint, ClockMark};
 use crate::cluster_state::ClusterState;
 use crate::digest_book::{digest_of, DigestBook, DigestCheck};
@@ -16,11 +17,12 @@ use quadmesh_repl::{
     VersionVector,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use tokio::sync::watch;
 
 /// Insert-only transactions from this size on go through oxigraph's bulk loader.
@@ -261,6 +263,9 @@ pub(crate) struct Writer {
     clock_reserved: u64,
     /// The last backup's cut: the log since it is kept for the next incremental backup.
     pub(crate) backup_pin: Option<crate::backup_log::BackupPin>,
+    /// How many times the lock was taken (by [`Repository::lock_writer`], the one way to
+    /// take it): unchanged between two moments, nothing changed the store in between.
+    acquisitions: u64,
 }
 
 /// When an appended entry is synced (see [`Repository::append_then_apply`]).
@@ -336,6 +341,7 @@ impl Repository {
             digests: DigestBook::new(checkpoint.digest.unwrap_or_default()),
             clock_reserved,
             backup_pin: crate::backup_log::BackupPin::load(dir)?,
+            acquisitions: 0,
         };
         let namespaces = Namespaces::open(dir, options.log.fsync)?;
         let access = Book::open(dir, BookKind::Access, options.log.fsync, || {
@@ -442,7 +448,9 @@ impl Repository {
     pub(crate) fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         // A panic while holding the lock cannot leave the store ahead of the log (the
         // log is written first), so the state behind a poisoned lock is still sound.
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        writer.acquisitions = writer.acquisitions.wrapping_add(1);
+        writer
     }
 
     pub fn name(&self) -> &str {
@@ -579,68 +587,82 @@ impl Repository {
             });
         }
         self.await_clock_samples();
+        let began = Instant::now();
+        let threads = crate::parallel_parse::parse_threads();
+        // Prepared outside the writer lock, against the store as it is when the lock is
+        // left here: true if no one takes the lock before this load does (every change
+        // of the store is made under it), else checked again under the lock.
+        let (seen, replicated) = {
+            let writer = self.lock_writer();
+            (writer.acquisitions, writer.cluster.replicated())
+        };
+        let quads = bulk_insert::unique(quads);
+        let dedup = began.elapsed();
+        let mut prepared = bulk_insert::prepare(&self.store, quads, replicated, threads)?;
+        let waited = Instant::now();
         let mut writer = self.lock_writer();
+        let lock_wait = waited.elapsed();
         self.check_local_write(&writer)?;
         self.check_clock_fence(&writer)?;
-        // The effect: each quad once; in a cluster every quad named (each must be
-        // stamped, see `ChangeTracker`), else only those not yet present. Only the
-        // new ones go to the bulk loader.
-        let replicated = writer.cluster.replicated();
-        let mut seen = HashSet::with_capacity(quads.len());
-        let mut named = vec![false; quads.len()];
-        let mut new = vec![false; quads.len()];
-        for (i, quad) in quads.iter().enumerate() {
-            if seen.insert(quad) {
-                new[i] = !self.store.contains(quad)?;
-                named[i] = replicated || new[i];
-            }
+        // Taken over (a commit, or anything else that took the lock meanwhile: a
+        // heartbeat round, a scrub): still true if the store holds the same of its quads.
+        let taken_over = writer.acquisitions != seen.wrapping_add(1);
+        let still_true = writer.cluster.replicated() == prepared.replicated
+            && (!taken_over
+                || bulk_insert::presence(&self.store, &prepared.quads, threads)?
+                    == prepared.present);
+        if !still_true {
+            let quads = std::mem::take(&mut prepared.quads);
+            drop(prepared);
+            prepared =
+                bulk_insert::prepare(&self.store, quads, writer.cluster.replicated(), threads)?;
         }
-        drop(seen);
-        let mut fresh = Vec::new();
-        let mut inserts = Vec::new();
-        for ((quad, named), new) in quads.into_iter().zip(named).zip(new) {
-            if new {
-                fresh.push(inserts.len());
-            }
-            if named {
-                inserts.push(quad);
-            }
-        }
-        if inserts.is_empty() {
+        if prepared.inserted == 0 {
             return Ok(CommitReceipt::default());
         }
-        let effect = Effect {
-            inserts,
-            ..Effect::default()
-        };
-        let entry = self.stamp_entry(&mut writer, EntryKind::Data, effect.encode())?;
+        let bulk_insert::PreparedLoad {
+            quads,
+            inserted,
+            payload,
+            digest,
+            loader,
+            timings,
+            ..
+        } = prepared;
+        let entry = self.stamp_entry(&mut writer, EntryKind::Data, payload)?;
         let stamp = entry.stamp();
         // The bulk loader ingests its files at once (all or nothing), so a failure leaves
         // the store as it was and the append can be rolled back. It also syncs the files
         // it ingests, so the frame is synced first: the store never durably holds a load
         // whose frame a machine crash could still take. One sync per load costs nothing.
+        let appending = Instant::now();
+        let mut ingest = std::time::Duration::ZERO;
         let ((), durable) =
             self.append_then_apply(&mut writer, &entry, FrameSync::BeforeApply, |writer| {
-                let mut loader = self.store.bulk_loader();
-                loader.load_quads(fresh.iter().map(|&i| effect.inserts[i].clone()))?;
+                let ingesting = Instant::now();
                 loader.commit()?;
-                for &i in &fresh {
-                    writer.digests.inserted(&effect.inserts[i]);
-                }
+                ingest = ingesting.elapsed();
+                writer.digests.added(digest);
                 if writer.cluster.replicated() {
-                    for quad in &effect.inserts {
-                        writer.register.record(quad.clone(), stamp, true);
+                    for quad in quads {
+                        writer.register.record(quad, stamp, true);
                     }
                 }
                 Ok(())
             })?;
+        let under_lock = appending.elapsed();
         drop(writer);
         self.await_durable(durable)?;
         self.compact_soon();
         self.local_commits.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: "quadmesh::load", repository = %self.name, quads = inserted,
+            taken_over, prepared_again = !still_true, ?dedup, presence = ?timings.presence,
+            digest_and_encode = ?timings.digest_and_encode, ?lock_wait,
+            append_and_sync = ?under_lock.saturating_sub(ingest), ?ingest,
+            total = ?began.elapsed(), "bulk load committed");
         Ok(CommitReceipt {
             transaction: Some((entry.seq, stamp)),
-            inserted: effect.inserts.len(),
+            inserted,
             deleted: 0,
         })
     }

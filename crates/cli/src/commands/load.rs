@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quadmesh_store::ntriples::QuadText;
 use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode, Quad};
-use quadmesh_store::{read_quads, BlankNodeRenamer};
+use quadmesh_store::{check_rdf_parallel, parse_threads, read_quads, BlankNodeRenamer, StoreError};
 use reqwest::Method;
 use std::io::{BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -66,9 +66,12 @@ pub fn format_of(path: &Path) -> Result<(RdfFormat, bool)> {
 const CHUNK_BYTES: usize = 256 << 10;
 /// Chunks waiting for the network: with [`CHUNK_BYTES`], what a load holds in memory.
 const QUEUED_CHUNKS: usize = 8;
+/// Requests (batches) on their way at once: one being committed, the next being sent
+/// and parsed meanwhile.
+const IN_FLIGHT: usize = 2;
 
 pub async fn run(args: LoadArgs) -> Result<()> {
-    let api = Api::new(Spec::parse(&args.spec)?)?;
+    let api = Arc::new(Api::new(Spec::parse(&args.spec)?)?);
     let url = format!(
         "{}/statements?keepBlankNodes=true",
         api.spec.repository_url()?
@@ -99,7 +102,7 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         let checking = source.clone();
         let count = watch(
             &progress,
-            tokio::task::spawn_blocking(move || checking.each_quad(&read, |_| Ok(()))),
+            tokio::task::spawn_blocking(move || checking.check(&read)),
         )
         .await??;
         progress.finish();
@@ -114,21 +117,36 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         });
         let upload = async {
             let mut sent = 0usize;
+            // Requests on their way, oldest first: the next batch is sent while the
+            // server commits the one before, so that it parses one while writing the
+            // other. Each runs as its own task (its body is fed as the file is parsed).
+            let mut in_flight = std::collections::VecDeque::new();
+            let answered = |answer: Result<Result<usize>, tokio::task::JoinError>, sent: usize| {
+                answer.context("a request task failed")?.with_context(|| {
+                    format!("loading {} stopped after {sent} statements", path.display())
+                })
+            };
             while let Some(chunks) = batches.recv().await {
                 let request = api
                     .request(Method::POST, &url)
                     .header("content-type", "application/n-quads")
                     .body(reqwest::Body::wrap_stream(body_stream(chunks)));
-                let response = api.send(request).await.with_context(|| {
-                    format!("loading {} stopped after {sent} statements", path.display())
-                })?;
-                // The server answers how many statements the batch held.
-                sent += response.json::<usize>().await.with_context(|| {
-                    format!(
-                        "loading {}: the server's answer is not a count",
-                        path.display()
-                    )
-                })?;
+                let api = api.clone();
+                in_flight.push_back(tokio::spawn(async move {
+                    let response = api.send(request).await?;
+                    // The server answers how many statements the batch held.
+                    response
+                        .json::<usize>()
+                        .await
+                        .context("the server's answer is not a count")
+                }));
+                if in_flight.len() >= IN_FLIGHT {
+                    let oldest = in_flight.pop_front().expect("one is on its way");
+                    sent += answered(oldest.await, sent)?;
+                }
+            }
+            while let Some(oldest) = in_flight.pop_front() {
+                sent += answered(oldest.await, sent)?;
             }
             anyhow::Ok(sent)
         };
@@ -300,32 +318,58 @@ impl Source {
         read: &Arc<AtomicU64>,
         mut each: impl FnMut(Quad) -> Result<()>,
     ) -> Result<usize> {
+        // As the server reads uploads: N-Triples and N-Quads IRIs as AllegroGraph keeps
+        // them (`\u` escapes stand for any character).
+        let mut count = 0;
+        for quad in read_quads(self.format, self.reader(read)?, None, self.graph.as_ref())? {
+            let quad = quad
+                .map_err(|e| anyhow::anyhow!(e))
+                .with_context(|| self.invalid())?;
+            each(quad)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Checks the whole file as [`Source::each_quad`] reads it, on every core for
+    /// N-Triples and N-Quads; answers how many statements it holds. Blocking.
+    fn check(&self, read: &Arc<AtomicU64>) -> Result<usize> {
+        check_rdf_parallel(
+            self.format,
+            self.reader(read)?,
+            None,
+            self.graph.as_ref(),
+            parse_threads(),
+        )
+        .map_err(|e| match e {
+            // The parser's words, as the serial read gives them.
+            StoreError::InvalidRdf(message) => anyhow::anyhow!(message),
+            e => anyhow::anyhow!(e),
+        })
+        .with_context(|| self.invalid())
+    }
+
+    fn invalid(&self) -> String {
+        format!(
+            "{} is not valid {}; nothing was loaded from it",
+            self.path.display(),
+            self.format.name()
+        )
+    }
+
+    /// The file from its start, decompressed; counts the bytes read from disk into `read`.
+    fn reader(&self, read: &Arc<AtomicU64>) -> Result<Box<dyn Read>> {
         let file = std::fs::File::open(&self.path)
             .with_context(|| format!("cannot open {}", self.path.display()))?;
         let counted = Counting {
             inner: file,
             read: read.clone(),
         };
-        let reader: Box<dyn Read> = if self.gzip {
+        Ok(if self.gzip {
             Box::new(BufReader::new(MultiGzDecoder::new(BufReader::new(counted))))
         } else {
             Box::new(BufReader::with_capacity(256 << 10, counted))
-        };
-        // As the server reads uploads: N-Triples and N-Quads IRIs as AllegroGraph keeps
-        // them (`\u` escapes stand for any character).
-        let mut count = 0;
-        for quad in read_quads(self.format, reader, None, self.graph.as_ref())? {
-            let quad = quad.map_err(|e| anyhow::anyhow!(e)).with_context(|| {
-                format!(
-                    "{} is not valid {}; nothing was loaded from it",
-                    self.path.display(),
-                    self.format.name()
-                )
-            })?;
-            each(quad)?;
-            count += 1;
-        }
-        Ok(count)
+        })
     }
 
     /// Parses the file again and hands it over in batches of `batch_size` statements,

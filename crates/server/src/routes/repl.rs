@@ -718,8 +718,7 @@ pub async fn hold(
         let changed = tokio::time::timeout_at(deadline, changes.changed()).await;
         if caller.is_none() || !matches!(changed, Ok(Ok(()))) {
             return Err(ApiError::Forbidden(
-                "only the controlling instance holds a member's writes before removing it"
-                    .into(),
+                "only the controlling instance holds a member's writes before removing it".into(),
             ));
         }
     }
@@ -734,11 +733,10 @@ pub async fn hold(
         )));
     }
     let repository = node.repository().clone();
-    let version_vector =
-        blocking(
-            move || Ok(repository.hold_local_writes_for_removal(Duration::from_secs(seconds))?),
-        )
-        .await?;
+    let version_vector = blocking(move || {
+        Ok(repository.hold_local_writes_for_removal(Duration::from_secs(seconds))?)
+    })
+    .await?;
     Ok(Json(quadmesh_repl::wire::RemovalHold { version_vector }))
 }
 

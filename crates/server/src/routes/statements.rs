@@ -19,8 +19,8 @@ use quadmesh_store::oxigraph::io::RdfFormat;
 use quadmesh_store::oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
 use quadmesh_store::oxigraph::sparql::CancellationToken;
 use quadmesh_store::{
-    apply_update, parse_rdf_stream, BlankNodes, ChangeTracker, Entailments, GraphSelector,
-    QuadPattern, Reasoning, StoreError, UpdateRequest,
+    apply_update, parse_rdf_parallel, parse_rdf_stream, parse_threads, BlankNodes, ChangeTracker,
+    Entailments, GraphSelector, QuadPattern, Reasoning, StoreError, UpdateRequest,
 };
 
 /// A statement pattern from `subj`, `pred`, `obj` and the (repeatable) `context`;
@@ -254,6 +254,33 @@ impl Document {
     }
 }
 
+impl Document {
+    /// Every quad of the upload, or its first error: N-Triples and N-Quads parsed on
+    /// every core (`parse_rdf_parallel`), the rest as [`Document::each_quad`] reads them.
+    /// Blocking.
+    pub fn quads(&self, upload: &Upload) -> ApiResult<Vec<Quad>> {
+        match self.format {
+            Some(format) if self.json_ld_context.is_none() => parse_rdf_parallel(
+                format,
+                upload.reader()?,
+                self.base_iri.as_deref(),
+                self.graph.as_ref(),
+                self.blank_nodes,
+                parse_threads(),
+            )
+            .map_err(|e| upload.explain(e.into())),
+            _ => {
+                let mut quads = Vec::new();
+                self.each_quad(upload, |q| {
+                    quads.push(q);
+                    Ok(())
+                })?;
+                Ok(quads)
+            }
+        }
+    }
+}
+
 /// The `json-ld-context` of an upload: JSON (an object, with or without `@context`,
 /// an array, or a context IRI as a JSON string or bare); refused for anything but
 /// JSON-LD rather than ignored.
@@ -407,11 +434,10 @@ async fn upload(
             // quads are the transaction's effect, so they are collected; an error stops
             // the parse before anything is committed.
             (Target::Repository(repository), None) => {
-                let mut quads = Vec::new();
-                document.each_quad(&upload, |q| {
-                    quads.push(q);
-                    Ok(())
-                })?;
+                let parsing = std::time::Instant::now();
+                let quads = document.quads(&upload)?;
+                tracing::debug!(target: "quadmesh::load", quads = quads.len(),
+                    parse = ?parsing.elapsed(), "upload parsed");
                 (
                     quads.len(),
                     Written::Committed(repository.commit_inserts(quads)?),
