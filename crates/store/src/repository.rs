@@ -2065,6 +2065,13 @@ fn synced_run_lost_frames(marker: &Path) -> Result<Option<String>> {
     Ok(None)
 }
 
+/// The wall clock in milliseconds since the epoch (0 before it).
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 #[cfg(test)]
 mod config_entry_tests {
     use super::decode_config;
@@ -2086,11 +2093,4 @@ mod config_entry_tests {
         assert_eq!(decoded.members[1].repository, "books-eu");
         assert_eq!(decoded, new);
     }
-}
-
-/// The wall clock in milliseconds since the epoch (0 before it).
-fn wall_clock_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
