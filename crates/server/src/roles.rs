@@ -523,7 +523,12 @@ async fn leave_one(state: &AppState, credentials: &Option<(String, String)>, rep
                 tracing::info!(instance, repository, "left the cluster");
                 return;
             }
-            Ok(r) if error_code(&r) == Some(ErrorCode::Unreplicated) && attempt < 9 => {
+            Ok(r)
+                if matches!(
+                    error_code(&r),
+                    Some(ErrorCode::Unreplicated | ErrorCode::ChangedMeanwhile)
+                ) && attempt < 9 =>
+            {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Ok(r) => {

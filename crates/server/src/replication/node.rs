@@ -61,6 +61,11 @@ pub struct Node {
     pub outstanding: AtomicUsize,
     /// Content comparisons with each peer.
     pub anti_entropy: super::anti_entropy::AntiEntropy,
+    /// Held while this instance makes a membership change or asks to be promoted: one
+    /// proposer at a time (the engine commits against the configuration it started
+    /// from, so two at once would fail each other; copies scaled down together each ask
+    /// to be removed at the same moment).
+    pub(super) proposing: tokio::sync::Mutex<()>,
     /// Seconds from a peer's commit to its application here (one observation per
     /// transaction applied).
     pub apply_delay: prometheus_client::metrics::histogram::Histogram,
@@ -101,6 +106,7 @@ impl Node {
             frontier_ms: std::sync::atomic::AtomicU64::new(0),
             outstanding: AtomicUsize::new(0),
             anti_entropy: Default::default(),
+            proposing: tokio::sync::Mutex::new(()),
             apply_delay,
         });
         node.reconcile();

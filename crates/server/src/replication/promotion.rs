@@ -141,6 +141,7 @@ async fn change_by_engine_inner(
     change: Change,
     made: &mut Option<ClusterConfig>,
 ) -> ApiResult<ClusterConfig> {
+    let _one_at_a_time = node.proposing.lock().await;
     let (base, _) = held_config(node).await?;
     let started = tokio::time::Instant::now();
     let (proposer, commands) = Proposer::change(node.repository().origin(), base, change, 0);
@@ -350,6 +351,7 @@ pub async fn confirm_here(node: &Arc<Node>, wanted: ConfigPosition) -> ApiResult
 /// which every member checks; the cluster token alone promotes nobody). Returns the new
 /// configuration.
 pub async fn promote(node: &Arc<Node>, authorization: &str) -> ApiResult<ClusterConfig> {
+    let _one_at_a_time = node.proposing.lock().await;
     let (base, promised) = held_config(node).await?;
     let started = tokio::time::Instant::now();
     let (proposer, commands) = Proposer::promote(node.repository().origin(), base, promised, 0);
