@@ -16,7 +16,9 @@
 //!   confirmations; the role moves only to a member that confirms both;
 //! - a grow that cannot hand its snapshot over undoes the membership it added, waiting
 //!   for the same confirmations as every other membership change;
-//! - a member that may hold transactions no other member has is removed only by force;
+//! - a member that may hold transactions no other member has is removed only by force,
+//!   and then waited for to hand them over when it is heard again
+//!   (`replication::hand_over`), unless its data is known to be gone (`hand-over=false`);
 //! - every change is written to the audit log with its caller and outcome.
 
 use crate::audit::{self, Caller};
