@@ -7,7 +7,7 @@ mod common;
 
 use common::cluster::Cluster;
 use common::wait_for;
-use quadmesh_store::oxigraph::model::{GraphName, Literal, NamedNode, Quad};
+use oxigraph::model::{GraphName, Literal, NamedNode, Quad};
 use std::time::Duration;
 
 const EX: &str = "http://example.org/";
@@ -87,7 +87,7 @@ async fn a_damaged_replica_is_reported_taken_out_of_service_and_repaired() {
             .join("repositories")
             .join(Cluster::REPO)
             .join("store");
-        let store = quadmesh_store::oxigraph::store::Store::open(&store_dir).unwrap();
+        let store = oxigraph::store::Store::open(&store_dir).unwrap();
         let lost = Quad::new(
             NamedNode::new(format!("{EX}s7")).unwrap(),
             NamedNode::new(format!("{EX}p")).unwrap(),

@@ -18,6 +18,13 @@ pub struct Heartbeat {
     /// from senders that keep none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<crate::digest::ContentDigest>,
+    /// The configuration the sender held when it took `version_vector` (read together,
+    /// under its writer lock; a configuration is durable before it is held, and so is
+    /// everything logged before it). A member removed by a configuration stops holding
+    /// the frontier only once every member was heard under that one or a newer one
+    /// ([`crate::ClusterView::on_heartbeat_under`]). Absent from older senders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<crate::promotion::ConfigPosition>,
 }
 
 impl Heartbeat {
@@ -52,6 +59,10 @@ mod tests {
             clock: HlcTime(99),
             version_vector,
             digest: None,
+            config: Some(crate::promotion::ConfigPosition {
+                epoch: 2,
+                version: 5,
+            }),
         };
         assert_eq!(
             Heartbeat::from_entry(&heartbeat.to_entry()),
@@ -60,6 +71,10 @@ mod tests {
         let mut older = heartbeat.to_entry();
         older.payload =
             br#"{"origin":3,"clock":99,"version_vector":{"3":7},"config_version":4}"#.to_vec();
-        assert_eq!(Heartbeat::from_entry(&older), Some(heartbeat));
+        let from_older = Heartbeat {
+            config: None,
+            ..heartbeat
+        };
+        assert_eq!(Heartbeat::from_entry(&older), Some(from_older));
     }
 }

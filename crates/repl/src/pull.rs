@@ -424,6 +424,7 @@ mod tests {
             clock: HlcTime(clock),
             version_vector: VersionVector::new(),
             digest: None,
+            config: None,
         }
     }
 

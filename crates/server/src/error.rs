@@ -67,7 +67,7 @@ impl ApiError {
                     _ => StatusCode::CONFLICT,
                 },
                 StoreError::ReasonerNotBuilt(_) => StatusCode::NOT_IMPLEMENTED,
-                StoreError::Gap { .. } => StatusCode::CONFLICT,
+                StoreError::Gap { .. } | StoreError::SenderRemoved { .. } => StatusCode::CONFLICT,
                 StoreError::Removed(_) | StoreError::Expired { .. } => StatusCode::CONFLICT,
                 StoreError::Clock(_) => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::WritesStopped { .. }

@@ -2,7 +2,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use axum::http::{header, HeaderMap};
-use quadmesh_store::oxigraph::io::RdfFormat;
+use oxigraph::io::RdfFormat;
 use sparesults::QueryResultsFormat;
 
 /// How SELECT and ASK results can be written.

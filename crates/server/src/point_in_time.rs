@@ -57,7 +57,12 @@ pub fn pack_increment(
     base: &VersionVector,
     archive: &Path,
 ) -> Result<IncrementManifest, ApiError> {
-    let (clock, vector, end, _) = repository.heartbeat_point()?;
+    let quadmesh_store::HeartbeatPoint {
+        clock,
+        version_vector: vector,
+        end,
+        ..
+    } = repository.heartbeat_point()?;
     if let Some((origin, seq)) = base.iter().find(|(o, s)| vector.get(*o) < *s) {
         return Err(ApiError::BadRequest(format!(
             "the previous backup is not one of this repository, or is newer than it: it holds transaction {seq} of origin {origin}, which this repository lacks"

@@ -3,7 +3,7 @@
 //! service endpoint"), and the prefix of graph IRIs the graph store makes up.
 
 use axum::http::{header, HeaderMap, Uri};
-use quadmesh_store::oxigraph::model::NamedNode;
+use oxigraph::model::NamedNode;
 
 /// `scheme://host/path` of the request (`uri` must be the `OriginalUri`), as the client addressed it (through a proxy's
 /// `X-Forwarded-Proto`/`X-Forwarded-Host` when it sets them); without the query string.

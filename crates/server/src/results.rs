@@ -1,10 +1,10 @@
 //! Writing query results and statements in the negotiated format.
 
 use crate::formats::{GraphFormat, SolutionsFormat};
+use oxigraph::io::{RdfFormat, RdfSerializer};
+use oxigraph::model::{vocab::xsd, GraphName, Quad, Term, TermRef, Triple};
+use oxigraph::sparql::{QueryResults, QuerySolution, Variable};
 use quadmesh_store::ntriples::{graph_text, quad_needs_escapes, QuadText, TermText};
-use quadmesh_store::oxigraph::io::{RdfFormat, RdfSerializer};
-use quadmesh_store::oxigraph::model::{vocab::xsd, GraphName, Quad, Term, TermRef, Triple};
-use quadmesh_store::oxigraph::sparql::{QueryResults, QuerySolution, Variable};
 use quadmesh_store::{evaluation_error, Result, StoreError};
 use sparesults::{QueryResultsFormat, QueryResultsSerializer};
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
@@ -397,9 +397,7 @@ fn write_terse(
     Ok(())
 }
 
-fn oxigraph_finish<W: Write>(
-    serializer: quadmesh_store::oxigraph::io::WriterQuadSerializer<W>,
-) -> Result<W> {
+fn oxigraph_finish<W: Write>(serializer: oxigraph::io::WriterQuadSerializer<W>) -> Result<W> {
     serializer.finish().map_err(io_error)
 }
 

@@ -15,8 +15,8 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use oxigraph::sparql::CancellationToken;
 use prometheus_client::metrics::gauge::Gauge;
-use quadmesh_store::oxigraph::sparql::CancellationToken;
 use std::io::{self, Write};
 use tokio::sync::mpsc;
 

@@ -6,12 +6,12 @@ use crate::sessions::Session;
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use quadmesh_store::oxigraph::model::{GraphNameRef, NamedOrBlankNodeRef, Quad, TermRef};
-use quadmesh_store::oxigraph::sparql::{CancellationToken, PreparedSparqlQuery, QueryResults};
-use quadmesh_store::oxigraph::store::{Store, Transaction};
+use oxigraph::model::{GraphNameRef, NamedOrBlankNodeRef, Quad, TermRef};
+use oxigraph::sparql::{CancellationToken, PreparedSparqlQuery, QueryResults};
+use oxigraph::store::Transaction;
 use quadmesh_store::{
     evaluation_error, ChangeTracker, CommitReceipt, EntailedDataset, Entailments, Repository,
-    Result,
+    Result, StoreReader,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,19 +41,22 @@ impl FromRequestParts<AppState> for Target {
     }
 }
 
-/// A consistent read view: the store, or a session's transaction with its pending work.
+/// A consistent read view: the store (read only), or a session's transaction with its
+/// pending work.
 pub enum View<'a, 's> {
-    Store(&'a Store),
+    Store(StoreReader<'a>),
     Transaction(&'a Transaction<'s>),
 }
 
 impl View<'_, '_> {
     pub fn execute(&self, prepared: PreparedSparqlQuery) -> Result<QueryResults<'_>> {
         match self {
-            View::Store(store) => prepared.on_store(store).execute(),
-            View::Transaction(transaction) => prepared.on_transaction(transaction).execute(),
+            View::Store(store) => store.execute(prepared),
+            View::Transaction(transaction) => prepared
+                .on_transaction(transaction)
+                .execute()
+                .map_err(evaluation_error),
         }
-        .map_err(evaluation_error)
     }
 
     /// Runs a query on a snapshot and its RDFS++ entailments (see `Target::read_entailed`).
@@ -71,16 +74,14 @@ impl View<'_, '_> {
     pub fn quads_iter<'v>(
         &'v self,
         subject: Option<NamedOrBlankNodeRef<'_>>,
-        predicate: Option<quadmesh_store::oxigraph::model::NamedNodeRef<'_>>,
+        predicate: Option<oxigraph::model::NamedNodeRef<'_>>,
         object: Option<TermRef<'_>>,
         graph: Option<GraphNameRef<'_>>,
     ) -> Box<dyn Iterator<Item = Result<Quad>> + 'v> {
         match self {
-            View::Store(store) => Box::new(
-                store
-                    .quads_for_pattern(subject, predicate, object, graph)
-                    .map(|q| q.map_err(Into::into)),
-            ),
+            View::Store(store) => {
+                Box::new(store.quads_for_pattern(subject, predicate, object, graph))
+            }
             View::Transaction(transaction) => Box::new(
                 transaction
                     .quads_for_pattern(subject, predicate, object, graph)
@@ -90,9 +91,9 @@ impl View<'_, '_> {
     }
 
     /// Named graphs holding at least one quad.
-    pub fn named_graphs(&self) -> Result<Vec<quadmesh_store::oxigraph::model::NamedOrBlankNode>> {
+    pub fn named_graphs(&self) -> Result<Vec<oxigraph::model::NamedOrBlankNode>> {
         let graphs = match self {
-            View::Store(store) => store.named_graphs().collect::<Result<Vec<_>, _>>()?,
+            View::Store(store) => store.named_graphs()?,
             View::Transaction(transaction) => {
                 transaction.named_graphs().collect::<Result<Vec<_>, _>>()?
             }
@@ -169,7 +170,7 @@ impl Target {
     /// Reads through the right view. Blocking: call from a blocking task.
     pub fn read<R>(&self, work: impl FnOnce(&View<'_, '_>) -> Result<R>) -> Result<R> {
         match self {
-            Target::Repository(repository) => work(&View::Store(repository.store())),
+            Target::Repository(repository) => work(&View::Store(repository.reader())),
             Target::Session(session) => {
                 let mut pending = session.pending.lock().unwrap_or_else(|e| e.into_inner());
                 let stable = !session.auto_commit();
@@ -204,7 +205,7 @@ impl Target {
         }
         match self {
             Target::Repository(repository) => {
-                on(&repository.store().start_transaction()?, cancellation, work)
+                on(repository.read_transaction()?.get(), cancellation, work)
             }
             Target::Session(session) => {
                 let mut pending = session.pending.lock().unwrap_or_else(|e| e.into_inner());

@@ -4,10 +4,8 @@
 //! character); a bare IRI must be a valid IRI as it is.
 
 use crate::error::{ApiError, ApiResult};
+use oxigraph::model::{GraphName, Literal, NamedNode, NamedOrBlankNode, Quad, Term};
 use quadmesh_store::ntriples::{graph_text, parse_term};
-use quadmesh_store::oxigraph::model::{
-    GraphName, Literal, NamedNode, NamedOrBlankNode, Quad, Term,
-};
 
 fn bad(what: &str, value: &str, detail: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("invalid {what} '{value}': {detail}"))

@@ -72,6 +72,15 @@ impl ClusterState {
         Ok(())
     }
 
+    /// Whether the configuration held here removed `peer` and waits for nothing more
+    /// from it (it is not handing over its own transactions): a pull stream from it is
+    /// taken no further, and none of its transactions can come from it again.
+    pub fn removed_for_good(&self, peer: quadmesh_repl::OriginId) -> bool {
+        self.config
+            .as_ref()
+            .is_some_and(|c| c.removed.contains(&peer) && !c.is_handing_over(peer))
+    }
+
     /// Whether other members exist, so that writes must be remembered in the register.
     pub fn replicated(&self) -> bool {
         !self.removed && self.config.as_ref().is_some_and(|c| c.members.len() > 1)

@@ -96,6 +96,13 @@ pub enum StoreError {
     ClockFenced { repository: String, reason: String },
     #[error("repository '{0}' was removed from its replication cluster and takes no more writes")]
     Removed(String),
+    /// A pull stream's sender was removed by the configuration this instance holds (and
+    /// is not handing over): nothing more is taken from it.
+    #[error("repository '{repository}' takes nothing more from instance {peer}: the configuration held here removed it")]
+    SenderRemoved {
+        repository: String,
+        peer: quadmesh_repl::OriginId,
+    },
     #[error("repository '{repository}' takes no more writes at this instance: {reason}; remove this instance from the cluster and grow it again")]
     Expired { repository: String, reason: String },
     #[error("{0}")]

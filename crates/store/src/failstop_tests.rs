@@ -62,7 +62,7 @@ fn stamps_never_go_backwards_when_the_clock_is_stepped_back_across_a_restart() {
     let (written, promised) = {
         let repository = open(dir.path(), clock(20_000));
         let (_, stamp) = insert(&repository, 1).unwrap();
-        let (promise, _, _, _) = repository.heartbeat_point().unwrap();
+        let promise = repository.heartbeat_point().unwrap().clock;
         (stamp.time, promise)
     };
     assert!(promised > written);
@@ -266,7 +266,7 @@ fn after_a_torn_tail_local_writes_wait_for_every_peer_and_lost_entries_come_back
     assert_eq!(repository.version_vector().get(me), 4);
     // While waiting, heartbeats promise no later than our last surviving transaction:
     // the lost one (stamped after it) may still reach peers from other members.
-    let (promise, _, _, _) = repository.heartbeat_point().unwrap();
+    let promise = repository.heartbeat_point().unwrap().clock;
     assert!(
         promise <= logged[logged.len() - 2].time,
         "a promise past our own lost transaction"
@@ -293,7 +293,7 @@ fn after_a_torn_tail_local_writes_wait_for_every_peer_and_lost_entries_come_back
     assert_eq!(repository.apply_remote(&lost).unwrap(), Applied::New);
     repository.on_peer_heartbeat(peer, &theirs);
     assert!(repository.write_refusal().is_none());
-    let (promise, _, _, _) = repository.heartbeat_point().unwrap();
+    let promise = repository.heartbeat_point().unwrap().clock;
     assert!(
         promise > lost.time,
         "the promise moves on once the wait is over"
@@ -581,6 +581,54 @@ fn another_instances_transaction_no_member_holds_is_left_out_only_once_every_mem
     assert!(open(dir.path(), clock(0)).log_healing().is_none());
 }
 
+/// An instance removed for good (not handing over) can never send its transactions
+/// again: one that only this damaged log held goes back empty, as our own would, so
+/// that its later ones still reach the members and this repository is whole again
+/// (its writes are lost, and said so), where a member's would keep it healing.
+#[test]
+fn a_transaction_of_an_instance_removed_for_good_only_the_damaged_log_held_goes_back_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = OriginId(77);
+    replicated(dir.path(), gone, 10);
+    {
+        let repository = open(dir.path(), clock(0));
+        for seq in 1..=5 {
+            repository
+                .apply_remote(&empty_transaction(gone, seq))
+                .unwrap();
+        }
+        repository
+            .commit_config(|current, _| Ok(current.unwrap().without_member("b")?.0))
+            .unwrap();
+        repository.close().unwrap();
+    }
+    // Our 11 transactions, then its 1..5 (its third damaged), then its removal.
+    flip_a_bit_of_frame(dir.path(), 13);
+    let repository = open(dir.path(), clock(0));
+    let me = repository.origin();
+    assert_eq!(repository.log_healing().unwrap().missing, vec![(gone, 3)]);
+    let mut behind = VersionVector::new();
+    behind.advance(me, 12);
+    repository.set_horizon(quadmesh_repl::HlcTime::ZERO, behind);
+    let healed = repository
+        .heal_log(Vec::new(), &[(gone, 3)])
+        .unwrap()
+        .unwrap();
+    assert_eq!(healed.emptied, vec![(gone, 3)]);
+    assert_eq!((healed.put_back, healed.left_out), (0, 0));
+    assert!(repository.log_healing().is_none());
+    assert_eq!(repository.version_vector().get(gone), 5);
+    // What the members pull from here holds its whole sequence again.
+    let (entries, _) = repository
+        .entries_since(Default::default(), 100, |origin, _| origin == gone)
+        .unwrap();
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    repository.close().unwrap();
+    drop(repository);
+    assert!(open(dir.path(), clock(0)).log_healing().is_none());
+}
+
 #[test]
 fn an_own_transaction_only_the_damaged_log_held_goes_back_empty_so_the_later_ones_reach_the_members(
 ) {
@@ -597,7 +645,7 @@ fn an_own_transaction_only_the_damaged_log_held_goes_back_empty_so_the_later_one
         .heal_log(logged[..10].to_vec(), &[(me, 11)])
         .unwrap()
         .unwrap();
-    assert_eq!(healed.emptied, vec![11]);
+    assert_eq!(healed.emptied, vec![(me, 11)]);
     assert_eq!((healed.put_back, healed.left_out), (0, 0));
     let after = repository
         .entries_since(Default::default(), 100, |_, _| true)

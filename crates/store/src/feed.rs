@@ -133,7 +133,7 @@ mod tests {
             stamps.push(receipt.transaction.unwrap().1.time);
         }
         let read_meanwhile: Mutex<Vec<HlcTime>> = Mutex::default();
-        let ((promise, _, _, _), entries, _) = repository
+        let (point, entries, _) = repository
             .heartbeat_with_entries(Default::default(), 512, |_, _| {
                 let reading = repository.clock().now().unwrap();
                 read_meanwhile.lock().unwrap().push(reading);
@@ -146,10 +146,11 @@ mod tests {
         assert_eq!(read_meanwhile.len(), 3);
         for reading in read_meanwhile {
             assert!(
-                reading > promise,
-                "the heartbeat promised {promise:?} after the log was read (a reading of \
+                reading > point.clock,
+                "the heartbeat promised {:?} after the log was read (a reading of \
                  {reading:?} meanwhile): a transaction stamped then would be promised \
-                 but not sent"
+                 but not sent",
+                point.clock
             );
         }
     }

@@ -114,22 +114,23 @@ fn nothing_is_announced_or_sent_before_it_is_durable() {
     insert(&repository, 0).unwrap();
     let appended = repository.subscribe();
     let count_before = *appended.borrow();
-    let (_, vector_before, end_before, _) = repository.heartbeat_point().unwrap();
+    let before = repository.heartbeat_point().unwrap();
+    let (vector_before, end_before) = (before.version_vector, before.end);
     repository.hold_group_syncs(true);
     let handles = commits_waiting(&repository, 3);
     // Applied and in the log, but not durable: no stream is woken, no reader or peer is
     // told, no stream reads it, no heartbeat promises it, nobody is answered.
     assert_eq!(*appended.borrow(), count_before, "a stream was woken");
     assert_eq!(repository.version_vector().get(me), 1);
-    let ((promise, vector, end, _), entries, next) = repository
+    let (point, entries, next) = repository
         .heartbeat_with_entries(Default::default(), 512, |_, _| true)
         .unwrap();
     assert_eq!(entries.len(), 1, "a stream read entries not yet durable");
     assert_eq!(
-        vector, vector_before,
+        point.version_vector, vector_before,
         "a heartbeat covered entries not yet durable"
     );
-    assert_eq!(end, end_before);
+    assert_eq!(point.end, end_before);
     assert_eq!(next, end_before);
     let stamps: Vec<_> = repository
         .lock_writer()
@@ -140,8 +141,9 @@ fn nothing_is_announced_or_sent_before_it_is_durable() {
         .map(|e| e.time)
         .collect();
     assert!(
-        stamps.iter().all(|&t| promise <= t),
-        "the heartbeat promised {promise:?}, past a transaction it does not send"
+        stamps.iter().all(|&t| point.clock <= t),
+        "the heartbeat promised {:?}, past a transaction it does not send",
+        point.clock
     );
     assert!(
         handles.iter().all(|h| !h.is_finished()),
@@ -179,11 +181,11 @@ fn a_failed_shared_sync_fails_every_waiter_and_acknowledges_none() {
     }
     // None announced, sent or promised; no more writes until a restart.
     assert_eq!(repository.version_vector().get(me), 1);
-    let ((_, vector, _, _), entries, _) = repository
+    let (point, entries, _) = repository
         .heartbeat_with_entries(Default::default(), 512, |_, _| true)
         .unwrap();
     assert_eq!(entries.len(), 1);
-    assert_eq!(vector.get(me), 1);
+    assert_eq!(point.version_vector.get(me), 1);
     assert!(repository.write_refusal().is_some());
     assert!(matches!(
         insert(&repository, 5),
@@ -223,7 +225,7 @@ fn a_pulled_batch_is_applied_with_one_sync() {
     let dir = tempfile::tempdir().unwrap();
     let repository = open(dir.path(), synced());
     let syncs_before = repository.log_syncs();
-    let (outcomes, error) = repository.apply_remote_batch(&entries[..15]);
+    let (outcomes, error) = repository.apply_remote_batch(source.origin(), &entries[..15]);
     assert!(error.is_none(), "{error:?}");
     assert_eq!(outcomes, vec![Applied::New; 15]);
     assert_eq!(repository.log_syncs() - syncs_before, 1);
@@ -231,7 +233,7 @@ fn a_pulled_batch_is_applied_with_one_sync() {
     // Duplicates are skipped, a gap stops the batch after what came before it.
     let mut batch: Vec<Entry> = entries[14..17].to_vec();
     batch.push(entries[18].clone());
-    let (outcomes, error) = repository.apply_remote_batch(&batch);
+    let (outcomes, error) = repository.apply_remote_batch(source.origin(), &batch);
     assert_eq!(
         outcomes,
         vec![Applied::Duplicate, Applied::New, Applied::New]
@@ -292,4 +294,64 @@ fn a_machine_restart_after_an_unclean_stop_counts_as_a_lost_tail() {
     assert!(repository.write_refusal().is_none());
     repository.close().unwrap();
     assert!(!dir.path().join("running-synced").exists());
+}
+
+/// A member that took a configuration removing a peer takes nothing more from that
+/// peer's stream (checked under the writer lock, entry by entry), unless the peer is
+/// to hand over its own transactions; and its heartbeat says which configuration it
+/// held when it counted what it has.
+#[test]
+fn nothing_more_is_taken_from_a_sender_the_configuration_held_removed() {
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = open(source_dir.path(), synced());
+    for i in 0..6 {
+        insert(&source, i).unwrap();
+    }
+    let (entries, _) = source
+        .entries_since(Default::default(), 100, |_, _| true)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let repository = open(dir.path(), synced());
+    let me = repository.origin();
+    let peer = source.origin();
+    let config = repository
+        .commit_config(|_, time| Ok(two_members(me, peer, time)))
+        .unwrap();
+    let point = repository.heartbeat_point().unwrap();
+    assert_eq!(point.config, Some(config.position()));
+    let (outcomes, error) = repository.apply_remote_batch(peer, &entries[..2]);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(outcomes.len(), 2);
+
+    // Removed, but to hand over what only it holds: still taken.
+    let handing_over = repository
+        .commit_config(|current, time| {
+            let (next, _) = current
+                .unwrap()
+                .without_member_handing_over("b", time, time)?;
+            Ok(next)
+        })
+        .unwrap();
+    let (outcomes, error) = repository.apply_remote_batch(peer, &entries[2..4]);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(
+        repository.heartbeat_point().unwrap().config,
+        Some(handing_over.position())
+    );
+
+    // The hand-over ended: the rest of its stream is refused, nothing applied.
+    let ended = repository
+        .commit_config(|current, _| Ok(current.unwrap().with_hand_over_ended(peer)?))
+        .unwrap();
+    let (outcomes, error) = repository.apply_remote_batch(peer, &entries[4..]);
+    assert!(outcomes.is_empty(), "{outcomes:?}");
+    assert!(
+        matches!(error, Some(StoreError::SenderRemoved { peer: p, .. }) if p == peer),
+        "{error:?}"
+    );
+    assert_eq!(repository.version_vector().get(peer), 4);
+    let point = repository.heartbeat_point().unwrap();
+    assert_eq!(point.config, Some(ended.position()));
+    assert_eq!(point.version_vector.get(peer), 4);
 }

@@ -34,6 +34,7 @@ mod query;
 #[cfg(test)]
 mod range_delete_tests;
 mod rdf_input;
+mod read_view;
 mod reasoning;
 mod register;
 mod repair;
@@ -52,7 +53,7 @@ pub use effect::Effect;
 pub use error::{Result, StoreError};
 pub use fence::{FenceKeeper, FIRST_SAMPLES_GRACE};
 pub use franz_options::{read_options, DatasetBehavior, FranzOptions};
-pub use log::{IndexedEntry, LogHole, LogOptions, LogPosition, TxLog};
+pub use log::{LogHole, LogOptions, LogPosition};
 pub use log_heal::{HealedLog, LogHealingStatus};
 pub use namespaces::{check_namespace, Namespaces, DEFAULT_NAMESPACES};
 pub use parallel_parse::{check_rdf_parallel, parse_rdf_parallel, parse_threads};
@@ -62,13 +63,12 @@ pub use rdf_input::{
     fresh_blank_node, keeps_any_iri, parse_rdf, parse_rdf_stream, read_quads, rename_blank_nodes,
     BlankNodeRenamer, BlankNodes,
 };
+pub use read_view::{ReadTransaction, StoreReader};
 pub use reasoning::{EntailedDataset, Entailments, Reasoning};
 pub use register::{LastWrite, Register};
 pub use repair::{RepairDeferred, Repaired};
-pub use repository::{Applied, CommitReceipt, Repository, RepositoryOptions};
+pub use repository::{Applied, CommitReceipt, HeartbeatPoint, Repository, RepositoryOptions};
 pub use session::PendingChanges;
 pub use snapshot::SnapshotState;
 pub use tracker::{effect_of, ChangeTracker, QuadChange};
 pub use update::{apply_update, UpdateRequest};
-
-pub use oxigraph;

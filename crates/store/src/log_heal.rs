@@ -109,19 +109,21 @@ pub struct HealedLog {
     /// had applied: left out of the log (nobody needs them from it; the next backup must
     /// be a full one).
     pub left_out: usize,
-    /// Transactions of this instance's own that the holes took, that no member holds
-    /// and not every member applied (they were only in this log): each put back as an
-    /// empty transaction under its sequence number, so that the own transactions after
-    /// it still reach the members; their writes are lost (anti-entropy then finds this
-    /// instance differing from the others and repairs its store to theirs).
-    pub emptied: Vec<u64>,
+    /// Transactions the holes took that no member holds and not every member applied
+    /// (they were only in this log), of this instance's own or of an instance the
+    /// configuration removed for good (no member can ever send them): each put back as
+    /// an empty transaction under its origin and sequence number, so that the origin's
+    /// transactions after it still reach the members; their writes are lost
+    /// (anti-entropy then finds this instance differing from the others and repairs its
+    /// store to theirs, as a re-grow from a member would, without taking it down).
+    pub emptied: Vec<(OriginId, u64)>,
     /// Transactions applied by the replay that had stopped at the damage.
     pub replayed: usize,
     /// Copies of the damaged segments as they were.
     pub kept: Vec<PathBuf>,
 }
 
-/// An empty transaction of ours under `missing`'s sequence number, stamped like the
+/// An empty transaction of `missing`'s origin under its sequence number, stamped like the
 /// surviving one before it (or after it): an origin's stamps keep growing with its
 /// sequence numbers.
 fn empty_in_place_of(writer: &Writer, missing: &MissingFrame) -> Entry {
@@ -193,13 +195,14 @@ impl Repository {
     /// `held_by_no_member`: transactions every other member was asked for and none
     /// holds in its log. Those that every member has applied (the stable vector covers
     /// them: their logs truncated them, ours kept them longer for a backup) are needed
-    /// by nobody from the log and are left out. Our own that not every member applied
-    /// were only in this log: each is put back empty under its sequence number (see
-    /// [`HealedLog::emptied`]) rather than keep our later transactions from the members
-    /// for ever. Either way the backup pin goes, since the log since the last backup no
-    /// longer holds every write. Any other transaction no member holds (another
-    /// origin's, not applied everywhere) stays missing: an operator must re-grow this
-    /// instance.
+    /// by nobody from the log and are left out. Those that not every member applied
+    /// were only in this log; if nobody can ever send them again — our own, or those of
+    /// an instance the configuration removed for good — each is put back empty under
+    /// its sequence number (see [`HealedLog::emptied`]) rather than keep the origin's
+    /// later transactions from the members for ever. Either way the backup pin goes,
+    /// since the log since the last backup no longer holds every write. A member's
+    /// transaction no member holds (it should hold its own) stays missing: an operator
+    /// must re-grow this instance.
     ///
     /// Crash safety: the checkpoint is first moved back to the first hole, so an open
     /// after a crash at any later point replays from there, skipping what the version
@@ -221,7 +224,10 @@ impl Repository {
             .collect();
         let unheld = |m: &MissingFrame| held_by_no_member.contains(&(m.origin, m.seq));
         let left_out = |m: &MissingFrame| unheld(m) && writer.stable.covers(m.origin, m.seq);
-        let emptied = |m: &MissingFrame| unheld(m) && !left_out(m) && m.origin == self.origin();
+        // Nobody can send these again: ours, or those of an instance removed for good.
+        let lost_for_good =
+            |origin: OriginId| origin == self.origin() || writer.cluster.removed_for_good(origin);
+        let emptied = |m: &MissingFrame| unheld(m) && !left_out(m) && lost_for_good(m.origin);
         let absent: Vec<String> = healing
             .missing
             .iter()
@@ -235,7 +241,7 @@ impl Repository {
                 .filter(|m| unheld(m) && !left_out(m) && !emptied(m))
                 .count();
             let advice = if nobody > 0 {
-                format!("; {nobody} of them, another instance's, no member holds and not every member has applied: remove this instance from its cluster (--force) and grow it again")
+                format!("; {nobody} of them, of a member, no member holds and not every member has applied: remove this instance from its cluster (--force) and grow it again")
             } else {
                 String::new()
             };
@@ -257,7 +263,7 @@ impl Repository {
                 fills[missing.hole].push(entry);
             } else if emptied(missing) {
                 fills[missing.hole].push(empty_in_place_of(&writer, missing));
-                empty.push(missing.seq);
+                empty.push((missing.origin, missing.seq));
             } else {
                 left += 1;
             }
@@ -271,8 +277,8 @@ impl Repository {
                 "transactions the damage took that every member holds but no log kept are left out of the log: the next backup must be a full one");
         }
         if !empty.is_empty() {
-            tracing::error!(repository = %self.name(), sequence_numbers = ?empty,
-                "ACKNOWLEDGED WRITES LOST: transactions of this instance that only its damaged log held are put back empty, so that its later transactions reach the members; the next backup must be a full one");
+            tracing::error!(repository = %self.name(), transactions = ?empty,
+                "ACKNOWLEDGED WRITES LOST: transactions (origin, sequence number) of this instance, or of an instance removed for good, that only this damaged log held are put back empty, so that the origin's later transactions reach the members; the next backup must be a full one");
         }
         let first_hole = healing.holes[0].start();
         if first_hole < writer.applied {

@@ -52,14 +52,24 @@ const RUNNING_SYNCED_FILE: &str = "running-synced";
 const SYNC_FAILED_MARK: &str = "sync-failed";
 /// Present while a scrub's finding of damage is not repaired (see `Repository::damaged`).
 const DAMAGED_FILE: &str = "damaged.txt";
-/// A heartbeat's promise: the clock, the version vector, the log's end and the content
-/// digest at that version vector (see [`Repository::heartbeat_point`]).
-pub type HeartbeatPoint = (
-    HlcTime,
-    VersionVector,
-    LogPosition,
-    quadmesh_repl::ContentDigest,
-);
+/// A heartbeat's promise (see [`Repository::heartbeat_point`]), all read under one
+/// writer lock.
+///
+/// Rules it keeps:
+/// - everything stamped before `clock` by this instance is in the log before `end`,
+///   and `version_vector` counts durable transactions only;
+/// - `digest` is the content's digest at exactly `version_vector`;
+/// - `config` is the configuration held at that moment: one is made durable before it
+///   is held, and so is every entry logged before it, so the transactions this
+///   instance took under an older configuration are all counted in `version_vector`.
+#[derive(Clone, Debug)]
+pub struct HeartbeatPoint {
+    pub clock: HlcTime,
+    pub version_vector: VersionVector,
+    pub end: LogPosition,
+    pub digest: quadmesh_repl::ContentDigest,
+    pub config: Option<quadmesh_repl::ConfigPosition>,
+}
 
 /// A checkpoint that holds the writer this long is logged: commits and replication
 /// wait behind it.
@@ -461,7 +471,9 @@ impl Repository {
         &self.dir
     }
 
-    pub fn store(&self) -> &Store {
+    /// The store itself, to this crate only: outside it, reads go through
+    /// [`Repository::reader`] and writes through the log.
+    pub(crate) fn store(&self) -> &Store {
         &self.store
     }
 
@@ -1255,14 +1267,27 @@ impl Repository {
     /// failed) and the failure that stopped the batch, if one did: the transactions
     /// before it are applied and durable. If the shared sync fails, none is reported
     /// (they are not durable; the repository stops taking writes).
-    pub fn apply_remote_batch(&self, entries: &[Entry]) -> (Vec<Applied>, Option<StoreError>) {
-        self.apply_batch(entries, false)
+    ///
+    /// `sender` is the peer whose pull stream carried them: once this instance holds a
+    /// configuration that removed it (and does not wait for it to hand over), the rest
+    /// is refused with [`StoreError::SenderRemoved`], checked under the writer lock
+    /// against the configuration held then. So a member that took a removal takes
+    /// nothing more from the removed one, and every transaction of it that this
+    /// instance holds was counted in its heartbeats sent under that removal
+    /// ([`HeartbeatPoint::config`]).
+    pub fn apply_remote_batch(
+        &self,
+        sender: OriginId,
+        entries: &[Entry],
+    ) -> (Vec<Applied>, Option<StoreError>) {
+        self.apply_batch(Some(sender), entries, false)
     }
 
     /// [`Repository::apply_remote`], or with `skips_allowed` (replaying a backup's log,
     /// whose configuration entries stay behind) an origin's sequence may jump forward.
     pub(crate) fn apply_logged(&self, entry: &Entry, skips_allowed: bool) -> Result<Applied> {
-        let (mut outcomes, error) = self.apply_batch(std::slice::from_ref(entry), skips_allowed);
+        let (mut outcomes, error) =
+            self.apply_batch(None, std::slice::from_ref(entry), skips_allowed);
         match error {
             Some(e) => Err(e),
             None => Ok(outcomes.pop().expect("one outcome per entry")),
@@ -1271,6 +1296,7 @@ impl Repository {
 
     fn apply_batch(
         &self,
+        sender: Option<OriginId>,
         entries: &[Entry],
         skips_allowed: bool,
     ) -> (Vec<Applied>, Option<StoreError>) {
@@ -1281,6 +1307,15 @@ impl Repository {
         {
             let mut writer = self.lock_writer();
             for entry in entries {
+                // Checked before each entry: one of the batch may be the configuration
+                // that removed the sender.
+                if let Some(sender) = sender.filter(|s| writer.cluster.removed_for_good(*s)) {
+                    error = Some(StoreError::SenderRemoved {
+                        repository: self.name.clone(),
+                        peer: sender,
+                    });
+                    break;
+                }
                 match self.apply_one_locked(&mut writer, entry, skips_allowed) {
                     Ok((applied, end, took_bulk)) => {
                         outcomes.push(applied);
@@ -1643,7 +1678,13 @@ impl Repository {
                 .map(|e| e.time);
             time = AwaitingPeers::promise(time, last_own);
         }
-        Ok((time, version_vector, end, digest))
+        Ok(HeartbeatPoint {
+            clock: time,
+            version_vector,
+            end,
+            digest,
+            config: writer.cluster.config.as_ref().map(ClusterConfig::position),
+        })
     }
 
     /// Recomputes the content digest from the store itself (a full scan of a snapshot,

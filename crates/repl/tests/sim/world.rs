@@ -586,6 +586,8 @@ impl World {
                     clock,
                     version_vector: vv,
                     digest: None,
+                    // Sent beside it, in `Msg::Frames`.
+                    config: None,
                 }
                 .to_entry(),
             );

@@ -91,9 +91,10 @@ pub async fn heal_forever(state: AppState) {
     }
 }
 
-/// Asks each other member in turn for what is still missing; returns what came back,
-/// checked (a valid frame, one of those asked for), and whether every other member
-/// answered (so that what none sent, none holds).
+/// Asks each other member in turn for what is still missing (and each removed instance
+/// still handing over); returns what came back, checked (a valid frame, one of those
+/// asked for), and whether every other member answered (so that what none sent, none
+/// holds).
 async fn fetch(
     state: &AppState,
     node: &Arc<Node>,
@@ -103,12 +104,16 @@ async fn fetch(
     let local = node.repository().origin();
     let mut fetched = BTreeMap::new();
     let mut everyone_answered = true;
-    let members: Vec<&Member> = config
+    // Members, and removed instances still handing over their own transactions (the
+    // only ones that may hold those of their own the damage took).
+    let members: Vec<(&Member, bool)> = config
         .members
         .iter()
         .filter(|m| m.origin != local)
+        .map(|m| (m, true))
+        .chain(config.handing_over.iter().map(|h| (&h.member, false)))
         .collect();
-    for member in members {
+    for (member, is_member) in members {
         let wanted: Vec<WantedFrame> = missing
             .iter()
             .filter(|id| !fetched.contains_key(*id))
@@ -127,7 +132,10 @@ async fn fetch(
                 }
             }
             Err(e) => {
-                everyone_answered = false;
+                // A removed instance matters only for its own transactions.
+                if is_member || wanted.iter().any(|w| w.origin == member.origin) {
+                    everyone_answered = false;
+                }
                 tracing::debug!(repository = %node.repository().name(), peer = %member.name,
                     error = %e, "asking a member for the transactions the log's damage took failed")
             }

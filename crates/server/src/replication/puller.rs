@@ -77,9 +77,9 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
                         None => Ok(None),
                     }
                 }
-                PullCommand::Apply(entries) => {
-                    apply_transactions(&strong, entries).await.map(|()| None)
-                }
+                PullCommand::Apply(entries) => apply_transactions(&strong, peer, entries)
+                    .await
+                    .map(|()| None),
                 PullCommand::TakeHeartbeat(heartbeat) => {
                     take_heartbeat(&strong, heartbeat).await.map(|()| None)
                 }
@@ -301,10 +301,13 @@ async fn take_heartbeat(node: &Arc<Node>, heartbeat: Heartbeat) -> Result<(), Pu
         );
     }
     let theirs = heartbeat.version_vector.get(node.repository().origin());
-    node.view().on_heartbeat(
+    // Under the configuration it was sent under: a member removed by one stops holding
+    // the frontier only once every member was heard under it (or a newer one).
+    node.view().on_heartbeat_under(
         heartbeat.origin,
         heartbeat.clock,
         heartbeat.version_vector,
+        heartbeat.config,
         super::now_ms(),
     );
     node.touch();
@@ -318,14 +321,18 @@ async fn take_heartbeat(node: &Arc<Node>, heartbeat: Heartbeat) -> Result<(), Pu
 
 /// Applies a stream's transactions in order: the whole batch under one writer lock,
 /// made durable by one log sync (`Repository::apply_remote_batch`).
-async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(), PullFailure> {
+async fn apply_transactions(
+    node: &Arc<Node>,
+    peer: OriginId,
+    entries: Vec<Entry>,
+) -> Result<(), PullFailure> {
     if entries.is_empty() {
         return Ok(());
     }
     let repository = node.repository().clone();
     let apply_delay = node.apply_delay.clone();
     let results = tokio::task::spawn_blocking(move || {
-        let (outcomes, error) = repository.apply_remote_batch(&entries);
+        let (outcomes, error) = repository.apply_remote_batch(peer, &entries);
         // Measured once durable: that is when a reader here can see them.
         let now_ms = super::now_ms();
         let mut applied = Vec::new();
@@ -356,6 +363,8 @@ async fn apply_transactions(node: &Arc<Node>, entries: Vec<Entry>) -> Result<(),
         // Resume from our version vector: the next stream starts where we are.
         Some(StoreError::Gap { .. }) => Err(PullFailure::Ended),
         Some(StoreError::Removed(_)) => Err(PullFailure::Removed),
+        // The configuration held here removed the peer: the machine stops on it.
+        Some(StoreError::SenderRemoved { .. }) => Err(PullFailure::NotAMember),
         // Not applied and rolled back: taken again on the next stream, once space is back
         // (or, after a log found damaged, once it is healed).
         Some(

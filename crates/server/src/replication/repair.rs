@@ -12,8 +12,8 @@
 use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
 use crate::replication::snapshot_transfer::{download, unpack};
 use crate::state::AppState;
+use oxigraph::store::Store;
 use quadmesh_repl::Member;
-use quadmesh_store::oxigraph::store::Store;
 use quadmesh_store::{RepairDeferred, Repaired, StoreError};
 use std::path::Path;
 use std::sync::atomic::Ordering;

@@ -79,6 +79,7 @@ impl Outbox {
             clock: HlcTime::ZERO,
             version_vector: VersionVector::new(),
             digest: None,
+            config: None,
         };
         Outbox {
             sender,
@@ -161,15 +162,12 @@ async fn feed(
         // further batches.
         let repo = repository.clone();
         let wanted = cursor.clone();
-        let ((clock, version_vector, _, digest), mut entries, mut next) =
-            tokio::task::spawn_blocking(move || {
-                repo.heartbeat_with_entries(position, BATCH, |origin, seq| {
-                    wanted.wants(origin, seq)
-                })
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let (point, mut entries, mut next) = tokio::task::spawn_blocking(move || {
+            repo.heartbeat_with_entries(position, BATCH, |origin, seq| wanted.wants(origin, seq))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
         loop {
             position = next;
             let full = entries.len() == BATCH;
@@ -195,9 +193,10 @@ async fn feed(
         }
         let heartbeat = Heartbeat {
             origin: repository.origin(),
-            clock,
-            version_vector,
-            digest: Some(digest),
+            clock: point.clock,
+            version_vector: point.version_vector,
+            digest: Some(point.digest),
+            config: point.config,
         };
         outbox
             .send_heartbeat(Bytes::from(heartbeat.to_entry().encode()))

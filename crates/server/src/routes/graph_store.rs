@@ -18,8 +18,8 @@ use axum::body::Body;
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use quadmesh_store::oxigraph::io::RdfFormat;
-use quadmesh_store::oxigraph::model::{GraphName, NamedNode, Quad};
+use oxigraph::io::RdfFormat;
+use oxigraph::model::{GraphName, NamedNode, Quad};
 use quadmesh_store::{parse_rdf_stream, BlankNodes, ChangeTracker, QuadPattern, StoreError};
 
 /// Which graph a request to `/rdf-graphs/service` is about.

@@ -11,8 +11,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use quadmesh_store::oxigraph::model::{GraphName, Term};
-use quadmesh_store::oxigraph::sparql::{QuerySolution, Variable};
+use oxigraph::model::{GraphName, Term};
+use oxigraph::sparql::{QuerySolution, Variable};
 
 /// `GET /size[?context=]`: a bare number.
 pub async fn size(target: Target, uri: Uri) -> ApiResult<Response> {

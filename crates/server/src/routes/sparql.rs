@@ -14,9 +14,9 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use quadmesh_store::oxigraph::io::RdfFormat;
-use quadmesh_store::oxigraph::model::{GraphName, NamedNode, Term};
-use quadmesh_store::oxigraph::sparql::{CancellationToken, Variable};
+use oxigraph::io::RdfFormat;
+use oxigraph::model::{GraphName, NamedNode, Term};
+use oxigraph::sparql::{CancellationToken, Variable};
 use quadmesh_store::{
     apply_update, ParsedQuery, QueryForm, QueryRequest, Reasoning, StoreError, UpdateRequest,
 };

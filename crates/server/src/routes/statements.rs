@@ -15,9 +15,9 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::Json;
-use quadmesh_store::oxigraph::io::RdfFormat;
-use quadmesh_store::oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
-use quadmesh_store::oxigraph::sparql::CancellationToken;
+use oxigraph::io::RdfFormat;
+use oxigraph::model::{GraphName, NamedNode, NamedOrBlankNode, Quad, Term};
+use oxigraph::sparql::CancellationToken;
 use quadmesh_store::{
     apply_update, parse_rdf_parallel, parse_rdf_stream, parse_threads, BlankNodes, ChangeTracker,
     Entailments, GraphSelector, QuadPattern, Reasoning, StoreError, UpdateRequest,
