@@ -280,6 +280,17 @@ impl ClusterView {
         self.peers.get(&origin).is_some_and(|p| p.expired)
     }
 
+    /// The members this view expired, in the configuration's order (what
+    /// `Proposer::change_knowing_expired` takes).
+    pub fn expired_members(&self) -> Vec<OriginId> {
+        self.config
+            .members
+            .iter()
+            .map(|m| m.origin)
+            .filter(|o| self.is_expired(*o))
+            .collect()
+    }
+
     /// No transaction this instance has not yet received can be older than this
     /// (`local`: what this instance holds).
     ///
@@ -676,6 +687,7 @@ mod tests {
         // not expire it may still relay its old transactions.
         assert_eq!(v.frontier(HlcTime(1000), &local), HlcTime(300));
         assert!(v.is_expired(OriginId(3)));
+        assert_eq!(v.expired_members(), vec![OriginId(3)]);
         let (config, _) = v.config().without_member("c").unwrap();
         assert!(v.set_config(config));
         // ... and, removed, until b was heard since (it holds none of c's).

@@ -304,6 +304,8 @@ fn random_schedules_keep_every_promise() {
         );
         // Servers were grown onto (they start empty), and grows were undone.
         assert!(m.grown_installed > 0 && m.grows_undone > 0, "{m:?}");
+        // The engine refused to move the role to a member the proposer's view expired.
+        assert!(m.moves_refused_expired > 0, "{m:?}");
         // Range deletes removed quads, refused older inserts that came after them, and
         // their tombstones were pruned.
         assert!(

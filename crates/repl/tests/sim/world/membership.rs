@@ -162,6 +162,8 @@ pub struct MembershipStats {
     pub promotions_not_granted: u64,
     /// Refused at once (not controlling any more, already controlling, …).
     pub refused_at_once: u64,
+    /// Moves of the role to a member the node's view expired, refused by the engine.
+    pub moves_refused_expired: u64,
     pub commits_failed: u64,
     /// Removals without force started (the member asked to hold its writes).
     pub removals_started: u64,
@@ -196,6 +198,7 @@ impl MembershipStats {
         self.promotions_in_force += o.promotions_in_force;
         self.promotions_not_granted += o.promotions_not_granted;
         self.refused_at_once += o.refused_at_once;
+        self.moves_refused_expired += o.moves_refused_expired;
         self.commits_failed += o.commits_failed;
         self.removals_started += o.removals_started;
         self.removals_not_held += o.removals_not_held;
@@ -586,6 +589,7 @@ impl World {
             Err(ProposalError::Superseded(_)) => stats.changes_superseded += 1,
             Err(ProposalError::NotGranted { .. }) => stats.promotions_not_granted += 1,
             Err(ProposalError::Membership(MembershipError::ChangedMeanwhile(_))) => {}
+            Err(ProposalError::TargetExpired(_)) => stats.moves_refused_expired += 1,
             Err(_) => stats.refused_at_once += 1,
         }
     }
@@ -610,8 +614,15 @@ impl World {
         self.log(|| format!("n{node} starts {change:?}"));
         self.membership_stats().changes_started += 1;
         let base = self.config_of(node).clone();
-        let (proposer, commands) =
-            Proposer::change(self.nodes[node].origin, base, change.clone(), self.now);
+        // As the server: the engine is told which members this node's view expired.
+        let expired = self.nodes[node].view.expired_members();
+        let (proposer, commands) = Proposer::change_knowing_expired(
+            self.nodes[node].origin,
+            base,
+            change.clone(),
+            &expired,
+            self.now,
+        );
         self.nodes[node].proposer = Some(proposer);
         self.nodes[node].request = Some(change);
         self.run_proposer(node, commands);
@@ -1030,6 +1041,13 @@ impl World {
                     })
                     .cloned()
                     .collect();
+                // A member this node's view expired, as `repl status` shows it: now and
+                // then the operator tries to hand it the role anyway (the engine refuses).
+                let expired = config
+                    .members
+                    .iter()
+                    .find(|m| self.nodes[node].view.is_expired(m.origin))
+                    .map(|m| m.name.clone());
                 let roll = self.rng.below(10);
                 // A server no configuration has named yet: a grow's target.
                 let spare = (0..n).find(|&i| {
@@ -1050,6 +1068,8 @@ impl World {
                         added_at: HlcTime::ZERO,
                     };
                     self.start_change(node, Change::Grow(member));
+                } else if let (Some(name), 7) = (expired, roll) {
+                    self.start_change(node, Change::MoveControlling { to: name });
                 } else if let (Some(name), 9) = (self.unheard_member(node), roll) {
                     // A member it cannot hear: the hold most likely fails, and the
                     // operator may then remove it by force.
