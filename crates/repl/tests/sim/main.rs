@@ -103,6 +103,7 @@ fn random_config(seed: u64) -> Config {
         // One schedule in two has a server to grow the cluster onto.
         spares: rng.range(0, 1) as usize,
         scripted_changes: Vec::new(),
+        wait_for_hand_over_ends: false,
     }
 }
 
@@ -117,7 +118,9 @@ fn run(seed: u64, config: &Config, trace: bool) -> Outcome {
     let mut converged = false;
     while world.now < healed_at + HEAL_WITHIN_MS {
         world.step(false, config);
-        if world.now.is_multiple_of(100) && world.converged() {
+        let ended =
+            !config.wait_for_hand_over_ends || world.newest_config().handing_over.is_empty();
+        if world.now.is_multiple_of(100) && world.converged() && ended {
             converged = true;
             break;
         }
@@ -414,6 +417,8 @@ fn scenario_with_changes(
         membership_changes: false,
         spares: 0,
         scripted_changes,
+        // The scripted cases see their hand-overs through to the end.
+        wait_for_hand_over_ends: true,
     };
     let trace = std::env::var_os("QUADMESH_SIM_TRACE").is_some();
     let outcome = run(seed, &config, trace);

@@ -422,6 +422,7 @@ fn a_replicated_write_dropped_from_a_real_runs_final_state_is_reported() {
         membership_changes: false,
         spares: 0,
         scripted_changes: Vec::new(),
+        wait_for_hand_over_ends: false,
     };
     let mut world = World::new(7, config.nodes, config.spares);
     while world.now < config.chaos_ms {
@@ -621,6 +622,7 @@ fn a_real_run_with_membership_changes_passes_and_a_planted_fork_is_reported() {
             ),
             (4_000, Scripted::Promote { node: 2 }),
         ],
+        wait_for_hand_over_ends: false,
     };
     // A seed under which each scripted change meets a cluster that can make it (the
     // script does not wait for one: under seed 11 the move is now refused at once).

@@ -245,6 +245,9 @@ pub struct Config {
     /// Servers a grow may add (empty until then).
     pub spares: usize,
     pub scripted_changes: Vec<(u64, Scripted)>,
+    /// A run converges only once no configuration lists a hand-over any more (the
+    /// change ending it made), not merely once nothing more can come of it.
+    pub wait_for_hand_over_ends: bool,
 }
 
 pub struct World {
@@ -1361,15 +1364,32 @@ impl World {
     }
 
     /// Every live member holds the same transactions and the newest configuration,
-    /// none waits for its peers, and no hand-over is still to come (until it ends, a
-    /// member removed by force may still hand over what it acknowledged).
+    /// none waits for its peers, and no hand-over is still to come: each member removed
+    /// by force that the newest configuration still lists knows it was removed (it
+    /// acknowledges nothing more) and every live member holds all its own transactions
+    /// (ground truth: whether the change ending the wait could be made yet is the
+    /// configuration's business — it needs a change quorum, which an expired member's
+    /// promise to a candidate may deny until an operator steps in).
     pub fn converged(&self) -> bool {
         let live = self.live_members();
         let Some(&head) = live.first() else {
             return false;
         };
-        if !self.newest_config().handing_over.is_empty() {
-            return false;
+        for hand_over in &self.newest_config().handing_over {
+            let origin = hand_over.member.origin;
+            let Some(removed) = self.nodes[self.index_of(origin)].repo.as_ref() else {
+                return false;
+            };
+            let held = removed.vv.get(origin);
+            let taken_over = live.iter().all(|&i| {
+                self.nodes[i]
+                    .repo
+                    .as_ref()
+                    .is_some_and(|r| r.vv.get(origin) >= held)
+            });
+            if !removed.disk.removed || !taken_over {
+                return false;
+            }
         }
         let first = self.nodes[head].repo.as_ref().expect("up");
         let newest = self.newest_config().position();

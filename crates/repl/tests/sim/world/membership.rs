@@ -897,24 +897,7 @@ impl World {
         // every third try, and removes the orphan from there.
         self.membership.cleanup_tries += 1;
         if self.membership.cleanup_tries.is_multiple_of(3) {
-            let newest = self.newest_config().clone();
-            let candidates: Vec<usize> = newest
-                .members
-                .iter()
-                .map(|m| self.index_of(m.origin))
-                .filter(|&i| {
-                    self.available(i)
-                        && newest.controlling().map(|c| c.origin) != Some(self.nodes[i].origin)
-                        && self.nodes[i]
-                            .repo
-                            .as_ref()
-                            .is_some_and(|r| !r.is_awaiting())
-                })
-                .collect();
-            if !candidates.is_empty() {
-                let i = candidates[self.rng.below(candidates.len() as u64) as usize];
-                self.start_promotion(i);
-            }
+            self.promote_another_member();
             return;
         }
         // The controlling instance of the newest configuration, as status shows it.
@@ -938,6 +921,31 @@ impl World {
             self.start_promotion(node);
         } else {
             self.start_change(node, Change::Remove { name });
+        }
+    }
+
+    /// The operator's remedy when the controlling instance of the newest
+    /// configuration cannot change it (members promised a newer epoch to a candidate
+    /// that never took it): another member, available and not waiting after a lost
+    /// tail, is promoted.
+    fn promote_another_member(&mut self) {
+        let newest = self.newest_config().clone();
+        let candidates: Vec<usize> = newest
+            .members
+            .iter()
+            .map(|m| self.index_of(m.origin))
+            .filter(|&i| {
+                self.available(i)
+                    && newest.controlling().map(|c| c.origin) != Some(self.nodes[i].origin)
+                    && self.nodes[i]
+                        .repo
+                        .as_ref()
+                        .is_some_and(|r| !r.is_awaiting())
+            })
+            .collect();
+        if !candidates.is_empty() {
+            let i = candidates[self.rng.below(candidates.len() as u64) as usize];
+            self.start_promotion(i);
         }
     }
 
@@ -1154,17 +1162,30 @@ impl World {
         }
     }
 
-    /// The change ending a hand-over was reported: counted by how it ended.
+    /// The change ending a hand-over was reported: counted by how it ended. One that
+    /// could not be made (too few members confirm: some promised a newer epoch to a
+    /// candidate that never took it) is tried again at the next look; every third
+    /// time, the operator — who sees the hand-over stuck in status — promotes another
+    /// member, as for an orphaned grow.
     fn after_hand_over_end(&mut self, node: usize, outcome: &Result<ClusterConfig, ProposalError>) {
         let Some((_, end)) = self.nodes[node].ending_hand_over.take() else {
             return;
         };
-        if outcome.is_ok() {
-            let stats = self.membership_stats();
-            match end {
-                HandOverEnd::HandedOver { .. } => stats.hand_overs_completed += 1,
-                HandOverEnd::GaveUp { .. } => stats.hand_overs_gave_up += 1,
+        match outcome {
+            Ok(_) => {
+                let stats = self.membership_stats();
+                match end {
+                    HandOverEnd::HandedOver { .. } => stats.hand_overs_completed += 1,
+                    HandOverEnd::GaveUp { .. } => stats.hand_overs_gave_up += 1,
+                }
             }
+            Err(ProposalError::BaseNotInForce { .. } | ProposalError::CannotChangeNow { .. }) => {
+                self.membership.cleanup_tries += 1;
+                if self.membership.cleanup_tries.is_multiple_of(3) {
+                    self.promote_another_member();
+                }
+            }
+            Err(_) => {}
         }
     }
 
