@@ -10,6 +10,7 @@ mod clock_fence;
 mod cluster;
 mod digest;
 pub mod frame;
+mod hand_over;
 mod heartbeat;
 pub mod log_heal;
 mod lost_tail;
@@ -29,6 +30,7 @@ pub use clock_fence::{ClockFence, ClockSample, FenceVerdict, OwnClock};
 pub use cluster::{ClusterConfig, CommitDefaults, Durability, HandOver, Member, MembershipError};
 pub use digest::ContentDigest;
 pub use frame::{Entry, EntryKind, FrameError};
+pub use hand_over::{decide_hand_over, HandOverDecision, HandOverEnd, RemovedAnswer};
 pub use heartbeat::Heartbeat;
 pub use lost_tail::AwaitingPeers;
 pub use membership_engine::{

@@ -188,6 +188,10 @@ pub enum ProposalError {
     PromotionAsChange,
     #[error("'{0}' is the controlling instance already")]
     AlreadyControlling(String),
+    /// The member the role would move to was away longer than the log is kept, as this
+    /// instance's view knows: it must be removed and grown again, never take the role.
+    #[error("instance '{0}' was away longer than the log is kept (expired): it cannot take the controlling role; remove it and grow it again")]
+    TargetExpired(String),
     /// Its own instance promised or holds a newer epoch: another member controls now.
     #[error("another member controls the cluster now: this instance says {0}")]
     Superseded(ConsentRefusal),
@@ -281,6 +285,9 @@ enum Phase {
 ///   only if enough members receive it before another member is promoted);
 /// - its own instance's refusal to confirm because it promised or holds a newer epoch
 ///   ends the attempt at once: another member controls the cluster;
+/// - the controlling role moves only to a member that confirms both the configuration
+///   held and the one naming it, and never to one the proposer's view expired
+///   (refused before anything is asked: [`ProposalError::TargetExpired`]);
 /// - a member that said it does not hold the configuration yet is asked again every
 ///   [`ASK_AGAIN_MS`]; one that has not consented within [`ASK_WITHIN_MS`] of the round's
 ///   start counts as refusing, and a round ends as soon as its quorum is met or can no
@@ -302,12 +309,29 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// A change by this instance (`local`) of the configuration it holds (`base`).
+    /// A change by this instance (`local`) of the configuration it holds (`base`), by
+    /// an instance that knows of no expired member (see
+    /// [`Proposer::change_knowing_expired`], which a runtime with a view calls).
     /// The first commands ask for the confirmations of `base`.
     pub fn change(
         local: OriginId,
         base: ClusterConfig,
         change: Change,
+        now: u64,
+    ) -> (Self, Vec<ProposerCommand>) {
+        Self::change_knowing_expired(local, base, change, &[], now)
+    }
+
+    /// A change by this instance (`local`) of the configuration it holds (`base`),
+    /// whose view expired the members `expired` (`ClusterView::expired_members`): the
+    /// role is never moved to one of them ([`ProposalError::TargetExpired`], reported
+    /// at once: nothing is asked or written). The first commands ask for the
+    /// confirmations of `base`.
+    pub fn change_knowing_expired(
+        local: OriginId,
+        base: ClusterConfig,
+        change: Change,
+        expired: &[OriginId],
         now: u64,
     ) -> (Self, Vec<ProposerCommand>) {
         let mut proposer = Proposer {
@@ -330,6 +354,16 @@ impl Proposer {
                 .apply(&proposer.base, HlcTime::ZERO)
                 .err()
                 .map(Into::into)
+        });
+        // An expired member may lack what the log no longer keeps, and refuses writes
+        // itself: the cluster would be left controlled by one that must be grown again.
+        let refused = refused.or_else(|| match &change {
+            Change::MoveControlling { to } => proposer
+                .base
+                .member_named(to)
+                .filter(|m| expired.contains(&m.origin))
+                .map(|m| ProposalError::TargetExpired(m.name.clone())),
+            _ => None,
         });
         if let Some(error) = refused {
             let report = proposer.report(Err(error));
@@ -988,6 +1022,50 @@ mod tests {
             Some(Err(ProposalError::TargetCannotConfirm { made: true, .. })) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_role_is_never_moved_to_a_member_the_view_expired() {
+        let base = three();
+        let to_c = Change::MoveControlling { to: "c".into() };
+        let (p, commands) =
+            Proposer::change_knowing_expired(OriginId(1), base.clone(), to_c, &[OriginId(3)], 0);
+        assert_eq!(
+            commands,
+            vec![ProposerCommand::Report(Err(ProposalError::TargetExpired(
+                "c".into()
+            )))],
+            "refused before anyone is asked"
+        );
+        assert!(p.is_done());
+        // Another member's expiry does not stand in the way; nor does c's of any
+        // other change (removing it is how it goes).
+        let to_b = Change::MoveControlling { to: "b".into() };
+        let (_, commands) =
+            Proposer::change_knowing_expired(OriginId(1), base.clone(), to_b, &[OriginId(3)], 0);
+        assert_eq!(asks(&commands).len(), 3, "{commands:?}");
+        let remove_c = Change::Remove { name: "c".into() };
+        let (_, commands) = Proposer::change_knowing_expired(
+            OriginId(1),
+            base.clone(),
+            remove_c,
+            &[OriginId(3)],
+            0,
+        );
+        assert_eq!(asks(&commands).len(), 3, "{commands:?}");
+        // An unknown name is reported as unknown, whatever is expired.
+        let to_x = Change::MoveControlling { to: "x".into() };
+        let (_, commands) =
+            Proposer::change_knowing_expired(OriginId(1), base, to_x, &[OriginId(3)], 0);
+        assert!(
+            matches!(
+                reported(&commands),
+                Some(Err(ProposalError::Membership(
+                    MembershipError::UnknownInstance(_)
+                )))
+            ),
+            "{commands:?}"
+        );
     }
 
     #[test]

@@ -71,7 +71,12 @@ pub enum Unreplicated {
 ///   promises, and one that has not taken the removal still pulls from it);
 /// - a member removed before it could hand over what only it held (the
 ///   configuration's `handing_over`) holds the frontier at its last known promise
-///   until it is off that list: what it hands over is stamped as it was acknowledged.
+///   until it is off that list: what it hands over is stamped as it was acknowledged;
+///   and then, as at a removal, until every remaining member was heard under the
+///   configuration that ended its hand-over and this instance holds what they were
+///   known to hold of it (they pulled from it until they took the end, and relay what
+///   they took); its own reports count no more then (nobody pulls from it: after a
+///   hand-over given up, what it alone held never comes).
 #[derive(Clone, Debug)]
 pub struct ClusterView {
     local: OriginId,
@@ -150,6 +155,43 @@ impl ClusterView {
         for origin in back {
             let departed = self.departed.remove(&origin).expect("listed");
             self.peers.insert(origin, departed.progress);
+        }
+        // A hand-over that ended (handed over, or given up): the members that pulled
+        // from the removed member until they took the end may relay what they took,
+        // older than their promises, so its promise holds the frontier again until each
+        // was heard under the end and this instance holds what they hold of it. What it
+        // alone held is waited for no more (nobody pulls from it now): its own reports
+        // do not count, or a hand-over given up would hold the frontier for good.
+        for hand_over in &self.config.handing_over {
+            let origin = hand_over.member.origin;
+            if config.is_handing_over(origin) || config.is_member(origin) {
+                continue;
+            }
+            let needed = self
+                .peers
+                .iter()
+                .filter(|(o, _)| **o != origin)
+                .map(|(_, p)| p.version_vector.get(origin))
+                .max()
+                .unwrap_or(0);
+            let unheard = config
+                .members
+                .iter()
+                .map(|m| m.origin)
+                .filter(|o| *o != self.local)
+                .collect();
+            let progress = self.peers.get(&origin).cloned().unwrap_or_default();
+            let departed = self.departed.entry(origin).or_insert(Departed {
+                promised: hand_over.promised,
+                needed,
+                unheard: Default::default(),
+                removed_by: config.position(),
+                progress,
+            });
+            departed.promised = departed.promised.min(hand_over.promised);
+            departed.needed = needed;
+            departed.unheard = unheard;
+            departed.removed_by = config.position();
         }
         for departed in self.departed.values_mut() {
             departed.unheard.retain(|o| config.is_member(*o));
@@ -278,6 +320,17 @@ impl ClusterView {
 
     pub fn is_expired(&self, origin: OriginId) -> bool {
         self.peers.get(&origin).is_some_and(|p| p.expired)
+    }
+
+    /// The members this view expired, in the configuration's order (what
+    /// `Proposer::change_knowing_expired` takes).
+    pub fn expired_members(&self) -> Vec<OriginId> {
+        self.config
+            .members
+            .iter()
+            .map(|m| m.origin)
+            .filter(|o| self.is_expired(*o))
+            .collect()
     }
 
     /// No transaction this instance has not yet received can be older than this
@@ -570,6 +623,100 @@ mod tests {
         );
     }
 
+    /// A hand-over that gives up: b, not yet holding the end, pulled more of c's
+    /// transactions than this instance ever heard of. Before, the end let the frontier
+    /// pass at once (c's hold was over), and b then relayed them, older than what this
+    /// instance had pruned.
+    #[test]
+    fn after_a_hand_over_ends_the_frontier_waits_for_what_the_members_took_over() {
+        let mut v = view();
+        v.on_heartbeat(OriginId(3), HlcTime(300), vv(&[(3, 4)]), 0);
+        v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(3, 4)]), 0);
+        let (listed, _) = v
+            .config()
+            .without_member_handing_over("c", HlcTime(300), HlcTime(950))
+            .unwrap();
+        assert!(v.set_config(listed.clone()));
+        v.on_heartbeat_under(
+            OriginId(2),
+            HlcTime(990),
+            vv(&[(3, 4)]),
+            Some(listed.position()),
+            0,
+        );
+        let ended = listed.with_hand_over_ended(OriginId(3)).unwrap();
+        assert!(v.set_config(ended.clone()));
+        // b may still relay what it took from c before it took the end ...
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(300));
+        // (a heartbeat b sent before it took the end does not say it stopped)
+        v.on_heartbeat_under(
+            OriginId(2),
+            HlcTime(995),
+            vv(&[(3, 6)]),
+            Some(listed.position()),
+            0,
+        );
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(300));
+        v.on_heartbeat_under(
+            OriginId(2),
+            HlcTime(1100),
+            vv(&[(3, 7)]),
+            Some(ended.position()),
+            0,
+        );
+        // ... until it was heard under the end, and this instance holds all it holds.
+        assert_eq!(v.frontier(HlcTime(1200), &vv(&[(3, 6)])), HlcTime(300));
+        assert_eq!(v.frontier(HlcTime(1200), &vv(&[(3, 7)])), HlcTime(1100));
+    }
+
+    /// A hand-over given up after c was heard holding more than anyone took: what only
+    /// c holds never comes now, and must not hold the frontier for good.
+    #[test]
+    fn a_hand_over_given_up_does_not_hold_the_frontier_for_what_only_the_removed_member_held() {
+        let mut v = view();
+        v.on_heartbeat(OriginId(2), HlcTime(900), vv(&[(3, 4)]), 0);
+        let (listed, _) = v
+            .config()
+            .without_member_handing_over("c", HlcTime(300), HlcTime(950))
+            .unwrap();
+        assert!(v.set_config(listed.clone()));
+        // c, pulled from while listed, says it holds 9 of its own; 4 arrived. (Never
+        // heard before its removal, its promise is the time it was added.)
+        v.on_heartbeat(OriginId(3), HlcTime(400), vv(&[(3, 9)]), 0);
+        v.on_heartbeat_under(
+            OriginId(2),
+            HlcTime(990),
+            vv(&[(3, 4)]),
+            Some(listed.position()),
+            0,
+        );
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(200));
+        let ended = listed.with_hand_over_ended(OriginId(3)).unwrap();
+        assert!(v.set_config(ended.clone()));
+        v.on_heartbeat_under(
+            OriginId(2),
+            HlcTime(1100),
+            vv(&[(3, 4)]),
+            Some(ended.position()),
+            0,
+        );
+        assert_eq!(v.frontier(HlcTime(1200), &vv(&[(3, 4)])), HlcTime(1100));
+        // A view that began while c was listed knows the same once the end comes.
+        let mut fresh = ClusterView::new(OriginId(1), listed, 0);
+        fresh.on_heartbeat(OriginId(2), HlcTime(990), vv(&[(3, 5)]), 0);
+        assert!(fresh.set_config(ended.clone()));
+        assert_eq!(fresh.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(300));
+        fresh.on_heartbeat_under(
+            OriginId(2),
+            HlcTime(1100),
+            vv(&[(3, 5)]),
+            Some(ended.position()),
+            0,
+        );
+        assert_eq!(fresh.frontier(HlcTime(1200), &vv(&[(3, 4)])), HlcTime(300));
+        assert_eq!(fresh.frontier(HlcTime(1200), &vv(&[(3, 5)])), HlcTime(1100));
+    }
+
     #[test]
     fn a_member_back_in_a_newer_configuration_is_known_as_it_was() {
         let mut v = view();
@@ -623,8 +770,18 @@ mod tests {
         assert_eq!(fresh.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(300));
         let ended = config.with_hand_over_ended(OriginId(3)).unwrap();
         assert!(ended.handing_over.is_empty() && ended.removed.contains(&OriginId(3)));
-        assert!(v.set_config(ended));
-        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(990));
+        assert!(v.set_config(ended.clone()));
+        // Ended, it holds the frontier until b was heard under the end (b may have
+        // taken more of c's until then).
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(300));
+        v.on_heartbeat_under(
+            OriginId(2),
+            HlcTime(995),
+            vv(&[(3, 4)]),
+            Some(ended.position()),
+            0,
+        );
+        assert_eq!(v.frontier(HlcTime(1000), &vv(&[(3, 4)])), HlcTime(995));
         assert!(v.config().with_hand_over_ended(OriginId(3)).is_err());
     }
 
@@ -676,6 +833,7 @@ mod tests {
         // not expire it may still relay its old transactions.
         assert_eq!(v.frontier(HlcTime(1000), &local), HlcTime(300));
         assert!(v.is_expired(OriginId(3)));
+        assert_eq!(v.expired_members(), vec![OriginId(3)]);
         let (config, _) = v.config().without_member("c").unwrap();
         assert!(v.set_config(config));
         // ... and, removed, until b was heard since (it holds none of c's).

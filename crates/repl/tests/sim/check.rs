@@ -82,8 +82,16 @@ pub struct Membership {
     /// without force (its writes held, what it declared waited for: none of its
     /// acknowledged writes may go) ...
     pub removed_held: BTreeMap<OriginId, u64>,
-    /// ... or by force (it discards what only the member holds).
+    /// ... or by force without a hand-over (it discards what only the member holds:
+    /// the operator's `hand-over=false`, or a grow's member that never installed) ...
     pub removed_by_force: BTreeMap<OriginId, u64>,
+    /// ... or by force with a hand-over (`RemoveHandingOver`: the members pull its own
+    /// transactions until the hand-over ends; none of its acknowledged writes may go
+    /// unless the end gave up).
+    pub removed_handing_over: BTreeMap<OriginId, u64>,
+    /// Members whose hand-over was last ended (the configuration ending it written) by
+    /// giving up after the log's retention, and when.
+    pub hand_over_gave_up: BTreeMap<OriginId, u64>,
     /// The first index of the servers a grow may add, and those a grow installed.
     pub first_spare: usize,
     pub installed: BTreeSet<OriginId>,
@@ -101,6 +109,8 @@ impl Membership {
             in_force: Vec::new(),
             removed_held: BTreeMap::new(),
             removed_by_force: BTreeMap::new(),
+            removed_handing_over: BTreeMap::new(),
+            hand_over_gave_up: BTreeMap::new(),
             first_spare: usize::MAX,
             installed: BTreeSet::new(),
             cleanup_tries: 0,
@@ -322,11 +332,17 @@ pub struct Excused {
     /// fence of issue 25 trusts a majority's clocks: this family is beyond it, and
     /// stays until clocks are checked against something other than each other.
     pub real_time_clock_majority_off: u64,
-    /// No other instance ever applied it, and its origin was removed by force (an
-    /// operator's `remove --force`: what only the member holds is discarded). A removal
-    /// without force holds the member's writes and waits until the others hold what it
-    /// declared: a write it took with it is a violation (`lost`).
+    /// No other instance ever applied it, and its origin was removed by force without
+    /// a hand-over (an operator's `remove --force hand-over=false`: what only the
+    /// member holds is discarded). A removal without force holds the member's writes
+    /// and waits until the others hold what it declared: a write it took with it is a
+    /// violation (`lost`); so is one a member removed by force with a hand-over took
+    /// with it, unless ...
     pub removed_by_force: u64,
+    /// ... no other instance ever applied it, and the hand-over of its origin, removed
+    /// by force, gave up after the log's retention (the controlling instance logs that
+    /// acknowledged writes may be lost).
+    pub hand_over_gave_up: u64,
 }
 
 /// Whether the known limits in [`Excused`] are violations.
@@ -486,10 +502,32 @@ pub fn check(h: &History, ending: Ending, strictness: Strictness) -> (Vec<String
         let removed = newest.removed.contains(&origin);
         let forced = removed && h.membership.removed_by_force.contains_key(&origin);
         let held_removal = removed && h.membership.removed_held.contains_key(&origin);
+        let handing_over = removed && h.membership.removed_handing_over.contains_key(&origin);
+        // The wait for it ended by giving up, and no newer configuration lists it again.
+        let gave_up = handing_over
+            && !newest.is_handing_over(origin)
+            && h.membership.hand_over_gave_up.contains_key(&origin);
         if unreplicated && cut_by_origin {
             excused.cut_before_replicated += 1;
         } else if unreplicated && !origin_live && forced {
             excused.removed_by_force += 1;
+        } else if unreplicated && !origin_live && gave_up {
+            excused.hand_over_gave_up += 1;
+        } else if unreplicated && !origin_live && handing_over {
+            violations.push(format!(
+                "lost: acknowledged write {origin}#{seq} ({} at n{}, invoked at {} ms) went with \
+                 its origin, removed by force with a hand-over (written at {} ms) that {}: no \
+                 other instance applied it",
+                op.effect,
+                op.node,
+                op.invoked,
+                h.membership.removed_handing_over[&origin],
+                if newest.is_handing_over(origin) {
+                    "is still to come"
+                } else {
+                    "did not give up"
+                },
+            ));
         } else if unreplicated && !origin_live && held_removal {
             violations.push(format!(
                 "lost: acknowledged write {origin}#{seq} ({} at n{}, invoked at {} ms) went with \

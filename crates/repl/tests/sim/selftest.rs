@@ -212,6 +212,57 @@ fn a_write_gone_with_a_member_removed_without_force_is_reported_and_by_force_cou
 }
 
 #[test]
+fn a_write_gone_with_a_member_removed_by_force_with_a_hand_over_is_reported_unless_it_gave_up() {
+    // n2 acknowledged a write nobody else applied, and was removed by force with a
+    // hand-over: the members were to pull its own transactions from it.
+    let gone = tx(2, 1, 100, &[(0, true)]);
+    let mut h = converged(3, &[]);
+    h.ops = vec![acked(&gone, 2, 100, 100)];
+    applied(&mut h, tx_id(&gone), &[2]);
+    h.instances[2].live = false;
+    let base = cluster(3);
+    let promised = HlcTime::from_parts(EPOCH_MS + 90, 0);
+    let removed_at = HlcTime::from_parts(EPOCH_MS + 300, 0);
+    let (listed, _) = base
+        .without_member_handing_over("n2", promised, removed_at)
+        .unwrap();
+    make(&mut h.membership, 0, 300, &base, &listed);
+    adopt(&mut h.membership, 1, 310, &listed);
+    h.membership.removed_handing_over.insert(origin(2), 300);
+    // Still to hand it over when the run ended: lost, however lenient.
+    assert!(reported(&h, Ending::Converged, LENIENT, "lost"));
+    // The hand-over ended as complete, yet the write is nowhere: lost.
+    let ended = listed.with_hand_over_ended(origin(2)).unwrap();
+    make(&mut h.membership, 0, 900, &listed, &ended);
+    adopt(&mut h.membership, 1, 910, &ended);
+    assert!(reported(&h, Ending::Converged, LENIENT, "lost"));
+    assert!(reported(&h, Ending::Converged, STRICT, "lost"));
+    // It ended by giving up after the log's retention: counted, as the operator was
+    // told writes may be lost.
+    h.membership.hand_over_gave_up.insert(origin(2), 900);
+    let excused = clean(&h, Ending::Converged, STRICT);
+    assert_eq!(
+        (excused.hand_over_gave_up, excused.removed_by_force),
+        (1, 0)
+    );
+    // A give-up written but superseded (the newest configuration still waits for n2)
+    // excuses nothing.
+    h.membership.made.retain(|x| x.config != ended);
+    h.membership.adopted.retain(|x| x.config != ended);
+    assert!(reported(&h, Ending::Converged, LENIENT, "lost"));
+    // A write another instance applied was never n2's alone: its loss is judged as
+    // any other's (n1 is live: lost, whatever became of n2).
+    h.membership.made.push(Made {
+        origin: origin(0),
+        at: 900,
+        base: listed.position(),
+        config: ended.clone(),
+    });
+    applied(&mut h, tx_id(&gone), &[1, 2]);
+    assert!(reported(&h, Ending::Converged, LENIENT, "lost"));
+}
+
+#[test]
 fn an_older_write_applied_over_a_newer_one_is_reported() {
     let newer = tx(1, 1, 300, &[(0, false)]);
     let older = tx(0, 1, 200, &[(0, true)]);
@@ -371,6 +422,7 @@ fn a_replicated_write_dropped_from_a_real_runs_final_state_is_reported() {
         membership_changes: false,
         spares: 0,
         scripted_changes: Vec::new(),
+        wait_for_hand_over_ends: false,
     };
     let mut world = World::new(7, config.nodes, config.spares);
     while world.now < config.chaos_ms {
@@ -570,6 +622,7 @@ fn a_real_run_with_membership_changes_passes_and_a_planted_fork_is_reported() {
             ),
             (4_000, Scripted::Promote { node: 2 }),
         ],
+        wait_for_hand_over_ends: false,
     };
     // A seed under which each scripted change meets a cluster that can make it (the
     // script does not wait for one: under seed 11 the move is now refused at once).

@@ -21,8 +21,9 @@ use crate::model::{
 use crate::rng::Rng;
 use quadmesh_repl::{
     admit_puller, Acceptor, ClockFence, ClockSample, ClusterConfig, ClusterView, ConfigPosition,
-    Entry, Heartbeat, HlcTime, Member, OriginId, OwnClock, OwnStanding, PeerRefusal, Proposer,
-    PullCommand, PullEvent, PullFailure, Puller, RangePattern, Stamp, StreamCursor, VersionVector,
+    Entry, HandOverEnd, Heartbeat, HlcTime, Member, OriginId, OwnClock, OwnStanding, PeerRefusal,
+    Proposer, PullCommand, PullEvent, PullFailure, Puller, RangePattern, RemovedAnswer, Stamp,
+    StreamCursor, VersionVector,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -104,12 +105,21 @@ pub struct Stats {
     pub gaps: u64,
     pub expiries: u64,
     pub needs_regrow: u64,
+    /// Writes refused because a removed member still handing over refused the node's
+    /// pull as expired (its stale view, not the node's standing).
+    pub refused_writes_for_removed_peer: u64,
     pub clock_steps_back: u64,
     /// Acknowledged writes gone with their origin removed by force, no other instance
     /// having applied them (`check::Excused::removed_by_force`).
     pub lost_removed_by_force: u64,
+    /// Acknowledged writes gone with their origin removed by force whose hand-over
+    /// gave up after the log's retention (`check::Excused::hand_over_gave_up`).
+    pub lost_hand_over_gave_up: u64,
     /// Local writes refused while the instance was held for its removal (`leaving`).
     pub writes_refused_leaving: u64,
+    /// Writes acknowledged by an instance after a configuration removing it was
+    /// written (it did not know yet: what a hand-over is for).
+    pub writes_acknowledged_removed: u64,
     pub membership: MembershipStats,
 }
 
@@ -172,6 +182,11 @@ pub struct Node {
     /// A removal without force it is making (holding the member's writes, waiting for
     /// what it declared); gone with a crash, as the server's request handler is.
     pub removal: Option<membership::Removal>,
+    /// What each member removed by force with a hand-over last answered about itself
+    /// since this node last looked (`repl/membership`); taken at each look.
+    hand_over_answers: BTreeMap<OriginId, RemovedAnswer>,
+    /// The hand-over its proposer is ending, and how (with `request`).
+    ending_hand_over: Option<(OriginId, HandOverEnd)>,
 }
 
 /// The fence every simulated node keeps: the samples count for as long as a stream
@@ -230,6 +245,9 @@ pub struct Config {
     /// Servers a grow may add (empty until then).
     pub spares: usize,
     pub scripted_changes: Vec<(u64, Scripted)>,
+    /// A run converges only once no configuration lists a hand-over any more (the
+    /// change ending it made), not merely once nothing more can come of it.
+    pub wait_for_hand_over_ends: bool,
 }
 
 pub struct World {
@@ -346,6 +364,8 @@ impl World {
                 proposer: None,
                 request: None,
                 removal: None,
+                hand_over_answers: BTreeMap::new(),
+                ending_hand_over: None,
             });
         }
         for i in 0..members {
@@ -380,11 +400,13 @@ impl World {
             self.nodes[i].pullers.clear();
             return;
         }
-        self.nodes[i].pullers = self.nodes[i]
-            .acceptor
-            .config()
+        // As the node's reconcile: one per other member, and one per removed member
+        // still to hand over what only it held.
+        let config = self.nodes[i].acceptor.config();
+        self.nodes[i].pullers = config
             .members
             .iter()
+            .chain(config.handing_over.iter().map(|h| &h.member))
             .filter(|m| m.origin != origin)
             .map(|m| (Puller::new(m.origin, now), None))
             .collect();
@@ -760,6 +782,9 @@ impl World {
             }
             PullCommand::RefuseWrites(reason) => {
                 self.stats.needs_regrow += 1;
+                if !self.config_of(node).is_member(peer) {
+                    self.stats.refused_writes_for_removed_peer += 1;
+                }
                 self.refuse_writes(node, reason);
             }
             PullCommand::Stop => {}
@@ -823,7 +848,10 @@ impl World {
         for p in 0..self.nodes[node].pullers.len() {
             let peer = self.nodes[node].pullers[p].0.peer();
             let expired = self.nodes[node].view.is_expired(peer);
-            let member = self.config_of(node).is_member(peer);
+            // A removed member still to hand over what only it held is pulled from as
+            // a member is (the server's puller).
+            let config = self.config_of(node);
+            let member = config.is_member(peer) || config.is_handing_over(peer);
             self.feed(node, p, PullEvent::Membership { member, expired });
         }
     }
@@ -996,6 +1024,8 @@ impl World {
                 self.stats.range_deletes_acknowledged += u64::from(!op.effect.sweeps.is_empty());
                 // The durability promise: that many members really hold it.
                 let origin = self.nodes[node].origin;
+                let removed = self.newest_config().removed.contains(&origin);
+                self.stats.writes_acknowledged_removed += u64::from(removed);
                 let really = self
                     .ever_held
                     .iter()
@@ -1195,6 +1225,7 @@ impl World {
                 self.nodes[node].next_maintain = self.now + MAINTAIN_MS;
                 self.maintain(node, config.retention_ms);
                 self.gossip_config(node);
+                self.look_at_hand_overs(node, config.retention_ms);
             }
             self.tick_proposer(node);
             self.tick_removal(node);
@@ -1335,12 +1366,33 @@ impl World {
     }
 
     /// Every live member holds the same transactions and the newest configuration,
-    /// and none waits for its peers.
+    /// none waits for its peers, and no hand-over is still to come: each member removed
+    /// by force that the newest configuration still lists knows it was removed (it
+    /// acknowledges nothing more) and every live member holds all its own transactions
+    /// (ground truth: whether the change ending the wait could be made yet is the
+    /// configuration's business — it needs a change quorum, which an expired member's
+    /// promise to a candidate may deny until an operator steps in).
     pub fn converged(&self) -> bool {
         let live = self.live_members();
         let Some(&head) = live.first() else {
             return false;
         };
+        for hand_over in &self.newest_config().handing_over {
+            let origin = hand_over.member.origin;
+            let Some(removed) = self.nodes[self.index_of(origin)].repo.as_ref() else {
+                return false;
+            };
+            let held = removed.vv.get(origin);
+            let taken_over = live.iter().all(|&i| {
+                self.nodes[i]
+                    .repo
+                    .as_ref()
+                    .is_some_and(|r| r.vv.get(origin) >= held)
+            });
+            if !removed.disk.removed || !taken_over {
+                return false;
+            }
+        }
         let first = self.nodes[head].repo.as_ref().expect("up");
         let newest = self.newest_config().position();
         live.iter().all(|&i| {

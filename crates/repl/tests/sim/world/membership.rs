@@ -17,8 +17,15 @@
 //! server's hold, in memory, does not survive one: see ARCHITECTURE.md) — and to
 //! declare its version vector; the configuration changes only once the others hold
 //! all of it between them, within the timeout, else the member is released; a change
-//! written but not confirmed keeps it held, since it may still take effect), moves
-//! its role, or changes the settings;
+//! written but not confirmed keeps it held, since it may still take effect; a member
+//! that could not be held is removed by force one time in two: with a hand-over,
+//! `RemoveHandingOver`, three times in four), moves its role, or changes the settings;
+//! a member removed by force with a hand-over keeps acknowledging writes until it
+//! learns it was removed (as the real one does), every member pulls its own
+//! transactions from it while it is listed, and the controlling instance runs the
+//! engine's `decide_hand_over` every maintenance round (asking it about itself over
+//! the network, telling it it was removed) and ends the wait through the engine
+//! (`EndHandOver`);
 //! a member that has not heard from the controlling instance for a while asks to be
 //! promoted, and now and then one does so while it is still heard (an operator's
 //! mistake the votes must survive). Everything the engines did is recorded as ground
@@ -28,9 +35,10 @@ use super::{World, EPOCH_MS};
 use crate::check::{Adopted, Granted, InForce, Made};
 use crate::model::{Repo, SimClock};
 use quadmesh_repl::{
-    Acceptor, AcceptorCommand, Change, ClusterConfig, ClusterView, CommitDefaults, CommitError,
-    ConsentRefusal, HlcTime, Member, MembershipError, ProposalError, Proposer, ProposerCommand,
-    ProposerEvent, Question, Unreplicated, VersionVector, Withheld,
+    decide_hand_over, Acceptor, AcceptorCommand, Change, ClusterConfig, ClusterView,
+    CommitDefaults, CommitError, ConsentRefusal, HandOverEnd, HlcTime, Member, MembershipError,
+    OriginId, ProposalError, Proposer, ProposerCommand, ProposerEvent, Question, RemovedAnswer,
+    Unreplicated, VersionVector, Withheld,
 };
 use std::collections::VecDeque;
 
@@ -48,10 +56,22 @@ pub enum Ctl {
         question: Question,
         answer: Result<(), ConsentRefusal>,
     },
+    /// A configuration, and what the sender held when it sent it: the transactions
+    /// before the configuration's entry in its log, which a member applies before it
+    /// (see [`World::takes_config`]).
     Config {
         from: usize,
         to: usize,
         config: Box<ClusterConfig>,
+        held: VersionVector,
+    },
+    /// `repl/membership` about the removed member itself, asked by the controlling
+    /// instance during a hand-over.
+    AskAbout { from: usize, to: usize },
+    About {
+        from: usize,
+        to: usize,
+        answer: RemovedAnswer,
     },
     /// `repl/hold`: hold local writes for `hold_ms` (0 releases) and answer the
     /// version vector taken once they stopped.
@@ -73,6 +93,8 @@ impl Ctl {
             Ctl::Ask { from, to, .. }
             | Ctl::Answer { from, to, .. }
             | Ctl::Config { from, to, .. }
+            | Ctl::AskAbout { from, to }
+            | Ctl::About { from, to, .. }
             | Ctl::Hold { from, to, .. }
             | Ctl::Held { from, to, .. } => (*from, *to),
         }
@@ -138,6 +160,12 @@ pub enum Scripted {
         node: usize,
         name: String,
     },
+    /// `remove --force` with a hand-over: `RemoveHandingOver` with the member's last
+    /// promise known at `node`.
+    RemoveHandingOver {
+        node: usize,
+        name: String,
+    },
     Promote {
         node: usize,
     },
@@ -162,6 +190,8 @@ pub struct MembershipStats {
     pub promotions_not_granted: u64,
     /// Refused at once (not controlling any more, already controlling, …).
     pub refused_at_once: u64,
+    /// Moves of the role to a member the node's view expired, refused by the engine.
+    pub moves_refused_expired: u64,
     pub commits_failed: u64,
     /// Removals without force started (the member asked to hold its writes).
     pub removals_started: u64,
@@ -181,6 +211,14 @@ pub struct MembershipStats {
     pub grows_undone: u64,
     /// Servers a grow handed the cluster to (they start empty and pull everything).
     pub grown_installed: u64,
+    /// Configurations written removing a member by force with a hand-over.
+    pub hand_overs_made: u64,
+    /// Hand-overs ended in force: everything the removed member held was taken over ...
+    pub hand_overs_completed: u64,
+    /// ... or the wait for it gave up after the log's retention.
+    pub hand_overs_gave_up: u64,
+    /// Times a removed member that answered not knowing it was removed was told.
+    pub removed_told: u64,
 }
 
 impl MembershipStats {
@@ -196,6 +234,7 @@ impl MembershipStats {
         self.promotions_in_force += o.promotions_in_force;
         self.promotions_not_granted += o.promotions_not_granted;
         self.refused_at_once += o.refused_at_once;
+        self.moves_refused_expired += o.moves_refused_expired;
         self.commits_failed += o.commits_failed;
         self.removals_started += o.removals_started;
         self.removals_not_held += o.removals_not_held;
@@ -206,6 +245,10 @@ impl MembershipStats {
         self.grows_in_force += o.grows_in_force;
         self.grows_undone += o.grows_undone;
         self.grown_installed += o.grown_installed;
+        self.hand_overs_made += o.hand_overs_made;
+        self.hand_overs_completed += o.hand_overs_completed;
+        self.hand_overs_gave_up += o.hand_overs_gave_up;
+        self.removed_told += o.removed_told;
     }
 }
 
@@ -275,9 +318,23 @@ impl World {
                     };
                     self.feed_proposer(to, event);
                 }
-                Ctl::Config { config, .. } => {
-                    let commands = self.nodes[to].acceptor.on_config(&config);
-                    self.carry_out(to, commands);
+                Ctl::Config { config, held, .. } => {
+                    if self.takes_config(to, &config, &held) {
+                        let commands = self.nodes[to].acceptor.on_config(&config);
+                        self.carry_out(to, commands);
+                    }
+                }
+                Ctl::AskAbout { .. } => {
+                    let answer = self.about_itself(to);
+                    self.send_ctl(Ctl::About {
+                        from: to,
+                        to: from,
+                        answer,
+                    });
+                }
+                Ctl::About { answer, .. } => {
+                    let origin = self.nodes[from].origin;
+                    self.nodes[to].hand_over_answers.insert(origin, answer);
                 }
                 Ctl::Hold { hold_ms, .. } => {
                     let answer = self.hold(to, from, hold_ms);
@@ -337,10 +394,11 @@ impl World {
                     // As the node's reconcile: pullers of peers that left go (their
                     // streams closed), new members get one — also one that left in a
                     // configuration a promotion then superseded.
+                    let pulled = |o: OriginId| config.is_member(o) || config.is_handing_over(o);
                     let (left, kept): (Vec<_>, Vec<_>) =
                         std::mem::take(&mut self.nodes[node].pullers)
                             .into_iter()
-                            .partition(|(p, _)| !config.is_member(p.peer()));
+                            .partition(|(p, _)| !pulled(p.peer()));
                     self.nodes[node].pullers = kept;
                     for (_, conn) in left {
                         if let Some(conn) = conn {
@@ -351,7 +409,10 @@ impl World {
                     n.view.set_config(*config.clone());
                     if let Some(repo) = n.repo.as_mut() {
                         repo.set_members(&config.origins());
-                        for m in &config.members {
+                        // Members, and removed members still to hand over what only
+                        // they held (as the node's reconcile).
+                        let handing_over = config.handing_over.iter().map(|h| &h.member);
+                        for m in config.members.iter().chain(handing_over) {
                             let known = n.pullers.iter().any(|(p, _)| p.peer() == m.origin);
                             if m.origin != origin && !known && !n.acceptor.is_removed() {
                                 n.pullers
@@ -379,12 +440,58 @@ impl World {
         for m in &config.members {
             let to = self.index_of(m.origin);
             if to != node {
-                self.send_ctl(Ctl::Config {
-                    from: node,
-                    to,
-                    config: Box::new(config.clone()),
-                });
+                self.send_config(node, to, &config);
             }
+        }
+    }
+
+    /// Sends `config` from `from` to `to`, with what `from` holds now.
+    fn send_config(&mut self, from: usize, to: usize, config: &ClusterConfig) {
+        let held = self.nodes[from]
+            .repo
+            .as_ref()
+            .map(|r| r.vv.clone())
+            .unwrap_or_default();
+        self.send_ctl(Ctl::Config {
+            from,
+            to,
+            config: Box::new(config.clone()),
+            held,
+        });
+    }
+
+    /// Whether `node` takes `config`, sent by an instance that held `held`. The server
+    /// learns configurations from the log of the instance that sent them, after the
+    /// transactions before them: a configuration ending a hand-over follows, in the
+    /// controlling instance's log, every transaction of the removed member it took over
+    /// (so a member holds them before it lets the frontier pass the removed member's
+    /// promise, and none can come later, older than what it pruned). The simulation's
+    /// configurations travel apart from the streams: one ending a hand-over this node
+    /// still waits for is taken only once it holds as much of that member as the
+    /// sender did (it is sent again at the next round).
+    fn takes_config(&self, node: usize, config: &ClusterConfig, held: &VersionVector) -> bool {
+        let Some(repo) = self.nodes[node].repo.as_ref() else {
+            return false;
+        };
+        self.config_of(node)
+            .handing_over
+            .iter()
+            .map(|h| h.member.origin)
+            .filter(|o| !config.is_handing_over(*o) && !config.is_member(*o))
+            .all(|o| repo.vv.get(o) >= held.get(o))
+    }
+
+    /// As `repl/membership` asked of an instance about itself: of this cluster, whether
+    /// it knows it was removed, and its last own transaction (all it will ever hand
+    /// over once it knows: it writes nothing after).
+    fn about_itself(&self, node: usize) -> RemovedAnswer {
+        let Some(repo) = self.nodes[node].repo.as_ref() else {
+            return RemovedAnswer::Unreachable;
+        };
+        RemovedAnswer::Answered {
+            same_cluster: true,
+            removed: repo.disk.removed || self.nodes[node].acceptor.is_removed(),
+            held: repo.vv.get(self.nodes[node].origin),
         }
     }
 
@@ -439,6 +546,7 @@ impl World {
                     let request = self.nodes[node].request.take();
                     self.reported(node, proposer, outcome.clone());
                     self.after_removal(node, &outcome);
+                    self.after_hand_over_end(node, &outcome);
                     self.after_grow(node, request, outcome);
                     return;
                 }
@@ -497,30 +605,51 @@ impl World {
             base,
             config: config.clone(),
         });
-        // Ground truth: how each member was last removed, with its writes held or by
-        // force (what the checker judges a loss with its origin by).
-        if let Change::Remove { name } = change {
-            let origin = current.member_named(name).expect("applied").origin;
-            let held = matches!(
-                &self.nodes[node].removal,
-                Some(Removal {
-                    phase: RemovalPhase::Changing { .. },
-                    ..
-                })
-            );
-            let (to, other) = if held {
-                (
-                    &mut self.membership.removed_held,
-                    &mut self.membership.removed_by_force,
-                )
-            } else {
-                (
-                    &mut self.membership.removed_by_force,
-                    &mut self.membership.removed_held,
-                )
-            };
-            to.insert(origin, self.now);
-            other.remove(&origin);
+        // Ground truth: how each member was last removed — with its writes held, by
+        // force, or by force with a hand-over — and how its hand-over last ended (what
+        // the checker judges a loss with its origin by).
+        let now = self.now;
+        let m = &mut self.membership;
+        match change {
+            Change::Remove { name } | Change::RemoveHandingOver { name, .. } => {
+                let origin = current.member_named(name).expect("applied").origin;
+                let held = matches!(
+                    &self.nodes[node].removal,
+                    Some(Removal {
+                        phase: RemovalPhase::Changing { .. },
+                        ..
+                    })
+                );
+                for how in [
+                    &mut m.removed_held,
+                    &mut m.removed_by_force,
+                    &mut m.removed_handing_over,
+                ] {
+                    how.remove(&origin);
+                }
+                m.hand_over_gave_up.remove(&origin);
+                let how = match change {
+                    Change::RemoveHandingOver { .. } => &mut m.removed_handing_over,
+                    _ if held => &mut m.removed_held,
+                    _ => &mut m.removed_by_force,
+                };
+                how.insert(origin, now);
+                if matches!(change, Change::RemoveHandingOver { .. }) {
+                    self.stats.membership.hand_overs_made += 1;
+                }
+            }
+            Change::EndHandOver { origin } => {
+                let gave_up = matches!(
+                    self.nodes[node].ending_hand_over,
+                    Some((o, HandOverEnd::GaveUp { .. })) if o == *origin
+                );
+                if gave_up {
+                    m.hand_over_gave_up.insert(*origin, now);
+                } else {
+                    m.hand_over_gave_up.remove(origin);
+                }
+            }
+            _ => {}
         }
         let commands = self.nodes[node].acceptor.on_config(&config);
         self.carry_out(node, commands);
@@ -541,11 +670,7 @@ impl World {
         told.sort_unstable();
         told.dedup();
         for to in told {
-            self.send_ctl(Ctl::Config {
-                from: node,
-                to,
-                config: Box::new(config.clone()),
-            });
+            self.send_config(node, to, &config);
         }
         ProposerEvent::Committed(config)
     }
@@ -586,6 +711,7 @@ impl World {
             Err(ProposalError::Superseded(_)) => stats.changes_superseded += 1,
             Err(ProposalError::NotGranted { .. }) => stats.promotions_not_granted += 1,
             Err(ProposalError::Membership(MembershipError::ChangedMeanwhile(_))) => {}
+            Err(ProposalError::TargetExpired(_)) => stats.moves_refused_expired += 1,
             Err(_) => stats.refused_at_once += 1,
         }
     }
@@ -610,8 +736,15 @@ impl World {
         self.log(|| format!("n{node} starts {change:?}"));
         self.membership_stats().changes_started += 1;
         let base = self.config_of(node).clone();
-        let (proposer, commands) =
-            Proposer::change(self.nodes[node].origin, base, change.clone(), self.now);
+        // As the server: the engine is told which members this node's view expired.
+        let expired = self.nodes[node].view.expired_members();
+        let (proposer, commands) = Proposer::change_knowing_expired(
+            self.nodes[node].origin,
+            base,
+            change.clone(),
+            &expired,
+            self.now,
+        );
         self.nodes[node].proposer = Some(proposer);
         self.nodes[node].request = Some(change);
         self.run_proposer(node, commands);
@@ -636,6 +769,11 @@ impl World {
         match scripted {
             Scripted::Change { node, change } => self.start_change(node, change),
             Scripted::Remove { node, name } => self.start_removal(node, name),
+            Scripted::RemoveHandingOver { node, name } => {
+                if let Some(change) = self.removal_handing_over(node, &name) {
+                    self.start_change(node, change);
+                }
+            }
             Scripted::Promote { node } => self.start_promotion(node),
         }
     }
@@ -700,10 +838,12 @@ impl World {
     }
 
     /// A crash loses the request being handled (a removal's too: the member's hold
-    /// ends by itself).
+    /// ends by itself), and the hand-over task's answers.
     pub(super) fn lose_proposer(&mut self, node: usize) {
         self.nodes[node].request = None;
         self.nodes[node].removal = None;
+        self.nodes[node].ending_hand_over = None;
+        self.nodes[node].hand_over_answers.clear();
         if self.nodes[node].proposer.take().is_some() {
             self.membership_stats().lost_in_crash += 1;
         }
@@ -757,24 +897,7 @@ impl World {
         // every third try, and removes the orphan from there.
         self.membership.cleanup_tries += 1;
         if self.membership.cleanup_tries.is_multiple_of(3) {
-            let newest = self.newest_config().clone();
-            let candidates: Vec<usize> = newest
-                .members
-                .iter()
-                .map(|m| self.index_of(m.origin))
-                .filter(|&i| {
-                    self.available(i)
-                        && newest.controlling().map(|c| c.origin) != Some(self.nodes[i].origin)
-                        && self.nodes[i]
-                            .repo
-                            .as_ref()
-                            .is_some_and(|r| !r.is_awaiting())
-                })
-                .collect();
-            if !candidates.is_empty() {
-                let i = candidates[self.rng.below(candidates.len() as u64) as usize];
-                self.start_promotion(i);
-            }
+            self.promote_another_member();
             return;
         }
         // The controlling instance of the newest configuration, as status shows it.
@@ -798,6 +921,31 @@ impl World {
             self.start_promotion(node);
         } else {
             self.start_change(node, Change::Remove { name });
+        }
+    }
+
+    /// The operator's remedy when the controlling instance of the newest
+    /// configuration cannot change it (members promised a newer epoch to a candidate
+    /// that never took it): another member, available and not waiting after a lost
+    /// tail, is promoted.
+    fn promote_another_member(&mut self) {
+        let newest = self.newest_config().clone();
+        let candidates: Vec<usize> = newest
+            .members
+            .iter()
+            .map(|m| self.index_of(m.origin))
+            .filter(|&i| {
+                self.available(i)
+                    && newest.controlling().map(|c| c.origin) != Some(self.nodes[i].origin)
+                    && self.nodes[i]
+                        .repo
+                        .as_ref()
+                        .is_some_and(|r| !r.is_awaiting())
+            })
+            .collect();
+        if !candidates.is_empty() {
+            let i = candidates[self.rng.below(candidates.len() as u64) as usize];
+            self.start_promotion(i);
         }
     }
 
@@ -903,8 +1051,11 @@ impl World {
     }
 
     /// The member could not be held: the removal is refused, and the operator, one
-    /// time in two, removes it by force instead (`remove --force`), which discards what
-    /// only it holds.
+    /// time in two, removes it by force instead (`remove --force`): as the server, with
+    /// a hand-over (`RemoveHandingOver`, its last promise known here), three times in
+    /// four; else saying its data is gone (`hand-over=false`), which discards what only
+    /// it holds — always for a grow's member that never installed (it holds nothing,
+    /// and never comes up to hand anything over).
     fn not_held(&mut self, node: usize) {
         self.membership_stats().removals_not_held += 1;
         let Some(removal) = self.nodes[node].removal.take() else {
@@ -913,7 +1064,128 @@ impl World {
         if self.rng.chance(0.5) {
             self.log(|| format!("n{node} removes {} by force", removal.name));
             self.membership_stats().removals_forced += 1;
-            self.start_change(node, Change::Remove { name: removal.name });
+            let Some(member) = self.config_of(node).member_named(&removal.name).cloned() else {
+                return;
+            };
+            let never_installed = removal.target >= self.membership.first_spare
+                && !self.membership.installed.contains(&member.origin);
+            let change = if !never_installed && !self.rng.chance(0.25) {
+                self.removal_handing_over(node, &removal.name)
+            } else {
+                Some(Change::Remove { name: removal.name })
+            };
+            if let Some(change) = change {
+                self.start_change(node, change);
+            }
+        }
+    }
+
+    /// `remove --force` of member `name` at `node` with a hand-over, as
+    /// `cluster_ops::remove`: with the member's last promise known there.
+    fn removal_handing_over(&self, node: usize, name: &str) -> Option<Change> {
+        let member = self.config_of(node).member_named(name)?;
+        let promised = self.nodes[node]
+            .view
+            .peer(member.origin)
+            .map_or(member.added_at, |p| p.promised);
+        Some(Change::RemoveHandingOver {
+            name: name.to_owned(),
+            promised,
+        })
+    }
+
+    // ---- hand-over after a removal by force ----
+
+    /// As `replication/hand_over.rs`, every maintenance round at the instance that
+    /// controls by the configuration it holds: each member removed by force and still
+    /// to hand over is asked about itself (the answer comes back over the network and
+    /// is used at the next look; none by then counts as unreachable), and the engine
+    /// (`decide_hand_over`) says whether to tell it it was removed — here the
+    /// configuration removing it is sent, which it takes as the real one takes
+    /// `repl/removed` once it checked it — and whether the hand-over is over, which is
+    /// ended by the engine's `EndHandOver` (tried again at the next look if it fails).
+    pub(super) fn look_at_hand_overs(&mut self, node: usize, retention_ms: u64) {
+        let origin = self.nodes[node].origin;
+        let config = self.config_of(node).clone();
+        let looks = self.up(node)
+            && !self.nodes[node].acceptor.is_removed()
+            && config.controlling().map(|c| c.origin) == Some(origin);
+        if !looks {
+            self.nodes[node].hand_over_answers.clear();
+            return;
+        }
+        let now_ms = self.phys(node);
+        for hand_over in &config.handing_over {
+            let removed = hand_over.member.origin;
+            let answer = self.nodes[node]
+                .hand_over_answers
+                .remove(&removed)
+                .unwrap_or(RemovedAnswer::Unreachable);
+            let held_here = self.nodes[node].repo.as_ref().expect("up").vv.get(removed);
+            let decision = decide_hand_over(hand_over, held_here, answer, retention_ms, now_ms);
+            let target = self.index_of(removed);
+            self.send_ctl(Ctl::AskAbout {
+                from: node,
+                to: target,
+            });
+            if decision.tell_removed {
+                self.log(|| format!("n{node} tells {} it was removed", hand_over.member.name));
+                self.membership_stats().removed_told += 1;
+                self.send_config(node, target, &config);
+            }
+            let Some(end) = decision.end else {
+                continue;
+            };
+            if self.nodes[node].proposer.is_some() || self.nodes[node].removal.is_some() {
+                continue;
+            }
+            // It granted a newer epoch to a candidate that never took it: it changes
+            // nothing any more until promoted itself (the operator's remedy, as for an
+            // orphaned grow).
+            let superseded = self.nodes[node]
+                .acceptor
+                .promised()
+                .is_some_and(|p| p.epoch > config.epoch);
+            if superseded {
+                self.start_promotion(node);
+                return;
+            }
+            self.log(|| {
+                format!(
+                    "n{node} ends the hand-over of {}: {end:?}",
+                    hand_over.member.name
+                )
+            });
+            self.nodes[node].ending_hand_over = Some((removed, end));
+            self.start_change(node, HandOverEnd::change(removed));
+            return;
+        }
+    }
+
+    /// The change ending a hand-over was reported: counted by how it ended. One that
+    /// could not be made (too few members confirm: some promised a newer epoch to a
+    /// candidate that never took it) is tried again at the next look; every third
+    /// time, the operator — who sees the hand-over stuck in status — promotes another
+    /// member, as for an orphaned grow.
+    fn after_hand_over_end(&mut self, node: usize, outcome: &Result<ClusterConfig, ProposalError>) {
+        let Some((_, end)) = self.nodes[node].ending_hand_over.take() else {
+            return;
+        };
+        match outcome {
+            Ok(_) => {
+                let stats = self.membership_stats();
+                match end {
+                    HandOverEnd::HandedOver { .. } => stats.hand_overs_completed += 1,
+                    HandOverEnd::GaveUp { .. } => stats.hand_overs_gave_up += 1,
+                }
+            }
+            Err(ProposalError::BaseNotInForce { .. } | ProposalError::CannotChangeNow { .. }) => {
+                self.membership.cleanup_tries += 1;
+                if self.membership.cleanup_tries.is_multiple_of(3) {
+                    self.promote_another_member();
+                }
+            }
+            Err(_) => {}
         }
     }
 
@@ -1030,6 +1302,13 @@ impl World {
                     })
                     .cloned()
                     .collect();
+                // A member this node's view expired, as `repl status` shows it: now and
+                // then the operator tries to hand it the role anyway (the engine refuses).
+                let expired = config
+                    .members
+                    .iter()
+                    .find(|m| self.nodes[node].view.is_expired(m.origin))
+                    .map(|m| m.name.clone());
                 let roll = self.rng.below(10);
                 // A server no configuration has named yet: a grow's target.
                 let spare = (0..n).find(|&i| {
@@ -1050,6 +1329,8 @@ impl World {
                         added_at: HlcTime::ZERO,
                     };
                     self.start_change(node, Change::Grow(member));
+                } else if let (Some(name), 7) = (expired, roll) {
+                    self.start_change(node, Change::MoveControlling { to: name });
                 } else if let (Some(name), 9) = (self.unheard_member(node), roll) {
                     // A member it cannot hear: the hold most likely fails, and the
                     // operator may then remove it by force.
