@@ -357,15 +357,8 @@ async fn wait_until_member_has(
 /// current controlling instance): from then on only it grows and removes.
 pub async fn set_controlling(state: &AppState, name: &str, instance: &str) -> ApiResult<()> {
     let node = controlling_node(state, name)?;
-    if let Some(target) = node.config().member_named(instance) {
-        if node.view().is_expired(target.origin) {
-            return Err(ApiError::Conflict(format!(
-                "instance '{instance}' was away longer than the log is kept (expired): it cannot take the controlling role; remove it and grow it again"
-            )));
-        }
-    }
     // The engine hands the role only to a member that confirms the configuration held
-    // and the one naming it.
+    // and the one naming it, and never to one this instance knows expired (409).
     change_config(
         &node,
         Change::MoveControlling {

@@ -7,21 +7,17 @@
 //! list — a membership change like any other (`Change::EndHandOver`, through the
 //! engine) — once it is over.
 //!
-//! Rules it keeps:
-//! - a hand-over is over when the removed instance says it knows it was removed (it
-//!   acknowledges nothing after that) and this instance holds every own transaction it
-//!   names (asked at its address: `repl/membership` about itself), or when it was not
-//!   over within the log's retention of its removal (then what it alone held is lost,
-//!   and the log says so);
-//! - a removed instance that does not know it yet is told (`repl/removed`, which it
-//!   checks with this instance before it believes it);
-//! - only the controlling instance ends a hand-over; a failed change is tried again.
+//! When a hand-over is over is the engine's rule (`quadmesh_repl::decide_hand_over`:
+//! the removed instance says it knows it was removed and this instance holds every own
+//! transaction it names, or the log's retention of its removal passed; a removed
+//! instance that does not know yet is told). This module asks and tells over HTTP, and
+//! only at the controlling instance; a failed change is tried again.
 
 use super::promotion::change_by_engine;
 use super::removal::membership_of;
 use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
 use crate::state::AppState;
-use quadmesh_repl::{Change, HandOver};
+use quadmesh_repl::{decide_hand_over, HandOver, HandOverEnd, RemovedAnswer};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,35 +47,41 @@ pub async fn complete_forever(state: AppState) {
     }
 }
 
-/// How a hand-over ended.
-enum Outcome {
-    /// This instance holds every own transaction of the removed instance: up to `last`.
-    HandedOver { last: u64 },
-    /// It could not be reached or finish within the log's retention of its removal.
-    GaveUp { held: u64 },
-}
-
-/// Whether `hand_over` is over, and how; `None` while it is still to come.
-async fn look_at(node: &Arc<Node>, hand_over: &HandOver) -> Option<Outcome> {
+/// Asks the removed instance about itself and hands the answer to the engine: how the
+/// hand-over ended, or `None` while it is still to come.
+async fn look_at(node: &Arc<Node>, hand_over: &HandOver) -> Option<HandOverEnd> {
     let removed = &hand_over.member;
     let config = node.config();
     let held = node.repository().version_vector().get(removed.origin);
-    match membership_of(node, removed, removed.origin, ASK_WITHIN).await {
-        Ok(said) if said.cluster_id == config.cluster_id && said.removed => {
-            if held >= said.held {
-                return Some(Outcome::HandedOver { last: said.held });
-            }
-            tracing::debug!(repository = %config.repository, instance = %removed.name,
-                held, of = said.held, "taking over a removed instance's transactions");
-        }
-        Ok(_) => tell_removed(node, removed).await,
+    let answer = match membership_of(node, removed, removed.origin, ASK_WITHIN).await {
+        Ok(said) => RemovedAnswer::Answered {
+            same_cluster: said.cluster_id == config.cluster_id,
+            removed: said.removed,
+            held: said.held,
+        },
         Err(e) => {
             tracing::debug!(repository = %config.repository, instance = %removed.name,
                 error = %e, "a removed instance cannot be asked yet what it holds");
+            RemovedAnswer::Unreachable
+        }
+    };
+    let decision = decide_hand_over(
+        hand_over,
+        held,
+        answer,
+        node.log_retention().as_millis() as u64,
+        super::now_ms(),
+    );
+    if decision.tell_removed {
+        tell_removed(node, removed).await;
+    }
+    if decision.is_waiting() {
+        if let RemovedAnswer::Answered { held: of, .. } = answer {
+            tracing::debug!(repository = %config.repository, instance = %removed.name,
+                held, of, "taking over a removed instance's transactions");
         }
     }
-    let waited_ms = super::now_ms().saturating_sub(hand_over.removed_at.millis());
-    (waited_ms > node.log_retention().as_millis() as u64).then_some(Outcome::GaveUp { held })
+    decision.end
 }
 
 /// Tells a removed instance that does not know it yet (it checks with us first).
@@ -99,18 +101,16 @@ async fn tell_removed(node: &Arc<Node>, removed: &quadmesh_repl::Member) {
     }
 }
 
-async fn end(node: &Arc<Node>, hand_over: &HandOver, outcome: Outcome) {
+async fn end(node: &Arc<Node>, hand_over: &HandOver, outcome: HandOverEnd) {
     let removed = &hand_over.member;
     let repository = node.repository().name().to_owned();
-    let change = Change::EndHandOver {
-        origin: removed.origin,
-    };
+    let change = HandOverEnd::change(removed.origin);
     match (change_by_engine(node, change).await, outcome) {
-        (Ok(_), Outcome::HandedOver { last }) => {
+        (Ok(_), HandOverEnd::HandedOver { last }) => {
             tracing::info!(%repository, instance = %removed.name, transactions = last,
                 "a removed instance handed over every transaction it acknowledged");
         }
-        (Ok(_), Outcome::GaveUp { held }) => {
+        (Ok(_), HandOverEnd::GaveUp { held }) => {
             tracing::error!(%repository, instance = %removed.name, held,
                 retention_s = node.log_retention().as_secs(),
                 "ACKNOWLEDGED WRITES MAY BE LOST: a removed instance did not hand over what only it held within the log's retention of its removal; the cluster stops waiting for it (transactions of it held here: {held})");

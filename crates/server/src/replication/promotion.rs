@@ -144,7 +144,10 @@ async fn change_by_engine_inner(
     let _one_at_a_time = node.proposing.lock().await;
     let (base, _) = held_config(node).await?;
     let started = tokio::time::Instant::now();
-    let (proposer, commands) = Proposer::change(node.repository().origin(), base, change, 0);
+    // The engine refuses to hand the role to a member this instance knows expired.
+    let expired = node.view().expired_members();
+    let (proposer, commands) =
+        Proposer::change_knowing_expired(node.repository().origin(), base, change, &expired, 0);
     run_proposer(node, started, proposer, commands, None, made).await
 }
 
@@ -300,9 +303,8 @@ async fn run_proposer(
                         ProposalError::NotAMember => ApiError::Conflict(
                             "this instance is no longer a member of its cluster".into(),
                         ),
-                        e @ ProposalError::AlreadyControlling(_) => {
-                            ApiError::Conflict(e.to_string())
-                        }
+                        e @ (ProposalError::AlreadyControlling(_)
+                        | ProposalError::TargetExpired(_)) => ApiError::Conflict(e.to_string()),
                         e => ApiError::Unavailable(e.to_string()),
                     });
                 }
