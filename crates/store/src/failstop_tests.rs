@@ -597,18 +597,35 @@ fn a_transaction_of_an_instance_removed_for_good_only_the_damaged_log_held_goes_
                 .apply_remote(&empty_transaction(gone, seq))
                 .unwrap();
         }
+        // The unclean stop before: the peer's word on how far ours went.
+        let mut ours = VersionVector::new();
+        ours.advance(repository.origin(), 11);
+        repository.on_peer_heartbeat(gone, &ours);
+        // Another member, which has none of them, joins; then the instance goes.
+        repository
+            .commit_config(|current, time| {
+                Ok(current.unwrap().with_member(Member {
+                    name: "c".into(),
+                    origin: OriginId(88),
+                    address: "c:1".into(),
+                    repository: "r".into(),
+                    controlling: false,
+                    added_at: time,
+                })?)
+            })
+            .unwrap();
         repository
             .commit_config(|current, _| Ok(current.unwrap().without_member("b")?.0))
             .unwrap();
         repository.close().unwrap();
     }
-    // Our 11 transactions, then its 1..5 (its third damaged), then its removal.
+    // Our 11 transactions, then its 1..5 (its third damaged), then two configurations.
     flip_a_bit_of_frame(dir.path(), 13);
     let repository = open(dir.path(), clock(0));
     let me = repository.origin();
     assert_eq!(repository.log_healing().unwrap().missing, vec![(gone, 3)]);
     let mut behind = VersionVector::new();
-    behind.advance(me, 12);
+    behind.advance(me, 13);
     repository.set_horizon(quadmesh_repl::HlcTime::ZERO, behind);
     let healed = repository
         .heal_log(Vec::new(), &[(gone, 3)])
