@@ -31,6 +31,10 @@ pub enum RemovedAnswer {
         /// The last of its own transactions it holds (its own sequence number).
         held: u64,
     },
+    /// A server answered at its address that it holds no copy of the repository at
+    /// all (it never got one — a grow whose snapshot failed — or its data is gone):
+    /// nothing more can come from there.
+    HoldsNothing,
 }
 
 /// How a hand-over ended.
@@ -42,6 +46,10 @@ pub enum HandOverEnd {
     /// It was not over within the log's retention of the removal: what the removed
     /// instance alone holds beyond `held` (what this instance holds of it) is lost.
     GaveUp { held: u64 },
+    /// The removed instance's server holds no copy of the repository: nothing more
+    /// can come of it. What this instance holds of it, up to `held`, is all there is;
+    /// anything else it acknowledged went with its data (when it ever had any).
+    NothingThere { held: u64 },
 }
 
 impl HandOverEnd {
@@ -85,6 +93,9 @@ impl HandOverDecision {
 /// - a removed instance that answered without saying it knows it was removed (or as
 ///   another cluster's) is told, at every look, give-up or not: what it acknowledges
 ///   until it knows is lost once the wait ends;
+/// - a server at its address that holds no copy of the repository ends the wait at
+///   once ([`HandOverEnd::NothingThere`]): a grow that never handed its snapshot over,
+///   or data that is gone, and waiting for the retention would only hold the frontier;
 /// - an instance that cannot be reached is only waited for (until the retention).
 pub fn decide_hand_over(
     hand_over: &HandOver,
@@ -110,6 +121,10 @@ pub fn decide_hand_over(
             ..
         } => {}
         RemovedAnswer::Answered { .. } => decision.tell_removed = true,
+        RemovedAnswer::HoldsNothing => {
+            decision.end = Some(HandOverEnd::NothingThere { held: held_here });
+            return decision;
+        }
         RemovedAnswer::Unreachable => {}
     }
     let waited_ms = now_ms.saturating_sub(hand_over.removed_at.millis());
@@ -227,6 +242,19 @@ mod tests {
                 REMOVED_AT_MS - 60_000
             ),
             WAIT
+        );
+    }
+
+    #[test]
+    fn a_server_holding_no_copy_of_the_repository_ends_the_wait_at_once() {
+        let nothing_there = HandOverDecision {
+            tell_removed: false,
+            end: Some(HandOverEnd::NothingThere { held: 2 }),
+        };
+        assert_eq!(decide(2, RemovedAnswer::HoldsNothing, 0), nothing_there);
+        assert_eq!(
+            decide(2, RemovedAnswer::HoldsNothing, RETENTION_MS + 1),
+            nothing_there
         );
     }
 

@@ -36,10 +36,12 @@ pub enum ErrorCode {
     Leaving,
     ClockFenced,
     LogHealing,
+    /// The server holds no repository of that name at all (asked by a peer).
+    NotReplicated,
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 20] = [
+    const ALL: [ErrorCode; 21] = [
         ErrorCode::NameTaken,
         ErrorCode::PlaceTaken,
         ErrorCode::UnknownInstance,
@@ -60,6 +62,7 @@ impl ErrorCode {
         ErrorCode::Leaving,
         ErrorCode::ClockFenced,
         ErrorCode::LogHealing,
+        ErrorCode::NotReplicated,
     ];
 
     /// The code as the header carries it.
@@ -85,6 +88,7 @@ impl ErrorCode {
             ErrorCode::Leaving => "leaving",
             ErrorCode::ClockFenced => "clock_fenced",
             ErrorCode::LogHealing => "log_healing",
+            ErrorCode::NotReplicated => "not_replicated",
         }
     }
 

@@ -12,6 +12,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A peer asked about a repository this server holds no copy of at all (404, with
+    /// the machine code `not_replicated`).
+    #[error("{0}")]
+    NotReplicated(String),
     #[error("{0}")]
     NotAcceptable(String),
     #[error("{0}")]
@@ -85,7 +89,7 @@ impl ApiError {
                 | StoreError::LogDamaged { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::NotReplicated(_) => StatusCode::NOT_FOUND,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -102,7 +106,7 @@ impl ApiError {
                 use crate::replication::removal::RemovalRefused as R;
                 match r {
                     R::NotFromControlling | R::NotRemoved => StatusCode::FORBIDDEN,
-                    R::CannotConfirm(_) => StatusCode::BAD_GATEWAY,
+                    R::CannotConfirm(_) | R::NoCopyThere => StatusCode::BAD_GATEWAY,
                 }
             }
         }
@@ -140,6 +144,7 @@ impl ApiError {
             ApiError::Store(StoreError::Leaving(_)) => Some(ErrorCode::Leaving),
             ApiError::Store(StoreError::ClockFenced { .. }) => Some(ErrorCode::ClockFenced),
             ApiError::Store(StoreError::LogHealing { .. }) => Some(ErrorCode::LogHealing),
+            ApiError::NotReplicated(_) => Some(ErrorCode::NotReplicated),
             _ => None,
         }
     }

@@ -363,26 +363,28 @@ impl Cluster {
         self.settle(n).await;
     }
 
-    /// Waits until instances 0..n all have the newest configuration and are connected
-    /// to one another.
+    /// Waits until instances 0..n all hold one configuration, the newest any of them
+    /// holds at that moment (one may be made meanwhile: a hand-over's end), and are
+    /// connected to one another.
     pub async fn settle(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let newest = self.status(0).await["configVersion"].clone();
-        'wait: loop {
+        loop {
             assert!(Instant::now() < deadline, "the cluster did not settle");
+            let mut versions = Vec::new();
+            let mut connected = true;
             for i in 0..n {
                 let status = self.status(i).await;
-                let connected = status["instances"]
+                connected &= status["instances"]
                     .as_array()
                     .unwrap()
                     .iter()
                     .all(|m| m["state"] == "self" || m["state"] == "connected");
-                if status["configVersion"] != newest || !connected {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue 'wait;
-                }
+                versions.push(status["configVersion"].as_u64());
             }
-            return;
+            if connected && versions.iter().all(|v| v.is_some() && *v == versions[0]) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -324,6 +324,9 @@ fn random_schedules_keep_every_promise() {
         // Members were removed by force with a hand-over, and hand-overs ended with
         // everything taken over.
         assert!(m.hand_overs_made > 0 && m.hand_overs_completed > 0, "{m:?}");
+        // A grow's target that never got the snapshot, removed by force with the
+        // default hand-over: its server says it holds no copy, and the wait ends.
+        assert!(m.hand_overs_nothing_there > 0, "{m:?}");
         // Range deletes removed quads, refused older inserts that came after them, and
         // their tombstones were pruned.
         assert!(

@@ -14,7 +14,7 @@
 //! only at the controlling instance; a failed change is tried again.
 
 use super::promotion::change_by_engine;
-use super::removal::membership_of;
+use super::removal::{membership_of, RemovalRefused};
 use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
 use crate::state::AppState;
 use quadmesh_repl::{decide_hand_over, HandOver, HandOverEnd, RemovedAnswer};
@@ -59,6 +59,7 @@ async fn look_at(node: &Arc<Node>, hand_over: &HandOver) -> Option<HandOverEnd> 
             removed: said.removed,
             held: said.held,
         },
+        Err(RemovalRefused::NoCopyThere) => RemovedAnswer::HoldsNothing,
         Err(e) => {
             tracing::debug!(repository = %config.repository, instance = %removed.name,
                 error = %e, "a removed instance cannot be asked yet what it holds");
@@ -114,6 +115,10 @@ async fn end(node: &Arc<Node>, hand_over: &HandOver, outcome: HandOverEnd) {
             tracing::error!(%repository, instance = %removed.name, held,
                 retention_s = node.log_retention().as_secs(),
                 "ACKNOWLEDGED WRITES MAY BE LOST: a removed instance did not hand over what only it held within the log's retention of its removal; the cluster stops waiting for it (transactions of it held here: {held})");
+        }
+        (Ok(_), HandOverEnd::NothingThere { held }) => {
+            tracing::warn!(%repository, instance = %removed.name, held,
+                "a removed instance's server holds no copy of the repository (it never got one, or its data is gone): nothing more can come of it, the cluster stops waiting (transactions of it held here: {held})");
         }
         (Err(e), _) => {
             tracing::warn!(%repository, instance = %removed.name, error = %e,

@@ -47,9 +47,11 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
             // A removed member still to hand over what only it held is pulled from
             // as a member is, until it did (then the configuration says so).
             let config = view.config();
+            // Its refusals (a removed instance that does not know it yet may take this
+            // one for expired) say it is out, never that this instance must re-grow.
             PullEvent::Membership {
                 member: config.is_member(peer) || config.is_handing_over(peer),
-                expired: view.is_expired(peer),
+                expired: view.is_expired(peer) || config.is_handing_over(peer),
             }
         };
         let took_frames = matches!(event, PullEvent::Frames(_));

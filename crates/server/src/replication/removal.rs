@@ -72,6 +72,9 @@ pub enum RemovalRefused {
     NotRemoved,
     #[error("cannot confirm the removal with the controlling instance: {0}")]
     CannotConfirm(String),
+    /// The server asked holds no copy of the repository at all (`not_replicated`).
+    #[error("the server asked holds no copy of the repository")]
+    NoCopyThere,
 }
 
 /// Rules it keeps: succeeds only when `caller` is the controlling member of our
@@ -166,6 +169,14 @@ pub(crate) async fn membership_of(
         .send()
         .await
         .map_err(|e| RemovalRefused::CannotConfirm(e.without_url().to_string()))?;
+    let code = response
+        .headers()
+        .get(quadmesh_repl::wire::ERROR_CODE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(quadmesh_repl::wire::ErrorCode::parse);
+    if code == Some(quadmesh_repl::wire::ErrorCode::NotReplicated) {
+        return Err(RemovalRefused::NoCopyThere);
+    }
     if !response.status().is_success() {
         return Err(RemovalRefused::CannotConfirm(format!(
             "it answered {}",

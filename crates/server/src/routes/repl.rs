@@ -495,10 +495,18 @@ pub(crate) fn authenticated_peer(
     name: &str,
     headers: &HeaderMap,
 ) -> ApiResult<Arc<Node>> {
-    let node = state
-        .replication
-        .get(name)
-        .ok_or_else(|| ApiError::NotFound(format!("repository '{name}' is not replicated here")))?;
+    let Some(node) = state.replication.get(name) else {
+        // Said apart when this server holds no copy at all (a removed instance's
+        // hand-over then knows nothing more can come from it), not when the
+        // repository is here but standalone or could not be opened.
+        return Err(match state.catalog.get(name) {
+            Err(StoreError::RepositoryNotFound(_)) => {
+                ApiError::NotReplicated(format!("repository '{name}' is not on this server"))
+            }
+            Err(e) => e.into(),
+            Ok(_) => ApiError::NotFound(format!("repository '{name}' is not replicated here")),
+        });
+    };
     let token = headers
         .get(TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())

@@ -215,8 +215,11 @@ pub struct MembershipStats {
     pub hand_overs_made: u64,
     /// Hand-overs ended in force: everything the removed member held was taken over ...
     pub hand_overs_completed: u64,
-    /// ... or the wait for it gave up after the log's retention.
+    /// ... or the wait for it gave up after the log's retention ...
     pub hand_overs_gave_up: u64,
+    /// ... or its server held no copy of the repository (a grow's target that never
+    /// got the snapshot, removed by force with the default hand-over).
+    pub hand_overs_nothing_there: u64,
     /// Times a removed member that answered not knowing it was removed was told.
     pub removed_told: u64,
 }
@@ -248,6 +251,7 @@ impl MembershipStats {
         self.hand_overs_made += o.hand_overs_made;
         self.hand_overs_completed += o.hand_overs_completed;
         self.hand_overs_gave_up += o.hand_overs_gave_up;
+        self.hand_overs_nothing_there += o.hand_overs_nothing_there;
         self.removed_told += o.removed_told;
     }
 }
@@ -261,7 +265,10 @@ impl World {
 
     fn send_ctl(&mut self, msg: Ctl) {
         let (from, to) = msg.ends();
-        if !self.up(from) || self.cut(from, to) {
+        // A spare server a grow never installed runs: it answers about itself.
+        let sends =
+            self.up(from) || (matches!(msg, Ctl::About { .. }) && self.never_installed(from));
+        if !sends || self.cut(from, to) {
             return;
         }
         let delay = if self.rng.chance(0.02) {
@@ -292,8 +299,11 @@ impl World {
                 continue;
             };
             let (from, to) = msg.ends();
-            // Lost on a cut link or at a node that is down (its connection is gone).
-            if !self.up(to) || self.cut(from, to) {
+            // Lost on a cut link or at a node that is down (its connection is gone). A
+            // spare server a grow never installed runs: it answers, holding no copy.
+            let answers =
+                self.up(to) || (matches!(msg, Ctl::AskAbout { .. }) && self.never_installed(to));
+            if !answers || self.cut(from, to) {
                 continue;
             }
             match msg {
@@ -486,6 +496,10 @@ impl World {
     /// over once it knows: it writes nothing after).
     fn about_itself(&self, node: usize) -> RemovedAnswer {
         let Some(repo) = self.nodes[node].repo.as_ref() else {
+            // As the server's `not_replicated`: a spare that never got the snapshot.
+            if self.never_installed(node) {
+                return RemovedAnswer::HoldsNothing;
+            }
             return RemovedAnswer::Unreachable;
         };
         RemovedAnswer::Answered {
@@ -493,6 +507,13 @@ impl World {
             removed: repo.disk.removed || self.nodes[node].acceptor.is_removed(),
             held: repo.vv.get(self.nodes[node].origin),
         }
+    }
+
+    /// A spare server no grow ever handed the cluster to (it holds no repository).
+    fn never_installed(&self, node: usize) -> bool {
+        node >= self.membership.first_spare
+            && self.nodes[node].repo.is_none()
+            && !self.membership.installed.contains(&self.nodes[node].origin)
     }
 
     // ---- the proposer's runtime ----
@@ -919,7 +940,14 @@ impl World {
             .is_some_and(|p| p.epoch > self.config_of(node).epoch);
         if superseded {
             self.start_promotion(node);
+        } else if self.rng.chance(0.5) {
+            // `remove --force` as it comes (with a hand-over): its server answers that
+            // it holds no copy, which ends the hand-over at once.
+            if let Some(change) = self.removal_handing_over(node, &name) {
+                self.start_change(node, change);
+            }
         } else {
+            // `hand-over=false`: the operator knows it never got anything.
             self.start_change(node, Change::Remove { name });
         }
     }
@@ -1177,6 +1205,7 @@ impl World {
                 match end {
                     HandOverEnd::HandedOver { .. } => stats.hand_overs_completed += 1,
                     HandOverEnd::GaveUp { .. } => stats.hand_overs_gave_up += 1,
+                    HandOverEnd::NothingThere { .. } => stats.hand_overs_nothing_there += 1,
                 }
             }
             Err(ProposalError::BaseNotInForce { .. } | ProposalError::CannotChangeNow { .. }) => {
