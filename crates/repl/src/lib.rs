@@ -19,6 +19,7 @@ mod promotion;
 pub mod pull;
 mod refusal;
 mod register;
+mod removal_belief;
 mod stamp;
 mod token;
 mod version_vector;
@@ -43,6 +44,7 @@ pub use promotion::{
 pub use pull::{PullCommand, PullEvent, PullFailure, Puller};
 pub use refusal::{admit_puller, OwnStanding, PeerRefusal, RefusalCode, StreamCursor};
 pub use register::{LastWrite, RangePattern, Register, Saved};
+pub use removal_belief::{removal_believed, MemberWord, RemovalDoubt, RemovalWords};
 pub use stamp::{HlcTime, OriginId, Stamp};
 pub use token::{CausalToken, TokenError};
 pub use version_vector::VersionVector;

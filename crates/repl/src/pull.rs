@@ -21,6 +21,7 @@ use crate::clock::ClockError;
 use crate::frame::{Entry, EntryKind};
 use crate::heartbeat::Heartbeat;
 use crate::refusal::{PeerRefusal, RefusalCode};
+use crate::removal_belief::{removal_believed, RemovalWords};
 use crate::stamp::OriginId;
 
 /// Heartbeats go out at least this often on an idle stream (ms).
@@ -38,6 +39,11 @@ pub const MAX_RETRY_MS: u64 = 1_000;
 pub const EXPIRED_RECHECK_MS: u64 = 1_000;
 /// The pause after a peer said this instance must be grown again.
 pub const REGROW_RETRY_MS: u64 = 5_000;
+/// The pause after a peer said this instance was removed and the members did not
+/// confirm it (ms).
+pub const UNCONFIRMED_REMOVAL_RETRY_MS: u64 = 5_000;
+/// How long the members' answers to a removal check may take (ms).
+pub const CONFIRM_REMOVAL_WITHIN_MS: u64 = 15_000;
 
 /// Why a pull stream ended, or could not start. Typed: runtimes map their transport
 /// and storage errors onto these, and the machine decides from the variant alone.
@@ -111,6 +117,8 @@ pub enum PullEvent {
     Membership { member: bool, expired: bool },
     /// The peer accepted the pull request: the stream is open.
     Opened,
+    /// What the members said when asked, after [`PullCommand::ConfirmRemoval`].
+    RemovalWords(RemovalWords),
     /// Frames arrived on the stream, in stream order (possibly none: a partial frame).
     Frames(Vec<Entry>),
     /// The frames handed over last were all taken; the runtime reads again.
@@ -144,6 +152,13 @@ pub enum PullCommand {
     },
     /// Show why the peer cannot be replicated from.
     ShowProblem(String),
+    /// A peer says this instance was removed: ask each other member of the
+    /// configuration held here, at its configured address, what its configuration says
+    /// of this instance, and feed the answers ([`PullEvent::RemovalWords`]).
+    ConfirmRemoval,
+    /// The members did not confirm a peer's claim that this instance was removed: show
+    /// why (and log it); asked again later.
+    DoubtRemoval(String),
     /// Record, durably, that this instance was removed from the cluster.
     MarkRemoved,
     /// Refuse writes from now on (this instance must be grown again), for `reason`;
@@ -167,6 +182,10 @@ enum Phase {
     Streaming {
         last_frame: u64,
     },
+    /// A peer said this instance was removed; the members were asked at this time.
+    Confirming {
+        since: u64,
+    },
     Stopped,
 }
 
@@ -185,7 +204,10 @@ enum Phase {
 ///   at once;
 /// - transactions are applied in stream order, and a heartbeat only after every
 ///   transaction before it (its promise covers them);
-/// - refusals are read from their code: removed → record it and stop for good; expired
+/// - refusals are read from their code: removed → ask the members, and only once the
+///   controlling instance or a strict majority of the members confirm it
+///   ([`removal_believed`]) record it and stop for good (else show why and ask again
+///   after [`UNCONFIRMED_REMOVAL_RETRY_MS`]); expired
 ///   or log truncated → this instance must be grown again: refuse writes before status
 ///   shows why, and ask again only every [`REGROW_RETRY_MS`]; not a member → retried
 ///   (the peer may not have the newest configuration yet), not shown as a problem;
@@ -239,6 +261,7 @@ impl Puller {
             Phase::Waiting { at } => Some(at),
             Phase::Requesting { since } => Some(since + ANSWER_WITHIN_MS),
             Phase::Streaming { last_frame } => Some(last_frame + STALL_AFTER_MS),
+            Phase::Confirming { since } => Some(since + CONFIRM_REMOVAL_WITHIN_MS),
             Phase::Stopped => None,
         }
     }
@@ -274,6 +297,18 @@ impl Puller {
                 self.phase = Phase::Streaming { last_frame: now_ms };
                 self.take(entries, now_ms)
             }
+            PullEvent::RemovalWords(words) => {
+                let Phase::Confirming { .. } = self.phase else {
+                    return Vec::new();
+                };
+                match removal_believed(&words) {
+                    Ok(()) => {
+                        self.phase = Phase::Stopped;
+                        vec![PullCommand::MarkRemoved, PullCommand::Stop]
+                    }
+                    Err(doubt) => self.doubt_removal(now_ms, doubt.to_string()),
+                }
+            }
             PullEvent::Taken => {
                 if let Phase::Streaming { .. } = self.phase {
                     self.phase = Phase::Streaming { last_frame: now_ms };
@@ -307,6 +342,14 @@ impl Puller {
             Phase::Streaming { last_frame } if now_ms >= last_frame + STALL_AFTER_MS => {
                 self.fail(now_ms, PullFailure::Silent(STALL_AFTER_MS))
             }
+            Phase::Confirming { since } if now_ms >= since + CONFIRM_REMOVAL_WITHIN_MS => self
+                .doubt_removal(
+                    now_ms,
+                    format!(
+                        "the members did not answer within {} s",
+                        CONFIRM_REMOVAL_WITHIN_MS / 1000
+                    ),
+                ),
             _ => Vec::new(),
         }
     }
@@ -339,6 +382,16 @@ impl Puller {
         commands
     }
 
+    /// A claim of removal not confirmed: shown, and the peer asked again later.
+    fn doubt_removal(&mut self, now_ms: u64, why: String) -> Vec<PullCommand> {
+        self.phase = Phase::Waiting {
+            at: now_ms + UNCONFIRMED_REMOVAL_RETRY_MS,
+        };
+        vec![PullCommand::DoubtRemoval(format!(
+            "says this instance was removed, which neither the controlling instance nor a majority of the members confirm ({why})"
+        ))]
+    }
+
     fn fail(&mut self, now_ms: u64, failure: PullFailure) -> Vec<PullCommand> {
         let was_streaming =
             std::mem::take(&mut self.streaming) && matches!(self.phase, Phase::Streaming { .. });
@@ -354,8 +407,8 @@ impl Puller {
         ];
         let pause = match &failure {
             PullFailure::Removed => {
-                self.phase = Phase::Stopped;
-                commands.extend([PullCommand::MarkRemoved, PullCommand::Stop]);
+                self.phase = Phase::Confirming { since: now_ms };
+                commands.push(PullCommand::ConfirmRemoval);
                 return commands;
             }
             PullFailure::NotAMember => {
@@ -567,17 +620,62 @@ mod tests {
         ));
     }
 
+    fn removal_words(controlling_says: bool) -> RemovalWords {
+        use crate::removal_belief::MemberWord;
+        RemovalWords {
+            members: 3,
+            controlling: Some(OriginId(1)),
+            words: vec![(
+                OriginId(1),
+                MemberWord::Said {
+                    same_cluster: true,
+                    removed: controlling_says,
+                },
+            )],
+        }
+    }
+
     #[test]
-    fn removal_is_recorded_and_ends_pulling_for_good() {
+    fn a_confirmed_removal_is_recorded_and_ends_pulling_for_good() {
         let mut p = open(0);
         let commands = p.handle(10, PullEvent::Failed(PullFailure::Removed));
-        assert_eq!(
-            &commands[2..],
-            &[PullCommand::MarkRemoved, PullCommand::Stop]
-        );
+        assert_eq!(&commands[2..], &[PullCommand::ConfirmRemoval]);
+        assert!(!p.is_stopped());
+        let commands = p.handle(20, PullEvent::RemovalWords(removal_words(true)));
+        assert_eq!(commands, [PullCommand::MarkRemoved, PullCommand::Stop]);
         assert!(p.is_stopped());
         assert_eq!(p.deadline(), None);
         assert!(p.handle(1_000_000, PullEvent::Tick).is_empty());
+    }
+
+    #[test]
+    fn a_removal_nobody_confirms_is_shown_and_the_peer_asked_again_later() {
+        let mut p = open(0);
+        p.handle(10, PullEvent::Failed(PullFailure::Removed));
+        let commands = p.handle(20, PullEvent::RemovalWords(removal_words(false)));
+        assert!(
+            matches!(&commands[..], [PullCommand::DoubtRemoval(why)] if why.contains("does not list")),
+            "{commands:?}"
+        );
+        assert_eq!(waits_until(&p), 20 + UNCONFIRMED_REMOVAL_RETRY_MS);
+        assert_eq!(
+            p.handle(20 + UNCONFIRMED_REMOVAL_RETRY_MS, PullEvent::Tick),
+            [PullCommand::Connect]
+        );
+        // Answers that come too late change nothing.
+        assert!(p
+            .handle(30, PullEvent::RemovalWords(removal_words(true)))
+            .is_empty());
+    }
+
+    #[test]
+    fn members_that_never_answer_the_check_leave_it_unconfirmed() {
+        let mut p = open(0);
+        p.handle(10, PullEvent::Failed(PullFailure::Removed));
+        assert_eq!(p.deadline(), Some(10 + CONFIRM_REMOVAL_WITHIN_MS));
+        let commands = p.handle(10 + CONFIRM_REMOVAL_WITHIN_MS, PullEvent::Tick);
+        assert!(matches!(&commands[..], [PullCommand::DoubtRemoval(_)]));
+        assert!(!p.is_stopped());
     }
 
     #[test]

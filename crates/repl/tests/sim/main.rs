@@ -348,6 +348,7 @@ fn add(total: &mut Stats, s: &Stats) {
     total.tails_cut_replicated += s.tails_cut_replicated;
     total.lost_tail_fetched_back += s.lost_tail_fetched_back;
     total.stalls += s.stalls;
+    total.removals_doubted += s.removals_doubted;
     total.clock_holds += s.clock_holds;
     total.disk_full_holds += s.disk_full_holds;
     total.gaps += s.gaps;

@@ -21,9 +21,9 @@ use crate::model::{
 use crate::rng::Rng;
 use quadmesh_repl::{
     admit_puller, Acceptor, ClockFence, ClockSample, ClusterConfig, ClusterView, ConfigPosition,
-    Entry, HandOverEnd, Heartbeat, HlcTime, Member, OriginId, OwnClock, OwnStanding, PeerRefusal,
-    Proposer, PullCommand, PullEvent, PullFailure, Puller, RangePattern, RemovedAnswer, Stamp,
-    StreamCursor, VersionVector,
+    Entry, HandOverEnd, Heartbeat, HlcTime, Member, MemberWord, OriginId, OwnClock, OwnStanding,
+    PeerRefusal, Proposer, PullCommand, PullEvent, PullFailure, Puller, RangePattern, RemovalWords,
+    RemovedAnswer, Stamp, StreamCursor, VersionVector,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -100,6 +100,8 @@ pub struct Stats {
     pub tails_cut_replicated: u64,
     pub lost_tail_fetched_back: u64,
     pub stalls: u64,
+    /// A peer's claim that a node was removed that the members did not confirm.
+    pub removals_doubted: u64,
     pub clock_holds: u64,
     pub disk_full_holds: u64,
     pub gaps: u64,
@@ -630,6 +632,12 @@ impl World {
             let took_frames = matches!(event, PullEvent::Frames(_));
             let mut failed = false;
             for command in commands {
+                if command == PullCommand::ConfirmRemoval {
+                    // As the server's `removal_words`: asked of every other member at
+                    // once, answered at once (a delay would only stretch the check).
+                    next = Some(PullEvent::RemovalWords(self.removal_words(node)));
+                    continue;
+                }
                 if let Err(failure) = self.execute(node, p, command) {
                     next = Some(PullEvent::Failed(failure));
                     failed = true;
@@ -639,6 +647,35 @@ impl World {
             if took_frames && !failed {
                 next = Some(PullEvent::Taken);
             }
+        }
+    }
+
+    /// What the other members of node's configuration, as far as it can reach them,
+    /// say of its membership (`repl/membership`: the configuration each holds).
+    fn removal_words(&self, node: usize) -> RemovalWords {
+        let config = self.config_of(node);
+        let origin = self.nodes[node].origin;
+        let words = config
+            .members
+            .iter()
+            .filter(|m| m.origin != origin)
+            .map(|m| {
+                let other = self.index_of(m.origin);
+                let word = if self.up(other) && !self.cut(node, other) {
+                    MemberWord::Said {
+                        same_cluster: true,
+                        removed: self.config_of(other).removed.contains(&origin),
+                    }
+                } else {
+                    MemberWord::NoAnswer("unreachable".into())
+                };
+                (m.origin, word)
+            })
+            .collect();
+        RemovalWords {
+            members: config.members.len(),
+            controlling: config.controlling().map(|m| m.origin),
+            words,
         }
     }
 
@@ -777,6 +814,12 @@ impl World {
             PullCommand::ShowProblem(problem) => {
                 self.nodes[node].view.set_problem(peer, Some(problem))
             }
+            PullCommand::DoubtRemoval(why) => {
+                self.log(|| format!("n{node} doubts {peer}: {why}"));
+                self.stats.removals_doubted += 1;
+                self.nodes[node].view.set_problem(peer, Some(why))
+            }
+            PullCommand::ConfirmRemoval => unreachable!("carried out by feed"),
             PullCommand::MarkRemoved => {
                 self.nodes[node].repo.as_mut().expect("up").disk.removed = true;
             }

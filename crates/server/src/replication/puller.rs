@@ -29,10 +29,6 @@ struct Open {
     buffer: Vec<u8>,
 }
 
-/// How long a puller waits before asking again a peer whose claim that this instance
-/// was removed the controlling instance did not confirm.
-const UNCONFIRMED_REMOVAL_RETRY: Duration = Duration::from_secs(5);
-
 /// Pulls from `peer` until the node goes away or the machine stops.
 pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
     let start = Instant::now();
@@ -55,7 +51,6 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
             }
         };
         let took_frames = matches!(event, PullEvent::Frames(_));
-        let mut unconfirmed_removal = false;
         let mut commands = machine.handle(now(), membership);
         commands.extend(machine.handle(now(), event));
         let mut next = None;
@@ -120,18 +115,16 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
                     strong.view().set_problem(peer, Some(problem));
                     Ok(None)
                 }
+                PullCommand::ConfirmRemoval => Ok(Some(PullEvent::RemovalWords(
+                    super::removal::removal_words(&strong).await,
+                ))),
+                PullCommand::DoubtRemoval(why) => {
+                    tracing::warn!(repository = strong.repository().name(), peer = %peer,
+                        %why, "a peer says this instance was removed; not believed: pulling again later");
+                    strong.view().set_problem(peer, Some(why));
+                    Ok(None)
+                }
                 PullCommand::MarkRemoved => {
-                    if let Err(refused) = super::removal::removal_confirmed(&strong).await {
-                        tracing::warn!(repository = strong.repository().name(), peer = %peer,
-                            error = %refused,
-                            "a peer says this instance was removed; not believed without the controlling instance or a majority of the members: pulling again later");
-                        strong.view().set_problem(
-                            peer,
-                            Some(format!("says this instance was removed, which neither the controlling instance nor a majority of the members confirm ({refused})")),
-                        );
-                        unconfirmed_removal = true;
-                        break;
-                    }
                     let repository = strong.repository().clone();
                     // Blocking: the writer lock and a file write.
                     let marked =
@@ -158,15 +151,6 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
                     break;
                 }
             }
-        }
-        if unconfirmed_removal {
-            // Start over with a new machine after a while (the old one has stopped).
-            drop(strong);
-            tokio::time::sleep(UNCONFIRMED_REMOVAL_RETRY).await;
-            machine = Puller::new(peer, now());
-            open = None;
-            event = PullEvent::Tick;
-            continue;
         }
         if machine.is_stopped() {
             return;

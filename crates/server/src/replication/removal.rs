@@ -10,7 +10,7 @@
 //! cannot make this true.
 
 use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
-use quadmesh_repl::{ClusterConfig, Member, OriginId};
+use quadmesh_repl::{ClusterConfig, Member, MemberWord, OriginId, RemovalWords};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -109,34 +109,29 @@ pub async fn controlling_lists_us_removed(node: &Node) -> Result<(), RemovalRefu
     Ok(())
 }
 
-/// Whether a pull's claim that this instance was removed holds.
-///
-/// Rules it keeps: succeeds when the controlling member of our configuration confirms
-/// it ([`controlling_lists_us_removed`]), or else when a strict majority of our
-/// configuration's members (ourselves counted as saying no), each asked at its
-/// configured address, list us as removed from the same cluster. The second way is
-/// for a promotion we missed: the members that granted it moved the controlling role
-/// elsewhere, and our configuration still names the old holder (perhaps ourselves).
-/// One impostor answering at one member's address is never a majority.
-pub async fn removal_confirmed(node: &Node) -> Result<(), RemovalRefused> {
-    let refused = match controlling_lists_us_removed(node).await {
-        Ok(()) => return Ok(()),
-        Err(refused) => refused,
-    };
+/// What the other members of our configuration, each asked at its configured address
+/// (all at once), say of our membership: what the pull engine needs to judge a peer's
+/// claim that this instance was removed (`quadmesh_repl::removal_believed`).
+pub async fn removal_words(node: &Node) -> RemovalWords {
     let config = node.config();
     let ours = node.repository().origin();
-    let mut saying_removed = 0;
-    for member in config.members.iter().filter(|m| m.origin != ours) {
-        if let Ok(membership) = membership_at(node, member).await {
-            if membership.cluster_id == config.cluster_id && membership.removed {
-                saying_removed += 1;
-            }
-        }
+    let asked = config.members.iter().filter(|m| m.origin != ours);
+    let words = futures::future::join_all(asked.map(|member| async {
+        let word = match membership_at(node, member).await {
+            Ok(membership) => MemberWord::Said {
+                same_cluster: membership.cluster_id == config.cluster_id,
+                removed: membership.removed,
+            },
+            Err(e) => MemberWord::NoAnswer(e.to_string()),
+        };
+        (member.origin, word)
+    }))
+    .await;
+    RemovalWords {
+        members: config.members.len(),
+        controlling: config.controlling().map(|m| m.origin),
+        words,
     }
-    if saying_removed * 2 > config.members.len() {
-        return Ok(());
-    }
-    Err(refused)
 }
 
 /// What `member` (asked at its configured address, under its repository name) says of

@@ -1,0 +1,168 @@
+//! Whether to believe a peer that says this instance was removed from the cluster.
+//!
+//! The cluster token proves only that a caller belongs to the cluster; every member
+//! holds it, and any server answering at a member's address could refuse a pull as
+//! "removed". Believing it makes this instance stop taking writes and pulling for
+//! good, so the claim is checked: the runtime asks the members of the configuration
+//! this instance holds, each at its configured address, what their configuration says
+//! of this instance (`repl/membership`), and hands the answers here
+//! ([`PullEvent::RemovalWords`](crate::PullEvent)). Nothing here asks or reads a clock.
+
+use crate::stamp::OriginId;
+
+/// What one member said of this instance, or that it could not be asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberWord {
+    /// Not reached, or no usable answer (the reason, for status).
+    NoAnswer(String),
+    /// It answered.
+    Said {
+        /// Its cluster id is the one of the configuration this instance holds.
+        same_cluster: bool,
+        /// Its configuration lists this instance as removed.
+        removed: bool,
+    },
+}
+
+impl MemberWord {
+    fn says_removed(&self) -> bool {
+        matches!(
+            self,
+            MemberWord::Said {
+                same_cluster: true,
+                removed: true
+            }
+        )
+    }
+}
+
+/// The answers gathered for one check, against the configuration this instance holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemovalWords {
+    /// How many members that configuration has (this instance among them).
+    pub members: usize,
+    /// The controlling member it names, if any.
+    pub controlling: Option<OriginId>,
+    /// The answer of each member asked (this instance is not asked).
+    pub words: Vec<(OriginId, MemberWord)>,
+}
+
+/// Why the claim was not believed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RemovalDoubt {
+    #[error("the configuration held here names no controlling instance")]
+    NoControlling,
+    #[error("the controlling instance does not list this instance as removed")]
+    NotRemoved,
+    #[error("cannot ask the controlling instance: {0}")]
+    CannotConfirm(String),
+}
+
+/// Whether the removal is confirmed.
+///
+/// Rules it keeps:
+/// - believed when the controlling member of the configuration held here says, of the
+///   same cluster, that it lists this instance as removed (only the controlling
+///   instance changes the configuration, and only at an operator's request);
+/// - or else when a strict majority of that configuration's members, this instance
+///   counted as saying no, say so: a promotion this instance missed moved the role
+///   elsewhere, and its configuration still names the old holder (perhaps itself);
+/// - an answer of another cluster, or from no one, never counts: one impostor at one
+///   member's address is never a majority.
+pub fn removal_believed(words: &RemovalWords) -> Result<(), RemovalDoubt> {
+    let of_controlling = words
+        .controlling
+        .and_then(|c| words.words.iter().find(|(o, _)| *o == c))
+        .map(|(_, word)| word);
+    if of_controlling.is_some_and(MemberWord::says_removed) {
+        return Ok(());
+    }
+    let saying_removed = words
+        .words
+        .iter()
+        .filter(|(_, word)| word.says_removed())
+        .count();
+    if saying_removed * 2 > words.members {
+        return Ok(());
+    }
+    Err(match of_controlling {
+        _ if words.controlling.is_none() => RemovalDoubt::NoControlling,
+        Some(MemberWord::NoAnswer(why)) => RemovalDoubt::CannotConfirm(why.clone()),
+        None => RemovalDoubt::CannotConfirm("not asked".into()),
+        Some(MemberWord::Said { .. }) => RemovalDoubt::NotRemoved,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REMOVED: MemberWord = MemberWord::Said {
+        same_cluster: true,
+        removed: true,
+    };
+    const MEMBER: MemberWord = MemberWord::Said {
+        same_cluster: true,
+        removed: false,
+    };
+    const STRANGER: MemberWord = MemberWord::Said {
+        same_cluster: false,
+        removed: true,
+    };
+
+    fn words(members: usize, controlling: u64, words: &[(u64, MemberWord)]) -> RemovalWords {
+        RemovalWords {
+            members,
+            controlling: Some(OriginId(controlling)),
+            words: words
+                .iter()
+                .map(|(o, w)| (OriginId(*o), w.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_controlling_instance_alone_confirms_it() {
+        let no = MemberWord::NoAnswer("down".into());
+        assert_eq!(
+            removal_believed(&words(5, 1, &[(1, REMOVED), (2, no)])),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_strict_majority_of_the_members_confirms_it_without_the_controlling_instance() {
+        // Five members, this instance says no: three others are a majority, two not.
+        let down = || MemberWord::NoAnswer("down".into());
+        let three = words(
+            5,
+            1,
+            &[(1, down()), (2, REMOVED), (3, REMOVED), (4, REMOVED)],
+        );
+        assert_eq!(removal_believed(&three), Ok(()));
+        let two = words(
+            5,
+            1,
+            &[(1, down()), (2, REMOVED), (3, REMOVED), (4, MEMBER)],
+        );
+        assert_eq!(
+            removal_believed(&two),
+            Err(RemovalDoubt::CannotConfirm("down".into()))
+        );
+    }
+
+    #[test]
+    fn another_clusters_answers_never_count() {
+        let impostors = words(3, 1, &[(1, STRANGER), (2, STRANGER)]);
+        assert_eq!(removal_believed(&impostors), Err(RemovalDoubt::NotRemoved));
+    }
+
+    #[test]
+    fn a_configuration_without_a_controlling_instance_needs_a_majority() {
+        let mut none = words(3, 1, &[(2, REMOVED)]);
+        none.controlling = None;
+        assert_eq!(removal_believed(&none), Err(RemovalDoubt::NoControlling));
+        none.words.push((OriginId(3), REMOVED));
+        assert_eq!(removal_believed(&none), Ok(()));
+    }
+}
