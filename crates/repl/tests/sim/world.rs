@@ -23,7 +23,7 @@ use quadmesh_repl::{
     admit_puller, Acceptor, ClockFence, ClockSample, ClusterConfig, ClusterView, ConfigPosition,
     Entry, HandOverEnd, Heartbeat, HlcTime, Member, MemberWord, OriginId, OwnClock, OwnStanding,
     PeerRefusal, Proposer, PullCommand, PullEvent, PullFailure, Puller, RangePattern, RemovalWords,
-    RemovedAnswer, Stamp, StreamCursor, VersionVector,
+    RemovedAnswer, ServeCommand, ServeEvent, Stamp, StreamServer, VersionVector,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -144,9 +144,11 @@ struct Conn {
     server: usize,
     live: bool,
     silent: bool,
-    cursor: Option<StreamCursor>,
+    /// The serving side of the stream (the engine `stream.rs` runs), once accepted,
+    /// with the commands it gave that are still to be carried out.
+    stream: Option<StreamServer>,
+    commands: Vec<ServeCommand>,
     log_pos: usize,
-    next_round: u64,
     seen_appended: u64,
     last_delivery: u64,
     /// The configuration its latest round was sent under.
@@ -519,18 +521,25 @@ impl World {
             own,
         ) {
             Err(refusal) => {
-                self.conns[conn].cursor = None;
+                self.conns[conn].stream = None;
                 self.send(conn, false, Msg::Refused(refusal));
             }
             Ok(()) => {
                 let repo = node.repo.as_ref().expect("up");
-                let mut cursor = StreamCursor::new(caller, theirs, &repo.vv);
-                if own == OwnStanding::Removed {
-                    cursor = cursor.own_only(repo.origin);
-                }
-                self.conns[conn].cursor = Some(cursor);
-                self.conns[conn].log_pos = 0;
-                self.conns[conn].next_round = self.now;
+                let (stream, commands) = StreamServer::open(
+                    repo.origin,
+                    caller,
+                    theirs,
+                    &repo.vv,
+                    own == OwnStanding::Removed,
+                    self.now,
+                );
+                let appended = repo.appended;
+                let c = &mut self.conns[conn];
+                c.stream = Some(stream);
+                c.commands = commands;
+                c.log_pos = 0;
+                c.seen_appended = appended;
                 self.send(conn, false, Msg::Accepted);
             }
         }
@@ -579,42 +588,79 @@ impl World {
         self.feed(client, p, event);
     }
 
-    /// Each open stream serves a round when due: what the peer lacks, then a heartbeat.
+    /// Each open stream runs its engine (`StreamServer`, as the server's `stream.rs`):
+    /// a round when due or when the log grew — what the peer lacks, then a heartbeat —
+    /// and keep-alives. Reads and sends finish at once here; what a call sends goes in
+    /// one message.
     fn serve(&mut self, server: usize) {
         for conn in 0..self.conns.len() {
             let c = &self.conns[conn];
-            if c.server != server || !c.live || c.silent || c.cursor.is_none() {
+            if c.server != server || !c.live || c.silent || c.stream.is_none() {
                 continue;
             }
             let disk_full = self.nodes[server].disk_full;
+            let now = self.now;
             let repo = self.nodes[server].repo.as_mut().expect("up");
-            if self.now < c.next_round && repo.appended == c.seen_appended {
+            let c = &mut self.conns[conn];
+            let stream = c.stream.as_mut().expect("open");
+            let mut commands: std::collections::VecDeque<ServeCommand> =
+                std::mem::take(&mut c.commands).into();
+            if repo.appended != c.seen_appended {
+                c.seen_appended = repo.appended;
+                commands.extend(stream.handle(now, ServeEvent::Appended));
+            }
+            if stream.deadline().is_some_and(|d| d <= now) {
+                commands.extend(stream.handle(now, ServeEvent::Tick));
+            }
+            let mut frames = Vec::new();
+            let mut closed = false;
+            while let Some(command) = commands.pop_front() {
+                let event = match command {
+                    ServeCommand::Read { heartbeat } => {
+                        let heartbeat = heartbeat.then(|| {
+                            let (clock, version_vector) = repo.heartbeat_point(disk_full);
+                            Heartbeat {
+                                origin: repo.origin,
+                                clock,
+                                version_vector,
+                                digest: None,
+                                // Sent beside it, in `Msg::Frames`.
+                                config: None,
+                            }
+                        });
+                        let entries = repo.disk.log[c.log_pos..]
+                            .iter()
+                            .filter(|e| stream.wants(e.origin, e.seq))
+                            .cloned()
+                            .collect();
+                        c.log_pos = repo.disk.log.len();
+                        ServeEvent::Read {
+                            heartbeat,
+                            entries,
+                            full: false,
+                        }
+                    }
+                    ServeCommand::Send(entries) => {
+                        frames.extend(entries);
+                        ServeEvent::Sent
+                    }
+                    ServeCommand::KeepAlive(heartbeat) => {
+                        frames.push(heartbeat);
+                        ServeEvent::KeptAlive
+                    }
+                    ServeCommand::Close(_) => {
+                        closed = true;
+                        break;
+                    }
+                };
+                commands.extend(stream.handle(now, event));
+            }
+            if closed {
+                c.stream = None;
+            }
+            if frames.is_empty() {
                 continue;
             }
-            let (clock, vv) = repo.heartbeat_point(disk_full);
-            let c = &mut self.conns[conn];
-            let cursor = c.cursor.as_mut().expect("open");
-            let mut frames = Vec::new();
-            for entry in &repo.disk.log[c.log_pos..] {
-                if cursor.wants(entry.origin, entry.seq) {
-                    cursor.sent(entry.origin, entry.seq);
-                    frames.push(entry.clone());
-                }
-            }
-            c.log_pos = repo.disk.log.len();
-            c.seen_appended = repo.appended;
-            c.next_round = self.now + quadmesh_repl::pull::HEARTBEAT_INTERVAL_MS;
-            frames.push(
-                Heartbeat {
-                    origin: repo.origin,
-                    clock,
-                    version_vector: vv,
-                    digest: None,
-                    // Sent beside it, in `Msg::Frames`.
-                    config: None,
-                }
-                .to_entry(),
-            );
             let clock = (repo.clock_physical_ms(), repo.clock_reading_ms());
             let held = self.nodes[server].acceptor.config().position();
             self.send(conn, false, Msg::Frames(frames, clock, held));
@@ -700,9 +746,9 @@ impl World {
                     server,
                     live: true,
                     silent: false,
-                    cursor: None,
+                    stream: None,
+                    commands: Vec::new(),
                     log_pos: 0,
-                    next_round: 0,
                     seen_appended: 0,
                     last_delivery: 0,
                     round_config: None,
@@ -1141,7 +1187,7 @@ impl World {
             let c = &self.conns[conn];
             if c.server == node {
                 // Its stream tasks die with it.
-                self.conns[conn].cursor = None;
+                self.conns[conn].stream = None;
                 self.kill_conn(conn, silent);
             } else if c.client == node {
                 self.conns[conn].live = false;

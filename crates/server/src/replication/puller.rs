@@ -390,7 +390,9 @@ mod tests {
     #[test]
     fn a_stream_is_taken_as_dead_after_a_few_heartbeat_intervals() {
         use crate::replication::STALL_AFTER;
-        assert!(STALL_AFTER >= super::super::stream::HEARTBEAT_INTERVAL * 4);
+        assert!(
+            STALL_AFTER >= Duration::from_millis(quadmesh_repl::pull::HEARTBEAT_INTERVAL_MS) * 4
+        );
         assert!(STALL_AFTER <= Duration::from_secs(3));
     }
 }

@@ -1,32 +1,27 @@
-//! Serving a pull stream: the backlog the caller lacks, then new transactions as they
-//! are appended, each round closed by a heartbeat.
+//! Serving a pull stream: the runtime of `repl`'s [`StreamServer`], which decides the
+//! rounds (the backlog the caller lacks, then new transactions as they are appended,
+//! each round closed by a heartbeat), the keep-alives and the send timeout. This module
+//! reads the log, encodes and sends what it is told, and feeds back what happened.
 //!
-//! Rules it keeps:
-//! - something goes out at least every [`HEARTBEAT_INTERVAL`] while the peer reads:
-//!   when the next heartbeat is late (its clock is read under the writer lock, which a
-//!   long commit may hold), the last one is sent again — a promise already kept, so
-//!   harmless — and before the first, a heartbeat promising nothing (clock zero, empty
-//!   version vector); the puller can then tell a silent link from a busy peer;
-//! - a peer that reads nothing for [`SEND_TIMEOUT`] (a half-open connection, a paused
-//!   process, a black hole that acknowledges bytes) is dropped; it reconnects;
-//! - storage work (the heartbeat point, log reads) runs on blocking threads.
+//! Rules it keeps (the machine's, see there, plus):
+//! - storage work (the heartbeat point, log reads) runs on blocking threads, one
+//!   operation at a time; keep-alives go out meanwhile, without waiting for it;
+//! - the machine's time is monotonic (tokio's clock), never the wall clock.
 
 use axum::body::{Body, Bytes};
-use quadmesh_repl::{Heartbeat, HlcTime, OriginId, StreamCursor, VersionVector};
+use futures::future::BoxFuture;
+use quadmesh_repl::{
+    Entry, Heartbeat, OriginId, ServeCommand, ServeEvent, StreamServer, VersionVector,
+};
 use quadmesh_store::{LogPosition, Repository};
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Heartbeats go out at least this often on an idle stream.
-pub const HEARTBEAT_INTERVAL: Duration =
-    Duration::from_millis(quadmesh_repl::pull::HEARTBEAT_INTERVAL_MS);
-/// A peer that takes nothing from its stream for this long is dropped.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Entries read from the log per round.
+/// Entries read from the log per read.
 const BATCH: usize = 512;
 
 /// The body of a pull stream for `peer`, which has `theirs`; with `own_only`, only this
@@ -39,16 +34,10 @@ pub fn pull_stream(
     shutdown: CancellationToken,
 ) -> Body {
     let (sender, receiver) = mpsc::channel::<Bytes>(16);
-    let outbox = Outbox::new(sender, repository.origin());
     tokio::spawn(async move {
         tokio::select! {
-            result = feed(repository, peer, theirs, own_only, &outbox) => {
-                if let Err(e) = result {
-                    tracing::debug!(peer = %peer, reason = %e, "pull stream closed");
-                }
-            }
-            _ = outbox.keep_alive() => {
-                tracing::debug!(peer = %peer, "pull stream closed: the peer went away");
+            reason = serve(repository, peer, theirs, own_only, sender) => {
+                tracing::debug!(peer = %peer, %reason, "pull stream closed");
             }
             _ = shutdown.cancelled() => {}
         }
@@ -64,146 +53,141 @@ pub fn pull_stream(
     ))
 }
 
-/// The sending end of one stream: remembers when it last sent and the last heartbeat,
-/// for keep-alives.
-struct Outbox {
-    sender: mpsc::Sender<Bytes>,
-    last_sent: Mutex<Instant>,
-    last_heartbeat: Mutex<Bytes>,
-}
-
-impl Outbox {
-    fn new(sender: mpsc::Sender<Bytes>, origin: OriginId) -> Self {
-        let nothing_promised = Heartbeat {
-            origin,
-            clock: HlcTime::ZERO,
-            version_vector: VersionVector::new(),
-            digest: None,
-            config: None,
-        };
-        Outbox {
-            sender,
-            last_sent: Mutex::new(Instant::now()),
-            last_heartbeat: Mutex::new(Bytes::from(nothing_promised.to_entry().encode())),
-        }
-    }
-
-    async fn send(&self, bytes: Bytes) -> Result<(), &'static str> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.sender.send(bytes)).await {
-            Ok(Ok(())) => {
-                *self.last_sent.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-                Ok(())
-            }
-            Ok(Err(_)) => Err("the peer went away"),
-            Err(_) => Err("the peer read nothing for a minute"),
-        }
-    }
-
-    async fn send_heartbeat(&self, heartbeat: Bytes) -> Result<(), &'static str> {
-        *self
-            .last_heartbeat
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = heartbeat.clone();
-        self.send(heartbeat).await
-    }
-
-    /// Sends the last heartbeat again whenever nothing went out for a heartbeat
-    /// interval; returns when the peer went away.
-    async fn keep_alive(&self) {
-        loop {
-            let last = *self.last_sent.lock().unwrap_or_else(|e| e.into_inner());
-            tokio::time::sleep_until(last + HEARTBEAT_INTERVAL).await;
-            if self.sender.is_closed() {
-                return;
-            }
-            let last = *self.last_sent.lock().unwrap_or_else(|e| e.into_inner());
-            if last.elapsed() < HEARTBEAT_INTERVAL {
-                continue;
-            }
-            let heartbeat = self
-                .last_heartbeat
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            match self.sender.try_send(heartbeat) {
-                Ok(()) => {
-                    *self.last_sent.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now()
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-                // The peer has plenty to read already.
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    *self.last_sent.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now()
-                }
-            }
-        }
-    }
-}
-
-async fn feed(
+/// Runs the machine until it closes the stream or the peer goes away; returns why.
+async fn serve(
     repository: Arc<Repository>,
     peer: OriginId,
     theirs: VersionVector,
     own_only: bool,
-    outbox: &Outbox,
-) -> Result<(), String> {
-    // What goes out: each transaction the peer lacks, once; its own only up to what we
-    // held when it asked (those it lost in a crash, never an echo of its new ones).
-    let mut cursor = StreamCursor::new(peer, theirs, &repository.version_vector());
-    if own_only {
-        cursor = cursor.own_only(repository.origin());
-    }
-    let mut position = LogPosition::default();
+    sender: mpsc::Sender<Bytes>,
+) -> String {
+    let start = Instant::now();
+    let now = move || start.elapsed().as_millis() as u64;
+    let (mut machine, mut commands) = StreamServer::open(
+        repository.origin(),
+        peer,
+        theirs,
+        &repository.version_vector(),
+        own_only,
+        now(),
+    );
     let mut appended = repository.subscribe();
+    appended.borrow_and_update();
+    let mut position = LogPosition::default();
+    // The operation in flight (a read or a send), at most one.
+    let mut operation: Option<BoxFuture<'static, Result<Done, String>>> = None;
     loop {
-        appended.borrow_and_update();
-        // The promise first: everything stamped before it is in the log up to its end,
-        // which the loop below sends before the heartbeat itself. The first batch comes
-        // with it (one blocking trip per round); a peer far behind gets the rest in
-        // further batches.
-        let repo = repository.clone();
-        let wanted = cursor.clone();
-        let (point, mut entries, mut next) = tokio::task::spawn_blocking(move || {
-            repo.heartbeat_with_entries(position, BATCH, |origin, seq| wanted.wants(origin, seq))
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        loop {
-            position = next;
-            let full = entries.len() == BATCH;
-            if !entries.is_empty() {
-                let mut bytes = Vec::new();
-                for entry in &entries {
-                    cursor.sent(entry.origin, entry.seq);
-                    entry.encode_into(&mut bytes);
+        let mut events = Vec::new();
+        for command in std::mem::take(&mut commands) {
+            match command {
+                ServeCommand::Read { heartbeat } => {
+                    let repository = repository.clone();
+                    let origin = repository.origin();
+                    let cursor = machine.cursor();
+                    operation = Some(Box::pin(async move {
+                        let read = tokio::task::spawn_blocking(move || {
+                            let wanted = |origin, seq| cursor.wants(origin, seq);
+                            if heartbeat {
+                                repository
+                                    .heartbeat_with_entries(position, BATCH, wanted)
+                                    .map(|(point, entries, next)| (Some(point), entries, next))
+                            } else {
+                                repository
+                                    .entries_since(position, BATCH, wanted)
+                                    .map(|(entries, next)| (None, entries, next))
+                            }
+                        });
+                        let (point, entries, next) = read
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .map_err(|e| e.to_string())?;
+                        let heartbeat = point.map(|point| Heartbeat {
+                            origin,
+                            clock: point.clock,
+                            version_vector: point.version_vector,
+                            digest: Some(point.digest),
+                            config: point.config,
+                        });
+                        Ok(Done::Read {
+                            heartbeat,
+                            full: entries.len() == BATCH,
+                            entries,
+                            next,
+                        })
+                    }));
                 }
-                outbox.send(Bytes::from(bytes)).await?;
+                ServeCommand::Send(entries) => {
+                    let sender = sender.clone();
+                    let bytes = encode(&entries);
+                    operation = Some(Box::pin(async move {
+                        sender
+                            .send(bytes)
+                            .await
+                            .map(|()| Done::Sent)
+                            .map_err(|_| "the peer went away".to_owned())
+                    }));
+                }
+                ServeCommand::KeepAlive(heartbeat) => {
+                    match sender.try_send(encode(std::slice::from_ref(&heartbeat))) {
+                        // Full: the peer has plenty to read already.
+                        Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {
+                            events.push(ServeEvent::KeptAlive)
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            return "the peer went away".into()
+                        }
+                    }
+                }
+                ServeCommand::Close(reason) => return reason,
             }
-            if !full {
-                break;
-            }
-            let repo = repository.clone();
-            let wanted = cursor.clone();
-            (entries, next) = tokio::task::spawn_blocking(move || {
-                repo.entries_since(position, BATCH, |origin, seq| wanted.wants(origin, seq))
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
         }
-        let heartbeat = Heartbeat {
-            origin: repository.origin(),
-            clock: point.clock,
-            version_vector: point.version_vector,
-            digest: Some(point.digest),
-            config: point.config,
+        for event in events {
+            commands.extend(machine.handle(now(), event));
+        }
+        if !commands.is_empty() {
+            continue;
+        }
+        let Some(deadline) = machine.deadline() else {
+            return "the machine stopped".into();
         };
-        outbox
-            .send_heartbeat(Bytes::from(heartbeat.to_entry().encode()))
-            .await?;
-        tokio::select! {
-            changed = appended.changed() => changed.map_err(|_| "the repository closed")?,
-            _ = tokio::time::sleep(HEARTBEAT_INTERVAL) => {}
-        }
+        let deadline = start + Duration::from_millis(deadline);
+        let event = tokio::select! {
+            done = async { operation.as_mut().expect("checked").await }, if operation.is_some() => {
+                operation = None;
+                match done {
+                    Ok(Done::Read { heartbeat, entries, full, next }) => {
+                        position = next;
+                        ServeEvent::Read { heartbeat, entries, full }
+                    }
+                    Ok(Done::Sent) => ServeEvent::Sent,
+                    Err(reason) => return reason,
+                }
+            }
+            changed = appended.changed() => match changed {
+                Ok(()) => ServeEvent::Appended,
+                Err(_) => return "the repository closed".into(),
+            },
+            _ = tokio::time::sleep_until(deadline) => ServeEvent::Tick,
+        };
+        commands = machine.handle(now(), event);
     }
+}
+
+/// An operation finished.
+enum Done {
+    Read {
+        heartbeat: Option<Heartbeat>,
+        entries: Vec<Entry>,
+        full: bool,
+        next: LogPosition,
+    },
+    Sent,
+}
+
+fn encode(entries: &[Entry]) -> Bytes {
+    let mut bytes = Vec::new();
+    for entry in entries {
+        entry.encode_into(&mut bytes);
+    }
+    Bytes::from(bytes)
 }
