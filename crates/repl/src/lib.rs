@@ -14,6 +14,7 @@ mod hand_over;
 mod heartbeat;
 pub mod log_heal;
 mod lost_tail;
+mod maintenance;
 pub mod membership_engine;
 mod promotion;
 pub mod pull;
@@ -35,6 +36,7 @@ pub use frame::{Entry, EntryKind, FrameError};
 pub use hand_over::{decide_hand_over, HandOverDecision, HandOverEnd, RemovedAnswer};
 pub use heartbeat::Heartbeat;
 pub use lost_tail::AwaitingPeers;
+pub use maintenance::{maintain, pull_membership, Maintenance};
 pub use membership_engine::{
     Acceptor, AcceptorCommand, Change, CommitError, ProposalError, Proposer, ProposerCommand,
     ProposerEvent, Question, Withheld,

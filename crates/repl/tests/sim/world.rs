@@ -892,10 +892,19 @@ impl World {
         disk.expired.get_or_insert(reason);
     }
 
+    /// As `Node::maintain`: the engine's round (`quadmesh_repl::maintain`), then each
+    /// puller told its peer's place (`pull_membership`).
     fn maintain(&mut self, node: usize, retention_ms: u64) {
         let phys = self.phys(node);
-        let expired = self.nodes[node].view.expire_silent(phys, retention_ms);
-        for origin in &expired {
+        let round = {
+            let n = &mut self.nodes[node];
+            let (clock_last, local) = match n.repo.as_ref() {
+                Some(repo) => (repo.clock.last(), repo.vv.clone()),
+                None => (HlcTime::ZERO, VersionVector::new()),
+            };
+            quadmesh_repl::maintain(&mut n.view, phys, retention_ms, clock_last, &local)
+        };
+        for origin in &round.expired {
             self.stats.expiries += 1;
             self.log(|| format!("n{node} expires {origin}"));
             // Expiry excuses losing what only the expired member holds: it must follow
@@ -911,15 +920,14 @@ impl World {
                 repo.on_peer_expired(*origin);
             }
         }
-        if self.nodes[node].view.controlling_expired(&expired) {
-            self.refuse_writes(node, "the controlling instance was silent too long".into());
+        if let Some(reason) = round.refuse_writes {
+            self.refuse_writes(node, reason);
         }
         // The register forgets what is older than the frontier, as the real one does
         // at its checkpoints: a transaction older than it arriving later would then
         // undo newer writes, which the last-writer-wins check catches.
-        let n = &mut self.nodes[node];
-        if let Some(repo) = n.repo.as_mut() {
-            let frontier = n.view.frontier(repo.clock.last(), &repo.vv);
+        let frontier = round.frontier;
+        if let Some(repo) = self.nodes[node].repo.as_mut() {
             let (entries, tombstones) = repo.prune(frontier);
             if self.trace && entries + tombstones > 0 {
                 eprintln!(
@@ -936,12 +944,8 @@ impl World {
         }
         for p in 0..self.nodes[node].pullers.len() {
             let peer = self.nodes[node].pullers[p].0.peer();
-            let expired = self.nodes[node].view.is_expired(peer);
-            // A removed member still to hand over what only it held is pulled from as
-            // a member is (the server's puller).
-            let config = self.config_of(node);
-            let member = config.is_member(peer) || config.is_handing_over(peer);
-            self.feed(node, p, PullEvent::Membership { member, expired });
+            let membership = quadmesh_repl::pull_membership(&self.nodes[node].view, peer);
+            self.feed(node, p, membership);
         }
     }
 

@@ -247,26 +247,25 @@ impl Node {
         let local = self.repository.version_vector();
         let (frontier, stable) = {
             let mut view = self.view();
-            let expired = view.expire_silent(now_ms(), self.log_retention.as_millis() as u64);
-            for origin in &expired {
+            let round = quadmesh_repl::maintain(
+                &mut view,
+                now_ms(),
+                self.log_retention.as_millis() as u64,
+                self.repository.clock().last(),
+                &local,
+            );
+            for origin in &round.expired {
                 tracing::warn!(repository = self.repository.name(), member = %origin,
                     "a member was away longer than the log is kept; it must be grown again");
                 // After a lost tail, nothing it holds can reach us any more.
                 self.repository.on_peer_expired(*origin);
             }
-            if view.controlling_expired(&expired) {
-                // Refused before the view (and so status) shows it.
-                let name = view.config().controlling().map(|m| m.name.clone());
-                self.refuse_writes(&format!(
-                    "the controlling instance {} was not heard from for longer than the log is kept ({} s)",
-                    name.unwrap_or_default(),
-                    self.log_retention.as_secs()
-                ));
+            if let Some(reason) = &round.refuse_writes {
+                // Refused before the view (and so status) shows it: the view stays
+                // locked meanwhile.
+                self.refuse_writes(reason);
             }
-            (
-                view.frontier(self.repository.clock().last(), &local),
-                view.stable_version_vector(&local),
-            )
+            (round.frontier, round.stable)
         };
         self.frontier_ms
             .store(frontier.millis(), std::sync::atomic::Ordering::Relaxed);

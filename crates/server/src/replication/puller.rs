@@ -38,18 +38,7 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
     let mut event = PullEvent::Tick;
     loop {
         let Some(strong) = node.upgrade() else { return };
-        let membership = {
-            let view = strong.view();
-            // A removed member still to hand over what only it held is pulled from
-            // as a member is, until it did (then the configuration says so).
-            let config = view.config();
-            // Its refusals (a removed instance that does not know it yet may take this
-            // one for expired) say it is out, never that this instance must re-grow.
-            PullEvent::Membership {
-                member: config.is_member(peer) || config.is_handing_over(peer),
-                expired: view.is_expired(peer) || config.is_handing_over(peer),
-            }
-        };
+        let membership = quadmesh_repl::pull_membership(&strong.view(), peer);
         let took_frames = matches!(event, PullEvent::Frames(_));
         let mut commands = machine.handle(now(), membership);
         commands.extend(machine.handle(now(), event));
