@@ -76,7 +76,7 @@ impl Repository {
             taken_at: self.clock().last(),
         };
         pin.save(self.dir())?;
-        writer.backup_pin = Some(pin);
+        writer.durable.backup_pin = Some(pin);
         Ok(())
     }
 

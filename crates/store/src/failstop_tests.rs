@@ -105,7 +105,11 @@ fn a_failed_log_write_takes_no_sequence_number() {
     let dir = tempfile::tempdir().unwrap();
     let repository = open(dir.path(), clock(0));
     assert_eq!(insert(&repository, 1).unwrap().0, 1);
-    repository.lock_writer().log.fail_next_write_after(25);
+    repository
+        .lock_writer()
+        .durable
+        .log
+        .fail_next_write_after(25);
     let error = insert(&repository, 2).unwrap_err();
     assert!(matches!(error, StoreError::DiskFull(_)), "{error}");
     assert_eq!(repository.size(None).unwrap(), 1);
@@ -160,7 +164,7 @@ fn a_failed_fsync_of_a_configuration_takes_no_sequence_number() {
     assert_eq!(insert(&repository, 1).unwrap().0, 1);
     // Configuration entries are synced before they are applied: a failed sync leaves
     // nothing of them, and writes go on.
-    repository.lock_writer().log.fail_next_sync();
+    repository.lock_writer().durable.log.fail_next_sync();
     assert!(
         repository
             .commit_config(|_, time| Ok(two_members(me, OriginId(77), time)))

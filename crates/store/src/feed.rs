@@ -46,10 +46,10 @@ impl Repository {
         wanted: impl Fn(OriginId, u64) -> bool,
     ) -> Result<(Vec<Entry>, LogPosition)> {
         let durable = self.durable_position();
-        let index = writer.log.index();
+        let index = writer.durable.log.index();
         let first = index.partition_point(|e| e.start < from);
         let mut picked = Vec::new();
-        let mut next = writer.log.end();
+        let mut next = writer.durable.log.end();
         for indexed in &index[first..] {
             if picked.len() >= limit || indexed.end > durable {
                 next = indexed.start;
@@ -59,7 +59,7 @@ impl Repository {
                 picked.push(*indexed);
             }
         }
-        Ok((writer.log.read_entries(&picked)?, next))
+        Ok((writer.durable.log.read_entries(&picked)?, next))
     }
 
     /// The stamp time of the oldest logged transaction `theirs` lacks: how far behind
@@ -67,6 +67,7 @@ impl Repository {
     pub fn oldest_missing(&self, theirs: &VersionVector) -> Option<quadmesh_repl::HlcTime> {
         let writer = self.lock_writer();
         let oldest = writer
+            .durable
             .log
             .index()
             .iter()
@@ -80,8 +81,8 @@ impl Repository {
     /// from its log, if it cannot: entries it would need were already truncated.
     pub fn cannot_serve(&self, theirs: &VersionVector) -> Option<String> {
         let writer = self.lock_writer();
-        let reason = writer.version_vector.iter().find_map(|(origin, ours)| {
-            let gone = writer.truncated.get(origin);
+        let reason = writer.replica.version_vector.iter().find_map(|(origin, ours)| {
+            let gone = writer.durable.truncated.get(origin);
             let wanted = theirs.get(origin);
             (ours > wanted && wanted < gone).then(|| {
                 format!(

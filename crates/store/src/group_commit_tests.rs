@@ -134,6 +134,7 @@ fn nothing_is_announced_or_sent_before_it_is_durable() {
     assert_eq!(next, end_before);
     let stamps: Vec<_> = repository
         .lock_writer()
+        .durable
         .log
         .index()
         .iter()

@@ -32,11 +32,12 @@ pub(crate) struct LogHealing {
 impl LogHealing {
     /// The healing a freshly opened log needs, if it has holes.
     pub(crate) fn plan(name: &str, writer: &Writer, replay_paused: bool) -> Option<Self> {
-        let holes = writer.log.holes();
+        let holes = writer.durable.log.holes();
         if holes.is_empty() {
             return None;
         }
         let entries: Vec<(OriginId, u64)> = writer
+            .durable
             .log
             .index()
             .iter()
@@ -47,9 +48,9 @@ impl LogHealing {
         // before an origin's first surviving entry is claimed.
         let missing = plan(
             &entries,
-            &writer.log.hole_places(),
+            &writer.durable.log.hole_places(),
             None,
-            &writer.version_vector,
+            &writer.replica.version_vector,
         );
         let healing = LogHealing {
             holes: holes.to_vec(),
@@ -128,6 +129,7 @@ pub struct HealedLog {
 /// sequence numbers.
 fn empty_in_place_of(writer: &Writer, missing: &MissingFrame) -> Entry {
     let own: Vec<_> = writer
+        .durable
         .log
         .index()
         .iter()
@@ -176,13 +178,14 @@ impl Repository {
         let wanted: std::collections::HashSet<(OriginId, u64)> = wanted.iter().copied().collect();
         let writer = self.lock_writer();
         let picked: Vec<_> = writer
+            .durable
             .log
             .index()
             .iter()
             .filter(|e| wanted.contains(&(e.origin, e.seq)))
             .copied()
             .collect();
-        writer.log.read_entries(&picked)
+        writer.durable.log.read_entries(&picked)
     }
 
     /// Heals the log with transactions fetched back from peers: once `fetched` holds
@@ -223,7 +226,8 @@ impl Repository {
             .map(|e| ((e.origin, e.seq), e))
             .collect();
         let unheld = |m: &MissingFrame| held_by_no_member.contains(&(m.origin, m.seq));
-        let left_out = |m: &MissingFrame| unheld(m) && writer.stable.covers(m.origin, m.seq);
+        let left_out =
+            |m: &MissingFrame| unheld(m) && writer.replica.stable.covers(m.origin, m.seq);
         // Nobody can send these again: ours, or those of an instance removed for good.
         let lost_for_good =
             |origin: OriginId| origin == self.origin() || writer.cluster.removed_for_good(origin);
@@ -270,7 +274,7 @@ impl Repository {
         }
         if left > 0 || !empty.is_empty() {
             crate::backup_log::BackupPin::remove(self.dir())?;
-            writer.backup_pin = None;
+            writer.durable.backup_pin = None;
         }
         if left > 0 {
             tracing::warn!(repository = %self.name(), left_out = left,
@@ -281,12 +285,12 @@ impl Repository {
                 "ACKNOWLEDGED WRITES LOST: transactions (origin, sequence number) of this instance, or of an instance removed for good, that only this damaged log held are put back empty, so that the origin's later transactions reach the members; the next backup must be a full one");
         }
         let first_hole = healing.holes[0].start();
-        if first_hole < writer.applied {
-            writer.applied = first_hole;
+        if first_hole < writer.durable.applied {
+            writer.durable.applied = first_hole;
             self.checkpoint_locked(&mut writer)?;
         }
         self.make_log_durable()?;
-        let kept = writer.log.fill_holes(&fills)?;
+        let kept = writer.durable.log.fill_holes(&fills)?;
         let put_back = healing.missing.len() - left - empty.len();
         self.lock_health().healing = None;
         self.replay_paused.store(false, Ordering::Release);
@@ -310,7 +314,7 @@ impl Repository {
             // The store may already have held some of what the replay applied.
             let digest = digest_of(self.store().iter().map(|q| q.map_err(StoreError::from)))?;
             writer.digests = DigestBook::new(digest);
-            let vector = writer.version_vector.clone();
+            let vector = writer.replica.version_vector.clone();
             writer.digests.record(&vector);
         }
         self.frames_put_back

@@ -51,13 +51,14 @@ impl Repository {
         at: &VersionVector,
     ) -> Result<std::result::Result<Repaired, RepairDeferred>> {
         let mut writer = self.lock_writer();
-        let missing = writer.version_vector.missing_from(at);
+        let missing = writer.replica.version_vector.missing_from(at);
         if missing > 0 {
             return Ok(Err(RepairDeferred::Behind { missing }));
         }
         // Every transaction outside `at` is still in our log: truncation stops at what
         // every member has, and the peer that took the snapshot is a member.
         if let Some((origin, gone)) = writer
+            .durable
             .truncated
             .iter()
             .find(|&(origin, gone)| !at.covers(origin, gone))
@@ -71,6 +72,7 @@ impl Repository {
             });
         }
         let later: Vec<_> = writer
+            .durable
             .log
             .index()
             .iter()
@@ -79,7 +81,7 @@ impl Repository {
             .collect();
         let mut touched: HashSet<Quad> = HashSet::new();
         let mut later_patterns = Vec::new();
-        for entry in writer.log.read_entries(&later)? {
+        for entry in writer.durable.log.read_entries(&later)? {
             if entry.kind == EntryKind::Data {
                 let effect = Effect::decode(&entry.payload)?;
                 touched.extend(effect.inserts);
@@ -125,7 +127,7 @@ impl Repository {
         store.flush()?;
 
         let digest = digest_of(store.iter().map(|q| q.map_err(StoreError::from)))?;
-        let current = writer.version_vector.clone();
+        let current = writer.replica.version_vector.clone();
         writer.digests.repaired(digest, &current);
         self.clear_damage()?;
         tracing::warn!(

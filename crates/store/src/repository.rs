@@ -254,28 +254,46 @@ struct LostTailWait {
 }
 
 pub(crate) struct Writer {
-    pub(crate) log: TxLog,
-    pub(crate) register: Register,
-    pub(crate) version_vector: VersionVector,
-    /// The end of the last entry applied to the store.
-    pub(crate) applied: LogPosition,
-    entries_since_checkpoint: u64,
-    pub(crate) cluster: ClusterState,
-    /// For each origin, the highest sequence number no longer in the log.
-    pub(crate) truncated: VersionVector,
-    /// Set by replication: no transaction not yet received can be older.
-    frontier: HlcTime,
-    /// Set by replication: what every member has.
-    pub(crate) stable: VersionVector,
+    /// The log and how far the store has applied it.
+    pub(crate) durable: DurableState,
+    /// What this replica holds of every origin, and the register deciding what wins.
+    pub(crate) replica: ReplicaState,
     /// The content digest, kept with every change (anti-entropy).
     pub(crate) digests: DigestBook,
-    /// No clock reading of this repository reaches this (ms); persisted in `clock.json`.
-    clock_reserved: u64,
-    /// The last backup's cut: the log since it is kept for the next incremental backup.
-    pub(crate) backup_pin: Option<crate::backup_log::BackupPin>,
+    pub(crate) cluster: ClusterState,
     /// How many times the lock was taken (by [`Repository::lock_writer`], the one way to
     /// take it): unchanged between two moments, nothing changed the store in between.
     acquisitions: u64,
+}
+
+/// The writer's durable part: the log, and how far the store applied it.
+///
+/// Rules it keeps: `applied` never passes the log's end; what the log dropped of each
+/// origin is in `truncated` (a peer lacking it must be grown again); the log is kept
+/// from the backup pin's cut while the pin holds.
+pub(crate) struct DurableState {
+    pub(crate) log: TxLog,
+    /// The end of the last entry applied to the store.
+    pub(crate) applied: LogPosition,
+    pub(crate) entries_since_checkpoint: u64,
+    /// For each origin, the highest sequence number no longer in the log.
+    pub(crate) truncated: VersionVector,
+    /// No clock reading of this repository reaches this (ms); persisted in `clock.json`.
+    pub(crate) clock_reserved: u64,
+    /// The last backup's cut: the log since it is kept for the next incremental backup.
+    pub(crate) backup_pin: Option<crate::backup_log::BackupPin>,
+}
+
+/// The writer's replica core: what it holds of every origin and what wins.
+///
+/// Rules it keeps: `version_vector` counts exactly the transactions applied here; the
+/// register forgets only what is older than `frontier` (set by replication: no
+/// transaction not yet received can be older); `stable` is what every member has.
+pub(crate) struct ReplicaState {
+    pub(crate) register: Register,
+    pub(crate) version_vector: VersionVector,
+    pub(crate) frontier: HlcTime,
+    pub(crate) stable: VersionVector,
 }
 
 /// When an appended entry is synced (see [`Repository::append_then_apply`]).
@@ -339,18 +357,22 @@ impl Repository {
         clock.restore(checkpoint.clock);
         clock.restore(HlcTime::from_parts(clock_reserved, 0));
         let mut writer = Writer {
-            register: checkpoint.decode_register()?,
-            version_vector: checkpoint.version_vector.clone(),
-            applied: checkpoint.applied,
-            log,
-            entries_since_checkpoint: 0,
+            durable: DurableState {
+                log,
+                applied: checkpoint.applied,
+                entries_since_checkpoint: 0,
+                truncated: checkpoint.truncated.clone(),
+                clock_reserved,
+                backup_pin: crate::backup_log::BackupPin::load(dir)?,
+            },
+            replica: ReplicaState {
+                register: checkpoint.decode_register()?,
+                version_vector: checkpoint.version_vector.clone(),
+                frontier: HlcTime::ZERO,
+                stable: VersionVector::new(),
+            },
             cluster,
-            truncated: checkpoint.truncated.clone(),
-            frontier: HlcTime::ZERO,
-            stable: VersionVector::new(),
             digests: DigestBook::new(checkpoint.digest.unwrap_or_default()),
-            clock_reserved,
-            backup_pin: crate::backup_log::BackupPin::load(dir)?,
             acquisitions: 0,
         };
         let namespaces = Namespaces::open(dir, options.log.fsync)?;
@@ -374,7 +396,7 @@ impl Repository {
             let digest = digest_of(store.iter().map(|q| q.map_err(StoreError::from)))?;
             writer.digests = DigestBook::new(digest);
         }
-        let version_vector = writer.version_vector.clone();
+        let version_vector = writer.replica.version_vector.clone();
         writer.digests.record(&version_vector);
         if replayed > 0 {
             tracing::info!(
@@ -402,11 +424,11 @@ impl Repository {
             .map_or_else(Vec::new, ClusterConfig::origins);
         let group = GroupCommit::new(
             options.log.fsync,
-            writer.log.active_handle()?,
-            writer.log.end().segment,
-            writer.log.end(),
-            writer.log.index().len() as u64,
-            writer.version_vector.clone(),
+            writer.durable.log.active_handle()?,
+            writer.durable.log.end().segment,
+            writer.durable.log.end(),
+            writer.durable.log.index().len() as u64,
+            writer.replica.version_vector.clone(),
         );
         let cluster_published = watch::Sender::new(writer.cluster.clone());
         let fence = crate::fence::FenceKeeper::new(clock.max_offset_ms(), options.clock_fence);
@@ -564,13 +586,16 @@ impl Repository {
                 writer.digests.set_current(digests_after);
                 if writer.cluster.replicated() {
                     for pattern in &effect.patterns {
-                        writer.register.add_tombstone(pattern.clone(), stamp);
+                        writer
+                            .replica
+                            .register
+                            .add_tombstone(pattern.clone(), stamp);
                     }
                     for quad in &effect.inserts {
-                        writer.register.record(quad.clone(), stamp, true);
+                        writer.replica.register.record(quad.clone(), stamp, true);
                     }
                     for quad in &effect.deletes {
-                        writer.register.record(quad.clone(), stamp, false);
+                        writer.replica.register.record(quad.clone(), stamp, false);
                     }
                 }
                 Ok(())
@@ -657,7 +682,7 @@ impl Repository {
                 writer.digests.added(digest);
                 if writer.cluster.replicated() {
                     for quad in quads {
-                        writer.register.record(quad, stamp, true);
+                        writer.replica.register.record(quad, stamp, true);
                     }
                 }
                 Ok(())
@@ -714,7 +739,7 @@ impl Repository {
         Ok(Entry {
             kind,
             origin: self.origin,
-            seq: writer.version_vector.get(self.origin) + 1,
+            seq: writer.replica.version_vector.get(self.origin) + 1,
             time: self.reading(writer)?,
             payload,
         })
@@ -729,11 +754,11 @@ impl Repository {
     }
 
     fn reserve(&self, writer: &mut Writer, time: HlcTime) -> Result<()> {
-        if time.millis() >= writer.clock_reserved {
+        if time.millis() >= writer.durable.clock_reserved {
             let upto = time.millis() + CLOCK_RESERVE_MS;
             ClockMark::save(&self.dir, upto, self.options.log.fsync)
                 .map_err(StoreError::classify_disk_full)?;
-            writer.clock_reserved = upto;
+            writer.durable.clock_reserved = upto;
         }
         Ok(())
     }
@@ -867,7 +892,7 @@ impl Repository {
         }
         self.lock_health().held_for_removal_until =
             (!hold.is_zero()).then(|| std::time::Instant::now() + hold);
-        Ok(writer.version_vector.clone())
+        Ok(writer.replica.version_vector.clone())
     }
 
     /// Once this instance knows it was removed: the sequence number of its last own
@@ -879,7 +904,7 @@ impl Repository {
         writer
             .cluster
             .removed
-            .then(|| writer.version_vector.get(self.origin))
+            .then(|| writer.replica.version_vector.get(self.origin))
     }
 
     pub(crate) fn lock_health(&self) -> MutexGuard<'_, Health> {
@@ -961,20 +986,20 @@ impl Repository {
         if let Some(failed) = self.group.failed() {
             return Err(self.sync_failed(failed));
         }
-        let sync_failures = writer.log.sync_failures();
+        let sync_failures = writer.durable.log.sync_failures();
         let appended = match sync {
-            FrameSync::BeforeApply => writer.log.append(entry),
-            FrameSync::Shared => writer.log.append_unsynced(entry),
+            FrameSync::BeforeApply => writer.durable.log.append(entry),
+            FrameSync::Shared => writer.durable.log.append_unsynced(entry),
         };
         let indexed = match appended {
             Ok(indexed) => indexed,
             Err(e) => {
-                if let Some(reason) = writer.log.broken() {
+                if let Some(reason) = writer.durable.log.broken() {
                     self.stop_writes(reason.to_owned());
                 }
                 // A failed sync of the log (this entry's, or the rotation's) may have
                 // lost frames appended before it and not yet synced: they fail too.
-                if writer.log.sync_failures() != sync_failures {
+                if writer.durable.log.sync_failures() != sync_failures {
                     if let Some(failed) = self.group.fail_pending(e.to_string()) {
                         return Err(self.sync_failed(failed));
                     }
@@ -985,7 +1010,7 @@ impl Repository {
         // The handle the shared sync uses for a segment it has not seen yet (taken before
         // applying: a failure here can still be rolled back).
         let new_segment = if indexed.end.segment != self.group.segment() {
-            Some(writer.log.active_handle().map_err(StoreError::from))
+            Some(writer.durable.log.active_handle().map_err(StoreError::from))
         } else {
             None
         };
@@ -1006,7 +1031,7 @@ impl Repository {
             Err(e) => {
                 let e = e.classify_disk_full();
                 self.rollbacks.fetch_add(1, Ordering::Relaxed);
-                match writer.log.roll_back(&indexed) {
+                match writer.durable.log.roll_back(&indexed) {
                     Ok(()) => tracing::warn!(repository = %self.name, origin = %entry.origin,
                         seq = entry.seq, error = %e,
                         "a transaction could not be applied; its log entry was rolled back"),
@@ -1106,7 +1131,7 @@ impl Repository {
             return false;
         }
         let writer = self.lock_writer();
-        let ours = writer.version_vector.get(self.origin);
+        let ours = writer.replica.version_vector.get(self.origin);
         let ahead = {
             let mut health = self.lock_health();
             let Some(wait) = health.awaiting.as_mut() else {
@@ -1164,7 +1189,7 @@ impl Repository {
         }
         health.awaiting = None;
         self.awaiting_peers.store(false, Ordering::Release);
-        let seq = writer.version_vector.get(self.origin);
+        let seq = writer.replica.version_vector.get(self.origin);
         if expired.is_empty() {
             tracing::warn!(repository = %self.name, seq,
                 "every other member reported how far this instance's transactions went; local writes resume");
@@ -1351,7 +1376,7 @@ impl Repository {
         entry: &Entry,
         skips_allowed: bool,
     ) -> Result<(Applied, Option<LogPosition>, bool)> {
-        let have = writer.version_vector.get(entry.origin);
+        let have = writer.replica.version_vector.get(entry.origin);
         if entry.seq <= have {
             return Ok((Applied::Duplicate, None, false));
         }
@@ -1401,14 +1426,14 @@ impl Repository {
             if let Some(effect) = &effect {
                 // Admission records in the register before the store commits: put it back
                 // if the commit fails, so that the transaction is admitted again later.
-                let saved = writer.register.save(
+                let saved = writer.replica.register.save(
                     effect.inserts.iter().chain(&effect.deletes),
                     effect.patterns.iter(),
                 );
                 return match writer.apply(&self.store, effect, entry.stamp()) {
                     Ok(bulk) => Ok(bulk),
                     Err(e) => {
-                        writer.register.restore(saved);
+                        writer.replica.register.restore(saved);
                         Err(e)
                     }
                 };
@@ -1448,9 +1473,9 @@ impl Repository {
         // Everything in the log is on disk again (the rewrite was synced): the shared
         // sync starts over at its end, with the active segment as it is now.
         self.group.reset_to(
-            writer.log.active_handle()?,
-            writer.log.end(),
-            writer.version_vector.clone(),
+            writer.durable.log.active_handle()?,
+            writer.durable.log.end(),
+            writer.replica.version_vector.clone(),
             put_back,
         );
         self.publish_cluster(writer);
@@ -1467,12 +1492,15 @@ impl Repository {
         indexed: &IndexedEntry,
         new_segment: Option<std::fs::File>,
     ) {
-        writer.version_vector.advance(indexed.origin, indexed.seq);
-        let version_vector = writer.version_vector.clone();
+        writer
+            .replica
+            .version_vector
+            .advance(indexed.origin, indexed.seq);
+        let version_vector = writer.replica.version_vector.clone();
         writer.digests.record(&version_vector);
         self.publish_cluster(writer);
-        writer.applied = indexed.end;
-        writer.entries_since_checkpoint += 1;
+        writer.durable.applied = indexed.end;
+        writer.durable.entries_since_checkpoint += 1;
         self.group
             .release(indexed.end, indexed.origin, indexed.seq, new_segment);
     }
@@ -1480,7 +1508,7 @@ impl Repository {
     /// A checkpoint every `checkpoint_every` entries. A failed checkpoint fails nothing
     /// here: the entry is in the log and the store; the checkpoint is tried again.
     fn checkpoint_if_due(&self, writer: &mut Writer) {
-        if writer.entries_since_checkpoint >= self.options.checkpoint_every {
+        if writer.durable.entries_since_checkpoint >= self.options.checkpoint_every {
             if let Err(e) = self.checkpoint_locked(writer) {
                 tracing::warn!(repository = %self.name, error = %e, "checkpoint failed; it is tried again later");
             }
@@ -1492,12 +1520,12 @@ impl Repository {
     /// checkpoint prunes the register and the log behind them.
     pub fn set_horizon(&self, frontier: HlcTime, stable: VersionVector) {
         let mut writer = self.lock_writer();
-        writer.frontier = frontier;
-        writer.stable = stable;
+        writer.replica.frontier = frontier;
+        writer.replica.stable = stable;
         // Range tombstones go as soon as the frontier passes them (register entries
         // wait for the next checkpoint); after a lost tail nothing is forgotten.
         if writer.cluster.replicated() && !self.awaiting_peers.load(Ordering::Acquire) {
-            writer.register.prune_tombstones(frontier);
+            writer.replica.register.prune_tombstones(frontier);
         }
     }
 
@@ -1508,7 +1536,7 @@ impl Repository {
         let mut writer = self.lock_writer();
         self.checkpoint_locked(&mut writer)?;
         if !self.options.log.fsync {
-            writer.log.sync_all()?;
+            writer.durable.log.sync_all()?;
             fs::remove_file(self.dir.join(RUNNING_UNSYNCED_FILE))?;
         } else if self.group.failed().is_none() {
             // The checkpoint synced every frame: nothing can be lost now.
@@ -1543,58 +1571,63 @@ impl Repository {
         let replicated = writer.cluster.replicated();
         // Alone, no operation can arrive from anywhere with an older stamp.
         let frontier = if replicated {
-            writer.frontier
+            writer.replica.frontier
         } else {
             HlcTime(u64::MAX)
         };
         // After a lost tail, our own lost transactions may still come back from peers,
         // older than any frontier: nothing is forgotten until the members answered.
         if !self.awaiting_peers.load(Ordering::Acquire) {
-            writer.register.prune(frontier);
+            writer.replica.register.prune(frontier);
         }
         let stable = if replicated {
-            writer.stable.clone()
+            writer.replica.stable.clone()
         } else {
-            writer.version_vector.clone()
+            writer.replica.version_vector.clone()
         };
         // Keep from the first entry some member still lacks (or the next incremental
         // backup needs, or that the store may not hold yet); seal the active segment
         // when every entry in it can go.
         let pinned = writer
+            .durable
             .backup_pin
             .as_ref()
             .and_then(|pin| pin.in_force(self.clock.last()));
         let keep_from = writer
+            .durable
             .log
             .index()
             .iter()
             .find(|e| {
                 !stable.covers(e.origin, e.seq)
                     || pinned.is_some_and(|pin| !pin.covers(e.origin, e.seq))
-                    || e.end > writer.applied
+                    || e.end > writer.durable.applied
             })
             .map(|e| e.start);
         let keep_from = match keep_from {
             Some(position) => position,
             None => {
-                writer.log.seal_active_segment()?;
-                writer.log.end()
+                writer.durable.log.seal_active_segment()?;
+                writer.durable.log.end()
             }
         };
         let checkpoint = Checkpoint {
-            applied: writer.applied,
-            version_vector: writer.version_vector.clone(),
+            applied: writer.durable.applied,
+            version_vector: writer.replica.version_vector.clone(),
             clock: self.clock.last(),
-            register: Checkpoint::encode_register(&writer.register),
-            tombstones: Checkpoint::encode_tombstones(&writer.register),
-            truncated: writer.truncated.clone(),
+            register: Checkpoint::encode_register(&writer.replica.register),
+            tombstones: Checkpoint::encode_tombstones(&writer.replica.register),
+            truncated: writer.durable.truncated.clone(),
             digest: Some(writer.digests.current()),
         };
         checkpoint.save(&self.dir)?;
-        for removed in writer.log.remove_segments_before(keep_from)? {
-            writer.truncated.advance(removed.origin, removed.seq);
+        for removed in writer.durable.log.remove_segments_before(keep_from)? {
+            writer
+                .durable
+                .truncated
+                .advance(removed.origin, removed.seq);
         }
-        writer.entries_since_checkpoint = 0;
+        writer.durable.entries_since_checkpoint = 0;
         Ok(())
     }
 
@@ -1626,7 +1659,7 @@ impl Repository {
         let mut time = self.clock.now()?;
         if let Err(e) = self.reserve(writer, time) {
             tracing::debug!(repository = %self.name, error = %e, "cannot move the clock's high-water mark");
-            time = time.min(HlcTime::from_parts(writer.clock_reserved, 0));
+            time = time.min(HlcTime::from_parts(writer.durable.clock_reserved, 0));
         }
         // Only what is durable is promised (group commit: entries after the synced
         // position are applied but not yet durable, and no stream sends them yet): the
@@ -1634,11 +1667,11 @@ impl Repository {
         // our own among them, since the stream that sends this promise sends only up to
         // the synced position.
         let durable = self.group.synced();
-        let index = writer.log.index();
+        let index = writer.durable.log.index();
         let first_pending = index.partition_point(|e| e.end <= durable);
         let (settled, pending) = index.split_at(first_pending);
-        let mut version_vector = writer.version_vector.clone();
-        let mut end = writer.log.end();
+        let mut version_vector = writer.replica.version_vector.clone();
+        let mut end = writer.durable.log.end();
         let mut digest = writer.digests.current();
         if !pending.is_empty() {
             let mut first_pending_seq: BTreeMap<OriginId, u64> = BTreeMap::new();
@@ -1649,7 +1682,7 @@ impl Repository {
                 }
             }
             let mut durable_vector = VersionVector::new();
-            for (origin, seq) in writer.version_vector.iter() {
+            for (origin, seq) in writer.replica.version_vector.iter() {
                 let seq = first_pending_seq
                     .get(&origin)
                     .map_or(seq, |first| first - 1);
@@ -1715,7 +1748,7 @@ impl Repository {
         );
         let mut writer = self.lock_writer();
         writer.digests.correct(booked, scanned);
-        let current = writer.version_vector.clone();
+        let current = writer.replica.version_vector.clone();
         writer.digests.record(&current);
         self.damaged.store(true, Ordering::Release);
         // Kept across restarts: replay after a crash recomputes the digest from the
@@ -1812,19 +1845,22 @@ impl Repository {
     }
 
     pub fn register_len(&self) -> usize {
-        self.lock_writer().register.len()
+        self.lock_writer().replica.register.len()
     }
 
     /// Range tombstones (deletes by pattern) the register keeps until the frontier
     /// passes them.
     pub fn tombstones_len(&self) -> usize {
-        self.lock_writer().register.tombstones_len()
+        self.lock_writer().replica.register.tombstones_len()
     }
 
     /// Number of entries in the log, and of its segment files.
     pub fn log_len(&self) -> (usize, usize) {
         let writer = self.lock_writer();
-        (writer.log.index().len(), writer.log.segment_count())
+        (
+            writer.durable.log.index().len(),
+            writer.durable.log.segment_count(),
+        )
     }
 
     /// Number of quads, in one graph or in all.
@@ -1886,16 +1922,16 @@ impl Writer {
         dir: &Path,
         books: &Books<'_>,
     ) -> Result<(usize, bool)> {
-        let entries = self.log.read_from(self.applied)?;
-        let holes = !self.log.holes().is_empty();
+        let entries = self.durable.log.read_from(self.durable.applied)?;
+        let holes = !self.durable.log.holes().is_empty();
         let mut count = 0;
         let origin = serde_json::from_slice::<Identity>(&fs::read(dir.join("identity.json"))?)
             .map(|i| i.origin)
             .unwrap_or(OriginId(0));
         for (indexed, entry) in entries {
-            let have = self.version_vector.get(entry.origin);
+            let have = self.replica.version_vector.get(entry.origin);
             if entry.seq <= have {
-                self.applied = indexed.end;
+                self.durable.applied = indexed.end;
                 continue;
             }
             if holes && entry.seq != have + 1 {
@@ -1919,8 +1955,8 @@ impl Writer {
                 }
                 EntryKind::Heartbeat => {}
             }
-            self.version_vector.advance(entry.origin, entry.seq);
-            self.applied = indexed.end;
+            self.replica.version_vector.advance(entry.origin, entry.seq);
+            self.durable.applied = indexed.end;
         }
         Ok((count, false))
     }
@@ -1935,7 +1971,7 @@ impl Writer {
             let admitted: Vec<&Quad> = effect
                 .inserts
                 .iter()
-                .filter(|q| self.register.admit(q, stamp, true))
+                .filter(|q| self.replica.register.admit(q, stamp, true))
                 .collect();
             for quad in &admitted {
                 if !store.contains(*quad)? {
@@ -1953,22 +1989,22 @@ impl Writer {
         // Range deletes first: each matching quad written before them goes.
         for pattern in &effect.patterns {
             for quad in pattern.matches_in(&transaction)? {
-                if self.register.sweeps(&quad, stamp) {
+                if self.replica.register.sweeps(&quad, stamp) {
                     transaction.remove(&quad);
                     digest.remove(crate::digest_book::digest_key(&quad).as_bytes());
                     deleted_from.push(quad.graph_name);
                 }
             }
-            self.register.add_tombstone(pattern.clone(), stamp);
+            self.replica.register.add_tombstone(pattern.clone(), stamp);
         }
         for quad in &effect.inserts {
-            if self.register.admit(quad, stamp, true) && !transaction.contains(quad)? {
+            if self.replica.register.admit(quad, stamp, true) && !transaction.contains(quad)? {
                 transaction.insert(quad);
                 digest.insert(crate::digest_book::digest_key(quad).as_bytes());
             }
         }
         for quad in &effect.deletes {
-            if self.register.admit(quad, stamp, false) && transaction.contains(quad)? {
+            if self.replica.register.admit(quad, stamp, false) && transaction.contains(quad)? {
                 transaction.remove(quad);
                 digest.remove(crate::digest_book::digest_key(quad).as_bytes());
                 deleted_from.push(quad.graph_name.clone());
@@ -2023,7 +2059,7 @@ fn awaiting_peers_on_open(
         // A hole after the last checkpoint may have held our own newest transactions,
         // which no surviving entry reveals.
         Some("its replication log is damaged after its last checkpoint".to_owned())
-    } else if let Some(cut) = writer.log.cut_on_open() {
+    } else if let Some(cut) = writer.durable.log.cut_on_open() {
         Some(format!(
             "a crash cut {} bytes off the end of its replication log ({} at offset {})",
             cut.bytes,

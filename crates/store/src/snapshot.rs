@@ -48,10 +48,10 @@ impl Repository {
         self.sync_pending_locked(&writer)?;
         self.store().backup(target)?;
         Ok(SnapshotState {
-            version_vector: writer.version_vector.clone(),
+            version_vector: writer.replica.version_vector.clone(),
             clock: self.clock().last(),
-            register: Checkpoint::encode_register(&writer.register),
-            tombstones: Checkpoint::encode_tombstones(&writer.register),
+            register: Checkpoint::encode_register(&writer.replica.register),
+            tombstones: Checkpoint::encode_tombstones(&writer.replica.register),
             config: writer.cluster.config.clone(),
             digest: Some(writer.digests.current()),
             namespaces: Some(self.book(BookKind::Namespaces).records()),
