@@ -252,6 +252,29 @@ pub struct InstanceStatus {
 }
 
 /// `repl/status`: a repository's cluster as the answering instance sees it.
+/// The commit settings a commit without `x-repl-settings` gets, as AllegroGraph names
+/// them (times in seconds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitSettingsView {
+    /// `min`, `quorum`, `max` or a number of instances.
+    pub durability: String,
+    pub distributed_transaction_timeout: f64,
+    /// None: not set.
+    pub transaction_latency_count: Option<u64>,
+    pub transaction_latency_timeout: f64,
+}
+
+/// What `repl/promote` answers: the configuration the promotion put in force.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promoted {
+    pub epoch: u64,
+    pub config_version: u64,
+    /// The controlling instance's name (the promoted one).
+    pub controlling: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStatus {
@@ -269,7 +292,7 @@ pub struct ClusterStatus {
     /// What commits without `x-repl-settings` get (`repl/settings`, else quadmesh's
     /// defaults), as AllegroGraph names them (times in seconds).
     #[serde(default)]
-    pub settings: serde_json::Value,
+    pub settings: Option<CommitSettingsView>,
     /// Why this instance refuses writes to the repository, when it does (it was away
     /// longer than the log is kept, or removed).
     pub writes_refused: Option<String>,
@@ -409,7 +432,9 @@ mod tests {
         let json = serde_json::json!({
             "cluster": "c", "repository": "r", "configVersion": 3, "configEpoch": 1,
             "instance": "a", "removed": false, "stopped": false,
-            "settings": {"durability": "min"}, "writesRefused": null,
+            "settings": {"durability": "min", "distributedTransactionTimeout": 10.0,
+                "transactionLatencyCount": null, "transactionLatencyTimeout": 10.0},
+            "writesRefused": null,
             "registerEntries": 0, "registerTombstones": 0, "logEntries": 4,
             "diverged": false, "storeDamaged": false, "logHealing": null,
             "logFramesPutBack": 0, "peerClockAheadMs": null, "peerClockRefusals": 0,

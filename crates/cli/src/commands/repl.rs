@@ -2,7 +2,7 @@ use crate::client::Api;
 use crate::spec::Spec;
 use anyhow::Result;
 use clap::Subcommand;
-use quadmesh_repl::wire::ClusterStatus;
+use quadmesh_repl::wire::{ClusterStatus, Promoted};
 use reqwest::Method;
 
 #[derive(Subcommand, Debug)]
@@ -166,16 +166,16 @@ pub async fn run(command: ReplCommand) -> Result<()> {
         }
         ReplCommand::Promote { spec } => {
             let api = Api::new(Spec::parse(&spec)?)?;
-            let answer: serde_json::Value = api
+            let answer: Promoted = api
                 .send(api.request(Method::PUT, &repl_url(&api.spec, "promote")?))
                 .await?
                 .json()
                 .await?;
             println!(
                 "{} is now the controlling instance (epoch {}, configuration version {})",
-                answer["controlling"].as_str().unwrap_or("?"),
-                answer["epoch"],
-                answer["configVersion"]
+                answer.controlling.as_deref().unwrap_or("?"),
+                answer.epoch,
+                answer.config_version
             );
         }
         ReplCommand::Remove {
@@ -342,14 +342,15 @@ fn status_table(status: &ClusterStatus) -> String {
             "this instance is stopped: nothing replicates to or from it until it is started\n",
         );
     }
-    let settings = &status.settings;
-    if settings.is_object() {
+    if let Some(settings) = &status.settings {
         refused.push_str(&format!(
             "commit defaults: durability={} distributedTransactionTimeout={} transactionLatencyCount={} transactionLatencyTimeout={}\n",
-            settings["durability"].as_str().unwrap_or("?"),
-            settings["distributedTransactionTimeout"],
-            settings["transactionLatencyCount"],
-            settings["transactionLatencyTimeout"],
+            settings.durability,
+            settings.distributed_transaction_timeout,
+            settings
+                .transaction_latency_count
+                .map_or("none".to_owned(), |c| c.to_string()),
+            settings.transaction_latency_timeout,
         ));
     }
     if let Some(healing) = &status.log_healing {

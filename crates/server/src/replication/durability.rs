@@ -101,13 +101,13 @@ impl ReplSettings {
     }
 
     /// The settings shown by `repl/status`, as AllegroGraph names them (seconds).
-    pub fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "durability": self.durability.to_string(),
-            "distributedTransactionTimeout": self.timeout.as_secs_f64(),
-            "transactionLatencyCount": self.latency_count,
-            "transactionLatencyTimeout": self.latency_timeout.as_secs_f64(),
-        })
+    pub fn describe(&self) -> quadmesh_repl::wire::CommitSettingsView {
+        quadmesh_repl::wire::CommitSettingsView {
+            durability: self.durability.to_string(),
+            distributed_transaction_timeout: self.timeout.as_secs_f64(),
+            transaction_latency_count: self.latency_count.map(|c| c as u64),
+            transaction_latency_timeout: self.latency_timeout.as_secs_f64(),
+        }
     }
 
     pub fn parse(header: &str) -> Result<Self, ApiError> {

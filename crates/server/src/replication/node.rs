@@ -559,7 +559,9 @@ impl Node {
             instance,
             removed: cluster.removed,
             stopped: stopped_here,
-            settings: super::durability::ReplSettings::from_defaults(&config.settings).describe(),
+            settings: Some(
+                super::durability::ReplSettings::from_defaults(&config.settings).describe(),
+            ),
             writes_refused: cluster
                 .check_writable(self.repository.name())
                 .err()

@@ -26,7 +26,7 @@ pub async fn promote(
     Path(name): Path<String>,
     caller: Caller,
     headers: HeaderMap,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<quadmesh_repl::wire::Promoted>> {
     let outcome = async {
         let authorization = headers
             .get(header::AUTHORIZATION)
@@ -48,11 +48,11 @@ pub async fn promote(
     .await;
     audit::change(&caller, "cluster-promote", &name, None, &outcome);
     let config = outcome?;
-    Ok(Json(serde_json::json!({
-        "epoch": config.epoch,
-        "configVersion": config.version,
-        "controlling": config.controlling().map(|m| m.name.clone()),
-    })))
+    Ok(Json(quadmesh_repl::wire::Promoted {
+        epoch: config.epoch,
+        config_version: config.version,
+        controlling: config.controlling().map(|m| m.name.clone()),
+    }))
 }
 
 /// `PUT /repositories/NAME/repl/vote?epoch=&candidate=&configEpoch=&configVersion=`

@@ -445,15 +445,17 @@ fn status_table(status: &crate::replication::node::ClusterStatus) -> String {
         status.instance,
         if status.stopped { " (stopped)" } else { "" }
     );
-    let s = &status.settings;
-    let _ = writeln!(
-        out,
-        "Commit defaults: durability={} distributedTransactionTimeout={} transactionLatencyCount={} transactionLatencyTimeout={}",
-        s["durability"].as_str().unwrap_or("?"),
-        s["distributedTransactionTimeout"],
-        if s["transactionLatencyCount"].is_null() { "none".to_owned() } else { s["transactionLatencyCount"].to_string() },
-        s["transactionLatencyTimeout"],
-    );
+    if let Some(s) = &status.settings {
+        let _ = writeln!(
+            out,
+            "Commit defaults: durability={} distributedTransactionTimeout={} transactionLatencyCount={} transactionLatencyTimeout={}",
+            s.durability,
+            s.distributed_transaction_timeout,
+            s.transaction_latency_count
+                .map_or("none".to_owned(), |c| c.to_string()),
+            s.transaction_latency_timeout,
+        );
+    }
     if let Some(refused) = &status.writes_refused {
         let _ = writeln!(out, "Writes refused here: {refused}");
     }
