@@ -43,7 +43,9 @@ pub struct RemovalWords {
     pub members: usize,
     /// The controlling member it names, if any.
     pub controlling: Option<OriginId>,
-    /// The answer of each member asked (this instance is not asked).
+    /// The word of each member: the others' answers, and this instance's own (it is
+    /// not asked: it says no), so that a configuration naming it as controlling reads
+    /// as the controlling instance not listing it.
     pub words: Vec<(OriginId, MemberWord)>,
 }
 
@@ -149,6 +151,14 @@ mod tests {
             removal_believed(&two),
             Err(RemovalDoubt::CannotConfirm("down".into()))
         );
+    }
+
+    #[test]
+    fn an_instance_its_configuration_names_as_controlling_is_its_own_no() {
+        // This instance (1) controls by its configuration and says no; two of three
+        // members are not a majority of five.
+        let us = words(5, 1, &[(1, MEMBER), (2, REMOVED), (3, REMOVED)]);
+        assert_eq!(removal_believed(&us), Err(RemovalDoubt::NotRemoved));
     }
 
     #[test]

@@ -704,10 +704,15 @@ impl World {
         let words = config
             .members
             .iter()
-            .filter(|m| m.origin != origin)
             .map(|m| {
                 let other = self.index_of(m.origin);
-                let word = if self.up(other) && !self.cut(node, other) {
+                let word = if other == node {
+                    // This instance says no (the server does not ask itself).
+                    MemberWord::Said {
+                        same_cluster: true,
+                        removed: false,
+                    }
+                } else if self.up(other) && !self.cut(node, other) {
                     MemberWord::Said {
                         same_cluster: true,
                         removed: self.config_of(other).removed.contains(&origin),

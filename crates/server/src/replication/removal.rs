@@ -127,6 +127,15 @@ pub async fn removal_words(node: &Node) -> RemovalWords {
         (member.origin, word)
     }))
     .await;
+    let mut words = words;
+    // This instance says no.
+    words.push((
+        ours,
+        MemberWord::Said {
+            same_cluster: true,
+            removed: false,
+        },
+    ));
     RemovalWords {
         members: config.members.len(),
         controlling: config.controlling().map(|m| m.origin),
