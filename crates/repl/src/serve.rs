@@ -98,8 +98,9 @@ enum Then {
 ///   lacks up to it (each once, the peer's own only up to what this instance held when
 ///   it asked: [`StreamCursor`]), then the heartbeat; a new round starts when the log
 ///   grows, and at least every [`HEARTBEAT_INTERVAL_MS`];
-/// - something goes out at least every [`HEARTBEAT_INTERVAL_MS`] while the peer reads:
-///   when nothing did, the last heartbeat is sent again — before the first, one
+/// - something goes out at least every [`HEARTBEAT_INTERVAL_MS`] while the peer reads
+///   (counted from the last send, or from the start of a round, whose heartbeat is on
+///   its way): when nothing did, the last heartbeat is sent again — before the first, one
 ///   promising nothing (clock zero, empty version vector) — so the puller can tell a
 ///   silent link from a busy peer;
 /// - a send the peer does not take within [`SEND_TIMEOUT_MS`] closes the stream (it
@@ -113,6 +114,10 @@ pub struct StreamServer {
     /// The last heartbeat sent, for keep-alives.
     last_heartbeat: Entry,
     last_sent_ms: u64,
+    /// When the current round began: its own heartbeat is on its way, so keep-alives
+    /// count from here too (a round begun when one was due would otherwise be
+    /// preceded by a needless one).
+    round_began_ms: u64,
     /// The log grew since the current round took its promise.
     appended: bool,
 }
@@ -146,6 +151,7 @@ impl StreamServer {
             pending: None,
             last_heartbeat: nothing_promised.to_entry(),
             last_sent_ms: now_ms,
+            round_began_ms: now_ms,
             appended: false,
         };
         (server, vec![ServeCommand::Read { heartbeat: true }])
@@ -167,7 +173,7 @@ impl StreamServer {
 
     /// When the machine wants a [`ServeEvent::Tick`] at the latest (ms), if ever.
     pub fn deadline(&self) -> Option<u64> {
-        let keep_alive = Some(self.last_sent_ms + HEARTBEAT_INTERVAL_MS);
+        let keep_alive = Some(self.keep_alive_due());
         let phase = match self.phase {
             Phase::Closed => return None,
             Phase::Reading => None,
@@ -187,7 +193,7 @@ impl StreamServer {
             ServeEvent::Appended => {
                 self.appended = true;
                 match self.phase {
-                    Phase::Idle { .. } => self.start_round(),
+                    Phase::Idle { .. } => self.start_round(now_ms),
                     _ => Vec::new(),
                 }
             }
@@ -237,7 +243,13 @@ impl StreamServer {
         }
     }
 
-    fn start_round(&mut self) -> Vec<ServeCommand> {
+    /// When a keep-alive is due if nothing goes out before.
+    fn keep_alive_due(&self) -> u64 {
+        self.last_sent_ms.max(self.round_began_ms) + HEARTBEAT_INTERVAL_MS
+    }
+
+    fn start_round(&mut self, now_ms: u64) -> Vec<ServeCommand> {
+        self.round_began_ms = now_ms;
         self.appended = false;
         self.phase = Phase::Reading;
         vec![ServeCommand::Read { heartbeat: true }]
@@ -262,7 +274,7 @@ impl StreamServer {
                 }
                 None => self.go_on(now_ms, Then::Rest),
             },
-            Then::Rest if self.appended => self.start_round(),
+            Then::Rest if self.appended => self.start_round(now_ms),
             Then::Rest => {
                 self.phase = Phase::Idle {
                     until: now_ms + HEARTBEAT_INTERVAL_MS,
@@ -281,10 +293,10 @@ impl StreamServer {
                     SEND_TIMEOUT_MS / 1000
                 ))];
             }
-            Phase::Idle { until } if now_ms >= until => return self.start_round(),
+            Phase::Idle { until } if now_ms >= until => return self.start_round(now_ms),
             _ => {}
         }
-        if now_ms >= self.last_sent_ms + HEARTBEAT_INTERVAL_MS {
+        if now_ms >= self.keep_alive_due() {
             return vec![ServeCommand::KeepAlive(self.last_heartbeat.clone())];
         }
         Vec::new()
@@ -421,8 +433,27 @@ mod tests {
         s.handle(at, read(Vec::new(), Some(9), false));
         s.handle(at + 1, ServeEvent::Sent);
         s.handle(at + 2, ServeEvent::Appended);
-        let commands = s.handle(at + 1 + HEARTBEAT_INTERVAL_MS, ServeEvent::Tick);
+        let commands = s.handle(at + 2 + HEARTBEAT_INTERVAL_MS, ServeEvent::Tick);
         assert_eq!(commands, [ServeCommand::KeepAlive(heartbeat(9).to_entry())]);
+    }
+
+    #[test]
+    fn a_round_begun_when_it_was_due_is_not_preceded_by_a_keep_alive() {
+        let mut s = open();
+        s.handle(1, read(Vec::new(), Some(5), false));
+        s.handle(2, ServeEvent::Sent);
+        let due = 2 + HEARTBEAT_INTERVAL_MS;
+        assert_eq!(
+            s.handle(due, ServeEvent::Tick),
+            [ServeCommand::Read { heartbeat: true }]
+        );
+        // The read is in flight: nothing more until an interval after the round began.
+        assert_eq!(s.deadline(), Some(due + HEARTBEAT_INTERVAL_MS));
+        assert!(s.handle(due, ServeEvent::Tick).is_empty());
+        assert!(matches!(
+            &s.handle(due + HEARTBEAT_INTERVAL_MS, ServeEvent::Tick)[..],
+            [ServeCommand::KeepAlive(_)]
+        ));
     }
 
     #[test]
