@@ -116,7 +116,7 @@ pub async fn removal_words(node: &Node) -> RemovalWords {
     let config = node.config();
     let ours = node.repository().origin();
     let asked = config.members.iter().filter(|m| m.origin != ours);
-    let words = futures::future::join_all(asked.map(|member| async {
+    let mut words = futures::future::join_all(asked.map(|member| async {
         let word = match membership_at(node, member).await {
             Ok(membership) => MemberWord::Said {
                 same_cluster: membership.cluster_id == config.cluster_id,
@@ -127,7 +127,6 @@ pub async fn removal_words(node: &Node) -> RemovalWords {
         (member.origin, word)
     }))
     .await;
-    let mut words = words;
     // This instance says no.
     words.push((
         ours,
