@@ -5,6 +5,7 @@
 //! instance has received ([`VersionVector`]). It never touches the disk, the network or
 //! a clock it was not handed; everything here is testable with plain values.
 
+mod admission;
 mod clock;
 mod clock_fence;
 mod cluster;
@@ -21,6 +22,7 @@ pub mod pull;
 mod refusal;
 mod register;
 mod removal_belief;
+mod repair_plan;
 mod serve;
 mod stamp;
 mod token;
@@ -28,6 +30,7 @@ mod version_vector;
 mod view;
 pub mod wire;
 
+pub use admission::{admission, Admission};
 pub use clock::{ClockError, HybridClock, PhysicalClock, Refusals, SystemClock};
 pub use clock_fence::{ClockFence, ClockSample, FenceVerdict, OwnClock};
 pub use cluster::{ClusterConfig, CommitDefaults, Durability, HandOver, Member, MembershipError};
@@ -48,6 +51,7 @@ pub use pull::{PullCommand, PullEvent, PullFailure, Puller};
 pub use refusal::{admit_puller, OwnStanding, PeerRefusal, RefusalCode, StreamCursor};
 pub use register::{LastWrite, RangePattern, Register, Saved};
 pub use removal_belief::{removal_believed, MemberWord, RemovalDoubt, RemovalWords};
+pub use repair_plan::{in_minority, repair_cause, repair_sources, RepairCause};
 pub use serve::{ServeCommand, ServeEvent, StreamServer, SEND_TIMEOUT_MS};
 pub use stamp::{HlcTime, OriginId, Stamp};
 pub use token::{CausalToken, TokenError};

@@ -155,7 +155,7 @@ const MAX_COMMIT_WAIT: Duration = Duration::from_millis(5);
 /// to this one by origin order. With it, real-time order holds for writes that did not
 /// overlap, across instances whose clocks agree (and always with a causal token).
 async fn commit_wait(stamp: quadmesh_repl::HlcTime) {
-    let now = crate::replication::now_ms();
+    let now = quadmesh_cluster::now_ms();
     if stamp.millis() >= now {
         let wait = Duration::from_millis(stamp.millis() + 1 - now).min(MAX_COMMIT_WAIT);
         tokio::time::sleep(wait).await;

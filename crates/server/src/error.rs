@@ -46,7 +46,23 @@ pub enum ApiError {
     #[error("too many failed sign-ins from this address: try again in {} s", .0.as_secs() + 1)]
     TooManySignIns(std::time::Duration),
     #[error(transparent)]
-    RemovalRefused(#[from] crate::replication::removal::RemovalRefused),
+    RemovalRefused(#[from] quadmesh_cluster::removal::RemovalRefused),
+}
+
+/// The cluster runtime's errors, kind for kind.
+impl From<quadmesh_cluster::ClusterError> for ApiError {
+    fn from(error: quadmesh_cluster::ClusterError) -> Self {
+        use quadmesh_cluster::ClusterError as C;
+        match error {
+            C::Store(e) => ApiError::Store(e),
+            C::Invalid(m) => ApiError::BadRequest(m),
+            C::Conflict(m) => ApiError::Conflict(m),
+            C::Unavailable(m) => ApiError::Unavailable(m),
+            C::Upstream(m) => ApiError::Upstream(m),
+            C::RemovalRefused(r) => ApiError::RemovalRefused(r),
+            C::Internal(m) => ApiError::Internal(m),
+        }
+    }
 }
 
 impl ApiError {
@@ -103,7 +119,7 @@ impl ApiError {
             ApiError::Auth(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::TooManySignIns(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RemovalRefused(r) => {
-                use crate::replication::removal::RemovalRefused as R;
+                use quadmesh_cluster::removal::RemovalRefused as R;
                 match r {
                     R::NotFromControlling | R::NotRemoved => StatusCode::FORBIDDEN,
                     R::CannotConfirm(_) | R::NoCopyThere => StatusCode::BAD_GATEWAY,

@@ -1,5 +1,6 @@
 //! The HTTP server of quadmesh: AllegroGraph's REST protocol and the W3C SPARQL
-//! protocols over the storage layer. This is the only crate that knows HTTP and JSON.
+//! protocols over the storage layer and the cluster runtime (`quadmesh_cluster`). This
+//! is the only crate that serves HTTP.
 
 mod access;
 mod access_sync;
@@ -9,7 +10,6 @@ mod auth_error;
 mod causal;
 mod cluster_ops;
 mod config;
-mod controlling_recovery;
 mod error;
 mod formats;
 mod http_metrics;
@@ -21,7 +21,6 @@ mod params;
 mod permissions;
 mod point_in_time;
 mod readiness;
-mod replication;
 mod request_url;
 mod results;
 mod roles;
@@ -70,7 +69,7 @@ pub enum ServeError {
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    PeerHttp(#[from] replication::peer_http::PeerHttpError),
+    PeerHttp(#[from] quadmesh_cluster::peer_http::PeerHttpError),
     #[error(transparent)]
     Tls(#[from] TlsError),
 }
@@ -123,10 +122,13 @@ pub async fn serve(
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
     let addr = SocketAddr::new(config.bind, config.port);
-    let peer_http = replication::peer_http::PeerHttp::new(&config.tls)?;
+    let peer_http = quadmesh_cluster::peer_http::PeerHttp::new(
+        tls::peer_client_config(&config.tls)?,
+        config.tls.peers_use_tls(),
+    )?;
     let state = AppState::new(config, catalog, auth, access, peer_http);
     let server_tls = tls::ServerTls::start(&state.config.tls, state.tls.clone())?;
-    state.replication.start_existing(&state.catalog);
+    state.replication.start_existing();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
@@ -139,12 +141,17 @@ pub async fn serve(
 
     let maintenance = tokio::spawn(maintain(state.clone()));
     let scrubbing = tokio::spawn(scrub(state.clone()));
-    let repairing = state
-        .config
-        .auto_repair
-        .then(|| tokio::spawn(replication::repair::repair_forever(state.clone())));
-    let healing = tokio::spawn(replication::log_heal::heal_forever(state.clone()));
-    let handing_over = tokio::spawn(replication::hand_over::complete_forever(state.clone()));
+    let repairing = state.config.auto_repair.then(|| {
+        tokio::spawn(quadmesh_cluster::repair::repair_forever(
+            state.replication.clone(),
+        ))
+    });
+    let healing = tokio::spawn(quadmesh_cluster::log_heal::heal_forever(
+        state.replication.clone(),
+    ));
+    let handing_over = tokio::spawn(quadmesh_cluster::hand_over::complete_forever(
+        state.replication.clone(),
+    ));
     let role = tokio::spawn(roles::run(state.clone(), credentials.clone()));
     let access_in_step = tokio::spawn(access_sync::keep_in_step(state.clone()));
     let sampling = tokio::spawn(ui::charts::keep_sampling(state.clone()));
@@ -163,7 +170,7 @@ pub async fn serve(
         state.config.connections,
         server_tls.map(Arc::new),
         |stream| {
-            if let Err(e) = replication::configure_accepted(stream) {
+            if let Err(e) = quadmesh_cluster::configure_accepted(stream) {
                 tracing::debug!(error = %e, "cannot set TCP keepalive on a connection");
             }
         },

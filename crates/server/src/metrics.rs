@@ -1,6 +1,5 @@
 //! `/metrics` in the Prometheus text format: what operators watch.
 
-use crate::replication::now_ms;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
@@ -10,6 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use quadmesh_cluster::now_ms;
 use quadmesh_repl::wire::{PeerState, Role};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -324,8 +324,8 @@ fn render(state: AppState) -> Response {
         digest_checks,
     );
     for (result, count) in [
-        ("done", &state.repairs.done),
-        ("failed", &state.repairs.failed),
+        ("done", &state.replication.repairs.done),
+        ("failed", &state.replication.repairs.failed),
     ] {
         repairs
             .get_or_create(&ResultLabels { result })

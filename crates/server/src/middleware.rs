@@ -1,7 +1,6 @@
 use crate::audit::{self, Caller};
 use crate::error::ApiError;
 use crate::http_metrics::{RequestLabels, RouteLabels};
-use crate::replication::durability::{Durability, ReplSettings};
 use crate::state::AppState;
 use crate::target::CommitInfo;
 use axum::extract::{Request, State};
@@ -9,6 +8,7 @@ use axum::http::header;
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use quadmesh_cluster::durability::{Durability, ReplSettings};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -174,7 +174,7 @@ pub async fn durability(State(state): State<AppState>, request: Request, next: N
     // once the commit is (AllegroGraph accepts the settings there too).
     let Some(node) = node else {
         if let Some(Err(e)) = header.as_deref().map(ReplSettings::parse) {
-            return e.into_response();
+            return ApiError::from(e).into_response();
         }
         return next.run(request).await;
     };
@@ -183,7 +183,7 @@ pub async fn durability(State(state): State<AppState>, request: Request, next: N
         Some(header) => {
             match ReplSettings::parse_over(header, ReplSettings::from_defaults(&defaults)) {
                 Ok(s) => s,
-                Err(e) => return e.into_response(),
+                Err(e) => return ApiError::from(e).into_response(),
             }
         }
         // The cluster's defaults (`repl/settings`) hold for requests that may commit;

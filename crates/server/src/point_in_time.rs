@@ -18,7 +18,7 @@
 //!   before T, with its own stamp, through the register; nothing after T.
 
 use crate::error::ApiError;
-use crate::replication::snapshot_transfer::{
+use quadmesh_cluster::snapshot_transfer::{
     append_bytes, hex, invalid, sha256_of, unpack, CHECKSUMS_FILE,
 };
 use quadmesh_repl::frame::{decode, Decoded};

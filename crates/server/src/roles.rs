@@ -5,10 +5,10 @@
 
 use crate::cluster_ops::create_cluster_here;
 use crate::config::Role;
-use crate::controlling_recovery;
 use crate::error::ErrorCode;
 use crate::readiness::Readiness;
 use crate::state::AppState;
+use quadmesh_cluster::controlling_recovery;
 use quadmesh_repl::wire::ClusterStatus;
 use quadmesh_store::StoreError;
 use std::time::Duration;
@@ -193,14 +193,27 @@ async fn controlling(
         state,
         Readiness::NotReady("looking for members of an existing cluster".into()),
     );
-    if let Some(member) =
-        controlling_recovery::find_cluster(state, credentials, repository, instance, peers).await?
+    if let Some(member) = controlling_recovery::find_cluster(
+        &state.replication,
+        credentials,
+        repository,
+        instance,
+        peers,
+    )
+    .await?
     {
         let credentials = credentials.ok_or(
             "the controlling role needs the superuser credentials to re-grow from a member",
         )?;
-        return controlling_recovery::regrow_from(
+        set_ready(
             state,
+            Readiness::NotReady(format!(
+                "re-growing from member {} at {}",
+                member.name, member.address
+            )),
+        );
+        return controlling_recovery::regrow_from(
+            &state.replication,
             credentials,
             repository,
             instance,
@@ -240,7 +253,7 @@ async fn hand_over_before_dropping(state: &AppState, repository: &quadmesh_store
     loop {
         let controlling = node.config().controlling().cloned();
         if let Some(controlling) = controlling {
-            if let Ok(membership) = crate::replication::removal::membership_of(
+            if let Ok(membership) = quadmesh_cluster::removal::membership_of(
                 &node,
                 &controlling,
                 own,
@@ -331,7 +344,7 @@ async fn copy(
         .ok_or("--advertise must be HOST:PORT")?;
     // The controlling instance: its address, and its repository's name there (ours,
     // unless the instance it names holds the cluster under another).
-    let grow = |http: crate::replication::peer_http::PeerHttp,
+    let grow = |http: quadmesh_cluster::peer_http::PeerHttp,
                 (controlling, its_repository): (String, String)| {
         let url = http.url(
             &controlling,
@@ -420,7 +433,7 @@ async fn copy(
             }
             Err(e) => {
                 tracing::warn!(
-                    error = %crate::tls::describe(&e),
+                    error = %quadmesh_cluster::peer_http::describe(&e),
                     "cannot reach the controlling instance; retrying"
                 );
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -432,7 +445,7 @@ async fn copy(
 /// The address and repository name of the controlling member in the configuration the
 /// instance at `at` (holding `repository`) holds (from its `repl/status`).
 async fn controlling_named_by(
-    http: &crate::replication::peer_http::PeerHttp,
+    http: &quadmesh_cluster::peer_http::PeerHttp,
     at: &str,
     repository: &str,
     user: &str,

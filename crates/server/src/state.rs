@@ -1,7 +1,7 @@
 use crate::auth::Auth;
 use crate::config::ServerConfig;
-use crate::replication::Replication;
 use crate::sessions::SessionRegistry;
+use quadmesh_cluster::Replication;
 use quadmesh_store::Catalog;
 use std::sync::Arc;
 
@@ -11,12 +11,14 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub config: ServerConfig,
-    pub catalog: Catalog,
+    /// The repositories (shared with the cluster runtime).
+    pub catalog: Arc<Catalog>,
     pub auth: Auth,
     /// Users, roles and grants (`access.rs`), checked by `auth` and `permissions`.
     pub access: Arc<crate::access::Access>,
     pub sessions: SessionRegistry,
-    pub replication: Replication,
+    /// The cluster runtime: one node per replicated repository.
+    pub replication: Arc<Replication>,
     pub http_metrics: crate::http_metrics::HttpMetrics,
     pub ui_logins: crate::ui::logins::UiLogins,
     /// What the replication page's charts draw (taken by `ui::charts::keep_sampling`).
@@ -27,8 +29,6 @@ pub struct Inner {
     pub readiness: tokio::sync::watch::Sender<crate::readiness::Readiness>,
     /// Cancelled when the server begins to stop: long-lived pull streams end on it.
     pub shutdown: tokio_util::sync::CancellationToken,
-    /// Anti-entropy repairs made and failed since the start.
-    pub repairs: crate::replication::RepairCounts,
     /// The served certificate and TLS failures, for `/metrics`.
     pub tls: Arc<crate::tls::TlsStatus>,
 }
@@ -39,17 +39,21 @@ impl AppState {
         catalog: Catalog,
         auth: Auth,
         access: Arc<crate::access::Access>,
-        peer_http: crate::replication::peer_http::PeerHttp,
+        peer_http: quadmesh_cluster::peer_http::PeerHttp,
     ) -> Self {
+        let catalog = Arc::new(catalog);
         AppState(Arc::new(Inner {
-            replication: Replication::new(peer_http, config.log_retention),
+            replication: Arc::new(Replication::new(
+                catalog.clone(),
+                peer_http,
+                config.log_retention,
+            )),
             config,
             catalog,
             auth,
             access,
             sessions: SessionRegistry::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
-            repairs: Default::default(),
             tls: Default::default(),
             http_metrics: crate::http_metrics::HttpMetrics::default(),
             ui_logins: crate::ui::logins::UiLogins::default(),

@@ -532,22 +532,6 @@ pub fn peer_client_config(
     Ok(Some(config))
 }
 
-/// A connection error with its causes (a TLS refusal is only in the causes: "invalid
-/// peer certificate: UnknownIssuer").
-pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

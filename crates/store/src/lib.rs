@@ -5,6 +5,55 @@
 //! appended to the repository's replication log ([`TxLog`]) and only then applied to the
 //! store, under the last-writer [`Register`] that makes replicas converge. This crate
 //! knows nothing of HTTP or of the network.
+//!
+//! Writing around the log does not compile: a repository's store is reached from
+//! outside this crate only to read (a [`StoreReader`], or a [`ReadTransaction`] handed
+//! out by shared reference), a peer's snapshot only by [`Repository::repair_from`], and
+//! oxigraph's `Store` is not re-exported. What may be done from outside:
+//!
+//! ```no_run
+//! use oxigraph::model::{GraphName, NamedNode, Quad};
+//! fn read(repository: &quadmesh_store::Repository) -> bool {
+//!     let quad = Quad::new(
+//!         NamedNode::new_unchecked("http://s"),
+//!         NamedNode::new_unchecked("http://p"),
+//!         NamedNode::new_unchecked("http://o"),
+//!         GraphName::DefaultGraph,
+//!     );
+//!     let view = repository.read_transaction().unwrap();
+//!     view.get().contains(&quad).unwrap() && repository.reader().len().unwrap() > 0
+//! }
+//! ```
+//!
+//! What may not: write through a read view,
+//!
+//! ```compile_fail
+//! use oxigraph::model::{GraphName, NamedNode, Quad};
+//! fn write_around(repository: &quadmesh_store::Repository) {
+//!     let quad = Quad::new(
+//!         NamedNode::new_unchecked("http://s"),
+//!         NamedNode::new_unchecked("http://p"),
+//!         NamedNode::new_unchecked("http://o"),
+//!         GraphName::DefaultGraph,
+//!     );
+//!     let view = repository.read_transaction().unwrap();
+//!     view.get().insert(&quad);
+//! }
+//! ```
+//!
+//! reach the store itself,
+//!
+//! ```compile_fail
+//! fn write_around(repository: &quadmesh_store::Repository) {
+//!     let _ = repository.store();
+//! }
+//! ```
+//!
+//! or open oxigraph through this crate.
+//!
+//! ```compile_fail
+//! let _ = quadmesh_store::oxigraph::store::Store::new();
+//! ```
 
 mod backup_log;
 mod book;
@@ -66,7 +115,7 @@ pub use rdf_input::{
 pub use read_view::{ReadTransaction, StoreReader};
 pub use reasoning::{EntailedDataset, Entailments, Reasoning};
 pub use register::{LastWrite, Register};
-pub use repair::{RepairDeferred, Repaired};
+pub use repair::{PeerSnapshot, RepairDeferred, Repaired};
 pub use repository::{Applied, CommitReceipt, HeartbeatPoint, Repository, RepositoryOptions};
 pub use session::PendingChanges;
 pub use snapshot::SnapshotState;

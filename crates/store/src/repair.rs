@@ -39,6 +39,22 @@ pub enum RepairDeferred {
     Behind { missing: u64 },
 }
 
+/// A peer's store, unpacked from its snapshot, to repair from: read only by
+/// [`Repository::repair_from`] (no other use of it can be made from outside the
+/// store, so no write reaches a store around its log this way).
+pub struct PeerSnapshot {
+    store: Store,
+}
+
+impl PeerSnapshot {
+    /// Opens the store of an unpacked snapshot at `dir`. Blocking.
+    pub fn open(dir: &std::path::Path) -> Result<Self> {
+        Ok(PeerSnapshot {
+            store: Store::open(dir)?,
+        })
+    }
+}
+
 impl Repository {
     /// Makes this store agree with `snapshot`, a peer's store at version vector `at`,
     /// on every quad no transaction outside `at` touched (see the module's doc).
@@ -47,7 +63,7 @@ impl Repository {
     /// is cleared.
     pub fn repair_from(
         &self,
-        snapshot: &Store,
+        snapshot: &PeerSnapshot,
         at: &VersionVector,
     ) -> Result<std::result::Result<Repaired, RepairDeferred>> {
         let mut writer = self.lock_writer();
@@ -96,7 +112,7 @@ impl Repository {
         let store = self.store();
         let mut repaired = Repaired::default();
         let mut batch = Vec::new();
-        for quad in snapshot.iter() {
+        for quad in snapshot.store.iter() {
             let quad = quad?;
             if !touched(&quad) && !store.contains(&quad)? {
                 batch.push(quad);
@@ -111,7 +127,7 @@ impl Repository {
         let mut extra = Vec::new();
         for quad in store.iter() {
             let quad = quad?;
-            if !touched(&quad) && !snapshot.contains(&quad)? {
+            if !touched(&quad) && !snapshot.store.contains(&quad)? {
                 extra.push(quad);
             }
         }
@@ -234,7 +250,7 @@ mod tests {
         repository.checkpoint().unwrap();
         // A peer's snapshot at this point (here: our own, taken before the damage).
         let state = repository.snapshot(&dir.path().join("snapshot")).unwrap();
-        let snapshot = Store::open(dir.path().join("snapshot")).unwrap();
+        let snapshot = PeerSnapshot::open(&dir.path().join("snapshot")).unwrap();
 
         // Damage behind the write path's back: one quad lost, one stray.
         repository.store().remove(&quad(2)).unwrap();

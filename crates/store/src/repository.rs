@@ -13,8 +13,8 @@ use crate::tracker::{drop_emptied_graphs, effect_of, ChangeTracker};
 use oxigraph::model::{GraphNameRef, Quad};
 use oxigraph::store::Store;
 use quadmesh_repl::{
-    AwaitingPeers, ClusterConfig, Entry, EntryKind, HlcTime, HybridClock, OriginId, Stamp,
-    VersionVector,
+    admission, Admission, AwaitingPeers, ClusterConfig, Entry, EntryKind, HlcTime, HybridClock,
+    OriginId, Stamp, VersionVector,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -1376,8 +1376,8 @@ impl Repository {
         entry: &Entry,
         skips_allowed: bool,
     ) -> Result<(Applied, Option<LogPosition>, bool)> {
-        let have = writer.replica.version_vector.get(entry.origin);
-        if entry.seq <= have {
+        let admitted = admission(&writer.replica.version_vector, entry.origin, entry.seq);
+        if admitted == Admission::Duplicate {
             return Ok((Applied::Duplicate, None, false));
         }
         if self.replay_paused.load(Ordering::Acquire) {
@@ -1392,12 +1392,15 @@ impl Repository {
                     .map_or_else(String::new, |healing| healing.to_string()),
             });
         }
-        if entry.seq != have + 1 && !skips_allowed {
-            return Err(StoreError::Gap {
-                origin: entry.origin,
-                have,
-                got: entry.seq,
-            });
+        match admitted {
+            Admission::Gap { have } if !skips_allowed => {
+                return Err(StoreError::Gap {
+                    origin: entry.origin,
+                    have,
+                    got: entry.seq,
+                });
+            }
+            _ => {}
         }
         let (effect, config, meta) = match entry.kind {
             EntryKind::Data => (Some(Effect::decode(&entry.payload)?), None, None),
@@ -1929,12 +1932,12 @@ impl Writer {
             .map(|i| i.origin)
             .unwrap_or(OriginId(0));
         for (indexed, entry) in entries {
-            let have = self.replica.version_vector.get(entry.origin);
-            if entry.seq <= have {
+            let admitted = admission(&self.replica.version_vector, entry.origin, entry.seq);
+            if admitted == Admission::Duplicate {
                 self.durable.applied = indexed.end;
                 continue;
             }
-            if holes && entry.seq != have + 1 {
+            if let (true, Admission::Gap { have }) = (holes, admitted) {
                 tracing::warn!(origin = %entry.origin, seq = entry.seq, have,
                     "the replay stops before a transaction whose predecessor is in a hole of the log");
                 return Ok((count, true));

@@ -2,7 +2,8 @@
 //! (`crates/store/src/repository.rs`) that replication relies on, over quads named by a
 //! small number:
 //! - one origin's transactions are applied in sequence order; one past a gap is
-//!   refused, one already here is a duplicate;
+//!   refused, one already here is a duplicate (`quadmesh_repl::admission`, the store's
+//!   own rule, not a copy);
 //! - what it holds is decided by the real register, `quadmesh_repl::Register`, over
 //!   numbered quads and range deletes by [`Pattern`]: each quad keeps the stamp of its
 //!   last write (a missing entry counts as oldest) and an explicit write applies only if
@@ -22,8 +23,8 @@
 
 use crate::world::QUADS;
 use quadmesh_repl::{
-    AwaitingPeers, ClockError, Entry, EntryKind, HlcTime, HybridClock, OriginId, PhysicalClock,
-    RangePattern, Register, VersionVector,
+    admission, Admission, AwaitingPeers, ClockError, Entry, EntryKind, HlcTime, HybridClock,
+    OriginId, PhysicalClock, RangePattern, Register, VersionVector,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -374,12 +375,10 @@ impl Repo {
 
     /// A peer's transaction.
     pub fn apply_remote(&mut self, entry: &Entry, disk_full: bool) -> Result<Applied, ApplyError> {
-        let have = self.vv.get(entry.origin);
-        if entry.seq <= have {
-            return Ok(Applied::Duplicate);
-        }
-        if entry.seq != have + 1 {
-            return Err(ApplyError::Gap);
+        match admission(&self.vv, entry.origin, entry.seq) {
+            Admission::Duplicate => return Ok(Applied::Duplicate),
+            Admission::Gap { .. } => return Err(ApplyError::Gap),
+            Admission::Next => {}
         }
         self.clock.observe(entry.time).map_err(ApplyError::Clock)?;
         if disk_full {

@@ -8,13 +8,13 @@
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
 use crate::point_in_time::{pack_increment, replay, unpack_chain, Replayed};
-use crate::replication::snapshot_transfer::{pack, unpack_stream};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use quadmesh_cluster::snapshot_transfer::{pack, unpack_stream};
 use quadmesh_repl::{OriginId, VersionVector};
 use quadmesh_store::{Repository, SnapshotState, StoreError};
 use std::sync::Arc;

@@ -230,3 +230,12 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
+
+/// A refusal of a peer's replication call as a response: its JSON, with `status`.
+pub(crate) fn refusal_response(
+    refusal: quadmesh_repl::PeerRefusal,
+    status: axum::http::StatusCode,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, axum::Json(refusal)).into_response()
+}

@@ -3,14 +3,15 @@
 //! tar a grow sends — from which a member whose store was damaged repairs itself, or a
 //! controlling instance that lost its data re-grows itself.
 
+use super::refusal_response;
 use super::repl::authenticated_peer;
 use crate::error::{ApiError, ApiResult};
-use crate::replication::{refusal_response, PeerRefusal, RefusalCode, ORIGIN_HEADER};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use quadmesh_cluster::{PeerRefusal, RefusalCode, ORIGIN_HEADER};
 use quadmesh_repl::OriginId;
 
 pub async fn snapshot(

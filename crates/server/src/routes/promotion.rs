@@ -9,11 +9,11 @@ use super::repl::authenticated_peer;
 use crate::audit::{self, Caller};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
-use crate::replication::promotion::{confirm_here, promote as promote_here, vote_request, Consent};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Uri};
 use axum::Json;
+use quadmesh_cluster::promotion::{confirm_here, promote as promote_here, vote_request, Consent};
 use quadmesh_repl::{ConfigPosition, MembershipError};
 use quadmesh_store::StoreError;
 
@@ -43,7 +43,7 @@ pub async fn promote(
             .replication
             .get(&name)
             .ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name.clone())))?;
-        promote_here(&node, &authorization).await
+        Ok::<_, ApiError>(promote_here(&node, &authorization).await?)
     }
     .await;
     audit::change(&caller, "cluster-promote", &name, None, &outcome);

@@ -3,17 +3,11 @@
 //! `settings`, `status` — plus the instance-to-instance calls (`stream`, `install`,
 //! `removed`). Every parameter a route does not know is refused (400), never ignored.
 
+use super::refusal_response;
 use crate::audit::Caller;
-use crate::cluster_ops::{self, required, GrowRequest};
+use crate::cluster_ops::{self, required};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::params::Params;
-use crate::replication::clock_probe::ClockReading;
-use crate::replication::removal::{confirm_removed, Membership};
-use crate::replication::stream::pull_stream;
-use crate::replication::{
-    refusal_response, Node, PeerRefusal, RefusalCode, CLOCK_HEADER, ORIGIN_HEADER, TOKEN_HEADER,
-    VERSION_VECTOR_HEADER,
-};
 use crate::secrets::constant_time_eq;
 use crate::state::AppState;
 use axum::body::Body;
@@ -21,6 +15,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use quadmesh_cluster::clock_probe::ClockReading;
+use quadmesh_cluster::removal::{confirm_removed, Membership};
+use quadmesh_cluster::stream::pull_stream;
+use quadmesh_cluster::{
+    Node, PeerRefusal, RefusalCode, CLOCK_HEADER, ORIGIN_HEADER, TOKEN_HEADER,
+    VERSION_VECTOR_HEADER,
+};
 use quadmesh_repl::wire::PeerState;
 use quadmesh_repl::{admit_puller, MembershipError, OriginId, OwnStanding, VersionVector};
 use quadmesh_store::StoreError;
@@ -197,7 +198,7 @@ pub async fn controlling_instance(
             )
         })?
         .to_owned();
-    crate::replication::promotion::promote(&node, &authorization).await?;
+    quadmesh_cluster::promotion::promote(&node, &authorization).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -259,12 +260,12 @@ pub async fn settings(
     params.extend_form(&body);
     let mut defaults = quadmesh_repl::CommitDefaults::default();
     for (key, value) in params.iter() {
-        crate::replication::durability::set_default(&mut defaults, key, value)?;
+        quadmesh_cluster::durability::set_default(&mut defaults, key, value)?;
     }
     if defaults.is_empty() {
         return Err(ApiError::BadRequest(format!(
             "repl/settings needs at least one of {}",
-            crate::replication::durability::SETTING_NAMES.join(", ")
+            quadmesh_cluster::durability::SETTING_NAMES.join(", ")
         )));
     }
     cluster_ops::set_commit_defaults(&state, &caller, &name, defaults).await?;
@@ -275,7 +276,7 @@ pub async fn settings(
 /// instanceName=` (at the controlling instance): adds the instance, copies a snapshot
 /// to the server at `host:port` as repository `name` (any name, this server included;
 /// default: NAME), which then streams from the snapshot's cut. `catalog`: the root one
-/// only (see `GrowRequest::from_params`).
+/// only (see `cluster_ops::grow_request`).
 pub async fn grow_cluster(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -298,7 +299,7 @@ pub async fn grow_cluster(
         ],
     )?;
     check_scheme(&params, &state)?;
-    let request = GrowRequest::from_params(&params)?;
+    let request = cluster_ops::grow_request(&params)?;
     cluster_ops::grow_cluster(&state, &caller, &name, request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -432,7 +433,7 @@ pub async fn status(
 }
 
 /// `repl/status` as a table for people (`form=text`).
-fn status_table(status: &crate::replication::node::ClusterStatus) -> String {
+fn status_table(status: &quadmesh_cluster::node::ClusterStatus) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(
@@ -579,13 +580,13 @@ pub async fn stream(
             ("content-type", "application/x-quadmesh-frames".to_owned()),
             (CLOCK_HEADER, clock),
         ],
-        pull_stream(
+        Body::from_stream(pull_stream(
             node.repository().clone(),
             origin,
             theirs,
             own == OwnStanding::Removed,
             state.shutdown.clone(),
-        ),
+        )),
     )
         .into_response())
 }
@@ -633,7 +634,7 @@ pub async fn frames(
             StatusCode::FORBIDDEN,
         ));
     }
-    let request: crate::replication::log_heal::FramesRequest = serde_json::from_slice(&body)
+    let request: quadmesh_cluster::log_heal::FramesRequest = serde_json::from_slice(&body)
         .map_err(|e| {
             ApiError::BadRequest(format!(
                 "repl/frames takes {{\"frames\": [{{\"origin\", \"seq\"}}]}}: {e}"
@@ -718,7 +719,7 @@ pub async fn hold(
         .map(OriginId);
     // The role may have moved just before (the new holder removes at once): the
     // configuration that says so is on its way here; wait for it a little.
-    let deadline = tokio::time::Instant::now() + crate::replication::promotion::AWAIT_CONFIG;
+    let deadline = tokio::time::Instant::now() + quadmesh_cluster::promotion::AWAIT_CONFIG;
     let mut changes = node.repository().subscribe_cluster();
     loop {
         let controlling = node.newest_config().await.controlling().map(|m| m.origin);

@@ -35,7 +35,7 @@ fn sample_all(state: &AppState) {
             .iter()
             .filter(|i| i.name != status.instance);
         let sample = Sample {
-            at: crate::replication::now_ms(),
+            at: quadmesh_cluster::now_ms(),
             committed,
             applied,
             lag_ms: peers.clone().map(|i| (i.name.clone(), i.lag_ms)).collect(),
@@ -61,7 +61,7 @@ pub async fn samples(
     if let Err(e) = state.catalog.get(&name) {
         return ApiError::from(e).into_response();
     }
-    let now = crate::replication::now_ms();
+    let now = quadmesh_cluster::now_ms();
     Json(serde_json::json!({
         "now": now,
         "intervalMs": INTERVAL.as_millis() as u64,

@@ -15,7 +15,7 @@ pub use logins::{COOKIE, LOGIN_LIFETIME};
 
 use crate::access::{Need, Permission, Rights};
 use crate::audit::{self, Caller};
-use crate::cluster_ops::{self, GrowRequest};
+use crate::cluster_ops;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::AppState;
@@ -253,7 +253,7 @@ async fn grow(
     let mut form = Params::default();
     form.extend_form(&body);
     let instance = form.get("instanceName").unwrap_or_default().to_owned();
-    let result = match GrowRequest::from_params(&form) {
+    let result = match cluster_ops::grow_request(&form) {
         Ok(request) => cluster_ops::grow_cluster(&state, &caller, &name, request).await,
         Err(e) => Err(e),
     };

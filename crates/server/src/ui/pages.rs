@@ -1,6 +1,6 @@
 //! The HTML of the UI pages. Every value from outside goes through `escape`.
 
-use crate::replication::node::ClusterStatus;
+use quadmesh_cluster::node::ClusterStatus;
 
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -81,7 +81,7 @@ async fn save_inner(state: AppState, name: String, rights: Rights, body: Bytes) 
     let repository = state.catalog.get(&name)?;
     let key = format!("{}{title}", key_prefix(&rights.user));
     let value = (!query.trim().is_empty())
-        .then(|| serde_json::json!({ "query": query, "saved": crate::replication::now_ms() }));
+        .then(|| serde_json::json!({ "query": query, "saved": quadmesh_cluster::now_ms() }));
     blocking(move || {
         repository.commit_book(BookKind::Metadata, |_, stamp| {
             Ok(BTreeMap::from([(key, BookRecord::new(value, stamp))]))

@@ -153,7 +153,7 @@ pub(crate) async fn membership_at(
 
 /// What `member` (asked at its configured address, under its repository name) says of
 /// member `about`, asked within `timeout`.
-pub(crate) async fn membership_of(
+pub async fn membership_of(
     node: &Node,
     member: &Member,
     about: OriginId,

@@ -16,7 +16,7 @@
 use super::promotion::change_by_engine;
 use super::removal::{membership_of, RemovalRefused};
 use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
-use crate::state::AppState;
+use crate::Replication;
 use quadmesh_repl::{decide_hand_over, HandOver, HandOverEnd, RemovedAnswer};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,12 +27,12 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 const ASK_WITHIN: Duration = Duration::from_secs(5);
 
 /// Runs for the server's life.
-pub async fn complete_forever(state: AppState) {
+pub async fn complete_forever(replication: Arc<Replication>) {
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        for node in state.replication.nodes() {
+        for node in replication.nodes() {
             let config = node.config();
             let own = node.repository().origin();
             if config.controlling().map(|m| m.origin) != Some(own) {

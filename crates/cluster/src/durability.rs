@@ -1,6 +1,6 @@
 //! `x-repl-settings`: how many members must hold a commit before it is answered.
 
-use crate::error::ApiError;
+use crate::error::ClusterError;
 use std::time::Duration;
 
 use quadmesh_repl::CommitDefaults;
@@ -27,9 +27,9 @@ impl Default for ReplSettings {
     }
 }
 
-fn seconds(name: &str, value: &str) -> Result<Duration, ApiError> {
+fn seconds(name: &str, value: &str) -> Result<Duration, ClusterError> {
     seconds_value(value)
-        .map_err(|why| ApiError::BadRequest(format!("x-repl-settings: {name} {why}")))
+        .map_err(|why| ClusterError::Invalid(format!("x-repl-settings: {name} {why}")))
 }
 
 /// A non-negative number of seconds, or why not.
@@ -51,12 +51,16 @@ pub const SETTING_NAMES: [&str; 4] = [
 ];
 
 /// One `repl/settings` parameter into `defaults`; a bad value is an error naming it.
-pub fn set_default(defaults: &mut CommitDefaults, name: &str, value: &str) -> Result<(), ApiError> {
-    let bad = |why: String| ApiError::BadRequest(format!("parameter '{name}' {why}"));
+pub fn set_default(
+    defaults: &mut CommitDefaults,
+    name: &str,
+    value: &str,
+) -> Result<(), ClusterError> {
+    let bad = |why: String| ClusterError::Invalid(format!("parameter '{name}' {why}"));
     match name {
         "durability" => {
             defaults.durability = Some(value.parse().map_err(|e: String| {
-                ApiError::BadRequest(format!("parameter 'durability': {e}"))
+                ClusterError::Invalid(format!("parameter 'durability': {e}"))
             })?)
         }
         "distributedTransactionTimeout" => {
@@ -65,7 +69,7 @@ pub fn set_default(defaults: &mut CommitDefaults, name: &str, value: &str) -> Re
         }
         "transactionLatencyCount" => {
             defaults.transaction_latency_count = Some(value.parse().map_err(|_| {
-                ApiError::BadRequest(format!(
+                ClusterError::Invalid(format!(
                     "parameter 'transactionLatencyCount' must be a count, got '{value}'"
                 ))
             })?)
@@ -75,7 +79,7 @@ pub fn set_default(defaults: &mut CommitDefaults, name: &str, value: &str) -> Re
                 Some(seconds_value(value).map_err(bad)?.as_millis() as u64)
         }
         other => {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ClusterError::Invalid(format!(
                 "unknown parameter '{other}': repl/settings takes {}",
                 SETTING_NAMES.join(", ")
             )))
@@ -110,28 +114,28 @@ impl ReplSettings {
         }
     }
 
-    pub fn parse(header: &str) -> Result<Self, ApiError> {
+    pub fn parse(header: &str) -> Result<Self, ClusterError> {
         Self::parse_over(header, ReplSettings::default())
     }
 
     /// `x-repl-settings` over `base` (the cluster's defaults): what the header names
     /// wins, the rest stays.
-    pub fn parse_over(header: &str, base: ReplSettings) -> Result<Self, ApiError> {
+    pub fn parse_over(header: &str, base: ReplSettings) -> Result<Self, ClusterError> {
         let mut settings = base;
         for item in header.split_whitespace() {
             let (key, value) = item.split_once('=').ok_or_else(|| {
-                ApiError::BadRequest(format!("x-repl-settings: '{item}' is not NAME=VALUE"))
+                ClusterError::Invalid(format!("x-repl-settings: '{item}' is not NAME=VALUE"))
             })?;
             match key {
                 "durability" => {
                     settings.durability = value
                         .parse()
-                        .map_err(|e| ApiError::BadRequest(format!("x-repl-settings: {e}")))?
+                        .map_err(|e| ClusterError::Invalid(format!("x-repl-settings: {e}")))?
                 }
                 "distributedTransactionTimeout" => settings.timeout = seconds(key, value)?,
                 "transactionLatencyCount" => {
                     settings.latency_count = Some(value.parse().map_err(|_| {
-                        ApiError::BadRequest(format!("x-repl-settings: transactionLatencyCount must be a count, got '{value}'"))
+                        ClusterError::Invalid(format!("x-repl-settings: transactionLatencyCount must be a count, got '{value}'"))
                     })?)
                 }
                 "transactionLatencyTimeout" => settings.latency_timeout = seconds(key, value)?,

@@ -14,7 +14,7 @@
 //! - a member that does not answer within [`ASK_WITHIN`] counts as refusing.
 
 use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
-use crate::error::{blocking, ApiError, ApiResult};
+use crate::error::{blocking, ClusterError, ClusterResult};
 use quadmesh_repl::{
     Change, ClusterConfig, CommitError, ConfigPosition, ConsentRefusal, Member, MembershipError,
     OriginId, Promise, ProposalError, Proposer, ProposerCommand, ProposerEvent, Question,
@@ -118,7 +118,7 @@ pub async fn change_by_engine(
 #[derive(Debug)]
 pub struct ChangeFailed {
     /// Why, as answered to the client.
-    pub error: ApiError,
+    pub error: ClusterError,
     /// The configuration committed, if the change was made (not confirmed: it takes
     /// effect only if enough members receive it before another member is promoted).
     pub made: Option<ClusterConfig>,
@@ -130,7 +130,7 @@ impl std::fmt::Display for ChangeFailed {
     }
 }
 
-impl From<ChangeFailed> for ApiError {
+impl From<ChangeFailed> for ClusterError {
     fn from(failed: ChangeFailed) -> Self {
         failed.error
     }
@@ -140,7 +140,7 @@ async fn change_by_engine_inner(
     node: &Arc<Node>,
     change: Change,
     made: &mut Option<ClusterConfig>,
-) -> ApiResult<ClusterConfig> {
+) -> ClusterResult<ClusterConfig> {
     let _one_at_a_time = node.proposing.lock().await;
     let (base, _) = held_config(node).await?;
     let started = tokio::time::Instant::now();
@@ -154,7 +154,7 @@ async fn change_by_engine_inner(
 /// The configuration this instance holds and the epoch it promised, unless it was
 /// removed (it may not know the configuration that removed it: a removed member's
 /// pulls are refused, so it must not go by the one it holds) or is in no cluster.
-async fn held_config(node: &Arc<Node>) -> ApiResult<(ClusterConfig, Option<Promise>)> {
+async fn held_config(node: &Arc<Node>) -> ClusterResult<(ClusterConfig, Option<Promise>)> {
     let repository = node.repository().clone();
     let cluster = {
         let repository = repository.clone();
@@ -183,7 +183,7 @@ async fn run_proposer(
     commands: Vec<ProposerCommand>,
     authorization: Option<&str>,
     made: &mut Option<ClusterConfig>,
-) -> ApiResult<ClusterConfig> {
+) -> ClusterResult<ClusterConfig> {
     let repository = node.repository().clone();
     let base = proposer.base().clone();
     let own_name = base
@@ -291,7 +291,7 @@ async fn run_proposer(
                         ProposalError::Membership(e) => StoreError::from(e).into(),
                         ProposalError::Commit(e) => commit_error
                             .take()
-                            .map_or_else(|| ApiError::Internal(e.to_string()), Into::into),
+                            .map_or_else(|| ClusterError::Internal(e.to_string()), Into::into),
                         ProposalError::Superseded(refusal) => {
                             // It granted (or holds) a newer epoch: another member
                             // controls the cluster now.
@@ -300,12 +300,12 @@ async fn run_proposer(
                             )))
                             .into()
                         }
-                        ProposalError::NotAMember => ApiError::Conflict(
+                        ProposalError::NotAMember => ClusterError::Conflict(
                             "this instance is no longer a member of its cluster".into(),
                         ),
                         e @ (ProposalError::AlreadyControlling(_)
-                        | ProposalError::TargetExpired(_)) => ApiError::Conflict(e.to_string()),
-                        e => ApiError::Unavailable(e.to_string()),
+                        | ProposalError::TargetExpired(_)) => ClusterError::Conflict(e.to_string()),
+                        e => ClusterError::Unavailable(e.to_string()),
                     });
                 }
             };
@@ -332,7 +332,7 @@ async fn run_proposer(
 
 /// This instance's confirmation of `wanted`, waiting up to [`AWAIT_CONFIG`] for it to
 /// arrive (a member asked just after the change was made may not hold it yet).
-pub async fn confirm_here(node: &Arc<Node>, wanted: ConfigPosition) -> ApiResult<Consent> {
+pub async fn confirm_here(node: &Arc<Node>, wanted: ConfigPosition) -> ClusterResult<Consent> {
     let deadline = tokio::time::Instant::now() + AWAIT_CONFIG;
     let mut appended = node.repository().subscribe();
     loop {
@@ -352,7 +352,7 @@ pub async fn confirm_here(node: &Arc<Node>, wanted: ConfigPosition) -> ApiResult
 /// members of its configuration grant it (`authorization`: the operator's credentials,
 /// which every member checks; the cluster token alone promotes nobody). Returns the new
 /// configuration.
-pub async fn promote(node: &Arc<Node>, authorization: &str) -> ApiResult<ClusterConfig> {
+pub async fn promote(node: &Arc<Node>, authorization: &str) -> ClusterResult<ClusterConfig> {
     let _one_at_a_time = node.proposing.lock().await;
     let (base, promised) = held_config(node).await?;
     let started = tokio::time::Instant::now();
@@ -381,8 +381,8 @@ pub fn vote_request(
     candidate: Option<u64>,
     config_epoch: Option<u64>,
     config_version: Option<u64>,
-) -> ApiResult<VoteRequest> {
-    let missing = |name: &str| ApiError::BadRequest(format!("parameter '{name}' is required"));
+) -> ClusterResult<VoteRequest> {
+    let missing = |name: &str| ClusterError::Invalid(format!("parameter '{name}' is required"));
     Ok(VoteRequest {
         epoch: epoch.ok_or_else(|| missing("epoch"))?,
         candidate: OriginId(candidate.ok_or_else(|| missing("candidate"))?),

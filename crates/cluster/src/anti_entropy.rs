@@ -98,19 +98,15 @@ impl AntiEntropy {
         *self.checks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether this instance is the odd one out: more of the peers it compared with
-    /// (among `members`) differ from it than agree with it, counting itself on the
-    /// agreeing side. With two instances that disagree neither can tell which is right:
-    /// both report the divergence, neither is singled out.
+    /// Whether this instance is the odd one out among the peers it compared with that
+    /// are among `members` (`quadmesh_repl::in_minority` decides).
     pub fn in_minority(&self, members: impl Fn(OriginId) -> bool) -> bool {
         let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut agreeing, mut differing) = (0, 0);
-        for (_, comparison) in peers.iter().filter(|(o, _)| members(**o)) {
-            match comparison {
-                PeerComparison::Agrees { .. } => agreeing += 1,
-                PeerComparison::Differs { .. } => differing += 1,
-            }
-        }
-        differing > agreeing + 1
+        quadmesh_repl::in_minority(
+            peers
+                .iter()
+                .filter(|(o, _)| members(**o))
+                .map(|(_, comparison)| comparison),
+        )
     }
 }

@@ -20,11 +20,11 @@
 //!   wherever both arrive (it is not confirmed by other members: it changes no
 //!   membership but its own origin id).
 
-use crate::readiness::Readiness;
-use crate::replication::snapshot_transfer::{download, unpack};
-use crate::state::AppState;
+use crate::snapshot_transfer::{download, unpack};
+use crate::Replication;
 use quadmesh_repl::OriginId;
 use quadmesh_store::StoreError;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long members are looked for before a new cluster is made.
@@ -60,7 +60,7 @@ enum Answer {
 /// such cluster, or there are no peers); an error when the cluster found is controlled
 /// by another instance.
 pub async fn find_cluster(
-    state: &AppState,
+    replication: &Replication,
     credentials: Option<&(String, String)>,
     repository: &str,
     instance: &str,
@@ -87,7 +87,7 @@ pub async fn find_cluster(
             }
         }
         for address in addresses {
-            match ask(state, address, repository, user, password).await {
+            match ask(replication, address, repository, user, password).await {
                 Answer::Member {
                     cluster,
                     name,
@@ -119,18 +119,17 @@ pub async fn find_cluster(
 }
 
 async fn ask(
-    state: &AppState,
+    replication: &Replication,
     address: std::net::SocketAddr,
     repository: &str,
     user: &str,
     password: &str,
 ) -> Answer {
-    let url = state.replication.http().url(
+    let url = replication.http().url(
         &address.to_string(),
         &format!("/repositories/{repository}/repl/status"),
     );
-    let response = state
-        .replication
+    let response = replication
         .http()
         .get(&url)
         .basic_auth(user, Some(password))
@@ -165,26 +164,23 @@ async fn ask(
 /// Re-grows this (controlling) instance from `member`'s snapshot under a new origin id,
 /// and takes the controlling member's place in the configuration.
 pub async fn regrow_from(
-    state: &AppState,
+    replication: &Arc<Replication>,
     (user, password): &(String, String),
     repository: &str,
     instance: &str,
     advertise: &str,
     member: &FoundMember,
 ) -> Result<(), String> {
-    state.readiness.send_replace(Readiness::NotReady(format!(
-        "re-growing from member {} at {}",
-        member.name, member.address
-    )));
-    let scratch = state.catalog.scratch_dir().map_err(|e| e.to_string())?;
+    let scratch = replication
+        .catalog()
+        .scratch_dir()
+        .map_err(|e| e.to_string())?;
     let result = async {
-        let url = state.replication.http().url(
+        let url = replication.http().url(
             &member.address.to_string(),
             &format!("/repositories/{repository}/repl/snapshot"),
         );
-        let response = state
-            .replication
-            .http()
+        let response = replication.http()
             .get(&url)
             .basic_auth(user, Some(password))
             .send()
@@ -193,7 +189,7 @@ pub async fn regrow_from(
                 format!(
                     "cannot fetch a snapshot from {}: {}",
                     member.address,
-                    crate::tls::describe(&e)
+                    crate::peer_http::describe(&e)
                 )
             })?;
         if !response.status().is_success() {
@@ -209,8 +205,8 @@ pub async fn regrow_from(
         download(response, &archive)
             .await
             .map_err(|e| format!("the snapshot from {} broke off: {e}", member.address))?;
-        let (st, dir, name, cluster) = (
-            state.clone(),
+        let (replication, dir, name, cluster) = (
+            replication.clone(),
             scratch.clone(),
             repository.to_owned(),
             member.cluster.clone(),
@@ -235,8 +231,8 @@ pub async fn regrow_from(
                 .member_named(&instance)
                 .map(|m| (m.origin, snapshot_state.version_vector.get(m.origin)));
             let origin = OriginId(rand::random::<u64>() >> 1);
-            let repository = st
-                .catalog
+            let repository = replication
+                .catalog()
                 .install(&name, &store, snapshot_state, origin)
                 .map_err(|e| e.to_string())?;
             repository
@@ -254,7 +250,7 @@ pub async fn regrow_from(
                     held_by_the_member = seq,
                     "re-grown as the controlling instance under a new origin id; transactions of the lost incarnation that no member held are gone with its data");
             }
-            st.replication.ensure(repository);
+            replication.ensure(repository);
             Ok(())
         })
         .await

@@ -8,8 +8,9 @@
 //!   operation at a time; keep-alives go out meanwhile, without waiting for it;
 //! - the machine's time is monotonic (tokio's clock), never the wall clock.
 
-use axum::body::{Body, Bytes};
+use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::Stream;
 use quadmesh_repl::{
     Entry, Heartbeat, OriginId, ServeCommand, ServeEvent, StreamServer, VersionVector,
 };
@@ -24,15 +25,16 @@ use tokio_util::sync::CancellationToken;
 /// Entries read from the log per read.
 const BATCH: usize = 512;
 
-/// The body of a pull stream for `peer`, which has `theirs`; with `own_only`, only this
-/// instance's own transactions go out (it was removed, and hands them over).
+/// The body of a pull stream for `peer`, which has `theirs`, as a stream of chunks; with
+/// `own_only`, only this instance's own transactions go out (it was removed, and hands
+/// them over).
 pub fn pull_stream(
     repository: Arc<Repository>,
     peer: OriginId,
     theirs: VersionVector,
     own_only: bool,
     shutdown: CancellationToken,
-) -> Body {
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let (sender, receiver) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
         tokio::select! {
@@ -42,15 +44,12 @@ pub fn pull_stream(
             _ = shutdown.cancelled() => {}
         }
     });
-    Body::from_stream(futures::stream::unfold(
-        receiver,
-        |mut receiver| async move {
-            receiver
-                .recv()
-                .await
-                .map(|bytes| (Ok::<_, Infallible>(bytes), receiver))
-        },
-    ))
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|bytes| (Ok::<_, Infallible>(bytes), receiver))
+    })
 }
 
 /// Runs the machine until it closes the stream or the peer goes away; returns why.

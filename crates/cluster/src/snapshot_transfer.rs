@@ -15,9 +15,9 @@ const STATE_FILE: &str = "snapshot-state.json";
 const STORE_DIR: &str = "store";
 /// The last entry: the SHA-256 of every other entry, so that a truncated or damaged
 /// archive (a backup on a bad disk, a transfer cut short) is refused, never installed.
-pub(crate) const CHECKSUMS_FILE: &str = "checksums.json";
+pub const CHECKSUMS_FILE: &str = "checksums.json";
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -35,7 +35,7 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-pub(crate) fn sha256_of(path: &Path) -> io::Result<String> {
+pub fn sha256_of(path: &Path) -> io::Result<String> {
     let mut reader = Hashing {
         inner: BufReader::new(File::open(path)?),
         hasher: Sha256::new(),
@@ -44,7 +44,7 @@ pub(crate) fn sha256_of(path: &Path) -> io::Result<String> {
     Ok(hex(&reader.hasher.finalize()))
 }
 
-pub(crate) fn invalid(message: String) -> io::Error {
+pub fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
@@ -90,7 +90,7 @@ pub fn pack_into<W: Write>(store_dir: &Path, state: &SnapshotState, out: W) -> i
     builder.into_inner()
 }
 
-pub(crate) fn append_bytes<W: Write>(
+pub fn append_bytes<W: Write>(
     builder: &mut tar::Builder<W>,
     name: &str,
     bytes: &[u8],

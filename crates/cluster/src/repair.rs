@@ -10,11 +10,10 @@
 //! with no scrub finding cannot tell which is right: both report it, neither repairs.
 
 use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
-use crate::replication::snapshot_transfer::{download, unpack};
-use crate::state::AppState;
-use oxigraph::store::Store;
-use quadmesh_repl::Member;
-use quadmesh_store::{RepairDeferred, Repaired, StoreError};
+use crate::snapshot_transfer::{download, unpack};
+use crate::Replication;
+use quadmesh_repl::{repair_cause, repair_sources, Member, RepairCause};
+use quadmesh_store::{PeerSnapshot, RepairDeferred, Repaired, StoreError};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,15 +27,6 @@ const CATCH_UP_WITHIN: Duration = Duration::from_secs(30);
 const ANSWER_WITHIN: Duration = Duration::from_secs(120);
 /// After a failed attempt, the next one waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
-
-/// Why an instance repairs itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cause {
-    /// Its own scrub found the store differing from its write path's digest.
-    Scrub,
-    /// Most peers' contents differ from its own at a common version vector.
-    Minority,
-}
 
 #[derive(Debug, thiserror::Error)]
 enum RepairError {
@@ -64,11 +54,11 @@ enum RepairError {
 
 /// Runs for the server's life: looks at every replicated repository and repairs the
 /// ones that need it, one at a time.
-pub async fn repair_forever(state: AppState) {
+pub async fn repair_forever(replication: Arc<Replication>) {
     let mut tick = tokio::time::interval(CHECK_EVERY);
     loop {
         tick.tick().await;
-        let nodes = state.replication.nodes();
+        let nodes = replication.nodes();
         // Blocking: a repository's cluster state is read under its writer lock.
         let Ok(needing) = tokio::task::spawn_blocking(move || {
             nodes
@@ -85,9 +75,9 @@ pub async fn repair_forever(state: AppState) {
             tracing::warn!(repository = %name, ?cause, "this instance's contents are wrong; repairing from a peer");
             let mut repaired = false;
             for peer in sources(&node, cause) {
-                match repair_from(&state, &node, &peer).await {
+                match repair_from(&replication, &node, &peer).await {
                     Ok(done) => {
-                        state.repairs.done.fetch_add(1, Ordering::Relaxed);
+                        replication.repairs.done.fetch_add(1, Ordering::Relaxed);
                         node.anti_entropy.forget();
                         tracing::warn!(repository = %name, peer = %peer.name,
                             restored = done.restored, removed = done.removed,
@@ -96,7 +86,7 @@ pub async fn repair_forever(state: AppState) {
                         break;
                     }
                     Err(e) => {
-                        state.repairs.failed.fetch_add(1, Ordering::Relaxed);
+                        replication.repairs.failed.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(repository = %name, peer = %peer.name, error = %e,
                             "a repair from this peer failed");
                     }
@@ -109,54 +99,42 @@ pub async fn repair_forever(state: AppState) {
     }
 }
 
+/// Whether `node` must repair itself, and why (`quadmesh_repl::repair_cause` decides).
 /// Blocking (reads under the writer lock).
-fn cause(node: &Node) -> Option<Cause> {
+fn cause(node: &Node) -> Option<RepairCause> {
     let repository = node.repository();
-    if repository.cluster().removed {
-        return None;
-    }
-    if repository.knows_damage() {
-        return Some(Cause::Scrub);
-    }
     let config = node.config();
-    node.anti_entropy
-        .in_minority(|o| config.is_member(o))
-        .then_some(Cause::Minority)
+    repair_cause(
+        repository.cluster().removed,
+        repository.knows_damage(),
+        node.anti_entropy.in_minority(|o| config.is_member(o)),
+    )
 }
 
-/// The members to repair from, in the order to try them: those whose contents were
-/// seen to differ from ours first (when we are the odd one out, they are the
-/// majority), then any other.
-fn sources(node: &Node, cause: Cause) -> Vec<Member> {
-    let config = node.config();
-    let ours = node.repository().origin();
-    let differing = node.anti_entropy.divergent();
-    let mut members: Vec<Member> = config
-        .members
-        .iter()
-        .filter(|m| m.origin != ours)
-        .cloned()
-        .collect();
-    members.sort_by_key(|m| !differing.contains(&m.origin));
-    if cause == Cause::Minority {
-        members.retain(|m| differing.contains(&m.origin));
-    }
-    members
+/// The members to repair from, in the order to try them
+/// (`quadmesh_repl::repair_sources` decides).
+fn sources(node: &Node, cause: RepairCause) -> Vec<Member> {
+    repair_sources(
+        &node.config().members,
+        node.repository().origin(),
+        &node.anti_entropy.divergent(),
+        cause,
+    )
 }
 
 async fn repair_from(
-    state: &AppState,
+    replication: &Replication,
     node: &Arc<Node>,
     peer: &Member,
 ) -> Result<Repaired, RepairError> {
-    let scratch = state.catalog.scratch_dir()?;
-    let result = fetch_and_repair(state, node, peer, &scratch).await;
+    let scratch = replication.catalog().scratch_dir()?;
+    let result = fetch_and_repair(replication, node, peer, &scratch).await;
     let _ = tokio::fs::remove_dir_all(&scratch).await;
     result
 }
 
 async fn fetch_and_repair(
-    state: &AppState,
+    replication: &Replication,
     node: &Arc<Node>,
     peer: &Member,
     scratch: &Path,
@@ -167,9 +145,8 @@ async fn fetch_and_repair(
         peer: peer.name.clone(),
         detail,
     };
-    let url = state.replication.http().repl_url(peer, "snapshot");
-    let request = state
-        .replication
+    let url = replication.http().repl_url(peer, "snapshot");
+    let request = replication
         .http()
         .get(&url)
         .header(TOKEN_HEADER, &config.token)
@@ -200,7 +177,7 @@ async fn fetch_and_repair(
     let dir = scratch.to_owned();
     let (snapshot, snapshot_state) = tokio::task::spawn_blocking(move || {
         let (store_dir, snapshot_state) = unpack(&archive, &dir.join("unpacked"))?;
-        let store = Store::open(&store_dir).map_err(std::io::Error::other)?;
+        let store = PeerSnapshot::open(&store_dir).map_err(std::io::Error::other)?;
         Ok::<_, std::io::Error>((store, snapshot_state))
     })
     .await

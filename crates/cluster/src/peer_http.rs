@@ -1,11 +1,11 @@
 //! The one HTTP client for instance-to-instance calls (pullers, snapshot transfers,
 //! removal notices, controlling recovery, the roles, session forwarding), and the URLs
-//! it is sent to: `https` whenever TLS is configured (see `crate::tls`); a member's
+//! it is sent to: `https` whenever TLS is configured (the server's `tls.rs` makes the
+//! client's TLS configuration); a member's
 //! replication calls go to its own repository name (`repl_url`), which may differ from
 //! ours and from the cluster's.
 
 use super::resolver::PeerResolver;
-use crate::tls::{TlsError, TlsSettings};
 use quadmesh_repl::Member;
 use std::time::Duration;
 
@@ -29,8 +29,6 @@ impl std::ops::Deref for PeerHttp {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerHttpError {
-    #[error(transparent)]
-    Tls(#[from] TlsError),
     #[error("cannot build the HTTP client for peers: {0}")]
     Build(#[from] reqwest::Error),
 }
@@ -41,7 +39,14 @@ impl PeerHttp {
     /// connections to a peer that vanished (a machine gone, a black hole) even when
     /// nothing is being read; a peer that stays connected but sends nothing is the
     /// puller's business (it drops silent streams).
-    pub fn new(tls: &TlsSettings) -> Result<Self, PeerHttpError> {
+    ///
+    /// `client_tls`: the TLS configuration for peers when a CA is configured (`None`:
+    /// the client's defaults, the system's trust store); `https`: whether peers are
+    /// reached over TLS at all (then never in plain HTTP).
+    pub fn new(
+        client_tls: Option<rustls::ClientConfig>,
+        https: bool,
+    ) -> Result<Self, PeerHttpError> {
         let builder = reqwest::Client::builder()
             .dns_resolver(std::sync::Arc::new(PeerResolver::from_env()))
             .pool_max_idle_per_host(0)
@@ -51,18 +56,18 @@ impl PeerHttp {
             .tcp_keepalive_retries(super::TCP_KEEPALIVE_RETRIES);
         #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
         let builder = builder.tcp_user_timeout(super::TCP_USER_TIMEOUT);
-        let builder = match crate::tls::peer_client_config(tls)? {
+        let builder = match client_tls {
             Some(config) => builder.tls_backend_preconfigured(config),
             None => builder,
         };
-        let builder = if tls.peers_use_tls() {
+        let builder = if https {
             builder.https_only(true)
         } else {
             builder
         };
         Ok(PeerHttp {
             client: builder.build()?,
-            scheme: if tls.peers_use_tls() { "https" } else { "http" },
+            scheme: if https { "https" } else { "http" },
         })
     }
 
@@ -85,4 +90,20 @@ impl PeerHttp {
             &format!("/repositories/{}/repl/{call}", member.repository),
         )
     }
+}
+
+/// A connection error with its causes (a TLS refusal is only in the causes: "invalid
+/// peer certificate: UnknownIssuer").
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -1,11 +1,22 @@
-//! Replication between instances: one [`Node`] per replicated repository, pulling from
-//! every other member over the main port and serving pull streams to them.
+//! The replication runtime of a quadmesh server: one [`Node`] per replicated
+//! repository, pulling from every other member over the main port and serving pull
+//! streams to them, with the membership changes, repair, log healing, hand-overs and
+//! the controlling instance's recovery. It runs the engines of `quadmesh_repl` over the
+//! store and the peer client: the decisions are theirs, the I/O is here.
+//!
+//! Rules it keeps:
+//! - no HTTP server here (no axum): the server's routes call in and turn what comes
+//!   back — values, byte streams, [`ClusterError`] — into responses;
+//! - storage work runs on blocking threads, never on async workers.
 
 pub mod anti_entropy;
 pub mod clock_probe;
+pub mod controlling_recovery;
 pub mod durability;
+pub mod error;
 pub mod hand_over;
 pub mod log_heal;
+pub mod membership;
 pub mod node;
 pub mod peer_http;
 pub mod promotion;
@@ -16,6 +27,7 @@ pub mod resolver;
 pub mod snapshot_transfer;
 pub mod stream;
 
+pub use error::{ClusterError, ClusterResult};
 pub use node::Node;
 
 /// A pull stream silent for this long is taken as dead (the pull machine's rule).
@@ -27,6 +39,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use quadmesh_store::{Catalog, Repository};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,20 +82,15 @@ pub fn configure_accepted(stream: &tokio::net::TcpStream) -> std::io::Result<()>
 
 pub use quadmesh_repl::{PeerRefusal, RefusalCode};
 
-/// A refusal of a peer's replication call as a response: its JSON, with `status`.
-pub fn refusal_response(
-    refusal: PeerRefusal,
-    status: axum::http::StatusCode,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    (status, axum::Json(refusal)).into_response()
-}
-
-/// The replication nodes of a server, by repository name.
+/// The replication nodes of a server, by repository name, and what they share: the
+/// server's catalog, the peer client, the log retention and the metrics.
 pub struct Replication {
     nodes: Mutex<HashMap<String, Arc<Node>>>,
+    catalog: Arc<Catalog>,
     http: PeerHttp,
     log_retention: Duration,
+    /// Anti-entropy repairs made and failed since the start.
+    pub repairs: RepairCounts,
     /// How long after its commit on the origin each transaction from a peer was
     /// applied here, by repository (`/metrics`).
     pub apply_delay: ApplyDelay,
@@ -105,18 +113,20 @@ fn apply_delay_histogram() -> Histogram {
 }
 
 impl Replication {
-    pub fn new(http: PeerHttp, log_retention: Duration) -> Self {
+    pub fn new(catalog: Arc<Catalog>, http: PeerHttp, log_retention: Duration) -> Self {
         Replication {
             nodes: Mutex::new(HashMap::new()),
+            catalog,
             http,
             log_retention,
+            repairs: RepairCounts::default(),
             apply_delay: ApplyDelay::new_with_constructor(apply_delay_histogram),
         }
     }
 
     /// Starts nodes for the repositories that are in a cluster (after a restart).
-    pub fn start_existing(&self, catalog: &Catalog) {
-        for repository in catalog.list() {
+    pub fn start_existing(&self) {
+        for repository in self.catalog.list() {
             if repository.cluster().config.is_some() {
                 self.ensure(repository);
             }
@@ -179,6 +189,11 @@ impl Replication {
         &self.http
     }
 
+    /// The server's repositories.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Node>>> {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -195,6 +210,6 @@ pub fn now_ms() -> u64 {
 /// Repairs done and failed, for metrics.
 #[derive(Debug, Default)]
 pub struct RepairCounts {
-    pub done: std::sync::atomic::AtomicU64,
-    pub failed: std::sync::atomic::AtomicU64,
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
 }

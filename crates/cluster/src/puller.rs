@@ -214,7 +214,7 @@ async fn connect(node: &Arc<Node>, peer: OriginId) -> Result<Body, PullFailure> 
         )
         .send()
         .await
-        .map_err(|e| PullFailure::Unreachable(crate::tls::describe(&e)))?;
+        .map_err(|e| PullFailure::Unreachable(crate::peer_http::describe(&e)))?;
     let received = std::time::Instant::now();
     let status = response.status().as_u16();
     if status != 200 {
@@ -354,7 +354,7 @@ async fn apply_transactions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replication::RefusalCode;
+    use crate::RefusalCode;
 
     #[test]
     fn a_refusal_body_is_read_as_json_by_its_code() {
@@ -378,7 +378,7 @@ mod tests {
 
     #[test]
     fn a_stream_is_taken_as_dead_after_a_few_heartbeat_intervals() {
-        use crate::replication::STALL_AFTER;
+        use crate::STALL_AFTER;
         assert!(
             STALL_AFTER >= Duration::from_millis(quadmesh_repl::pull::HEARTBEAT_INTERVAL_MS) * 4
         );

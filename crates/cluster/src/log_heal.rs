@@ -7,7 +7,7 @@
 
 use super::node::Node;
 use super::{ORIGIN_HEADER, TOKEN_HEADER};
-use crate::state::AppState;
+use crate::Replication;
 use quadmesh_repl::frame::{self, Decoded};
 use quadmesh_repl::{Entry, Member, OriginId};
 use std::collections::BTreeMap;
@@ -34,20 +34,20 @@ pub struct WantedFrame {
 }
 
 /// Runs for the server's life.
-pub async fn heal_forever(state: AppState) {
+pub async fn heal_forever(replication: Arc<Replication>) {
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Per repository, what no member held at the last round (said once, not every second).
     let mut reported: BTreeMap<String, usize> = BTreeMap::new();
     loop {
         tick.tick().await;
-        for node in state.replication.nodes() {
+        for node in replication.nodes() {
             let Some(healing) = node.repository().log_healing() else {
                 continue;
             };
             let name = node.repository().name().to_owned();
             let missing = healing.missing.clone();
-            let (fetched, everyone_answered) = fetch(&state, &node, &missing).await;
+            let (fetched, everyone_answered) = fetch(&replication, &node, &missing).await;
             let still: Vec<(OriginId, u64)> = missing
                 .iter()
                 .filter(|id| !fetched.contains_key(id))
@@ -96,7 +96,7 @@ pub async fn heal_forever(state: AppState) {
 /// asked for), and whether every other member answered (so that what none sent, none
 /// holds).
 async fn fetch(
-    state: &AppState,
+    replication: &Replication,
     node: &Arc<Node>,
     missing: &[(OriginId, u64)],
 ) -> (BTreeMap<(OriginId, u64), Entry>, bool) {
@@ -122,7 +122,7 @@ async fn fetch(
         if wanted.is_empty() {
             break;
         }
-        match ask(state, node, member, &wanted).await {
+        match ask(replication, node, member, &wanted).await {
             Ok(entries) => {
                 for entry in entries {
                     let id = (entry.origin, entry.seq);
@@ -145,15 +145,14 @@ async fn fetch(
 }
 
 async fn ask(
-    state: &AppState,
+    replication: &Replication,
     node: &Node,
     member: &Member,
     wanted: &[WantedFrame],
 ) -> Result<Vec<Entry>, String> {
     let config = node.config();
-    let url = state.replication.http().repl_url(member, "frames");
-    let response = state
-        .replication
+    let url = replication.http().repl_url(member, "frames");
+    let response = replication
         .http()
         .post(&url)
         .header(TOKEN_HEADER, &config.token)
