@@ -156,6 +156,35 @@ async fn a_stopped_instance_takes_nothing_gives_nothing_and_catches_up_when_star
     assert_eq!(status, 409, "stop at a copy: {body}");
     assert_eq!(member(&cluster.status(0).await, "node1")["stopped"], false);
 
+    // The configuration changes while node2 is stopped (AllegroGraph's own mmr test
+    // grows the cluster then): node2 pulls from nobody, yet holds the new configuration
+    // within seconds — it asks the others for theirs — so it can confirm the changes
+    // made meanwhile and learn that it was started; its data stays apart.
+    let response = cluster
+        .client
+        .post(cluster.instances[0].repo_url("/repl/settings"))
+        .query(&[("transactionLatencyCount", "3")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        204,
+        "{}",
+        response.text().await.unwrap()
+    );
+    wait_for(
+        "the stopped node2 to hold the new settings",
+        PATIENCE,
+        async || cluster.status(2).await["settings"]["transactionLatencyCount"] == 3,
+    )
+    .await;
+    assert_eq!(cluster.status(2).await["stopped"], true);
+    assert!(
+        !holds(&cluster, 2, "while-stopped-at-node0").await,
+        "a stopped instance took a write with the configuration"
+    );
+
     let started = Instant::now();
     let (status, body) = call(&cluster, 0, "start", &[("instanceName", "node2")]).await;
     assert_eq!(status, 204, "{body}");

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 /// How often a node refreshes its view: pullers, frontier, stable version vector.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(200);
-/// How often a stopped instance asks the controlling one whether it was started.
+/// How often a stopped instance asks the other members for their configuration.
 const STOPPED_POLL: Duration = Duration::from_secs(1);
 /// A peer whose oldest missing transaction is older than this does not keep up with
 /// the commits here: status says so (`behind`, `replicasBehind`) and so does the gauge
@@ -46,12 +46,9 @@ pub struct Node {
     maintainer: Mutex<Option<JoinHandle<()>>>,
     /// Probes the other members' clocks for the clock fence (see `clock_probe`).
     prober: Mutex<Option<JoinHandle<()>>>,
-    /// While this instance is stopped (`repl/stop`): asks the controlling instance
-    /// every [`STOPPED_POLL`] whether it was started again.
+    /// While this instance is stopped (`repl/stop`): asks the other members for their
+    /// configuration every [`STOPPED_POLL`] (so it learns it was started again).
     watcher: Mutex<Option<JoinHandle<()>>>,
-    /// The configuration position (epoch, version) at which the controlling instance
-    /// said this instance runs again, before the configuration itself arrived here.
-    started_at: Mutex<Option<(u64, u64)>>,
     http: super::peer_http::PeerHttp,
     /// How long an absent member's needs keep the log from being truncated.
     log_retention: Duration,
@@ -100,7 +97,6 @@ impl Node {
             maintainer: Mutex::new(None),
             prober: Mutex::new(None),
             watcher: Mutex::new(None),
-            started_at: Mutex::new(None),
             http,
             log_retention,
             frontier_ms: std::sync::atomic::AtomicU64::new(0),
@@ -138,7 +134,7 @@ impl Node {
                 tick.tick().await;
                 let Some(node) = weak.upgrade() else { return };
                 if node.is_stopped_here() {
-                    node.ask_whether_started().await;
+                    node.ask_for_configuration().await;
                 }
             }
         }));
@@ -158,50 +154,67 @@ impl Node {
         }
     }
 
-    /// Whether this instance is stopped (`repl/stop`) as far as it knows: its
-    /// configuration says so, and the controlling instance has not said otherwise
-    /// since.
+    /// Whether this instance is stopped (`repl/stop`) as far as it knows: the
+    /// configuration it holds says so.
     pub fn is_stopped_here(&self) -> bool {
-        let view = self.view();
-        let config = view.config();
-        if !config.is_stopped(self.repository.origin()) {
-            return false;
-        }
-        let started = *self.started_at.lock().unwrap_or_else(|e| e.into_inner());
-        started.is_none_or(|at| at <= (config.epoch, config.version))
+        self.view().config().is_stopped(self.repository.origin())
     }
 
-    /// Asks the controlling instance of our configuration whether this instance was
-    /// started again; if so, pulls again (the configuration that says so comes with
-    /// the pulls).
-    async fn ask_whether_started(self: &Arc<Self>) {
+    /// Asks every other member of our configuration for theirs, and takes a newer one
+    /// (`quadmesh_repl::told_config_in_order`), as a stopped instance must: it pulls
+    /// from nobody, so it would otherwise never learn that it was started, nor hold the
+    /// configurations it is asked to confirm while it is stopped.
+    async fn ask_for_configuration(self: &Arc<Self>) {
         let config = self.config();
-        let Some(controlling) = config.controlling().cloned() else {
-            return;
-        };
-        let Ok(membership) = super::removal::membership_of(
-            self,
-            &controlling,
-            self.repository.origin(),
-            STOPPED_POLL * 3,
-        )
-        .await
-        else {
-            return;
-        };
-        if membership.cluster_id == config.cluster_id
-            && !membership.stopped
-            && !membership.removed
-            && membership.position() > (config.epoch, config.version)
-        {
-            tracing::info!(
-                repository = self.repository.name(),
-                "this instance was started again: replicating"
-            );
-            *self.started_at.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(membership.position());
-            self.reconcile();
-            self.touch();
+        let local = self.repository.origin();
+        let asked = config
+            .members
+            .iter()
+            .filter(|m| m.origin != local)
+            .map(|member| super::removal::membership_of(self, member, local, STOPPED_POLL * 3));
+        let mut told: Vec<_> = futures::future::join_all(asked)
+            .await
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m.config?, m.version_vector.unwrap_or_default())))
+            .filter(|(told, _)| told.supersedes(&config))
+            .collect();
+        // The newest first: one taken makes the older ones moot.
+        told.sort_by_key(|(told, _)| std::cmp::Reverse(told.position()));
+        let repository = self.repository.clone();
+        let taken = tokio::task::spawn_blocking(move || {
+            let own = repository.version_vector();
+            for (told, sender_held) in told {
+                let held = repository.cluster().config;
+                let in_order = held.as_ref().is_some_and(|held| {
+                    quadmesh_repl::told_config_in_order(held, &told, &own, &sender_held)
+                });
+                if in_order {
+                    return repository.take_told_config(told);
+                }
+            }
+            Ok(false)
+        })
+        .await;
+        match taken {
+            Ok(Ok(true)) => {
+                let stopped = self
+                    .repository
+                    .cluster()
+                    .config
+                    .is_some_and(|c| c.is_stopped(local));
+                tracing::info!(
+                    repository = self.repository.name(),
+                    stopped,
+                    "took a newer configuration from a member while stopped"
+                );
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(repository = self.repository.name(), error = %e,
+                    "cannot take a newer configuration told by a member")
+            }
+            Err(e) => tracing::warn!(error = %e, "a worker task failed"),
         }
     }
 
@@ -244,6 +257,8 @@ impl Node {
         if let Some(config) = cluster.config {
             self.adopt(config);
         }
+        // Whom it pulls from also turns on whether it waits after a lost tail.
+        self.reconcile();
         let local = self.repository.version_vector();
         let (frontier, stable) = {
             let mut view = self.view();
@@ -309,30 +324,23 @@ impl Node {
     /// none at all while this instance is stopped.
     fn reconcile(self: &Arc<Self>) {
         let config = self.config();
-        let local = self.repository.origin();
-        let stopped_here = self.is_stopped_here();
+        let pulled = quadmesh_repl::pulled_peers(
+            &config,
+            self.repository.origin(),
+            self.repository.is_awaiting_peers(),
+        );
         let mut pullers = self.pullers.lock().unwrap_or_else(|e| e.into_inner());
         pullers.retain(|origin, task| {
-            let pulled = config.is_member(*origin) || config.is_handing_over(*origin);
-            let keep = pulled && !config.is_stopped(*origin) && !stopped_here;
+            let keep = pulled.contains(origin);
             if !keep {
                 task.abort();
             }
             keep
         });
-        if stopped_here {
-            return;
-        }
-        let handing_over = config.handing_over.iter().map(|h| &h.member);
-        for member in config
-            .members
-            .iter()
-            .chain(handing_over)
-            .filter(|m| m.origin != local && !config.is_stopped(m.origin))
-        {
+        for origin in pulled {
             pullers
-                .entry(member.origin)
-                .or_insert_with(|| (self.spawn_puller)(Arc::downgrade(self), member.origin));
+                .entry(origin)
+                .or_insert_with(|| (self.spawn_puller)(Arc::downgrade(self), origin));
         }
     }
 

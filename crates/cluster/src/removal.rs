@@ -10,7 +10,7 @@
 //! cannot make this true.
 
 use super::{Node, ORIGIN_HEADER, TOKEN_HEADER};
-use quadmesh_repl::{ClusterConfig, Member, MemberWord, OriginId, RemovalWords};
+use quadmesh_repl::{ClusterConfig, Member, MemberWord, OriginId, RemovalWords, VersionVector};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -40,6 +40,13 @@ pub struct Membership {
     /// and is still to (the configuration's `handing_over`).
     #[serde(default)]
     pub handing_over: bool,
+    /// The answering instance's configuration and what it held when it answered, for a
+    /// stopped member, which pulls from nobody and takes newer configurations told this
+    /// way (`quadmesh_repl::told_config_in_order`). Absent from older releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ClusterConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_vector: Option<VersionVector>,
 }
 
 impl Membership {
@@ -54,6 +61,8 @@ impl Membership {
             stopped: config.is_stopped(origin),
             held,
             handing_over: config.is_handing_over(origin),
+            config: None,
+            version_vector: None,
         }
     }
 

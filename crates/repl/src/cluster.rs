@@ -426,13 +426,17 @@ impl ClusterConfig {
     /// stops being it once this configuration is in force: one instance changes the
     /// configuration at any version).
     pub fn with_controlling_moved(&self, to: &str) -> Result<Self, MembershipError> {
-        if self.member_named(to).is_none() {
+        let Some(target) = self.member_named(to).map(|m| m.origin) else {
             return Err(MembershipError::UnknownInstance(to.to_owned()));
-        }
+        };
         let mut next = self.next();
         for member in &mut next.members {
             member.controlling = member.name == to;
         }
+        // The controlling instance is never stopped: the others learn every change
+        // from its log, which nobody pulls from a stopped member. A stopped member given
+        // the role (moved or promoted) is started.
+        next.stopped.retain(|o| *o != target);
         Ok(next)
     }
 
@@ -527,6 +531,33 @@ mod tests {
             (shrunk.version, shrunk.members.len(), removed.origin),
             (3, 1, OriginId(2))
         );
+    }
+
+    #[test]
+    fn a_stopped_member_given_the_role_is_started() {
+        let grown = config()
+            .with_member(member("b", 2, false))
+            .unwrap()
+            .with_member(member("c", 3, false))
+            .unwrap();
+        let stopped = grown
+            .with_stopped("b", true)
+            .unwrap()
+            .with_stopped("c", true)
+            .unwrap();
+        let moved = stopped.with_controlling_moved("b").unwrap();
+        assert!(
+            !moved.is_stopped(OriginId(2)),
+            "a controlling instance nobody pulls"
+        );
+        assert_eq!(moved.controlling().map(|m| m.origin), Some(OriginId(2)));
+        assert!(
+            moved.is_stopped(OriginId(3)),
+            "another stopped member stays stopped"
+        );
+        let promoted = stopped.with_promoted("c", 2).unwrap();
+        assert!(!promoted.is_stopped(OriginId(3)));
+        assert!(promoted.is_stopped(OriginId(2)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! out the [`Maintenance`] (records expiries, refuses writes, hands the frontier to
 //! the register) and feeds [`pull_membership`] to each puller.
 
+use crate::cluster::ClusterConfig;
 use crate::pull::PullEvent;
 use crate::stamp::{HlcTime, OriginId};
 use crate::version_vector::VersionVector;
@@ -80,12 +81,117 @@ pub fn pull_membership(view: &ClusterView, peer: OriginId) -> PullEvent {
     }
 }
 
+/// Whether a member holding `held` (and the transactions `own`) takes configuration
+/// `told`, sent apart from the log by a member that held `sender_held` then — a stopped
+/// instance pulls from nobody, and asks the other members for their configuration
+/// instead. A configuration transaction comes in log order, after every transaction
+/// before it in the sender's log: one ending a hand-over this member still waits for
+/// follows, there, every transaction of the removed member that the sender took over
+/// (so a member holds them before it lets the frontier pass that member's promise,
+/// and none can come later, older than what it pruned). Told apart from the log, it
+/// is taken only once this member holds as much of each such member as the sender did
+/// (it is told again at the next ask). Whether it is newer is the acceptor's question.
+pub fn told_config_in_order(
+    held: &ClusterConfig,
+    told: &ClusterConfig,
+    own: &VersionVector,
+    sender_held: &VersionVector,
+) -> bool {
+    told.cluster_id == held.cluster_id
+        && held
+            .handing_over
+            .iter()
+            .map(|h| h.member.origin)
+            .filter(|o| !told.is_handing_over(*o) && !told.is_member(*o))
+            .all(|o| own.get(o) >= sender_held.get(o))
+}
+
+/// The peers this instance (`local`) pulls from: every other member and every removed
+/// member still to hand over what only it held, except stopped ones (`repl/stop`);
+/// nobody while its configuration says it is stopped itself (it asks the other
+/// members for their configuration instead, and takes it by
+/// [`told_config_in_order`]: so it learns that it was started, and holds every
+/// configuration it may be asked to confirm).
+///
+/// Except while it waits, after a crash cut its log's tail, for the members' word on
+/// its own transactions (`awaiting_peers`): then it pulls from every member, stopped or
+/// not, stopped itself or not. Their word, and any of its own transactions they hold,
+/// are what it waits for; a stop would otherwise keep it from writing for as long as
+/// the stop lasts — the controlling instance included, which could then not even
+/// start the member again (found by the simulation). The stop holds again once the
+/// wait is over.
+pub fn pulled_peers(
+    config: &ClusterConfig,
+    local: OriginId,
+    awaiting_peers: bool,
+) -> Vec<OriginId> {
+    if config.is_stopped(local) && !awaiting_peers {
+        return Vec::new();
+    }
+    let handing_over = config.handing_over.iter().map(|h| &h.member);
+    config
+        .members
+        .iter()
+        .chain(handing_over)
+        .map(|m| m.origin)
+        .filter(|&o| o != local && (awaiting_peers || !config.is_stopped(o)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cluster::fixtures::three;
 
     const RETENTION_MS: u64 = 10_000;
+
+    #[test]
+    fn a_told_configuration_ending_a_hand_over_waits_for_what_the_sender_took_over() {
+        let base = three();
+        let gone = base.members[2].clone();
+        let (handing, _) = base
+            .without_member_handing_over(&gone.name, HlcTime(5), HlcTime(6))
+            .unwrap();
+        let ended = handing.with_hand_over_ended(gone.origin).unwrap();
+        let mut sender = VersionVector::new();
+        sender.advance(gone.origin, 4);
+        let mut own = VersionVector::new();
+        own.advance(gone.origin, 3);
+        assert!(!told_config_in_order(&handing, &ended, &own, &sender));
+        own.advance(gone.origin, 4);
+        assert!(told_config_in_order(&handing, &ended, &own, &sender));
+        // Nothing waited for: taken whatever it holds.
+        assert!(told_config_in_order(
+            &base,
+            &handing,
+            &VersionVector::new(),
+            &sender
+        ));
+        let mut other = ended.clone();
+        other.cluster_id = "another".into();
+        assert!(!told_config_in_order(&handing, &other, &own, &sender));
+    }
+
+    #[test]
+    fn stopped_members_are_not_pulled_and_a_stopped_instance_pulls_nobody() {
+        let config = three();
+        let origins: Vec<OriginId> = config.members.iter().map(|m| m.origin).collect();
+        let (us, other) = (origins[0], origins[1]);
+        assert_eq!(
+            pulled_peers(&config, us, false),
+            origins[1..].to_vec(),
+            "every other member"
+        );
+        let mut stopped = config.clone();
+        stopped.stopped.push(other);
+        stopped.version += 1;
+        assert!(!pulled_peers(&stopped, us, false).contains(&other));
+        // Except while its word is awaited after a lost tail.
+        assert!(pulled_peers(&stopped, us, true).contains(&other));
+        // The stopped instance itself pulls from nobody, unless it waits so itself.
+        assert!(pulled_peers(&stopped, other, false).is_empty());
+        assert_eq!(pulled_peers(&stopped, other, true).len(), 2);
+    }
 
     #[test]
     fn a_silent_controlling_instance_expires_and_writes_are_refused_naming_it() {

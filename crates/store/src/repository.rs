@@ -1143,6 +1143,12 @@ impl Repository {
         ahead
     }
 
+    /// Whether this instance waits, after a crash cut its log's tail, for the other
+    /// members' word on its own transactions (no local write until then).
+    pub fn is_awaiting_peers(&self) -> bool {
+        self.awaiting_peers.load(Ordering::Acquire)
+    }
+
     /// This instance's view expired `peer` (silent longer than the log is kept): while
     /// waiting after a lost tail, it counts as having answered, beside a majority that
     /// did (see [`AwaitingPeers`]).
@@ -1810,6 +1816,22 @@ impl Repository {
             writer.cluster.save(&self.dir)?;
         }
         Ok(())
+    }
+
+    /// Takes a cluster configuration told by another member rather than pulled (a
+    /// stopped instance pulls from nobody, and asks; see
+    /// `quadmesh_repl::told_config_in_order`, which the caller checks): only if it is
+    /// newer than the one held, saved before it is taken, as one pulled would be. It
+    /// changes membership only, never data: the configuration transaction itself
+    /// arrives with the pulls once this instance pulls again, and is then older than
+    /// nothing. Returns whether it was taken.
+    pub fn take_told_config(&self, config: ClusterConfig) -> Result<bool> {
+        let mut writer = self.lock_writer();
+        let before = writer.cluster.config.as_ref().map(ClusterConfig::position);
+        writer.adopt_config(config, self.origin, &self.dir)?;
+        let taken = writer.cluster.config.as_ref().map(ClusterConfig::position) != before;
+        self.publish_cluster(&writer);
+        Ok(taken)
     }
 
     /// Transactions committed here, and transactions from peers applied here, since

@@ -321,6 +321,12 @@ fn random_schedules_keep_every_promise() {
         assert!(m.grown_installed > 0 && m.grows_undone > 0, "{m:?}");
         // The engine refused to move the role to a member the proposer's view expired.
         assert!(m.moves_refused_expired > 0, "{m:?}");
+        // Members were stopped and started again, and stopped members took newer
+        // configurations from the members they asked.
+        assert!(
+            m.stops_in_force > 0 && m.starts_in_force > 0 && m.configs_told_while_stopped > 0,
+            "{m:?}"
+        );
         // Members were removed by force with a hand-over, and hand-overs ended with
         // everything taken over.
         assert!(m.hand_overs_made > 0 && m.hand_overs_completed > 0, "{m:?}");

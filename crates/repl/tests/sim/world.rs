@@ -191,6 +191,8 @@ pub struct Node {
     hand_over_answers: BTreeMap<OriginId, RemovedAnswer>,
     /// The hand-over its proposer is ending, and how (with `request`).
     ending_hand_over: Option<(OriginId, HandOverEnd)>,
+    /// When a stopped node next asks the other members for their configuration.
+    next_config_ask: u64,
 }
 
 /// The fence every simulated node keeps: the samples count for as long as a stream
@@ -370,6 +372,7 @@ impl World {
                 removal: None,
                 hand_over_answers: BTreeMap::new(),
                 ending_hand_over: None,
+                next_config_ask: 0,
             });
         }
         for i in 0..members {
@@ -398,22 +401,46 @@ impl World {
     }
 
     fn start_pullers(&mut self, i: usize) {
+        // A (re)started node: no stream of the pullers before survives.
+        self.nodes[i].pullers.clear();
+        self.reconcile_pullers(i);
+    }
+
+    /// Whether node `i` is stopped as far as it knows: its configuration says so.
+    pub fn stopped_here(&self, i: usize) -> bool {
+        self.config_of(i).is_stopped(self.nodes[i].origin)
+    }
+
+    /// As the node's reconcile (`quadmesh_repl::pulled_peers`, the server's rule): a
+    /// puller per other member and per removed member still to hand over what only it
+    /// held, none for stopped members, none at all while this node is stopped or knows
+    /// it was removed; pullers of peers no longer pulled go, their streams closed.
+    pub(super) fn reconcile_pullers(&mut self, i: usize) {
         let now = self.now;
-        let origin = self.nodes[i].origin;
-        if self.nodes[i].acceptor.is_removed() {
-            self.nodes[i].pullers.clear();
-            return;
+        let pulled = if self.nodes[i].acceptor.is_removed() {
+            Vec::new()
+        } else {
+            let awaiting = self.nodes[i].repo.as_ref().is_some_and(|r| r.is_awaiting());
+            quadmesh_repl::pulled_peers(self.config_of(i), self.nodes[i].origin, awaiting)
+        };
+        let (left, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.nodes[i].pullers)
+            .into_iter()
+            .partition(|(p, _)| !pulled.contains(&p.peer()));
+        self.nodes[i].pullers = kept;
+        for (_, conn) in left {
+            if let Some(conn) = conn {
+                self.conns[conn].live = false;
+            }
         }
-        // As the node's reconcile: one per other member, and one per removed member
-        // still to hand over what only it held.
-        let config = self.nodes[i].acceptor.config();
-        self.nodes[i].pullers = config
-            .members
-            .iter()
-            .chain(config.handing_over.iter().map(|h| &h.member))
-            .filter(|m| m.origin != origin)
-            .map(|m| (Puller::new(m.origin, now), None))
-            .collect();
+        for origin in pulled {
+            if !self.nodes[i]
+                .pullers
+                .iter()
+                .any(|(p, _)| p.peer() == origin)
+            {
+                self.nodes[i].pullers.push((Puller::new(origin, now), None));
+            }
+        }
     }
 
     fn index_of(&self, origin: OriginId) -> usize {
@@ -1322,9 +1349,12 @@ impl World {
             if self.now >= self.nodes[node].next_maintain {
                 self.nodes[node].next_maintain = self.now + MAINTAIN_MS;
                 self.maintain(node, config.retention_ms);
+                // Whom it pulls from also turns on whether it waits after a lost tail.
+                self.reconcile_pullers(node);
                 self.gossip_config(node);
                 self.look_at_hand_overs(node, config.retention_ms);
             }
+            self.ask_for_configuration(node);
             self.tick_proposer(node);
             self.tick_removal(node);
             for p in 0..self.nodes[node].pullers.len() {
@@ -1361,8 +1391,10 @@ impl World {
                 self.write(node, effect);
             }
         } else if self.now.is_multiple_of(100) {
-            // The operator cleans up after a grow that never handed its snapshot over.
+            // The operator cleans up after a grow that never handed its snapshot over,
+            // and starts the members it stopped.
             self.remove_orphan();
+            self.start_stopped_members();
         }
     }
 

@@ -769,22 +769,25 @@ pub async fn membership(
     // The committed configuration, which may be newer than the node's view. Asked of
     // itself once it knows it was removed, an instance says so, with its last own
     // transaction: all it will ever hand over.
-    let (config, held, own_last) = blocking(move || {
+    let (config, version_vector, own_last) = blocking(move || {
         let own_last = (origin == repository.origin())
             .then(|| repository.own_last_once_removed())
             .flatten();
         Ok((
             repository.cluster().config,
-            repository.version_vector().get(origin),
+            repository.version_vector(),
             own_last,
         ))
     })
     .await?;
     let config = config.ok_or_else(|| StoreError::from(MembershipError::NotInCluster(name)))?;
-    let mut membership = Membership::of(&config, origin, held);
+    let mut membership = Membership::of(&config, origin, version_vector.get(origin));
     if let Some(last) = own_last {
         membership.removed = true;
         membership.held = last;
     }
+    // A stopped member pulls from nobody: it learns configurations from these answers.
+    membership.config = Some(config);
+    membership.version_vector = Some(version_vector);
     Ok(Json(membership))
 }

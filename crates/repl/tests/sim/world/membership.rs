@@ -37,8 +37,8 @@ use crate::model::{Repo, SimClock};
 use quadmesh_repl::{
     decide_hand_over, Acceptor, AcceptorCommand, Change, ClusterConfig, ClusterView,
     CommitDefaults, CommitError, ConsentRefusal, HandOverEnd, HlcTime, Member, MembershipError,
-    OriginId, ProposalError, Proposer, ProposerCommand, ProposerEvent, Question, RemovedAnswer,
-    Unreplicated, VersionVector, Withheld,
+    ProposalError, Proposer, ProposerCommand, ProposerEvent, Question, RemovedAnswer, Unreplicated,
+    VersionVector, Withheld,
 };
 use std::collections::VecDeque;
 
@@ -85,6 +85,9 @@ pub enum Ctl {
         to: usize,
         answer: Result<VersionVector, String>,
     },
+    /// A stopped instance asks another member about itself (`repl/membership`); the
+    /// answer carries that member's configuration and what it held (a `Config`).
+    AskConfig { from: usize, to: usize },
 }
 
 impl Ctl {
@@ -96,10 +99,15 @@ impl Ctl {
             | Ctl::AskAbout { from, to }
             | Ctl::About { from, to, .. }
             | Ctl::Hold { from, to, .. }
-            | Ctl::Held { from, to, .. } => (*from, *to),
+            | Ctl::Held { from, to, .. }
+            | Ctl::AskConfig { from, to } => (*from, *to),
         }
     }
 }
+
+/// How often a stopped instance asks the other members for their configuration (the
+/// server's `STOPPED_POLL`).
+pub const CONFIG_ASK_MS: u64 = 1_000;
 
 /// The removal's timeout (`remove`'s default): how long the others are given to hold
 /// what the member declared (ms).
@@ -222,6 +230,12 @@ pub struct MembershipStats {
     pub hand_overs_nothing_there: u64,
     /// Times a removed member that answered not knowing it was removed was told.
     pub removed_told: u64,
+    /// Members stopped (`repl/stop`) and started again, by configurations in force.
+    pub stops_in_force: u64,
+    pub starts_in_force: u64,
+    /// Configurations stopped nodes took from members they asked (they pull from
+    /// nobody).
+    pub configs_told_while_stopped: u64,
 }
 
 impl MembershipStats {
@@ -253,6 +267,9 @@ impl MembershipStats {
         self.hand_overs_gave_up += o.hand_overs_gave_up;
         self.hand_overs_nothing_there += o.hand_overs_nothing_there;
         self.removed_told += o.removed_told;
+        self.stops_in_force += o.stops_in_force;
+        self.starts_in_force += o.starts_in_force;
+        self.configs_told_while_stopped += o.configs_told_while_stopped;
     }
 }
 
@@ -330,8 +347,13 @@ impl World {
                 }
                 Ctl::Config { config, held, .. } => {
                     if self.takes_config(to, &config, &held) {
+                        let (stopped, before) =
+                            (self.stopped_here(to), self.config_of(to).position());
                         let commands = self.nodes[to].acceptor.on_config(&config);
                         self.carry_out(to, commands);
+                        if stopped && self.config_of(to).position() != before {
+                            self.membership_stats().configs_told_while_stopped += 1;
+                        }
                     }
                 }
                 Ctl::AskAbout { .. } => {
@@ -355,6 +377,12 @@ impl World {
                     });
                 }
                 Ctl::Held { answer, .. } => self.on_held(to, from, answer),
+                Ctl::AskConfig { .. } => {
+                    // As `repl/membership`: its configuration and what it holds, which
+                    // the stopped asker takes as a configuration told apart from the log.
+                    let config = self.config_of(to).clone();
+                    self.send_config(to, from, &config);
+                }
             }
         }
         if self.ctl_queue.is_empty() {
@@ -400,35 +428,16 @@ impl World {
                         at: self.now,
                         config: (*config).clone(),
                     });
-                    let now = self.now;
-                    // As the node's reconcile: pullers of peers that left go (their
-                    // streams closed), new members get one — also one that left in a
-                    // configuration a promotion then superseded.
-                    let pulled = |o: OriginId| config.is_member(o) || config.is_handing_over(o);
-                    let (left, kept): (Vec<_>, Vec<_>) =
-                        std::mem::take(&mut self.nodes[node].pullers)
-                            .into_iter()
-                            .partition(|(p, _)| !pulled(p.peer()));
-                    self.nodes[node].pullers = kept;
-                    for (_, conn) in left {
-                        if let Some(conn) = conn {
-                            self.conns[conn].live = false;
-                        }
-                    }
                     let n = &mut self.nodes[node];
                     n.view.set_config(*config.clone());
                     if let Some(repo) = n.repo.as_mut() {
                         repo.set_members(&config.origins());
-                        // Members, and removed members still to hand over what only
-                        // they held (as the node's reconcile).
-                        let handing_over = config.handing_over.iter().map(|h| &h.member);
-                        for m in config.members.iter().chain(handing_over) {
-                            let known = n.pullers.iter().any(|(p, _)| p.peer() == m.origin);
-                            if m.origin != origin && !known && !n.acceptor.is_removed() {
-                                n.pullers
-                                    .push((quadmesh_repl::Puller::new(m.origin, now), None));
-                            }
-                        }
+                    }
+                    // As the node's reconcile: pullers of peers that left or were
+                    // stopped go (their streams closed), new members get one — also one
+                    // that left in a configuration a promotion then superseded.
+                    if self.up(node) {
+                        self.reconcile_pullers(node);
                     }
                 }
                 AcceptorCommand::MarkRemoved => {
@@ -444,12 +453,22 @@ impl World {
     }
 
     /// Every maintenance round a node sends the configuration it holds to its members,
-    /// as its pull streams would carry its configuration transactions.
+    /// as its pull streams would carry its configuration transactions: not to a member
+    /// that pulls nothing from it — one stopped (as far as it knows), or that holds
+    /// this node as stopped — unless it waits for the members' word after a lost tail
+    /// (`quadmesh_repl::pulled_peers`).
     pub(super) fn gossip_config(&mut self, node: usize) {
         let config = self.config_of(node).clone();
+        let origin = self.nodes[node].origin;
         for m in &config.members {
             let to = self.index_of(m.origin);
-            if to != node {
+            let awaiting = self.nodes[to]
+                .repo
+                .as_ref()
+                .is_some_and(|r| r.is_awaiting());
+            let streams =
+                awaiting || (!self.stopped_here(to) && !self.config_of(to).is_stopped(origin));
+            if to != node && streams {
                 self.send_config(node, to, &config);
             }
         }
@@ -478,17 +497,14 @@ impl World {
     /// promise, and none can come later, older than what it pruned). The simulation's
     /// configurations travel apart from the streams: one ending a hand-over this node
     /// still waits for is taken only once it holds as much of that member as the
-    /// sender did (it is sent again at the next round).
+    /// sender did (it is sent again at the next round) — `quadmesh_repl::
+    /// told_config_in_order`, the rule a stopped server takes configurations told by
+    /// members by.
     fn takes_config(&self, node: usize, config: &ClusterConfig, held: &VersionVector) -> bool {
         let Some(repo) = self.nodes[node].repo.as_ref() else {
             return false;
         };
-        self.config_of(node)
-            .handing_over
-            .iter()
-            .map(|h| h.member.origin)
-            .filter(|o| !config.is_handing_over(*o) && !config.is_member(*o))
-            .all(|o| repo.vv.get(o) >= held.get(o))
+        quadmesh_repl::told_config_in_order(self.config_of(node), config, &repo.vv, held)
     }
 
     /// As `repl/membership` asked of an instance about itself: of this cluster, whether
@@ -506,6 +522,27 @@ impl World {
             same_cluster: true,
             removed: repo.disk.removed || self.nodes[node].acceptor.is_removed(),
             held: repo.vv.get(self.nodes[node].origin),
+        }
+    }
+
+    /// A stopped node asks the other members for their configuration every second
+    /// (as the server's node does: it pulls from nobody, so no configuration would
+    /// reach it otherwise).
+    pub(super) fn ask_for_configuration(&mut self, node: usize) {
+        if !self.stopped_here(node) || self.now < self.nodes[node].next_config_ask {
+            return;
+        }
+        self.nodes[node].next_config_ask = self.now + CONFIG_ASK_MS;
+        let origin = self.nodes[node].origin;
+        let others: Vec<usize> = self
+            .config_of(node)
+            .members
+            .iter()
+            .filter(|m| m.origin != origin)
+            .map(|m| self.index_of(m.origin))
+            .collect();
+        for to in others {
+            self.send_ctl(Ctl::AskConfig { from: node, to });
         }
     }
 
@@ -717,6 +754,11 @@ impl World {
                         config.controlling().map(|c| c.origin)
                             != base.controlling().map(|c| c.origin),
                     );
+                    let stopped = |c: &ClusterConfig, b: &ClusterConfig| {
+                        c.stopped.iter().filter(|o| !b.stopped.contains(o)).count() as u64
+                    };
+                    stats.stops_in_force += stopped(&config, &base);
+                    stats.starts_in_force += stopped(&base, &config);
                 }
                 self.membership.in_force.push(InForce {
                     origin: self.nodes[node].origin,
@@ -906,6 +948,53 @@ impl World {
             .map(|(i, m)| (i, m.name.clone()))
     }
 
+    /// After the faults, the operator starts again every member it stopped, at the
+    /// controlling instance of the newest configuration (one at a time).
+    pub(super) fn start_stopped_members(&mut self) {
+        let newest = self.newest_config();
+        let Some(name) = newest
+            .members
+            .iter()
+            .find(|m| newest.is_stopped(m.origin))
+            .map(|m| m.name.clone())
+        else {
+            return;
+        };
+        let Some(node) = newest.controlling().map(|c| self.index_of(c.origin)) else {
+            return;
+        };
+        // When the controlling instance cannot change the configuration (members
+        // promised a newer epoch to a candidate that never took it — a stopped member
+        // hears from nobody and asks to be promoted), the operator promotes another
+        // member every third try, as for the clean-up of an orphaned grow.
+        self.membership.cleanup_tries += 1;
+        if self.membership.cleanup_tries.is_multiple_of(3) {
+            self.promote_another_member();
+            return;
+        }
+        if !self.available(node) || self.config_of(node).member_named(&name).is_none() {
+            return;
+        }
+        // It granted a newer epoch to a candidate that never took it (a stopped member
+        // that heard from nobody asked to be promoted): it changes nothing any more
+        // until it is promoted itself, as the operator then does.
+        let superseded = self.nodes[node]
+            .acceptor
+            .promised()
+            .is_some_and(|p| p.epoch > self.config_of(node).epoch);
+        if superseded {
+            self.start_promotion(node);
+        } else {
+            self.start_change(
+                node,
+                Change::Stop {
+                    name,
+                    stopped: false,
+                },
+            );
+        }
+    }
+
     /// The operator's clean-up: an orphaned grow's member removed by force, at the
     /// controlling instance of the newest configuration. Also after the faults end.
     pub(super) fn remove_orphan(&mut self) {
@@ -971,6 +1060,19 @@ impl World {
                         .is_some_and(|r| !r.is_awaiting())
             })
             .collect();
+        // Not one the operator stopped, unless there is no other (promoting it starts
+        // it: it may be the very member whose promise to a candidate that never took
+        // it denies every change).
+        let running: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| !newest.is_stopped(self.nodes[i].origin))
+            .collect();
+        let candidates = if running.is_empty() {
+            candidates
+        } else {
+            running
+        };
         if !candidates.is_empty() {
             let i = candidates[self.rng.below(candidates.len() as u64) as usize];
             self.start_promotion(i);
@@ -1338,6 +1440,12 @@ impl World {
                     .iter()
                     .find(|m| self.nodes[node].view.is_expired(m.origin))
                     .map(|m| m.name.clone());
+                // A member an operator stopped (`repl/stop`), as status shows it.
+                let stopped = config
+                    .members
+                    .iter()
+                    .find(|m| config.is_stopped(m.origin))
+                    .map(|m| m.name.clone());
                 let roll = self.rng.below(10);
                 // A server no configuration has named yet: a grow's target.
                 let spare = (0..n).find(|&i| {
@@ -1360,6 +1468,15 @@ impl World {
                     self.start_change(node, Change::Grow(member));
                 } else if let (Some(name), 7) = (expired, roll) {
                     self.start_change(node, Change::MoveControlling { to: name });
+                } else if let (Some(name), 5) = (stopped.clone(), roll) {
+                    // `repl/start` of a member an operator stopped.
+                    self.start_change(
+                        node,
+                        Change::Stop {
+                            name,
+                            stopped: false,
+                        },
+                    );
                 } else if let (Some(name), 9) = (self.unheard_member(node), roll) {
                     // A member it cannot hear: the hold most likely fails, and the
                     // operator may then remove it by force.
@@ -1376,6 +1493,15 @@ impl World {
                     if roll < 4 && config.members.len() > 2 {
                         // As `remove` without force.
                         self.start_removal(node, target.name);
+                    } else if roll == 6 {
+                        // `repl/stop` (the engine refuses the controlling instance).
+                        self.start_change(
+                            node,
+                            Change::Stop {
+                                name: target.name,
+                                stopped: true,
+                            },
+                        );
                     } else {
                         self.start_change(node, Change::MoveControlling { to: target.name });
                     }
@@ -1391,7 +1517,9 @@ impl World {
         let Some(controlling) = self.config_of(node).controlling().map(|c| c.origin) else {
             return;
         };
-        if controlling == self.nodes[node].origin {
+        // A member an operator stopped hears from nobody by design: nobody promotes it
+        // for that.
+        if controlling == self.nodes[node].origin || self.stopped_here(node) {
             return;
         }
         let ctl = self.index_of(controlling);
