@@ -77,7 +77,7 @@ impl Default for RemoveOptions {
 
 /// Changes the configuration of repository `name`'s cluster at its controlling
 /// instance with `change`, sequenced by the engine (`quadmesh_repl::Proposer`, run by
-/// `replication::promotion::change_by_engine`): once a change quorum can confirm the
+/// `promotion::change_by_engine`): once a change quorum can confirm the
 /// configuration held (and it is in force), then waits for the confirmations of the
 /// new one. Returns the new configuration, or why not and whether it was made.
 async fn change_config(node: &Arc<Node>, change: Change) -> Result<ClusterConfig, ChangeFailed> {
@@ -551,7 +551,7 @@ pub async fn remove(
         .ok_or_else(|| StoreError::from(MembershipError::UnknownInstance(instance.clone())))?;
     // Removed by force, it may have acknowledged writes no remaining member has (cut
     // off, or since its last report): the cluster waits for it to hand them over when
-    // it is heard again (`replication::hand_over`), unless it keeps its data apart
+    // it is heard again (`hand_over`), unless it keeps its data apart
     // (undo-repl) or the operator says its data is gone.
     let change = if force && options.hand_over && !options.undo_repl {
         let promised = node
