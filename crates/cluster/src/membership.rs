@@ -553,20 +553,15 @@ pub async fn remove(
     // off, or since its last report): the cluster waits for it to hand them over when
     // it is heard again (`hand_over`), unless it keeps its data apart
     // (undo-repl) or the operator says its data is gone.
-    let change = if force && options.hand_over && !options.undo_repl {
-        let promised = node
-            .view()
-            .peer(removed.origin)
-            .map_or(removed.added_at, |p| p.promised);
-        Change::RemoveHandingOver {
-            name: instance.clone(),
-            promised,
-        }
-    } else {
-        Change::Remove {
-            name: instance.clone(),
-        }
-    };
+    let forced = force
+        .then(|| {
+            node.view()
+                .forced_removal(&instance, options.hand_over && !options.undo_repl)
+        })
+        .flatten();
+    let change = forced.unwrap_or_else(|| Change::Remove {
+        name: instance.clone(),
+    });
     let config = match change_config(&node, change).await {
         Ok(config) => config,
         Err(failed) => {

@@ -49,6 +49,9 @@ pub struct Node {
     /// While this instance is stopped (`repl/stop`): asks the other members for their
     /// configuration every [`STOPPED_POLL`] (so it learns it was started again).
     watcher: Mutex<Option<JoinHandle<()>>>,
+    /// The configuration position (epoch, version) at which a member said this
+    /// instance runs again, before that configuration could be taken here.
+    started_at: Mutex<Option<(u64, u64)>>,
     http: super::peer_http::PeerHttp,
     /// How long an absent member's needs keep the log from being truncated.
     log_retention: Duration,
@@ -97,6 +100,7 @@ impl Node {
             maintainer: Mutex::new(None),
             prober: Mutex::new(None),
             watcher: Mutex::new(None),
+            started_at: Mutex::new(None),
             http,
             log_retention,
             frontier_ms: std::sync::atomic::AtomicU64::new(0),
@@ -154,10 +158,11 @@ impl Node {
         }
     }
 
-    /// Whether this instance is stopped (`repl/stop`) as far as it knows: the
-    /// configuration it holds says so.
+    /// Whether this instance is stopped (`repl/stop`) as far as it knows
+    /// (`quadmesh_repl::stopped_here`).
     pub fn is_stopped_here(&self) -> bool {
-        self.view().config().is_stopped(self.repository.origin())
+        let started = *self.started_at.lock().unwrap_or_else(|e| e.into_inner());
+        quadmesh_repl::stopped_here(&self.config(), self.repository.origin(), started)
     }
 
     /// Asks every other member of our configuration for theirs, and takes a newer one
@@ -181,6 +186,20 @@ impl Node {
             .collect();
         // The newest first: one taken makes the older ones moot.
         told.sort_by_key(|(told, _)| std::cmp::Reverse(told.position()));
+        // Started again, it pulls again even before it may take that configuration
+        // (one ending a hand-over waits for what only those pulls bring).
+        if let Some(at) = told
+            .iter()
+            .find_map(|(told, _)| quadmesh_repl::started_by(&config, told, local))
+        {
+            tracing::info!(
+                repository = self.repository.name(),
+                "this instance was started again: replicating"
+            );
+            *self.started_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+            self.reconcile();
+            self.touch();
+        }
         let repository = self.repository.clone();
         let taken = tokio::task::spawn_blocking(move || {
             let own = repository.version_vector();
@@ -327,6 +346,7 @@ impl Node {
         let pulled = quadmesh_repl::pulled_peers(
             &config,
             self.repository.origin(),
+            self.is_stopped_here(),
             self.repository.is_awaiting_peers(),
         );
         let mut pullers = self.pullers.lock().unwrap_or_else(|e| e.into_inner());

@@ -39,7 +39,10 @@ pub use frame::{Entry, EntryKind, FrameError};
 pub use hand_over::{decide_hand_over, HandOverDecision, HandOverEnd, RemovedAnswer};
 pub use heartbeat::Heartbeat;
 pub use lost_tail::AwaitingPeers;
-pub use maintenance::{maintain, pull_membership, pulled_peers, told_config_in_order, Maintenance};
+pub use maintenance::{
+    maintain, pull_membership, pulled_peers, started_by, stopped_here, told_config_in_order,
+    Maintenance,
+};
 pub use membership_engine::{
     Acceptor, AcceptorCommand, Change, CommitError, ProposalError, Proposer, ProposerCommand,
     ProposerEvent, Question, Withheld,

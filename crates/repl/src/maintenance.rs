@@ -106,12 +106,40 @@ pub fn told_config_in_order(
             .all(|o| own.get(o) >= sender_held.get(o))
 }
 
+/// Whether this instance (`local`) is stopped (`repl/stop`) as far as it knows: the
+/// configuration it holds says so, and no member has told it, since, of a newer one
+/// listing it as started (`started_at`, see [`started_by`]).
+pub fn stopped_here(
+    config: &ClusterConfig,
+    local: OriginId,
+    started_at: Option<(u64, u64)>,
+) -> bool {
+    config.is_stopped(local) && started_at.is_none_or(|at| at <= (config.epoch, config.version))
+}
+
+/// Whether configuration `told` (newer than `held`) says that this stopped instance was
+/// started again: then it pulls again even before it may take `told` itself (one ending
+/// a hand-over waits until the removed member's transactions arrived — by the very
+/// pulls a stopped instance would not make; found by the simulation). Returns the
+/// position to remember.
+pub fn started_by(
+    held: &ClusterConfig,
+    told: &ClusterConfig,
+    local: OriginId,
+) -> Option<(u64, u64)> {
+    (told.cluster_id == held.cluster_id
+        && told.supersedes(held)
+        && told.is_member(local)
+        && !told.is_stopped(local))
+    .then_some((told.epoch, told.version))
+}
+
 /// The peers this instance (`local`) pulls from: every other member and every removed
 /// member still to hand over what only it held, except stopped ones (`repl/stop`);
-/// nobody while its configuration says it is stopped itself (it asks the other
-/// members for their configuration instead, and takes it by
-/// [`told_config_in_order`]: so it learns that it was started, and holds every
-/// configuration it may be asked to confirm).
+/// nobody while it is stopped itself ([`stopped_here`]: it asks the other members for
+/// their configuration instead, and takes it by [`told_config_in_order`], so it holds
+/// every configuration it may be asked to confirm, and learns by [`started_by`] that it
+/// was started).
 ///
 /// Except while it waits, after a crash cut its log's tail, for the members' word on
 /// its own transactions (`awaiting_peers`): then it pulls from every member, stopped or
@@ -123,9 +151,10 @@ pub fn told_config_in_order(
 pub fn pulled_peers(
     config: &ClusterConfig,
     local: OriginId,
+    stopped_here: bool,
     awaiting_peers: bool,
 ) -> Vec<OriginId> {
-    if config.is_stopped(local) && !awaiting_peers {
+    if stopped_here && !awaiting_peers {
         return Vec::new();
     }
     let handing_over = config.handing_over.iter().map(|h| &h.member);
@@ -178,19 +207,33 @@ mod tests {
         let origins: Vec<OriginId> = config.members.iter().map(|m| m.origin).collect();
         let (us, other) = (origins[0], origins[1]);
         assert_eq!(
-            pulled_peers(&config, us, false),
+            pulled_peers(&config, us, false, false),
             origins[1..].to_vec(),
             "every other member"
         );
         let mut stopped = config.clone();
         stopped.stopped.push(other);
         stopped.version += 1;
-        assert!(!pulled_peers(&stopped, us, false).contains(&other));
+        assert!(!pulled_peers(&stopped, us, false, false).contains(&other));
         // Except while its word is awaited after a lost tail.
-        assert!(pulled_peers(&stopped, us, true).contains(&other));
+        assert!(pulled_peers(&stopped, us, false, true).contains(&other));
         // The stopped instance itself pulls from nobody, unless it waits so itself.
-        assert!(pulled_peers(&stopped, other, false).is_empty());
-        assert_eq!(pulled_peers(&stopped, other, true).len(), 2);
+        assert!(stopped_here(&stopped, other, None));
+        assert!(pulled_peers(&stopped, other, true, false).is_empty());
+        assert_eq!(pulled_peers(&stopped, other, true, true).len(), 2);
+        // Told of a newer configuration listing it as started: it runs again, before it
+        // may take that configuration itself.
+        let mut started = stopped.clone();
+        started.stopped.clear();
+        started.version += 1;
+        let at = started_by(&stopped, &started, other);
+        assert_eq!(at, Some((started.epoch, started.version)));
+        assert!(!stopped_here(&stopped, other, at));
+        assert_eq!(started_by(&stopped, &stopped, other), None);
+        let mut still = stopped.clone();
+        still.version += 2;
+        assert_eq!(started_by(&stopped, &still, other), None);
+        assert!(stopped_here(&still, other, at), "stopped again later");
     }
 
     #[test]

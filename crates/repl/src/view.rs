@@ -287,6 +287,18 @@ impl ClusterView {
     /// Marks members silent for longer than `retention_ms` as expired (for good), and
     /// says which were newly expired.
     pub fn expire_silent(&mut self, now_ms: u64, retention_ms: u64) -> Vec<OriginId> {
+        if self.config.is_stopped(self.local) {
+            // Stopped (`repl/stop`), this instance pulls from nobody: the others'
+            // silence is its own doing and says nothing of them. It counts from when
+            // this instance runs again (found by the simulation: a stopped member
+            // expired the controlling instance and refused writes for good).
+            for m in &self.config.members {
+                if m.origin != self.local {
+                    self.peers.entry(m.origin).or_default().last_contact_ms = Some(now_ms);
+                }
+            }
+            return Vec::new();
+        }
         let mut expired = Vec::new();
         for m in &self.config.members {
             if m.origin == self.local {
@@ -510,6 +522,27 @@ impl ClusterView {
         remaining
     }
 
+    /// The change `remove --force` of member `name` makes, from this instance's view:
+    /// with a hand-over (`hand_over`: unless its data is known to be gone, or it keeps
+    /// it apart, `undo-repl`) it goes on the hand-over list with its last promise known
+    /// here (never earlier than it was added: the frontier waits for it from there);
+    /// otherwise a plain removal. `None` when it is not a member.
+    pub fn forced_removal(&self, name: &str, hand_over: bool) -> Option<crate::Change> {
+        let member = self.config().member_named(name)?;
+        if !hand_over {
+            return Some(crate::Change::Remove {
+                name: name.to_owned(),
+            });
+        }
+        let promised = self
+            .peer(member.origin)
+            .map_or(member.added_at, |p| p.promised);
+        Some(crate::Change::RemoveHandingOver {
+            name: name.to_owned(),
+            promised,
+        })
+    }
+
     /// What removing `member` would discard, by the version vector it `declared` once it
     /// stopped acknowledging writes (see the removal hold): transactions it declared
     /// that no remaining member is known to hold. Unlike [`ClusterView::unreplicated`],
@@ -572,6 +605,41 @@ mod tests {
             v.advance(OriginId(o), s);
         }
         v
+    }
+
+    #[test]
+    fn a_stopped_instance_expires_nobody_for_the_silence_its_stop_makes() {
+        let mut v = view();
+        let mut stopped = v.config().clone();
+        stopped.stopped.push(OriginId(1));
+        stopped.version += 1;
+        v.set_config(stopped.clone());
+        assert!(v.expire_silent(100_000, 10_000).is_empty());
+        // Started again: the silence counts from then.
+        let mut started = stopped;
+        started.stopped.clear();
+        started.version += 1;
+        v.set_config(started);
+        assert!(v.expire_silent(105_000, 10_000).is_empty());
+        assert_eq!(v.expire_silent(111_000, 10_000).len(), 2);
+    }
+
+    #[test]
+    fn a_forced_removal_hands_over_from_the_last_promise_known_here() {
+        let mut v = view();
+        let handing_over = |v: &ClusterView, name: &str| match v.forced_removal(name, true) {
+            Some(crate::Change::RemoveHandingOver { promised, .. }) => promised,
+            other => panic!("{other:?}"),
+        };
+        // Never heard from: from when it was added.
+        assert_eq!(handing_over(&v, "b"), HlcTime(100));
+        v.on_heartbeat(OriginId(2), HlcTime(500), VersionVector::new(), 0);
+        assert_eq!(handing_over(&v, "b"), HlcTime(500));
+        assert_eq!(
+            v.forced_removal("b", false),
+            Some(crate::Change::Remove { name: "b".into() })
+        );
+        assert_eq!(v.forced_removal("nobody", true), None);
     }
 
     #[test]

@@ -193,6 +193,9 @@ pub struct Node {
     ending_hand_over: Option<(OriginId, HandOverEnd)>,
     /// When a stopped node next asks the other members for their configuration.
     next_config_ask: u64,
+    /// The position at which a member said it runs again, before that configuration
+    /// could be taken (as the server's node keeps it, in memory: gone with a crash).
+    pub started_at: Option<(u64, u64)>,
 }
 
 /// The fence every simulated node keeps: the samples count for as long as a stream
@@ -373,6 +376,7 @@ impl World {
                 hand_over_answers: BTreeMap::new(),
                 ending_hand_over: None,
                 next_config_ask: 0,
+                started_at: None,
             });
         }
         for i in 0..members {
@@ -406,9 +410,13 @@ impl World {
         self.reconcile_pullers(i);
     }
 
-    /// Whether node `i` is stopped as far as it knows: its configuration says so.
+    /// Whether node `i` is stopped as far as it knows (the server's rule).
     pub fn stopped_here(&self, i: usize) -> bool {
-        self.config_of(i).is_stopped(self.nodes[i].origin)
+        quadmesh_repl::stopped_here(
+            self.config_of(i),
+            self.nodes[i].origin,
+            self.nodes[i].started_at,
+        )
     }
 
     /// As the node's reconcile (`quadmesh_repl::pulled_peers`, the server's rule): a
@@ -421,7 +429,12 @@ impl World {
             Vec::new()
         } else {
             let awaiting = self.nodes[i].repo.as_ref().is_some_and(|r| r.is_awaiting());
-            quadmesh_repl::pulled_peers(self.config_of(i), self.nodes[i].origin, awaiting)
+            quadmesh_repl::pulled_peers(
+                self.config_of(i),
+                self.nodes[i].origin,
+                self.stopped_here(i),
+                awaiting,
+            )
         };
         let (left, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.nodes[i].pullers)
             .into_iter()
@@ -1269,6 +1282,8 @@ impl World {
         self.nodes[node].next_maintain = self.now;
         self.nodes[node].clock_fence.clear();
         self.heard_at[node] = vec![self.now; self.nodes.len()];
+        // Whether it was started again is asked anew (the server keeps it in memory).
+        self.nodes[node].started_at = None;
         self.start_pullers(node);
     }
 

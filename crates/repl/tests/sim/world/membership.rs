@@ -346,6 +346,18 @@ impl World {
                     self.feed_proposer(to, event);
                 }
                 Ctl::Config { config, held, .. } => {
+                    // A stopped node told it was started runs again, before it may take
+                    // the configuration itself (as the server's node).
+                    let started = quadmesh_repl::started_by(
+                        self.config_of(to),
+                        &config,
+                        self.nodes[to].origin,
+                    );
+                    if let (true, Some(at)) = (self.stopped_here(to), started) {
+                        self.log(|| format!("n{to} learns it was started again at {at:?}"));
+                        self.nodes[to].started_at = Some(at);
+                        self.reconcile_pullers(to);
+                    }
                     if self.takes_config(to, &config, &held) {
                         let (stopped, before) =
                             (self.stopped_here(to), self.config_of(to).position());
@@ -1210,18 +1222,10 @@ impl World {
         }
     }
 
-    /// `remove --force` of member `name` at `node` with a hand-over, as
-    /// `cluster_ops::remove`: with the member's last promise known there.
+    /// `remove --force` of member `name` at `node` with a hand-over, as the server's
+    /// `membership::remove` makes it (`ClusterView::forced_removal`).
     fn removal_handing_over(&self, node: usize, name: &str) -> Option<Change> {
-        let member = self.config_of(node).member_named(name)?;
-        let promised = self.nodes[node]
-            .view
-            .peer(member.origin)
-            .map_or(member.added_at, |p| p.promised);
-        Some(Change::RemoveHandingOver {
-            name: name.to_owned(),
-            promised,
-        })
+        self.nodes[node].view.forced_removal(name, true)
     }
 
     // ---- hand-over after a removal by force ----
