@@ -1823,8 +1823,8 @@ impl Repository {
     /// `quadmesh_repl::told_config_in_order`, which the caller checks): only if it is
     /// newer than the one held, saved before it is taken, as one pulled would be. It
     /// changes membership only, never data: the configuration transaction itself
-    /// arrives with the pulls once this instance pulls again, and is then older than
-    /// nothing. Returns whether it was taken.
+    /// arrives with the pulls once this instance pulls again, and is then passed over
+    /// as not newer. Returns whether it was taken.
     pub fn take_told_config(&self, config: ClusterConfig) -> Result<bool> {
         let mut writer = self.lock_writer();
         let before = writer.cluster.config.as_ref().map(ClusterConfig::position);
