@@ -269,13 +269,14 @@ impl Node {
     /// blocking task.
     pub fn maintain(self: &Arc<Self>) {
         let cluster = self.repository.cluster();
-        if cluster.removed {
+        // Removed, or out of the cluster (undo-repl: an ordinary repository now, its
+        // node about to stop): nothing to pull, and no puller may start again — one
+        // would take the removal from a peer and mark the repository removed.
+        let Some(config) = cluster.config.filter(|_| !cluster.removed) else {
             self.stop_pullers();
             return;
-        }
-        if let Some(config) = cluster.config {
-            self.adopt(config);
-        }
+        };
+        self.adopt(config);
         // Whom it pulls from also turns on whether it waits after a lost tail.
         self.reconcile();
         let local = self.repository.version_vector();
@@ -340,15 +341,23 @@ impl Node {
 
     /// One puller per other member and per removed member still to hand over what
     /// only it held; none for members that left (and handed over) or are stopped, and
-    /// none at all while this instance is stopped.
+    /// none at all while this instance is stopped (`quadmesh_repl::pulled_peers`), or
+    /// once it is removed or out of its cluster.
     fn reconcile(self: &Arc<Self>) {
         let config = self.config();
-        let pulled = quadmesh_repl::pulled_peers(
-            &config,
-            self.repository.origin(),
-            self.is_stopped_here(),
-            self.repository.is_awaiting_peers(),
-        );
+        // Removed, or out of the cluster (undo-repl), it pulls from nobody whatever the
+        // view still holds: a puller started then would take the removal from a peer.
+        let cluster = self.repository.cluster();
+        let pulled = if cluster.config.is_none() || cluster.removed {
+            Vec::new()
+        } else {
+            quadmesh_repl::pulled_peers(
+                &config,
+                self.repository.origin(),
+                self.is_stopped_here(),
+                self.repository.is_awaiting_peers(),
+            )
+        };
         let mut pullers = self.pullers.lock().unwrap_or_else(|e| e.into_inner());
         pullers.retain(|origin, task| {
             let keep = pulled.contains(origin);
