@@ -4,7 +4,8 @@
 //! that member's snapshot under a new origin id and takes its own place back as the
 //! controlling member. Only when no member answers does it create a new cluster.
 //!
-//! Rules it keeps:
+//! Rules it keeps (what an answer and a snapshot mean is decided in `quadmesh_repl`:
+//! `judge_answer`, `snapshot_is_ours`):
 //! - a member is believed only when its cluster names this instance as its
 //!   controlling member; a cluster controlled by another name is reported and the role
 //!   is not taken (no second cluster, no stolen one);
@@ -22,7 +23,7 @@
 
 use crate::snapshot_transfer::{download, unpack};
 use crate::Replication;
-use quadmesh_repl::OriginId;
+use quadmesh_repl::{judge_answer, snapshot_is_ours, FoundAnswer, OriginId, RecoveryVerdict};
 use quadmesh_store::StoreError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,20 +40,6 @@ pub struct FoundMember {
     pub address: std::net::SocketAddr,
     pub cluster: String,
     pub name: String,
-}
-
-/// What one address said.
-enum Answer {
-    /// A member of a cluster of `repository` whose controlling member is `controlling`.
-    Member {
-        cluster: String,
-        name: String,
-        controlling: Option<String>,
-    },
-    /// Answered, but holds no cluster of `repository`.
-    NoCluster,
-    /// Did not answer.
-    Silent,
 }
 
 /// Looks for a member of an existing cluster of `repository` at `peers`. `Ok(None)`
@@ -87,29 +74,34 @@ pub async fn find_cluster(
             }
         }
         for address in addresses {
-            match ask(replication, address, repository, user, password).await {
-                Answer::Member {
-                    cluster,
-                    name,
-                    controlling,
-                } => {
-                    if controlling.as_deref() != Some(instance) {
-                        return Err(format!(
-                            "the member {name} at {address} belongs to cluster {cluster} of repository '{repository}', whose controlling instance is {}, not this instance ('{instance}'): not creating a second cluster nor taking that one; start this instance under the controlling instance's name, or point --peers elsewhere",
-                            controlling.as_deref().unwrap_or("unknown")
-                        ));
-                    }
-                    tracing::warn!(repository, %address, member = %name, %cluster,
-                        "found the cluster this instance controls at a member");
-                    return Ok(Some(FoundMember {
-                        address,
-                        cluster,
-                        name,
-                    }));
-                }
-                Answer::NoCluster => {}
-                Answer::Silent => all_answered = false,
+            let answer = ask(replication, address, repository, user, password).await;
+            let verdict = judge_answer(&answer, instance);
+            if let RecoveryVerdict::LookFurther { answered } = verdict {
+                all_answered &= answered;
+                continue;
             }
+            // Judged a member's answer.
+            let FoundAnswer::Member {
+                cluster,
+                name,
+                controlling,
+            } = answer
+            else {
+                continue;
+            };
+            if verdict == RecoveryVerdict::ControlledByAnother {
+                return Err(format!(
+                    "the member {name} at {address} belongs to cluster {cluster} of repository '{repository}', whose controlling instance is {}, not this instance ('{instance}'): not creating a second cluster nor taking that one; start this instance under the controlling instance's name, or point --peers elsewhere",
+                    controlling.as_deref().unwrap_or("unknown")
+                ));
+            }
+            tracing::warn!(repository, %address, member = %name, %cluster,
+                "found the cluster this instance controls at a member");
+            return Ok(Some(FoundMember {
+                address,
+                cluster,
+                name,
+            }));
         }
         if all_answered || started.elapsed() >= LOOK_FOR {
             return Ok(None);
@@ -124,7 +116,7 @@ async fn ask(
     repository: &str,
     user: &str,
     password: &str,
-) -> Answer {
+) -> FoundAnswer {
     let url = replication.http().url(
         &address.to_string(),
         &format!("/repositories/{repository}/repl/status"),
@@ -138,23 +130,23 @@ async fn ask(
         .await;
     let response = match response {
         Ok(r) => r,
-        Err(_) => return Answer::Silent,
+        Err(_) => return FoundAnswer::Silent,
     };
     if response.status() == reqwest::StatusCode::NOT_FOUND {
-        return Answer::NoCluster;
+        return FoundAnswer::NoCluster;
     }
     if !response.status().is_success() {
         tracing::warn!(%address, status = %response.status(), "a peer did not say whether it holds the cluster");
-        return Answer::Silent;
+        return FoundAnswer::Silent;
     }
     let Ok(status) = response.json::<quadmesh_repl::wire::ClusterStatus>().await else {
-        return Answer::Silent;
+        return FoundAnswer::Silent;
     };
     if status.removed {
-        return Answer::NoCluster;
+        return FoundAnswer::NoCluster;
     }
     let controlling = status.controlling().map(|i| i.name.clone());
-    Answer::Member {
+    FoundAnswer::Member {
         cluster: status.cluster,
         name: status.instance,
         controlling,
@@ -221,8 +213,7 @@ pub async fn regrow_from(
                 .ok_or("the member's snapshot holds no cluster")?;
             // This instance's place in that cluster must be this repository (members
             // may hold the cluster under other names, but this one is ours).
-            let ours = config.member_named(&instance).map(|m| m.repository.as_str());
-            if config.cluster_id != cluster || ours != Some(name.as_str()) {
+            if !snapshot_is_ours(&config, &cluster, &instance, &name) {
                 return Err(format!(
                     "the member's snapshot is of another cluster, or places instance '{instance}' elsewhere than repository '{name}'"
                 ));

@@ -19,6 +19,7 @@ mod maintenance;
 pub mod membership_engine;
 mod promotion;
 pub mod pull;
+mod recovery;
 mod refusal;
 mod register;
 mod removal_belief;
@@ -51,6 +52,7 @@ pub use promotion::{
     decide_confirmation, decide_vote, ConfigPosition, ConsentRefusal, Promise, VoteRequest,
 };
 pub use pull::{PullCommand, PullEvent, PullFailure, Puller};
+pub use recovery::{judge_answer, snapshot_is_ours, FoundAnswer, RecoveryVerdict};
 pub use refusal::{admit_puller, OwnStanding, PeerRefusal, RefusalCode, StreamCursor};
 pub use register::{LastWrite, RangePattern, Register, Saved};
 pub use removal_belief::{removal_believed, MemberWord, RemovalDoubt, RemovalWords};
