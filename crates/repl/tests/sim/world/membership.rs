@@ -972,39 +972,16 @@ impl World {
         else {
             return;
         };
-        let Some(node) = newest.controlling().map(|c| self.index_of(c.origin)) else {
+        let Some(node) = self.operator_controlling_node(&name) else {
             return;
         };
-        // When the controlling instance cannot change the configuration (members
-        // promised a newer epoch to a candidate that never took it — a stopped member
-        // hears from nobody and asks to be promoted), the operator promotes another
-        // member every third try, as for the clean-up of an orphaned grow.
-        self.membership.cleanup_tries += 1;
-        if self.membership.cleanup_tries.is_multiple_of(3) {
-            self.promote_another_member();
-            return;
-        }
-        if !self.available(node) || self.config_of(node).member_named(&name).is_none() {
-            return;
-        }
-        // It granted a newer epoch to a candidate that never took it (a stopped member
-        // that heard from nobody asked to be promoted): it changes nothing any more
-        // until it is promoted itself, as the operator then does.
-        let superseded = self.nodes[node]
-            .acceptor
-            .promised()
-            .is_some_and(|p| p.epoch > self.config_of(node).epoch);
-        if superseded {
-            self.start_promotion(node);
-        } else {
-            self.start_change(
-                node,
-                Change::Stop {
-                    name,
-                    stopped: false,
-                },
-            );
-        }
+        self.start_change(
+            node,
+            Change::Stop {
+                name,
+                stopped: false,
+            },
+        );
     }
 
     /// The operator's clean-up: an orphaned grow's member removed by force, at the
@@ -1013,35 +990,10 @@ impl World {
         let Some((_, name)) = self.orphan() else {
             return;
         };
-        // When the controlling instance cannot change the configuration (members
-        // promised a newer epoch to a candidate that never took it, or it waits after a
-        // lost tail for the orphan's own word), the operator promotes another member,
-        // every third try, and removes the orphan from there.
-        self.membership.cleanup_tries += 1;
-        if self.membership.cleanup_tries.is_multiple_of(3) {
-            self.promote_another_member();
-            return;
-        }
-        // The controlling instance of the newest configuration, as status shows it.
-        let Some(node) = self
-            .newest_config()
-            .controlling()
-            .map(|c| self.index_of(c.origin))
-        else {
+        let Some(node) = self.operator_controlling_node(&name) else {
             return;
         };
-        if !self.available(node) || self.config_of(node).member_named(&name).is_none() {
-            return;
-        }
-        // It granted a newer epoch to a candidate that never took it (its commit was
-        // refused): it changes nothing any more until it is promoted itself.
-        let superseded = self.nodes[node]
-            .acceptor
-            .promised()
-            .is_some_and(|p| p.epoch > self.config_of(node).epoch);
-        if superseded {
-            self.start_promotion(node);
-        } else if self.rng.chance(0.5) {
+        if self.rng.chance(0.5) {
             // `remove --force` as it comes (with a hand-over): its server answers that
             // it holds no copy, which ends the hand-over at once.
             if let Some(change) = self.removal_handing_over(node, &name) {
@@ -1051,6 +1003,39 @@ impl World {
             // `hand-over=false`: the operator knows it never got anything.
             self.start_change(node, Change::Remove { name });
         }
+    }
+
+    /// Where the operator makes a clean-up change to member `name` (removing an
+    /// orphaned grow's member; starting a stopped one after the faults): the controlling
+    /// instance of the newest configuration, as status shows it. `None` when that
+    /// cannot be now, or the operator promoted instead: every third try another member
+    /// (members may have promised a newer epoch to a candidate that never took it — a
+    /// stopped member hears from nobody and asks —, or the controlling instance waits
+    /// after a lost tail for the very member's word), and the controlling instance
+    /// itself when it granted a newer epoch to a candidate that never took it (it
+    /// changes nothing any more until it is promoted itself).
+    fn operator_controlling_node(&mut self, name: &str) -> Option<usize> {
+        self.membership.cleanup_tries += 1;
+        if self.membership.cleanup_tries.is_multiple_of(3) {
+            self.promote_another_member();
+            return None;
+        }
+        let node = self
+            .newest_config()
+            .controlling()
+            .map(|c| self.index_of(c.origin))?;
+        if !self.available(node) || self.config_of(node).member_named(name).is_none() {
+            return None;
+        }
+        let superseded = self.nodes[node]
+            .acceptor
+            .promised()
+            .is_some_and(|p| p.epoch > self.config_of(node).epoch);
+        if superseded {
+            self.start_promotion(node);
+            return None;
+        }
+        Some(node)
     }
 
     /// The operator's remedy when the controlling instance of the newest
