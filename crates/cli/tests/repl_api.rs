@@ -206,6 +206,73 @@ async fn a_stopped_instance_takes_nothing_gives_nothing_and_catches_up_when_star
     assert_eq!(cluster.status(2).await["stopped"], false);
 }
 
+/// `repl/stop` of an instance that cannot be told (its server is down): undone after
+/// `timeout` (503, saying so), unless `force`, which keeps it; the instance stops as
+/// soon as it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stop_the_instance_cannot_learn_is_undone_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = three(dir.path()).await;
+    cluster.instances[2].kill();
+
+    let asked = Instant::now();
+    let (status, body) = call(
+        &cluster,
+        0,
+        "stop",
+        &[("instanceName", "node2"), ("timeout", "1")],
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("could not be told within 1 s") && body.contains("the stop was undone"),
+        "{body}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        asked.elapsed()
+    );
+    let at_controlling = cluster.status(0).await;
+    assert_eq!(
+        member(&at_controlling, "node2")["stopped"],
+        false,
+        "{at_controlling}"
+    );
+
+    let (status, body) = call(
+        &cluster,
+        0,
+        "stop",
+        &[
+            ("instanceName", "node2"),
+            ("timeout", "1"),
+            ("force", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let at_controlling = cluster.status(0).await;
+    assert_eq!(
+        member(&at_controlling, "node2")["stopped"],
+        true,
+        "{at_controlling}"
+    );
+
+    // Back, it learns it is stopped (it holds the configuration saying so).
+    tokio::task::block_in_place(|| cluster.instances[2].start(false));
+    wait_for("node2 to learn it is stopped", PATIENCE, async || {
+        cluster.status(2).await["stopped"] == true
+    })
+    .await;
+    let (status, body) = call(&cluster, 0, "start", &[("instanceName", "node2")]).await;
+    assert_eq!(status, 204, "{body}");
+    wait_for("node2 to run again", PATIENCE, async || {
+        cluster.status(2).await["stopped"] == false
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn settings_apply_to_commits_without_a_header_and_show_in_status() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,13 +23,13 @@
 
 use crate::snapshot_transfer::{download, unpack};
 use crate::Replication;
-use quadmesh_repl::{judge_answer, snapshot_is_ours, FoundAnswer, OriginId, RecoveryVerdict};
+use quadmesh_repl::{
+    judge_answer, search_over, snapshot_is_ours, FoundAnswer, OriginId, RecoveryVerdict,
+};
 use quadmesh_store::StoreError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long members are looked for before a new cluster is made.
-const LOOK_FOR: Duration = Duration::from_secs(10);
 /// How long one member has to answer the question.
 const ASK_WITHIN: Duration = Duration::from_secs(3);
 
@@ -43,7 +43,7 @@ pub struct FoundMember {
 }
 
 /// Looks for a member of an existing cluster of `repository` at `peers`. `Ok(None)`
-/// when none answered within [`LOOK_FOR`] (or every address that answered holds no
+/// when none answered within `quadmesh_repl::LOOK_FOR_MS` (or every address that answered holds no
 /// such cluster, or there are no peers); an error when the cluster found is controlled
 /// by another instance.
 pub async fn find_cluster(
@@ -85,6 +85,7 @@ pub async fn find_cluster(
                 cluster,
                 name,
                 controlling,
+                ..
             } = answer
             else {
                 continue;
@@ -103,7 +104,7 @@ pub async fn find_cluster(
                 name,
             }));
         }
-        if all_answered || started.elapsed() >= LOOK_FOR {
+        if search_over(all_answered, started.elapsed().as_millis() as u64) {
             return Ok(None);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -142,14 +143,12 @@ async fn ask(
     let Ok(status) = response.json::<quadmesh_repl::wire::ClusterStatus>().await else {
         return FoundAnswer::Silent;
     };
-    if status.removed {
-        return FoundAnswer::NoCluster;
-    }
     let controlling = status.controlling().map(|i| i.name.clone());
     FoundAnswer::Member {
         cluster: status.cluster,
         name: status.instance,
         controlling,
+        removed: status.removed,
     }
 }
 

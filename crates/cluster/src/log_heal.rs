@@ -2,13 +2,16 @@
 //! repository whose log has holes asks the other members for the transactions the
 //! holes took (`POST /repositories/NAME/repl/frames`, by origin and sequence number),
 //! checks each frame, and once it has them all hands them to the store, which puts them
-//! back (`Repository::heal_log`). Which transactions, and where they go, the store and
-//! `quadmesh_repl::log_heal` decide; this only fetches.
+//! back (`Repository::heal_log`). Which transactions, where they go, whom to ask and
+//! when what nobody sent counts as held by no member, the store and
+//! `quadmesh_repl::log_heal` decide (`plan`, `heal_sources`, `heal_now`); this only
+//! fetches.
 
 use super::node::Node;
 use super::{ORIGIN_HEADER, TOKEN_HEADER};
 use crate::Replication;
 use quadmesh_repl::frame::{self, Decoded};
+use quadmesh_repl::log_heal::heal_sources;
 use quadmesh_repl::{Entry, Member, OriginId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,7 +56,7 @@ pub async fn heal_forever(replication: Arc<Replication>) {
                 .filter(|id| !fetched.contains_key(id))
                 .copied()
                 .collect();
-            if !still.is_empty() && !everyone_answered {
+            if !quadmesh_repl::log_heal::heal_now(still.len(), everyone_answered) {
                 if reported.insert(name.clone(), still.len()) != Some(still.len()) {
                     tracing::warn!(repository = %name, missing = still.len(), of = missing.len(),
                         "the members reached so far do not hold every transaction the log's damage took; asking again");
@@ -101,42 +104,35 @@ async fn fetch(
     missing: &[(OriginId, u64)],
 ) -> (BTreeMap<(OriginId, u64), Entry>, bool) {
     let config = node.config();
-    let local = node.repository().origin();
     let mut fetched = BTreeMap::new();
     let mut everyone_answered = true;
-    // Members, and removed instances still handing over their own transactions (the
-    // only ones that may hold those of their own the damage took).
-    let members: Vec<(&Member, bool)> = config
-        .members
-        .iter()
-        .filter(|m| m.origin != local)
-        .map(|m| (m, true))
-        .chain(config.handing_over.iter().map(|h| (&h.member, false)))
-        .collect();
-    for (member, is_member) in members {
-        let wanted: Vec<WantedFrame> = missing
+    for source in heal_sources(&config, node.repository().origin()) {
+        let wanted: Vec<(OriginId, u64)> = missing
             .iter()
             .filter(|id| !fetched.contains_key(*id))
-            .map(|&(origin, seq)| WantedFrame { origin, seq })
+            .copied()
             .collect();
         if wanted.is_empty() {
             break;
         }
-        match ask(replication, node, member, &wanted).await {
+        let asked: Vec<WantedFrame> = wanted
+            .iter()
+            .map(|&(origin, seq)| WantedFrame { origin, seq })
+            .collect();
+        match ask(replication, node, &source.member, &asked).await {
             Ok(entries) => {
                 for entry in entries {
                     let id = (entry.origin, entry.seq);
-                    if wanted.iter().any(|w| (w.origin, w.seq) == id) {
+                    if wanted.contains(&id) {
                         fetched.insert(id, entry);
                     }
                 }
             }
             Err(e) => {
-                // A removed instance matters only for its own transactions.
-                if is_member || wanted.iter().any(|w| w.origin == member.origin) {
+                if source.silence_matters(&wanted) {
                     everyone_answered = false;
                 }
-                tracing::debug!(repository = %node.repository().name(), peer = %member.name,
+                tracing::debug!(repository = %node.repository().name(), peer = %source.member.name,
                     error = %e, "asking a member for the transactions the log's damage took failed")
             }
         }

@@ -14,20 +14,26 @@
 //!   `change_config`): consent of the configuration held, which must be in force (a
 //!   change quorum of the configuration it was made of holds it), the commit, the
 //!   confirmations; the role moves only to a member that confirms both;
-//! - a grow that cannot hand its snapshot over undoes the membership it added, waiting
-//!   for the same confirmations as every other membership change;
+//! - the sequences of a grow (add, hand the snapshot over, undo), of a stop (tell the
+//!   member, undo unless forced) and of a removal (hold the member's writes, wait for
+//!   the others to hold what it declared, change, release) are decided by
+//!   `quadmesh_repl::GrowSequence`, `StopSequence` and `RemovalSequence`, which the
+//!   simulation runs too: this module only carries their commands out (HTTP, the
+//!   snapshot, the proposer) and words the answer;
 //! - a member that may hold transactions no other member has is removed only by force,
 //!   and then waited for to hand them over when it is heard again (`hand_over`), unless
 //!   its data is known to be gone (`hand-over=false`).
 
 use crate::error::{blocking, ClusterError, ClusterResult};
 use crate::promotion::{change_by_engine, ChangeFailed};
+use crate::removal::RemovalRefused;
 use crate::{snapshot_transfer, Node, Replication, ORIGIN_HEADER, TOKEN_HEADER};
 use quadmesh_repl::{
-    Change, ClusterConfig, CommitDefaults, HlcTime, Member, MembershipError, OriginId,
-    Unreplicated, VersionVector,
+    Change, ClusterConfig, CommitDefaults, ConfigPosition, GrowCommand, GrowEnd, GrowEvent,
+    GrowSequence, HlcTime, Member, MembershipError, OriginId, RemovalCommand, RemovalEvent,
+    RemovalRequest, RemovalSequence, StopCommand, StopEnd, StopEvent, StopSequence, VersionVector,
 };
-use quadmesh_store::StoreError;
+use quadmesh_store::{Repository, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,11 +90,11 @@ async fn change_config(node: &Arc<Node>, change: Change) -> Result<ClusterConfig
     change_by_engine(node, change).await
 }
 
-/// Stops replication to and from `instance` (at the controlling instance): it stays a
-/// member, takes no transactions from the others and gives them none until started
-/// again, when it catches up both ways. The instance is given `timeout` to learn it;
-/// if it does not, the stop is undone (503) unless `force`, which keeps it: it stops
-/// as soon as it hears of it.
+/// Stops replication to and from `instance` (at the controlling instance), in the
+/// sequence of `quadmesh_repl::StopSequence`: it stays a member, takes no transactions
+/// from the others and gives them none until started again, when it catches up both
+/// ways. The instance is given `timeout` to learn it; if it does not, the stop is
+/// undone (503) unless `force`, which keeps it: it stops as soon as it hears of it.
 pub async fn stop(
     replication: &Replication,
     name: &str,
@@ -97,46 +103,89 @@ pub async fn stop(
     timeout: Duration,
 ) -> ClusterResult<()> {
     let node = controlling_node(replication, name)?;
-    let config = change_config(
-        &node,
-        Change::Stop {
-            name: instance.to_owned(),
-            stopped: true,
-        },
-    )
-    .await?;
-    let member = config
+    let member = node
+        .config()
         .member_named(instance)
         .cloned()
         .ok_or_else(|| StoreError::from(MembershipError::UnknownInstance(instance.into())))?;
-    let position = config.position();
-    match wait_until_member_has(&node, &member, (position.epoch, position.version), timeout).await {
-        Ok(()) => {
+    let (mut sequence, mut commands) =
+        StopSequence::start(instance, force, timeout.as_millis() as u64);
+    let mut failure = None;
+    loop {
+        let mut events = Vec::new();
+        for command in std::mem::take(&mut commands) {
+            match command {
+                StopCommand::Propose(change) => {
+                    let outcome = change_config(&node, change).await;
+                    events.push(StopEvent::Reported {
+                        in_force: outcome.as_ref().ok().map(|c| c.position()),
+                        made: outcome.as_ref().map_or_else(|f| f.made.is_some(), |_| true),
+                    });
+                    if let Err(failed) = outcome {
+                        failure.get_or_insert(failed.error);
+                    }
+                }
+                StopCommand::AskMember { within_ms } => {
+                    let within = Duration::from_millis(within_ms);
+                    let answer =
+                        crate::removal::membership_of(&node, &member, member.origin, within)
+                            .await
+                            .map(|m| {
+                                let (epoch, version) = m.position();
+                                ConfigPosition { epoch, version }
+                            })
+                            .map_err(|e| match e {
+                                RemovalRefused::CannotConfirm(why) => why,
+                                other => other.to_string(),
+                            });
+                    events.push(StopEvent::MemberHolds(answer));
+                }
+                StopCommand::Finished(end) => {
+                    return stop_finished(name, instance, end, failure, timeout)
+                }
+            }
+        }
+        if events.is_empty() {
+            let wait = sequence
+                .deadline()
+                .map_or(0, |d| d.saturating_sub(crate::now_ms()));
+            tokio::time::sleep(Duration::from_millis(wait.clamp(1, 1_000))).await;
+            events.push(StopEvent::Tick);
+        }
+        for event in events {
+            commands.extend(sequence.handle(crate::now_ms(), event));
+        }
+    }
+}
+
+/// The answer to a stop of `instance` that ended `end`.
+fn stop_finished(
+    name: &str,
+    instance: &str,
+    end: StopEnd,
+    failure: Option<ClusterError>,
+    timeout: Duration,
+) -> ClusterResult<()> {
+    match end {
+        StopEnd::Stopped => {
             tracing::info!(repository = %name, %instance, "stopped replication to and from an instance");
             Ok(())
         }
-        Err(why) if force => {
+        StopEnd::KeptUntold(why) => {
             tracing::warn!(repository = %name, %instance, %why, "stopped an instance that could not be told (force): it stops once it hears of it");
             Ok(())
         }
-        Err(why) => {
-            let undone = change_config(
-                &node,
-                Change::Stop {
-                    name: instance.to_owned(),
-                    stopped: false,
-                },
-            )
-            .await;
-            Err(ClusterError::Unavailable(format!(
-                "instance '{instance}' could not be told within {:.0} s that it is stopped ({why}); {}; force=true stops it anyway (it stops once it hears of it)",
-                timeout.as_secs_f64(),
-                match undone {
-                    Ok(_) => "the stop was undone".to_owned(),
-                    Err(e) => format!("undoing the stop failed too ({e}): start it with repl/start"),
-                }
-            )))
-        }
+        StopEnd::NotMade => Err(failure
+            .unwrap_or_else(|| ClusterError::Internal("a stop failed, saying nothing".into()))),
+        StopEnd::Undone { why, undone } => Err(ClusterError::Unavailable(format!(
+            "instance '{instance}' could not be told within {:.0} s that it is stopped ({why}); {}; force=true stops it anyway (it stops once it hears of it)",
+            timeout.as_secs_f64(),
+            match (undone, failure) {
+                (true, _) => "the stop was undone".to_owned(),
+                (false, Some(e)) => format!("undoing the stop failed too ({e}): start it with repl/start"),
+                (false, None) => "undoing the stop failed too: start it with repl/start".to_owned(),
+            }
+        ))),
     }
 }
 
@@ -159,55 +208,16 @@ pub async fn start(replication: &Replication, name: &str, instance: &str) -> Clu
 
 /// Sets the cluster's defaults for commits without `x-repl-settings` (at the
 /// controlling instance; they travel with the configuration to every member). A
-/// durability no configuration of this size can meet is refused (409).
+/// durability no configuration of this size can meet is refused (409, by the
+/// configuration's own rule: `ClusterConfig::with_settings`).
 pub async fn set_commit_defaults(
     replication: &Replication,
     name: &str,
     settings: CommitDefaults,
 ) -> ClusterResult<()> {
     let node = controlling_node(replication, name)?;
-    let members = node.config().members.len();
-    if let Some(durability) = settings.durability {
-        let needed = durability.needed(members);
-        if needed > members {
-            return Err(ClusterError::Conflict(format!(
-                "durability {durability} cannot be met: the cluster has {members} instance{}",
-                if members == 1 { "" } else { "s" }
-            )));
-        }
-    }
     change_config(&node, Change::Settings(settings)).await?;
     Ok(())
-}
-
-/// Waits until `member`, asked at its address, holds a configuration at `position` or
-/// newer, for at most `timeout`; the last reason it did not, otherwise.
-async fn wait_until_member_has(
-    node: &Arc<Node>,
-    member: &Member,
-    position: (u64, u64),
-    timeout: Duration,
-) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let why = match crate::removal::membership_of(
-            node,
-            member,
-            member.origin,
-            left.clamp(Duration::from_millis(100), Duration::from_secs(5)),
-        )
-        .await
-        {
-            Ok(m) if m.position() >= position => return Ok(()),
-            Ok(m) => format!("it holds configuration {} of epoch {}", m.version, m.epoch),
-            Err(e) => e.to_string(),
-        };
-        if tokio::time::Instant::now() + Duration::from_millis(100) >= deadline {
-            return Err(why);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Moves the controlling role of repository `name`'s cluster to `instance` (at the
@@ -298,8 +308,9 @@ pub fn controlling_node(replication: &Replication, name: &str) -> ClusterResult<
 }
 
 /// Grows the cluster of repository `name` (at its controlling instance) by one
-/// instance: adds the member, hands a snapshot to the new server, which then pulls
-/// from the snapshot's cut.
+/// instance, in the sequence of `quadmesh_repl::GrowSequence`: adds the member, hands a
+/// snapshot to the new server once that is in force (it then pulls from the snapshot's
+/// cut), and takes the member out again when either fails.
 pub async fn grow(
     replication: &Replication,
     name: &str,
@@ -312,72 +323,123 @@ pub async fn grow(
         user,
         password,
     } = request;
-    let name = name.to_owned();
-    // The new instance's repository on its server: any name (several instances of one
-    // cluster may share a server, each under its own name).
-    let target_name = target_name.unwrap_or_else(|| name.clone());
-    let node = controlling_node(replication, &name)?;
-    let known = node.config();
-    if known.member_named(&instance).is_some() {
-        return Err(StoreError::from(MembershipError::NameTaken(instance)).into());
-    }
-    if let Some(there) = known.member_at(&address, &target_name) {
-        return Err(StoreError::from(MembershipError::PlaceTaken {
-            name: there.name.clone(),
-            address,
-            repository: target_name,
-        })
-        .into());
-    }
-    let repository = node.repository().clone();
-    let origin = OriginId(rand::random::<u64>() >> 1);
-    let scratch = replication.catalog().scratch_dir()?;
-    // In force before the new instance gets anything (the engine: consent of the
-    // configuration held, the commit, the confirmations); one that was added but never
-    // got its snapshot is taken out again below.
-    let added = change_config(
-        &node,
-        Change::Grow(Member {
-            name: instance.clone(),
-            origin,
-            address: address.clone(),
-            repository: target_name.clone(),
-            controlling: false,
-            added_at: HlcTime::ZERO,
-        }),
-    )
-    .await;
-    let repo = repository.clone();
-    let dir = scratch.clone();
-    let taken = match added {
-        Err(ChangeFailed { error, made: None }) => {
-            // Nothing was written: nothing to undo.
-            let _ = tokio::fs::remove_dir_all(&scratch).await;
-            return Err(error);
-        }
-        Err(ChangeFailed {
-            error: ClusterError::Unavailable(why),
-            made: Some(_),
-        }) => Err(ClusterError::Unavailable(format!(
-            "{why}; the new member is taken out again and got nothing"
-        ))),
-        Err(ChangeFailed { error, .. }) => Err(error),
-        Ok(_) => {
-            blocking(move || {
-                let started = std::time::Instant::now();
-                let snapshot_state = repo.snapshot(&dir.join("store"))?;
-                tracing::info!(
-                    millis = started.elapsed().as_millis() as u64,
-                    "snapshot taken for a new instance"
-                );
-                Ok(snapshot_state)
-            })
-            .await
-        }
+    let node = controlling_node(replication, name)?;
+    let member = Member {
+        name: instance.clone(),
+        origin: OriginId(rand::random::<u64>() >> 1),
+        address,
+        // The new instance's repository on its server: any name (several instances of
+        // one cluster may share a server, each under its own name).
+        repository: target_name.unwrap_or_else(|| name.to_owned()),
+        controlling: false,
+        added_at: HlcTime::ZERO,
     };
+    let (mut sequence, mut commands) =
+        GrowSequence::start(&node.config(), member).map_err(StoreError::from)?;
+    // The first thing that went wrong: what the answer says.
+    let mut failure: Option<ClusterError> = None;
+    loop {
+        let mut events = Vec::new();
+        for command in std::mem::take(&mut commands) {
+            match command {
+                GrowCommand::Propose(change) => {
+                    let undoing = matches!(change, Change::UndoGrow { .. });
+                    let outcome = change_config(&node, change).await;
+                    events.push(GrowEvent::Reported {
+                        in_force: outcome.is_ok(),
+                        made: outcome.as_ref().map_or_else(|f| f.made.is_some(), |_| true),
+                    });
+                    if let Err(ChangeFailed { error, .. }) = outcome {
+                        failure = Some(match failure.take() {
+                            Some(first) if undoing => {
+                                tracing::error!(repository = %name, %instance, %error, "could not undo a failed grow");
+                                ClusterError::Unavailable(format!(
+                                    "{first}; and the new member '{instance}' could not be taken out again ({error}): remove it (repl remove) once the cluster can confirm the change"
+                                ))
+                            }
+                            Some(first) => first,
+                            None => error,
+                        });
+                    }
+                }
+                GrowCommand::HandOverSnapshot => {
+                    let handed =
+                        hand_over_snapshot(replication, &node, sequence.member(), &user, &password)
+                            .await;
+                    events.push(GrowEvent::HandedOver {
+                        taken: handed.is_ok(),
+                    });
+                    if let Err(e) = handed {
+                        failure.get_or_insert(e);
+                    }
+                }
+                GrowCommand::Finished(end) => {
+                    return grow_finished(&node, sequence.member(), end, failure).await;
+                }
+            }
+        }
+        for event in events {
+            commands.extend(sequence.handle(event));
+        }
+    }
+}
+
+/// The answer to a grow of `member` that ended `end` (`failure`: the first thing that
+/// went wrong).
+async fn grow_finished(
+    node: &Arc<Node>,
+    member: &Member,
+    end: GrowEnd,
+    failure: Option<ClusterError>,
+) -> ClusterResult<()> {
+    let failure = || {
+        failure.unwrap_or_else(|| ClusterError::Internal("a grow failed, saying nothing".into()))
+    };
+    match end {
+        GrowEnd::Grown => {
+            let maintained = node.clone();
+            blocking(move || {
+                maintained.maintain();
+                Ok(())
+            })
+            .await?;
+            tracing::info!(repository = %node.repository().name(), instance = %member.name, address = %member.address, instance_repository = %member.repository, "grew the cluster");
+            Ok(())
+        }
+        GrowEnd::Undone => Err(match failure() {
+            ClusterError::Unavailable(why) => ClusterError::Unavailable(format!(
+                "{why}; the new member is taken out again and got nothing"
+            )),
+            other => other,
+        }),
+        GrowEnd::NotMade | GrowEnd::UndoFailed => Err(failure()),
+    }
+}
+
+/// Takes a snapshot of `node`'s repository and hands it to `member`'s server (packed as
+/// it is sent; the scratch directory goes when the hand-over ends).
+async fn hand_over_snapshot(
+    replication: &Replication,
+    node: &Arc<Node>,
+    member: &Member,
+    user: &str,
+    password: &str,
+) -> ClusterResult<()> {
+    let scratch = replication.catalog().scratch_dir()?;
+    let repo = node.repository().clone();
+    let dir = scratch.clone();
+    let taken = blocking(move || {
+        let started = std::time::Instant::now();
+        let snapshot_state = repo.snapshot(&dir.join("store"))?;
+        tracing::info!(
+            millis = started.elapsed().as_millis() as u64,
+            "snapshot taken for a new instance"
+        );
+        Ok(snapshot_state)
+    })
+    .await;
     let pushed = match taken {
         Ok(snapshot_state) => {
-            // Packed as it is sent; the scratch directory goes when the packing ends.
             let body = snapshot_transfer::pack_stream(
                 scratch.clone(),
                 scratch.join("store"),
@@ -385,12 +447,12 @@ pub async fn grow(
             );
             push_snapshot(
                 replication,
-                &address,
-                &target_name,
-                &instance,
-                origin,
-                &user,
-                &password,
+                &member.address,
+                &member.repository,
+                &member.name,
+                member.origin,
+                user,
+                password,
                 reqwest::Body::wrap_stream(body),
             )
             .await
@@ -398,37 +460,7 @@ pub async fn grow(
         Err(e) => Err(e),
     };
     let _ = tokio::fs::remove_dir_all(&scratch).await;
-    if let Err(error) = pushed {
-        // Undo the membership: an instance that never got its snapshot is not a member.
-        if let Err(undo) = undo_grow(&node, &instance).await {
-            tracing::error!(repository = %name, %instance, error = %undo, "could not undo a failed grow");
-            return Err(ClusterError::Unavailable(format!(
-                "{error}; and the new member '{instance}' could not be taken out again ({undo}): remove it (repl remove) once the cluster can confirm the change"
-            )));
-        }
-        return Err(error);
-    }
-    let maintained = node.clone();
-    blocking(move || {
-        maintained.maintain();
-        Ok(())
-    })
-    .await?;
-    tracing::info!(repository = %name, %instance, %address, instance_repository = %target_name, "grew the cluster");
-    Ok(())
-}
-
-/// Takes a member added by a grow that failed out again, as any membership change:
-/// only once a change quorum can confirm, and answered once it confirmed.
-async fn undo_grow(node: &Arc<Node>, instance: &str) -> ClusterResult<()> {
-    change_config(
-        node,
-        Change::UndoGrow {
-            name: instance.to_owned(),
-        },
-    )
-    .await?;
-    Ok(())
+    pushed
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -474,109 +506,104 @@ async fn push_snapshot(
 }
 
 /// Removes `instance` from the cluster of repository `name` (at its controlling
-/// instance). Refused when it may hold transactions no remaining member has — it holds
-/// some by its last report, or it cannot be heard from now, so nobody can tell —
-/// unless `force`: removing it discards them.
+/// instance), in the sequence of `quadmesh_repl::RemovalSequence`. Refused when it may
+/// hold transactions no remaining member has — it declares some the others do not hold
+/// within `timeout`, or it cannot be asked, so nobody can tell — unless `force`:
+/// removing it then discards them (or waits for it to hand them over).
 pub async fn remove(
     replication: &Replication,
     name: &str,
     instance: &str,
     options: RemoveOptions,
 ) -> ClusterResult<()> {
-    let force = options.force;
-    let (name, instance) = (name.to_owned(), instance.to_owned());
-    let node = controlling_node(replication, &name)?;
+    let node = controlling_node(replication, name)?;
     let repository = node.repository().clone();
-    let mut held = None;
-    if let Some(leaving) = node.config().member_named(&instance).cloned() {
-        let verdict = if force {
-            let repo = repository.clone();
-            let local = blocking(move || Ok(repo.version_vector())).await?;
-            let fresh_ms = crate::STALL_AFTER.as_millis() as u64;
-            node.view()
-                .unreplicated(leaving.origin, &local, crate::now_ms(), fresh_ms)
-        } else {
-            // Its last report may predate its latest writes: it is asked to stop
-            // acknowledging writes and say what it holds then, and is given `timeout`
-            // for the others to hold all of it.
-            match hold_writes(replication, &node, &leaving, options.timeout + HOLD_MARGIN).await {
-                Err(why) => Unreplicated::Unknown(why),
-                Ok(declared) => {
-                    held = Some(leaving.clone());
-                    let deadline = tokio::time::Instant::now() + options.timeout;
-                    loop {
-                        let repo = repository.clone();
-                        let local = blocking(move || Ok(repo.version_vector())).await?;
-                        let verdict =
-                            node.view()
-                                .unreplicated_declared(leaving.origin, &declared, &local);
-                        if verdict == Unreplicated::Nothing
-                            || tokio::time::Instant::now() >= deadline
-                        {
-                            break verdict;
+    let request = RemovalRequest {
+        force: options.force,
+        timeout_ms: options.timeout.as_millis() as u64,
+        // Removed by force, it may have acknowledged writes no remaining member has
+        // (cut off, or since its last report): the cluster waits for it to hand them
+        // over when it is heard again (`hand_over`), unless it keeps its data apart
+        // (undo-repl) or the operator says its data is gone.
+        hand_over: options.hand_over && !options.undo_repl,
+    };
+    let local = local_version_vector(&repository).await?;
+    let (mut sequence, mut commands) =
+        RemovalSequence::start(instance, request, &node.view(), &local, crate::now_ms())
+            .map_err(StoreError::from)?;
+    let mut changed = None;
+    loop {
+        let mut events = Vec::new();
+        for command in std::mem::take(&mut commands) {
+            match command {
+                RemovalCommand::Hold { hold_ms: 0 } => {
+                    release_writes(replication, &node, sequence.member()).await
+                }
+                RemovalCommand::Hold { hold_ms } => {
+                    let hold = Duration::from_millis(hold_ms);
+                    let answer = hold_writes(replication, &node, sequence.member(), hold).await;
+                    events.push(RemovalEvent::Held(answer));
+                }
+                RemovalCommand::ForcedDespite(detail) => {
+                    tracing::warn!(repository = %name, %instance, %detail, "removing an instance by force");
+                }
+                RemovalCommand::Propose(change) => {
+                    let outcome = change_config(&node, change).await;
+                    events.push(RemovalEvent::Reported {
+                        in_force: outcome.is_ok(),
+                        made: outcome.as_ref().map_or_else(|f| f.made.is_some(), |_| true),
+                    });
+                    changed = Some(outcome);
+                }
+                RemovalCommand::Refuse(why) => return Err(StoreError::from(why).into()),
+                RemovalCommand::Finished => {
+                    let config = match changed {
+                        Some(Ok(config)) => config,
+                        Some(Err(failed)) => return Err(failed.error),
+                        None => {
+                            return Err(ClusterError::Internal(
+                                "a removal finished without a change".into(),
+                            ))
                         }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                    };
+                    let removed = sequence.member().clone();
+                    return removed_told(replication, &node, &removed, &config, options).await;
                 }
             }
-        };
-        let detail = match verdict {
-            Unreplicated::Nothing => None,
-            Unreplicated::Transactions(n) => Some(format!(
-                "holds {n} transaction{} no other member has yet",
-                if n == 1 { "" } else { "s" }
-            )),
-            Unreplicated::Unknown(why) => Some(format!(
-                "cannot be asked what it holds ({why}): it may hold acknowledged writes no other member has"
-            )),
-        };
-        if let Some(detail) = detail {
-            if !force {
-                if let Some(member) = &held {
-                    release_writes(replication, &node, member).await;
-                }
-                return Err(StoreError::from(MembershipError::Unreplicated {
-                    name: instance,
-                    detail,
-                })
-                .into());
-            }
-            tracing::warn!(repository = %name, %instance, %detail, "removing an instance by force");
+        }
+        if events.is_empty() {
+            // Waiting: the others catch up with what the member declared.
+            let wait = sequence
+                .deadline()
+                .map_or(0, |d| d.saturating_sub(crate::now_ms()));
+            tokio::time::sleep(Duration::from_millis(wait.clamp(1, 1_000))).await;
+            events.push(RemovalEvent::Tick);
+        }
+        let local = local_version_vector(&repository).await?;
+        for event in events {
+            let view = node.view();
+            commands.extend(sequence.handle(crate::now_ms(), event, &view, &local));
         }
     }
-    let removed = node
-        .config()
-        .member_named(&instance)
-        .cloned()
-        .ok_or_else(|| StoreError::from(MembershipError::UnknownInstance(instance.clone())))?;
-    // Removed by force, it may have acknowledged writes no remaining member has (cut
-    // off, or since its last report): the cluster waits for it to hand them over when
-    // it is heard again (`hand_over`), unless it keeps its data apart
-    // (undo-repl) or the operator says its data is gone.
-    let forced = force
-        .then(|| {
-            node.view()
-                .forced_removal(&instance, options.hand_over && !options.undo_repl)
-        })
-        .flatten();
-    let change = forced.unwrap_or_else(|| Change::Remove {
-        name: instance.clone(),
-    });
-    let config = match change_config(&node, change).await {
-        Ok(config) => config,
-        Err(failed) => {
-            // Not written: it takes writes again. Written but not confirmed, the removal
-            // may still take effect (enough members may hold it): it stays held until
-            // the hold ends, or a write it took meanwhile would go with it (the
-            // simulation's seed 162802).
-            if let (Some(member), None) = (&held, &failed.made) {
-                release_writes(replication, &node, member).await;
-            }
-            return Err(failed.error);
-        }
-    };
-    // Tell it at once (it would also learn on its next pull); it may be gone already.
-    let url = replication.http().repl_url(&removed, "removed");
+}
+
+/// What this instance's repository holds.
+async fn local_version_vector(repository: &Arc<Repository>) -> ClusterResult<VersionVector> {
+    let repository = repository.clone();
+    blocking(move || Ok(repository.version_vector())).await
+}
+
+/// After the change removing `removed` (now `config`): tells it at once (it would also
+/// learn on its next pull; it may be gone already), and with `undo-repl` that it keeps
+/// its data as an ordinary repository, which must reach it.
+async fn removed_told(
+    replication: &Replication,
+    node: &Arc<Node>,
+    removed: &Member,
+    config: &ClusterConfig,
+    options: RemoveOptions,
+) -> ClusterResult<()> {
+    let url = replication.http().repl_url(removed, "removed");
     let told = replication
         .http()
         .put(&url)
@@ -585,7 +612,7 @@ pub async fn remove(
             if options.undo_repl { "true" } else { "false" },
         )])
         .header(TOKEN_HEADER, &config.token)
-        .header(ORIGIN_HEADER, repository.origin().0.to_string())
+        .header(ORIGIN_HEADER, node.repository().origin().0.to_string())
         // It asks us back before it believes it.
         .timeout(options.timeout)
         .send()
@@ -605,7 +632,8 @@ pub async fn remove(
         Ok(())
     })
     .await?;
-    tracing::info!(repository = %name, %instance, told = told.is_ok(), "removed an instance from the cluster");
+    let instance = &removed.name;
+    tracing::info!(repository = %node.repository().name(), %instance, told = told.is_ok(), "removed an instance from the cluster");
     match told {
         Err(why) if options.undo_repl => Err(ClusterError::Upstream(format!(
             "instance '{instance}' was removed from the cluster, but it could not be told within {:.0} s to keep its data as an ordinary repository (undo-repl): {why}; it takes no writes until deleted there",
@@ -615,12 +643,9 @@ pub async fn remove(
     }
 }
 
-/// How much longer than the removal's `timeout` a member holds its writes: the
-/// confirmations and the notice of its removal come after the wait.
-const HOLD_MARGIN: Duration = Duration::from_secs(30);
-
 /// Asks `member` to acknowledge no local write for `hold` and say what it holds then
-/// (`repl/hold`); the reason it could not, otherwise.
+/// (`repl/hold`; whole seconds: a hold shorter than one is a release); the reason it
+/// could not, otherwise.
 async fn hold_writes(
     replication: &Replication,
     node: &Node,
@@ -635,7 +660,7 @@ async fn hold_writes(
         .query(&[("seconds", hold.as_secs().to_string())])
         .header(TOKEN_HEADER, &config.token)
         .header(ORIGIN_HEADER, node.repository().origin().0.to_string())
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_millis(quadmesh_repl::HOLD_ANSWER_WITHIN_MS))
         .send()
         .await
         .map_err(|e| crate::peer_http::describe(&e))?;

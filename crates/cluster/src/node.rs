@@ -270,10 +270,10 @@ impl Node {
     pub fn maintain(self: &Arc<Self>) {
         let cluster = self.repository.cluster();
         // Removed, or out of the cluster (undo-repl: an ordinary repository now, its
-        // node about to stop): nothing to pull, and no puller may start again — one
-        // would take the removal from a peer and mark the repository removed.
+        // node about to stop): no round, and its pullers go (`pulled_peers` gives
+        // nobody then).
         let Some(config) = cluster.config.filter(|_| !cluster.removed) else {
-            self.stop_pullers();
+            self.reconcile();
             return;
         };
         self.adopt(config);
@@ -321,11 +321,10 @@ impl Node {
     /// Blocking (the writer lock, a file write); takes the view's configuration as it
     /// is when called, so it may be called with the view locked.
     pub(super) fn refuse_writes(&self, reason: &str) {
-        let controlling = self.repository.cluster().config.and_then(|c| {
-            c.controlling()
-                .map(|m| m.origin == self.repository.origin())
+        let refuses = self.repository.cluster().config.is_none_or(|c| {
+            quadmesh_repl::refuses_writes_when_expired(&c, self.repository.origin())
         });
-        if controlling == Some(true) {
+        if !refuses {
             return;
         }
         match self.repository.mark_expired(reason) {
@@ -341,23 +340,20 @@ impl Node {
 
     /// One puller per other member and per removed member still to hand over what
     /// only it held; none for members that left (and handed over) or are stopped, and
-    /// none at all while this instance is stopped (`quadmesh_repl::pulled_peers`), or
-    /// once it is removed or out of its cluster.
+    /// none at all while this instance is stopped, or once it is removed or out of its
+    /// cluster (`quadmesh_repl::pulled_peers`).
     fn reconcile(self: &Arc<Self>) {
         let config = self.config();
-        // Removed, or out of the cluster (undo-repl), it pulls from nobody whatever the
-        // view still holds: a puller started then would take the removal from a peer.
         let cluster = self.repository.cluster();
-        let pulled = if cluster.config.is_none() || cluster.removed {
-            Vec::new()
-        } else {
-            quadmesh_repl::pulled_peers(
-                &config,
-                self.repository.origin(),
-                self.is_stopped_here(),
-                self.repository.is_awaiting_peers(),
-            )
-        };
+        let pulled = quadmesh_repl::pulled_peers(
+            &config,
+            self.repository.origin(),
+            quadmesh_repl::PullStanding {
+                stopped_here: self.is_stopped_here(),
+                awaiting_peers: self.repository.is_awaiting_peers(),
+                removed: cluster.config.is_none() || cluster.removed,
+            },
+        );
         let mut pullers = self.pullers.lock().unwrap_or_else(|e| e.into_inner());
         pullers.retain(|origin, task| {
             let keep = pulled.contains(origin);

@@ -86,36 +86,34 @@ pub enum RemovalRefused {
     NoCopyThere,
 }
 
-/// Rules it keeps: succeeds only when `caller` is the controlling member of our
-/// configuration and that member, reached at its configured address, reports our
-/// origin among the removed ones of the same cluster.
-pub async fn confirm_removed(node: &Node, caller: Option<OriginId>) -> Result<(), RemovalRefused> {
-    let config = node.config();
-    let controlling = config
-        .controlling()
-        .cloned()
-        .ok_or(RemovalRefused::NotFromControlling)?;
-    if caller != Some(controlling.origin) {
-        return Err(RemovalRefused::NotFromControlling);
+impl From<quadmesh_repl::RemovalDoubt> for RemovalRefused {
+    fn from(doubt: quadmesh_repl::RemovalDoubt) -> Self {
+        use quadmesh_repl::RemovalDoubt as D;
+        match doubt {
+            D::NoControlling | D::NotFromControlling => RemovalRefused::NotFromControlling,
+            D::NotRemoved => RemovalRefused::NotRemoved,
+            D::CannotConfirm(why) => RemovalRefused::CannotConfirm(why),
+        }
     }
-    controlling_lists_us_removed(node).await
 }
 
-/// Rules it keeps: succeeds only when the controlling member of our configuration,
-/// reached at its configured address, reports our origin among the removed ones of
-/// the same cluster, whoever told us we were removed (a pull stream's refusal is
-/// checked here too: any instance answering at a member's address could send one).
-pub async fn controlling_lists_us_removed(node: &Node) -> Result<(), RemovalRefused> {
+/// Whether a notice that this instance was removed (`repl/removed`) from `caller` is
+/// believed: the engine's rules (`quadmesh_repl::notice_to_confirm`, then
+/// `notice_confirmed` over the controlling member's word, asked back at the address
+/// our configuration gives).
+pub async fn confirm_removed(node: &Node, caller: Option<OriginId>) -> Result<(), RemovalRefused> {
     let config = node.config();
-    let controlling = config
-        .controlling()
-        .cloned()
-        .ok_or(RemovalRefused::NotFromControlling)?;
-    let membership = membership_at(node, &controlling).await?;
-    if membership.cluster_id != config.cluster_id || !membership.removed {
-        return Err(RemovalRefused::NotRemoved);
-    }
-    Ok(())
+    let controlling = quadmesh_repl::notice_to_confirm(&config, caller)?.clone();
+    let word = match membership_at(node, &controlling).await {
+        Ok(membership) => MemberWord::Said {
+            same_cluster: membership.cluster_id == config.cluster_id,
+            removed: membership.removed,
+        },
+        Err(RemovalRefused::NoCopyThere) => return Err(RemovalRefused::NoCopyThere),
+        Err(RemovalRefused::CannotConfirm(why)) => MemberWord::NoAnswer(why),
+        Err(e) => MemberWord::NoAnswer(e.to_string()),
+    };
+    Ok(quadmesh_repl::notice_confirmed(&word)?)
 }
 
 /// What the other members of our configuration, each asked at its configured address

@@ -60,6 +60,11 @@ pub enum MembershipError {
     NotStopped(String),
     #[error("no instance of origin {0} is handing over what it holds")]
     NotHandingOver(OriginId),
+    #[error("durability {durability} cannot be met: the cluster has {members} instance{}", if *members == 1 { "" } else { "s" })]
+    DurabilityUnmet {
+        durability: Durability,
+        members: usize,
+    },
 }
 
 /// How many members must hold a commit before it is answered (AllegroGraph's
@@ -312,10 +317,22 @@ impl ClusterConfig {
     }
 
     /// The cluster's commit defaults with every value `settings` sets replaced.
-    pub fn with_settings(&self, settings: &CommitDefaults) -> Self {
+    /// The next configuration with `settings` merged into the defaults; refused when
+    /// it sets a durability no configuration of this size can meet (a commit would
+    /// wait for members that do not exist).
+    pub fn with_settings(&self, settings: &CommitDefaults) -> Result<Self, MembershipError> {
+        let members = self.members.len();
+        if let Some(durability) = settings.durability {
+            if durability.needed(members) > members {
+                return Err(MembershipError::DurabilityUnmet {
+                    durability,
+                    members,
+                });
+            }
+        }
         let mut next = self.next();
         next.settings = self.settings.merged(settings);
-        next
+        Ok(next)
     }
 
     pub fn member(&self, origin: OriginId) -> Option<&Member> {
@@ -648,14 +665,30 @@ mod tests {
 
     #[test]
     fn settings_merge_and_old_configurations_read() {
-        let c = config().with_settings(&CommitDefaults {
-            durability: Some(Durability::Quorum),
-            ..Default::default()
-        });
-        let c = c.with_settings(&CommitDefaults {
-            transaction_latency_count: Some(3),
-            ..Default::default()
-        });
+        let c = config()
+            .with_settings(&CommitDefaults {
+                durability: Some(Durability::Quorum),
+                ..Default::default()
+            })
+            .unwrap();
+        let c = c
+            .with_settings(&CommitDefaults {
+                transaction_latency_count: Some(3),
+                ..Default::default()
+            })
+            .unwrap();
+        // A durability no configuration of this size can meet is refused.
+        let members = c.members.len();
+        assert_eq!(
+            c.with_settings(&CommitDefaults {
+                durability: Some(Durability::Count(members + 1)),
+                ..Default::default()
+            }),
+            Err(MembershipError::DurabilityUnmet {
+                durability: Durability::Count(members + 1),
+                members
+            })
+        );
         assert_eq!(c.settings.durability, Some(Durability::Quorum));
         assert_eq!(c.settings.transaction_latency_count, Some(3));
         let json = serde_json::to_string(&c).unwrap();

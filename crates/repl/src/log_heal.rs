@@ -7,6 +7,7 @@
 //! cluster can fetch them back from its peers by origin and sequence number and put
 //! each where it was. This module decides which ones, from the surviving entries alone.
 
+use crate::cluster::{ClusterConfig, Member};
 use crate::stamp::OriginId;
 use crate::version_vector::VersionVector;
 use std::collections::BTreeMap;
@@ -110,6 +111,55 @@ pub fn plan(
     missing
 }
 
+/// A peer asked for the transactions a log's damage took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealSource {
+    pub member: Member,
+    /// A removed instance still handing over: it may hold only its own transactions
+    /// (the others', the members hold).
+    pub only_own: bool,
+}
+
+impl HealSource {
+    /// Whether this source not answering leaves undecided whether a member holds what
+    /// is `wanted` still: a member's silence always does; a removed instance's only for
+    /// its own transactions.
+    pub fn silence_matters(&self, wanted: &[(OriginId, u64)]) -> bool {
+        !self.only_own
+            || wanted
+                .iter()
+                .any(|(origin, _)| *origin == self.member.origin)
+    }
+}
+
+/// Whom the instance `local`, holding `config`, asks for the transactions its log's
+/// damage took, in order: every other member, then every removed instance still
+/// handing over what only it held.
+pub fn heal_sources(config: &ClusterConfig, local: OriginId) -> Vec<HealSource> {
+    let members = config
+        .members
+        .iter()
+        .filter(|m| m.origin != local)
+        .map(|m| HealSource {
+            member: m.clone(),
+            only_own: false,
+        });
+    let handing_over = config.handing_over.iter().map(|h| HealSource {
+        member: h.member.clone(),
+        only_own: true,
+    });
+    members.chain(handing_over).collect()
+}
+
+/// Whether the log is healed now, with `still_missing` transactions none of the
+/// sources sent: when nothing is missing any more, or when every source whose silence
+/// matters answered — then none holds them, and the store weighs what that means
+/// (left out, or the log refuses). Otherwise it asks again: a member that did not
+/// answer may hold them.
+pub fn heal_now(still_missing: usize, every_source_answered: bool) -> bool {
+    still_missing == 0 || every_source_answered
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +242,24 @@ mod tests {
             &vv(&[(1, 1), (2, 3)]),
         );
         assert_eq!(frames(&missing), vec![(0, 2, 2), (0, 2, 3)]);
+    }
+
+    #[test]
+    fn members_are_asked_first_and_a_removed_instances_silence_matters_only_for_its_own() {
+        let config = crate::cluster::fixtures::three();
+        let local = config.members[0].origin;
+        let gone = config.members[2].clone();
+        let (handing, _) = config
+            .without_member_handing_over(&gone.name, crate::HlcTime(1), crate::HlcTime(2))
+            .unwrap();
+        let sources = heal_sources(&handing, local);
+        assert_eq!(sources.len(), 2);
+        assert!(!sources[0].only_own && sources[1].only_own);
+        assert_eq!(sources[1].member.origin, gone.origin);
+        let other = config.members[1].origin;
+        assert!(sources[0].silence_matters(&[(gone.origin, 1)]));
+        assert!(!sources[1].silence_matters(&[(other, 1)]));
+        assert!(sources[1].silence_matters(&[(other, 1), (gone.origin, 4)]));
+        assert!(heal_now(0, false) && heal_now(3, true) && !heal_now(3, false));
     }
 }

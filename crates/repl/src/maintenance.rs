@@ -134,6 +134,19 @@ pub fn started_by(
     .then_some((told.epoch, told.version))
 }
 
+/// Where this instance stands, as whom it pulls from turns on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PullStanding {
+    /// It is stopped itself ([`stopped_here`]).
+    pub stopped_here: bool,
+    /// It waits, after a crash cut its log's tail, for the members' word on its own
+    /// transactions.
+    pub awaiting_peers: bool,
+    /// It knows it was removed, or it is out of its cluster (`undo-repl`: an ordinary
+    /// repository now).
+    pub removed: bool,
+}
+
 /// The peers this instance (`local`) pulls from: every other member and every removed
 /// member still to hand over what only it held, except stopped ones (`repl/stop`);
 /// nobody while it is stopped itself ([`stopped_here`]: it asks the other members for
@@ -148,13 +161,22 @@ pub fn started_by(
 /// the stop lasts — the controlling instance included, which could then not even
 /// start the member again (found by the simulation). The stop holds again once the
 /// wait is over.
+///
+/// Nobody at all once it is removed or out of its cluster, whatever the configuration
+/// still says: what it would take it could only hold against the members, and a
+/// puller started then would take the removal from a peer and mark a repository
+/// removed that `undo-repl` had made ordinary (found by CI).
 pub fn pulled_peers(
     config: &ClusterConfig,
     local: OriginId,
-    stopped_here: bool,
-    awaiting_peers: bool,
+    standing: PullStanding,
 ) -> Vec<OriginId> {
-    if stopped_here && !awaiting_peers {
+    let PullStanding {
+        stopped_here,
+        awaiting_peers,
+        removed,
+    } = standing;
+    if removed || (stopped_here && !awaiting_peers) {
         return Vec::new();
     }
     let handing_over = config.handing_over.iter().map(|h| &h.member);
@@ -165,6 +187,14 @@ pub fn pulled_peers(
         .map(|m| m.origin)
         .filter(|&o| o != local && (awaiting_peers || !config.is_stopped(o)))
         .collect()
+}
+
+/// Whether this instance (`local`, holding `config`) stops taking writes when told it
+/// was away longer than the log is kept (by a maintenance round or a peer's refusal):
+/// every member but the controlling one, which is the one the others are grown from
+/// again.
+pub fn refuses_writes_when_expired(config: &ClusterConfig, local: OriginId) -> bool {
+    config.controlling().map(|c| c.origin) != Some(local)
 }
 
 #[cfg(test)]
@@ -206,21 +236,46 @@ mod tests {
         let config = three();
         let origins: Vec<OriginId> = config.members.iter().map(|m| m.origin).collect();
         let (us, other) = (origins[0], origins[1]);
+        let awaiting = PullStanding {
+            awaiting_peers: true,
+            ..PullStanding::default()
+        };
+        let stopped_itself = PullStanding {
+            stopped_here: true,
+            ..PullStanding::default()
+        };
+        // Removed or out of its cluster: nobody, waiting or not.
+        let removed = PullStanding {
+            removed: true,
+            ..awaiting
+        };
+        assert!(pulled_peers(&config, us, removed).is_empty());
         assert_eq!(
-            pulled_peers(&config, us, false, false),
+            pulled_peers(&config, us, PullStanding::default()),
             origins[1..].to_vec(),
             "every other member"
         );
         let mut stopped = config.clone();
         stopped.stopped.push(other);
         stopped.version += 1;
-        assert!(!pulled_peers(&stopped, us, false, false).contains(&other));
+        assert!(!pulled_peers(&stopped, us, PullStanding::default()).contains(&other));
         // Except while its word is awaited after a lost tail.
-        assert!(pulled_peers(&stopped, us, false, true).contains(&other));
+        assert!(pulled_peers(&stopped, us, awaiting).contains(&other));
         // The stopped instance itself pulls from nobody, unless it waits so itself.
         assert!(stopped_here(&stopped, other, None));
-        assert!(pulled_peers(&stopped, other, true, false).is_empty());
-        assert_eq!(pulled_peers(&stopped, other, true, true).len(), 2);
+        assert!(pulled_peers(&stopped, other, stopped_itself).is_empty());
+        assert_eq!(
+            pulled_peers(
+                &stopped,
+                other,
+                PullStanding {
+                    awaiting_peers: true,
+                    ..stopped_itself
+                }
+            )
+            .len(),
+            2
+        );
         // Told of a newer configuration listing it as started: it runs again, before it
         // may take that configuration itself.
         let mut started = stopped.clone();

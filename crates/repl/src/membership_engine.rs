@@ -103,7 +103,7 @@ impl Change {
             Change::EndHandOver { origin } => current.with_hand_over_ended(*origin),
             Change::MoveControlling { to } => current.with_controlling_moved(to),
             Change::Stop { name, stopped } => current.with_stopped(name, *stopped),
-            Change::Settings(settings) => Ok(current.with_settings(settings)),
+            Change::Settings(settings) => current.with_settings(settings),
             Change::Promote { name, epoch } => current.with_promoted(name, *epoch),
         }
     }
@@ -1281,7 +1281,8 @@ mod tests {
         p.handle(1, yes(2, before));
         let skipped = base
             .with_settings(&CommitDefaults::default())
-            .with_settings(&CommitDefaults::default());
+            .and_then(|c| c.with_settings(&CommitDefaults::default()))
+            .unwrap();
         assert!(matches!(
             reported(&p.handle(2, ProposerEvent::Committed(skipped))),
             Some(Err(ProposalError::UnexpectedCommit { .. }))

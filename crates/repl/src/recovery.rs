@@ -8,7 +8,8 @@
 //!   member: a cluster controlled by another name is reported, and the role is not
 //!   taken (no second cluster, no stolen one);
 //! - an instance that answered without the cluster (none there, or it was removed) is
-//!   passed over; one that did not answer keeps the search going, up to its time limit;
+//!   passed over; one that did not answer keeps the search going, up to its time limit
+//!   ([`search_over`]);
 //! - a snapshot is taken only if it is of the cluster found and places this instance in
 //!   this repository (members may hold the cluster under other names; ours is ours).
 
@@ -23,6 +24,8 @@ pub enum FoundAnswer {
         cluster: String,
         name: String,
         controlling: Option<String>,
+        /// It knows it was removed from that cluster.
+        removed: bool,
     },
     /// Answered, but holds no cluster of the repository (or was removed from it).
     NoCluster,
@@ -46,6 +49,11 @@ pub enum RecoveryVerdict {
 /// What `answer` means to this instance, named `instance`.
 pub fn judge_answer(answer: &FoundAnswer, instance: &str) -> RecoveryVerdict {
     match answer {
+        // Removed from it: it holds no cluster to be taken back from (its data may be
+        // older than the cluster's, and its configuration is not the cluster's).
+        FoundAnswer::Member { removed: true, .. } => {
+            RecoveryVerdict::LookFurther { answered: true }
+        }
         FoundAnswer::Member { controlling, .. } if controlling.as_deref() == Some(instance) => {
             RecoveryVerdict::TakeBack
         }
@@ -53,6 +61,19 @@ pub fn judge_answer(answer: &FoundAnswer, instance: &str) -> RecoveryVerdict {
         FoundAnswer::NoCluster => RecoveryVerdict::LookFurther { answered: true },
         FoundAnswer::Silent => RecoveryVerdict::LookFurther { answered: false },
     }
+}
+
+/// How long a controlling instance started without data looks for its cluster at
+/// `--peers` before it makes a new one (ms).
+pub const LOOK_FOR_MS: u64 = 10_000;
+
+/// Whether the search for the cluster is over without one found, `elapsed_ms` after it
+/// began, `all_answered` saying whether every address asked in the last round answered
+/// (without the cluster): then a new cluster may be made. A silent address keeps it
+/// going for up to [`LOOK_FOR_MS`] — a member that is restarting must not be taken for
+/// none (that would fork the cluster).
+pub fn search_over(all_answered: bool, elapsed_ms: u64) -> bool {
+    all_answered || elapsed_ms >= LOOK_FOR_MS
 }
 
 /// Whether a snapshot whose configuration is `config` may be installed as this
@@ -80,7 +101,18 @@ mod tests {
             cluster: "c".into(),
             name: "m".into(),
             controlling: controlling.map(str::to_owned),
+            removed: false,
         };
+        let removed = FoundAnswer::Member {
+            cluster: "c".into(),
+            name: "m".into(),
+            controlling: Some("a".into()),
+            removed: true,
+        };
+        assert_eq!(
+            judge_answer(&removed, "a"),
+            RecoveryVerdict::LookFurther { answered: true }
+        );
         assert_eq!(
             judge_answer(&member(Some("a")), "a"),
             RecoveryVerdict::TakeBack
@@ -101,6 +133,13 @@ mod tests {
             judge_answer(&FoundAnswer::Silent, "a"),
             RecoveryVerdict::LookFurther { answered: false }
         );
+    }
+
+    #[test]
+    fn the_search_ends_when_every_address_answered_or_its_time_is_up() {
+        assert!(search_over(true, 0));
+        assert!(!search_over(false, LOOK_FOR_MS - 1));
+        assert!(search_over(false, LOOK_FOR_MS));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! of this instance (`repl/membership`), and hands the answers here
 //! ([`PullEvent::RemovalWords`](crate::PullEvent)). Nothing here asks or reads a clock.
 
+use crate::cluster::{ClusterConfig, Member};
 use crate::stamp::OriginId;
 
 /// What one member said of this instance, or that it could not be asked.
@@ -58,6 +59,37 @@ pub enum RemovalDoubt {
     NotRemoved,
     #[error("cannot ask the controlling instance: {0}")]
     CannotConfirm(String),
+    #[error("only the controlling instance of the cluster may say that this instance was removed")]
+    NotFromControlling,
+}
+
+/// Whom to ask back before believing a notice that this instance was removed
+/// (`repl/removed`) from `caller`: the controlling member of the configuration held
+/// here, at the address that configuration gives (not the caller's).
+///
+/// Rules it keeps: a notice is considered only from the controlling member of the
+/// configuration held here (every member holds the cluster token; only the controlling
+/// instance changes the configuration, and only at an operator's request); it is
+/// believed only once that member, asked back, says so ([`notice_confirmed`]).
+pub fn notice_to_confirm(
+    config: &ClusterConfig,
+    caller: Option<OriginId>,
+) -> Result<&Member, RemovalDoubt> {
+    let controlling = config.controlling().ok_or(RemovalDoubt::NoControlling)?;
+    if caller != Some(controlling.origin) {
+        return Err(RemovalDoubt::NotFromControlling);
+    }
+    Ok(controlling)
+}
+
+/// Whether the controlling member's word, asked back ([`notice_to_confirm`]), confirms
+/// a notice of removal: it lists this instance as removed, in the same cluster.
+pub fn notice_confirmed(word: &MemberWord) -> Result<(), RemovalDoubt> {
+    match word {
+        MemberWord::NoAnswer(why) => Err(RemovalDoubt::CannotConfirm(why.clone())),
+        word if word.says_removed() => Ok(()),
+        MemberWord::Said { .. } => Err(RemovalDoubt::NotRemoved),
+    }
 }
 
 /// Whether the removal is confirmed.
@@ -121,6 +153,39 @@ mod tests {
                 .map(|(o, w)| (OriginId(*o), w.clone()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_notice_of_removal_is_believed_only_from_the_controlling_member_and_once_it_says_so() {
+        let member = |name: &str, origin: u64| Member {
+            name: name.into(),
+            origin: OriginId(origin),
+            address: format!("{name}:10035"),
+            repository: "r".into(),
+            controlling: origin == 1,
+            added_at: crate::HlcTime::ZERO,
+        };
+        let config = ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", 1))
+            .with_member(member("b", 2))
+            .unwrap();
+        assert_eq!(
+            notice_to_confirm(&config, Some(OriginId(1))).unwrap().name,
+            "a"
+        );
+        for caller in [Some(OriginId(2)), Some(OriginId(9)), None] {
+            assert_eq!(
+                notice_to_confirm(&config, caller),
+                Err(RemovalDoubt::NotFromControlling)
+            );
+        }
+        assert_eq!(notice_confirmed(&REMOVED), Ok(()));
+        assert_eq!(notice_confirmed(&MEMBER), Err(RemovalDoubt::NotRemoved));
+        // A server of another cluster at the controlling member's address.
+        assert_eq!(notice_confirmed(&STRANGER), Err(RemovalDoubt::NotRemoved));
+        assert!(matches!(
+            notice_confirmed(&MemberWord::NoAnswer("timed out".into())),
+            Err(RemovalDoubt::CannotConfirm(_))
+        ));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub enum ErrorCode {
     AlreadyStopped,
     NotStopped,
     NotHandingOver,
+    DurabilityUnmet,
     Removed,
     Expired,
     Leaving,
@@ -41,7 +42,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 21] = [
+    const ALL: [ErrorCode; 22] = [
         ErrorCode::NameTaken,
         ErrorCode::PlaceTaken,
         ErrorCode::UnknownInstance,
@@ -57,6 +58,7 @@ impl ErrorCode {
         ErrorCode::AlreadyStopped,
         ErrorCode::NotStopped,
         ErrorCode::NotHandingOver,
+        ErrorCode::DurabilityUnmet,
         ErrorCode::Removed,
         ErrorCode::Expired,
         ErrorCode::Leaving,
@@ -83,6 +85,7 @@ impl ErrorCode {
             ErrorCode::AlreadyStopped => "already_stopped",
             ErrorCode::NotStopped => "not_stopped",
             ErrorCode::NotHandingOver => "not_handing_over",
+            ErrorCode::DurabilityUnmet => "durability_unmet",
             ErrorCode::Removed => "removed",
             ErrorCode::Expired => "expired",
             ErrorCode::Leaving => "leaving",

@@ -154,6 +154,7 @@ impl ApiError {
                 M::AlreadyStopped(_) => ErrorCode::AlreadyStopped,
                 M::NotStopped(_) => ErrorCode::NotStopped,
                 M::NotHandingOver(_) => ErrorCode::NotHandingOver,
+                M::DurabilityUnmet { .. } => ErrorCode::DurabilityUnmet,
             }),
             ApiError::Store(StoreError::Removed(_)) => Some(ErrorCode::Removed),
             ApiError::Store(StoreError::Expired { .. }) => Some(ErrorCode::Expired),

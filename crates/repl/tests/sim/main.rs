@@ -327,6 +327,19 @@ fn random_schedules_keep_every_promise() {
             m.stops_in_force > 0 && m.starts_in_force > 0 && m.configs_told_while_stopped > 0,
             "{m:?}"
         );
+        // Removals without force ran the engine's sequence to each of its ends: in
+        // force, refused for a member that could not be held, refused (and the member
+        // released) for what the others did not hold within the timeout.
+        assert!(
+            m.removals_not_held > 0 && m.removals_unreplicated > 0 && m.holds_released > 0,
+            "{m:?}"
+        );
+        // Stops ran the engine's sequence to each of its ends: the member told in time,
+        // not told and kept by force, not told and undone.
+        assert!(
+            m.stops_told > 0 && m.stops_kept_untold > 0 && m.stops_undone > 0,
+            "{m:?}"
+        );
         // Members were removed by force with a hand-over, and hand-overs ended with
         // everything taken over.
         assert!(m.hand_overs_made > 0 && m.hand_overs_completed > 0, "{m:?}");

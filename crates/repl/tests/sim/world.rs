@@ -183,9 +183,15 @@ pub struct Node {
     pub proposer: Option<Proposer>,
     /// The change that proposer makes (`None`: a promotion).
     pub request: Option<quadmesh_repl::Change>,
-    /// A removal without force it is making (holding the member's writes, waiting for
-    /// what it declared); gone with a crash, as the server's request handler is.
-    pub removal: Option<membership::Removal>,
+    /// A removal without force it is making (the engine's `RemovalSequence`: holding
+    /// the member's writes, waiting for what it declared, changing); gone with a
+    /// crash, as the server's request handler is.
+    pub removal: Option<quadmesh_repl::RemovalSequence>,
+    /// A grow it is making (the engine's `GrowSequence`: adding, handing the snapshot
+    /// over, undoing); gone with a crash, as the server's request handler is.
+    pub grow: Option<quadmesh_repl::GrowSequence>,
+    /// A stop it is making (the engine's `StopSequence`); gone with a crash.
+    pub stop: Option<quadmesh_repl::StopSequence>,
     /// What each member removed by force with a hand-over last answered about itself
     /// since this node last looked (`repl/membership`); taken at each look.
     hand_over_answers: BTreeMap<OriginId, RemovedAnswer>,
@@ -373,6 +379,8 @@ impl World {
                 proposer: None,
                 request: None,
                 removal: None,
+                grow: None,
+                stop: None,
                 hand_over_answers: BTreeMap::new(),
                 ending_hand_over: None,
                 next_config_ask: 0,
@@ -425,17 +433,12 @@ impl World {
     /// it was removed; pullers of peers no longer pulled go, their streams closed.
     pub(super) fn reconcile_pullers(&mut self, i: usize) {
         let now = self.now;
-        let pulled = if self.nodes[i].acceptor.is_removed() {
-            Vec::new()
-        } else {
-            let awaiting = self.nodes[i].repo.as_ref().is_some_and(|r| r.is_awaiting());
-            quadmesh_repl::pulled_peers(
-                self.config_of(i),
-                self.nodes[i].origin,
-                self.stopped_here(i),
-                awaiting,
-            )
+        let standing = quadmesh_repl::PullStanding {
+            stopped_here: self.stopped_here(i),
+            awaiting_peers: self.nodes[i].repo.as_ref().is_some_and(|r| r.is_awaiting()),
+            removed: self.nodes[i].acceptor.is_removed(),
         };
+        let pulled = quadmesh_repl::pulled_peers(self.config_of(i), self.nodes[i].origin, standing);
         let (left, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.nodes[i].pullers)
             .into_iter()
             .partition(|(p, _)| !pulled.contains(&p.peer()));
@@ -927,10 +930,10 @@ impl World {
     }
 
     /// As `Node::refuse_writes`: the controlling instance (by the configuration it
-    /// holds) never refuses for expiry.
+    /// holds) never refuses for expiry (`refuses_writes_when_expired`).
     fn refuse_writes(&mut self, node: usize, reason: String) {
         let origin = self.nodes[node].origin;
-        if self.config_of(node).controlling().map(|c| c.origin) == Some(origin) {
+        if !quadmesh_repl::refuses_writes_when_expired(self.config_of(node), origin) {
             return;
         }
         let disk = &mut self.nodes[node].repo.as_mut().expect("up").disk;
@@ -1372,6 +1375,7 @@ impl World {
             self.ask_for_configuration(node);
             self.tick_proposer(node);
             self.tick_removal(node);
+            self.tick_stop(node);
             for p in 0..self.nodes[node].pullers.len() {
                 let due = self.nodes[node].pullers[p]
                     .0

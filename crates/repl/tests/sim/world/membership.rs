@@ -9,9 +9,10 @@
 //! configuration transactions its pull streams would carry).
 //!
 //! During the faults, at random: the controlling instance (by the configuration it
-//! holds) grows the cluster onto a spare server (which starts empty and pulls
-//! everything once the grow is in force; a hand-over that fails, or a grow not
-//! confirmed, is undone), removes a member without force (as `cluster_ops::remove`: the
+//! holds) grows the cluster onto a spare server (the engine's `GrowSequence`: the
+//! server starts empty and pulls everything once the grow is in force; a hand-over
+//! that fails, or a grow not confirmed, is undone), removes a member without force
+//! (the engine's `RemovalSequence`, as the cluster runtime's `membership::remove`: the
 //! member is asked over the network to hold its local writes — it refuses them as
 //! `leaving` from then on, for the removal's timeout plus 30 s, across crashes (the
 //! server's hold, in memory, does not survive one: see ARCHITECTURE.md) — and to
@@ -19,7 +20,9 @@
 //! all of it between them, within the timeout, else the member is released; a change
 //! written but not confirmed keeps it held, since it may still take effect; a member
 //! that could not be held is removed by force one time in two: with a hand-over,
-//! `RemoveHandingOver`, three times in four), moves its role, or changes the settings;
+//! `RemoveHandingOver`, three times in four), stops a member (the engine's
+//! `StopSequence`: undone when the member does not learn it within the timeout, or
+//! kept with `force`) or starts one, moves its role, or changes the settings;
 //! a member removed by force with a hand-over keeps acknowledging writes until it
 //! learns it was removed (as the real one does), every member pulls its own
 //! transactions from it while it is listed, and the controlling instance runs the
@@ -36,9 +39,11 @@ use crate::check::{Adopted, Granted, InForce, Made};
 use crate::model::{Repo, SimClock};
 use quadmesh_repl::{
     decide_hand_over, Acceptor, AcceptorCommand, Change, ClusterConfig, ClusterView,
-    CommitDefaults, CommitError, ConsentRefusal, HandOverEnd, HlcTime, Member, MembershipError,
-    ProposalError, Proposer, ProposerCommand, ProposerEvent, Question, RemovedAnswer, Unreplicated,
-    VersionVector, Withheld,
+    CommitDefaults, CommitError, ConfigPosition, ConsentRefusal, GrowCommand, GrowEvent,
+    GrowSequence, HandOverEnd, HlcTime, Member, MembershipError, ProposalError, Proposer,
+    ProposerCommand, ProposerEvent, Question, RemovalCommand, RemovalEvent, RemovalRequest,
+    RemovalSequence, RemovedAnswer, StopCommand, StopEnd, StopEvent, StopSequence, VersionVector,
+    Withheld,
 };
 use std::collections::VecDeque;
 
@@ -88,6 +93,14 @@ pub enum Ctl {
     /// A stopped instance asks another member about itself (`repl/membership`); the
     /// answer carries that member's configuration and what it held (a `Config`).
     AskConfig { from: usize, to: usize },
+    /// The controlling instance asks a member it stops which configuration it holds
+    /// (`repl/membership`), and its answer.
+    AskPosition { from: usize, to: usize },
+    Position {
+        from: usize,
+        to: usize,
+        position: ConfigPosition,
+    },
 }
 
 impl Ctl {
@@ -100,7 +113,9 @@ impl Ctl {
             | Ctl::About { from, to, .. }
             | Ctl::Hold { from, to, .. }
             | Ctl::Held { from, to, .. }
-            | Ctl::AskConfig { from, to } => (*from, *to),
+            | Ctl::AskConfig { from, to }
+            | Ctl::AskPosition { from, to }
+            | Ctl::Position { from, to, .. } => (*from, *to),
         }
     }
 }
@@ -109,51 +124,13 @@ impl Ctl {
 /// server's `STOPPED_POLL`).
 pub const CONFIG_ASK_MS: u64 = 1_000;
 
-/// The removal's timeout (`remove`'s default): how long the others are given to hold
-/// what the member declared (ms).
-pub const REMOVE_TIMEOUT_MS: u64 = 8_000;
-/// How much longer than the timeout the member holds its writes (`HOLD_MARGIN`).
-const HOLD_MARGIN_MS: u64 = 30_000;
-/// How long the controlling instance waits for the hold's answer (its HTTP timeout).
-const HOLD_ANSWER_WITHIN_MS: u64 = 10_000;
-/// How often the controlling instance looks again at what the others hold.
-const HOLD_POLL_MS: u64 = 100;
-
-/// A removal without force at the controlling instance, as `cluster_ops::remove`: the
-/// member is asked to hold its local writes and declare what it holds, the others are
-/// waited for until they hold all of it between them, and only then is the
-/// configuration changed (by the engine).
-///
-/// Rules it keeps (two of them stricter than the server's, which lost writes in the
-/// long run without them):
-/// - nothing is changed before the member answered the hold: one that cannot be asked
-///   is not removed (only by force);
-/// - the configuration is changed only once the others hold all the member declared;
-/// - the member is released only when the change was refused before the configuration
-///   was written: written but not confirmed, it may still take effect (the server
-///   releases it then);
-/// - the member's hold survives its crash (the server's is in memory).
-#[derive(Clone, Debug)]
-pub struct Removal {
-    target: usize,
-    name: String,
-    phase: RemovalPhase,
-}
-
-#[derive(Clone, Debug)]
-enum RemovalPhase {
-    /// The hold was asked for at this time.
-    Asking { since: u64 },
-    /// The member declared this; the others have until `until` to hold it.
-    Waiting {
-        declared: VersionVector,
-        until: u64,
-        next_look: u64,
-    },
-    /// The configuration change runs (the node's proposer); `written` once the node
-    /// committed the new configuration.
-    Changing { written: bool },
-}
+/// The removal's and the stop's timeout (`remove`'s and `repl/stop`'s default): how
+/// long the others are given to hold what the member declared, or the member to learn
+/// it is stopped (ms). One operator in two passes a shorter one (`timeout`), which the
+/// faults outlast more often. The sequences themselves are the engine's
+/// (`RemovalSequence`, `StopSequence`); the member's hold here survives its crash (the
+/// server's, in memory, does not), which is stricter.
+pub const DEFAULT_TIMEOUT_MS: u64 = 8_000;
 
 /// A membership operation a scenario starts at a given time.
 #[derive(Clone, Debug)]
@@ -233,6 +210,11 @@ pub struct MembershipStats {
     /// Members stopped (`repl/stop`) and started again, by configurations in force.
     pub stops_in_force: u64,
     pub starts_in_force: u64,
+    /// Stops (the engine's `StopSequence`) the member was told of in time; not told,
+    /// and kept by force; not told, and undone.
+    pub stops_told: u64,
+    pub stops_kept_untold: u64,
+    pub stops_undone: u64,
     /// Configurations stopped nodes took from members they asked (they pull from
     /// nobody).
     pub configs_told_while_stopped: u64,
@@ -269,6 +251,9 @@ impl MembershipStats {
         self.removed_told += o.removed_told;
         self.stops_in_force += o.stops_in_force;
         self.starts_in_force += o.starts_in_force;
+        self.stops_told += o.stops_told;
+        self.stops_kept_untold += o.stops_kept_untold;
+        self.stops_undone += o.stops_undone;
         self.configs_told_while_stopped += o.configs_told_while_stopped;
     }
 }
@@ -394,6 +379,24 @@ impl World {
                     // the stopped asker takes as a configuration told apart from the log.
                     let config = self.config_of(to).clone();
                     self.send_config(to, from, &config);
+                }
+                Ctl::AskPosition { .. } => {
+                    let position = self.config_of(to).position();
+                    self.send_ctl(Ctl::Position {
+                        from: to,
+                        to: from,
+                        position,
+                    });
+                }
+                Ctl::Position { position, .. } => {
+                    let asked = self.nodes[to]
+                        .stop
+                        .as_ref()
+                        .and_then(|s| self.config_of(to).member_named(s.name()))
+                        .is_some_and(|m| self.index_of(m.origin) == from);
+                    if asked {
+                        self.feed_stop(to, StopEvent::MemberHolds(Ok(position)));
+                    }
                 }
             }
         }
@@ -614,10 +617,12 @@ impl World {
                 ProposerCommand::Report(outcome) => {
                     let proposer = self.nodes[node].proposer.take().expect("reporting");
                     let request = self.nodes[node].request.take();
+                    let made = proposer.made().is_some();
                     self.reported(node, proposer, outcome.clone());
-                    self.after_removal(node, &outcome);
+                    self.after_removal(node, &outcome, made);
+                    self.after_stop(node, &request, &outcome, made);
                     self.after_hand_over_end(node, &outcome);
-                    self.after_grow(node, request, outcome);
+                    self.after_grow(node, request, outcome, made);
                     return;
                 }
             };
@@ -683,13 +688,10 @@ impl World {
         match change {
             Change::Remove { name } | Change::RemoveHandingOver { name, .. } => {
                 let origin = current.member_named(name).expect("applied").origin;
-                let held = matches!(
-                    &self.nodes[node].removal,
-                    Some(Removal {
-                        phase: RemovalPhase::Changing { .. },
-                        ..
-                    })
-                );
+                let held = self.nodes[node]
+                    .removal
+                    .as_ref()
+                    .is_some_and(|r| r.is_held_for_change());
                 for how in [
                     &mut m.removed_held,
                     &mut m.removed_by_force,
@@ -723,13 +725,6 @@ impl World {
         }
         let commands = self.nodes[node].acceptor.on_config(&config);
         self.carry_out(node, commands);
-        if let Some(Removal {
-            phase: RemovalPhase::Changing { written },
-            ..
-        }) = self.nodes[node].removal.as_mut()
-        {
-            *written = true;
-        }
         let mut told: Vec<usize> = current
             .members
             .iter()
@@ -799,14 +794,14 @@ impl World {
 
     /// Starts a change at `node` (an operator's request there), unless one is running
     /// (a removal without force runs its own change once the member's writes are held
-    /// and replicated).
-    pub fn start_change(&mut self, node: usize, change: Change) {
+    /// and replicated). Whether it started.
+    pub fn start_change(&mut self, node: usize, change: Change) -> bool {
         let removing = self.nodes[node]
             .removal
             .as_ref()
-            .is_some_and(|r| !matches!(r.phase, RemovalPhase::Changing { .. }));
+            .is_some_and(|r| !r.is_changing());
         if !self.up(node) || self.nodes[node].proposer.is_some() || removing {
-            return;
+            return false;
         }
         self.log(|| format!("n{node} starts {change:?}"));
         self.membership_stats().changes_started += 1;
@@ -823,6 +818,7 @@ impl World {
         self.nodes[node].proposer = Some(proposer);
         self.nodes[node].request = Some(change);
         self.run_proposer(node, commands);
+        true
     }
 
     /// Starts a promotion of `node`, unless it is making a change already.
@@ -842,7 +838,9 @@ impl World {
 
     pub(super) fn start_scripted(&mut self, scripted: Scripted) {
         match scripted {
-            Scripted::Change { node, change } => self.start_change(node, change),
+            Scripted::Change { node, change } => {
+                self.start_change(node, change);
+            }
             Scripted::Remove { node, name } => self.start_removal(node, name),
             Scripted::RemoveHandingOver { node, name } => {
                 if let Some(change) = self.removal_handing_over(node, &name) {
@@ -853,33 +851,193 @@ impl World {
         }
     }
 
-    /// As `cluster_ops::grow` once its change is reported: in force, the snapshot is
-    /// handed over (now and then the new server refuses it) and the new member starts
-    /// from it — here empty, pulling everything, as no log in the model is truncated —;
-    /// otherwise, or if the hand-over fails, the member is taken out again (grow's
-    /// undo, a change like any other).
+    /// A grow of the cluster by `member` at `node` (an operator's request there), in
+    /// the engine's sequence (`GrowSequence`), as `membership::grow`.
+    fn start_grow(&mut self, node: usize, member: Member) {
+        if !self.available(node) {
+            return;
+        }
+        let Ok((grow, commands)) = GrowSequence::start(self.config_of(node), member) else {
+            return;
+        };
+        self.nodes[node].grow = Some(grow);
+        self.run_grow(node, commands, None);
+    }
+
+    /// Carries out the grow's commands: its changes by the node's proposer; the
+    /// snapshot's hand-over (now and then the new server refuses it) installs the new
+    /// member, which starts from it — here empty, pulling everything, as no log in the
+    /// model is truncated — under `in_force`, the configuration adding it.
+    fn run_grow(
+        &mut self,
+        node: usize,
+        commands: Vec<GrowCommand>,
+        in_force: Option<ClusterConfig>,
+    ) {
+        for command in commands {
+            let Some(grow) = self.nodes[node].grow.as_ref() else {
+                return;
+            };
+            let member = grow.member().clone();
+            match command {
+                GrowCommand::Propose(change) => {
+                    if matches!(change, Change::UndoGrow { .. }) {
+                        self.log(|| format!("n{node} takes {} out again", member.name));
+                        self.membership_stats().grows_undone += 1;
+                    }
+                    if !self.start_change(node, change) {
+                        let not_made = GrowEvent::Reported {
+                            in_force: false,
+                            made: false,
+                        };
+                        self.feed_grow(node, not_made, None);
+                    }
+                }
+                GrowCommand::HandOverSnapshot => {
+                    let taken = !self.rng.chance(0.25);
+                    if let (true, Some(config)) = (taken, &in_force) {
+                        self.membership_stats().grows_in_force += 1;
+                        self.install(self.index_of(member.origin), config.clone());
+                    }
+                    self.feed_grow(node, GrowEvent::HandedOver { taken }, None);
+                }
+                GrowCommand::Finished(end) => {
+                    self.log(|| format!("n{node}'s grow of {} ends: {end:?}", member.name));
+                    self.nodes[node].grow = None;
+                }
+            }
+        }
+    }
+
+    fn feed_grow(&mut self, node: usize, event: GrowEvent, in_force: Option<ClusterConfig>) {
+        let Some(grow) = self.nodes[node].grow.as_mut() else {
+            return;
+        };
+        let commands = grow.handle(event);
+        self.run_grow(node, commands, in_force);
+    }
+
+    /// A change was reported at `node` (`made`: its configuration was committed): the
+    /// grow it is making is told, if the change was the grow's or its undo.
     fn after_grow(
         &mut self,
         node: usize,
         request: Option<Change>,
         outcome: Result<ClusterConfig, ProposalError>,
+        made: bool,
     ) {
-        let Some(Change::Grow(member)) = request else {
+        if !matches!(request, Some(Change::Grow(_) | Change::UndoGrow { .. })) {
+            return;
+        }
+        let reported = GrowEvent::Reported {
+            in_force: outcome.is_ok(),
+            made,
+        };
+        self.feed_grow(node, reported, outcome.ok());
+    }
+
+    /// `repl/stop` of member `name` at `node` (an operator's request there), in the
+    /// engine's sequence (`StopSequence`), as `membership::stop`: the member is given
+    /// the stop's timeout to learn it, else the stop is undone (kept with `force`).
+    fn start_stop(&mut self, node: usize, name: String, force: bool) {
+        if !self.available(node) {
+            return;
+        }
+        let timeout_ms = self.operator_timeout();
+        let (stop, commands) = StopSequence::start(&name, force, timeout_ms);
+        self.nodes[node].stop = Some(stop);
+        self.run_stop(node, commands);
+    }
+
+    /// Carries out the stop's commands: its changes by the node's proposer, the asks
+    /// as messages (one not answered is given up by the engine).
+    fn run_stop(&mut self, node: usize, commands: Vec<StopCommand>) {
+        for command in commands {
+            let Some(stop) = self.nodes[node].stop.as_ref() else {
+                return;
+            };
+            let name = stop.name().to_owned();
+            match command {
+                StopCommand::Propose(change) => {
+                    if !self.start_change(node, change) {
+                        let not_made = StopEvent::Reported {
+                            in_force: None,
+                            made: false,
+                        };
+                        self.feed_stop(node, not_made);
+                    }
+                }
+                StopCommand::AskMember { .. } => {
+                    if let Some(member) = self.config_of(node).member_named(&name).cloned() {
+                        let to = self.index_of(member.origin);
+                        self.send_ctl(Ctl::AskPosition { from: node, to });
+                    }
+                }
+                StopCommand::Finished(end) => {
+                    self.log(|| format!("n{node}'s stop of {name} ends: {end:?}"));
+                    let stats = self.membership_stats();
+                    match end {
+                        StopEnd::Stopped => stats.stops_told += 1,
+                        StopEnd::KeptUntold(_) => stats.stops_kept_untold += 1,
+                        StopEnd::Undone { .. } => stats.stops_undone += 1,
+                        StopEnd::NotMade => {}
+                    }
+                    self.nodes[node].stop = None;
+                }
+            }
+        }
+    }
+
+    fn feed_stop(&mut self, node: usize, event: StopEvent) {
+        let now = self.phys(node);
+        let Some(stop) = self.nodes[node].stop.as_mut() else {
             return;
         };
-        let handed_over = match &outcome {
-            Ok(_) => !self.rng.chance(0.25),
-            // Made but not confirmed: taken out again. Never made: nothing to undo.
-            Err(ProposalError::NotConfirmed { .. }) => false,
-            Err(_) => return,
-        };
-        if let (Ok(config), true) = (&outcome, handed_over) {
-            self.membership_stats().grows_in_force += 1;
-            self.install(self.index_of(member.origin), config.clone());
+        let commands = stop.handle(now, event);
+        self.run_stop(node, commands);
+    }
+
+    /// The `timeout` an operator passes to a removal or a stop: the default, or, one
+    /// time in two, a shorter one.
+    fn operator_timeout(&mut self) -> u64 {
+        if self.rng.chance(0.5) {
+            DEFAULT_TIMEOUT_MS
         } else {
-            self.log(|| format!("n{node} takes {} out again", member.name));
-            self.membership_stats().grows_undone += 1;
-            self.start_change(node, Change::UndoGrow { name: member.name });
+            self.rng.range(50, DEFAULT_TIMEOUT_MS)
+        }
+    }
+
+    /// Feeds the stop `node` is making a tick when it is due.
+    pub(super) fn tick_stop(&mut self, node: usize) {
+        let due = self.nodes[node]
+            .stop
+            .as_ref()
+            .and_then(|s| s.deadline())
+            .is_some_and(|d| d <= self.phys(node));
+        if due {
+            self.feed_stop(node, StopEvent::Tick);
+        }
+    }
+
+    /// A change was reported at `node`: the stop it is making is told, if the change
+    /// was the stop's or its undo.
+    fn after_stop(
+        &mut self,
+        node: usize,
+        request: &Option<Change>,
+        outcome: &Result<ClusterConfig, ProposalError>,
+        made: bool,
+    ) {
+        let ours = matches!(
+            (request, &self.nodes[node].stop),
+            (Some(Change::Stop { name, .. }), Some(stop)) if name == stop.name()
+        );
+        if ours {
+            let reported = StopEvent::Reported {
+                in_force: outcome.as_ref().ok().map(|c| c.position()),
+                made,
+            };
+            self.feed_stop(node, reported);
         }
     }
 
@@ -917,6 +1075,8 @@ impl World {
     pub(super) fn lose_proposer(&mut self, node: usize) {
         self.nodes[node].request = None;
         self.nodes[node].removal = None;
+        self.nodes[node].grow = None;
+        self.nodes[node].stop = None;
         self.nodes[node].ending_hand_over = None;
         self.nodes[node].hand_over_answers.clear();
         if self.nodes[node].proposer.take().is_some() {
@@ -929,6 +1089,8 @@ impl World {
     fn available(&self, node: usize) -> bool {
         self.nodes[node].proposer.is_none()
             && self.nodes[node].removal.is_none()
+            && self.nodes[node].grow.is_none()
+            && self.nodes[node].stop.is_none()
             && !self.nodes[node].acceptor.is_removed()
             && self.nodes[node]
                 .repo
@@ -942,10 +1104,9 @@ impl World {
     fn orphan(&self) -> Option<(usize, String)> {
         let newest = self.newest_config();
         let busy = |origin| {
-            self.nodes.iter().any(|n| {
-                n.proposer.is_some()
-                    && matches!(&n.request, Some(Change::Grow(m)) if m.origin == origin)
-            })
+            self.nodes
+                .iter()
+                .any(|n| n.grow.as_ref().is_some_and(|g| g.member().origin == origin))
         };
         newest
             .members
@@ -1078,8 +1239,8 @@ impl World {
 
     // ---- removal without force: the hold ----
 
-    /// `remove` without force at `node` (an operator's request there): the member is
-    /// asked to hold its writes first.
+    /// `remove` without force at `node` (an operator's request there), in the engine's
+    /// sequence (`RemovalSequence`): the member is asked to hold its writes first.
     pub fn start_removal(&mut self, node: usize, name: String) {
         if !self.available(node) {
             return;
@@ -1087,27 +1248,101 @@ impl World {
         let Some(member) = self.config_of(node).member_named(&name).cloned() else {
             return;
         };
-        let target = self.index_of(member.origin);
-        if target == node {
+        if self.index_of(member.origin) == node {
             return;
         }
         self.log(|| format!("n{node} asks {name} to hold its writes"));
         self.membership_stats().removals_started += 1;
-        self.nodes[node].removal = Some(Removal {
-            target,
-            name,
-            phase: RemovalPhase::Asking { since: self.now },
-        });
-        if !self.up(target) {
-            // Its server is down: the request is refused at once (no one listens).
-            self.not_held(node);
+        let request = RemovalRequest {
+            force: false,
+            timeout_ms: self.operator_timeout(),
+            hand_over: true,
+        };
+        let local = self.nodes[node].repo.as_ref().expect("up").vv.clone();
+        let started = RemovalSequence::start(
+            &name,
+            request,
+            &self.nodes[node].view,
+            &local,
+            self.phys(node),
+        );
+        let Ok((sequence, commands)) = started else {
             return;
+        };
+        self.nodes[node].removal = Some(sequence);
+        self.run_removal(node, commands);
+    }
+
+    /// Feeds the removal `node` is making (if any) `event`.
+    fn feed_removal(&mut self, node: usize, event: RemovalEvent) {
+        let now = self.phys(node);
+        let local = self.nodes[node].repo.as_ref().expect("up").vv.clone();
+        let n = &mut self.nodes[node];
+        let Some(removal) = n.removal.as_mut() else {
+            return;
+        };
+        let commands = removal.handle(now, event, &n.view, &local);
+        self.run_removal(node, commands);
+    }
+
+    /// Carries out the removal's commands, as `membership::remove` does: the hold and
+    /// its release as messages, the change by the node's proposer.
+    fn run_removal(&mut self, node: usize, commands: Vec<RemovalCommand>) {
+        for command in commands {
+            let Some(removal) = self.nodes[node].removal.as_ref() else {
+                return;
+            };
+            let target = self.index_of(removal.member().origin);
+            match command {
+                RemovalCommand::Hold { hold_ms: 0 } => {
+                    self.membership_stats().holds_released += 1;
+                    self.send_ctl(Ctl::Hold {
+                        from: node,
+                        to: target,
+                        hold_ms: 0,
+                    });
+                }
+                RemovalCommand::Hold { hold_ms } => {
+                    if self.up(target) {
+                        self.send_ctl(Ctl::Hold {
+                            from: node,
+                            to: target,
+                            hold_ms,
+                        });
+                    } else {
+                        // Its server is down: the request is refused at once (no one
+                        // listens).
+                        let refused = Err("connection refused".to_owned());
+                        self.feed_removal(node, RemovalEvent::Held(refused));
+                    }
+                }
+                RemovalCommand::ForcedDespite(detail) => {
+                    self.log(|| format!("n{node} removes by force: {detail}"));
+                }
+                RemovalCommand::Propose(change) => {
+                    // Not started (the node is busy): as a change that was not made.
+                    if !self.start_change(node, change) {
+                        let not_made = RemovalEvent::Reported {
+                            in_force: false,
+                            made: false,
+                        };
+                        self.feed_removal(node, not_made);
+                    }
+                }
+                RemovalCommand::Refuse(why) => {
+                    let removal = self.nodes[node].removal.take().expect("refusing");
+                    self.log(|| format!("n{node} refuses the removal: {why}"));
+                    if removal.member_answered() {
+                        self.membership_stats().removals_unreplicated += 1;
+                    } else {
+                        self.not_held(node, removal.member().name.clone(), target);
+                    }
+                }
+                RemovalCommand::Finished => {
+                    self.nodes[node].removal = None;
+                }
+            }
         }
-        self.send_ctl(Ctl::Hold {
-            from: node,
-            to: target,
-            hold_ms: REMOVE_TIMEOUT_MS + HOLD_MARGIN_MS,
-        });
     }
 
     /// As `routes::repl::hold` at the member: only its controlling instance (by the
@@ -1133,27 +1368,12 @@ impl World {
 
     /// The member's answer to a hold (or to a release, which needs nothing).
     fn on_held(&mut self, node: usize, member: usize, answer: Result<VersionVector, String>) {
-        let now = self.now;
-        let asking = matches!(
-            &self.nodes[node].removal,
-            Some(Removal { target, phase: RemovalPhase::Asking { .. }, .. }) if *target == member
-        );
-        if !asking {
-            return;
-        }
-        match answer {
-            Ok(declared) => {
-                self.nodes[node].removal.as_mut().expect("asking").phase = RemovalPhase::Waiting {
-                    declared,
-                    until: now + REMOVE_TIMEOUT_MS,
-                    next_look: now,
-                };
-                self.tick_removal(node);
-            }
-            Err(why) => {
-                self.log(|| format!("n{node} cannot hold n{member}: {why}"));
-                self.not_held(node);
-            }
+        let asked = self.nodes[node]
+            .removal
+            .as_ref()
+            .is_some_and(|r| self.index_of(r.member().origin) == member);
+        if asked {
+            self.feed_removal(node, RemovalEvent::Held(answer));
         }
     }
 
@@ -1177,29 +1397,26 @@ impl World {
             .map(|m| m.name.clone())
     }
 
-    /// The member could not be held: the removal is refused, and the operator, one
-    /// time in two, removes it by force instead (`remove --force`): as the server, with
-    /// a hand-over (`RemoveHandingOver`, its last promise known here), three times in
-    /// four; else saying its data is gone (`hand-over=false`), which discards what only
-    /// it holds — always for a grow's member that never installed (it holds nothing,
-    /// and never comes up to hand anything over).
-    fn not_held(&mut self, node: usize) {
+    /// Member `name` (server `target`) could not be held: the removal was refused, and
+    /// the operator, one time in two, removes it by force instead (`remove --force`):
+    /// as the server, with a hand-over (`RemoveHandingOver`, its last promise known
+    /// here), three times in four; else saying its data is gone (`hand-over=false`),
+    /// which discards what only it holds — always for a grow's member that never
+    /// installed (it holds nothing, and never comes up to hand anything over).
+    fn not_held(&mut self, node: usize, name: String, target: usize) {
         self.membership_stats().removals_not_held += 1;
-        let Some(removal) = self.nodes[node].removal.take() else {
-            return;
-        };
         if self.rng.chance(0.5) {
-            self.log(|| format!("n{node} removes {} by force", removal.name));
+            self.log(|| format!("n{node} removes {name} by force"));
             self.membership_stats().removals_forced += 1;
-            let Some(member) = self.config_of(node).member_named(&removal.name).cloned() else {
+            let Some(member) = self.config_of(node).member_named(&name).cloned() else {
                 return;
             };
-            let never_installed = removal.target >= self.membership.first_spare
+            let never_installed = target >= self.membership.first_spare
                 && !self.membership.installed.contains(&member.origin);
             let change = if !never_installed && !self.rng.chance(0.25) {
-                self.removal_handing_over(node, &removal.name)
+                self.removal_handing_over(node, &name)
             } else {
-                Some(Change::Remove { name: removal.name })
+                Some(Change::Remove { name })
             };
             if let Some(change) = change {
                 self.start_change(node, change);
@@ -1309,82 +1526,36 @@ impl World {
         }
     }
 
-    /// Moves a removal on: gives up on a hold not answered in time; once the others
-    /// hold what the member declared, changes the configuration; refuses (and releases
-    /// the member) when they do not within the timeout.
+    /// Feeds the removal `node` is making a tick when it is due.
     pub(super) fn tick_removal(&mut self, node: usize) {
-        let now = self.now;
-        let Some(removal) = self.nodes[node].removal.clone() else {
-            return;
-        };
-        match removal.phase {
-            RemovalPhase::Asking { since } => {
-                if now >= since + HOLD_ANSWER_WITHIN_MS {
-                    self.not_held(node);
-                }
-            }
-            RemovalPhase::Waiting {
-                declared,
-                until,
-                next_look,
-            } => {
-                if now < next_look {
-                    return;
-                }
-                let origin = self.nodes[removal.target].origin;
-                let local = self.nodes[node].repo.as_ref().expect("up").vv.clone();
-                let verdict = self.nodes[node]
-                    .view
-                    .unreplicated_declared(origin, &declared, &local);
-                if verdict == Unreplicated::Nothing {
-                    self.nodes[node].removal.as_mut().expect("running").phase =
-                        RemovalPhase::Changing { written: false };
-                    self.start_change(node, Change::Remove { name: removal.name });
-                    // Refused at once (reported already): nothing runs any more.
-                    if self.nodes[node].proposer.is_none() {
-                        self.nodes[node].removal = None;
-                    }
-                } else if now >= until {
-                    self.log(|| format!("n{node} refuses to remove {}: {verdict:?}", removal.name));
-                    self.membership_stats().removals_unreplicated += 1;
-                    self.release(node, removal.target);
-                } else if let Some(RemovalPhase::Waiting { next_look, .. }) =
-                    self.nodes[node].removal.as_mut().map(|r| &mut r.phase)
-                {
-                    *next_look = now + HOLD_POLL_MS;
-                }
-            }
-            RemovalPhase::Changing { .. } => {}
+        let due = self.nodes[node]
+            .removal
+            .as_ref()
+            .and_then(|r| r.deadline())
+            .is_some_and(|d| d <= self.phys(node));
+        if due {
+            self.feed_removal(node, RemovalEvent::Tick);
         }
     }
 
-    /// The removal's change was reported. Refused before the configuration was
-    /// written, the member takes writes again; written but not confirmed, it stays held
-    /// (until its hold ends): the removal may still take effect, and whatever it
-    /// acknowledged after a release would go with it (seed 162802 of the long run).
-    fn after_removal(&mut self, node: usize, outcome: &Result<ClusterConfig, ProposalError>) {
-        let written = match &self.nodes[node].removal {
-            Some(Removal {
-                phase: RemovalPhase::Changing { written },
-                ..
-            }) => *written,
-            _ => return,
-        };
-        let removal = self.nodes[node].removal.take().expect("changing");
-        if outcome.is_err() && !written {
-            self.release(node, removal.target);
+    /// The removal's change was reported (`made`: its configuration was committed).
+    fn after_removal(
+        &mut self,
+        node: usize,
+        outcome: &Result<ClusterConfig, ProposalError>,
+        made: bool,
+    ) {
+        if self.nodes[node]
+            .removal
+            .as_ref()
+            .is_some_and(|r| r.is_changing())
+        {
+            let reported = RemovalEvent::Reported {
+                in_force: outcome.is_ok(),
+                made,
+            };
+            self.feed_removal(node, reported);
         }
-    }
-
-    /// Releases a held member (best effort: the hold also ends by itself).
-    fn release(&mut self, node: usize, member: usize) {
-        self.nodes[node].removal = None;
-        self.membership_stats().holds_released += 1;
-        self.send_ctl(Ctl::Hold {
-            from: node,
-            to: member,
-            hold_ms: 0,
-        });
     }
 
     pub(super) fn random_membership(&mut self) {
@@ -1454,7 +1625,7 @@ impl World {
                         controlling: false,
                         added_at: HlcTime::ZERO,
                     };
-                    self.start_change(node, Change::Grow(member));
+                    self.start_grow(node, member);
                 } else if let (Some(name), 7) = (expired, roll) {
                     self.start_change(node, Change::MoveControlling { to: name });
                 } else if let (Some(name), 5) = (stopped.clone(), roll) {
@@ -1468,8 +1639,14 @@ impl World {
                     );
                 } else if let (Some(name), 9) = (self.unheard_member(node), roll) {
                     // A member it cannot hear: the hold most likely fails, and the
-                    // operator may then remove it by force.
-                    self.start_removal(node, name);
+                    // operator may then remove it by force; or stopped, which it may
+                    // not learn in time (undone, or kept by force).
+                    if self.rng.chance(0.7) {
+                        self.start_removal(node, name);
+                    } else {
+                        let force = self.rng.chance(0.5);
+                        self.start_stop(node, name, force);
+                    }
                 } else if others.is_empty() || roll >= 8 {
                     let count = self.rng.range(1, 9) as usize;
                     let settings = CommitDefaults {
@@ -1483,14 +1660,10 @@ impl World {
                         // As `remove` without force.
                         self.start_removal(node, target.name);
                     } else if roll == 6 {
-                        // `repl/stop` (the engine refuses the controlling instance).
-                        self.start_change(
-                            node,
-                            Change::Stop {
-                                name: target.name,
-                                stopped: true,
-                            },
-                        );
+                        // `repl/stop` (the engine refuses the controlling instance),
+                        // now and then with `force`.
+                        let force = self.rng.chance(0.3);
+                        self.start_stop(node, target.name, force);
                     } else {
                         self.start_change(node, Change::MoveControlling { to: target.name });
                     }
