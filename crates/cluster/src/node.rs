@@ -433,18 +433,15 @@ impl Node {
         self.newest_config().await;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let (holders, needed) = {
-                let view = self.view();
-                (view.own_holders(seq), needed(view.config().members.len()))
-            };
-            if holders >= needed {
+            let missing = self.view().holders_missing(seq, &needed);
+            if missing == 0 {
                 return 0;
             }
             if tokio::time::timeout_at(deadline, changed.changed())
                 .await
                 .is_err()
             {
-                return needed - holders;
+                return missing;
             }
         }
     }
@@ -453,14 +450,7 @@ impl Node {
     /// have (0: caught up).
     pub fn catch_up_lag(&self) -> u64 {
         let local = self.repository.version_vector();
-        let view = self.view();
-        let mut known = local.clone();
-        for member in &view.config().members {
-            if let Some(peer) = view.peer(member.origin) {
-                known.join(&peer.version_vector);
-            }
-        }
-        local.missing_from(&known)
+        self.view().catch_up_lag(&local)
     }
 
     pub fn status(&self) -> ClusterStatus {

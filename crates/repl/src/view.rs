@@ -466,6 +466,26 @@ impl ClusterView {
             .count()
     }
 
+    /// How many more members must be known to hold this instance's own transaction
+    /// `seq` for a commit that needs `needed(members)` of the configuration held (0:
+    /// it is as durable as asked). Counted against the configuration held when asked,
+    /// never an older one: a member grown since counts, one removed does not.
+    pub fn holders_missing(&self, seq: u64, needed: impl Fn(usize) -> usize) -> usize {
+        needed(self.config.members.len()).saturating_sub(self.own_holders(seq))
+    }
+
+    /// How many transactions this instance, holding `local`, still lacks that the
+    /// members are known to hold (0: caught up).
+    pub fn catch_up_lag(&self, local: &VersionVector) -> u64 {
+        let mut known = local.clone();
+        for member in &self.config.members {
+            if let Some(peer) = self.peers.get(&member.origin) {
+                known.join(&peer.version_vector);
+            }
+        }
+        local.missing_from(&known)
+    }
+
     /// What removing `member` would discard: the transactions it was last heard to hold
     /// that no remaining member (this one holding `local`) is known to hold. Only a
     /// member connected and heard from within `fresh_ms` is known; of any other, what it
@@ -957,6 +977,20 @@ mod tests {
         assert_eq!(v.own_holders(4), 3);
         v.on_heartbeat(OriginId(4), HlcTime(1), vv(&[(1, 4)]), 0);
         assert_eq!(v.own_holders(4), 4);
+        // Durability against the configuration held now: all four for `max`.
+        assert_eq!(v.holders_missing(4, |members| members), 0);
+        assert_eq!(v.holders_missing(5, |members| members), 2);
+        assert_eq!(v.holders_missing(5, |_| 1), 0);
+    }
+
+    #[test]
+    fn catch_up_lag_counts_what_members_are_known_to_hold_and_this_instance_lacks() {
+        let mut v = view();
+        let local = vv(&[(1, 5), (2, 1)]);
+        assert_eq!(v.catch_up_lag(&local), 0);
+        v.on_heartbeat(OriginId(2), HlcTime(1), vv(&[(2, 4)]), 0);
+        v.on_heartbeat(OriginId(3), HlcTime(1), vv(&[(3, 2), (1, 1)]), 0);
+        assert_eq!(v.catch_up_lag(&local), 3 + 2);
     }
 
     #[test]

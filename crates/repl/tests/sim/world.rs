@@ -1155,8 +1155,11 @@ impl World {
         let waits = std::mem::take(&mut self.nodes[node].waits);
         let mut kept = Vec::new();
         for (index, seq, needed, deadline) in waits {
-            let holders = self.nodes[node].view.own_holders(seq);
-            if holders >= needed || now >= deadline {
+            // As `Node::wait_durable`: the engine's count, against the configuration
+            // the node holds now.
+            let view = &self.nodes[node].view;
+            let holders = view.own_holders(seq);
+            if view.holders_missing(seq, |_| needed) == 0 || now >= deadline {
                 let op = &mut self.ops[index];
                 op.completed = Some(now);
                 op.acknowledged = true;
