@@ -254,7 +254,8 @@ async fn take_heartbeat(node: &Arc<Node>, heartbeat: Heartbeat) -> Result<(), Pu
     let report = heartbeat.clone();
     let (holds_own_lost, ours, check) = tokio::task::spawn_blocking(move || {
         // After a crash that cut our log, local writes wait for the members' word.
-        let ahead = repository.on_peer_heartbeat(report.origin, &report.version_vector);
+        let ahead =
+            repository.on_peer_heartbeat(report.origin, &report.version_vector, report.config);
         let ours = repository.version_vector().get(repository.origin());
         let check = report.digest.map(|theirs| {
             (

@@ -2,6 +2,7 @@
 //! on how far its own transactions went, so that it never stamps a sequence number a
 //! peer already holds with another transaction.
 
+use crate::promotion::ConfigPosition;
 use crate::stamp::{HlcTime, OriginId};
 use std::collections::BTreeSet;
 
@@ -19,7 +20,11 @@ use std::collections::BTreeSet;
 ///   is blocked until the expired members are heard again and hand back what they hold,
 ///   or an operator re-grows this instance from a member;
 /// - membership is read when asked, so a member removed from the configuration is
-///   waited for no more.
+///   waited for no more — but a member's word counts only when given under a
+///   configuration at least as new as the one held here: one that has not taken a
+///   removal yet still pulls from the removed member, which may hold our lost
+///   transactions (it took them just before its removal), and would pass them on after
+///   we stamped their sequence numbers again (the simulation's long-run seed 108543).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AwaitingPeers {
     answered: BTreeSet<OriginId>,
@@ -32,15 +37,28 @@ impl AwaitingPeers {
     }
 
     /// `peer` reported holding our own transactions up to `theirs`, while we hold up to
-    /// `ours`. Says whether it holds some we lack (to be fetched back by a new stream).
-    pub fn on_report(&mut self, peer: OriginId, theirs: u64, ours: u64) -> bool {
+    /// `ours`, under the configuration at `under` (`None`: a sender too old to say),
+    /// while this instance holds the one at `held`. Says whether it holds some we lack
+    /// (to be fetched back by a new stream).
+    pub fn on_report(
+        &mut self,
+        peer: OriginId,
+        theirs: u64,
+        ours: u64,
+        under: Option<ConfigPosition>,
+        held: ConfigPosition,
+    ) -> bool {
         if theirs > ours {
             self.answered.remove(&peer);
-            true
-        } else {
-            self.answered.insert(peer);
-            false
+            return true;
         }
+        if under.is_none_or(|under| under >= held) {
+            self.answered.insert(peer);
+        } else {
+            // It may still pull from a member this instance knows was removed.
+            self.answered.remove(&peer);
+        }
+        false
     }
 
     /// The heartbeat promise of an instance waiting after a lost tail, for the clock
@@ -103,19 +121,27 @@ mod tests {
     const ME: OriginId = OriginId(1);
     const B: OriginId = OriginId(2);
     const C: OriginId = OriginId(3);
+    const AT: ConfigPosition = ConfigPosition {
+        epoch: 0,
+        version: 4,
+    };
+
+    fn report(a: &mut AwaitingPeers, peer: OriginId, theirs: u64, ours: u64) -> bool {
+        a.on_report(peer, theirs, ours, Some(AT), AT)
+    }
 
     #[test]
     fn every_member_must_answer_and_a_later_report_can_take_the_answer_back() {
         let members = [ME, B, C];
         let mut a = AwaitingPeers::new();
-        assert!(!a.on_report(B, 5, 5));
+        assert!(!report(&mut a, B, 5, 5));
         assert!(!a.satisfied(ME, &members));
         assert_eq!(a.waiting_for(ME, &members), vec![C]);
         // B took our lost #6 from C meanwhile: its answer is void until we fetch it.
-        assert!(a.on_report(B, 6, 5));
-        assert!(!a.on_report(C, 5, 5));
+        assert!(report(&mut a, B, 6, 5));
+        assert!(!report(&mut a, C, 5, 5));
         assert!(!a.satisfied(ME, &members));
-        assert!(!a.on_report(B, 6, 6));
+        assert!(!report(&mut a, B, 6, 6));
         assert!(a.satisfied(ME, &members));
     }
 
@@ -126,7 +152,7 @@ mod tests {
         a.on_expired(C);
         assert!(!a.satisfied(ME, &members));
         assert!(!a.blocked(ME, &members));
-        a.on_report(B, 3, 3);
+        report(&mut a, B, 3, 3);
         assert!(a.satisfied(ME, &members));
 
         let mut alone = AwaitingPeers::new();
@@ -139,9 +165,31 @@ mod tests {
     #[test]
     fn a_removed_member_is_waited_for_no_more() {
         let mut a = AwaitingPeers::new();
-        a.on_report(B, 0, 0);
+        report(&mut a, B, 0, 0);
         assert!(!a.satisfied(ME, &[ME, B, C]));
         assert!(a.satisfied(ME, &[ME, B]));
         assert!(AwaitingPeers::new().satisfied(ME, &[ME]));
+    }
+
+    #[test]
+    fn a_word_given_under_an_older_configuration_does_not_count() {
+        let members = [ME, B];
+        let older = ConfigPosition {
+            epoch: 0,
+            version: 3,
+        };
+        let mut a = AwaitingPeers::new();
+        // B has not taken the removal this instance holds: it may still pull our lost
+        // transactions from the removed member.
+        assert!(!a.on_report(B, 5, 5, Some(older), AT));
+        assert!(!a.satisfied(ME, &members));
+        assert!(!a.on_report(B, 5, 5, Some(AT), AT));
+        assert!(a.satisfied(ME, &members));
+        // A later word under an older one (it cannot be, but) takes the answer back.
+        a.on_report(B, 5, 5, Some(older), AT);
+        assert!(!a.satisfied(ME, &members));
+        // A sender too old to say counts, as before.
+        assert!(!a.on_report(B, 5, 5, None, AT));
+        assert!(a.satisfied(ME, &members));
     }
 }

@@ -31,7 +31,9 @@ use crate::stamp::OriginId;
 use serde::{Deserialize, Serialize};
 
 /// Where a configuration stands: a newer epoch wins whatever the versions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct ConfigPosition {
     pub epoch: u64,
     pub version: u64,

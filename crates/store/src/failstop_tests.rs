@@ -291,11 +291,11 @@ fn after_a_torn_tail_local_writes_wait_for_every_peer_and_lost_entries_come_back
     // The peer has our transaction 5: not yet.
     let mut theirs = VersionVector::new();
     theirs.advance(me, 5);
-    repository.on_peer_heartbeat(peer, &theirs);
+    repository.on_peer_heartbeat(peer, &theirs, None);
     assert!(repository.write_refusal().is_some());
     // Its stream sends it back first; then its heartbeat frees local writes.
     assert_eq!(repository.apply_remote(&lost).unwrap(), Applied::New);
-    repository.on_peer_heartbeat(peer, &theirs);
+    repository.on_peer_heartbeat(peer, &theirs, None);
     assert!(repository.write_refusal().is_none());
     let promise = repository.heartbeat_point().unwrap().clock;
     assert!(
@@ -432,7 +432,7 @@ fn a_member_with_damage_inside_its_log_opens_refuses_writes_and_heals_from_a_pee
     // local writes also wait for the peer's word on how far ours went.
     let mut theirs = VersionVector::new();
     theirs.advance(me, 40);
-    repository.on_peer_heartbeat(peer, &theirs);
+    repository.on_peer_heartbeat(peer, &theirs, None);
     assert_eq!(repository.write_refusal(), None);
     assert_eq!(repository.frames_put_back(), 1);
     let after = repository
@@ -506,7 +506,7 @@ fn damage_after_the_last_checkpoint_pauses_the_replay_until_the_frames_come_back
     assert_eq!(repository.apply_remote(&theirs).unwrap(), Applied::New);
     let mut vector = VersionVector::new();
     vector.advance(me, 10);
-    repository.on_peer_heartbeat(peer, &vector);
+    repository.on_peer_heartbeat(peer, &vector, None);
     assert_eq!(insert(&repository, 100).unwrap().0, 11);
 
     // A crash after that (no clean stop): the open replays what the checkpoint taken
@@ -576,7 +576,7 @@ fn another_instances_transaction_no_member_holds_is_left_out_only_once_every_mem
         .unwrap();
     assert_eq!((healed.put_back, healed.left_out), (0, 1));
     assert!(healed.emptied.is_empty());
-    repository.on_peer_heartbeat(peer, &vector);
+    repository.on_peer_heartbeat(peer, &vector, None);
     assert_eq!(repository.write_refusal(), None);
     assert!(!dir.path().join("backup-pin.json").exists());
     assert_eq!(insert(&repository, 100).unwrap().0, 12);
@@ -604,7 +604,7 @@ fn a_transaction_of_an_instance_removed_for_good_only_the_damaged_log_held_goes_
         // The unclean stop before: the peer's word on how far ours went.
         let mut ours = VersionVector::new();
         ours.advance(repository.origin(), 11);
-        repository.on_peer_heartbeat(gone, &ours);
+        repository.on_peer_heartbeat(gone, &ours, None);
         // Another member, which has none of them, joins; then the instance goes.
         repository
             .commit_config(|current, time| {
@@ -684,7 +684,7 @@ fn an_own_transaction_only_the_damaged_log_held_goes_back_empty_so_the_later_one
     );
     assert!(logged[9].time <= put.time && put.time <= logged[11].time);
     assert_eq!(&after[11..], &logged[11..]);
-    repository.on_peer_heartbeat(peer, &behind);
+    repository.on_peer_heartbeat(peer, &behind, None);
     assert_eq!(repository.write_refusal(), None);
     assert_eq!(insert(&repository, 100).unwrap().0, 41);
 }
@@ -700,7 +700,7 @@ fn a_hold_for_removal_survives_a_restart() {
     // Opened after a stop that was not clean, it waits for its peer's word first.
     let reopen = || {
         let repository = open(dir.path(), clock(0));
-        repository.on_peer_heartbeat(peer, &repository.version_vector());
+        repository.on_peer_heartbeat(peer, &repository.version_vector(), None);
         repository
     };
     let repository = reopen();

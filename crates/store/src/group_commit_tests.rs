@@ -291,7 +291,7 @@ fn a_machine_restart_after_an_unclean_stop_counts_as_a_lost_tail() {
     // A clean stop after the members answered leaves no marker behind.
     let mut theirs = quadmesh_repl::VersionVector::new();
     theirs.advance(repository.origin(), 3);
-    repository.on_peer_heartbeat(OriginId(77), &theirs);
+    repository.on_peer_heartbeat(OriginId(77), &theirs, None);
     assert!(repository.write_refusal().is_none());
     repository.close().unwrap();
     assert!(!dir.path().join("running-synced").exists());

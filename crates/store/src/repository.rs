@@ -1124,8 +1124,15 @@ impl Repository {
     /// writes resume once the other members answered how far our transactions went
     /// (those they had were streamed back to us before their heartbeat; see
     /// [`AwaitingPeers`]). Says whether the peer holds transactions of ours that we
-    /// lack, which a new stream fetches back.
-    pub fn on_peer_heartbeat(&self, peer: OriginId, theirs: &VersionVector) -> bool {
+    /// lack, which a new stream fetches back. `under`: the configuration the peer held
+    /// when it took `theirs` (the heartbeat's; `None` from older senders) — its word
+    /// counts only under one at least as new as ours.
+    pub fn on_peer_heartbeat(
+        &self,
+        peer: OriginId,
+        theirs: &VersionVector,
+        under: Option<quadmesh_repl::ConfigPosition>,
+    ) -> bool {
         if !self.awaiting_peers.load(Ordering::Acquire) {
             // Not after a lost tail: no peer can hold more of ours than we wrote.
             return false;
@@ -1137,7 +1144,14 @@ impl Repository {
             let Some(wait) = health.awaiting.as_mut() else {
                 return false;
             };
-            wait.peers.on_report(peer, theirs.get(self.origin), ours)
+            let held = writer
+                .cluster
+                .config
+                .as_ref()
+                .map(|c| c.position())
+                .unwrap_or_default();
+            wait.peers
+                .on_report(peer, theirs.get(self.origin), ours, under, held)
         };
         self.end_awaiting_if_answered(&writer);
         ahead

@@ -23,8 +23,8 @@
 
 use crate::world::QUADS;
 use quadmesh_repl::{
-    admission, Admission, AwaitingPeers, ClockError, Entry, EntryKind, HlcTime, HybridClock,
-    OriginId, PhysicalClock, RangePattern, Register, VersionVector,
+    admission, Admission, AwaitingPeers, ClockError, ConfigPosition, Entry, EntryKind, HlcTime,
+    HybridClock, OriginId, PhysicalClock, RangePattern, Register, VersionVector,
 };
 use std::collections::BTreeSet;
 use std::fmt;
@@ -424,11 +424,19 @@ impl Repo {
 
     /// A peer's heartbeat: after a lost tail, local writes resume once the other
     /// members answered. Says whether the peer holds own transactions we lack.
-    pub fn on_peer_heartbeat(&mut self, peer: OriginId, theirs: &VersionVector) -> bool {
+    /// `under`: the configuration the peer held when it took `theirs`; `held`: the one
+    /// this node holds.
+    pub fn on_peer_heartbeat(
+        &mut self,
+        peer: OriginId,
+        theirs: &VersionVector,
+        under: Option<ConfigPosition>,
+        held: ConfigPosition,
+    ) -> bool {
         let ours = self.vv.get(self.origin);
         let ahead = theirs.get(self.origin) > ours;
         if let Some(waiting) = self.awaiting.as_mut() {
-            waiting.on_report(peer, theirs.get(self.origin), ours);
+            waiting.on_report(peer, theirs.get(self.origin), ours, under, held);
             self.end_awaiting_if_answered();
         }
         ahead

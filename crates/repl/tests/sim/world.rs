@@ -865,13 +865,19 @@ impl World {
                 let held = self.nodes[node].pullers[p]
                     .1
                     .and_then(|conn| self.conns[conn].round_config);
+                let position = self.config_of(node).position();
                 let n = &mut self.nodes[node];
                 let repo = n.repo.as_mut().expect("up");
                 if let Err(e) = repo.clock.observe(heartbeat.clock) {
                     self.stats.clock_holds += 1;
                     return Err(e.into());
                 }
-                let ahead = repo.on_peer_heartbeat(heartbeat.origin, &heartbeat.version_vector);
+                let ahead = repo.on_peer_heartbeat(
+                    heartbeat.origin,
+                    &heartbeat.version_vector,
+                    held,
+                    position,
+                );
                 let (theirs, ours) = (
                     heartbeat.version_vector.get(n.origin),
                     repo.vv.get(n.origin),
