@@ -507,6 +507,7 @@ impl ClusterConfig {
 #[cfg(test)]
 pub(crate) mod fixtures {
     use super::*;
+    use crate::version_vector::VersionVector;
 
     /// Member `name` with origin id `origin`, at `name:10035`, holding `r`.
     pub(crate) fn member(name: &str, origin: u64, controlling: bool) -> Member {
@@ -518,6 +519,15 @@ pub(crate) mod fixtures {
             controlling,
             added_at: HlcTime(origin),
         }
+    }
+
+    /// A version vector of `(origin, sequence number)` pairs.
+    pub(crate) fn vv(pairs: &[(u64, u64)]) -> VersionVector {
+        let mut v = VersionVector::new();
+        for &(origin, seq) in pairs {
+            v.advance(OriginId(origin), seq);
+        }
+        v
     }
 
     /// a (1, controlling), b (2), c (3).

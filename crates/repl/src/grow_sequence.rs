@@ -142,16 +142,13 @@ impl GrowSequence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{HlcTime, OriginId};
+    use crate::cluster::fixtures;
+    use crate::HlcTime;
 
     fn member(name: &str, origin: u64) -> Member {
         Member {
-            name: name.into(),
-            origin: OriginId(origin),
-            address: format!("host-{name}:10035"),
-            repository: "r".into(),
-            controlling: origin == 1,
             added_at: HlcTime::ZERO,
+            ..fixtures::member(name, origin, origin == 1)
         }
     }
 

@@ -163,17 +163,10 @@ pub fn heal_now(still_missing: usize, every_source_answered: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::fixtures::vv;
 
     fn o(n: u64) -> OriginId {
         OriginId(n)
-    }
-
-    fn vv(pairs: &[(u64, u64)]) -> VersionVector {
-        let mut v = VersionVector::new();
-        for &(origin, seq) in pairs {
-            v.advance(o(origin), seq);
-        }
-        v
     }
 
     fn frames(missing: &[MissingFrame]) -> Vec<(usize, u64, u64)> {

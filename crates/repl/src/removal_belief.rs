@@ -157,17 +157,7 @@ mod tests {
 
     #[test]
     fn a_notice_of_removal_is_believed_only_from_the_controlling_member_and_once_it_says_so() {
-        let member = |name: &str, origin: u64| Member {
-            name: name.into(),
-            origin: OriginId(origin),
-            address: format!("{name}:10035"),
-            repository: "r".into(),
-            controlling: origin == 1,
-            added_at: crate::HlcTime::ZERO,
-        };
-        let config = ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", 1))
-            .with_member(member("b", 2))
-            .unwrap();
+        let config = crate::cluster::fixtures::three();
         assert_eq!(
             notice_to_confirm(&config, Some(OriginId(1))).unwrap().name,
             "a"

@@ -295,34 +295,11 @@ fn unreplicated_detail(verdict: &Unreplicated) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ClusterConfig, HlcTime, OriginId};
-
-    fn member(name: &str, origin: u64) -> Member {
-        Member {
-            name: name.into(),
-            origin: OriginId(origin),
-            address: String::new(),
-            repository: name.into(),
-            controlling: origin == 1,
-            added_at: HlcTime(origin * 100),
-        }
-    }
+    use crate::cluster::fixtures::{three, vv};
+    use crate::{HlcTime, OriginId};
 
     fn view() -> ClusterView {
-        let config = ClusterConfig::new("c".into(), "r".into(), "t".into(), member("a", 1))
-            .with_member(member("b", 2))
-            .unwrap()
-            .with_member(member("c", 3))
-            .unwrap();
-        ClusterView::new(OriginId(1), config, 0)
-    }
-
-    fn vv(pairs: &[(u64, u64)]) -> VersionVector {
-        let mut v = VersionVector::new();
-        for &(o, s) in pairs {
-            v.advance(OriginId(o), s);
-        }
-        v
+        ClusterView::new(OriginId(1), three(), 0)
     }
 
     fn plain() -> RemovalRequest {
@@ -469,7 +446,7 @@ mod tests {
             commands[1],
             RemovalCommand::Propose(Change::RemoveHandingOver {
                 name: "c".into(),
-                promised: HlcTime(300)
+                promised: HlcTime(3)
             })
         );
         assert!(s.is_changing() && !s.is_held_for_change());

@@ -69,15 +69,7 @@ impl VersionVector {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn vv(pairs: &[(u64, u64)]) -> VersionVector {
-        let mut v = VersionVector::new();
-        for &(o, s) in pairs {
-            v.advance(OriginId(o), s);
-        }
-        v
-    }
+    use crate::cluster::fixtures::vv;
 
     #[test]
     fn join_is_a_pointwise_maximum() {

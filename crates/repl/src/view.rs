@@ -597,6 +597,7 @@ impl ClusterView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::fixtures::vv;
     use crate::cluster::Member;
 
     fn member(name: &str, origin: u64, added: u64) -> Member {
@@ -617,14 +618,6 @@ mod tests {
             .with_member(member("c", 3, 200))
             .unwrap();
         ClusterView::new(OriginId(1), config, 0)
-    }
-
-    fn vv(pairs: &[(u64, u64)]) -> VersionVector {
-        let mut v = VersionVector::new();
-        for &(o, s) in pairs {
-            v.advance(OriginId(o), s);
-        }
-        v
     }
 
     #[test]
