@@ -90,6 +90,18 @@ async fn change_config(node: &Arc<Node>, change: Change) -> Result<ClusterConfig
     change_by_engine(node, change).await
 }
 
+/// Whether a change reported `outcome` was made (committed), in force or not.
+fn change_made(outcome: &Result<ClusterConfig, ChangeFailed>) -> bool {
+    outcome.as_ref().map_or_else(|f| f.made.is_some(), |_| true)
+}
+
+/// Sleeps until a sequence's `deadline` (this machine's clock, ms), at most a second
+/// (it is looked at again then), at least a millisecond.
+async fn sleep_until(deadline: Option<u64>) {
+    let wait = deadline.map_or(0, |d| d.saturating_sub(crate::now_ms()));
+    tokio::time::sleep(Duration::from_millis(wait.clamp(1, 1_000))).await;
+}
+
 /// Stops replication to and from `instance` (at the controlling instance), in the
 /// sequence of `quadmesh_repl::StopSequence`: it stays a member, takes no transactions
 /// from the others and gives them none until started again, when it catches up both
@@ -119,7 +131,6 @@ pub async fn stop(
                     let outcome = change_config(&node, change).await;
                     events.push(StopEvent::Reported {
                         in_force: outcome.as_ref().ok().map(|c| c.position()),
-                        made: outcome.as_ref().map_or_else(|f| f.made.is_some(), |_| true),
                     });
                     if let Err(failed) = outcome {
                         failure.get_or_insert(failed.error);
@@ -146,10 +157,7 @@ pub async fn stop(
             }
         }
         if events.is_empty() {
-            let wait = sequence
-                .deadline()
-                .map_or(0, |d| d.saturating_sub(crate::now_ms()));
-            tokio::time::sleep(Duration::from_millis(wait.clamp(1, 1_000))).await;
+            sleep_until(sequence.deadline()).await;
             events.push(StopEvent::Tick);
         }
         for event in events {
@@ -347,7 +355,7 @@ pub async fn grow(
                     let outcome = change_config(&node, change).await;
                     events.push(GrowEvent::Reported {
                         in_force: outcome.is_ok(),
-                        made: outcome.as_ref().map_or_else(|f| f.made.is_some(), |_| true),
+                        made: change_made(&outcome),
                     });
                     if let Err(ChangeFailed { error, .. }) = outcome {
                         failure = Some(match failure.take() {
@@ -551,7 +559,7 @@ pub async fn remove(
                     let outcome = change_config(&node, change).await;
                     events.push(RemovalEvent::Reported {
                         in_force: outcome.is_ok(),
-                        made: outcome.as_ref().map_or_else(|f| f.made.is_some(), |_| true),
+                        made: change_made(&outcome),
                     });
                     changed = Some(outcome);
                 }
@@ -573,10 +581,7 @@ pub async fn remove(
         }
         if events.is_empty() {
             // Waiting: the others catch up with what the member declared.
-            let wait = sequence
-                .deadline()
-                .map_or(0, |d| d.saturating_sub(crate::now_ms()));
-            tokio::time::sleep(Duration::from_millis(wait.clamp(1, 1_000))).await;
+            sleep_until(sequence.deadline()).await;
             events.push(RemovalEvent::Tick);
         }
         let local = local_version_vector(&repository).await?;

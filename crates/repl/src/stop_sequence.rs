@@ -20,11 +20,8 @@ pub enum StopEvent {
     /// Time passed (fed at [`StopSequence::deadline`]).
     Tick,
     /// The last change asked for was reported: the position of the configuration
-    /// in force (none: not in force), and whether it was committed at all.
-    Reported {
-        in_force: Option<ConfigPosition>,
-        made: bool,
-    },
+    /// in force (none: not in force, whether committed or not — neither is undone).
+    Reported { in_force: Option<ConfigPosition> },
     /// The member's answer to [`StopCommand::AskMember`]: the position of the
     /// configuration it holds, or why it could not be asked.
     MemberHolds(Result<ConfigPosition, String>),
@@ -47,7 +44,7 @@ pub enum StopCommand {
 pub enum StopEnd {
     /// The member holds the stop.
     Stopped,
-    /// The stop was not made (the proposer's error says why).
+    /// The stop is not in force (the proposer's error says why).
     NotMade,
     /// In force, the member could not be told (why); kept by `force`: it stops once it
     /// hears of it.
@@ -133,7 +130,7 @@ impl StopSequence {
     /// Moves the stop on at time `now_ms`.
     pub fn handle(&mut self, now_ms: u64, event: StopEvent) -> Vec<StopCommand> {
         match (&mut self.phase, event) {
-            (Phase::Stopping, StopEvent::Reported { in_force: None, .. }) => {
+            (Phase::Stopping, StopEvent::Reported { in_force: None }) => {
                 self.finish(StopEnd::NotMade)
             }
             (
@@ -190,7 +187,7 @@ impl StopSequence {
                 },
                 StopEvent::Tick,
             ) if now_ms >= *next_ask => self.ask(now_ms),
-            (Phase::Undoing { why }, StopEvent::Reported { in_force, .. }) => {
+            (Phase::Undoing { why }, StopEvent::Reported { in_force }) => {
                 let why = std::mem::take(why);
                 self.finish(StopEnd::Undone {
                     why,
@@ -260,7 +257,6 @@ mod tests {
     fn in_force(position: ConfigPosition) -> StopEvent {
         StopEvent::Reported {
             in_force: Some(position),
-            made: true,
         }
     }
 
@@ -327,13 +323,7 @@ mod tests {
             })]
         );
         assert_eq!(
-            s.handle(
-                9_000,
-                StopEvent::Reported {
-                    in_force: None,
-                    made: true
-                }
-            ),
+            s.handle(9_000, StopEvent::Reported { in_force: None }),
             vec![StopCommand::Finished(StopEnd::Undone {
                 why: "refused".into(),
                 undone: false
@@ -354,13 +344,7 @@ mod tests {
     fn a_stop_never_in_force_is_not_undone() {
         let (mut s, _) = StopSequence::start("b", false, 8_000);
         assert_eq!(
-            s.handle(
-                1,
-                StopEvent::Reported {
-                    in_force: None,
-                    made: true
-                }
-            ),
+            s.handle(1, StopEvent::Reported { in_force: None }),
             vec![StopCommand::Finished(StopEnd::NotMade)]
         );
     }

@@ -620,7 +620,7 @@ impl World {
                     let made = proposer.made().is_some();
                     self.reported(node, proposer, outcome.clone());
                     self.after_removal(node, &outcome, made);
-                    self.after_stop(node, &request, &outcome, made);
+                    self.after_stop(node, &request, &outcome);
                     self.after_hand_over_end(node, &outcome);
                     self.after_grow(node, request, outcome, made);
                     return;
@@ -960,10 +960,7 @@ impl World {
             match command {
                 StopCommand::Propose(change) => {
                     if !self.start_change(node, change) {
-                        let not_made = StopEvent::Reported {
-                            in_force: None,
-                            made: false,
-                        };
+                        let not_made = StopEvent::Reported { in_force: None };
                         self.feed_stop(node, not_made);
                     }
                 }
@@ -1026,7 +1023,6 @@ impl World {
         node: usize,
         request: &Option<Change>,
         outcome: &Result<ClusterConfig, ProposalError>,
-        made: bool,
     ) {
         let ours = matches!(
             (request, &self.nodes[node].stop),
@@ -1035,7 +1031,6 @@ impl World {
         if ours {
             let reported = StopEvent::Reported {
                 in_force: outcome.as_ref().ok().map(|c| c.position()),
-                made,
             };
             self.feed_stop(node, reported);
         }
