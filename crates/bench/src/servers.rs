@@ -108,6 +108,11 @@ impl Server {
         status_mib(self.child.id(), "VmHWM:")
     }
 
+    /// CPU time the server has used since it started (user and system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.child.id())
+    }
+
     /// Resident memory now (VmRSS), in MiB.
     pub fn memory_mib(&self) -> f64 {
         status_mib(self.child.id(), "VmRSS:")
@@ -119,6 +124,31 @@ impl Server {
         std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5")
             .context("cannot reset the peak memory of a server (/proc/PID/clear_refs)")
     }
+}
+
+/// CPU time a process has used (user and system, every thread), in seconds: fields 14
+/// and 15 of `/proc/PID/stat`, in clock ticks.
+fn cpu_seconds(pid: u32) -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let ticks = *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse::<f64>().ok())
+            .unwrap_or(100.0)
+    });
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // After the command's name, which may hold spaces: field 3 on.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let utime = fields.get(11)?.parse::<f64>().ok()?;
+            let stime = fields.get(12)?.parse::<f64>().ok()?;
+            Some((utime + stime) / ticks)
+        })
+        .unwrap_or(0.0)
 }
 
 fn status_mib(pid: u32, field: &str) -> f64 {
