@@ -1,8 +1,8 @@
 //! The work of a large insert-only transaction (a load) that can be done before its
 //! stamp: which quads are new here, their digest, the encoded effect and the bulk
 //! loader's sorted files. [`Repository::commit_inserts`](crate::Repository) prepares it
-//! outside the writer lock and takes it under the lock only if nothing took the lock in
-//! between (else it prepares again under the lock), so that the writer's critical path
+//! outside the writer lock and takes it under the lock if the store did not change in
+//! between (else it checks again, and prepares again if that changed), so that the writer's critical path
 //! is the log append, its sync and the ingestion of files already written.
 
 use crate::digest_book::digest_key;
@@ -11,6 +11,7 @@ use crate::ntriples::QuadText;
 use oxigraph::model::Quad;
 use oxigraph::store::{BulkLoader, Store};
 use quadmesh_repl::ContentDigest;
+use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -22,8 +23,9 @@ const LOADER_BATCH_MIN: usize = 25_000;
 ///
 /// Rules it keeps:
 /// - it is true only while the store holds what it held of its quads when the
-///   preparation began: the caller checks that no one took the writer lock in between
-///   (every change of the store is made under it), else checks their presence again
+///   preparation began: the caller checks that the store did not change in between
+///   (`Writer::store_version`: every change is made under the writer lock), else checks
+///   their presence again
 ///   under the lock and prepares again if it differs;
 /// - nothing of it is in the store until [`BulkLoader::commit`] ingests its files (after
 ///   the log append): dropped, its files are deleted and the store is as it was;
@@ -92,14 +94,7 @@ pub(crate) fn prepare(
         .zip(&present)
         .filter_map(|(quad, &present)| (!present).then_some(quad))
         .collect();
-    // The files are written by `threads` threads at once, each for its share of the new
-    // quads (the loader's batches are `max_memory_size * 1000 / threads` quads; no batch
-    // under LOADER_BATCH_MIN, fewer files to ingest and compact).
-    let batch = fresh.len().div_ceil(threads.max(1)).max(LOADER_BATCH_MIN);
-    let mut loader = store
-        .bulk_loader()
-        .with_num_threads(threads.max(1))
-        .with_max_memory_size_in_megabytes((batch * threads.max(1)).div_ceil(1000));
+    let mut loader = loader_for(store, fresh.len(), threads);
     loader.load_quads(fresh.iter().map(|&quad| quad.clone()))?;
     let started = Instant::now();
     let named: Vec<&Quad> = if replicated {
@@ -107,18 +102,7 @@ pub(crate) fn prepare(
     } else {
         fresh.clone()
     };
-    let digest = in_parallel(&fresh, threads, |part| {
-        let mut digest = ContentDigest::default();
-        for quad in part {
-            digest.insert(digest_key(quad).as_bytes());
-        }
-        digest
-    })
-    .into_iter()
-    .fold(ContentDigest::default(), |a, b| ContentDigest {
-        count: a.count.wrapping_add(b.count),
-        sum: a.sum.wrapping_add(b.sum),
-    });
+    let digest = digest_on(&fresh, threads);
     let payload = encode_inserts(&named, threads);
     timings.digest_and_encode = started.elapsed();
     let inserted = named.len();
@@ -136,15 +120,47 @@ pub(crate) fn prepare(
     })
 }
 
+/// A bulk loader that writes the files of `fresh` new quads on `threads` threads at
+/// once, each for its share (the loader's batches are `max_memory_size * 1000 /
+/// threads` quads; no batch under LOADER_BATCH_MIN, fewer files to ingest and compact).
+pub(crate) fn loader_for(store: &Store, fresh: usize, threads: usize) -> BulkLoader<'_> {
+    let batch = fresh.div_ceil(threads.max(1)).max(LOADER_BATCH_MIN);
+    store
+        .bulk_loader()
+        .with_num_threads(threads.max(1))
+        .with_max_memory_size_in_megabytes((batch * threads.max(1)).div_ceil(1000))
+}
+
+/// The content digest of `quads` (each counted once: the caller's to ensure), computed
+/// on up to `threads` threads.
+pub(crate) fn digest_on(quads: &[&Quad], threads: usize) -> ContentDigest {
+    in_parallel(quads, threads, |part| {
+        let mut digest = ContentDigest::default();
+        for quad in part {
+            digest.insert(digest_key(quad).as_bytes());
+        }
+        digest
+    })
+    .into_iter()
+    .fold(ContentDigest::default(), |a, b| ContentDigest {
+        count: a.count.wrapping_add(b.count),
+        sum: a.sum.wrapping_add(b.sum),
+    })
+}
+
 /// Whether the store holds each of `quads`, checked on up to `threads` threads.
-pub(crate) fn presence(store: &Store, quads: &[Quad], threads: usize) -> Result<Vec<bool>> {
+pub(crate) fn presence<Q: Borrow<Quad> + Sync>(
+    store: &Store,
+    quads: &[Q],
+    threads: usize,
+) -> Result<Vec<bool>> {
     // An empty store (a first load) holds none of them.
     if store.is_empty()? {
         return Ok(vec![false; quads.len()]);
     }
     Ok(in_parallel(quads, threads, |part| {
         part.iter()
-            .map(|quad| store.contains(quad))
+            .map(|quad| store.contains(quad.borrow()))
             .collect::<std::result::Result<Vec<_>, _>>()
     })
     .into_iter()

@@ -80,10 +80,6 @@ impl DigestBook {
         self.current.sum = self.current.sum.wrapping_add(digest.sum);
     }
 
-    pub fn inserted(&mut self, quad: &Quad) {
-        self.current.insert(digest_key(quad).as_bytes());
-    }
-
     /// Notes the digest after an entry took the repository to `version_vector`.
     pub fn record(&mut self, version_vector: &VersionVector) {
         if self.recent.len() == RECENT {

@@ -58,6 +58,14 @@ impl Effect {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
+        Self::decode_on(bytes, 1)
+    }
+
+    /// [`Effect::decode`], each N-Quads section of a large effect (a load) parsed on up
+    /// to `threads` threads: a section is split at line feeds (a statement never spans
+    /// one), the parts parsed at once and their quads put back in order. The same quads
+    /// as [`Effect::decode`], or an error where it has one.
+    pub fn decode_on(bytes: &[u8], threads: usize) -> Result<Self> {
         let corrupt = |detail: String| StoreError::Corrupt {
             what: "effect".into(),
             detail,
@@ -73,13 +81,7 @@ impl Effect {
             if rest.len() < len {
                 return Err(corrupt("section shorter than its length".into()));
             }
-            // Lenient: escaped IRIs are read back as any string (written by `encode`).
-            let quads = RdfParser::from_format(RdfFormat::NQuads)
-                .lenient()
-                .for_slice(&rest[..len])
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| corrupt(e.to_string()))?;
-            sections.push(quads);
+            sections.push(parse_section(&rest[..len], threads).map_err(corrupt)?);
             rest = &rest[len..];
         }
         let mut patterns = Vec::new();
@@ -105,6 +107,73 @@ impl Effect {
             patterns,
         })
     }
+}
+
+/// The parts a section is parsed in at most: none smaller than this (a thread costs
+/// more than parsing a small one).
+const MIN_PART_BYTES: usize = 256 << 10;
+
+/// One N-Quads section's quads, parsed on up to `threads` threads.
+fn parse_section(text: &[u8], threads: usize) -> std::result::Result<Vec<Quad>, String> {
+    // Lenient: escaped IRIs are read back as any string (written by `encode`).
+    let parse = |part: &[u8]| {
+        RdfParser::from_format(RdfFormat::NQuads)
+            .lenient()
+            .for_slice(part)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
+    };
+    let parts = line_parts(text, threads.min(text.len() / MIN_PART_BYTES).max(1));
+    if parts.len() == 1 {
+        return parse(text);
+    }
+    let parsed = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|part| scope.spawn(move || parse(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut quads = Vec::new();
+    for part in parsed {
+        let part = part?;
+        if quads.is_empty() {
+            quads = part;
+        } else {
+            quads.extend(part);
+        }
+    }
+    Ok(quads)
+}
+
+/// `text` cut into about `parts` consecutive pieces, each ending just after a line feed
+/// (or at the end).
+fn line_parts(text: &[u8], parts: usize) -> Vec<&[u8]> {
+    let size = text.len().div_ceil(parts.max(1)).max(1);
+    let mut pieces = Vec::with_capacity(parts);
+    let mut rest = text;
+    while !rest.is_empty() {
+        let cut = match rest
+            .get(size..)
+            .and_then(|after| after.iter().position(|&b| b == b'\n'))
+        {
+            Some(at) => size + at + 1,
+            None => rest.len(),
+        };
+        let (piece, after) = rest.split_at(cut);
+        pieces.push(piece);
+        rest = after;
+    }
+    if pieces.is_empty() {
+        pieces.push(text);
+    }
+    pieces
 }
 
 #[cfg(test)]
@@ -162,6 +231,57 @@ mod tests {
             Effect::decode(&with_patterns.encode()).unwrap(),
             with_patterns
         );
+    }
+
+    #[test]
+    fn a_large_effect_decodes_the_same_on_any_number_of_threads() {
+        let p = NamedNode::new_unchecked("http://example.com/p");
+        let quad = |i: usize| {
+            Quad::new(
+                BlankNode::new_unchecked(format!("b{}", i % 7)),
+                p.clone(),
+                Literal::new_simple_literal(format!("line {i}\nnext \"quoted\"")),
+                NamedNode::new_unchecked(format!("http://example.com/g{}", i % 3)),
+            )
+        };
+        let effect = Effect {
+            inserts: (0..12_000).map(quad).collect(),
+            deletes: (12_000..12_100).map(quad).collect(),
+            patterns: vec![],
+        };
+        let bytes = effect.encode();
+        assert!(
+            bytes.len() > 2 * MIN_PART_BYTES,
+            "the test must split the section"
+        );
+        for threads in [1, 2, 3, 8] {
+            assert_eq!(Effect::decode_on(&bytes, threads).unwrap(), effect);
+        }
+        // A damaged statement in a later part is an error, whatever the threads.
+        let mut damaged = bytes.clone();
+        let at = bytes.len() * 3 / 4;
+        let line_start = at + bytes[at..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        assert_eq!(
+            bytes[line_start], b'_',
+            "a statement starts with its subject"
+        );
+        damaged[line_start] = b'!';
+        for threads in [1, 2, 3] {
+            assert!(Effect::decode_on(&damaged, threads).is_err());
+        }
+    }
+
+    #[test]
+    fn line_parts_end_at_line_feeds_and_cover_the_text() {
+        let text = b"a\nbb\nccc\ndddd\n\nee";
+        for parts in 1..10 {
+            let pieces = line_parts(text, parts);
+            assert_eq!(pieces.concat(), text.to_vec());
+            for piece in &pieces[..pieces.len() - 1] {
+                assert_eq!(piece.last(), Some(&b'\n'));
+            }
+        }
+        assert_eq!(line_parts(b"", 3), vec![&b""[..]]);
     }
 
     #[test]

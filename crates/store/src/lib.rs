@@ -61,6 +61,7 @@ mod bulk_insert;
 mod catalog;
 mod checkpoint;
 mod cluster_state;
+mod compaction;
 mod digest_book;
 mod effect;
 mod error;

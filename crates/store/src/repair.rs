@@ -110,6 +110,9 @@ impl Repository {
             |quad: &Quad| touched.contains(quad) || later_patterns.iter().any(|p| p.matches(quad));
 
         let store = self.store();
+        // Counted before the store changes (under the writer lock throughout): a load
+        // prepared meanwhile checks its quads' presence again.
+        writer.repairs = writer.repairs.wrapping_add(1);
         let mut repaired = Repaired::default();
         let mut batch = Vec::new();
         for quad in snapshot.store.iter() {

@@ -2,6 +2,7 @@ use crate::book::{Book, BookKind, BookRecord, MetaChange};
 use crate::bulk_insert;
 use crate::checkpoint::{Checkpoint, ClockMark};
 use crate::cluster_state::ClusterState;
+use crate::compaction::Compactor;
 use crate::digest_book::{digest_of, DigestBook, DigestCheck};
 use crate::effect::Effect;
 use crate::error::{Result, StoreError};
@@ -176,7 +177,8 @@ pub struct CommitReceipt {
 pub struct Repository {
     name: String,
     dir: PathBuf,
-    store: Store,
+    /// Shared with the compaction after bulk loads, which holds it only while it runs.
+    store: Arc<Store>,
     origin: OriginId,
     clock: Arc<HybridClock>,
     options: RepositoryOptions,
@@ -198,8 +200,8 @@ pub struct Repository {
     remote_applied: AtomicU64,
     /// Log entries rolled back because they could not be applied (for metrics).
     rollbacks: AtomicU64,
-    /// A background compaction after bulk loads: running, and asked to run again.
-    compacting: Arc<(AtomicBool, AtomicBool)>,
+    /// The background compaction after bulk loads.
+    compacting: Arc<Compactor>,
     /// Why writes are refused, if they are (read without the writer lock).
     health: Mutex<Health>,
     /// Set while `health.awaiting` is: heartbeats only take the writer lock then.
@@ -261,9 +263,19 @@ pub(crate) struct Writer {
     /// The content digest, kept with every change (anti-entropy).
     pub(crate) digests: DigestBook,
     pub(crate) cluster: ClusterState,
-    /// How many times the lock was taken (by [`Repository::lock_writer`], the one way to
-    /// take it): unchanged between two moments, nothing changed the store in between.
-    acquisitions: u64,
+    /// How many times the store was changed other than by a log entry (a repair from a
+    /// peer's snapshot, the only such change): see [`Writer::store_version`].
+    pub(crate) repairs: u64,
+}
+
+impl Writer {
+    /// Changes whenever the store does: every transaction, committed or applied,
+    /// advances the version vector, and the one change made outside the log, a repair,
+    /// counts in `repairs`. Equal at two moments, the store held the same quads (other
+    /// writes, heartbeats and checkpoints take the lock without changing it).
+    fn store_version(&self) -> (VersionVector, u64) {
+        (self.replica.version_vector.clone(), self.repairs)
+    }
 }
 
 /// The writer's durable part: the log, and how far the store applied it.
@@ -294,6 +306,31 @@ pub(crate) struct ReplicaState {
     pub(crate) version_vector: VersionVector,
     pub(crate) frontier: HlcTime,
     pub(crate) stable: VersionVector,
+    /// How many entries the register kept after it was last pruned.
+    pub(crate) pruned_len: usize,
+}
+
+/// How many entries the register grows by before the frontier's move prunes it without
+/// waiting for a checkpoint (a load adds one per quad, in a handful of log entries).
+const REGISTER_PRUNE_GROWTH: usize = 100_000;
+
+impl ReplicaState {
+    /// Prunes the register behind `frontier` once it has grown by
+    /// [`REGISTER_PRUNE_GROWTH`] entries, and by as many as it kept after the last
+    /// prune, since then: its memory follows what replication has not yet passed, not
+    /// what was written since the last checkpoint, and a frontier that does not move
+    /// (a member away) costs time linear in what is written, not quadratic.
+    fn prune_when_grown(&mut self, frontier: HlcTime) {
+        let grown = self.register.len().saturating_sub(self.pruned_len);
+        if grown >= REGISTER_PRUNE_GROWTH.max(self.pruned_len) {
+            self.prune(frontier);
+        }
+    }
+
+    fn prune(&mut self, frontier: HlcTime) {
+        self.register.prune(frontier);
+        self.pruned_len = self.register.len();
+    }
 }
 
 /// When an appended entry is synced (see [`Repository::append_then_apply`]).
@@ -370,10 +407,11 @@ impl Repository {
                 version_vector: checkpoint.version_vector.clone(),
                 frontier: HlcTime::ZERO,
                 stable: VersionVector::new(),
+                pruned_len: 0,
             },
             cluster,
             digests: DigestBook::new(checkpoint.digest.unwrap_or_default()),
-            acquisitions: 0,
+            repairs: 0,
         };
         let namespaces = Namespaces::open(dir, options.log.fsync)?;
         let access = Book::open(dir, BookKind::Access, options.log.fsync, || {
@@ -435,7 +473,7 @@ impl Repository {
         let repository = Repository {
             name: name.to_owned(),
             dir: dir.to_owned(),
-            store,
+            store: Arc::new(store),
             origin: identity.origin,
             clock,
             options,
@@ -480,9 +518,7 @@ impl Repository {
     pub(crate) fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         // A panic while holding the lock cannot leave the store ahead of the log (the
         // log is written first), so the state behind a poisoned lock is still sound.
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        writer.acquisitions = writer.acquisitions.wrapping_add(1);
-        writer
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn name(&self) -> &str {
@@ -627,11 +663,11 @@ impl Repository {
         let began = Instant::now();
         let threads = crate::parallel_parse::parse_threads();
         // Prepared outside the writer lock, against the store as it is when the lock is
-        // left here: true if no one takes the lock before this load does (every change
-        // of the store is made under it), else checked again under the lock.
+        // left here: true if the store has not changed when this load takes the lock
+        // (every change of the store is made under it), else checked again under it.
         let (seen, replicated) = {
             let writer = self.lock_writer();
-            (writer.acquisitions, writer.cluster.replicated())
+            (writer.store_version(), writer.cluster.replicated())
         };
         let quads = bulk_insert::unique(quads);
         let dedup = began.elapsed();
@@ -641,9 +677,9 @@ impl Repository {
         let lock_wait = waited.elapsed();
         self.check_local_write(&writer)?;
         self.check_clock_fence(&writer)?;
-        // Taken over (a commit, or anything else that took the lock meanwhile: a
-        // heartbeat round, a scrub): still true if the store holds the same of its quads.
-        let taken_over = writer.acquisitions != seen.wrapping_add(1);
+        // Taken over (a commit, a peer's transaction applied, a repair): still true if
+        // the store holds the same of its quads.
+        let taken_over = writer.store_version() != seen;
         let still_true = writer.cluster.replicated() == prepared.replicated
             && (!taken_over
                 || bulk_insert::presence(&self.store, &prepared.quads, threads)?
@@ -704,35 +740,10 @@ impl Repository {
         })
     }
 
-    /// Bulk-loaded files are laid out for writing, not reading; compact in the
-    /// background (one compaction at a time, once more if loads came meanwhile).
+    /// Bulk-loaded files are laid out for writing, not reading: compacted once loads
+    /// pause (see [`Compactor`]).
     fn compact_soon(&self) {
-        let (running, again) = &*self.compacting;
-        again.store(true, Ordering::SeqCst);
-        if running.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let (store, compacting, name) = (
-            self.store.clone(),
-            self.compacting.clone(),
-            self.name.clone(),
-        );
-        std::thread::spawn(move || {
-            let (running, again) = &*compacting;
-            loop {
-                while again.swap(false, Ordering::SeqCst) {
-                    if let Err(e) = store.optimize() {
-                        tracing::warn!(repository = %name, error = %e, "compaction after a bulk load failed");
-                    }
-                }
-                running.store(false, Ordering::SeqCst);
-                // A load that asked between the last check and now found `running` set
-                // and left the work to this thread: take it back, unless another did.
-                if !again.load(Ordering::SeqCst) || running.swap(true, Ordering::SeqCst) {
-                    return;
-                }
-            }
-        });
+        self.compacting.ask(Arc::downgrade(&self.store), &self.name);
     }
 
     fn stamp_entry(&self, writer: &mut Writer, kind: EntryKind, payload: Vec<u8>) -> Result<Entry> {
@@ -1349,9 +1360,18 @@ impl Repository {
         let mut error = None;
         let mut durable = None;
         let mut bulk = false;
+        // Decoded before the writer lock is taken (a load's text is most of the work of
+        // applying it), on every core; each is taken under the lock as it was decoded.
+        let threads = crate::parallel_parse::parse_threads();
+        let mut decoded: Vec<Option<Result<Effect>>> = entries
+            .iter()
+            .map(|entry| {
+                (entry.kind == EntryKind::Data).then(|| Effect::decode_on(&entry.payload, threads))
+            })
+            .collect();
         {
             let mut writer = self.lock_writer();
-            for entry in entries {
+            for (entry, effect) in entries.iter().zip(decoded.iter_mut()) {
                 // Checked before each entry: one of the batch may be the configuration
                 // that removed the sender.
                 if let Some(sender) = sender.filter(|s| writer.cluster.removed_for_good(*s)) {
@@ -1361,7 +1381,7 @@ impl Repository {
                     });
                     break;
                 }
-                match self.apply_one_locked(&mut writer, entry, skips_allowed) {
+                match self.apply_one_locked(&mut writer, entry, effect.take(), skips_allowed) {
                     Ok((applied, end, took_bulk)) => {
                         outcomes.push(applied);
                         durable = end.or(durable);
@@ -1390,10 +1410,12 @@ impl Repository {
 
     /// One peer's transaction under the writer lock: what became of it, the end of its
     /// log entry (to wait for) when it was appended, and whether it took the bulk path.
+    /// `decoded` is its effect as decoded before the lock (a data entry's).
     fn apply_one_locked(
         &self,
         writer: &mut Writer,
         entry: &Entry,
+        decoded: Option<Result<Effect>>,
         skips_allowed: bool,
     ) -> Result<(Applied, Option<LogPosition>, bool)> {
         let admitted = admission(&writer.replica.version_vector, entry.origin, entry.seq);
@@ -1423,7 +1445,11 @@ impl Repository {
             _ => {}
         }
         let (effect, config, meta) = match entry.kind {
-            EntryKind::Data => (Some(Effect::decode(&entry.payload)?), None, None),
+            EntryKind::Data => (
+                Some(decoded.unwrap_or_else(|| Effect::decode(&entry.payload))?),
+                None,
+                None,
+            ),
             EntryKind::Config => (None, Some(decode_config(&entry.payload)?), None),
             EntryKind::Meta => (None, None, Some(MetaChange::decode(&entry.payload)?)),
             EntryKind::Heartbeat => {
@@ -1545,10 +1571,12 @@ impl Repository {
         let mut writer = self.lock_writer();
         writer.replica.frontier = frontier;
         writer.replica.stable = stable;
-        // Range tombstones go as soon as the frontier passes them (register entries
-        // wait for the next checkpoint); after a lost tail nothing is forgotten.
+        // Range tombstones go as soon as the frontier passes them, register entries at
+        // the next checkpoint or once they have grown (a load); after a lost tail
+        // nothing is forgotten.
         if writer.cluster.replicated() && !self.awaiting_peers.load(Ordering::Acquire) {
             writer.replica.register.prune_tombstones(frontier);
+            writer.replica.prune_when_grown(frontier);
         }
     }
 
@@ -1601,7 +1629,7 @@ impl Repository {
         // After a lost tail, our own lost transactions may still come back from peers,
         // older than any frontier: nothing is forgotten until the members answered.
         if !self.awaiting_peers.load(Ordering::Acquire) {
-            writer.replica.register.prune(frontier);
+            writer.replica.prune(frontier);
         }
         let stable = if replicated {
             writer.replica.stable.clone()
@@ -1983,7 +2011,11 @@ impl Writer {
             clock.restore(entry.time);
             match entry.kind {
                 EntryKind::Data => {
-                    self.apply(store, &Effect::decode(&entry.payload)?, entry.stamp())?;
+                    self.apply(
+                        store,
+                        &Effect::decode_on(&entry.payload, crate::parallel_parse::parse_threads())?,
+                        entry.stamp(),
+                    )?;
                 }
                 EntryKind::Config => {
                     self.adopt_config(decode_config(&entry.payload)?, origin, dir)?
@@ -2012,14 +2044,19 @@ impl Writer {
                 .iter()
                 .filter(|q| self.replica.register.admit(q, stamp, true))
                 .collect();
-            for quad in &admitted {
-                if !store.contains(*quad)? {
-                    self.digests.inserted(quad);
-                }
-            }
-            let mut loader = store.bulk_loader();
-            loader.load_quads(admitted.into_iter().cloned())?;
+            // On every core: which are new here, their digest, the loader's files.
+            let threads = crate::parallel_parse::parse_threads();
+            let present = bulk_insert::presence(store, &admitted, threads)?;
+            let fresh: Vec<&Quad> = admitted
+                .into_iter()
+                .zip(present)
+                .filter_map(|(quad, present)| (!present).then_some(quad))
+                .collect();
+            let digest = bulk_insert::digest_on(&fresh, threads);
+            let mut loader = bulk_insert::loader_for(store, fresh.len(), threads);
+            loader.load_quads(fresh.into_iter().cloned())?;
             loader.commit()?;
+            self.digests.added(digest);
             return Ok(true);
         }
         let mut transaction = store.start_transaction()?;
@@ -2208,5 +2245,53 @@ mod config_entry_tests {
         let decoded = decode_config(&serde_json::to_vec(&new).unwrap()).unwrap();
         assert_eq!(decoded.members[1].repository, "books-eu");
         assert_eq!(decoded, new);
+    }
+}
+
+#[cfg(test)]
+mod register_growth_tests {
+    use super::*;
+    use oxigraph::model::{GraphName, NamedNode};
+
+    fn quad(i: usize) -> Quad {
+        let node = NamedNode::new_unchecked(format!("http://e.com/{i}"));
+        Quad::new(node.clone(), node.clone(), node, GraphName::DefaultGraph)
+    }
+
+    fn record(replica: &mut ReplicaState, range: std::ops::Range<usize>, time: u64) {
+        for i in range {
+            let stamp = Stamp::new(HlcTime(time), OriginId(1));
+            replica.register.record(quad(i), stamp, true);
+        }
+    }
+
+    #[test]
+    fn the_register_is_pruned_once_grown_not_only_at_checkpoints() {
+        const GROWTH: usize = REGISTER_PRUNE_GROWTH;
+        let mut replica = ReplicaState {
+            register: Register::new(),
+            version_vector: VersionVector::new(),
+            frontier: HlcTime::ZERO,
+            stable: VersionVector::new(),
+            pruned_len: 0,
+        };
+        // A load's worth of entries behind the frontier: kept until it has grown enough.
+        record(&mut replica, 0..GROWTH - 1, 10);
+        replica.prune_when_grown(HlcTime(20));
+        assert_eq!(replica.register.len(), GROWTH - 1);
+        record(&mut replica, GROWTH - 1..GROWTH, 10);
+        replica.prune_when_grown(HlcTime(20));
+        assert_eq!(replica.register.len(), 0);
+        // Entries the frontier has not passed stay, whatever their number.
+        record(&mut replica, 0..GROWTH, 30);
+        replica.prune_when_grown(HlcTime(20));
+        assert_eq!(replica.register.len(), GROWTH);
+        // The next prune waits until the register has grown by as much as it kept.
+        record(&mut replica, GROWTH..2 * GROWTH - 1, 30);
+        replica.prune_when_grown(HlcTime(40));
+        assert_eq!(replica.register.len(), 2 * GROWTH - 1);
+        record(&mut replica, 2 * GROWTH - 1..2 * GROWTH, 30);
+        replica.prune_when_grown(HlcTime(40));
+        assert_eq!(replica.register.len(), 0);
     }
 }
