@@ -2,8 +2,9 @@
 //! stamp: which quads are new here, their digest, the encoded effect and the bulk
 //! loader's sorted files. [`Repository::commit_inserts`](crate::Repository) prepares it
 //! outside the writer lock and takes it under the lock if the store did not change in
-//! between (else it checks again, and prepares again if that changed), so that the writer's critical path
-//! is the log append, its sync and the ingestion of files already written.
+//! between (else it checks again, and prepares again if that changed), so that the
+//! writer's critical path is the log append, its sync and the ingestion of files
+//! already written.
 
 use crate::digest_book::digest_key;
 use crate::error::Result;
@@ -25,8 +26,7 @@ const LOADER_BATCH_MIN: usize = 25_000;
 /// - it is true only while the store holds what it held of its quads when the
 ///   preparation began: the caller checks that the store did not change in between
 ///   (`Writer::store_version`: every change is made under the writer lock), else checks
-///   their presence again
-///   under the lock and prepares again if it differs;
+///   their presence again under the lock and prepares again if it differs;
 /// - nothing of it is in the store until [`BulkLoader::commit`] ingests its files (after
 ///   the log append): dropped, its files are deleted and the store is as it was;
 /// - the effect lists each quad once: in a cluster every quad the load names (each is

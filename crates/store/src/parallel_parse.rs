@@ -21,9 +21,11 @@ use std::sync::Mutex;
 /// makes a longer piece).
 const PIECE_BYTES: usize = 1 << 20;
 
-/// The threads a load's parse uses: one per core.
+/// The threads a load's parse uses: one per core (read once: finding out reads the
+/// process's cgroup files, and every pulled batch asks).
 pub fn parse_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Parses a whole document into its quads: the quads [`parse_rdf_stream`] hands over, in

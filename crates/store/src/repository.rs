@@ -1362,11 +1362,15 @@ impl Repository {
         let mut bulk = false;
         // Decoded before the writer lock is taken (a load's text is most of the work of
         // applying it), on every core; each is taken under the lock as it was decoded.
+        // Not those already held (streams relay what other members sent too): the
+        // version vector only grows, so they are duplicates under the lock as well.
         let threads = crate::parallel_parse::parse_threads();
+        let held = self.version_vector();
         let mut decoded: Vec<Option<Result<Effect>>> = entries
             .iter()
             .map(|entry| {
-                (entry.kind == EntryKind::Data).then(|| Effect::decode_on(&entry.payload, threads))
+                (entry.kind == EntryKind::Data && entry.seq > held.get(entry.origin))
+                    .then(|| Effect::decode_on(&entry.payload, threads))
             })
             .collect();
         {
