@@ -130,9 +130,8 @@ impl Http {
 }
 
 /// Sends the file `data` (N-Triples) to `url` in POSTs of [`CHUNK`] lines, one after
-/// another, with the bench's credentials when `auth`.
-/// POSTs `data` in pieces of [`CHUNK`] lines, one after another; answers the causal
-/// token of the last answer (quadmesh's, when it gave one).
+/// another, with the bench's credentials when `auth`; answers the causal token of the
+/// last answer (quadmesh's, when it gave one).
 pub async fn post_chunks(
     http: &Http,
     url: &str,
