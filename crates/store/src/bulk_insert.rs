@@ -202,20 +202,8 @@ fn in_parallel<T: Sync, R: Send>(
         return vec![work(items)];
     }
     let size = items.len().div_ceil(parts);
-    std::thread::scope(|scope| {
-        let work = &work;
-        let handles: Vec<_> = items
-            .chunks(size)
-            .map(|part| scope.spawn(move || work(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+    let parts: Vec<&[T]> = items.chunks(size).collect();
+    crate::threads::each_on_a_thread(&parts, |part| work(part))
 }
 
 #[cfg(test)]

@@ -127,19 +127,7 @@ fn parse_section(text: &[u8], threads: usize) -> std::result::Result<Vec<Quad>, 
     if parts.len() == 1 {
         return parse(text);
     }
-    let parsed = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .iter()
-            .map(|part| scope.spawn(move || parse(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect::<Vec<_>>()
-    });
+    let parsed = crate::threads::each_on_a_thread(&parts, |part| parse(part));
     let mut quads = Vec::new();
     for part in parsed {
         let part = part?;

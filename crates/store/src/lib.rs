@@ -91,6 +91,7 @@ mod repair;
 mod repository;
 mod session;
 mod snapshot;
+mod threads;
 mod tracker;
 mod update;
 
