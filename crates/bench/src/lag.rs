@@ -205,9 +205,20 @@ pub async fn lag_alone(
         let http = crate::scenarios::Http::new()?;
         let members =
             crate::scenarios::three_instance_cluster(&http, quadmesh, &work, "lag").await?;
+        let cpu_before: Vec<f64> = members.iter().map(Server::cpu_seconds).collect();
         let run = lag_at_rate(&http.0, &members, "lag", rate, seconds, writers).await?;
+        // Commits and applications together, per transaction committed anywhere: each
+        // instance commits a third of them and applies the other two thirds.
+        let cpu_ms_per_transaction: Vec<String> = members
+            .iter()
+            .zip(&cpu_before)
+            .map(|(m, before)| {
+                let transactions = (run.achieved_rate * seconds as f64).max(1.0);
+                format!("{:.3}", (m.cpu_seconds() - before) * 1000.0 / transactions)
+            })
+            .collect();
         println!(
-            "{rate} commits/s asked, {:.0} acknowledged/s ({} failed) from {writers} writers on 3 instances; commit p50 {:.2} ms, p99 {:.2} ms; apply delay over {} transactions: p50 {:.2} ms, p99 {:.2} ms, max ≤{:.0} ms; load average {}",
+            "{rate} commits/s asked, {:.0} acknowledged/s ({} failed) from {writers} writers on 3 instances; commit p50 {:.2} ms, p99 {:.2} ms; apply delay over {} transactions: p50 {:.2} ms, p99 {:.2} ms, max ≤{:.0} ms; CPU ms per transaction committed anywhere, each instance: {}; load average {}",
             run.achieved_rate,
             run.failed,
             run.commit_p50_ms,
@@ -216,6 +227,7 @@ pub async fn lag_alone(
             run.lag_p50_ms,
             run.lag_p99_ms,
             run.lag_max_bucket_ms,
+            cpu_ms_per_transaction.join(" / "),
             crate::scenarios::load_average()
         );
         anyhow::Ok(())

@@ -158,13 +158,17 @@ pub async fn post_chunks(
         if auth {
             request = request.basic_auth(USER, Some(PASSWORD));
         }
-        let response = http.ok(request).await?;
-        token = response
-            .headers()
-            .get(TOKEN_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        token = token_of(&http.ok(request).await?);
     }
+}
+
+/// The causal token a write was answered with.
+pub fn token_of(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// The causal token header (quadmesh answers every write with one; a request carrying
@@ -275,30 +279,6 @@ async fn grow(http: &Http, controlling: &Server, new: &Server, repo: &str) -> Re
         ]))
     .await?;
     Ok(())
-}
-
-/// Waits until every server holds `triples` in `repo`.
-pub async fn converged(
-    http: &Http,
-    servers: &[Server],
-    repo: &str,
-    triples: usize,
-    started: Instant,
-) -> Result<()> {
-    loop {
-        let mut all = true;
-        for m in servers {
-            all &= http.quadmesh_size(m, repo).await? == triples;
-        }
-        if all {
-            return Ok(());
-        }
-        ensure!(
-            started.elapsed() < Duration::from_secs(3600),
-            "the cluster did not converge"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Queries from `clients` concurrent clients for `seconds`; returns queries per second.

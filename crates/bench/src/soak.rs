@@ -3,9 +3,9 @@
 //! whether it stayed flat over the last part of the run.
 
 use crate::generator::{generate_into, queries};
-use crate::scenarios::{converged, load_average, post_chunks, three_instance_cluster, Http, REPO};
+use crate::scenarios::{caught_up, load_average, post_chunks, three_instance_cluster, Http, REPO};
 use crate::servers::{Server, PASSWORD, USER};
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,15 +86,16 @@ async fn soak_in(args: &SoakArgs, work: &Path) -> Result<()> {
         std::io::Write::flush(&mut out)?;
     }
     let members = three_instance_cluster(&http, &args.quadmesh, work, REPO).await?;
-    post_chunks(
+    let token = post_chunks(
         &http,
         &members[0].url(&format!("/repositories/{REPO}/statements")),
         true,
         &data,
     )
-    .await?;
+    .await?
+    .context("the load was answered without a causal token")?;
     let triples = http.quadmesh_size(&members[0], REPO).await?;
-    converged(&http, &members, REPO, triples, Instant::now()).await?;
+    caught_up(&http, &members, REPO, &token, triples, Instant::now()).await?;
     println!(
         "quadmesh-bench soak: 3 instances, {triples} triples, {} readers and {} writers on any instance, {} minutes; {} CPUs; load average at the start {}\n",
         args.readers,

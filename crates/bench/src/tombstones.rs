@@ -8,7 +8,7 @@
 //!   frontier cannot pass them) beside the same with none: the apply delay histogram.
 
 use crate::lag::lag_at_rate;
-use crate::scenarios::{three_instance_cluster, Http};
+use crate::scenarios::{three_instance_cluster, token_of, Http};
 use crate::servers::{Server, PASSWORD, USER};
 use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
@@ -61,23 +61,26 @@ async fn run(args: &TombstoneArgs, work: &Path) -> Result<()> {
     // growth is the CLEAR's entry (the log is truncated at checkpoints).
     std::env::set_var("QUADMESH_CHECKPOINT_INTERVAL", "86400");
     let members = three_instance_cluster(&http, &args.quadmesh, &work.join("clear"), REPO).await?;
+    let mut loaded = None;
     for chunk in chunks(&data, 100_000)? {
-        http.ok(http
-            .0
-            .post(members[0].url(&format!("/repositories/{REPO}/statements")))
-            .basic_auth(USER, Some(PASSWORD))
-            .query(&[("context", format!("<{GRAPH}>"))])
-            .header("content-type", "application/n-triples")
-            .body(chunk))
+        let response = http
+            .ok(http
+                .0
+                .post(members[0].url(&format!("/repositories/{REPO}/statements")))
+                .basic_auth(USER, Some(PASSWORD))
+                .query(&[("context", format!("<{GRAPH}>"))])
+                .header("content-type", "application/n-triples")
+                .body(chunk))
             .await?;
+        loaded = token_of(&response);
     }
-    wait_sizes(&http, &members, args.triples).await?;
+    wait_sizes(&http, &members, loaded, args.triples).await?;
     let log_before = log_bytes(&members[1])?;
     let commits_before = metric(&http, &members[1], "quadmesh_commits_total").await?;
     let started = Instant::now();
-    update(&http, &members[1], &format!("CLEAR GRAPH <{GRAPH}>")).await?;
+    let cleared = update(&http, &members[1], &format!("CLEAR GRAPH <{GRAPH}>")).await?;
     let acknowledged = started.elapsed();
-    wait_sizes(&http, &members, 0).await?;
+    wait_sizes(&http, &members, cleared, 0).await?;
     let everywhere = started.elapsed();
     let log_after = log_bytes(&members[1])?;
     let commits_after = metric(&http, &members[1], "quadmesh_commits_total").await?;
@@ -224,19 +227,28 @@ fn chunks(path: &Path, lines: usize) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-async fn update(http: &Http, server: &Server, text: &str) -> Result<()> {
-    http.ok(http
-        .0
-        .post(server.url(&format!("/repositories/{REPO}")))
-        .basic_auth(USER, Some(PASSWORD))
-        .header("content-type", "application/sparql-update")
-        .body(text.to_owned()))
+/// Sends a SPARQL update; answers its causal token.
+async fn update(http: &Http, server: &Server, text: &str) -> Result<Option<String>> {
+    let response = http
+        .ok(http
+            .0
+            .post(server.url(&format!("/repositories/{REPO}")))
+            .basic_auth(USER, Some(PASSWORD))
+            .header("content-type", "application/sparql-update")
+            .body(text.to_owned()))
         .await?;
-    Ok(())
+    Ok(token_of(&response))
 }
 
-async fn wait_sizes(http: &Http, servers: &[Server], size: usize) -> Result<()> {
-    crate::scenarios::converged(http, servers, REPO, size, Instant::now()).await
+/// Waits until every server has applied the write `token` names and holds `size`.
+async fn wait_sizes(
+    http: &Http,
+    servers: &[Server],
+    token: Option<String>,
+    size: usize,
+) -> Result<()> {
+    let token = token.context("the write was answered without a causal token")?;
+    crate::scenarios::caught_up(http, servers, REPO, &token, size, Instant::now()).await
 }
 
 /// Bytes in the repository's log directory on `server`.

@@ -7,6 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::hash::Hash;
 
+/// The register's maps hash with foldhash, seeded at random per map: a load admits every
+/// quad it writes, and SipHash (std's default) was most of that cost. The random seed
+/// keeps what std's default gives against chosen keys (items are clients' quads).
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A pattern of fixed positions that a range delete removes: every item it matches.
 ///
 /// Patterns of one *shape* fix the same positions; an item matches at most one pattern
@@ -61,10 +66,10 @@ pub struct Saved<P: RangePattern> {
 ///   can still arrive) decide nothing a missing entry would not, and are pruned.
 #[derive(Debug)]
 pub struct Register<P: RangePattern> {
-    entries: HashMap<P::Item, LastWrite>,
+    entries: Map<P::Item, LastWrite>,
     /// Per pattern the newest range delete of it: an older one of the same pattern
     /// refuses and removes nothing the newest does not.
-    tombstones: HashMap<P, Stamp>,
+    tombstones: Map<P, Stamp>,
     /// How many tombstones of each shape are live (shapes with none are not looked up).
     shapes: BTreeMap<P::Shape, usize>,
 }
@@ -72,8 +77,8 @@ pub struct Register<P: RangePattern> {
 impl<P: RangePattern> Default for Register<P> {
     fn default() -> Self {
         Register {
-            entries: HashMap::new(),
-            tombstones: HashMap::new(),
+            entries: Map::default(),
+            tombstones: Map::default(),
             shapes: BTreeMap::new(),
         }
     }
@@ -100,14 +105,30 @@ impl<P: RangePattern> Register<P> {
             && self.newest_tombstone(item).is_none_or(|t| stamp >= t)
     }
 
-    /// Admits the explicit write if it wins, and says whether it did.
+    /// Admits the explicit write if it wins, and says whether it did (`wins`, with the
+    /// item looked up once where it is held).
     pub fn admit(&mut self, item: &P::Item, stamp: Stamp, present: bool) -> bool {
-        if !self.wins(item, stamp) {
+        // The same stamp is the same transaction, whose writes follow its deletes.
+        if self.newest_tombstone(item).is_some_and(|t| stamp < t) {
             return false;
         }
-        self.entries
-            .insert(item.clone(), LastWrite { stamp, present });
-        true
+        let write = LastWrite { stamp, present };
+        match self.entries.get_mut(item) {
+            Some(last) if stamp <= last.stamp => false,
+            Some(last) => {
+                *last = write;
+                true
+            }
+            None => {
+                self.entries.insert(item.clone(), write);
+                true
+            }
+        }
+    }
+
+    /// Makes room for `additional` more entries at once (a load admits many).
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
     }
 
     /// Records an explicit write known to be the newest (a local commit, stamped after

@@ -717,6 +717,7 @@ impl Repository {
                 ingest = ingesting.elapsed();
                 writer.digests.added(digest);
                 if writer.cluster.replicated() {
+                    writer.replica.register.reserve(quads.len());
                     for quad in quads {
                         writer.replica.register.record(quad, stamp, true);
                     }
@@ -2043,6 +2044,7 @@ impl Writer {
             && effect.patterns.is_empty()
             && effect.inserts.len() >= BULK_INSERTS
         {
+            self.replica.register.reserve(effect.inserts.len());
             let admitted: Vec<&Quad> = effect
                 .inserts
                 .iter()
