@@ -194,13 +194,29 @@ pub async fn serve(
 }
 
 /// Background upkeep: expire sessions every second, checkpoint (and so prune) every
-/// `checkpoint_interval`.
+/// `checkpoint_interval`, and a repository as soon as it logged enough entries for one
+/// (checked every second; the checkpoint holds up no write, see
+/// `Repository::checkpoint`).
 async fn maintain(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_checkpoint = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         state.sessions.reap();
+        for repository in state.catalog.list() {
+            if repository.checkpoint_due() {
+                let name = repository.name().to_owned();
+                match tokio::task::spawn_blocking(move || repository.checkpoint()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(repository = %name, error = %e, "checkpoint failed; it is tried again later")
+                    }
+                    Err(e) => {
+                        tracing::error!(repository = %name, error = %e, "checkpoint task failed")
+                    }
+                }
+            }
+        }
         if last_checkpoint.elapsed() >= state.config.checkpoint_interval {
             last_checkpoint = tokio::time::Instant::now();
             let state = state.clone();

@@ -60,6 +60,8 @@ mod book;
 mod bulk_insert;
 mod catalog;
 mod checkpoint;
+#[cfg(test)]
+mod checkpoint_tests;
 mod cluster_state;
 mod compaction;
 mod digest_book;

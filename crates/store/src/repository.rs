@@ -75,6 +75,19 @@ pub struct HeartbeatPoint {
 /// A checkpoint that holds the writer this long is logged: commits and replication
 /// wait behind it.
 const SLOW_CHECKPOINT: std::time::Duration = std::time::Duration::from_millis(20);
+/// How many times `checkpoint_every` entries may pass without a checkpoint before one is
+/// taken on the write path, the writer held (see `Repository::checkpoint_if_due`).
+const INLINE_CHECKPOINT_AFTER: u64 = 4;
+
+/// What a checkpoint records, cut under the writer lock, saved once the store is
+/// flushed (see [`Repository::checkpoint`]).
+struct CheckpointCut {
+    checkpoint: Checkpoint,
+    /// Entries since the previous checkpoint when cut.
+    entries: u64,
+    /// Checkpoints saved and repairs made when cut: either moving on makes it stale.
+    generation: (u64, u64),
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct RepositoryOptions {
@@ -202,6 +215,15 @@ pub struct Repository {
     rollbacks: AtomicU64,
     /// The background compaction after bulk loads.
     compacting: Arc<Compactor>,
+    /// Set under the writer lock while a checkpoint flushes the store without it: every
+    /// frame appended meanwhile is synced before it is applied (see
+    /// [`Repository::checkpoint`]).
+    flushing: AtomicBool,
+    /// Enough entries since the last checkpoint for the next (the server's upkeep
+    /// takes it, off the write path).
+    checkpoint_due: AtomicBool,
+    /// A checkpoint without the writer lock is running (one at a time).
+    checkpointing: AtomicBool,
     /// Why writes are refused, if they are (read without the writer lock).
     health: Mutex<Health>,
     /// Set while `health.awaiting` is: heartbeats only take the writer lock then.
@@ -288,6 +310,9 @@ pub(crate) struct DurableState {
     /// The end of the last entry applied to the store.
     pub(crate) applied: LogPosition,
     pub(crate) entries_since_checkpoint: u64,
+    /// Checkpoints saved since opening (a checkpoint cut before another was saved is
+    /// stale).
+    pub(crate) checkpoints: u64,
     /// For each origin, the highest sequence number no longer in the log.
     pub(crate) truncated: VersionVector,
     /// No clock reading of this repository reaches this (ms); persisted in `clock.json`.
@@ -398,6 +423,7 @@ impl Repository {
                 log,
                 applied: checkpoint.applied,
                 entries_since_checkpoint: 0,
+                checkpoints: 0,
                 truncated: checkpoint.truncated.clone(),
                 clock_reserved,
                 backup_pin: crate::backup_log::BackupPin::load(dir)?,
@@ -487,6 +513,9 @@ impl Repository {
             remote_applied: AtomicU64::new(0),
             rollbacks: AtomicU64::new(0),
             compacting: Arc::default(),
+            flushing: AtomicBool::new(false),
+            checkpoint_due: AtomicBool::new(false),
+            checkpointing: AtomicBool::new(false),
             awaiting_peers: AtomicBool::new(awaiting.is_some()),
             replay_paused: AtomicBool::new(replay_paused),
             fence,
@@ -998,6 +1027,13 @@ impl Repository {
         if let Some(failed) = self.group.failed() {
             return Err(self.sync_failed(failed));
         }
+        // While a checkpoint flushes the store without the writer lock, nothing may reach
+        // the store before its frame is durable (the flush could make it durable first).
+        let sync = if self.flushing.load(Ordering::Acquire) {
+            FrameSync::BeforeApply
+        } else {
+            sync
+        };
         let sync_failures = writer.durable.log.sync_failures();
         let appended = match sync {
             FrameSync::BeforeApply => writer.durable.log.append(entry),
@@ -1559,14 +1595,27 @@ impl Repository {
             .release(indexed.end, indexed.origin, indexed.seq, new_segment);
     }
 
-    /// A checkpoint every `checkpoint_every` entries. A failed checkpoint fails nothing
-    /// here: the entry is in the log and the store; the checkpoint is tried again.
+    /// A checkpoint is due every `checkpoint_every` entries, taken by the server's
+    /// upkeep (`checkpoint_due`, then [`Repository::checkpoint`]) without holding up
+    /// writes; at [`INLINE_CHECKPOINT_AFTER`] times that many, nobody took it (no
+    /// server runs, or it lags far behind) and it is taken here, the writer held. A
+    /// failed checkpoint fails nothing here: the entry is in the log and the store; the
+    /// checkpoint is tried again.
     fn checkpoint_if_due(&self, writer: &mut Writer) {
-        if writer.durable.entries_since_checkpoint >= self.options.checkpoint_every {
+        let since = writer.durable.entries_since_checkpoint;
+        if since >= self.options.checkpoint_every {
+            self.checkpoint_due.store(true, Ordering::Release);
+        }
+        if since >= self.options.checkpoint_every * INLINE_CHECKPOINT_AFTER {
             if let Err(e) = self.checkpoint_locked(writer) {
                 tracing::warn!(repository = %self.name, error = %e, "checkpoint failed; it is tried again later");
             }
         }
+    }
+
+    /// Whether enough entries were logged since the last checkpoint for the next.
+    pub fn checkpoint_due(&self) -> bool {
+        self.checkpoint_due.load(Ordering::Acquire)
     }
 
     /// Tells the repository how far replication has come: `frontier` (no transaction
@@ -1603,9 +1652,50 @@ impl Repository {
 
     /// Flushes the store, records what it now durably holds, prunes the register behind
     /// the frontier and drops log segments every member has.
+    ///
+    /// The flush (tens of milliseconds: a file per column family, each synced) runs
+    /// without the writer lock, so commits and replication go on meanwhile. Rules it
+    /// keeps:
+    /// - what it records is cut under the writer lock with every frame up to the cut
+    ///   synced, and saved only after the flush, which makes durable in the store
+    ///   everything applied up to the cut (and perhaps more: replay after a crash
+    ///   recounts the digest for that reason already);
+    /// - while it flushes, every entry's frame is synced before the entry is applied
+    ///   (`flushing`), so the store never durably holds a transaction its log could
+    ///   still lose;
+    /// - a cut is dropped if another checkpoint was saved or a repair changed the store
+    ///   meanwhile; the next checkpoint records the newer state;
+    /// - one at a time: a call while one runs returns at once.
     pub fn checkpoint(&self) -> Result<()> {
+        if self.checkpointing.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = self.checkpoint_unlocked_flush();
+        self.checkpointing.store(false, Ordering::Release);
+        result
+    }
+
+    fn checkpoint_unlocked_flush(&self) -> Result<()> {
+        let started = std::time::Instant::now();
+        let cut = {
+            let mut writer = self.lock_writer();
+            self.sync_pending_locked(&writer)?;
+            self.flushing.store(true, Ordering::Release);
+            self.cut_checkpoint(&mut writer)
+        };
+        #[cfg(test)]
+        crate::checkpoint_tests::before_flush();
+        let flushed = self.store.flush();
         let mut writer = self.lock_writer();
-        self.checkpoint_locked(&mut writer)
+        self.flushing.store(false, Ordering::Release);
+        flushed?;
+        if (writer.durable.checkpoints, writer.repairs) != cut.generation {
+            return Ok(());
+        }
+        let result = self.finish_checkpoint(&mut writer, cut);
+        tracing::debug!(repository = %self.name, ms = started.elapsed().as_millis() as u64,
+            "checkpoint (the store flushed without the writer lock)");
+        result
     }
 
     pub(crate) fn checkpoint_locked(&self, writer: &mut Writer) -> Result<()> {
@@ -1624,9 +1714,15 @@ impl Repository {
         // whose frame is not yet durable (group commit applies before it syncs).
         self.sync_pending_locked(writer)?;
         self.store.flush()?;
-        let replicated = writer.cluster.replicated();
+        let cut = self.cut_checkpoint(writer);
+        self.finish_checkpoint(writer, cut)
+    }
+
+    /// What a checkpoint records now, the register pruned behind the frontier first
+    /// (every frame up to here must be synced: the caller's).
+    fn cut_checkpoint(&self, writer: &mut Writer) -> CheckpointCut {
         // Alone, no operation can arrive from anywhere with an older stamp.
-        let frontier = if replicated {
+        let frontier = if writer.cluster.replicated() {
             writer.replica.frontier
         } else {
             HlcTime(u64::MAX)
@@ -1636,7 +1732,25 @@ impl Repository {
         if !self.awaiting_peers.load(Ordering::Acquire) {
             writer.replica.prune(frontier);
         }
-        let stable = if replicated {
+        CheckpointCut {
+            checkpoint: Checkpoint {
+                applied: writer.durable.applied,
+                version_vector: writer.replica.version_vector.clone(),
+                clock: self.clock.last(),
+                register: Checkpoint::encode_register(&writer.replica.register),
+                tombstones: Checkpoint::encode_tombstones(&writer.replica.register),
+                truncated: writer.durable.truncated.clone(),
+                digest: Some(writer.digests.current()),
+            },
+            entries: writer.durable.entries_since_checkpoint,
+            generation: (writer.durable.checkpoints, writer.repairs),
+        }
+    }
+
+    /// Saves `cut` (the store durably holds everything up to it) and drops the log
+    /// segments it and every member no longer need.
+    fn finish_checkpoint(&self, writer: &mut Writer, mut cut: CheckpointCut) -> Result<()> {
+        let stable = if writer.cluster.replicated() {
             writer.replica.stable.clone()
         } else {
             writer.replica.version_vector.clone()
@@ -1649,6 +1763,7 @@ impl Repository {
             .backup_pin
             .as_ref()
             .and_then(|pin| pin.in_force(self.clock.last()));
+        let applied = cut.checkpoint.applied;
         let keep_from = writer
             .durable
             .log
@@ -1657,7 +1772,7 @@ impl Repository {
             .find(|e| {
                 !stable.covers(e.origin, e.seq)
                     || pinned.is_some_and(|pin| !pin.covers(e.origin, e.seq))
-                    || e.end > writer.durable.applied
+                    || e.end > applied
             })
             .map(|e| e.start);
         let keep_from = match keep_from {
@@ -1667,23 +1782,20 @@ impl Repository {
                 writer.durable.log.end()
             }
         };
-        let checkpoint = Checkpoint {
-            applied: writer.durable.applied,
-            version_vector: writer.replica.version_vector.clone(),
-            clock: self.clock.last(),
-            register: Checkpoint::encode_register(&writer.replica.register),
-            tombstones: Checkpoint::encode_tombstones(&writer.replica.register),
-            truncated: writer.durable.truncated.clone(),
-            digest: Some(writer.digests.current()),
-        };
-        checkpoint.save(&self.dir)?;
+        cut.checkpoint.truncated = writer.durable.truncated.clone();
+        cut.checkpoint.save(&self.dir)?;
         for removed in writer.durable.log.remove_segments_before(keep_from)? {
             writer
                 .durable
                 .truncated
                 .advance(removed.origin, removed.seq);
         }
-        writer.durable.entries_since_checkpoint = 0;
+        let since = &mut writer.durable.entries_since_checkpoint;
+        *since = since.saturating_sub(cut.entries);
+        writer.durable.checkpoints += 1;
+        if *since < self.options.checkpoint_every {
+            self.checkpoint_due.store(false, Ordering::Release);
+        }
         Ok(())
     }
 
