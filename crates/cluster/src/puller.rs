@@ -36,6 +36,7 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
     let mut machine = Puller::new(peer, now());
     let mut open: Option<Open> = None;
     let mut event = PullEvent::Tick;
+    let mut last_digest_check: Option<Instant> = None;
     loop {
         let Some(strong) = node.upgrade() else { return };
         let membership = quadmesh_repl::pull_membership(&strong.view(), peer);
@@ -67,7 +68,9 @@ pub async fn pull_forever(node: Weak<Node>, peer: OriginId) {
                     .await
                     .map(|()| None),
                 PullCommand::TakeHeartbeat(heartbeat) => {
-                    take_heartbeat(&strong, heartbeat).await.map(|()| None)
+                    take_heartbeat(&strong, heartbeat, &mut last_digest_check)
+                        .await
+                        .map(|()| None)
                 }
                 PullCommand::Contact => {
                     strong.view().on_contact(peer, super::now_ms());
@@ -244,29 +247,50 @@ fn refusal(status: u16, text: &str) -> PullFailure {
     PullFailure::refused(status, serde_json::from_str::<PeerRefusal>(text).ok(), text)
 }
 
+/// How often a peer's digest is compared with ours (under the writer lock). Every
+/// round of a stream closes with a heartbeat, hundreds a second at a high commit rate;
+/// anti-entropy needs a comparison now and then, not one per round.
+const DIGEST_CHECK_EVERY: Duration = Duration::from_millis(500);
+
 /// Takes in a heartbeat: the clock first (a refusal holds the stream), then what it
-/// says of the peer.
-async fn take_heartbeat(node: &Arc<Node>, heartbeat: Heartbeat) -> Result<(), PullFailure> {
+/// says of the peer. Its digest is compared at most every [`DIGEST_CHECK_EVERY`]
+/// (`last_digest_check`, this peer's).
+async fn take_heartbeat(
+    node: &Arc<Node>,
+    heartbeat: Heartbeat,
+    last_digest_check: &mut Option<Instant>,
+) -> Result<(), PullFailure> {
     node.repository().clock().observe(heartbeat.clock)?;
-    // Blocking: after a lost tail the report is taken under the writer lock, and a
-    // digest is compared with the store's.
-    let repository = node.repository().clone();
-    let report = heartbeat.clone();
-    let (holds_own_lost, ours, check) = tokio::task::spawn_blocking(move || {
-        // After a crash that cut our log, local writes wait for the members' word.
-        let ahead =
-            repository.on_peer_heartbeat(report.origin, &report.version_vector, report.config);
-        let ours = repository.version_vector().get(repository.origin());
-        let check = report.digest.map(|theirs| {
-            (
-                repository.check_digest(&report.version_vector, &theirs),
-                theirs,
-            )
-        });
-        (ahead, ours, check)
-    })
-    .await
-    .map_err(|e| PullFailure::Held(e.to_string()))?;
+    let digest = heartbeat
+        .digest
+        .filter(|_| last_digest_check.is_none_or(|at| at.elapsed() >= DIGEST_CHECK_EVERY));
+    if digest.is_some() {
+        *last_digest_check = Some(Instant::now());
+    }
+    let (holds_own_lost, ours, check) = if digest.is_some() || node.repository().is_awaiting_peers()
+    {
+        // Blocking: after a lost tail the report is taken under the writer lock, and
+        // a digest is compared with the store's.
+        let repository = node.repository().clone();
+        let report = heartbeat.clone();
+        tokio::task::spawn_blocking(move || {
+            // After a crash that cut our log, local writes wait for the members' word.
+            let ahead =
+                repository.on_peer_heartbeat(report.origin, &report.version_vector, report.config);
+            let ours = repository.version_vector().get(repository.origin());
+            let check = digest.map(|theirs| {
+                (
+                    repository.check_digest(&report.version_vector, &theirs),
+                    theirs,
+                )
+            });
+            (ahead, ours, check)
+        })
+        .await
+        .map_err(|e| PullFailure::Held(e.to_string()))?
+    } else {
+        (false, 0, None)
+    };
     if let Some((check, theirs)) = check {
         node.anti_entropy.record(
             heartbeat.origin,
@@ -302,10 +326,17 @@ async fn apply_transactions(
     peer: OriginId,
     entries: Vec<Entry>,
 ) -> Result<(), PullFailure> {
-    if entries.is_empty() {
+    // What this instance already holds durably needs no blocking thread: streams relay
+    // what other members sent too (in a full mesh every transaction comes twice). The
+    // published version vector only grows, so these are duplicates under the writer
+    // lock as well; a removed sender's batch still goes there, to be refused.
+    let repository = node.repository().clone();
+    let held = repository.version_vector();
+    if !repository.cluster().removed_for_good(peer)
+        && entries.iter().all(|e| e.seq <= held.get(e.origin))
+    {
         return Ok(());
     }
-    let repository = node.repository().clone();
     let apply_delay = node.apply_delay.clone();
     let results = tokio::task::spawn_blocking(move || {
         let (outcomes, error) = repository.apply_remote_batch(peer, &entries);

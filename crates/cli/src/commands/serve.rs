@@ -63,7 +63,8 @@ pub struct ServeArgs {
     /// Seconds a connection may stay open with no request in flight.
     #[arg(long, env = "QUADMESH_IDLE_TIMEOUT", default_value_t = 120)]
     pub idle_timeout: u64,
-    /// Seconds between checkpoints (store flush, register and log pruning).
+    /// Seconds between checkpoints (store flush, register and log pruning); one is also
+    /// taken after every 10,000 log entries.
     #[arg(long, env = "QUADMESH_CHECKPOINT_INTERVAL", default_value_t = 60)]
     pub checkpoint_interval: u64,
     /// Seconds the log is kept for an absent member; one away longer must be grown again.
