@@ -222,11 +222,11 @@ async fn soak_in(args: &SoakArgs, work: &Path) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // The judged window: the last 20 minutes of a run of 30 or more, else the last
-    // two thirds.
+    // The judged window: from minute 5 on (memory must be flat once the first load and
+    // the caches settled) in a run of 10 minutes or more, else the last two thirds.
     let minutes_per_sample = period.as_secs_f64() / 60.0;
-    let window_minutes = if args.minutes >= 30 {
-        20.0
+    let window_minutes = if args.minutes >= 10 {
+        args.minutes as f64 - 5.0
     } else {
         (args.minutes as f64 * 2.0 / 3.0).max(minutes_per_sample)
     };
