@@ -3,9 +3,9 @@
 //! write path only when nobody took it for far longer; and commits that overlap one
 //! all hold after an unclean stop.
 
+use crate::group_commit_tests::quad;
 use crate::log::LogOptions;
 use crate::repository::{Repository, RepositoryOptions};
-use oxigraph::model::{GraphName, Literal, NamedNode, Quad};
 use quadmesh_repl::{HybridClock, SystemClock};
 use std::cell::RefCell;
 use std::path::Path;
@@ -42,15 +42,6 @@ fn options(checkpoint_every: u64) -> RepositoryOptions {
 fn open(dir: &Path, checkpoint_every: u64) -> Arc<Repository> {
     let clock = Arc::new(HybridClock::new(SystemClock::with_offset_ms(0), 500));
     Arc::new(Repository::open("r", dir, clock, options(checkpoint_every), true).unwrap())
-}
-
-fn quad(i: usize) -> Quad {
-    Quad::new(
-        NamedNode::new_unchecked(format!("http://example.org/s{i}")),
-        NamedNode::new_unchecked("http://example.org/p"),
-        Literal::from(i as i64),
-        GraphName::DefaultGraph,
-    )
 }
 
 fn insert(repository: &Repository, i: usize) {

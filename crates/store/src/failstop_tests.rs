@@ -1,10 +1,11 @@
 //! The fail-stop rules of the write path, recovery of a log that lost its tail, and the
 //! clock across restarts, on real repositories in temporary directories.
 
+use crate::group_commit_tests::quad;
 use crate::log::LogOptions;
 use crate::repository::{Applied, Repository, RepositoryOptions};
 use crate::StoreError;
-use oxigraph::model::{GraphName, Literal, NamedNode, Quad};
+use oxigraph::model::Quad;
 use quadmesh_repl::{
     ClusterConfig, Entry, HybridClock, Member, OriginId, Stamp, SystemClock, VersionVector,
 };
@@ -33,15 +34,6 @@ fn clock(offset_ms: i64) -> Arc<HybridClock> {
 
 fn open(dir: &Path, clock: Arc<HybridClock>) -> Repository {
     Repository::open("r", dir, clock, options(), true).unwrap()
-}
-
-fn quad(i: usize) -> Quad {
-    Quad::new(
-        NamedNode::new_unchecked(format!("http://example.org/s{i}")),
-        NamedNode::new_unchecked("http://example.org/p"),
-        Literal::from(i as i64),
-        GraphName::DefaultGraph,
-    )
 }
 
 fn insert(repository: &Repository, i: usize) -> Result<(u64, Stamp), StoreError> {

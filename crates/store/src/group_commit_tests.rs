@@ -28,7 +28,8 @@ fn open(dir: &Path, options: RepositoryOptions) -> Arc<Repository> {
     Arc::new(Repository::open("r", dir, clock, options, true).unwrap())
 }
 
-fn quad(i: usize) -> Quad {
+/// A quad of its own for each `i` (the store's tests share it).
+pub(crate) fn quad(i: usize) -> Quad {
     Quad::new(
         NamedNode::new_unchecked(format!("http://example.org/s{i}")),
         NamedNode::new_unchecked("http://example.org/p"),
