@@ -101,15 +101,19 @@ impl<P: RangePattern> Register<P> {
     /// Whether an explicit write with this stamp would win for this item.
     pub fn wins(&self, item: &P::Item, stamp: Stamp) -> bool {
         self.entries.get(item).is_none_or(|last| stamp > last.stamp)
-            // The same stamp is the same transaction, whose writes follow its deletes.
-            && self.newest_tombstone(item).is_none_or(|t| stamp >= t)
+            && !self.swept_after(item, stamp)
+    }
+
+    /// Whether a range delete newer than `stamp` covers `item`. The same stamp is the
+    /// same transaction, whose writes follow its deletes.
+    fn swept_after(&self, item: &P::Item, stamp: Stamp) -> bool {
+        self.newest_tombstone(item).is_some_and(|t| stamp < t)
     }
 
     /// Admits the explicit write if it wins, and says whether it did (`wins`, with the
     /// item looked up once where it is held).
     pub fn admit(&mut self, item: &P::Item, stamp: Stamp, present: bool) -> bool {
-        // The same stamp is the same transaction, whose writes follow its deletes.
-        if self.newest_tombstone(item).is_some_and(|t| stamp < t) {
+        if self.swept_after(item, stamp) {
             return false;
         }
         let write = LastWrite { stamp, present };
