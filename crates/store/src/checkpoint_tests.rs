@@ -148,7 +148,10 @@ fn a_commit_goes_through_while_a_checkpoint_flushes_and_the_checkpoint_keeps_its
         })
     };
     flushing.recv_timeout(Duration::from_secs(10)).unwrap();
-    // The flush is held: a commit must not wait for it.
+    // The flush is held: a commit must not wait for it, and its frame is synced before
+    // it is applied (by the log itself, not by a shared sync afterwards), since the
+    // flush could make the store durable before a shared sync made the frame durable.
+    let shared_syncs = repository.log_syncs();
     let (done_tx, done) = mpsc::channel();
     {
         let repository = repository.clone();
@@ -159,6 +162,11 @@ fn a_commit_goes_through_while_a_checkpoint_flushes_and_the_checkpoint_keeps_its
     }
     done.recv_timeout(Duration::from_secs(10))
         .expect("a commit waited for the checkpoint's flush");
+    assert_eq!(
+        repository.log_syncs(),
+        shared_syncs,
+        "a commit during the flush waited for a shared sync after it was applied"
+    );
     go.send(()).unwrap();
     checkpoint.join().unwrap().unwrap();
     // Segments go whole: had the cut covered the commit made during the flush, both
