@@ -2,6 +2,8 @@
 //! same run, on the same generated data. Prints a table of figures and ratios. `soak`
 //! runs a cluster under mixed load and watches its memory.
 
+mod cgroup;
+mod cluster_load;
 mod generator;
 mod lag;
 mod scenarios;
@@ -36,6 +38,9 @@ enum Command {
     },
     /// Run every benchmark and print the table.
     Run(scenarios::RunArgs),
+    /// Load the dataset into a fresh 3-instance cluster, optionally with each member
+    /// under a memory limit; prints the rate, CPU and memory of each member.
+    ClusterLoad(cluster_load::ClusterLoadArgs),
     /// Run a 3-instance cluster under mixed reads and writes, sampling its memory.
     Soak(soak::SoakArgs),
     /// Replication lag at a high commit rate on a fresh 3-instance cluster (the run's
@@ -130,6 +135,16 @@ async fn run(command: Command) -> Result<()> {
             quadmesh,
             work_dir,
         } => lag::lag_alone(&quadmesh, &work_dir, rate, writers, seconds).await,
+        Command::ClusterLoad(args) => {
+            anyhow::ensure!(
+                args.quadmesh.exists(),
+                "no quadmesh binary at {}",
+                args.quadmesh.display()
+            );
+            cluster_load::cluster_load(args)
+                .await
+                .context("cluster load failed")
+        }
         Command::Tombstones(args) => tombstones::tombstones(args)
             .await
             .context("tombstone benchmark failed"),

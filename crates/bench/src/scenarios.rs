@@ -443,7 +443,7 @@ pub fn load_average() -> String {
 
 /// Writes the dataset to `path`; returns its distinct triples (the generator may repeat
 /// a random feature; a store keeps it once) and its size in MiB.
-fn write_dataset(path: &Path, products: usize, seed: u64) -> Result<(usize, f64)> {
+pub fn write_dataset(path: &Path, products: usize, seed: u64) -> Result<(usize, f64)> {
     use std::hash::BuildHasher;
     use std::io::{BufRead, Write};
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
