@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 /// The fewest new quads the bulk loader writes files for in one thread.
 const LOADER_BATCH_MIN: usize = 25_000;
+/// The most, unless the repository's options say fewer (`loader_batch_quads`): a load
+/// of a million quads on two threads is written in one batch each.
+pub(crate) const LOADER_BATCH_MAX: usize = 500_000;
 
 /// A load made ready for its stamp, against the store as it was when it was prepared.
 ///
@@ -84,6 +87,7 @@ pub(crate) fn prepare(
     quads: Vec<Quad>,
     replicated: bool,
     threads: usize,
+    max_batch: usize,
 ) -> Result<PreparedLoad<'_>> {
     let mut timings = Timings::default();
     let started = Instant::now();
@@ -94,7 +98,7 @@ pub(crate) fn prepare(
         .zip(&present)
         .filter_map(|(quad, &present)| (!present).then_some(quad))
         .collect();
-    let mut loader = loader_for(store, fresh.len(), threads);
+    let mut loader = loader_for(store, fresh.len(), threads, max_batch);
     loader.load_quads(fresh.iter().map(|&quad| quad.clone()))?;
     let started = Instant::now();
     let named: Vec<&Quad> = if replicated {
@@ -121,10 +125,19 @@ pub(crate) fn prepare(
 }
 
 /// A bulk loader that writes the files of `fresh` new quads on `threads` threads at
-/// once, each for its share (the loader's batches are `max_memory_size * 1000 /
-/// threads` quads; no batch under LOADER_BATCH_MIN, fewer files to ingest and compact).
-pub(crate) fn loader_for(store: &Store, fresh: usize, threads: usize) -> BulkLoader<'_> {
-    let batch = fresh.div_ceil(threads.max(1)).max(LOADER_BATCH_MIN);
+/// once, each for its share, at most `max_batch` quads at a time (the loader's batches
+/// are `max_memory_size * 1000 / threads` quads; no batch under LOADER_BATCH_MIN unless
+/// `max_batch` says so: fewer files to ingest and compact).
+pub(crate) fn loader_for(
+    store: &Store,
+    fresh: usize,
+    threads: usize,
+    max_batch: usize,
+) -> BulkLoader<'_> {
+    let batch = fresh
+        .div_ceil(threads.max(1))
+        .max(LOADER_BATCH_MIN)
+        .min(max_batch.max(1));
     store
         .bulk_loader()
         .with_num_threads(threads.max(1))
@@ -249,7 +262,7 @@ mod tests {
         for q in &quads[..5_000] {
             store.insert(q).unwrap();
         }
-        let prepared = prepare(&store, quads.clone(), false, 2).unwrap();
+        let prepared = prepare(&store, quads.clone(), false, 2, LOADER_BATCH_MAX).unwrap();
         assert_eq!(prepared.inserted, 7_000);
         assert_eq!(prepared.digest.count, 7_000);
         let mut expected = ContentDigest::default();
@@ -260,7 +273,7 @@ mod tests {
         drop(prepared);
         assert_eq!(store.len().unwrap(), 5_000);
         // In a cluster every quad named is in the effect.
-        let prepared = prepare(&store, quads, true, 2).unwrap();
+        let prepared = prepare(&store, quads, true, 2, LOADER_BATCH_MAX).unwrap();
         assert_eq!(prepared.inserted, 12_000);
         assert_eq!(prepared.digest.count, 7_000);
         prepared.loader.commit().unwrap();

@@ -36,6 +36,7 @@ fn options(checkpoint_every: u64) -> RepositoryOptions {
         },
         checkpoint_every,
         clock_fence: None,
+        ..RepositoryOptions::default()
     }
 }
 

@@ -21,6 +21,7 @@ fn options() -> RepositoryOptions {
         },
         checkpoint_every: 10_000,
         clock_fence: None,
+        ..RepositoryOptions::default()
     }
 }
 

@@ -5,9 +5,15 @@ use crate::log::LogPosition;
 use crate::repository::{HeartbeatPoint, Repository};
 use quadmesh_repl::{Entry, OriginId, VersionVector};
 
+/// The most bytes of entries read for a peer at once (one larger entry is read alone):
+/// the sender holds them, and the receiver decodes and applies them as one batch, so
+/// this bounds the memory a stream costs both (a load's entry is tens of MiB).
+pub const READ_BYTES: u64 = 8 << 20;
+
 impl Repository {
     /// The entries from `from` on (in log order) that `wanted` admits, and the position
-    /// to continue from. At most `limit` entries are read at once.
+    /// to continue from. At most `limit` entries are read at once, and no more than
+    /// [`READ_BYTES`] unless the first alone is larger.
     pub fn entries_since(
         &self,
         from: LogPosition,
@@ -49,14 +55,16 @@ impl Repository {
         let index = writer.durable.log.index();
         let first = index.partition_point(|e| e.start < from);
         let mut picked = Vec::new();
+        let mut bytes = 0;
         let mut next = writer.durable.log.end();
         for indexed in &index[first..] {
-            if picked.len() >= limit || indexed.end > durable {
+            if picked.len() >= limit || bytes >= READ_BYTES || indexed.end > durable {
                 next = indexed.start;
                 break;
             }
             if wanted(indexed.origin, indexed.seq) {
                 picked.push(*indexed);
+                bytes += indexed.bytes();
             }
         }
         Ok((writer.durable.log.read_entries(&picked)?, next))
@@ -119,6 +127,7 @@ mod tests {
             },
             checkpoint_every: 10_000,
             clock_fence: None,
+            ..RepositoryOptions::default()
         };
         let clock = Arc::new(HybridClock::new(SystemClock::with_offset_ms(0), 500));
         let repository = Repository::open("r", dir.path(), clock, options, true).unwrap();

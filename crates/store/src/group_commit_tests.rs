@@ -20,6 +20,7 @@ fn synced() -> RepositoryOptions {
         },
         checkpoint_every: 10_000,
         clock_fence: None,
+        ..RepositoryOptions::default()
     }
 }
 

@@ -78,6 +78,8 @@ mod group_commit_tests;
 mod log;
 mod log_heal;
 mod membership;
+#[cfg(test)]
+mod memory_bound_tests;
 mod namespaces;
 pub mod ntriples;
 mod parallel_parse;

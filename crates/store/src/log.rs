@@ -23,6 +23,17 @@ pub struct IndexedEntry {
     pub end: LogPosition,
 }
 
+impl IndexedEntry {
+    /// The bytes the entry takes in the log (an entry never spans two segments).
+    pub fn bytes(&self) -> u64 {
+        if self.start.segment == self.end.segment {
+            self.end.offset.saturating_sub(self.start.offset)
+        } else {
+            self.end.offset
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct LogOptions {
     /// `fdatasync` after every append: an acknowledged commit survives power loss, not

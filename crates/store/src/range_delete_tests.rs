@@ -19,6 +19,7 @@ fn options() -> RepositoryOptions {
         },
         checkpoint_every: 10_000,
         clock_fence: None,
+        ..RepositoryOptions::default()
     }
 }
 

@@ -197,6 +197,7 @@ mod tests {
             },
             checkpoint_every: 10_000,
             clock_fence: None,
+            ..RepositoryOptions::default()
         };
         let clock = Arc::new(HybridClock::new(SystemClock::with_offset_ms(0), 500));
         Repository::open("r", dir, clock, options, true).unwrap()

@@ -83,8 +83,9 @@ const INLINE_CHECKPOINT_AFTER: u64 = 4;
 /// flushed (see [`Repository::checkpoint`]).
 struct CheckpointCut {
     checkpoint: Checkpoint,
-    /// Entries since the previous checkpoint when cut.
+    /// Entries since the previous checkpoint when cut, and their bytes.
     entries: u64,
+    bytes: u64,
     /// Checkpoints saved and repairs made when cut: either moving on makes it stale.
     generation: (u64, u64),
 }
@@ -94,6 +95,13 @@ pub struct RepositoryOptions {
     pub log: LogOptions,
     /// Flush the store and write a checkpoint after this many log entries.
     pub checkpoint_every: u64,
+    /// Also after this many bytes of log entries: the store's write buffers hold what
+    /// was written since its last flush, so this bounds them (`None`: by count alone).
+    pub checkpoint_every_bytes: Option<u64>,
+    /// The most new quads the bulk loader holds and encodes at once in each of its
+    /// threads (a load, or a peer's load applied, larger than that is written in
+    /// several batches): what bounds the loader's memory.
+    pub loader_batch_quads: usize,
     /// The clock fence on local writes, with how long a sample of a peer's clock
     /// counts (the lease: a member that measured no majority's clocks for that long
     /// takes no local writes). `None`: no fence, for a repository whose peers' clocks
@@ -106,6 +114,8 @@ impl Default for RepositoryOptions {
         RepositoryOptions {
             log: LogOptions::default(),
             checkpoint_every: 10_000,
+            checkpoint_every_bytes: None,
+            loader_batch_quads: bulk_insert::LOADER_BATCH_MAX,
             clock_fence: None,
         }
     }
@@ -288,6 +298,8 @@ pub(crate) struct Writer {
     /// How many times the store was changed other than by a log entry (a repair from a
     /// peer's snapshot, the only such change): see [`Writer::store_version`].
     pub(crate) repairs: u64,
+    /// `RepositoryOptions::loader_batch_quads`, for the loads applied here.
+    loader_batch_quads: usize,
 }
 
 impl Writer {
@@ -310,6 +322,8 @@ pub(crate) struct DurableState {
     /// The end of the last entry applied to the store.
     pub(crate) applied: LogPosition,
     pub(crate) entries_since_checkpoint: u64,
+    /// Bytes of the log entries appended since the previous checkpoint.
+    pub(crate) bytes_since_checkpoint: u64,
     /// Checkpoints saved since opening (a checkpoint cut before another was saved is
     /// stale).
     pub(crate) checkpoints: u64,
@@ -423,6 +437,7 @@ impl Repository {
                 log,
                 applied: checkpoint.applied,
                 entries_since_checkpoint: 0,
+                bytes_since_checkpoint: 0,
                 checkpoints: 0,
                 truncated: checkpoint.truncated.clone(),
                 clock_reserved,
@@ -438,6 +453,7 @@ impl Repository {
             cluster,
             digests: DigestBook::new(checkpoint.digest.unwrap_or_default()),
             repairs: 0,
+            loader_batch_quads: options.loader_batch_quads,
         };
         let namespaces = Namespaces::open(dir, options.log.fsync)?;
         let access = Book::open(dir, BookKind::Access, options.log.fsync, || {
@@ -700,7 +716,8 @@ impl Repository {
         };
         let quads = bulk_insert::unique(quads);
         let dedup = began.elapsed();
-        let mut prepared = bulk_insert::prepare(&self.store, quads, replicated, threads)?;
+        let batch = self.options.loader_batch_quads;
+        let mut prepared = bulk_insert::prepare(&self.store, quads, replicated, threads, batch)?;
         let waited = Instant::now();
         let mut writer = self.lock_writer();
         let lock_wait = waited.elapsed();
@@ -716,8 +733,8 @@ impl Repository {
         if !still_true {
             let quads = std::mem::take(&mut prepared.quads);
             drop(prepared);
-            prepared =
-                bulk_insert::prepare(&self.store, quads, writer.cluster.replicated(), threads)?;
+            let replicated = writer.cluster.replicated();
+            prepared = bulk_insert::prepare(&self.store, quads, replicated, threads, batch)?;
         }
         if prepared.inserted == 0 {
             return Ok(CommitReceipt::default());
@@ -1591,6 +1608,7 @@ impl Repository {
         self.publish_cluster(writer);
         writer.durable.applied = indexed.end;
         writer.durable.entries_since_checkpoint += 1;
+        writer.durable.bytes_since_checkpoint += indexed.bytes();
         self.group
             .release(indexed.end, indexed.origin, indexed.seq, new_segment);
     }
@@ -1602,18 +1620,28 @@ impl Repository {
     /// failed checkpoint fails nothing here: the entry is in the log and the store; the
     /// checkpoint is tried again.
     fn checkpoint_if_due(&self, writer: &mut Writer) {
-        let since = writer.durable.entries_since_checkpoint;
-        if since >= self.options.checkpoint_every {
+        if self.checkpoint_passed(&writer.durable, 1) {
             self.checkpoint_due.store(true, Ordering::Release);
         }
-        if since >= self.options.checkpoint_every * INLINE_CHECKPOINT_AFTER {
+        if self.checkpoint_passed(&writer.durable, INLINE_CHECKPOINT_AFTER) {
             if let Err(e) = self.checkpoint_locked(writer) {
                 tracing::warn!(repository = %self.name, error = %e, "checkpoint failed; it is tried again later");
             }
         }
     }
 
-    /// Whether enough entries were logged since the last checkpoint for the next.
+    /// Whether `times` checkpoints' worth of entries, or of bytes, were logged since the
+    /// last checkpoint.
+    fn checkpoint_passed(&self, durable: &DurableState, times: u64) -> bool {
+        durable.entries_since_checkpoint >= self.options.checkpoint_every.saturating_mul(times)
+            || self
+                .options
+                .checkpoint_every_bytes
+                .is_some_and(|bytes| durable.bytes_since_checkpoint >= bytes.saturating_mul(times))
+    }
+
+    /// Whether enough entries, or bytes, were logged since the last checkpoint for the
+    /// next.
     pub fn checkpoint_due(&self) -> bool {
         self.checkpoint_due.load(Ordering::Acquire)
     }
@@ -1743,6 +1771,7 @@ impl Repository {
                 digest: Some(writer.digests.current()),
             },
             entries: writer.durable.entries_since_checkpoint,
+            bytes: writer.durable.bytes_since_checkpoint,
             generation: (writer.durable.checkpoints, writer.repairs),
         }
     }
@@ -1790,10 +1819,12 @@ impl Repository {
                 .truncated
                 .advance(removed.origin, removed.seq);
         }
-        let since = &mut writer.durable.entries_since_checkpoint;
-        *since = since.saturating_sub(cut.entries);
-        writer.durable.checkpoints += 1;
-        if *since < self.options.checkpoint_every {
+        let durable = &mut writer.durable;
+        durable.entries_since_checkpoint =
+            durable.entries_since_checkpoint.saturating_sub(cut.entries);
+        durable.bytes_since_checkpoint = durable.bytes_since_checkpoint.saturating_sub(cut.bytes);
+        durable.checkpoints += 1;
+        if !self.checkpoint_passed(&writer.durable, 1) {
             self.checkpoint_due.store(false, Ordering::Release);
         }
         Ok(())
@@ -2171,7 +2202,8 @@ impl Writer {
                 .filter_map(|(quad, present)| (!present).then_some(quad))
                 .collect();
             let digest = bulk_insert::digest_on(&fresh, threads);
-            let mut loader = bulk_insert::loader_for(store, fresh.len(), threads);
+            let mut loader =
+                bulk_insert::loader_for(store, fresh.len(), threads, self.loader_batch_quads);
             loader.load_quads(fresh.into_iter().cloned())?;
             loader.commit()?;
             self.digests.added(digest);
