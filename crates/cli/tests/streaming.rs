@@ -375,6 +375,62 @@ async fn an_upload_past_the_size_limit_is_refused_and_changes_nothing() {
     assert_eq!(size(&client, &server, REPO).await, 1_000);
 }
 
+#[tokio::test]
+async fn a_memory_limit_bounds_the_largest_upload_unless_the_body_limit_is_set() {
+    // 64 MiB: uploads up to a thirty-second of it, 2 MiB.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--no-fsync", "--memory-limit-mib", "64"]);
+    let client = Client::default();
+    create_repository(&client, &server, REPO).await;
+    let path = format!("/repositories/{REPO}/statements");
+    let answer = post_raw(
+        server.port,
+        &path,
+        &[("content-type", "application/n-triples")],
+        ntriples(60_000).as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("the request body exceeds the limit of 2097152 bytes")
+            && answer.contains("--memory-limit-mib"),
+        "{answer}"
+    );
+    assert_eq!(size(&client, &server, REPO).await, 0);
+    let response = client
+        .post(server.url(&path))
+        .header("content-type", "application/n-triples")
+        .body(ntriples(20_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(size(&client, &server, REPO).await, 20_000);
+    drop(server);
+
+    // The operator's own body limit wins over the derived one.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            "--no-fsync",
+            "--memory-limit-mib",
+            "64",
+            "--max-body-mb",
+            "8",
+        ],
+    );
+    create_repository(&client, &server, REPO).await;
+    let response = client
+        .post(server.url(&path))
+        .header("content-type", "application/n-triples")
+        .body(ntriples(60_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(size(&client, &server, REPO).await, 60_000);
+}
+
 /// 10^9 rows from 1,000 triples: a result no test waits for.
 const ENDLESS: &str = "SELECT * WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }";
 

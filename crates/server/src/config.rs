@@ -10,6 +10,9 @@ pub struct ServerConfig {
     pub port: u16,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// The memory this instance may use, and the bounds derived from it (`None`: no
+    /// limit known; loads are bounded by `max_body_bytes` alone).
+    pub memory: Option<crate::memory_budget::MemoryBudget>,
     /// Timeout of a query that names none.
     pub default_query_timeout: Option<Duration>,
     /// What a query or update without a dataset sees as its default graph, for
@@ -52,6 +55,7 @@ impl ServerConfig {
             bind: IpAddr::from([0, 0, 0, 0]),
             port: 10035,
             max_body_bytes: 1 << 30,
+            memory: None,
             default_query_timeout: None,
             default_dataset: quadmesh_store::DatasetBehavior::All,
             default_session_lifetime: Duration::from_secs(300),

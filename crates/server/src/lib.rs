@@ -14,6 +14,7 @@ mod error;
 mod formats;
 mod http_metrics;
 mod listener;
+mod memory_budget;
 mod metrics;
 mod middleware;
 mod multipart;
@@ -43,6 +44,7 @@ pub use config::Role;
 pub use config::ServerConfig;
 pub use error::ApiError;
 pub use listener::ConnectionLimits;
+pub use memory_budget::{container_limit_mib, LimitSource, MemoryBudget};
 pub use results::render_table;
 pub use routes::server::VERSION;
 pub use tls::{TlsError, TlsSettings};
@@ -109,7 +111,7 @@ pub async fn serve(
     })
     .await
     .map_err(|e| std::io::Error::other(e.to_string()))??;
-    let options = RepositoryOptions {
+    let mut options = RepositoryOptions {
         log: LogOptions {
             fsync: config.fsync,
             ..LogOptions::default()
@@ -117,6 +119,19 @@ pub async fn serve(
         clock_fence: Some(clock_lease(config.log_retention)),
         ..RepositoryOptions::default()
     };
+    if let Some(budget) = config.memory {
+        let threads = quadmesh_store::parse_threads();
+        options.loader_batch_quads = budget.loader_batch_quads(threads);
+        options.checkpoint_every_bytes = Some(budget.checkpoint_every_bytes());
+        tracing::info!(
+            limit_mib = budget.limit_mib,
+            source = ?budget.source,
+            max_body_mib = config.max_body_bytes >> 20,
+            loader_batch_quads = options.loader_batch_quads,
+            checkpoint_every_mib = budget.checkpoint_every_bytes() >> 20,
+            "memory limit: what it bounds"
+        );
+    }
     let data_dir = config.data_dir.clone();
     let catalog = tokio::task::spawn_blocking(move || Catalog::open(&data_dir, clock, options))
         .await

@@ -13,6 +13,11 @@ use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// What a 413 says after the limit: where it is set, and what to do instead.
+const LIMIT_HINT: &str = " (--max-body-mb, QUADMESH_MAX_BODY_MB; by default a thirty-second of \
+    the memory limit, --memory-limit-mib): send the data in smaller requests, as \
+    `quadmesh load` does";
 use tokio::io::AsyncWriteExt;
 
 /// Bodies up to this size stay in memory.
@@ -51,7 +56,8 @@ pub async fn receive(
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
     let too_large = || {
         ApiError::PayloadTooLarge(format!(
-            "the request body exceeds the limit of {limit} bytes"
+            "the request body exceeds the limit of {limit} bytes{}",
+            LIMIT_HINT
         ))
     };
     let mut frames = body.into_data_stream();
@@ -127,8 +133,8 @@ impl Upload {
     pub fn explain(&self, error: ApiError) -> ApiError {
         if self.over_limit.load(Ordering::Relaxed) {
             return ApiError::PayloadTooLarge(format!(
-                "the decompressed body exceeds the limit of {} bytes",
-                self.limit
+                "the decompressed body exceeds the limit of {} bytes{}",
+                self.limit, LIMIT_HINT
             ));
         }
         error

@@ -1,6 +1,6 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use quadmesh_server::{Role, ServerConfig, TlsSettings};
+use quadmesh_server::{LimitSource, MemoryBudget, Role, ServerConfig, TlsSettings};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,9 +25,15 @@ pub struct ServeArgs {
     /// File holding the superuser password (a Kubernetes or Swarm secret).
     #[arg(long, env = "QUADMESH_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
-    /// Largest request body accepted, in MiB.
-    #[arg(long, env = "QUADMESH_MAX_BODY_MB", default_value_t = 1024)]
-    pub max_body_mb: usize,
+    /// Largest request body accepted, in MiB (default: a thirty-second of the memory
+    /// limit, or 1024 without one).
+    #[arg(long, env = "QUADMESH_MAX_BODY_MB")]
+    pub max_body_mb: Option<usize>,
+    /// The memory this instance may use, in MiB (default: its container's limit, read
+    /// from its cgroup, if it has one). Bounds the largest request body, the bulk
+    /// loader's batches and the store's write buffers; README, "Sizing memory".
+    #[arg(long, env = "QUADMESH_MEMORY_LIMIT_MIB")]
+    pub memory_limit_mib: Option<u64>,
     /// Timeout of queries that set none, in seconds (0: none).
     #[arg(long, env = "QUADMESH_QUERY_TIMEOUT", default_value_t = 0)]
     pub query_timeout: u64,
@@ -241,7 +247,22 @@ impl ServeArgs {
         let mut config = ServerConfig::new(&self.data_dir);
         config.bind = self.bind;
         config.port = self.port;
-        config.max_body_bytes = self.max_body_mb.saturating_mul(1 << 20);
+        config.memory = match self.memory_limit_mib {
+            Some(0) => bail!("--memory-limit-mib must be above 0"),
+            Some(limit_mib) => Some(MemoryBudget {
+                limit_mib,
+                source: LimitSource::Setting,
+            }),
+            None => quadmesh_server::container_limit_mib().map(|limit_mib| MemoryBudget {
+                limit_mib,
+                source: LimitSource::Container,
+            }),
+        };
+        config.max_body_bytes = match (self.max_body_mb, config.memory) {
+            (Some(mib), _) => mib.saturating_mul(1 << 20),
+            (None, Some(budget)) => budget.max_body_bytes(),
+            (None, None) => 1 << 30,
+        };
         config.default_query_timeout =
             (self.query_timeout > 0).then(|| Duration::from_secs(self.query_timeout));
         config.default_dataset = self.default_dataset;
