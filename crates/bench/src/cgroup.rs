@@ -4,10 +4,9 @@
 //! as it would a pod over its limit.
 //!
 //! Rules it keeps:
-//! - The limit is set before the process is moved in. What the process already uses may
-//!   stay charged to its old cgroup (v2 moves no charge; v1 only where the kernel still
-//!   honours `move_charge_at_immigrate`), so the process is placed before the work under
-//!   measurement starts, and its own peak (VmHWM) is reported beside the cgroup's.
+//! - The limit is set before any process enters; the process enters before it execs
+//!   (see `Server::quadmesh_limited`), so everything it ever uses is charged, and it
+//!   finds the limit in its cgroup when it starts, as in a container.
 //! - The cgroup is removed when the limit is dropped; the process must have ended by then
 //!   (the kernel refuses to remove a cgroup with processes in it, and the removal is
 //!   best effort).
@@ -29,8 +28,8 @@ pub struct MemoryLimit {
 }
 
 impl MemoryLimit {
-    /// Moves process `pid` into a new cgroup `name` limited to `limit_mib` MiB.
-    pub fn place(pid: u32, name: &str, limit_mib: u64) -> Result<MemoryLimit> {
+    /// A new cgroup `name` limited to `limit_mib` MiB, with no process in it yet.
+    pub fn create(name: &str, limit_mib: u64) -> Result<MemoryLimit> {
         let bytes = (limit_mib * 1024 * 1024).to_string();
         let v2_controllers = Path::new(ROOT).join("cgroup.controllers");
         let limit = if std::fs::read_to_string(&v2_controllers)
@@ -54,14 +53,16 @@ impl MemoryLimit {
             };
             std::fs::create_dir_all(&limit.dir)?;
             limit.write("memory.limit_in_bytes", &bytes)?;
-            // Where the kernel still moves charges (deprecated, refused by some).
-            let _ = limit.write("memory.move_charge_at_immigrate", "3");
             limit
         } else {
             bail!("no cgroup memory controller under {ROOT}: cannot limit a member's memory");
         };
-        limit.write("cgroup.procs", &pid.to_string())?;
         Ok(limit)
+    }
+
+    /// The file a process writes its id to, to enter.
+    pub fn procs(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
     }
 
     fn write(&self, file: &str, value: &str) -> Result<()> {

@@ -6,7 +6,7 @@
 
 use crate::cgroup::MemoryLimit;
 use crate::scenarios::{
-    caught_up, load_average, post_chunks, three_instance_cluster, write_dataset, Http, REPO,
+    caught_up, cluster, load_average, post_chunks_of, write_dataset, Http, REPO,
 };
 use crate::servers::Server;
 use anyhow::{bail, Context, Result};
@@ -24,6 +24,9 @@ pub struct ClusterLoadArgs {
     /// kills a member that goes over, as it would a pod. Needs root.
     #[arg(long)]
     pub memory_limit_mib: Option<u64>,
+    /// Lines of N-Triples per POST.
+    #[arg(long, default_value_t = 100_000)]
+    pub lines_per_post: usize,
     #[arg(long)]
     pub quadmesh: PathBuf,
     /// Where the servers keep their data (a fresh directory is made inside).
@@ -53,28 +56,41 @@ async fn run_in(args: &ClusterLoadArgs, work: &std::path::Path) -> Result<()> {
     let http = Http::new()?;
     // Declared before the members, so dropped after them: a cgroup is removed only once
     // its process has ended.
-    let mut limits: Vec<MemoryLimit> = Vec::new();
-    let mut members = three_instance_cluster(&http, &args.quadmesh, work, REPO).await?;
-    if let Some(limit) = args.memory_limit_mib {
-        for member in &members {
-            limits.push(MemoryLimit::place(
-                member.pid(),
-                &format!("quadmesh-bench-{}-{}", std::process::id(), member.name),
-                limit,
-            )?);
-        }
-    }
+    let limits: Vec<MemoryLimit> = match args.memory_limit_mib {
+        Some(limit) => (0..3)
+            .map(|i| {
+                MemoryLimit::create(
+                    &format!("quadmesh-bench-{}-node{i}", std::process::id()),
+                    limit,
+                )
+            })
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    let mut members: Vec<Server> = (0..3)
+        .map(|i| {
+            Server::quadmesh_limited(
+                &args.quadmesh,
+                &format!("node{i}"),
+                &work.join(format!("node{i}")),
+                limits.get(i).map(MemoryLimit::procs).as_deref(),
+            )
+        })
+        .collect::<Result<_>>()?;
+    http.create_repository(&members[0], REPO).await?;
+    cluster(&http, &members, REPO).await?;
     for member in &members {
         member.reset_peak()?;
     }
     let cpu_before: Vec<f64> = members.iter().map(Server::cpu_seconds).collect();
     let started = Instant::now();
     let loaded = async {
-        let token = post_chunks(
+        let token = post_chunks_of(
             &http,
             &members[0].url(&format!("/repositories/{REPO}/statements")),
             true,
             &data,
+            args.lines_per_post,
         )
         .await?
         .context("the cluster's answer to a load had no causal token")?;
@@ -123,7 +139,7 @@ async fn run_in(args: &ClusterLoadArgs, work: &std::path::Path) -> Result<()> {
     line(
         "POSTs answered (s)",
         format!("{answered:.1}"),
-        "100,000-line POSTs, one after another",
+        &format!("{}-line POSTs, one after another", args.lines_per_post),
     );
     line(
         "every member holds all (s); triples/s",

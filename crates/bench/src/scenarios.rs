@@ -138,13 +138,24 @@ pub async fn post_chunks(
     auth: bool,
     data: &Path,
 ) -> Result<Option<String>> {
+    post_chunks_of(http, url, auth, data, CHUNK).await
+}
+
+/// [`post_chunks`] in POSTs of `lines` lines.
+pub async fn post_chunks_of(
+    http: &Http,
+    url: &str,
+    auth: bool,
+    data: &Path,
+    lines_per_post: usize,
+) -> Result<Option<String>> {
     use std::io::BufRead;
     let mut reader = std::io::BufReader::new(std::fs::File::open(data)?);
     let mut token = None;
     loop {
-        let mut part = Vec::with_capacity(CHUNK * 90);
+        let mut part = Vec::with_capacity(lines_per_post.min(1 << 20) * 90);
         let mut lines = 0;
-        while lines < CHUNK && reader.read_until(b'\n', &mut part)? > 0 {
+        while lines < lines_per_post && reader.read_until(b'\n', &mut part)? > 0 {
             lines += 1;
         }
         if lines == 0 {

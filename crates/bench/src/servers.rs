@@ -24,8 +24,31 @@ pub fn free_port() -> u16 {
 
 impl Server {
     pub fn quadmesh(binary: &Path, name: &str, data_dir: &Path) -> Result<Server> {
+        Self::quadmesh_limited(binary, name, data_dir, None)
+    }
+
+    /// [`Server::quadmesh`], in the cgroup whose `cgroup.procs` is `cgroup` when given:
+    /// a shell enters it and then becomes the server (`exec`), so that the server runs
+    /// in it from its first instruction and reads its limit at start, as in a container.
+    pub fn quadmesh_limited(
+        binary: &Path,
+        name: &str,
+        data_dir: &Path,
+        cgroup: Option<&Path>,
+    ) -> Result<Server> {
         let port = free_port();
-        let child = Command::new(binary)
+        let mut command = match cgroup {
+            Some(procs) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .args(["-c", "echo $$ > \"$1\" && shift && exec \"$@\"", "sh"])
+                    .arg(procs)
+                    .arg(binary);
+                shell
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])
             .arg("--data-dir")
             .arg(data_dir)
