@@ -121,7 +121,10 @@ pub async fn serve(
     };
     if let Some(budget) = config.memory {
         let threads = quadmesh_store::parse_threads();
-        options.loader_batch_quads = budget.loader_batch_quads(threads);
+        // Never larger than without a limit.
+        options.loader_batch_quads = budget
+            .loader_batch_quads(threads)
+            .min(options.loader_batch_quads);
         options.checkpoint_every_bytes = Some(budget.checkpoint_every_bytes());
         tracing::info!(
             limit_mib = budget.limit_mib,
