@@ -1,8 +1,9 @@
 //! `quadmesh-bench cluster-load`: the generated dataset loaded into a fresh 3-instance
-//! cluster over HTTP (POSTs of 100,000 lines to the controlling instance), until every
-//! member has applied the last one, optionally with each member under its own memory
-//! limit (a cgroup, as `docker run --memory` or a pod's limit sets it). Prints the rate,
-//! each member's CPU-seconds and peak memory, and whether the kernel killed any.
+//! cluster over HTTP (POSTs of `--lines-per-post` lines, 100,000 by default, to the
+//! controlling instance, one after another), until every member has applied the last
+//! one, optionally with each member under its own memory limit (a cgroup, as `docker run
+//! --memory` or a pod's limit sets it). Prints the rate, each member's CPU-seconds and
+//! peak memory, and whether the kernel killed any.
 
 use crate::cgroup::MemoryLimit;
 use crate::scenarios::{
