@@ -134,14 +134,20 @@ pub(crate) fn loader_for(
     threads: usize,
     max_batch: usize,
 ) -> BulkLoader<'_> {
-    let batch = fresh
-        .div_ceil(threads.max(1))
-        .max(LOADER_BATCH_MIN)
-        .min(max_batch.max(1));
+    let batch = batch_per_thread(fresh, threads, max_batch);
     store
         .bulk_loader()
         .with_num_threads(threads.max(1))
         .with_max_memory_size_in_megabytes((batch * threads.max(1)).div_ceil(1000))
+}
+
+/// The quads of each of the loader's batches: `fresh` shared over `threads`, no fewer
+/// than LOADER_BATCH_MIN, no more than `max_batch`.
+fn batch_per_thread(fresh: usize, threads: usize, max_batch: usize) -> usize {
+    fresh
+        .div_ceil(threads.max(1))
+        .max(LOADER_BATCH_MIN)
+        .min(max_batch.max(1))
 }
 
 /// The content digest of `quads` (each counted once: the caller's to ensure), computed
@@ -232,6 +238,24 @@ mod tests {
             Literal::new_simple_literal(format!("v{}", i % 1000)),
             GraphName::DefaultGraph,
         )
+    }
+
+    #[test]
+    fn a_loaders_batch_is_the_load_shared_over_the_threads_within_its_bounds() {
+        // Shared over the threads, but not in batches too small to be worth a file.
+        assert_eq!(batch_per_thread(1_000_000, 2, LOADER_BATCH_MAX), 500_000);
+        assert_eq!(
+            batch_per_thread(12_000, 2, LOADER_BATCH_MAX),
+            LOADER_BATCH_MIN
+        );
+        // Never more than the cap (the memory limit's share), even below the minimum.
+        assert_eq!(
+            batch_per_thread(10_000_000, 2, LOADER_BATCH_MAX),
+            LOADER_BATCH_MAX
+        );
+        assert_eq!(batch_per_thread(1_000_000, 2, 74_565), 74_565);
+        assert_eq!(batch_per_thread(20_000, 2, 3_000), 3_000);
+        assert_eq!(batch_per_thread(20_000, 0, 0), 1);
     }
 
     #[test]
