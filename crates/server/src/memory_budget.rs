@@ -33,7 +33,10 @@ pub enum LimitSource {
 }
 
 /// Bytes the bulk loader holds per quad of a batch: the quad, its encoded form and its
-/// share of the term dictionary (measured: about 600 bytes for the benchmark's data).
+/// share of the term dictionary. Estimated, with margin, from two runs of one 99 MiB
+/// POST (BENCHMARKS.md, "Memory limits"): batches of 74,565 quads a thread instead of
+/// 500,000 took 516 MiB off the peak, about 420 bytes for each quad no longer held
+/// (three batches at once).
 const LOADER_BYTES_PER_QUAD: u64 = 600;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

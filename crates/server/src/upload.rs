@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// What a 413 says after the limit: where it is set, and what to do instead.
-const LIMIT_HINT: &str = " (--max-body-mb, QUADMESH_MAX_BODY_MB; by default a thirty-second of \
+const LIMIT_HINT: &str = " (--max-body-mb, QUADMESH_MAX_BODY_MB; by default set by \
     the memory limit, --memory-limit-mib): send the data in smaller requests, as \
     `quadmesh load` does";
 use tokio::io::AsyncWriteExt;
